@@ -1,0 +1,37 @@
+# fadecast — the two sacred commands: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+FADECAST_HOME ?= $(CURDIR)/fadecast-data
+export FADECAST_HOME
+# Pin math libraries to one thread: multi-threaded runs were 20–70x slower under load here.
+export OMP_NUM_THREADS ?= 1
+export MKL_NUM_THREADS ?= 1
+export OPENBLAS_NUM_THREADS ?= 1
+
+.PHONY: demo test train bench setup clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[all]"
+	@touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(PY) -m serving.demo
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+train: setup
+	$(VENV)/bin/fadecast train --config experiments/default/config.toml
+
+bench: setup
+	$(PY) experiments/run_all.py
+
+clean:
+	rm -rf $(VENV) fadecast-data

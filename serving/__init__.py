@@ -1,0 +1,2 @@
+"""fadecast's prediction service (FastAPI + onnxruntime) and the ``fadecast`` command line.
+Never imports torch or MLflow's training code."""
