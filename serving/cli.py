@@ -25,7 +25,7 @@ HANDLERS: dict[str, str] = {
     "features": "ml.features.commands:features_command",
     "warburg": "ml.features.commands:warburg_command",
     "train": "ml.training.commands:train_command",
-    "evaluate": "ml.training.commands:evaluate_command",
+    "evaluate": "ml.evaluation.commands:evaluate_command",
     "forecast": "serving.commands:forecast_command",
     "backtest": "serving.commands:backtest_command",
     "serve": "serving.commands:serve_command",
