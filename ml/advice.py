@@ -1,0 +1,327 @@
+"""Early-stopping advice: may a running ageing test stop now? Pure numpy, no I/O.
+
+The policy reads what a forecast says about the end-of-life (EOL) cycle — its p05/p50/p95 — at the
+last few forecast *updates* (the same cell forecast from a growing history) and answers
+``stop`` only when every check passes:
+
+``known``
+    the EOL interval is narrow: p95 − p05 ≤ 2 × ``tolerance_cycles`` (CONTRACTS.md);
+``stable``
+    the last ``stable_updates`` updates were all known and their medians agree within
+    ``tolerance_cycles``;
+``in_domain``
+    the cell sits inside the model's training domain (the card's domain summary);
+``onset_ruled_out``
+    a delayed onset or knee is no longer possible to miss: the cell has already lost at least
+    ``min_loss_fraction`` of its reference capacity AND the EOL p95 is reached inside the forecast.
+
+With a spec (``min_cycles_to_eol``) the test may also stop once the pass probability
+P(EOL cycle ≥ min_cycles_to_eol) has stayed above ``pass_high`` (or below ``pass_low``) for the
+last ``stable_updates`` updates — the pass/fail call is then settled even if the EOL cycle is not.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "AdvicePolicy", "Advice", "EolEstimate", "advise", "domain_violations", "eol_estimate",
+    "observed_eol_cycle", "pass_probability",
+]
+
+_Z95 = 1.6448536269514722  # standard-normal quantile of 0.95
+
+
+@dataclass(frozen=True)
+class AdvicePolicy:
+    """Thresholds of the stop rule (all dimensionless or counts of forecast updates)."""
+
+    stable_updates: int = 3
+    min_loss_fraction: float = 0.03
+    pass_high: float = 0.95
+    pass_low: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.stable_updates < 1:
+            raise ValueError(f"stable_updates must be >= 1, got {self.stable_updates}")
+        if not 0.0 <= self.min_loss_fraction < 1.0:
+            raise ValueError(f"min_loss_fraction must be in [0, 1), got {self.min_loss_fraction}")
+        if not 0.0 < self.pass_low < 0.5 < self.pass_high < 1.0:
+            raise ValueError("need 0 < pass_low < 0.5 < pass_high < 1, got "
+                             f"{self.pass_low}, {self.pass_high}")
+
+
+@dataclass(frozen=True)
+class EolEstimate:
+    """One forecast update's view of the end of life.
+
+    ``cycle`` and ``hour`` hold (p05, p50, p95); NaN where the quantile is not reached within the
+    forecast horizon. ``last_cycle`` is the last observed cycle when the update was made.
+    """
+
+    last_cycle: int
+    cycle: tuple[float, float, float]
+    hour: tuple[float, float, float]
+    threshold_fraction: float = 0.8
+    pass_probability: float | None = None
+
+    @property
+    def width_cycles(self) -> float:
+        """p95 − p05 of the EOL cycle (inf when either is not reached)."""
+        lo, _, hi = self.cycle
+        return float(hi - lo) if math.isfinite(lo) and math.isfinite(hi) else math.inf
+
+    @property
+    def reached(self) -> bool:
+        """True when all three EOL quantiles fall inside the forecast horizon."""
+        return all(math.isfinite(v) for v in self.cycle)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """The policy's answer: ``decision`` is ``"stop"`` or ``"continue"``; ``checks`` says why."""
+
+    decision: str
+    reason: str
+    end_of_life: EolEstimate
+    checks: dict[str, bool]
+    hours_saved_if_stopped: float
+    pass_probability: float | None = None
+    failed: list[str] = field(default_factory=list)
+
+
+def _triple(block: Mapping[str, Any] | None) -> tuple[float, float, float]:
+    if not block:
+        return (math.nan, math.nan, math.nan)
+    return tuple(math.nan if block.get(k) is None else float(block[k])  # type: ignore[return-value]
+                 for k in ("p05", "p50", "p95"))
+
+
+def eol_estimate(forecast: Mapping[str, Any], *, last_cycle: int,
+                 pass_prob: float | None = None) -> EolEstimate:
+    """Read the end-of-life quantiles out of a CONTRACTS forecast document.
+
+    Parameters
+    ----------
+    forecast:
+        The forecast JSON (``end_of_life`` may be null: EOL not reached within the horizon).
+    last_cycle:
+        Last observed cycle index of the history the forecast was made from.
+    pass_prob:
+        P(EOL ≥ spec) for this update, if a spec is in play.
+    """
+    eol = forecast.get("end_of_life") or {}
+    seconds = _triple(eol.get("test_time_second"))
+    return EolEstimate(
+        last_cycle=int(last_cycle),
+        cycle=_triple(eol.get("cycle_index")),
+        hour=tuple(s / 3600.0 for s in seconds),  # type: ignore[arg-type]
+        threshold_fraction=float(eol.get("threshold_fraction", math.nan)) if eol else math.nan,
+        pass_probability=pass_prob,
+    )
+
+
+def _split_normal_sf(x: float, q05: float, q50: float, q95: float) -> float:
+    """P(X > x) for a split normal through the 5/50/95 % quantiles (steps where a side is 0)."""
+    scale = (q50 - q05) / _Z95 if x <= q50 else (q95 - q50) / _Z95
+    if not scale > 0:
+        return 1.0 if x < q50 else (0.5 if x == q50 else 0.0)
+    return 0.5 * math.erfc((x - q50) / (scale * math.sqrt(2.0)))
+
+
+def observed_eol_cycle(cycle_index: np.ndarray, retention: np.ndarray,
+                       eol_fraction: float) -> int | None:
+    """First observed cycle whose retention is below ``eol_fraction`` (None if none is)."""
+    below = np.flatnonzero(np.asarray(retention, dtype=float) < eol_fraction)
+    return int(np.asarray(cycle_index)[below[0]]) if below.size else None
+
+
+def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
+                     last_cycle: int, reference_capacity_ah: float, eol_fraction: float = 0.8,
+                     observed_eol: int | None = None) -> float:
+    """P(EOL cycle ≥ ``min_cycles_to_eol``) from a forecast's quantiles.
+
+    Observed history decides when it can (EOL already seen → 0 or 1; spec cycle already passed
+    without EOL → 1). Otherwise the forecast capacity quantiles at the cycle before the spec give
+    P(capacity still above the threshold there) through a split normal; beyond the horizon the
+    EOL-cycle quantiles are used, else the last forecast row (a lower bound).
+
+    Parameters
+    ----------
+    forecast:
+        CONTRACTS forecast JSON (``capacity_ah`` in Ah).
+    min_cycles_to_eol:
+        The spec: the cell passes when its EOL cycle is at or after this cycle.
+    last_cycle:
+        Last observed cycle index.
+    reference_capacity_ah:
+        The reference capacity the threshold fraction applies to (Ah).
+    eol_fraction:
+        End of life = capacity below this fraction of the reference.
+    observed_eol:
+        First observed cycle below the threshold, if any.
+    """
+    spec = float(min_cycles_to_eol)
+    if observed_eol is not None:
+        return 1.0 if observed_eol >= spec else 0.0
+    if spec <= last_cycle + 1:
+        return 1.0
+    eol = forecast.get("end_of_life") or {}
+    rows = forecast.get("forecast") or []
+    thr_ah = float(eol_fraction) * reference_capacity_ah
+    by_cycle = {int(r["cycle_index"]): r for r in rows}
+    row = by_cycle.get(int(math.ceil(spec)) - 1)
+    if row is None and rows and spec - 1 > int(rows[-1]["cycle_index"]):
+        q05, q50, q95 = _triple(eol.get("cycle_index"))
+        if all(math.isfinite(v) for v in (q05, q50, q95)):
+            return _split_normal_sf(spec - 0.5, q05, q50, q95)
+        row = rows[-1]
+    if row is None:
+        return math.nan
+    c05, c50, c95 = _triple(row["capacity_ah"])
+    return _split_normal_sf(thr_ah, c05, c50, c95)
+
+
+def domain_violations(features: Mapping[str, float | str | None],
+                      domain: Mapping[str, Any] | None) -> list[str]:
+    """Which of the cell's summary features fall outside the model's training domain.
+
+    Parameters
+    ----------
+    features:
+        The cell's summary (e.g. ``c_rate``, ``hours_per_cycle``, ``temperature_celsius``,
+        ``cycle_index``, ``chemistry``); None/NaN entries are not checked.
+    domain:
+        The card's domain summary: name → ``[lo, hi]``, ``{"min", "max"}`` or, for text such as
+        chemistry, a list of allowed strings. Names absent from either side are not checked.
+
+    Returns
+    -------
+    One human-readable line per violation, e.g. ``"c_rate 2.1 above the trained 0.1–1"``.
+    """
+    out: list[str] = []
+    for name, rule in (domain or {}).items():
+        value = features.get(name)
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            continue
+        if isinstance(value, str):
+            allowed = [rule] if isinstance(rule, str) else list(rule or [])
+            if allowed and all(isinstance(a, str) for a in allowed) and \
+                    value.lower() not in {a.lower() for a in allowed}:
+                out.append(f"{name} '{value}' not among the trained {sorted(allowed)}")
+            continue
+        lo, hi = _bounds(rule)
+        if lo is None and hi is None:
+            continue
+        span = (hi - lo) if lo is not None and hi is not None else 0.0
+        slack = 0.05 * span  # within 5 % of the trained span counts as inside
+        if lo is not None and float(value) < lo - slack:
+            out.append(f"{name} {float(value):.4g} below the trained range {lo:.4g}–{hi:.4g}")
+        elif hi is not None and float(value) > hi + slack:
+            out.append(f"{name} {float(value):.4g} above the trained range {lo:.4g}–{hi:.4g}")
+    return out
+
+
+def _bounds(rule: Any) -> tuple[float | None, float | None]:
+    if isinstance(rule, Mapping):
+        lo, hi = rule.get("min"), rule.get("max")
+    elif isinstance(rule, Sequence) and not isinstance(rule, str) and len(rule) == 2:
+        lo, hi = rule
+    else:
+        return None, None
+    try:
+        return (None if lo is None else float(lo)), (None if hi is None else float(hi))
+    except (TypeError, ValueError):
+        return None, None
+
+
+def _fmt_eol(est: EolEstimate) -> str:
+    pct = f"{100 * est.threshold_fraction:.0f} %" if math.isfinite(est.threshold_fraction) \
+        else "end of life"
+    lo, mid, hi = est.cycle
+    if not math.isfinite(mid):
+        return f"{pct} not reached within the forecast"
+    if math.isfinite(lo) and math.isfinite(hi):
+        return f"{pct} at cycle {mid:.0f} ± {(hi - lo) / 2:.0f}"
+    return f"{pct} at cycle {mid:.0f} (upper bound beyond the forecast)"
+
+
+def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cycles: float,
+           hours_per_cycle: float, loss_so_far_fraction: float,
+           domain_failures: Sequence[str] = (), spec_min_cycles: float | None = None,
+           policy: AdvicePolicy = AdvicePolicy()) -> Advice:
+    """Stop or continue the test, given the latest forecast updates (oldest first).
+
+    Parameters
+    ----------
+    updates:
+        EOL estimates of successive forecast updates; the last one is "now".
+    planned_cycles:
+        The cycle at which the test is planned to end.
+    tolerance_cycles:
+        How precisely the EOL cycle must be known (cycles, > 0).
+    hours_per_cycle:
+        Expected duration of each remaining cycle (h), for ``hours_saved_if_stopped``.
+    loss_so_far_fraction:
+        Capacity lost so far as a fraction of the reference (1 − last retention).
+    domain_failures:
+        Lines from :func:`domain_violations`; any entry fails the ``in_domain`` check.
+    spec_min_cycles:
+        Optional spec: the cell passes when EOL ≥ this cycle.
+    """
+    if not updates:
+        raise ValueError("advise needs at least one forecast update")
+    if not tolerance_cycles > 0:
+        raise ValueError(f"tolerance_cycles must be > 0, got {tolerance_cycles}")
+    now = updates[-1]
+    recent = list(updates[-policy.stable_updates:])
+    enough = len(recent) >= policy.stable_updates
+    known = now.width_cycles <= 2.0 * tolerance_cycles
+    medians = [u.cycle[1] for u in recent]
+    stable = enough and all(u.width_cycles <= 2.0 * tolerance_cycles for u in recent) and \
+        float(np.max(medians) - np.min(medians)) <= tolerance_cycles
+    onset = loss_so_far_fraction >= policy.min_loss_fraction and math.isfinite(now.cycle[2])
+    checks = {"known": bool(known), "stable": bool(stable), "in_domain": not domain_failures,
+              "onset_ruled_out": bool(onset)}
+    pp = now.pass_probability if spec_min_cycles is not None else None
+    spec_call: str | None = None
+    if pp is not None and enough and all(u.pass_probability is not None for u in recent):
+        probs = [float(u.pass_probability) for u in recent]  # type: ignore[arg-type]
+        if min(probs) >= policy.pass_high:
+            spec_call = "pass"
+        elif max(probs) <= policy.pass_low:
+            spec_call = "fail"
+    hours_saved = max(0.0, float(planned_cycles - now.last_cycle)) * max(0.0, hours_per_cycle)
+    eol_text = _fmt_eol(now)
+
+    failed: list[str] = []
+    if domain_failures:
+        failed.append("in_domain")
+        reason = f"continue: outside the model's training domain ({'; '.join(domain_failures)})"
+    elif not onset:
+        failed.append("onset_ruled_out")
+        if loss_so_far_fraction < policy.min_loss_fraction:
+            reason = (f"continue: only {100 * loss_so_far_fraction:.1f} % of capacity lost so far "
+                      f"(< {100 * policy.min_loss_fraction:.1f} %), a delayed onset or knee is "
+                      f"still possible; {eol_text}")
+        else:
+            reason = f"continue: {eol_text}, so a later knee cannot be ruled out"
+    elif spec_call is not None:
+        verdict = "passes" if spec_call == "pass" else "fails"
+        reason = (f"stop now: the cell {verdict} the spec (P(EOL ≥ cycle "
+                  f"{spec_min_cycles:.0f}) = {pp:.2f}); {eol_text}")
+        return Advice("stop", reason, now, checks, hours_saved, pp, [])
+    elif known and stable:
+        return Advice("stop", f"stop now: {eol_text}", now, checks, hours_saved, pp, [])
+    elif not known:
+        failed.append("known")
+        reason = f"continue: {eol_text} is wider than ± {tolerance_cycles:.0f} cycles"
+    else:
+        failed.append("stable")
+        reason = (f"continue: {eol_text}, but not yet stable over the last "
+                  f"{policy.stable_updates} updates")
+    return Advice("continue", reason, now, checks, hours_saved, pp, failed)

@@ -1,0 +1,175 @@
+"""The early-stopping policy: each check, the spec shortcut and the numbers it reports."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ml.advice import (
+    AdvicePolicy, EolEstimate, advise, domain_violations, eol_estimate, observed_eol_cycle,
+    pass_probability,
+)
+
+
+def _est(last, p05, p50, p95, pp=None):
+    return EolEstimate(last_cycle=last, cycle=(p05, p50, p95), hour=(p05 / 2, p50 / 2, p95 / 2),
+                       threshold_fraction=0.8, pass_probability=pp)
+
+
+def _forecast(last, rows, eol=None):
+    """A CONTRACTS-shaped forecast with given capacity quantiles per future cycle."""
+    return {
+        "model": {"name": "m", "version": "1"}, "cell_id": None,
+        "forecast": [{"cycle_index": last + 1 + i, "test_time_second": 3600.0 * (last + 1 + i),
+                      "capacity_ah": {"p05": a, "p50": b, "p95": c},
+                      "loss_time_fraction": {"p05": 0, "p50": 0, "p95": 0},
+                      "loss_cycle_fraction": {"p05": 0, "p50": 0, "p95": 0}}
+                     for i, (a, b, c) in enumerate(rows)],
+        "end_of_life": eol,
+        "attribution": {"time_share": {"p05": 0.1, "p50": 0.5, "p95": 0.9}},
+    }
+
+
+STABLE = [_est(100, 600, 640, 680), _est(110, 605, 642, 680), _est(120, 600, 640, 680)]
+
+
+def test_stop_when_known_stable_in_domain_and_degrading():
+    adv = advise(STABLE, planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=2.5,
+                 loss_so_far_fraction=0.05)
+    assert adv.decision == "stop"
+    assert adv.reason == "stop now: 80 % at cycle 640 ± 40"
+    assert adv.hours_saved_if_stopped == pytest.approx((1000 - 120) * 2.5)
+    assert all(adv.checks.values())
+
+
+def test_interval_wider_than_tolerance_continues():
+    adv = advise(STABLE, planned_cycles=1000, tolerance_cycles=39, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.05)
+    assert adv.decision == "continue"
+    assert adv.failed == ["known"]
+    assert "wider than ± 39 cycles" in adv.reason
+
+
+def test_unstable_medians_continue():
+    ups = [_est(100, 560, 600, 640), _est(110, 600, 640, 680), _est(120, 620, 660, 700)]
+    adv = advise(ups, planned_cycles=1000, tolerance_cycles=50, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.05)
+    assert adv.decision == "continue" and adv.failed == ["stable"]
+    assert not adv.checks["stable"] and adv.checks["known"]
+
+
+def test_too_few_updates_is_not_stable():
+    adv = advise(STABLE[-2:], planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.05)
+    assert adv.decision == "continue" and adv.failed == ["stable"]
+
+
+def test_flat_cell_never_stops_even_when_interval_is_narrow():
+    adv = advise(STABLE, planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.01)
+    assert adv.decision == "continue" and adv.failed == ["onset_ruled_out"]
+    assert "1.0 % of capacity lost so far" in adv.reason
+
+
+def test_unreached_p95_never_stops():
+    ups = [_est(100 + 10 * i, 600, 640, math.nan) for i in range(3)]
+    adv = advise(ups, planned_cycles=1000, tolerance_cycles=400, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.1)
+    assert adv.decision == "continue" and adv.failed == ["onset_ruled_out"]
+    assert not adv.checks["known"]
+
+
+def test_out_of_domain_says_which_check_failed():
+    bad = domain_violations({"c_rate": 2.1, "temperature_celsius": 25.0},
+                            {"c_rate": [0.1, 1.0], "temperature_celsius": {"min": 20, "max": 30}})
+    assert bad == ["c_rate 2.1 above the trained range 0.1–1"]
+    adv = advise(STABLE, planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.05, domain_failures=bad)
+    assert adv.decision == "continue" and adv.failed == ["in_domain"]
+    assert "c_rate 2.1 above" in adv.reason
+
+
+def test_domain_slack_and_text_rules():
+    # 5 % of the span is tolerated: 1.04 passes for [0, 1], 1.06 does not.
+    assert domain_violations({"c_rate": 1.04}, {"c_rate": [0.0, 1.0]}) == []
+    assert len(domain_violations({"c_rate": 1.06}, {"c_rate": [0.0, 1.0]})) == 1
+    assert domain_violations({"chemistry": "LFP"}, {"chemistry": ["lfp", "nmc"]}) == []
+    assert domain_violations({"chemistry": "LCO"}, {"chemistry": ["lfp"]}) == \
+        ["chemistry 'LCO' not among the trained ['lfp']"]
+    assert domain_violations({"c_rate": float("nan")}, {"c_rate": [0, 1]}) == []
+
+
+def test_spec_pass_stops_before_eol_is_known():
+    ups = [_est(100 + 10 * i, 400, 700, 1000, pp=0.97 + 0.01 * i) for i in range(3)]
+    adv = advise(ups, planned_cycles=1000, tolerance_cycles=20, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.05, spec_min_cycles=300)
+    assert adv.decision == "stop" and adv.pass_probability == pytest.approx(0.99)
+    assert "passes the spec" in adv.reason
+    # one update below 0.95 among the last three: not settled yet
+    ups[0] = _est(100, 400, 700, 1000, pp=0.9)
+    adv = advise(ups, planned_cycles=1000, tolerance_cycles=20, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.05, spec_min_cycles=300)
+    assert adv.decision == "continue"
+
+
+def test_spec_fail_stops():
+    ups = [_est(100 + 10 * i, 150, 200, 260, pp=0.01) for i in range(3)]
+    adv = advise(ups, planned_cycles=1000, tolerance_cycles=5, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.08, spec_min_cycles=300)
+    assert adv.decision == "stop" and "fails the spec" in adv.reason
+
+
+def test_pass_probability_from_capacity_quantiles():
+    # spec 103 -> look at cycle 102; threshold 0.8 Ah = p05 there -> P(above) = 0.95
+    fc = _forecast(100, [(0.9, 0.95, 1.0), (0.8, 0.9, 1.0), (0.7, 0.8, 0.9)])
+    assert pass_probability(fc, 103, last_cycle=100, reference_capacity_ah=1.0) == \
+        pytest.approx(0.95, abs=1e-9)
+    # at cycle 103 the median equals the threshold -> 0.5
+    assert pass_probability(fc, 104, last_cycle=100, reference_capacity_ah=1.0) == \
+        pytest.approx(0.5)
+    # threshold 0.85 at cycle 102: z = (0.85 - 0.9) / (0.1 / 1.645) = -0.8224 -> 0.7945
+    assert pass_probability(fc, 103, last_cycle=100, reference_capacity_ah=1.0,
+                            eol_fraction=0.85) == pytest.approx(0.7945, abs=1e-4)
+
+
+def test_pass_probability_observed_and_beyond_horizon():
+    fc = _forecast(100, [(0.9, 0.95, 1.0)],
+                   eol={"threshold_fraction": 0.8,
+                        "cycle_index": {"p05": 300, "p50": 400, "p95": 500},
+                        "test_time_second": {"p05": 1, "p50": 2, "p95": 3}})
+    kw = dict(last_cycle=100, reference_capacity_ah=1.0)
+    assert pass_probability(fc, 90, **kw) == 1.0
+    assert pass_probability(fc, 200, observed_eol=150, **kw) == 0.0
+    assert pass_probability(fc, 90, observed_eol=95, **kw) == 1.0
+    # beyond the horizon: EOL-cycle quantiles; spec 400.5 -> median -> 0.5
+    assert pass_probability(fc, 400.5, **kw) == pytest.approx(0.5)
+    assert pass_probability(fc, 300.5, **kw) == pytest.approx(0.95, abs=1e-9)
+
+
+def test_eol_estimate_reads_contract_json_and_null():
+    fc = _forecast(100, [(0.9, 0.95, 1.0)],
+                   eol={"threshold_fraction": 0.8,
+                        "cycle_index": {"p05": 300, "p50": 400, "p95": 500},
+                        "test_time_second": {"p05": 3600, "p50": 7200, "p95": 10800}})
+    est = eol_estimate(fc, last_cycle=100)
+    assert est.cycle == (300, 400, 500) and est.hour == (1, 2, 3) and est.width_cycles == 200
+    none = eol_estimate(_forecast(100, [(0.9, 0.95, 1.0)]), last_cycle=100)
+    assert not none.reached and none.width_cycles == math.inf
+    assert "not reached" in advise([none], planned_cycles=500, tolerance_cycles=10,
+                                   hours_per_cycle=1, loss_so_far_fraction=0.1).reason
+
+
+def test_observed_eol_cycle():
+    assert observed_eol_cycle(np.array([1, 2, 3, 4]), np.array([1, .9, .79, .7]), 0.8) == 3
+    assert observed_eol_cycle(np.array([1, 2]), np.array([1, .9]), 0.8) is None
+
+
+def test_policy_validates_thresholds():
+    with pytest.raises(ValueError, match="stable_updates"):
+        AdvicePolicy(stable_updates=0)
+    with pytest.raises(ValueError, match="pass_low"):
+        AdvicePolicy(pass_low=0.6)
+    with pytest.raises(ValueError, match="tolerance_cycles"):
+        advise(STABLE, planned_cycles=10, tolerance_cycles=0, hours_per_cycle=1,
+               loss_so_far_fraction=0.1)
