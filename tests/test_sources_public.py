@@ -1,0 +1,170 @@
+"""Public data sources: pure pieces on hand-made input everywhere; the real files when shared."""
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.sources import load_source
+from ml.sources.delta_q import delta_q_summaries
+from ml.sources.geslin import elapsed_hours
+from ml.sources.nasa_pcoe import parse_datevec
+from ml.sources.severson import cell_cycles, hours_per_cycle
+
+
+# ---- pure pieces ---------------------------------------------------------------------------
+def test_severson_hours_per_cycle_by_hand():
+    # uniform 4C to 80 %: 0.8/4 = 0.2 h; 80-100 % at 1C: 0.2 h; 4C discharge: 0.25 h
+    assert hours_per_cycle(np.full(80, 4.0)) == pytest.approx(0.65)
+    # 40 steps at 8C + 40 at 2C: 0.4/8 + 0.4/2 = 0.25 h, + 0.45
+    assert hours_per_cycle(np.r_[np.full(40, 8.0), np.full(40, 2.0)]) == pytest.approx(0.70)
+
+
+def test_severson_spike_is_dropped_and_clock_keeps_counting():
+    row = np.array([np.nan, 1.07, 1.06, 2.88, 1.05, np.nan, np.nan])
+    table, dropped = cell_cycles(row, np.full(80, 4.0), "c1")
+    assert dropped == [3]
+    assert table["cycle_index"].tolist() == [1, 2, 4]
+    assert table["discharge_capacity_ah"].tolist() == [1.07, 1.06, 1.05]
+    np.testing.assert_allclose(table["test_time_second"], np.array([1, 2, 4]) * 0.65 * 3600)
+    assert (table["test_time_estimated"] == 1).all()
+
+
+def test_delta_q_summaries_by_hand():
+    q_ref = np.array([1.0, 2.0, 3.0, 4.0])
+    q_new = np.array([1.0, 2.0, 3.0, 1.0])  # ΔQ = [0, 0, 0, -3]
+    s = delta_q_summaries(q_new, q_ref)
+    assert s["delta_q_v_mean_ah"] == pytest.approx(-0.75)
+    assert s["delta_q_v_variance_ah2"] == pytest.approx(1.6875)
+    assert s["delta_q_v_minimum_ah"] == -3.0
+    assert s["delta_q_v_skewness"] == pytest.approx(-2 / np.sqrt(3))
+    # constant shift: no spread, no skew
+    flat = delta_q_summaries(q_ref - 0.1, q_ref)
+    assert flat["delta_q_v_variance_ah2"] == pytest.approx(0.0, abs=1e-15)
+    assert flat["delta_q_v_skewness"] == 0.0
+
+
+def test_geslin_elapsed_hours():
+    # 2 x 10 EFC / 0.5 C = 40 h
+    np.testing.assert_allclose(elapsed_hours(np.array([0.0, 10.0]), 0.5), [0.0, 40.0])
+
+
+def test_parse_datevec_plain_and_scientific():
+    assert parse_datevec("[2010.       7.      21.      15.       0.      35.093]") == \
+        datetime(2010, 7, 21, 15, 0, 35, 93000)
+    assert parse_datevec("[2.0080e+03 4.0000e+00 2.0000e+00 1.3000e+01 8.0000e+00 1.7921e+01]") \
+        == datetime(2008, 4, 2, 13, 8, 17, 921000)
+    assert parse_datevec("[2010    7   21   20   31    5]") == datetime(2010, 7, 21, 20, 31, 5)
+    with pytest.raises(ValueError):
+        parse_datevec("[]")
+
+
+# ---- real files ----------------------------------------------------------------------------
+def test_severson_real(shared_data):
+    train = load_source("severson-train", root=shared_data)
+    test1 = load_source("severson-test1", root=shared_data)
+    assert len(train) == 41 and len(test1) == 42
+    c = test1[0]
+    assert c.meta["cycle_life"] == 1852
+    # policy 3.6C everywhere: 0.8/3.6 + 0.2 + 0.25 h
+    assert c.meta["hours_per_cycle"] == pytest.approx(0.8 / 3.6 + 0.45)
+    assert c.cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(1.0706892)
+    assert c.cycles["cycle_index"].iloc[0] == 1
+    spiky = {r.cell_id: r.meta["dropped_cycles"] for r in test1 if r.meta["dropped_cycles"]}
+    assert spiky == {"severson-test1-01": [11], "severson-test1-08": [39],
+                     "severson-test1-25": [252], "severson-test1-40": [247]}
+    assert max(r.cycles["discharge_capacity_ah"].max() for r in train + test1) < 1.2
+    assert train[0].meta["cycle_life"] == 2160
+    # the last valid column is about cycle life - 2 (MANIFEST)
+    assert train[0].cycles["cycle_index"].iloc[-1] == 2158
+
+
+def test_severson_qdlin_real(shared_data):
+    recs = load_source("severson-qdlin-train", root=shared_data)
+    assert len(recs) == 41 and len(load_source("severson-qdlin-test1", root=shared_data)) == 43
+    r = recs[0]
+    assert r.meta["file"] == "cell1.csv.gz" and r.meta["cycle_life"] == 2160
+    raw = pd.read_csv(shared_data / "severson2019_qdlin/train/cell1.csv.gz", header=None).to_numpy()
+    d = raw[:, 98] - raw[:, 8]
+    row100 = r.cycles[r.cycles["cycle_index"] == 100].iloc[0]
+    assert row100["delta_q_v_variance_ah2"] == pytest.approx(np.var(d))
+    assert row100["delta_q_v_minimum_ah"] == pytest.approx(d.min())
+    assert r.cycles["cycle_index"].tolist() == list(range(2, 101))
+    assert r.cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(raw[999, 0])
+    assert r.cycles["delta_q_v_mean_ah"].notna().sum() == 1
+    # cell10 follows cell9, not cell1 (numeric order)
+    assert [x.meta["file"] for x in recs[8:11]] == ["cell9.csv.gz", "cell10.csv.gz",
+                                                     "cell11.csv.gz"]
+
+
+def test_geslin_real(shared_data):
+    recs = load_source("geslin2024", root=shared_data)
+    assert len(recs) == 77
+    r = recs[0]
+    assert r.cell_id == "cell_003" and r.meta["protocol_type"] == "CC"
+    # diagnostics.csv row 2: efc 1.98895513315, avg C-rate 0.060343280440727565
+    assert r.cycles["test_time_second"].iloc[0] == pytest.approx(
+        2 * 1.98895513315 / 0.060343280440727565 * 3600)
+    assert r.cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(0.98646652844)
+    assert r.meta["cycles_to_soh90"] == pytest.approx(497.4511837081085)
+    assert max(x.meta["average_c_rate"] for x in recs) == pytest.approx(0.60, abs=0.02)
+
+
+def test_nasa_pcoe_real(shared_data):
+    with pytest.warns(UserWarning, match="B0052"):
+        recs = load_source("nasa-pcoe", root=shared_data)
+    by_id = {r.cell_id: r for r in recs}
+    b5 = by_id["B0005"].cycles
+    assert len(b5) == 168
+    # metadata.csv lines 5122-5124: charge 13:08:17.921, discharge 15:25:41.593 (1.8564874 Ah),
+    # next charge 16:37:51.984 -> end = 8243.672 s + 1.8564874/2 A h
+    assert b5["discharge_capacity_ah"].iloc[0] == pytest.approx(1.8564874208181574)
+    assert b5["test_time_second"].iloc[0] == pytest.approx(8243.672 + 1.8564874208181574 / 2
+                                                           * 3600, abs=1e-3)
+    codes = {w.code for r in recs for w in r.meta["warnings"]}
+    assert {"junk_capacity", "missing_capacity", "bad_impedance"} <= codes
+    b33 = by_id["B0033"]
+    assert b33.cycles["discharge_capacity_ah"].min() >= 0.5  # 0.068 and 0.69-type junk gone
+    gaps = np.diff(np.concatenate([r.cycles["test_time_second"].to_numpy() for r in recs[:1]]))
+    assert (gaps > 0).all()
+    longest = max(np.diff(r.cycles["test_time_second"]).max() for r in recs) / 3600
+    assert longest > 100  # the long rests are kept (up to ~307 h between operations)
+    imp = by_id["B0049"].meta["impedance"]
+    assert imp["re_ohm"].isna().any() and (imp["re_ohm"].dropna() > 0).all()
+
+
+def test_zhang2020_real(shared_data):
+    recs = {r.cell_id: r for r in load_source("zhang2020", root=shared_data)}
+    assert len(recs) == 12
+    c = recs["25C01"]
+    assert c.cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(0.03720271)  # 37.20271 mAh
+    assert c.cycles["test_time_second"].isna().all()
+    eis = c.meta["eis"]
+    assert eis["measurement_id"].max() == 261 and len(eis) == 261 * 60
+    first = eis[eis["measurement_id"] == 1]
+    assert first["z_real_ohm"].iloc[0] == pytest.approx(0.3847)
+    assert first["z_imag_ohm"].iloc[0] == pytest.approx(0.03513)  # file: -0.035130
+    assert first["z_imag_ohm"].iloc[-1] == pytest.approx(-0.32795)  # diffusive tail < 0
+    assert first["frequency_hz"].iloc[0] > first["frequency_hz"].iloc[-1]
+    assert len(recs["35C02"].cycles) == 317
+    timed = load_source("zhang2020", root=shared_data, hours_per_cycle=2.0)
+    assert timed[0].cycles["test_time_second"].iloc[1] == pytest.approx(2 * 2.0 * 3600)
+
+
+def test_zhang2020_cycle_offset_does_not_change_the_ageing_signal(shared_data):
+    """Low-frequency Re(Z) vs capacity: the rank correlation barely moves with the offset."""
+    from scipy.stats import spearmanr
+    rhos = []
+    for offset in (0, 1):
+        for r in load_source("zhang2020", root=shared_data, eis_cycle_offset=offset):
+            if r.cell_id != "25C01":
+                continue
+            eis = r.meta["eis"]
+            low = eis[eis["frequency_hz"] == eis["frequency_hz"].min()]
+            cap = r.cycles.set_index("cycle_index")["discharge_capacity_ah"]
+            joined = low.join(cap, on="cycle_count", how="inner")
+            rhos.append(spearmanr(joined["z_real_ohm"], joined["discharge_capacity_ah"])[0])
+    assert rhos[0] < -0.8  # resistance rises as capacity falls
+    assert abs(rhos[0] - rhos[1]) < 0.02
