@@ -1,0 +1,114 @@
+"""The table of every format fadecast knows, and detection by content.
+
+Each :class:`Format` row is data: name, kind, what it needs (an optional extra or a system
+tool), a detector over the file head, and the opener (``"module:function"``, imported lazily so
+optional dependencies load only when used). Detection runs every detector; exactly one match
+wins. Generic layouts are a fallback: they count only when no vendor format matched.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_registry.errors import InputFormatError, UnknownFormatError
+from data_registry.readers import arbin_csv, generic_csv
+from data_registry.readers.sniff import Head, read_head
+
+
+@dataclass(frozen=True)
+class Format:
+    """One readable (or recognised-but-refused) file format."""
+
+    name: str
+    kind: str
+    needs: str  # "" | "extra:<name>" | "tool:<name>" | "unsupported"
+    detector: Callable[[Head], bool]
+    opener: str  # "module:function" in data_registry.readers
+    description: str
+    generic: bool = False
+
+
+def _generic(name: str) -> Callable[[Head], bool]:
+    return lambda head: head.is_text and generic_csv.detect_layout(head) == name
+
+
+_R = "data_registry.readers."
+
+FORMATS: tuple[Format, ...] = (
+    Format("generic_csv", "samples", "", _generic("generic_csv"),
+           _R + "generic_csv:open_generic", "canonical per-sample CSV (documented aliases)",
+           generic=True),
+    Format("generic_cycles_csv", "cycles", "", _generic("generic_cycles_csv"),
+           _R + "generic_csv:open_generic", "per-cycle summary CSV", generic=True),
+    Format("generic_eis_csv", "eis", "", _generic("generic_eis_csv"),
+           _R + "generic_csv:open_generic", "EIS spectra CSV (CONTRACTS.md layout)",
+           generic=True),
+    Format("arbin_csv", "samples", "", arbin_csv.is_arbin_csv,
+           _R + "arbin_csv:open_arbin_csv", "Arbin CSV export (+ _Metadata.csv sidecar)"),
+    Format("arbin_metadata_csv", "samples", "unsupported", arbin_csv.is_arbin_metadata,
+           "", "Arbin _Metadata.csv sidecar: ingest the data file beside it"),
+)
+
+FORMAT_NAMES = tuple(f.name for f in FORMATS)
+
+
+def get_format(name: str) -> Format:
+    """The :class:`Format` called ``name``; the error lists the known names."""
+    for f in FORMATS:
+        if f.name == name:
+            return f
+    import difflib
+    near = difflib.get_close_matches(name, FORMAT_NAMES, n=3)
+    raise UnknownFormatError(
+        f"unknown format '{name}'" + (f"; did you mean {near}?" if near else ""),
+        code="unknown_format", expected=f"one of {list(FORMAT_NAMES)}", found=repr(name))
+
+
+def candidates(head: Head) -> list[Format]:
+    """Every format whose detector accepts ``head`` (vendor formats shadow generic ones)."""
+    hits = []
+    for f in FORMATS:
+        try:
+            if f.detector(head):
+                hits.append(f)
+        except Exception:  # noqa: BLE001 - a detector must never break detection of others
+            continue
+    vendor = [f for f in hits if not f.generic]
+    return vendor or hits
+
+
+def detect_head(head: Head) -> Format:
+    """Detect the format of an already-read head (see :func:`detect`)."""
+    hits = candidates(head)
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        what = "binary data" if not head.is_text else f"first line {head.lines[0][:80]!r}"
+        raise UnknownFormatError(
+            "unknown file format: no reader recognises it", code="unknown_format",
+            file=head.name, expected=f"one of {list(FORMAT_NAMES)}", found=what)
+    raise UnknownFormatError(
+        "ambiguous file format: several readers recognise it; pass --format",
+        code="ambiguous_format", file=head.name,
+        expected="exactly one format", found=f"candidates {[f.name for f in hits]}")
+
+
+def detect(path: str | Path) -> str:
+    """Name of the format of ``path``, detected by content (magic bytes, header lines).
+
+    Raises :class:`UnknownFormatError` listing the candidates when none or several match,
+    :class:`InputFormatError` (``empty_file``) for an empty file.
+    """
+    return detect_head(read_head(path)).name
+
+
+def opener(fmt: Format) -> Callable:
+    """Import the format's open function (lazily)."""
+    if fmt.needs == "unsupported" or not fmt.opener:
+        raise InputFormatError(
+            f"recognised but not supported: {fmt.description}", code="unsupported_format",
+            expected="a supported format", found=fmt.name)
+    module, _, func = fmt.opener.partition(":")
+    return getattr(importlib.import_module(module), func)

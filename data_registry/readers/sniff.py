@@ -1,0 +1,123 @@
+"""The head of a file, as every detector and reader sees it: bytes, decoded lines, encoding.
+
+Detection is by content: magic bytes for binary formats, header lines and column names for text.
+Gzip'd files are looked through transparently (the readers stream them decompressed).
+"""
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow as pa
+
+from data_registry.errors import InputFormatError
+
+HEAD_BYTES = 256 * 1024
+_GZIP_MAGIC = b"\x1f\x8b"
+_BOM = b"\xef\xbb\xbf"
+_DELIMITERS = (",", ";", "\t")
+
+
+@dataclass
+class Head:
+    """The first ``HEAD_BYTES`` of a file and what can be said about it without parsing."""
+
+    path: Path
+    raw: bytes
+    gzip: bool
+    size: int
+    encoding: str = "utf-8"
+    bom: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @cached_property
+    def is_text(self) -> bool:
+        """True unless the head holds NUL bytes or mostly control characters."""
+        sample = self.raw[:8192]
+        if not sample or b"\x00" in sample:
+            return False
+        ctrl = sum(1 for b in sample if b < 32 and b not in (9, 10, 13))
+        return ctrl <= len(sample) * 0.01
+
+    @cached_property
+    def text(self) -> str:
+        """The head decoded (UTF-8, BOM stripped; latin-1 when not valid UTF-8)."""
+        data = self.raw[3:] if self.bom else self.raw
+        if len(self.raw) >= HEAD_BYTES and b"\n" in data:  # drop a partial last line
+            data = data[: data.rfind(b"\n") + 1]
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.encoding = "latin-1"
+            return data.decode("latin-1")
+
+    @cached_property
+    def lines(self) -> list[str]:
+        """Up to the first 400 lines of the head (line ends stripped)."""
+        if not self.is_text:
+            return []
+        return self.text.splitlines()[:400]
+
+    def delimiter(self, line: str) -> str:
+        """The most frequent of ``,`` ``;`` tab in ``line`` (``,`` when none)."""
+        counts = {d: line.count(d) for d in _DELIMITERS}
+        best = max(counts, key=lambda d: counts[d])
+        return best if counts[best] else ","
+
+    def fields(self, index: int, delimiter: str | None = None) -> list[str]:
+        """Fields of line ``index`` (0-based), stripped of blanks and surrounding quotes."""
+        if index >= len(self.lines):
+            return []
+        line = self.lines[index]
+        d = delimiter or self.delimiter(line)
+        return [f.strip().strip('"').strip() for f in line.split(d)]
+
+    def find_line(self, predicate, limit: int = 400) -> int | None:
+        """0-based index of the first head line satisfying ``predicate``."""
+        for i, line in enumerate(self.lines[:limit]):
+            if predicate(line):
+                return i
+        return None
+
+    @cached_property
+    def zip_names(self) -> list[str]:
+        """Member names when the file is a zip archive (xlsx, ndax), else []."""
+        if not self.raw.startswith(b"PK\x03\x04"):
+            return []
+        try:
+            with zipfile.ZipFile(self.path) as zf:
+                return zf.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return []
+
+
+def read_head(path: str | Path) -> Head:
+    """Read the head of ``path`` (decompressing gzip). Raises InputFormatError when empty."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFormatError("no such file", code="file_not_found", file=str(p),
+                               expected="a readable file", found="nothing")
+    with open(p, "rb") as fh:
+        magic = fh.read(2)
+    gz = magic == _GZIP_MAGIC
+    try:
+        with pa.input_stream(str(p), compression="gzip" if gz else None) as stream:
+            raw = stream.read(HEAD_BYTES)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputFormatError(f"cannot read the file: {exc}", code="unreadable",
+                               file=p.name) from None
+    size = p.stat().st_size
+    if not raw.strip():
+        raise InputFormatError("the file is empty", code="empty_file", file=p.name,
+                               expected="a header and data rows",
+                               found=f"{size} bytes" + (" (gzip)" if gz else ""))
+    head = Head(path=p, raw=raw, gzip=gz, size=size, bom=raw.startswith(_BOM))
+    if gz:
+        head.notes.append("gzip")
+    return head

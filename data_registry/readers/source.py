@@ -1,0 +1,152 @@
+"""``Source``: an opened file that yields validated canonical chunks, and the CSV plumbing
+every delimited-text reader shares (layout from the head, vendor column map → canonical)."""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import IngestWarning, ValidationError
+from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout, stream_records
+from data_registry.readers.sniff import Head
+from data_registry.schema import TABLES
+from data_registry.validate import make_validator
+
+KINDS = ("samples", "cycles", "eis")
+
+
+@dataclass
+class Source:
+    """One opened raw file.
+
+    ``chunks()`` yields canonical, validated DataFrames in file order (no ``cell_id``;
+    ``source_row`` = 1-based line of the raw file, or record number for binary formats).
+    ``warnings`` holds the reader's warnings and, once ``chunks()`` is exhausted, the
+    validator's (one per code, with a count).
+    """
+
+    path: Path
+    format_name: str
+    reader_version: str
+    kind: str
+    metadata: dict = field(default_factory=dict)
+    warnings: list[IngestWarning] = field(default_factory=list)
+    produce: Callable[[list[IngestWarning]], Iterator[pd.DataFrame]] | None = None
+    _open_warnings: list[IngestWarning] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        self._open_warnings = list(self.warnings)
+
+    def chunks(self) -> Iterator[pd.DataFrame]:
+        """Yield validated canonical chunks (re-iterable: each call re-reads the file)."""
+        sink = list(self._open_warnings)
+        self.warnings = sink
+        validator = make_validator(self.kind, self.path.name)
+        order = _columns(self.kind)
+        for raw in self.produce(sink):
+            out = validator.check(raw)
+            if len(out):
+                yield out[[c for c in order if c in out.columns]].reset_index(drop=True)
+        tail = validator.finish()
+        if tail is not None and len(tail):
+            yield tail[[c for c in order if c in tail.columns]].reset_index(drop=True)
+        sink.extend(validator.warnings)
+
+    def read(self) -> pd.DataFrame:
+        """All chunks concatenated (for small files and tests)."""
+        parts = list(self.chunks())
+        if not parts:
+            return pd.DataFrame(columns=_columns(self.kind))
+        return pd.concat(parts, ignore_index=True)
+
+
+def _columns(kind: str) -> list[str]:
+    """Output column order: ``source_row`` then the table's columns (no ``cell_id``)."""
+    return ["source_row"] + [c for c in TABLES[kind].names if c not in ("cell_id", "source_row")]
+
+
+_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+([eE][-+]?\d+)?$")
+
+
+def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 0,
+                     delimiter: str | None = None) -> tuple[CsvLayout, list[IngestWarning]]:
+    """Layout of a delimited table whose header is head line ``header_index`` (0-based)."""
+    line = head.lines[header_index]
+    d = delimiter or head.delimiter(line)
+    names = tuple(f.strip().strip('"').strip() for f in line.split(d))
+    warns: list[IngestWarning] = []
+    data_index = header_index + 1 + skip_after_header
+    decimal_comma = False
+    if d != "," and data_index < len(head.lines):
+        sample = [f.strip() for f in head.lines[data_index].split(d)]
+        if any(_DECIMAL_COMMA.match(f) for f in sample):
+            decimal_comma = True
+            warns.append(IngestWarning("decimal_comma", "numbers use a decimal comma; read as "
+                                       "decimal point", head.name, data_index + 1))
+    if head.encoding != "utf-8":
+        warns.append(IngestWarning("latin1_encoding", "file is not valid UTF-8; decoded as "
+                                   "latin-1 (Windows export?)", head.name))
+    layout = CsvLayout(names=names, data_line=data_index + 1,
+                       delimiter=d, encoding=head.encoding, decimal_comma=decimal_comma,
+                       gzip=head.gzip)
+    return layout, warns
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """One vendor column mapped to a canonical one: ``canonical = raw * factor``."""
+
+    source: str
+    target: str
+    factor: float = 1.0
+    text: bool = False
+
+
+def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
+               layout: CsvLayout, columns: list[Mapped], chunk_rows: int,
+               metadata: dict | None = None, warnings: list[IngestWarning] | None = None,
+               post: Callable[[pd.DataFrame, pd.DataFrame, list[IngestWarning]],
+                              pd.DataFrame] | None = None,
+               max_line_bytes: int = MAX_LINE_BYTES) -> Source:
+    """A :class:`Source` over a delimited file: stream, map vendor columns, scale units.
+
+    ``post(canonical, raw, sink)`` may adjust each canonical chunk (e.g. a vendor sign
+    convention) using the raw vendor columns. Refuses up front when a required canonical
+    column has no vendor column.
+    """
+    mapped = {m.target for m in columns}
+    required = [c for c in TABLES[kind].required if c != "cell_id"]
+    missing = [c for c in required if c not in mapped]
+    if missing:
+        raise ValidationError(
+            f"missing required column '{missing[0]}' for a {format_name} file",
+            code="missing_column", file=head.name, row=layout.data_line - 1,
+            column=missing[0], expected=f"a column for each of {required}",
+            found=f"header {list(layout.names)}")
+    numeric = tuple(dict.fromkeys(m.source for m in columns if not m.text))
+    text = tuple(dict.fromkeys(m.source for m in columns if m.text))
+    layout = CsvLayout(**{**layout.__dict__, "numeric": numeric, "text": text})
+
+    def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
+        for raw, lines in stream_records(head.path, layout, chunk_rows=chunk_rows,
+                                         max_line_bytes=max_line_bytes):
+            out = {"source_row": lines}
+            for m in columns:
+                if m.text or m.target in out:
+                    continue
+                v = raw[m.source].to_numpy(dtype=np.float64, na_value=np.nan)
+                out[m.target] = v * m.factor if m.factor != 1.0 else v
+            frame = pd.DataFrame(out)
+            if post is not None:
+                frame = post(frame, raw, sink)
+            yield frame
+
+    return Source(path=head.path, format_name=format_name, reader_version=reader_version,
+                  kind=kind, metadata=dict(metadata or {}), warnings=list(warnings or []),
+                  produce=produce)

@@ -1,0 +1,76 @@
+"""Unit tables: vendor unit spellings → factor to the canonical unit of each quantity.
+
+Units are converted ONCE, in the reader. The canonical units are the ones in the column names of
+:mod:`data_registry.schema` (s, V, A, Ah, Wh, Ω, °C, Hz).
+"""
+from __future__ import annotations
+
+import re
+
+#: quantity → {unit spelling (lower case) → factor to the canonical unit}
+UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "time": {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "min": 60.0,
+             "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0, "d": 86400.0,
+             "day": 86400.0, "days": 86400.0},
+    "voltage": {"v": 1.0, "volt": 1.0, "mv": 1e-3, "kv": 1e3},
+    "current": {"a": 1.0, "ampere": 1.0, "amp": 1.0, "ma": 1e-3, "ua": 1e-6, "µa": 1e-6,
+                "na": 1e-9},
+    "capacity": {"ah": 1.0, "mah": 1e-3, "uah": 1e-6, "µah": 1e-6, "a.h": 1.0, "ma.h": 1e-3,
+                 "as": 1.0 / 3600.0, "c": 1.0 / 3600.0, "mas": 1e-3 / 3600.0},
+    "energy": {"wh": 1.0, "mwh": 1e-3, "kwh": 1e3, "uwh": 1e-6, "w.h": 1.0, "mw.h": 1e-3,
+               "j": 1.0 / 3600.0, "ws": 1.0 / 3600.0},
+    "resistance": {"ohm": 1.0, "ω": 1.0, "mohm": 1e-3, "mω": 1e-3, "kohm": 1e3, "kω": 1e3,
+                   "uohm": 1e-6, "µohm": 1e-6},
+    "temperature": {"c": 1.0, "°c": 1.0, "degc": 1.0, "celsius": 1.0},
+    "frequency": {"hz": 1.0, "khz": 1e3},
+    "dimensionless": {"": 1.0, "1": 1.0, "-": 1.0},
+}
+
+#: canonical column → the quantity its unit measures
+COLUMN_QUANTITY: dict[str, str] = {
+    "test_time_second": "time",
+    "unix_time_second": "time",
+    "voltage_volt": "voltage",
+    "current_ampere": "current",
+    "charging_capacity_ah": "capacity",
+    "discharging_capacity_ah": "capacity",
+    "charge_capacity_ah": "capacity",
+    "discharge_capacity_ah": "capacity",
+    "charging_energy_wh": "energy",
+    "discharging_energy_wh": "energy",
+    "charge_energy_wh": "energy",
+    "discharge_energy_wh": "energy",
+    "internal_resistance_ohm": "resistance",
+    "z_real_ohm": "resistance",
+    "z_imag_ohm": "resistance",
+    "ambient_temperature_celsius": "temperature",
+    "temperature_celsius": "temperature",
+    "frequency_hz": "frequency",
+    "cycle_duration_second": "time",
+    "rest_second": "time",
+}
+
+_UNIT_IN_HEADER = re.compile(r"^\s*(?P<name>.*?)\s*(?:[(\[](?P<u1>[^)\]]*)[)\]]|/\s*(?P<u2>[^/]+))\s*$")
+
+
+def split_header(header: str) -> tuple[str, str | None]:
+    """Split a human header into (name, unit): ``'Current (mA)'`` → ``('Current', 'mA')``.
+
+    Handles ``name (unit)``, ``name [unit]`` and ``name / unit`` (BDF/EC-Lab style
+    ``'Test Time / h'``, ``'Ewe/V'``). Returns ``(header, None)`` when no unit is given.
+    """
+    m = _UNIT_IN_HEADER.match(header)
+    if not m:
+        return header.strip(), None
+    unit = m.group("u1") if m.group("u1") is not None else m.group("u2")
+    return m.group("name").strip(), unit.strip()
+
+
+def unit_factor(quantity: str, unit: str) -> float | None:
+    """Factor that converts ``unit`` to the canonical unit of ``quantity`` (None if unknown).
+
+    Examples: ``unit_factor('capacity', 'mAh') == 1e-3``; ``unit_factor('time', 'h') == 3600``.
+    Spelling is case-insensitive except that ``'mOhm'``/``'MOhm'`` are read as milli-ohm.
+    """
+    key = unit.strip().lower().replace("ohms", "ohm").replace(" ", "")
+    return UNIT_FACTORS.get(quantity, {}).get(key)

@@ -1,0 +1,110 @@
+"""Readers on small hand-written fixtures: generic samples / cycles / EIS, detection, chunking."""
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_registry.errors import InputFormatError, UnknownFormatError, ValidationError
+from data_registry.readers import FORMATS, detect, open_source
+
+
+@pytest.fixture
+def rd(test_data):
+    return test_data / "readers"
+
+
+def test_generic_samples_values(rd):
+    src = open_source(rd / "generic_samples.csv")
+    assert (src.format_name, src.kind) == ("generic_csv", "samples")
+    df = src.read()
+    assert len(df) == 8
+    assert df["source_row"].tolist() == list(range(2, 10))
+    assert df["test_time_second"].iloc[-1] == 5520.0
+    assert df["cycle_count"].dtype == np.int64
+    assert df["cycle_count"].tolist() == [1] * 7 + [2]
+    # 1 A for 3540 s = 0.98333 Ah (hand-computed, matches the file's counter)
+    assert df["charging_capacity_ah"].iloc[2] == pytest.approx(3540 / 3600, rel=1e-6)
+    assert (df.loc[df["step_count"] == 4, "current_ampere"] < 0).all()
+    assert "cell_id" not in df.columns
+    assert src.warnings == []
+
+
+def test_chunking_preserves_rows_and_order(rd):
+    whole = open_source(rd / "generic_samples.csv").read()
+    parts = list(open_source(rd / "generic_samples.csv", chunk_rows=3).chunks())
+    assert len(parts) >= 2
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+
+
+def test_generic_cycles(rd):
+    src = open_source(rd / "generic_cycles.csv")
+    assert (src.format_name, src.kind) == ("generic_cycles_csv", "cycles")
+    df = src.read()
+    assert df["cycle_index"].tolist() == [1, 2, 3]
+    assert df["discharge_capacity_ah"].tolist() == [1.10, 1.09, 1.08]
+    assert df["test_time_second"].iloc[-1] == 21600.0
+
+
+def test_generic_cycles_without_time_refused_then_estimated(rd):
+    with pytest.raises(ValidationError, match="no elapsed-time column") as e:
+        open_source(rd / "generic_cycles_no_time.csv")
+    assert e.value.column == "test_time_second" and e.value.code == "missing_column"
+    src = open_source(rd / "generic_cycles_no_time.csv", protocol_hours_per_cycle=2.5)
+    df = src.read()
+    # mAh header converted once: 1100 mAh -> 1.1 Ah; time = cycle × 2.5 h
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([1.10, 1.09, 1.08])
+    assert df["test_time_second"].tolist() == [9000.0, 18000.0, 27000.0]
+    assert df["test_time_estimated"].tolist() == [1, 1, 1]
+    assert [w.code for w in src.warnings] == ["test_time_estimated"]
+
+
+def test_generic_eis(rd):
+    src = open_source(rd / "generic_eis.csv")
+    assert (src.format_name, src.kind) == ("generic_eis_csv", "eis")
+    df = src.read()
+    assert df.groupby("measurement_id").size().to_dict() == {"m1": 6, "m2": 6}
+    assert df["z_imag_ohm"].iloc[5] == pytest.approx(-0.0151)
+    assert df.loc[df["measurement_id"] == "m2", "cycle_count"].iloc[0] == 50
+    assert df["frequency_hz"].max() == 10000.0
+
+
+def test_aliases_with_units_converted_once(tmp_path):
+    p = tmp_path / "aliases.csv"
+    p.write_text("Time (h),Voltage (mV),Current (mA),cycle,charge_capacity_mah\n"
+                 "0,3400,0,1,0\n0.5,3600,500,1,250\n1.0,3700,500,1,500\n")
+    df = open_source(p).read()
+    assert df["test_time_second"].tolist() == [0.0, 1800.0, 3600.0]
+    assert df["voltage_volt"].tolist() == pytest.approx([3.4, 3.6, 3.7])
+    assert df["current_ampere"].tolist() == pytest.approx([0.0, 0.5, 0.5])
+    assert df["charging_capacity_ah"].tolist() == pytest.approx([0.0, 0.25, 0.5])
+
+
+def test_gzip_is_read_transparently(rd, tmp_path):
+    p = tmp_path / "samples.csv.gz"
+    p.write_bytes(gzip.compress((rd / "generic_samples.csv").read_bytes()))
+    assert detect(p) == "generic_csv"
+    pd.testing.assert_frame_equal(open_source(p).read(),
+                                  open_source(rd / "generic_samples.csv").read())
+
+
+def test_formats_table_is_data():
+    names = [f.name for f in FORMATS]
+    assert len(names) == len(set(names))
+    for f in FORMATS:
+        assert f.kind in {"samples", "cycles", "eis"}
+        assert f.needs == "" or f.needs.split(":")[0] in {"extra", "tool", "unsupported"}
+        assert callable(f.detector)
+
+
+def test_forced_wrong_format(rd):
+    with pytest.raises(InputFormatError, match="not a arbin_csv file") as e:
+        open_source(rd / "generic_samples.csv", format_name="arbin_csv")
+    assert e.value.code == "wrong_format" and e.value.found == "generic_csv"
+
+
+def test_unknown_format_name_suggests():
+    with pytest.raises(UnknownFormatError, match=r"did you mean \['arbin_csv'"):
+        open_source(__file__, format_name="arbin_cvs")
