@@ -1,0 +1,148 @@
+"""CLI handlers of the registry: ``fadecast ingest | cells | datasets | show``.
+
+Each takes the argparse namespace built by ``serving/cli.py`` and returns an exit code. With
+``--json`` stdout holds exactly one JSON document; warnings, notes and progress go to stderr.
+A :class:`~data_registry.errors.FadecastError` propagates to the CLI, which prints one line and
+exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from data_registry.manifest import IngestReport
+from data_registry.store import Registry
+
+
+def ingest_command(args: argparse.Namespace) -> int:
+    """``fadecast ingest PATH... --cell-id ID [--format NAME] [--meta k=v ...] [--json]``."""
+    reg = Registry()
+    try:
+        report = reg.ingest(list(args.paths), args.cell_id,
+                            format_name=getattr(args, "format_name", None),
+                            meta=list(getattr(args, "meta", None) or []),
+                            progress=not getattr(args, "no_progress", False))
+    finally:
+        reg.close()
+    for w in report.warnings:
+        print(w.line(), file=sys.stderr)
+    for note in report.notes:
+        if not report.already_present:
+            print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(ingest_summary(report))
+    return 0
+
+
+def ingest_summary(report: IngestReport) -> str:
+    """The one-line summary ``fadecast ingest`` prints."""
+    if report.already_present:
+        shas = ", ".join(f.sha256[:12] + "…" for f in report.files)
+        return (f"{report.cell_id}: already ingested (sha256 {shas}), nothing to do")
+    kinds = sorted({f.kind for f in report.files if f.kind and not f.already_present})
+    new = [f for f in report.files if not f.already_present]
+    span = ""
+    starts = [f.time_start_second for f in new if f.time_start_second is not None]
+    ends = [f.time_end_second for f in new if f.time_end_second is not None]
+    if starts and ends:
+        span = f", t = {min(starts):g}–{max(ends):g} s"
+    version = f", dataset {report.dataset}" if report.dataset else ""
+    return (f"{report.cell_id}: ingested {len(new)} file(s), {report.rows:,} {'/'.join(kinds)} "
+            f"rows{span}, {len(report.warnings)} warning(s){version} "
+            f"in {report.elapsed_second:.1f} s")
+
+
+def cells_command(args: argparse.Namespace) -> int:
+    """``fadecast cells [--json]``: one line (or object) per registered cell."""
+    reg = Registry()
+    try:
+        cells = reg.cells()
+    finally:
+        reg.close()
+    if args.json:
+        _print_json(cells)
+        return 0
+    if not cells:
+        print("no cells in the registry (add one with: fadecast ingest FILE --cell-id ID)",
+              file=sys.stderr)
+        return 0
+    rows = [[c["cell_id"], c["chemistry"] or "", _num(c["nominal_capacity_ah"]),
+             _num(c["active_mass_g"]), str(c["files"]), f"{c['sample_rows']:,}",
+             f"{c['cycle_rows']:,}", f"{c['eis_rows']:,}", _hours(c)] for c in cells]
+    print(_table(["cell_id", "chemistry", "nominal_ah", "mass_g", "files", "samples", "cycles",
+                  "eis", "hours"], rows))
+    return 0
+
+
+def datasets_command(args: argparse.Namespace) -> int:
+    """``fadecast datasets [--json]``: every dataset version, newest of each name marked."""
+    reg = Registry()
+    try:
+        sets = reg.datasets()
+    finally:
+        reg.close()
+    if args.json:
+        _print_json(sets)
+        return 0
+    if not sets:
+        print("no datasets yet (every ingest creates one per cell)", file=sys.stderr)
+        return 0
+    rows = [[d["name"], d["version"][:12], "*" if d["latest"] else "", str(len(d["cell_ids"])),
+             d["created_at"] or ""] for d in sets]
+    print(_table(["name", "version", "latest", "cells", "created_at"], rows))
+    return 0
+
+
+def show_command(args: argparse.Namespace) -> int:
+    """``fadecast show CELL_ID [--json]``: metadata, files with lineage, warnings, datasets."""
+    reg = Registry()
+    try:
+        info = reg.cell(args.cell_id)
+    finally:
+        reg.close()
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"cell {info['cell_id']}  (version {info['version'][:12]})")
+    for key, value in sorted(info["metadata"].items()):
+        print(f"  {key}: {value}")
+    print(f"  rows: {info['sample_rows']:,} samples, {info['cycle_rows']:,} cycles, "
+          f"{info['eis_rows']:,} eis")
+    print("files:")
+    for f in info["files"]:
+        span = ""
+        if f["time_start_second"] is not None:
+            span = f", t = {f['time_start_second']:g}–{f['time_end_second']:g} s"
+        print(f"  [{f['ingest_id']}] {f['original_path']}")
+        print(f"      {f['kind']} via {f['format_name']} {f['reader_version']} (schema "
+              f"{f['schema_version']}), {f['rows']:,} rows{span}, sha256 {f['raw_sha256'][:12]}…")
+        for w in f["warnings"]:
+            print(f"      warning: {w['code']}: {w['message']}")
+    print("datasets: " + (", ".join(f"{d['name']}@{d['version'][:12]}" for d in info["datasets"])
+                          or "none"))
+    return 0
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _num(value: Any) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _hours(cell: dict[str, Any]) -> str:
+    if cell["time_start_second"] is None or cell["time_end_second"] is None:
+        return ""
+    return f"{(cell['time_end_second'] - cell['time_start_second']) / 3600:.1f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,513 @@
+"""The ingest transaction: raw files in, canonical Parquet parts and catalog rows out — or nothing.
+
+Steps, under the registry's write lock:
+
+1. remove debris an earlier killed ingest may have left (unreferenced parts, temp files);
+2. per file: copy it verbatim into ``raw/tmp`` hashing it in the same pass (in a thread, beside
+   parsing, unless a raw file of the same size exists — then hash first, to skip duplicates
+   without parsing); stream the reader's chunks into a temp Parquet file (bounded memory);
+3. move the raw files and parts into place with ``os.replace``;
+4. ONE catalog transaction: cell (metadata merged), raw files, ingests, warnings, and a new
+   version of the per-cell dataset ``cell:<cell_id>``.
+
+Any failure before step 4 commits removes this call's files, so the registry is unchanged; a
+process killed at any point leaves only files the catalog does not reference (invisible to
+loads, removed by the next writer).
+
+Rules
+-----
+- The same content for the same cell again: nothing to do (``already_present``).
+- The same content under ANOTHER cell id: an error (``duplicate_content``) — one file holds one
+  cell's data, so this is nearly always a mistyped ``--cell-id``.
+- A file for a cell that already has rows of that kind is a continuation: it must start after
+  the stored data ends (later ``test_time_second``, no smaller cycle number; for EIS, new
+  ``measurement_id``s). Otherwise ``continuation_overlap`` / ``continuation_cycle_backwards``.
+- Metadata that changes a stored value is an error naming both values; identical is fine.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+
+from data_registry import catalog as cat
+from data_registry.errors import IngestWarning, InputFormatError, StoreError
+from data_registry.manifest import (FileReport, IngestReport, cell_columns, cell_dataset_name,
+                                    json_safe, merge_metadata, normalize_metadata)
+from data_registry.progress import Progress
+from data_registry.schema import CELL_METADATA_KEYS, SCHEMA_VERSION, TABLES
+from data_registry.store import Registry, arrow_schema, copy_and_hash, fsync_dir, record_dataset
+
+#: Parquet options: snappy is the fastest codec that still shrinks cycler data several-fold.
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy",
+                                   "use_dictionary": ["cell_id", "measurement_id"]}
+#: Column that orders rows within a cell, and the counter that may not go back, per kind.
+ORDER_COLUMNS = {"samples": ("test_time_second", "cycle_count"),
+                 "cycles": ("test_time_second", "cycle_index"),
+                 "eis": ("test_time_second", "cycle_count")}
+
+Opener = Callable[..., Any]
+
+
+@dataclass
+class _Tail:
+    """Where a cell's stored rows of one kind end (continuations must start after it)."""
+
+    time_second: float | None = None
+    cycle: int | None = None
+    source: str | None = None
+    measurement_ids: set[str] | None = None
+
+
+@dataclass
+class _Staged:
+    """One input file, parsed into temp files, not yet visible."""
+
+    report: FileReport
+    raw_tmp: Path | None = None
+    part_tmp: Path | None = None
+    part_final: Path | None = None
+    published: list[Path] = field(default_factory=list)
+    warnings: list[IngestWarning] = field(default_factory=list)
+    source_metadata: dict[str, Any] = field(default_factory=dict)
+    cycle_first: int | None = None
+    cycle_last: int | None = None
+    measurement_ids: set[str] = field(default_factory=set)
+
+
+def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
+               format_name: str | None = None,
+               meta: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+               progress: bool = False, chunk_rows: int | None = None,
+               on_chunk: Callable[[int], None] | None = None,
+               opener: Opener | None = None) -> IngestReport:
+    """Ingest ``paths`` for ``cell_id`` atomically (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    reg:
+        The registry to write to.
+    paths:
+        Input files in time order.
+    cell_id:
+        A validated cell id.
+    format_name, meta, progress:
+        As :meth:`Registry.ingest`.
+    chunk_rows:
+        Rows per chunk (default ``reg.chunk_rows``); memory is bounded by it.
+    on_chunk:
+        Called after each chunk is written with the rows written so far (a hook for tests that
+        interrupt an ingest half way).
+    opener:
+        Function with the signature of ``data_registry.readers.open_source`` (default).
+    """
+    started = time.perf_counter()
+    if opener is None:
+        from data_registry.readers import open_source as opener
+    user_meta = normalize_metadata(meta)
+    for path in paths:
+        if not path.is_file():
+            raise InputFormatError("no such file" if not path.exists() else "not a regular file",
+                                   code="file_not_found", file=str(path),
+                                   expected="a readable file", found="nothing" if not
+                                   path.exists() else "a directory or special file")
+    rows_per_chunk = int(chunk_rows or reg.chunk_rows)
+    staged: list[_Staged] = []
+    with reg.write_lock(), Progress(progress, f"ingest {cell_id}") as bar:
+        reg.remove_debris()
+        try:
+            with reg.catalog.reading() as conn:
+                cell_row = reg.catalog.cell_row(conn, cell_id)
+                stored = reg.catalog.cell_ingests(conn, cell_id)
+            stored_meta = dict(cell_row["metadata"]) if cell_row else {}
+            merge_metadata(cell_id, stored_meta, user_meta)  # fail fast, before any parsing
+            tails = {kind: _tail(reg, kind, [r for r in stored if r["kind"] == kind])
+                     for kind in TABLES}
+            seen: dict[str, str] = {}
+            for n, path in enumerate(paths):
+                bar.describe(f"{cell_id}: {path.name}")
+                _stage_file(reg, path, cell_id, format_name, rows_per_chunk, tails, seen,
+                            seq=len(stored) + n, opener=opener, bar=bar, on_chunk=on_chunk,
+                            staged=staged)
+            report = _commit(reg, cell_id, staged, user_meta)
+        except BaseException:
+            _discard(staged)
+            raise
+    report.elapsed_second = time.perf_counter() - started
+    return report
+
+
+def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None,
+                chunk_rows: int, tails: dict[str, _Tail], seen: dict[str, str], *, seq: int,
+                opener: Opener, bar: Progress, on_chunk: Callable[[int], None] | None,
+                staged: list[_Staged]) -> _Staged:
+    size = path.stat().st_size
+    tmp_dir = reg.home / "raw" / "tmp"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    item = _Staged(FileReport(str(path), "", size, already_present=False),
+                   raw_tmp=tmp_dir / f"{uuid.uuid4().hex}.tmp")
+    staged.append(item)  # from now on a failure discards its files
+    hasher = _Hasher(path, item.raw_tmp)
+    hash_first = _raw_size_known(reg, size) or size in {s.report.size_bytes for s in staged[:-1]}
+    if hash_first:
+        hasher.run()  # maybe a duplicate: know before parsing
+        hasher.join()
+        if _is_duplicate(reg, item, hasher.sha256, cell_id, seen):
+            return item
+    else:
+        hasher.start()  # no stored file has this size, so the content is new: hash beside
+    try:
+        _parse_into_part(reg, path, cell_id, format_name, chunk_rows, tails, item, seq=seq,
+                         opener=opener, bar=bar, on_chunk=on_chunk)
+    finally:
+        hasher.join(quiet=True)
+    hasher.join()
+    if not hash_first and _is_duplicate(reg, item, hasher.sha256, cell_id, seen):
+        return item
+    if item.part_tmp is not None:
+        _fsync_file(item.part_tmp)
+    assert item.report.kind is not None
+    _advance_tail(item.report.kind, tails[item.report.kind], item)
+    return item
+
+
+def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str | None,
+                     chunk_rows: int, tails: dict[str, _Tail], item: _Staged, *, seq: int,
+                     opener: Opener, bar: Progress,
+                     on_chunk: Callable[[int], None] | None) -> None:
+    """Stream the reader's chunks into a temp Parquet part (memory bounded by a chunk)."""
+    source = opener(path, format_name=format_name, chunk_rows=chunk_rows)
+    kind = source.kind
+    if kind not in TABLES:
+        raise StoreError(f"reader '{source.format_name}' returned unknown kind '{kind}'",
+                         code="unknown_kind", file=str(path), expected=str(list(TABLES)),
+                         found=repr(kind))
+    item.report.kind, item.report.format_name = kind, source.format_name
+    item.report.reader_version = str(source.reader_version)
+    schema = arrow_schema(kind)
+    part_dir = reg.part_dir(kind, cell_id)
+    part_dir.mkdir(parents=True, exist_ok=True)
+    item.part_tmp = part_dir / f".{uuid.uuid4().hex}.tmp"
+    tail = tails[kind]
+    writer: pq.ParquetWriter | None = None
+    try:
+        for chunk in _chunks(source):
+            if chunk.empty:
+                continue
+            table = _to_arrow(chunk, schema, cell_id, path)
+            _check_continuation(kind, table, tail, path, first=item.report.rows == 0)
+            if writer is None:
+                writer = pq.ParquetWriter(item.part_tmp, schema, **PARQUET_OPTIONS)
+            writer.write_table(table)
+            _update_stats(kind, item, table)
+            bar.advance(table.num_rows)
+            if on_chunk is not None:
+                on_chunk(item.report.rows)
+    finally:
+        if writer is not None:
+            writer.close()
+    item.warnings = list(source.warnings)
+    item.source_metadata = json_safe(dict(source.metadata or {}))
+    if writer is None:
+        item.part_tmp.unlink(missing_ok=True)
+        item.part_tmp = None
+    else:
+        item.part_final = part_dir / f"{seq:06d}-{uuid.uuid4().hex[:16]}.parquet"
+
+
+def _chunks(source: Any) -> Iterator[pd.DataFrame]:
+    yield from source.chunks()
+
+
+class _Hasher:
+    """Copy a file into the raw store while hashing it; in a thread or inline."""
+
+    def __init__(self, src: Path, dst: Path) -> None:
+        self.src, self.dst = src, dst
+        self.sha256 = ""
+        self.size = 0
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def run(self) -> None:
+        try:
+            self.sha256, self.size = copy_and_hash(self.src, self.dst)
+        except BaseException as exc:  # re-raised in join()
+            self._error = exc
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="fadecast-hash", daemon=True)
+        self._thread.start()
+
+    def join(self, quiet: bool = False) -> None:
+        """Wait for the copy; re-raise its error unless ``quiet``."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None and not quiet:
+            raise self._error
+
+
+def _raw_size_known(reg: Registry, size: int) -> bool:
+    with reg.catalog.reading() as conn:
+        q = sa.select(sa.func.count()).where(cat.raw_files.c.size_bytes == size)
+        return bool(conn.execute(q).scalar())
+
+
+def _is_duplicate(reg: Registry, item: _Staged, sha256: str, cell_id: str,
+                  seen: dict[str, str]) -> bool:
+    """True if this content is already stored for this cell; error if for another cell."""
+    item.report.sha256 = sha256
+    with reg.catalog.reading() as conn:
+        owners = reg.catalog.ingests_of_raw(conn, sha256)
+    others = sorted({o["cell_id"] for o in owners if o["cell_id"] != cell_id})
+    if others:
+        raise StoreError(
+            f"this file's content (sha256 {sha256[:12]}…) is already ingested as cell "
+            f"'{others[0]}'; refusing to store it again as cell '{cell_id}'",
+            code="duplicate_content", file=item.report.path, expected=f"cell '{others[0]}'",
+            found=f"cell '{cell_id}'")
+    if owners or sha256 in seen:
+        item.report.already_present = True
+        if item.raw_tmp is not None:
+            item.raw_tmp.unlink(missing_ok=True)
+            item.raw_tmp = None
+        if item.part_tmp is not None:
+            item.part_tmp.unlink(missing_ok=True)
+            item.part_tmp = None
+        item.report.rows = 0
+        item.warnings = []
+        return True
+    seen[sha256] = item.report.path
+    return False
+
+
+def _to_arrow(chunk: pd.DataFrame, schema: pa.Schema, cell_id: str, path: Path) -> pa.Table:
+    """One reader chunk as an Arrow table in the stored schema (absent columns null)."""
+    n = len(chunk)
+    arrays = []
+    for fld in schema:
+        if fld.name == "cell_id":
+            arrays.append(pa.repeat(cell_id, n))
+        elif fld.name in chunk.columns:
+            try:
+                arrays.append(pa.Array.from_pandas(chunk[fld.name], type=fld.type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                row = _row_of(chunk, 0)
+                raise StoreError(f"reader returned a column that does not fit the canonical "
+                                 f"type: {exc}", code="bad_column_type", file=str(path), row=row,
+                                 column=fld.name, expected=str(fld.type),
+                                 found=str(chunk[fld.name].dtype)) from exc
+        elif not fld.nullable:
+            raise StoreError("reader returned no required column", code="missing_column",
+                             file=str(path), column=fld.name, expected=fld.name,
+                             found=", ".join(map(str, chunk.columns)))
+        else:
+            arrays.append(pa.nulls(n, fld.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _check_continuation(kind: str, table: pa.Table, tail: _Tail, path: Path,
+                        *, first: bool) -> None:
+    time_col, count_col = ORDER_COLUMNS[kind]
+    if kind == "eis":
+        ids = set(table.column("measurement_id").drop_null().unique().to_pylist())
+        clash = sorted(ids & (tail.measurement_ids or set()))
+        if clash:
+            raise StoreError(f"spectrum '{clash[0]}' is already stored for this cell (from "
+                             f"{tail.source})", code="continuation_overlap", file=str(path),
+                             column="measurement_id", expected="new measurement ids",
+                             found=repr(clash[0]))
+        return
+    if not first:
+        return  # within one file the reader guarantees order
+    t0 = table.column(time_col)[0].as_py()
+    c0 = table.column(count_col)[0].as_py()
+    row = table.column("source_row")[0].as_py() if "source_row" in table.column_names else None
+    if tail.time_second is not None and t0 is not None and t0 <= tail.time_second:
+        raise StoreError(
+            f"continuation goes back in time: this cell's stored {kind} end at "
+            f"{time_col}={tail.time_second:g} (from {tail.source}); a continuation file must "
+            "start later", code="continuation_overlap", file=str(path), row=row, column=time_col,
+            expected=f"> {tail.time_second:g}", found=f"{t0:g}")
+    if tail.cycle is not None and c0 is not None and c0 < tail.cycle:
+        raise StoreError(
+            f"continuation goes back in cycles: this cell's stored {kind} end at "
+            f"{count_col}={tail.cycle} (from {tail.source})",
+            code="continuation_cycle_backwards", file=str(path), row=row, column=count_col,
+            expected=f">= {tail.cycle}", found=str(c0))
+
+
+def _update_stats(kind: str, item: _Staged, table: pa.Table) -> None:
+    import pyarrow.compute as pc
+
+    time_col, count_col = ORDER_COLUMNS[kind]
+    rep = item.report
+    rep.rows += table.num_rows
+    if time_col in table.column_names:
+        lo, hi = pc.min_max(table.column(time_col)).values()
+        if lo.is_valid:
+            rep.time_start_second = _min(rep.time_start_second, lo.as_py())
+            rep.time_end_second = _max(rep.time_end_second, hi.as_py())
+    lo, hi = pc.min_max(table.column(count_col)).values()
+    if lo.is_valid:
+        item.cycle_first = _min(item.cycle_first, lo.as_py())
+        item.cycle_last = _max(item.cycle_last, hi.as_py())
+    if kind == "eis":
+        item.measurement_ids.update(
+            table.column("measurement_id").drop_null().unique().to_pylist())
+
+
+def _advance_tail(kind: str, tail: _Tail, item: _Staged) -> None:
+    """The next file of this call continues from where this one ends."""
+    if kind == "eis":
+        tail.measurement_ids = (tail.measurement_ids or set()) | item.measurement_ids
+    else:
+        tail.time_second = _max(tail.time_second, item.report.time_end_second)
+        tail.cycle = _max(tail.cycle, item.cycle_last)
+    tail.source = Path(item.report.path).name
+
+
+def _tail(reg: Registry, kind: str, rows: list[dict[str, Any]]) -> _Tail:
+    if not rows:
+        return _Tail(measurement_ids=set() if kind == "eis" else None)
+    last = Path(rows[-1]["original_path"]).name
+    if kind == "eis":
+        ids: set[str] = set()
+        for r in rows:
+            if r["part_path"]:
+                col = pq.read_table(reg.home / r["part_path"], columns=["measurement_id"])
+                ids.update(col.column(0).drop_null().unique().to_pylist())
+        return _Tail(source=last, measurement_ids=ids)
+    times = [r["time_end_second"] for r in rows if r["time_end_second"] is not None]
+    cycles = [r["cycle_last"] for r in rows if r["cycle_last"] is not None]
+    return _Tail(max(times) if times else None, max(cycles) if cycles else None, last)
+
+
+def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
+            user_meta: dict[str, Any]) -> IngestReport:
+    """Publish files with os.replace, then write the catalog in one transaction."""
+    new = [s for s in staged if not s.report.already_present]
+    files = [s.report for s in staged]
+    if not new:
+        return IngestReport(cell_id, files, 0, [], _current_cell_dataset(reg, cell_id),
+                            already_present=True,
+                            notes=[f"already ingested (sha256 {f.sha256[:12]}…): {f.path}"
+                                   for f in files])
+    for s in new:
+        raw_final = reg.raw_path(s.report.sha256)
+        raw_final.parent.mkdir(parents=True, exist_ok=True)
+        assert s.raw_tmp is not None
+        if raw_final.exists():
+            s.raw_tmp.unlink(missing_ok=True)
+        else:
+            os.chmod(s.raw_tmp, 0o444)  # never rewritten
+            os.replace(s.raw_tmp, raw_final)
+            fsync_dir(raw_final.parent)
+        s.raw_tmp = None
+        if s.part_tmp is not None and s.part_final is not None:
+            os.replace(s.part_tmp, s.part_final)
+            s.published.append(s.part_final)
+            s.part_tmp = None
+            fsync_dir(s.part_final.parent)
+    warnings: list[IngestWarning] = []
+    with reg.catalog.transaction() as conn:
+        cell_row = reg.catalog.cell_row(conn, cell_id)
+        stored_meta = dict(cell_row["metadata"]) if cell_row else {}
+        merged = merge_metadata(cell_id, stored_meta, user_meta)
+        for s in new:  # cell keys a reader found fill gaps only; the user's --meta wins
+            for key, value in s.source_metadata.items():
+                if key in CELL_METADATA_KEYS and key not in merged:
+                    merged.update(normalize_metadata({key: value}, origin=s.report.path))
+        now = cat.now_utc()
+        if cell_row is None:
+            conn.execute(cat.cells.insert().values(cell_id=cell_id, metadata=merged,
+                                                   created_at=now, updated_at=now,
+                                                   **cell_columns(merged)))
+        elif merged != stored_meta:
+            conn.execute(cat.cells.update().where(cat.cells.c.cell_id == cell_id).values(
+                metadata=merged, updated_at=now, **cell_columns(merged)))
+        for s in new:
+            rep = s.report
+            exists = conn.execute(sa.select(cat.raw_files.c.sha256)
+                                  .where(cat.raw_files.c.sha256 == rep.sha256)).first()
+            if exists is None:
+                conn.execute(cat.raw_files.insert().values(
+                    sha256=rep.sha256, size_bytes=rep.size_bytes,
+                    original_name=Path(rep.path).name,
+                    stored_path=reg.raw_path(rep.sha256).relative_to(reg.home).as_posix(),
+                    created_at=now))
+            ingest_id = conn.execute(cat.ingests.insert().values(
+                cell_id=cell_id, raw_sha256=rep.sha256, original_path=str(rep.path),
+                kind=rep.kind, format_name=rep.format_name, reader_version=rep.reader_version,
+                schema_version=SCHEMA_VERSION, rows=rep.rows,
+                time_start_second=rep.time_start_second, time_end_second=rep.time_end_second,
+                cycle_first=s.cycle_first, cycle_last=s.cycle_last,
+                part_path=(s.part_final.relative_to(reg.home).as_posix()
+                           if s.part_final else None),
+                source_metadata=s.source_metadata, created_at=now)).inserted_primary_key[0]
+            if s.warnings:
+                conn.execute(cat.warnings.insert(), [_warning_row(ingest_id, w)
+                                                     for w in s.warnings])
+            warnings += s.warnings
+        members = {cell_id: reg.catalog.cell_ingests(conn, cell_id)}
+        ref = record_dataset(reg.catalog, conn, cell_dataset_name(cell_id), members)
+    notes = [f"already ingested (sha256 {s.report.sha256[:12]}…): {s.report.path}"
+             for s in staged if s.report.already_present]
+    return IngestReport(cell_id, files, sum(s.report.rows for s in new), warnings, ref,
+                        already_present=False, notes=notes)
+
+
+def _current_cell_dataset(reg: Registry, cell_id: str) -> Any:
+    from data_registry.errors import NotFoundError
+
+    try:
+        return reg.dataset(cell_dataset_name(cell_id))
+    except NotFoundError:
+        return None
+
+
+def _warning_row(ingest_id: int, w: IngestWarning) -> dict[str, Any]:
+    return {"ingest_id": ingest_id, "code": str(w.code), "message": str(w.message),
+            "file": w.file, "row": None if w.row is None else int(w.row), "column": w.column,
+            "count": int(w.count or 1), "details": json_safe(dict(w.details or {}))}
+
+
+def _discard(staged: list[_Staged]) -> None:
+    """Remove every file this call wrote (the catalog was not committed)."""
+    for s in staged:
+        for p in [s.raw_tmp, s.part_tmp, *s.published]:
+            if p is not None:
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError:
+                    pass  # the next writer's debris sweep removes it
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _row_of(chunk: pd.DataFrame, i: int) -> int | None:
+    if "source_row" in chunk.columns and len(chunk) > i:
+        return int(chunk["source_row"].iloc[i])
+    return None
+
+
+def _min(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else max(a, b)

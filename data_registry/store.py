@@ -1,0 +1,396 @@
+"""The registry store: raw files verbatim, canonical Parquet tables per cell, one catalog.
+
+Layout under ``FADECAST_HOME``::
+
+    raw/<sha256[:2]>/<sha256>                 every ingested file, verbatim and read-only
+    tables/<kind>/cell=<cell_id>/<n>-<sha256[:16]>.parquet
+                                              canonical rows of one ingested file (kind =
+                                              samples | cycles | eis); a cell's table is its
+                                              parts in catalog order
+    catalog.sqlite                            the default catalog (see :mod:`catalog`)
+    registry.lock                             held while an operation writes
+
+Only parts the catalog references are ever read, so a part written by an ingest that died
+before its catalog commit is invisible (and removed by the next writer). Files are written to a
+``*.tmp`` path, fsync'ed and moved into place with ``os.replace``.
+"""
+from __future__ import annotations
+
+import difflib
+import fcntl
+import hashlib
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from data_registry import catalog as cat
+from data_registry.catalog import Catalog
+from data_registry.errors import NotFoundError, StoreError
+from data_registry.home import catalog_url as default_catalog_url
+from data_registry.home import fadecast_home
+from data_registry.manifest import (DatasetRef, IngestReport, cell_dataset_name, cell_version,
+                                    dataset_version)
+from data_registry.schema import SCHEMA_VERSION, TABLES
+
+KINDS = ("samples", "cycles", "eis")
+CELL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]{0,127}$")
+COPY_BLOCK_BYTES = 4 * 1024 * 1024
+_ARROW_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "string": pa.string()}
+
+
+def arrow_schema(kind: str) -> pa.Schema:
+    """The Parquet schema of one canonical table (every column, in schema order)."""
+    table = TABLES[kind]
+    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.dtype], nullable=not c.required
+                               or c.name == "cell_id") for c in table.columns])
+
+
+def check_cell_id(cell_id: str) -> str:
+    """``cell_id`` if it is a valid identifier (it names a folder), else ``StoreError``."""
+    if not isinstance(cell_id, str) or not CELL_ID_PATTERN.match(cell_id):
+        raise StoreError("invalid cell id", code="invalid_cell_id", column="cell_id",
+                         expected="1-128 characters from A-Z a-z 0-9 . _ + = @ -, starting with "
+                                  "a letter or digit", found=repr(cell_id))
+    return cell_id
+
+
+class Registry:
+    """The data registry: ingest cycler exports, list and load cells, freeze datasets.
+
+    Parameters
+    ----------
+    home:
+        Registry folder (default ``$FADECAST_HOME`` or ``./fadecast-data``).
+    catalog_url:
+        SQLAlchemy URL of the catalog (default SQLite inside ``home``).
+    chunk_rows:
+        Rows per chunk when streaming a file in (bounds memory at ingest).
+    """
+
+    def __init__(self, home: str | os.PathLike[str] | None = None,
+                 catalog_url: str | None = None, *, chunk_rows: int = 500_000) -> None:
+        self.home = fadecast_home(home)
+        self.catalog = Catalog(catalog_url or default_catalog_url(self.home))
+        self.chunk_rows = int(chunk_rows)
+
+    def __repr__(self) -> str:
+        return f"Registry(home={str(self.home)!r})"
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.catalog.dispose()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def ingest(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+               cell_id: str, *, format_name: str | None = None,
+               meta: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+               progress: bool = False, **options: Any) -> IngestReport:
+        """Ingest one or more files of one cell in ONE atomic transaction.
+
+        Parameters
+        ----------
+        paths:
+            Cycler exports or EIS spectra of the cell, in time order (later files continue
+            earlier ones).
+        cell_id:
+            The cell the files belong to.
+        format_name:
+            Reader name (default: detected per file).
+        meta:
+            Cell metadata (``chemistry``, ``active_mass_g``, ``nominal_capacity_ah`` …).
+        progress:
+            Show a progress bar on stderr.
+
+        Returns
+        -------
+        IngestReport
+            Rows stored, warnings, the new per-cell dataset version, ``already_present``.
+        """
+        from data_registry.ingest import run_ingest
+
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        return run_ingest(self, [Path(p) for p in paths], check_cell_id(cell_id),
+                          format_name=format_name, meta=meta, progress=progress, **options)
+
+    def create_dataset(self, name: str, cell_ids: Sequence[str]) -> DatasetRef:
+        """Freeze the current state of ``cell_ids`` as a new version of dataset ``name``.
+
+        Returns the existing version when nothing changed since the last one.
+        """
+        name = str(name).strip()
+        if not name or name.startswith("cell:"):
+            raise StoreError("invalid dataset name", code="invalid_dataset_name",
+                             expected="a non-empty name not starting with 'cell:' (reserved for "
+                                      "per-cell datasets)", found=repr(name))
+        if not cell_ids:
+            raise StoreError("a dataset needs at least one cell", code="empty_dataset",
+                             expected="one or more cell ids", found="none")
+        with self.write_lock(), self.catalog.transaction() as conn:
+            members = {}
+            for cid in sorted(set(cell_ids)):
+                self._require_cell(conn, cid)
+                members[cid] = self.catalog.cell_ingests(conn, cid)
+            return record_dataset(self.catalog, conn, name, members)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def cells(self) -> list[dict[str, Any]]:
+        """Every cell: ``cell_id``, chemistry, masses, row counts per kind, time range."""
+        with self.catalog.reading() as conn:
+            rows = self.catalog.all_cells(conn)
+        return [_cell_summary(r) for r in rows]
+
+    def cell(self, cell_id: str) -> dict[str, Any]:
+        """One cell in full: metadata, ingested files with lineage, warnings, datasets."""
+        with self.catalog.reading() as conn:
+            row = self._require_cell(conn, cell_id)
+            ingests = self.catalog.cell_ingests(conn, cell_id)
+            warns = self.catalog.ingest_warnings(conn, [i["ingest_id"] for i in ingests])
+            sets = [d for d in self.catalog.all_datasets(conn)
+                    if any(m["cell_id"] == cell_id for m in d["cells"])]
+        summary = next(c for c in self.cells() if c["cell_id"] == cell_id)
+        by_ingest: dict[int, list[dict[str, Any]]] = {}
+        for w in warns:
+            by_ingest.setdefault(w["ingest_id"], []).append(
+                {k: w[k] for k in ("code", "message", "file", "row", "column", "count")})
+        files = []
+        for i in ingests:
+            files.append({
+                "ingest_id": i["ingest_id"], "raw_sha256": i["raw_sha256"],
+                "raw_path": str(self.raw_path(i["raw_sha256"])),
+                "original_path": i["original_path"], "kind": i["kind"],
+                "format_name": i["format_name"], "reader_version": i["reader_version"],
+                "schema_version": i["schema_version"], "rows": i["rows"],
+                "time_start_second": i["time_start_second"],
+                "time_end_second": i["time_end_second"],
+                "cycle_first": i["cycle_first"], "cycle_last": i["cycle_last"],
+                "ingested_at": iso_utc(i["created_at"]),
+                "source_metadata": i["source_metadata"],
+                "warnings": by_ingest.get(i["ingest_id"], []),
+            })
+        return {**summary, "metadata": dict(row["metadata"]), "version": cell_version(ingests),
+                "files": files,
+                "datasets": [{"name": d["name"], "version": d["version"]} for d in sets]}
+
+    def cell_metadata(self, cell_id: str) -> dict[str, Any]:
+        """The stored metadata of one cell (``chemistry``, ``nominal_capacity_ah`` …)."""
+        with self.catalog.reading() as conn:
+            return dict(self._require_cell(conn, cell_id)["metadata"])
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every dataset version: ``name``, ``version``, ``cell_ids``, ``created_at``,
+        ``latest`` (the newest version of its name)."""
+        with self.catalog.reading() as conn:
+            rows = self.catalog.all_datasets(conn)
+        newest = {r["name"]: r["dataset_id"] for r in rows}
+        return [{"name": r["name"], "version": r["version"],
+                 "cell_ids": [m["cell_id"] for m in r["cells"]],
+                 "schema_version": r["schema_version"],
+                 "created_at": iso_utc(r["created_at"]),
+                 "latest": newest[r["name"]] == r["dataset_id"]} for r in rows]
+
+    def dataset(self, name: str, version: str | None = None) -> DatasetRef:
+        """One dataset version (the latest when ``version`` is None; a prefix is enough)."""
+        with self.catalog.reading() as conn:
+            row = self.catalog.find_dataset(conn, name, version)
+            if row is None:
+                known = sorted({d["name"] for d in self.catalog.all_datasets(conn)})
+                raise _not_found("dataset", f"{name}@{version}" if version else name, known)
+        return DatasetRef(row["name"], row["version"],
+                          tuple(m["cell_id"] for m in row["cells"]), row["schema_version"])
+
+    def load_samples(self, cell_id: str | Sequence[str],
+                     columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Canonical per-sample rows of one or several cells, in stored order."""
+        return self._load("samples", cell_id, columns)
+
+    def load_cycles(self, cell_id: str | Sequence[str],
+                    columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Per-cycle rows ingested as per-cycle summaries (kind ``cycles``)."""
+        return self._load("cycles", cell_id, columns)
+
+    def load_eis(self, cell_id: str | Sequence[str],
+                 columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """EIS spectra rows (kind ``eis``)."""
+        return self._load("eis", cell_id, columns)
+
+    def load_dataset(self, name: str, kind: str = "samples", version: str | None = None,
+                     columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Rows of a dataset version exactly as frozen (later continuations excluded)."""
+        ref = self.dataset(name, version)
+        with self.catalog.reading() as conn:
+            row = self.catalog.find_dataset(conn, ref.name, ref.version)
+            assert row is not None
+            wanted = {i for m in row["cells"] for i in m["ingest_ids"]}
+            parts = []
+            for m in row["cells"]:
+                parts += [i["part_path"] for i in self.catalog.cell_ingests(conn, m["cell_id"], kind)
+                          if i["ingest_id"] in wanted and i["part_path"]]
+        return self._read_parts(kind, parts, columns)
+
+    # -- paths and plumbing (used by data_registry.ingest) ------------------------------------
+
+    def raw_path(self, sha256: str) -> Path:
+        """Where the raw file with this content hash is kept."""
+        return self.home / "raw" / sha256[:2] / sha256
+
+    def part_dir(self, kind: str, cell_id: str) -> Path:
+        """Folder of one cell's Parquet parts of one kind."""
+        return self.home / "tables" / kind / f"cell={cell_id}"
+
+    @contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """Exclusive lock on the registry folder for one writing operation.
+
+        The kernel drops the lock when the process dies, even on SIGKILL.
+        """
+        with open(self.home / "registry.lock", "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+    def remove_debris(self) -> list[Path]:
+        """Delete temp files and Parquet parts the catalog does not reference (call locked).
+
+        Such files are left only by a process that died mid-ingest; raw files are never removed.
+        """
+        removed: list[Path] = []
+        with self.catalog.reading() as conn:
+            referenced = self.catalog.referenced_parts(conn)
+        tables = self.home / "tables"
+        for path in list(tables.rglob("*")) if tables.is_dir() else []:
+            rel = path.relative_to(self.home).as_posix()
+            if path.is_file() and (path.name.endswith(".tmp") or rel not in referenced):
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        tmp = self.home / "raw" / "tmp"
+        for path in list(tmp.iterdir()) if tmp.is_dir() else []:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
+    def _require_cell(self, conn: Any, cell_id: str) -> dict[str, Any]:
+        row = self.catalog.cell_row(conn, cell_id)
+        if row is None:
+            known = [r["cell_id"] for r in self.catalog.all_cells(conn)]
+            raise _not_found("cell", cell_id, known)
+        return row
+
+    def _load(self, kind: str, cell_id: str | Sequence[str],
+              columns: Sequence[str] | None) -> pd.DataFrame:
+        ids = [cell_id] if isinstance(cell_id, str) else list(cell_id)
+        parts: list[str] = []
+        with self.catalog.reading() as conn:
+            for cid in ids:
+                self._require_cell(conn, cid)
+                parts += [i["part_path"] for i in self.catalog.cell_ingests(conn, cid, kind)
+                          if i["part_path"]]
+        return self._read_parts(kind, parts, columns)
+
+    def _read_parts(self, kind: str, parts: Sequence[str],
+                    columns: Sequence[str] | None) -> pd.DataFrame:
+        schema = arrow_schema(kind)
+        if columns is not None:
+            unknown = [c for c in columns if c not in schema.names]
+            if unknown:
+                raise StoreError(f"unknown {kind} column", code="unknown_column",
+                                 column=unknown[0], expected=f"one of {schema.names}",
+                                 found=repr(unknown[0]))
+        tables = [pq.read_table(self.home / p, columns=list(columns) if columns else None)
+                  for p in parts]
+        if not tables:
+            table = schema.empty_table()
+            if columns:
+                table = table.select(list(columns))
+        else:
+            table = pa.concat_tables(tables)
+        if not columns:
+            # Optional columns no source of this cell provided stay absent, not all-NaN.
+            required = set(TABLES[kind].required)
+            keep = [n for n in table.column_names
+                    if n in required or table.column(n).null_count < table.num_rows]
+            table = table.select(keep)
+        return table.to_pandas()
+
+
+def record_dataset(catalog: Catalog, conn: Any, name: str,
+                   members: Mapping[str, Sequence[Mapping[str, Any]]]) -> DatasetRef:
+    """Insert a dataset version for ``{cell_id: ingest rows}`` unless it exists; return it."""
+    versions = {cid: cell_version(rows) for cid, rows in members.items()}
+    version = dataset_version(versions)
+    existing = catalog.find_dataset(conn, name, version)
+    if existing is None or existing["version"] != version:
+        dataset_id = conn.execute(cat.datasets.insert().values(
+            name=name, version=version, schema_version=SCHEMA_VERSION,
+            created_at=cat.now_utc())).inserted_primary_key[0]
+        conn.execute(cat.dataset_cells.insert(), [
+            {"dataset_id": dataset_id, "cell_id": cid, "cell_version": versions[cid],
+             "ingest_ids": [r["ingest_id"] for r in rows]} for cid, rows in members.items()])
+    return DatasetRef(name, version, tuple(sorted(members)), SCHEMA_VERSION)
+
+
+def copy_and_hash(src: Path, dst: Path, on_bytes: Any = None) -> tuple[str, int]:
+    """Copy ``src`` to ``dst`` and sha256 it in the same pass; fsync ``dst``.
+
+    Returns
+    -------
+    (sha256 hex digest, size in bytes)
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        while block := fin.read(COPY_BLOCK_BYTES):
+            digest.update(block)
+            fout.write(block)
+            size += len(block)
+            if on_bytes is not None:
+                on_bytes(len(block))
+        fout.flush()
+        os.fsync(fout.fileno())
+    return digest.hexdigest(), size
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC text of a catalog timestamp (SQLite returns them without a zone)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _cell_summary(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {"cell_id": r["cell_id"], "chemistry": r["chemistry"],
+            "active_mass_g": r["active_mass_g"], "nominal_capacity_ah": r["nominal_capacity_ah"],
+            "files": int(r["files"] or 0), "sample_rows": int(r["sample_rows"] or 0),
+            "cycle_rows": int(r["cycle_rows"] or 0), "eis_rows": int(r["eis_rows"] or 0),
+            "time_start_second": r["time_start_second"],
+            "time_end_second": r["time_end_second"]}
+
+
+def _not_found(what: str, name: str, known: Sequence[str]) -> NotFoundError:
+    close = difflib.get_close_matches(name, list(known), n=3)
+    hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    return NotFoundError(f"no {what} '{name}' in the registry{hint}", code=f"unknown_{what}",
+                         expected=f"one of {len(known)} registered {what}s", found=repr(name))
