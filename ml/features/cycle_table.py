@@ -1,0 +1,185 @@
+"""The one composer of the per-cycle table: samples → cycles → derived columns.
+
+``build_cycle_table`` reduces raw samples to per-cycle sums (capacity, energy, timing, voltage
+descriptors, optionally Q(V) curves and EIS trends) and then calls ``complete_cycle_table`` —
+the same function that completes a per-cycle table a user brings — so every consumer
+(training, experiments, the API) gets its derived columns from one path.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import ValidationError
+from data_registry.schema import CYCLES
+from ml.features import capacity, cycle_input, knee, polarization, timing
+from ml.features.sample_frame import prepare_samples
+
+#: Columns complete_cycle_table accepts as input (beyond these, columns are ignored + noted).
+INPUT_COLUMNS: tuple[str, ...] = tuple(CYCLES.names) + (
+    "source_row", "hours_per_cycle", "cycle_start_second", "rest_before_second",
+    "charge_duration_second", "discharge_duration_second", "high_voltage_second",
+    "end_of_charge_voltage_volt", "end_of_discharge_voltage_volt", "mid_charge_voltage_volt",
+    "mid_discharge_voltage_volt", "mid_capacity_polarization_volt",
+    "delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
+    "delta_q_v_skewness", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
+    "dqdv_peak_ah_per_volt", "aw_ohm_per_sqrt_s", "aw_stderr", "aw_slope_per_cycle",
+    "aw_slope_per_hour", "aw_top_of_charge_ohm_per_sqrt_s", "aw_spike_ratio",
+    "aw_measurement_count",
+)
+
+#: Numeric inputs checked for parseability.
+_NUMERIC = [c for c in INPUT_COLUMNS if c not in ("cell_id", "source_row")]
+_NOT_OUTPUT = ("source_row",) + cycle_input.PROTOCOL_COLUMNS
+
+
+def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
+                         file: str | None = None) -> pd.DataFrame:
+    """Validate a per-cycle table and add every derivable descriptor.
+
+    Parameters
+    ----------
+    cycles : per-cycle rows (CONTRACTS.md "Per-cycle table"): required ``cycle_index``,
+        ``discharge_capacity_ah`` (Ah) and ``test_time_second`` (s, end of cycle) — the last
+        may be missing when a protocol is stated (``hours_per_cycle`` or ``c_rate`` column or
+        cell metadata), then it is estimated and ``test_time_estimated`` = 1.
+        ``cell_id`` is optional (one unnamed cell is called ``cell`` or the only key of
+        ``cells``).
+    cells : per-cell metadata (DataFrame or dict cell_id → {nominal_capacity_ah,
+        active_mass_g, hours_per_cycle, c_rate, …}).
+    file : name used in error messages.
+
+    Returns
+    -------
+    DataFrame sorted by (cell_id, cycle_index) with the input's known columns and the derived
+    ones (see docs/interfaces.md); NaN where not derivable. ``attrs["ignored_columns"]`` lists
+    input columns that were not used.
+
+    Raises
+    ------
+    ValidationError
+        Missing required column, non-numeric or non-finite value, repeated cycle_index or time
+        running backwards within a cell — naming file, row and column.
+    """
+    if not isinstance(cycles, pd.DataFrame):
+        raise ValidationError("per-cycle table must be a DataFrame", code="bad_input",
+                              expected="DataFrame", found=type(cycles).__name__)
+    if len(cycles) == 0:
+        raise ValidationError("per-cycle table is empty", code="empty_input", file=file,
+                              expected="at least one row", found="0 rows")
+    meta = cycle_input.cell_metadata_map(cells)
+    df = cycles.reset_index(drop=True).copy()
+    df["_position"] = np.arange(len(df))
+    ignored = [c for c in df.columns if c not in INPUT_COLUMNS and c != "_position"]
+    cycle_input.check_numeric(df, _NUMERIC, file)
+    cycle_input.check_required(df, file, cycle_input.time_estimable(df, meta))
+    if "cell_id" not in df.columns:
+        df["cell_id"] = next(iter(meta)) if len(meta) == 1 else "cell"
+    df["cell_id"] = df["cell_id"].astype(str)
+    df = df.sort_values(["cell_id", "cycle_index"], kind="stable").reset_index(drop=True)
+
+    parts = []
+    for cell_id, part in df.groupby("cell_id", sort=True):
+        parts.append(_complete_cell(part.reset_index(drop=True), meta.get(cell_id, {}), file))
+    out = pd.concat(parts, ignore_index=True)
+    cycle_input.check_order(out, file)
+    out = out.drop(columns=["_position"] + [c for c in ignored if c in out.columns])
+    out = out[[c for c in _ordered(out.columns)]]
+    out.attrs["ignored_columns"] = ignored
+    return out
+
+
+def _complete_cell(df: pd.DataFrame, meta: dict[str, Any], file: str | None) -> pd.DataFrame:
+    t, est = cycle_input.estimate_time(df, meta)
+    if not np.isfinite(t).all():
+        i = int(np.argmax(~np.isfinite(t)))
+        raise ValidationError(
+            "test_time_second is missing and no protocol is stated to estimate it",
+            code="missing_value", file=file, row=int(df["_position"].iloc[i]) + 2,
+            column="test_time_second",
+            expected="a number, or hours_per_cycle / c_rate to estimate it", found="nothing")
+    given_est = cycle_input.numeric_column(df, "test_time_estimated")
+    df["test_time_second"] = t
+    df["test_time_estimated"] = np.where(np.isfinite(given_est) & (given_est > 0), 1,
+                                         est).astype(np.int64)
+    df = df.drop(columns=[c for c in cycle_input.PROTOCOL_COLUMNS if c in df.columns])
+    df["cycle_index"] = cycle_input.numeric_column(df, "cycle_index").astype(np.int64)
+    nominal = cycle_input.meta_float(meta, "nominal_capacity_ah")
+    ref = capacity.reference_capacity(df["discharge_capacity_ah"].astype(float), nominal)
+    new: dict[str, np.ndarray] = {}
+    new.update(timing.timing_columns(df, ref, nominal))
+    df = df.assign(**{k: v for k, v in new.items() if k == "cycle_duration_hour"})
+    new.update(capacity.capacity_columns(df, ref, cycle_input.meta_float(meta, "active_mass_g")))
+    new.update(polarization.polarization_columns(df))
+    if "temperature_celsius" not in df.columns or df["temperature_celsius"].isna().all():
+        temp = meta.get("temperature_celsius")
+        try:
+            new["temperature_celsius"] = np.full(len(df), float(temp))
+        except (TypeError, ValueError):
+            new["temperature_celsius"] = np.full(len(df), np.nan)
+    new.update(knee.knee_columns(df["cycle_index"].to_numpy(float),
+                                 cycle_input.numeric_column(df, "discharge_capacity_ah")))
+    for c in INPUT_COLUMNS:
+        if c not in df.columns and c not in new and c not in _NOT_OUTPUT:
+            new[c] = np.full(len(df), np.nan)
+    return df.assign(**new)
+
+
+_FIRST = ["cell_id", "cycle_index", "test_time_second", "test_time_estimated",
+          "discharge_capacity_ah", "charge_capacity_ah", "discharge_energy_wh",
+          "charge_energy_wh", "mean_charge_voltage_volt", "mean_discharge_voltage_volt",
+          "cycle_duration_second", "rest_second", "c_rate", "temperature_celsius"]
+
+
+def _ordered(columns) -> list[str]:
+    cols = list(columns)
+    head = [c for c in _FIRST if c in cols]
+    return head + [c for c in cols if c not in head]
+
+
+def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,
+                      cells: Any = None, voltage_curves: bool = True) -> pd.DataFrame:
+    """Per-sample rows of one or many cells → one row per (``cell_id``, ``cycle_index``).
+
+    Parameters
+    ----------
+    samples : canonical per-sample columns (data_registry.schema.SAMPLES; ``cell_id`` and
+        ``source_row`` optional; current in A, positive = charge; time in s).
+    eis : optional EIS spectra (schema EIS) of the same cells; adds A_w trend columns.
+    cells : per-cell metadata (DataFrame or dict cell_id → {nominal_capacity_ah,
+        active_mass_g, high_voltage_threshold_volt, …}).
+    voltage_curves : compute the Q(V), ΔQ(V) and dQ/dV descriptors (the slower part).
+
+    Returns
+    -------
+    The per-cycle table, completed by :func:`complete_cycle_table`.
+    """
+    meta = cycle_input.cell_metadata_map(cells)
+    default_id = next(iter(meta)) if len(meta) == 1 else "cell"
+    arr = prepare_samples(samples, default_cell_id=default_id)
+    flows = capacity.charge_flows(arr)
+    hv = None
+    if any(cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
+           for c in arr.cell_ids):
+        cell_starts = np.flatnonzero(arr.first_of_cell)
+        vmax = np.maximum.reduceat(arr.voltage_v, cell_starts)
+        hv = np.array([cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
+                       or timing.HIGH_VOLTAGE_FRACTION * vmax[k]
+                       for k, c in enumerate(arr.cell_ids)])
+    cols: dict[str, Any] = {
+        "cell_id": np.asarray(arr.cell_ids, dtype=object)[arr.seg_cell],
+        "cycle_index": arr.seg_cycle,
+    }
+    cols.update(timing.timing_per_cycle(arr, hv))
+    cols.update(capacity.capacity_per_cycle(arr, flows))
+    cols.update(polarization.voltage_per_cycle(arr, flows))
+    table = pd.DataFrame(cols)
+    if voltage_curves:
+        from ml.features.voltage_curves import curve_descriptors
+        table = table.join(curve_descriptors(arr, flows))
+    if eis is not None and len(eis):
+        from ml.features.warburg_trend import align_warburg
+        table = align_warburg(table, eis)
+    return complete_cycle_table(table, meta if meta else None)

@@ -1,0 +1,104 @@
+"""Polarization: the gap between charge and discharge voltage, and how it grows.
+
+From samples: end-of-charge / end-of-discharge voltage, the voltage at half of each half-cycle's
+throughput (so ΔV is taken at matched mid-capacity), recorded internal resistance and
+temperature per cycle. From any per-cycle table: ``polarization_volt`` (mean charge − mean
+discharge voltage) and rolling trend columns over cycles and over hours.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml.features.columns import numeric_column
+from ml.features.sample_frame import SampleArrays
+from ml.features.trend import rolling_slope
+
+
+def _segment_mean(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(values)
+    s = np.add.reduceat(np.where(ok, values, 0.0), starts)
+    c = np.add.reduceat(ok.astype(np.float64), starts)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(c > 0, s / c, np.nan)
+
+
+def _last_voltage_where(mask: np.ndarray, arr: SampleArrays) -> np.ndarray:
+    idx = np.where(mask, np.arange(arr.n_rows), -1)
+    last = np.maximum.reduceat(idx, arr.starts)
+    found = last >= arr.starts
+    return np.where(found, arr.voltage_v[np.maximum(last, 0)], np.nan)
+
+
+def _voltage_at_half(flow: np.ndarray, arr: SampleArrays, seg_ids: np.ndarray) -> np.ndarray:
+    """Voltage where a cycle's cumulative ``flow`` reaches half its total (linear interp.)."""
+    st = arr.starts
+    total = np.add.reduceat(flow, st)
+    cum = np.cumsum(flow)
+    before = np.concatenate(([0.0], cum[st[1:] - 1])) if st.size > 1 else np.zeros(1)
+    before = before[: st.size]
+    cum_in = cum - before[seg_ids]
+    tot_row = total[seg_ids]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(tot_row > 0, np.clip(cum_in / tot_row, 0.0, 1.0), 0.0)
+    key = 2.0 * seg_ids + frac
+    j = np.searchsorted(key, 2.0 * np.arange(st.size) + 0.5, side="left")
+    j = np.clip(j, 0, arr.n_rows - 1)
+    jp = np.maximum(j - 1, 0)
+    c1 = cum_in[j]
+    c0 = np.where(j > st, cum_in[jp], 0.0)
+    half = 0.5 * total
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(c1 > c0, (half - c0) / (c1 - c0), 1.0)
+    v = arr.voltage_v[jp] + np.clip(w, 0.0, 1.0) * (arr.voltage_v[j] - arr.voltage_v[jp])
+    return np.where(total > 0, v, np.nan)
+
+
+def voltage_per_cycle(arr: SampleArrays, flows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-cycle voltage descriptors from samples (V, Ω, °C).
+
+    ``end_of_charge_voltage_volt`` / ``end_of_discharge_voltage_volt``: voltage of the last
+    charging / discharging sample; ``mid_charge_voltage_volt`` / ``mid_discharge_voltage_volt``
+    at half the cycle's charge / discharge capacity and their difference
+    ``mid_capacity_polarization_volt``; ``internal_resistance_ohm`` and
+    ``temperature_celsius``: means of the recorded values.
+    """
+    seg_ids = arr.segment_ids
+    i = arr.current_a
+    thr = arr.rest_threshold_a
+    mid_c = _voltage_at_half(flows["charge_ah"], arr, seg_ids)
+    mid_d = _voltage_at_half(flows["discharge_ah"], arr, seg_ids)
+    out = {
+        "end_of_charge_voltage_volt": _last_voltage_where(i > thr, arr),
+        "end_of_discharge_voltage_volt": _last_voltage_where(i < -thr, arr),
+        "mid_charge_voltage_volt": mid_c,
+        "mid_discharge_voltage_volt": mid_d,
+        "mid_capacity_polarization_volt": mid_c - mid_d,
+    }
+    for name, src in (("internal_resistance_ohm", "internal_resistance_ohm"),
+                      ("temperature_celsius", "ambient_temperature_celsius")):
+        if src in arr.extra:
+            out[name] = _segment_mean(arr.extra[src], arr.starts)
+    return out
+
+
+def polarization_columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Polarization and resistance trends of one cell's per-cycle table (cycle order).
+
+    ``polarization_volt`` = mean charge − mean discharge voltage (V);
+    ``polarization_slope_volt_per_cycle`` / ``…_per_hour`` and
+    ``internal_resistance_slope_ohm_per_cycle`` / ``…_per_hour``: rolling OLS slopes over the
+    last ``TREND_WINDOW`` cycles (causal).
+    """
+    pol = numeric_column(df, "mean_charge_voltage_volt") - numeric_column(
+        df, "mean_discharge_voltage_volt")
+    cyc = numeric_column(df, "cycle_index")
+    hours = numeric_column(df, "test_time_second") / 3600.0
+    ir = numeric_column(df, "internal_resistance_ohm")
+    return {
+        "polarization_volt": pol,
+        "polarization_slope_volt_per_cycle": rolling_slope(cyc, pol),
+        "polarization_slope_volt_per_hour": rolling_slope(hours, pol),
+        "internal_resistance_slope_ohm_per_cycle": rolling_slope(cyc, ir),
+        "internal_resistance_slope_ohm_per_hour": rolling_slope(hours, ir),
+    }

@@ -1,0 +1,216 @@
+"""Canonical per-sample rows → contiguous numpy arrays split into (cell, cycle) segments.
+
+Every per-cycle kernel in this package works on a :class:`SampleArrays`: the samples sorted by
+cell then time (ties broken by cycle, step and source row, so boundary rows that share a time
+stamp keep their protocol order), with ``starts`` marking the first row of each
+(cell, cycle) segment. Kernels then reduce with ``np.add.reduceat`` and friends — one pass,
+no Python loop over cycles.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import ValidationError
+
+REQUIRED = ("test_time_second", "voltage_volt", "current_ampere", "cycle_count")
+OPTIONAL_FLOAT = (
+    "charging_capacity_ah", "discharging_capacity_ah", "charging_energy_wh",
+    "discharging_energy_wh", "internal_resistance_ohm", "ambient_temperature_celsius",
+)
+#: A sample is "at rest" when |I| <= this fraction of the cell's largest |I| (unit-free, so
+#: mA and A inputs classify identically).
+REST_CURRENT_FRACTION = 1e-3
+
+
+@dataclass(frozen=True)
+class SampleArrays:
+    """Sorted per-sample arrays plus segment boundaries.
+
+    Attributes
+    ----------
+    cell_codes : int64 [n] — index into ``cell_ids``.
+    time_s, voltage_v, current_a : float64 [n] — seconds, volts, amperes (+ = charge).
+    cycle : int64 [n] — cycler cycle number.
+    starts : int64 [m] — first row of each (cell, cycle) segment.
+    seg_cell : int64 [m] — cell code of each segment; ``seg_cycle`` its cycle number.
+    first_of_cell : bool [n] — True on each cell's first row.
+    dt_s : float64 [n] — time since the previous row of the same cell (0 on a cell's first row).
+    rest_threshold_a : float64 [n] — per-row |I| threshold below which the row counts as rest.
+    extra : dict of optional float columns present in the input (same order).
+    """
+
+    cell_ids: list[str]
+    cell_codes: np.ndarray
+    time_s: np.ndarray
+    voltage_v: np.ndarray
+    current_a: np.ndarray
+    cycle: np.ndarray
+    starts: np.ndarray
+    seg_cell: np.ndarray
+    seg_cycle: np.ndarray
+    first_of_cell: np.ndarray
+    dt_s: np.ndarray
+    rest_threshold_a: np.ndarray
+    extra: dict[str, np.ndarray]
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.time_s.shape[0])
+
+    @property
+    def n_segments(self) -> int:
+        return int(self.starts.shape[0])
+
+    @property
+    def segment_ids(self) -> np.ndarray:
+        """Segment number of every row (int64 [n])."""
+        marks = np.zeros(self.n_rows, dtype=np.int64)
+        marks[self.starts[1:]] = 1
+        return np.cumsum(marks)
+
+    @property
+    def ends(self) -> np.ndarray:
+        """Last row (inclusive) of each segment."""
+        return np.append(self.starts[1:], self.n_rows) - 1
+
+
+def _float_column(df: pd.DataFrame, name: str) -> np.ndarray:
+    col = df[name]
+    try:
+        arr = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (ValueError, TypeError):
+        coerced = pd.to_numeric(col, errors="coerce")
+        bad = np.flatnonzero(coerced.isna().to_numpy() & col.notna().to_numpy())
+        i = int(bad[0]) if bad.size else 0
+        raise ValidationError(
+            "value is not a number", code="not_a_number", row=_row_label(df, i), column=name,
+            expected="a float", found=repr(col.iloc[i])) from None
+    return arr
+
+
+def _row_label(df: pd.DataFrame, i: int) -> int:
+    """1-based row as a user sees it: ``source_row`` when present, else the position + 2."""
+    if "source_row" in df.columns:
+        v = df["source_row"].iloc[i]
+        if pd.notna(v):
+            return int(v)
+    return i + 2
+
+
+def prepare_samples(samples: pd.DataFrame, *, default_cell_id: str = "cell") -> SampleArrays:
+    """Validate and sort canonical samples into :class:`SampleArrays`.
+
+    Parameters
+    ----------
+    samples : DataFrame with data_registry.schema.SAMPLES columns (``cell_id`` and
+        ``source_row`` optional; ``default_cell_id`` names a single unnamed cell).
+
+    Raises
+    ------
+    ValidationError
+        A required column is missing, a value is not finite, or time runs backwards within a
+        cell after sorting by time (impossible) — i.e. the cycle numbers decrease with time.
+    """
+    missing = [c for c in REQUIRED if c not in samples.columns]
+    if missing:
+        raise ValidationError(
+            f"per-sample table lacks required column(s) {missing}", code="missing_column",
+            column=missing[0], expected=", ".join(REQUIRED),
+            found=", ".join(map(str, samples.columns)) or "no columns")
+    if len(samples) == 0:
+        raise ValidationError("per-sample table is empty", code="empty_input",
+                              expected="at least one row", found="0 rows")
+    time_s = _float_column(samples, "test_time_second")
+    voltage = _float_column(samples, "voltage_volt")
+    current = _float_column(samples, "current_ampere")
+    cycle_f = _float_column(samples, "cycle_count")
+    for name, arr in (("test_time_second", time_s), ("voltage_volt", voltage),
+                      ("current_ampere", current), ("cycle_count", cycle_f)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValidationError("value must be finite", code="not_finite",
+                                  row=_row_label(samples, i), column=name,
+                                  expected="a finite float", found=repr(samples[name].iloc[i]))
+    cycle = cycle_f.astype(np.int64)
+    if "cell_id" in samples.columns:
+        codes, uniques = pd.factorize(samples["cell_id"], sort=True)
+        if (codes < 0).any():
+            i = int(np.argmax(codes < 0))
+            raise ValidationError("cell_id is missing", code="missing_value",
+                                  row=_row_label(samples, i), column="cell_id",
+                                  expected="a cell id", found="null")
+        cell_ids = [str(u) for u in uniques]
+        codes = codes.astype(np.int64)
+    else:
+        cell_ids = [default_cell_id]
+        codes = np.zeros(len(samples), dtype=np.int64)
+    extra = {name: _float_column(samples, name) for name in OPTIONAL_FLOAT
+             if name in samples.columns}
+    step = (_float_column(samples, "step_count") if "step_count" in samples.columns else None)
+    source_row = (_float_column(samples, "source_row") if "source_row" in samples.columns
+                  else None)
+
+    order = _sort_order(codes, time_s, cycle, step, source_row)
+    if order is not None:
+        codes, time_s, voltage, current, cycle = (
+            a[order] for a in (codes, time_s, voltage, current, cycle))
+        extra = {k: v[order] for k, v in extra.items()}
+
+    n = codes.shape[0]
+    first_of_cell = np.empty(n, dtype=bool)
+    first_of_cell[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=first_of_cell[1:])
+    new_seg = first_of_cell.copy()
+    new_seg[1:] |= cycle[1:] != cycle[:-1]
+    back = (cycle[1:] < cycle[:-1]) & ~first_of_cell[1:]
+    if back.any():
+        i = int(np.argmax(back)) + 1
+        raise ValidationError(
+            f"cycle_count decreases with time in cell '{cell_ids[codes[i]]}' "
+            f"at test_time_second={time_s[i]:g}", code="cycle_count_decreasing",
+            column="cycle_count", expected=f">= {cycle[i - 1]}", found=str(cycle[i]))
+    starts = np.flatnonzero(new_seg).astype(np.int64)
+    dt = np.empty(n, dtype=np.float64)
+    dt[0] = 0.0
+    np.subtract(time_s[1:], time_s[:-1], out=dt[1:])
+    dt[first_of_cell] = 0.0
+
+    cell_starts = np.flatnonzero(first_of_cell)
+    cell_max_i = np.maximum.reduceat(np.abs(current), cell_starts)
+    cell_len = np.diff(np.append(cell_starts, n))
+    rest_thr = np.repeat(cell_max_i * REST_CURRENT_FRACTION, cell_len)
+    return SampleArrays(
+        cell_ids=cell_ids, cell_codes=codes, time_s=time_s, voltage_v=voltage,
+        current_a=current, cycle=cycle, starts=starts, seg_cell=codes[starts],
+        seg_cycle=cycle[starts], first_of_cell=first_of_cell, dt_s=dt,
+        rest_threshold_a=rest_thr, extra=extra)
+
+
+def _sort_order(codes, time_s, cycle, step, source_row) -> np.ndarray | None:
+    """Permutation sorting by (cell, time, cycle, step, source_row); None if already sorted."""
+    c_ok = codes[1:] >= codes[:-1]
+    same = codes[1:] == codes[:-1]
+    t_ok = ~same | (time_s[1:] >= time_s[:-1])
+    if c_ok.all() and t_ok.all():
+        # Sorted by cell and time; ties only matter if their secondary keys are out of order.
+        ties = same & (time_s[1:] == time_s[:-1])
+        if not ties.any():
+            return None
+        idx = np.flatnonzero(ties)
+        ok = cycle[idx + 1] >= cycle[idx]
+        if step is not None:
+            ok &= (cycle[idx + 1] > cycle[idx]) | (step[idx + 1] >= step[idx])
+        if ok.all() and source_row is None:
+            return None
+        if source_row is not None and ok.all() and (source_row[idx + 1] >= source_row[idx]).all():
+            return None
+    keys = [codes, time_s, cycle]
+    if step is not None:
+        keys.append(step)
+    if source_row is not None:
+        keys.append(source_row)
+    return np.lexsort(tuple(reversed(keys)))

@@ -1,0 +1,120 @@
+"""Time versus cycle: when each cycle starts and ends, how long it rests, how fast it runs.
+
+Per-sample kernels give seconds per cycle; :func:`timing_columns` turns any per-cycle table
+(built from samples or brought by a user) into the ``_hour`` columns and C-rates.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml.features.columns import numeric_column
+from ml.features.sample_frame import SampleArrays
+
+#: Default "high voltage" threshold as a fraction of the cell's highest recorded voltage
+#: (e.g. 0.9 × 4.2 V = 3.78 V); a cell's ``high_voltage_threshold_volt`` metadata overrides it.
+HIGH_VOLTAGE_FRACTION = 0.9
+
+
+def timing_per_cycle(arr: SampleArrays,
+                     high_voltage_volt: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-cycle timing from samples (seconds).
+
+    Parameters
+    ----------
+    arr : sorted samples.
+    high_voltage_volt : float [n_cells] threshold per cell (V); default
+        ``HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage.
+
+    Returns
+    -------
+    ``cycle_start_second`` (first sample), ``test_time_second`` (last sample = end of cycle),
+    ``cycle_duration_second`` (end − previous cycle's end; end − start for a cell's first
+    cycle), ``rest_second`` (time at rest between the cycle's own samples),
+    ``rest_before_second`` (gap since the previous cycle's last sample),
+    ``charge_duration_second`` / ``discharge_duration_second`` (time with current flowing
+    that way), ``high_voltage_second`` (time with voltage >= the threshold).
+    """
+    st = arr.starts
+    ends = arr.ends
+    i = arr.current_a
+    thr = arr.rest_threshold_a
+    dt = arr.dt_s
+    seg_start = np.zeros(arr.n_rows, dtype=bool)
+    seg_start[st] = True
+    inner_dt = np.where(seg_start, 0.0, dt)
+    at_rest = np.abs(i) <= thr
+    rest_iv = np.empty(arr.n_rows, dtype=bool)
+    rest_iv[0] = False
+    rest_iv[1:] = at_rest[1:] & at_rest[:-1]
+    i_mid = np.empty_like(i)
+    i_mid[0] = i[0]
+    i_mid[1:] = 0.5 * (i[1:] + i[:-1])
+    v_mid = np.empty_like(i)
+    v_mid[0] = arr.voltage_v[0]
+    v_mid[1:] = 0.5 * (arr.voltage_v[1:] + arr.voltage_v[:-1])
+    if high_voltage_volt is None:
+        cell_starts = np.flatnonzero(arr.first_of_cell)
+        high_voltage_volt = HIGH_VOLTAGE_FRACTION * np.maximum.reduceat(arr.voltage_v,
+                                                                        cell_starts)
+    hv_row = np.asarray(high_voltage_volt, dtype=np.float64)[arr.cell_codes]
+
+    start_s = arr.time_s[st]
+    end_s = arr.time_s[ends]
+    prev_end = np.empty_like(end_s)
+    prev_end[0] = start_s[0]
+    prev_end[1:] = end_s[:-1]
+    first_seg = arr.first_of_cell[st]
+    prev_end[first_seg] = start_s[first_seg]
+    return {
+        "cycle_start_second": start_s,
+        "test_time_second": end_s,
+        "cycle_duration_second": end_s - prev_end,
+        "rest_second": np.add.reduceat(np.where(rest_iv, inner_dt, 0.0), st),
+        "rest_before_second": start_s - prev_end,
+        "charge_duration_second": np.add.reduceat(
+            np.where((i_mid > thr) & ~rest_iv, inner_dt, 0.0), st),
+        "discharge_duration_second": np.add.reduceat(
+            np.where((i_mid < -thr) & ~rest_iv, inner_dt, 0.0), st),
+        "high_voltage_second": np.add.reduceat(np.where(v_mid >= hv_row, dt, 0.0), st),
+    }
+
+
+def timing_columns(df: pd.DataFrame, reference_ah: float,
+                   nominal_ah: float | None) -> dict[str, np.ndarray]:
+    """Hour columns and C-rates of one cell's per-cycle table (rows in cycle order).
+
+    ``elapsed_hour`` = test_time_second / 3600 (end of cycle); ``cycle_start_hour``;
+    ``cycle_duration_hour`` (given, else difference of consecutive end times, NaN for the first
+    row); ``rest_hour``; ``rest_before_hour``; ``high_voltage_hour`` and its cumulative sum
+    ``cumulative_high_voltage_hour``; ``charge_c_rate`` / ``discharge_c_rate`` = mean current
+    during charge / discharge over the C-rate capacity (``nominal_ah`` if known, else the
+    reference capacity), in 1/h; ``c_rate`` as given, else the discharge C-rate.
+    """
+    n = len(df)
+    nan = np.full(n, np.nan)
+    t = numeric_column(df, "test_time_second")
+    out: dict[str, np.ndarray] = {"elapsed_hour": t / 3600.0}
+    dur = numeric_column(df, "cycle_duration_second")
+    if not np.isfinite(dur).any():
+        dur = nan.copy()
+        if n > 1:
+            dur[1:] = np.diff(t)
+    out["cycle_duration_hour"] = dur / 3600.0
+    start = numeric_column(df, "cycle_start_second")
+    out["cycle_start_hour"] = np.where(np.isfinite(start), start, t - dur) / 3600.0
+    out["rest_hour"] = numeric_column(df, "rest_second") / 3600.0
+    out["rest_before_hour"] = numeric_column(df, "rest_before_second") / 3600.0
+    hv = numeric_column(df, "high_voltage_second") / 3600.0
+    out["high_voltage_hour"] = hv
+    out["cumulative_high_voltage_hour"] = (np.cumsum(np.nan_to_num(hv)) if np.isfinite(hv).any()
+                                           else nan)
+    cap = nominal_ah if nominal_ah is not None and np.isfinite(nominal_ah) else reference_ah
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for kind in ("charge", "discharge"):
+            q = numeric_column(df, f"{kind}_capacity_ah")
+            h = numeric_column(df, f"{kind}_duration_second") / 3600.0
+            out[f"{kind}_c_rate"] = np.where(h > 0, q / h / cap, np.nan)
+    given = numeric_column(df, "c_rate")
+    out["c_rate"] = np.where(np.isfinite(given), given, out["discharge_c_rate"])
+    return out
