@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = [
     "AdvicePolicy", "Advice", "EolEstimate", "advise", "domain_violations", "eol_estimate",
-    "observed_eol_cycle", "pass_probability",
+    "observed_eol_cycle", "pass_probability", "update_from_forecast",
 ]
 
 _Z95 = 1.6448536269514722  # standard-normal quantile of 0.95
@@ -184,6 +184,25 @@ def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
         return math.nan
     c05, c50, c95 = _triple(row["capacity_ah"])
     return _split_normal_sf(thr_ah, c05, c50, c95)
+
+
+def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
+                         reference_capacity_ah: float, eol_fraction: float = 0.8,
+                         spec_min_cycles: float | None = None,
+                         observed_eol: int | None = None) -> EolEstimate:
+    """One policy update from one forecast: EOL quantiles plus, with a spec, P(pass).
+
+    Parameters are those of :func:`eol_estimate` and :func:`pass_probability`.
+    """
+    pp = None
+    if spec_min_cycles is not None:
+        pp = pass_probability(forecast, spec_min_cycles, last_cycle=last_cycle,
+                              reference_capacity_ah=reference_capacity_ah,
+                              eol_fraction=eol_fraction, observed_eol=observed_eol)
+    est = eol_estimate(forecast, last_cycle=last_cycle, pass_prob=pp)
+    if not math.isfinite(est.threshold_fraction):
+        est = EolEstimate(est.last_cycle, est.cycle, est.hour, float(eol_fraction), pp)
+    return est
 
 
 def domain_violations(features: Mapping[str, float | str | None],

@@ -1,0 +1,61 @@
+"""The FastAPI application factory: routers, error handlers, size limits, model lifespan.
+
+The model is loaded in the lifespan (never at import); until it is, ``/readyz`` answers 503 and
+forecast routes answer 503 ``model_not_loaded``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from data_registry.errors import FadecastError
+from serving.errors import BodySizeLimit, install_error_handlers
+from serving.routes import admin, advice, cells, forecast, health
+from serving.runtime import ModelSlot, OnnxForecaster, load_forecaster
+from serving.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("fadecast.serving")
+
+
+def create_app(settings: Settings | None = None, *,
+               forecaster: OnnxForecaster | None = None) -> FastAPI:
+    """Build the service.
+
+    Parameters
+    ----------
+    settings:
+        Service settings; default :func:`serving.settings.get_settings` (environment).
+    forecaster:
+        An already loaded model to serve (tests, benchmarks); default: resolve
+        ``settings.model_uri`` in the lifespan.
+    """
+    chosen = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.slot = ModelSlot(forecaster)
+        app.state.reload_lock = asyncio.Lock()
+        if forecaster is None:
+            try:
+                app.state.slot.swap(await asyncio.to_thread(load_forecaster, chosen.model_uri))
+            except (FadecastError, OSError) as exc:
+                app.state.slot.last_error = str(exc)
+                log.error("no model loaded at start-up: %s", exc)
+        yield
+
+    app = FastAPI(title="fadecast", version="1", lifespan=lifespan,
+                  description="Battery capacity-fade forecasts with intervals, the time/cycle "
+                              "split of the loss, and early-stopping advice for ageing tests.")
+    app.dependency_overrides[get_settings] = lambda: chosen
+    install_error_handlers(app)
+    for module in (health, forecast, advice, cells, admin):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimit, default_bytes=chosen.max_body_bytes,
+                       upload_bytes=chosen.max_upload_bytes)
+    return app

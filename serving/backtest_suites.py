@@ -1,0 +1,91 @@
+"""The cells ``fadecast backtest`` replays, and the glue from the service's model to
+``ml.backtest`` (which stays free of serving code).
+
+Suites: ``synthetic`` — a fresh ``ml.synthetic`` fleet (its own seed, so no cell was seen in
+training), spec and test cells from ``split_by_cell``; ``pybamm-dev`` — the held-out TEST cells
+of ``ml.sources.load_source("pybamm-dev")`` when ../shared/data is present, spec = median true
+EOL of its TRAIN cells.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from data_registry.errors import FadecastError
+
+__all__ = ["SUITES", "load_suite", "run_suites"]
+
+SUITES = ("synthetic", "pybamm-dev")
+SYNTHETIC_SEED = 20_261_125
+SYNTHETIC_CELLS = 60
+
+
+def load_suite(name: str) -> tuple[list[Any], list[Any]]:
+    """(training cells for the spec, held-out cells to replay) of one suite."""
+    from ml.sources.splits import split_by_cell
+
+    if name == "synthetic":
+        from ml.synthetic import make_fleet
+
+        cells = make_fleet(SYNTHETIC_CELLS, seed=SYNTHETIC_SEED, prefix="bt")
+    elif name == "pybamm-dev":
+        from ml.sources import load_source
+
+        cells = load_source("pybamm-dev")
+    else:
+        raise FadecastError(f"unknown backtest suite '{name}'", code="unknown_suite",
+                            column="--suite", expected=" | ".join(SUITES), found=name)
+    split = split_by_cell(cells, seed=0)
+    by_id = {c.cell_id: c for c in cells}
+    train = [by_id[i] for i in split["train"]]
+    test = [by_id[i] for i in split["test"]]
+    return train, test
+
+
+def _forecast_fn(model: Any) -> Callable[[pd.DataFrame, int, float | None, float], dict]:
+    from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from serving.predict import forecast_document
+
+    def run(frame: pd.DataFrame, horizon: int, nominal: float | None, eol: float) -> dict:
+        keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in frame.columns]
+        return forecast_document(model, frame[keep], horizon_cycles=horizon, eol_fraction=eol,
+                                 nominal_capacity_ah=nominal)
+
+    return run
+
+
+def _domain_fn(model: Any) -> Callable[[pd.DataFrame], list]:
+    from ml.advice import domain_violations
+    from serving.history import domain_features, recent_hours_per_cycle
+
+    def check(frame: pd.DataFrame) -> list:
+        pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float))
+        return domain_violations(domain_features(frame, hours_per_cycle=pace), model.domain)
+
+    return check
+
+
+def run_suites(model_uri: str | None, suites: Sequence[str] | None,
+               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Replay every requested suite (default: all available) through the early-stopping policy."""
+    from ml.backtest import median_true_eol, run_backtest
+    from serving.runtime import load_forecaster
+
+    model = load_forecaster(model_uri)
+    chosen = list(suites) if suites else list(SUITES)
+    report: dict[str, Any] = {"model": {"name": model.name, "version": model.version},
+                              "suites": {}}
+    for name in chosen:
+        try:
+            train, test = load_suite(name)
+        except FadecastError as exc:
+            if suites:  # asked for explicitly: a missing source is an error
+                raise
+            report["suites"][name] = {"skipped": str(exc)}
+            continue
+        spec = median_true_eol(train)
+        report["suites"][name] = run_backtest(test, _forecast_fn(model), spec_min_cycles=spec,
+                                              domain_fn=_domain_fn(model), progress=progress)
+    return report

@@ -1,0 +1,196 @@
+"""Turn what a user brings (API history rows, a per-cycle CSV, a registered cell) into the
+per-cycle table the model reads — always through ``ml.features.complete_cycle_table``.
+
+Also the small per-history summaries the advice needs (reference capacity, recent pace,
+the cell's position against the card's training domain).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import InputFormatError, ValidationError
+
+__all__ = [
+    "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "complete_table", "domain_features", "frame_from_rows",
+    "loss_so_far_fraction", "read_cycles_csv", "recent_hours_per_cycle", "reference_capacity_ah",
+]
+
+REQUIRED_COLUMNS = ("cycle_index", "test_time_second", "discharge_capacity_ah")
+OPTIONAL_COLUMNS = (
+    "charge_capacity_ah", "charge_energy_wh", "discharge_energy_wh", "mean_charge_voltage_volt",
+    "mean_discharge_voltage_volt", "cycle_duration_second", "rest_second", "c_rate",
+    "temperature_celsius", "aw_ohm_per_sqrt_s", "delta_q_v_variance_ah2", "delta_q_v_minimum_ah",
+    "delta_q_v_mean_ah", "delta_q_v_skewness",
+)
+
+
+def frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
+    """Per-cycle DataFrame from validated history rows (pydantic models or mappings).
+
+    Optional columns appear only where at least one row carries them; missing cells are NaN.
+    """
+    dicts = [r if isinstance(r, Mapping) else r.__dict__ for r in rows]
+    data: dict[str, np.ndarray] = {
+        "cycle_index": np.fromiter((d["cycle_index"] for d in dicts), dtype=np.int64,
+                                   count=len(dicts)),
+    }
+    for name in REQUIRED_COLUMNS[1:]:
+        data[name] = np.fromiter((d[name] for d in dicts), dtype=np.float64, count=len(dicts))
+    for name in OPTIONAL_COLUMNS:
+        values = [d.get(name) for d in dicts]
+        if any(v is not None for v in values):
+            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    return pd.DataFrame(data)
+
+
+def read_cycles_csv(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read a user's per-cycle CSV: the required columns, the known optional ones.
+
+    Returns the table and the names of the columns it ignored (the CLI notes them on stderr).
+
+    Raises
+    ------
+    InputFormatError
+        The file cannot be parsed as CSV or lacks a required column.
+    ValidationError
+        A value is not a finite number (the message names file, line and column).
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"cannot read as CSV: {exc}", code="unreadable_csv",
+                               file=path.name) from exc
+    raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
+    for name in REQUIRED_COLUMNS:
+        if name not in raw.columns:
+            raise InputFormatError("required column missing", code="missing_column",
+                                   file=path.name, row=1, column=name,
+                                   expected=", ".join(REQUIRED_COLUMNS),
+                                   found=", ".join(raw.columns[:12]) or "no columns")
+    if raw.empty:
+        raise ValidationError("no cycles in the file", code="empty_history", file=path.name,
+                              row=2, expected="at least one data row", found="none")
+    known = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in raw.columns]
+    extra = [c for c in raw.columns if c not in known and c != "cell_id"]
+    out: dict[str, np.ndarray] = {}
+    for name in known:
+        text = raw[name].astype(object)
+        values = pd.to_numeric(text.where(text != "", None), errors="coerce").to_numpy(float)
+        required = name in REQUIRED_COLUMNS
+        bad = ~np.isfinite(values) & (required | (text.to_numpy() != ""))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise ValidationError("value is not a finite number", code="bad_value",
+                                  file=path.name, row=i + 2, column=name,
+                                  expected="a finite float", found=repr(text.iloc[i]))
+        out[name] = values
+    cycles = out["cycle_index"]
+    if np.any(cycles != np.round(cycles)):
+        i = int(np.flatnonzero(cycles != np.round(cycles))[0])
+        raise ValidationError("cycle index is not an integer", code="bad_value", file=path.name,
+                              row=i + 2, column="cycle_index", expected="an integer",
+                              found=repr(raw["cycle_index"].iloc[i]))
+    frame = pd.DataFrame(out)
+    frame["cycle_index"] = frame["cycle_index"].astype(np.int64)
+    _check_monotone(frame, file=path.name)
+    return frame, extra
+
+
+def _check_monotone(frame: pd.DataFrame, *, file: str | None) -> None:
+    cyc = frame["cycle_index"].to_numpy()
+    t = frame["test_time_second"].to_numpy()
+    step = np.flatnonzero(np.diff(cyc) <= 0)
+    if step.size:
+        i = int(step[0]) + 1
+        raise ValidationError("cycle indexes must increase", code="non_increasing_cycles",
+                              file=file, row=i + 2, column="cycle_index",
+                              expected=f"> {cyc[i - 1]}", found=str(cyc[i]))
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise ValidationError("test time must not decrease", code="time_backwards",
+                              file=file, row=i + 2, column="test_time_second",
+                              expected=f">= {t[i - 1]}", found=str(t[i]))
+
+
+def complete_table(frame: pd.DataFrame, *, cell_id: str | None = None,
+                   nominal_capacity_ah: float | None = None,
+                   meta: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The model's per-cycle table: ``ml.features.complete_cycle_table`` on one cell's rows.
+
+    Parameters
+    ----------
+    frame:
+        One cell's cycles (CONTRACTS per-cycle columns).
+    cell_id:
+        Identifier used for the ``cell_id`` column (default ``"cell"``).
+    nominal_capacity_ah:
+        Reference capacity (Ah) when known; else the features use the first-3-cycles maximum.
+    meta:
+        Further per-cell metadata (chemistry, active mass …) handed to the features.
+    """
+    from ml.features import complete_cycle_table
+
+    cid = cell_id or "cell"
+    table = frame.copy()
+    table["cell_id"] = cid
+    info = {k: v for k, v in (meta or {}).items() if v is not None}
+    if nominal_capacity_ah is not None:
+        info["nominal_capacity_ah"] = float(nominal_capacity_ah)
+    return complete_cycle_table(table, cells={cid: info} if info else None)
+
+
+def reference_capacity_ah(discharge_ah: np.ndarray, nominal_capacity_ah: float | None) -> float:
+    """CONTRACTS reference capacity (Ah): the nominal when given, else max of the first 3 cycles."""
+    if nominal_capacity_ah is not None:
+        return float(nominal_capacity_ah)
+    return float(np.nanmax(np.asarray(discharge_ah, dtype=float)[:3]))
+
+
+def loss_so_far_fraction(discharge_ah: np.ndarray, reference_ah: float) -> float:
+    """1 − retention of the last 3 cycles (median, so one noisy cycle does not decide)."""
+    tail = np.asarray(discharge_ah, dtype=float)[-3:]
+    return float(1.0 - np.nanmedian(tail) / reference_ah)
+
+
+def recent_hours_per_cycle(test_time_second: np.ndarray, override: float | None = None) -> float:
+    """Hours per future cycle: ``override`` if given, else the median of the last 10 cycles."""
+    if override is not None:
+        return float(override)
+    t = np.asarray(test_time_second, dtype=float)
+    if t.size < 2:
+        return float(t[-1] / 3600.0) if t.size else 0.0
+    return float(np.median(np.diff(t)[-10:]) / 3600.0)
+
+
+def domain_features(frame: pd.DataFrame, *, hours_per_cycle: float,
+                    meta: Mapping[str, Any] | None = None) -> dict[str, float | str | None]:
+    """The cell's summary in the names a card's domain summary may use (median of last 10)."""
+    tail = frame.tail(10)
+
+    def med(name: str) -> float | None:
+        if name not in tail:
+            return None
+        v = pd.to_numeric(tail[name], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        return float(np.median(v)) if v.size else None
+
+    out: dict[str, float | str | None] = {
+        "c_rate": med("c_rate"),
+        "temperature_celsius": med("temperature_celsius"),
+        "hours_per_cycle": hours_per_cycle if math.isfinite(hours_per_cycle) else None,
+        "cycle_duration_hour": hours_per_cycle if math.isfinite(hours_per_cycle) else None,
+        "cycle_index": float(frame["cycle_index"].iloc[-1]),
+        "cycles_seen": float(frame["cycle_index"].iloc[-1]),
+    }
+    for key in ("chemistry",):
+        if meta and meta.get(key):
+            out[key] = str(meta[key])
+    return out

@@ -1,0 +1,137 @@
+"""What a forecast or an advice request does, shared by the HTTP routes and the CLI.
+
+Both paths call these functions with a loaded :class:`serving.runtime.OnnxForecaster`, so the
+command line and the API produce byte-identical forecasts for the same history.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import ValidationError
+from ml.advice import AdvicePolicy, advise, domain_violations, observed_eol_cycle, \
+    update_from_forecast
+from serving.history import complete_table, domain_features, loss_so_far_fraction, \
+    recent_hours_per_cycle, reference_capacity_ah
+from serving.runtime import OnnxForecaster
+
+__all__ = ["advice_document", "clean_json", "forecast_document"]
+
+
+def clean_json(value: Any) -> Any:
+    """Replace NaN/inf by None and numpy scalars by Python ones (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: clean_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        f = float(value)
+        return f if math.isfinite(f) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cycles: int,
+                      hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
+                      nominal_capacity_ah: float | None = None, cell_id: str | None = None,
+                      meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CONTRACTS forecast JSON for one cell's raw per-cycle rows.
+
+    Parameters
+    ----------
+    frame:
+        Observed cycles (CONTRACTS per-cycle columns, cycle_index increasing).
+    horizon_cycles:
+        Number of future cycles to forecast (rows in ``forecast``).
+    hours_per_cycle:
+        Planned hours per future cycle (what-if); None = median of the last 10 observed cycles.
+    eol_fraction:
+        End-of-life threshold as a fraction of the reference capacity.
+    nominal_capacity_ah:
+        Reference capacity (Ah) if known.
+    """
+    table = complete_table(frame, cell_id=cell_id, nominal_capacity_ah=nominal_capacity_ah,
+                           meta=meta)
+    doc = model.forecast(table, horizon_cycles=horizon_cycles, hours_per_cycle=hours_per_cycle,
+                         eol_fraction=eol_fraction, nominal_capacity_ah=nominal_capacity_ah,
+                         cell_id=cell_id)
+    return clean_json(doc)
+
+
+def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycles: int,
+                    tolerance_cycles: float, eol_fraction: float = 0.8,
+                    hours_per_cycle: float | None = None,
+                    nominal_capacity_ah: float | None = None,
+                    spec_min_cycles: float | None = None, cell_id: str | None = None,
+                    meta: dict[str, Any] | None = None, n_updates: int = 3,
+                    update_every_cycles: int = 10, min_loss_fraction: float = 0.03,
+                    max_horizon_cycles: int = 20_000) -> dict[str, Any]:
+    """The ``POST /v1/advice`` answer for one cell's raw per-cycle rows.
+
+    The stop rule looks at ``n_updates`` forecasts made from the history cut every
+    ``update_every_cycles`` cycles back from the last one (the newest first is "now"); each
+    forecast runs to the same absolute end cycle, at least ``planned_cycles`` and the spec.
+    """
+    if frame.empty:
+        raise ValidationError("history is empty", code="empty_history", column="history")
+    cycles = frame["cycle_index"].to_numpy(np.int64)
+    discharge = frame["discharge_capacity_ah"].to_numpy(float)
+    last = int(cycles[-1])
+    ref = reference_capacity_ah(discharge, nominal_capacity_ah)
+    pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float), hours_per_cycle)
+    end = max(planned_cycles, int(math.ceil(1.5 * spec_min_cycles)) if spec_min_cycles else 0,
+              2 * last, last + 1)
+    end = min(end, last + max_horizon_cycles)
+    observed = observed_eol_cycle(cycles, discharge / ref, eol_fraction)
+    policy = AdvicePolicy(stable_updates=n_updates, min_loss_fraction=min_loss_fraction)
+
+    updates = []
+    for k in reversed(range(n_updates)):
+        cut = last - k * update_every_cycles
+        n_rows = int(np.searchsorted(cycles, cut, side="right"))
+        if n_rows < 2:
+            continue
+        part = frame.iloc[:n_rows]
+        cut_cycle = int(cycles[n_rows - 1])
+        doc = forecast_document(model, part, horizon_cycles=max(1, end - cut_cycle),
+                                hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
+                                nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id,
+                                meta=meta)
+        seen = observed if observed is not None and observed <= cut_cycle else None
+        updates.append(update_from_forecast(doc, last_cycle=cut_cycle, reference_capacity_ah=ref,
+                                            eol_fraction=eol_fraction,
+                                            spec_min_cycles=spec_min_cycles, observed_eol=seen))
+    if not updates:  # a single-row history: forecast from what there is
+        doc = forecast_document(model, frame, horizon_cycles=max(1, end - last),
+                                hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
+                                nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id,
+                                meta=meta)
+        updates.append(update_from_forecast(doc, last_cycle=last, reference_capacity_ah=ref,
+                                            eol_fraction=eol_fraction,
+                                            spec_min_cycles=spec_min_cycles,
+                                            observed_eol=observed))
+    failures = domain_violations(domain_features(frame, hours_per_cycle=pace, meta=meta),
+                                 model.domain)
+    adv = advise(updates, planned_cycles=planned_cycles, tolerance_cycles=tolerance_cycles,
+                 hours_per_cycle=pace, loss_so_far_fraction=loss_so_far_fraction(discharge, ref),
+                 domain_failures=failures, spec_min_cycles=spec_min_cycles, policy=policy)
+    now = adv.end_of_life
+    body: dict[str, Any] = {
+        "decision": adv.decision,
+        "reason": adv.reason,
+        "end_of_life": {
+            "threshold_fraction": eol_fraction,
+            "cycle_index": dict(zip(("p05", "p50", "p95"), now.cycle)),
+            "elapsed_hour": dict(zip(("p05", "p50", "p95"), now.hour)),
+        },
+        "hours_saved_if_stopped": adv.hours_saved_if_stopped,
+        "checks": adv.checks,
+        "model": {"name": model.name, "version": model.version},
+    }
+    if spec_min_cycles is not None:
+        body["pass_probability"] = adv.pass_probability
+    return clean_json(body)

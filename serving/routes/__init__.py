@@ -1,0 +1,1 @@
+"""The service's routers, one per resource (all versioned under ``/v1`` except health)."""

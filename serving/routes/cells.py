@@ -1,0 +1,124 @@
+"""Stored cells: upload raw cycler data, forecast a registered cell from the registry.
+
+``POST /v1/cells/{cell_id}/samples`` streams the raw body to a temp file inside FADECAST_HOME
+(never holding it in memory; the body-size guard stops it at the configured limit), ingests it
+through ``data_registry.store.Registry`` (which validates before it commits, so a bad file leaves
+the stored cell unchanged) and deletes the temp file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from data_registry.errors import NotFoundError
+from serving.deps import current_model
+from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from serving.predict import clean_json, forecast_document
+from serving.routes.forecast import ERRORS, check_lengths
+from serving.runtime import OnnxForecaster
+from serving.schemas import CellForecastRequest, ErrorBody, ForecastResponse, UploadResponse
+from serving.settings import Settings, get_settings
+
+router = APIRouter(prefix="/v1/cells", tags=["cells"])
+CELL_ID = PathParam(max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
+_RAW_BODY = {"requestBody": {"required": True, "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+def _registry(settings: Settings) -> Any:
+    from data_registry.store import Registry
+
+    return Registry(home=settings.resolved_home())
+
+
+def _as_dict(report: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(report) and not isinstance(report, type):
+        return clean_json(dataclasses.asdict(report))
+    if isinstance(report, dict):
+        return clean_json(report)
+    return {"summary": str(report)}
+
+
+@router.post("/{cell_id}/samples", response_model=UploadResponse, openapi_extra=_RAW_BODY,
+             responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody},
+                        413: {"model": ErrorBody}, 415: {"model": ErrorBody},
+                        422: {"model": ErrorBody}},
+             summary="upload raw cycler data for a cell (any format the registry reads)")
+async def upload_samples(request: Request, cell_id: str = CELL_ID,
+                         filename: str = Query("upload.csv", max_length=200,
+                                               description="original file name (format hint)"),
+                         format_name: str | None = Query(None, alias="format", max_length=64,
+                                                         pattern=r"^[a-z0-9_\-]+$"),
+                         settings: Settings = Depends(get_settings)) -> JSONResponse:
+    home = settings.resolved_home()
+    staging = home / "tmp"
+    staging.mkdir(parents=True, exist_ok=True)
+    name = _SAFE_NAME.sub("_", Path(filename).name).strip("._") or "upload.csv"
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=staging))
+    path = folder / name
+    size = 0
+    try:
+        with open(path, "wb") as fh:
+            async for chunk in request.stream():
+                size += len(chunk)
+                fh.write(chunk)
+        if size == 0:
+            from serving.errors import ServiceError
+
+            raise ServiceError("the upload is empty", code="empty_upload", http_status=422)
+        registry = _registry(settings)
+        report = await run_in_threadpool(registry.ingest, [path], cell_id,
+                                         format_name=format_name)
+        info = _as_dict(report)
+        warnings = [w for w in info.get("warnings", []) if isinstance(w, dict)]
+        return JSONResponse(clean_json({"cell_id": cell_id, "bytes": size,
+                                        "format_name": info.get("format_name"),
+                                        "warnings": warnings, "report": info}),
+                            status_code=201)
+    finally:
+        if path.exists():
+            os.unlink(path)
+        folder.rmdir()
+
+
+def _load_cell(settings: Settings, cell_id: str) -> tuple[Any, dict[str, Any]]:
+    registry = _registry(settings)
+    try:
+        cycles = registry.load_cycles(cell_id)
+        meta = registry.cell_metadata(cell_id) or {}
+    except KeyError as exc:
+        raise NotFoundError(f"cell '{cell_id}' is not registered", code="cell_not_found",
+                            column="cell_id") from exc
+    if cycles is None or len(cycles) == 0:
+        raise NotFoundError(f"cell '{cell_id}' has no cycles yet", code="cell_not_found",
+                            column="cell_id")
+    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in cycles.columns]
+    return cycles[keep].reset_index(drop=True), dict(meta)
+
+
+@router.post("/{cell_id}/forecast", response_model=ForecastResponse, responses=ERRORS | {
+    404: {"model": ErrorBody}}, summary="forecast a registered cell from its stored cycles")
+async def forecast_cell(body: CellForecastRequest, cell_id: str = CELL_ID,
+                        model: OnnxForecaster = Depends(current_model),
+                        settings: Settings = Depends(get_settings)) -> JSONResponse:
+    check_lengths(0, body.horizon_cycles, settings)
+    frame, meta = await run_in_threadpool(_load_cell, settings, cell_id)
+    check_lengths(len(frame), None, settings)
+    if body.cell is not None:
+        meta.update(body.cell.model_dump(exclude_none=True))
+    nominal = meta.get("nominal_capacity_ah")
+    doc = await run_in_threadpool(
+        forecast_document, model, frame, horizon_cycles=body.horizon_cycles,
+        hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
+        nominal_capacity_ah=float(nominal) if nominal is not None else None, cell_id=cell_id,
+        meta={k: v for k, v in meta.items() if k != "cell_id"})
+    return JSONResponse(doc)

@@ -1,0 +1,163 @@
+"""The loaded model: an onnxruntime session + its card, and the slot that swaps it atomically.
+
+The session runs with one intra-op and one inter-op thread (the service scales by processes,
+and 2 cores are shared). Requests take a reference to the current forecaster when they start,
+so ``ModelSlot.swap`` never pulls a model from under an in-flight request.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import FadecastError, NotFoundError
+
+__all__ = ["ModelSlot", "OnnxForecaster", "load_forecaster"]
+
+
+def _session(onnx_path: Path) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+
+
+@dataclass(eq=False)
+class OnnxForecaster:
+    """A model folder (``model.onnx`` + ``model_card.json``) ready to forecast.
+
+    Use :func:`load_forecaster` to build one. ``run`` maps the named float32 inputs of
+    docs/interfaces.md to the named outputs; ``forecast`` is ``ml.inference.forecast`` bound to
+    this card and session.
+    """
+
+    path: Path
+    card: Any
+    session: Any
+    loaded_at: float
+
+    @property
+    def name(self) -> str:
+        return str(_card_get(self.card, "name", "fadecast-forecaster"))
+
+    @property
+    def version(self) -> str:
+        return str(_card_get(self.card, "version", "0"))
+
+    @property
+    def domain(self) -> dict[str, Any]:
+        """The card's training-domain summary (feature → range), empty when absent."""
+        dom = _card_get(self.card, "domain", None) or _card_get(self.card, "training_domain", None)
+        return dict(dom or {})
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One onnxruntime call: named float32 arrays in, named arrays out."""
+        names = [o.name for o in self.session.get_outputs()]
+        feed = {i.name: inputs[i.name] for i in self.session.get_inputs()}
+        return dict(zip(names, self.session.run(names, feed)))
+
+    def forecast(self, table: pd.DataFrame, *, horizon_cycles: int,
+                 hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
+                 nominal_capacity_ah: float | None = None,
+                 cell_id: str | None = None) -> dict[str, Any]:
+        """The CONTRACTS forecast JSON for one cell's completed per-cycle table."""
+        from ml.inference import forecast
+
+        return forecast(table, card=self.card, run=self.run, horizon_cycles=horizon_cycles,
+                        hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
+                        nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /v1/models`` shows about this model."""
+        out: dict[str, Any] = {"name": self.name, "version": self.version,
+                               "path": str(self.path), "loaded_at_unix": self.loaded_at}
+        for key in ("features", "dataset_hash", "metrics", "quantile_levels", "n_samples"):
+            value = _card_get(self.card, key, None)
+            if value is not None:
+                out[key] = value
+        if self.domain:
+            out["domain"] = self.domain
+        return out
+
+
+def _card_get(card: Any, key: str, default: Any) -> Any:
+    if isinstance(card, dict):
+        return card.get(key, default)
+    return getattr(card, key, default)
+
+
+def load_forecaster(uri: str | None = None) -> OnnxForecaster:
+    """Resolve a model URI (None/"champion", a folder, or a ``.onnx`` file) and load it.
+
+    Raises
+    ------
+    NotFoundError
+        Nothing to load at ``uri`` (or no champion registered yet).
+    """
+    from ml.inference import load_model_dir
+    from ml.model_store import resolve_model
+
+    try:
+        folder = Path(resolve_model(uri))
+    except FadecastError:
+        raise
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"no model at {uri or 'champion'}: {exc}", code="model_not_found",
+                            file=str(uri) if uri else None) from exc
+    loaded = load_model_dir(folder)
+    card, onnx_path = _split_loaded(loaded, folder)
+    return OnnxForecaster(path=folder, card=card, session=_session(onnx_path),
+                          loaded_at=time.time())
+
+
+def _split_loaded(loaded: Any, folder: Path) -> tuple[Any, Path]:
+    """``load_model_dir`` gives the card (and maybe the ONNX path); find the ONNX file."""
+    if isinstance(loaded, tuple):
+        card = loaded[0]
+        rest = [x for x in loaded[1:] if isinstance(x, (str, Path))]
+        if rest:
+            return card, Path(rest[0])
+    else:
+        card = loaded
+    onnx_path = folder / "model.onnx" if folder.is_dir() else folder
+    return card, onnx_path
+
+
+class ModelSlot:
+    """Holds the current forecaster; ``swap`` replaces it in one assignment under a lock."""
+
+    def __init__(self, forecaster: OnnxForecaster | None = None) -> None:
+        self._current = forecaster
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> OnnxForecaster | None:
+        return self._current
+
+    def require(self) -> OnnxForecaster:
+        """The loaded forecaster, or a 503 ``model_not_loaded`` error."""
+        model = self._current
+        if model is None:
+            from serving.errors import ServiceError
+
+            raise ServiceError("no model is loaded yet" + (f": {self.last_error}"
+                                                           if self.last_error else ""),
+                               code="model_not_loaded", http_status=503)
+        return model
+
+    def swap(self, forecaster: OnnxForecaster) -> OnnxForecaster | None:
+        """Install ``forecaster``; returns the previous one (still usable by in-flight calls)."""
+        with self._lock:
+            old, self._current = self._current, forecaster
+            self.last_error = None
+        return old

@@ -1,0 +1,186 @@
+"""Request and response bodies of the HTTP API (pydantic), with the bounds bad input hits.
+
+Every float refuses NaN and ±inf; units are in the field names (CONTRACTS.md). Unknown history
+columns are ignored (the per-cycle table's rule); unknown top-level keys are refused.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "AdviceRequest", "AdviceResponse", "CellForecastRequest", "CellInfo", "ErrorBody",
+    "ForecastRequest", "ForecastResponse", "HistoryRow", "ModelsResponse", "Spec",
+    "UploadResponse",
+]
+
+_STRICT = ConfigDict(allow_inf_nan=False, extra="forbid")
+NonNeg = Annotated[float, Field(ge=0, le=1e12)]
+Volt = Annotated[float, Field(gt=0, lt=10)]
+
+
+class CellInfo(BaseModel):
+    """Optional metadata of the cell the history belongs to."""
+
+    model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
+    cell_id: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    nominal_capacity_ah: float | None = Field(None, gt=0, le=1e5, description="Ah")
+    chemistry: str | None = Field(None, max_length=64)
+    active_mass_g: float | None = Field(None, gt=0, le=1e6)
+
+
+class HistoryRow(BaseModel):
+    """One observed cycle (CONTRACTS.md "Per-cycle table"); unknown keys are ignored."""
+
+    model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
+    cycle_index: int = Field(ge=0, le=10_000_000)
+    test_time_second: float = Field(ge=0, le=1e11, description="elapsed at the END of the cycle")
+    discharge_capacity_ah: float = Field(gt=0, le=1e5)
+    charge_capacity_ah: NonNeg | None = None
+    charge_energy_wh: NonNeg | None = None
+    discharge_energy_wh: NonNeg | None = None
+    mean_charge_voltage_volt: Volt | None = None
+    mean_discharge_voltage_volt: Volt | None = None
+    cycle_duration_second: NonNeg | None = None
+    rest_second: NonNeg | None = None
+    c_rate: float | None = Field(None, ge=0, le=1000)
+    temperature_celsius: float | None = Field(None, ge=-100, le=200)
+    aw_ohm_per_sqrt_s: NonNeg | None = None
+    delta_q_v_variance_ah2: NonNeg | None = None
+    delta_q_v_minimum_ah: float | None = Field(None, ge=-1e5, le=1e5)
+    delta_q_v_mean_ah: float | None = Field(None, ge=-1e5, le=1e5)
+    delta_q_v_skewness: float | None = Field(None, ge=-1e6, le=1e6)
+
+
+def _check_order(rows: list[HistoryRow]) -> list[HistoryRow]:
+    for i in range(1, len(rows)):
+        a, b = rows[i - 1], rows[i]
+        if b.cycle_index <= a.cycle_index:
+            raise ValueError(f"history[{i}].cycle_index must increase: found {b.cycle_index} "
+                             f"after {a.cycle_index}")
+        if b.test_time_second < a.test_time_second:
+            raise ValueError(f"history[{i}].test_time_second must not decrease: found "
+                             f"{b.test_time_second} after {a.test_time_second}")
+    return rows
+
+
+class _HistoryBody(BaseModel):
+    model_config = _STRICT
+    cell: CellInfo | None = None
+    history: list[HistoryRow] = Field(min_length=1, description="observed cycles, in order")
+    future_hours_per_cycle: float | None = Field(
+        None, gt=0, le=1e5, description="planned hours per future cycle (what-if); default: "
+        "median duration of the last 10 observed cycles")
+    eol_fraction: float = Field(0.8, gt=0, lt=1, description="end of life, of the reference")
+
+    @field_validator("history")
+    @classmethod
+    def _history_in_order(cls, rows: list[HistoryRow]) -> list[HistoryRow]:
+        return _check_order(rows)
+
+
+class ForecastRequest(_HistoryBody):
+    """``POST /v1/forecast``."""
+
+    horizon_cycles: int = Field(ge=1, le=100_000)
+
+
+class CellForecastRequest(BaseModel):
+    """``POST /v1/cells/{cell_id}/forecast``: the history comes from the registry."""
+
+    model_config = _STRICT
+    cell: CellInfo | None = None
+    horizon_cycles: int = Field(ge=1, le=100_000)
+    future_hours_per_cycle: float | None = Field(None, gt=0, le=1e5)
+    eol_fraction: float = Field(0.8, gt=0, lt=1)
+
+
+class Spec(BaseModel):
+    """Acceptance spec: the cell passes when its EOL cycle is at or after ``min_cycles_to_eol``."""
+
+    model_config = _STRICT
+    min_cycles_to_eol: float = Field(gt=0, le=10_000_000)
+
+
+class AdviceRequest(_HistoryBody):
+    """``POST /v1/advice``."""
+
+    planned_cycles: int = Field(ge=1, le=10_000_000, description="cycle the test ends at")
+    tolerance_cycles: float = Field(gt=0, le=10_000_000)
+    spec: Spec | None = None
+
+
+class Quantiles(BaseModel):
+    p05: float | None
+    p50: float | None
+    p95: float | None
+
+
+class _ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class _ForecastRow(BaseModel):
+    cycle_index: int
+    test_time_second: float
+    capacity_ah: Quantiles
+    loss_time_fraction: Quantiles | float | None
+    loss_cycle_fraction: Quantiles | float | None
+
+
+class _EndOfLife(BaseModel):
+    threshold_fraction: float
+    cycle_index: Quantiles
+    test_time_second: Quantiles
+
+
+class ForecastResponse(BaseModel):
+    """The CONTRACTS forecast JSON (identical to ``fadecast forecast --json``)."""
+
+    model: _ModelRef
+    cell_id: str | None
+    forecast: list[_ForecastRow]
+    end_of_life: _EndOfLife | None
+    attribution: dict[str, Any]
+
+
+class _AdviceEol(BaseModel):
+    threshold_fraction: float
+    cycle_index: Quantiles
+    elapsed_hour: Quantiles
+
+
+class AdviceResponse(BaseModel):
+    """``POST /v1/advice`` answer."""
+
+    decision: Literal["stop", "continue"]
+    reason: str
+    end_of_life: _AdviceEol
+    pass_probability: float | None = None
+    hours_saved_if_stopped: float = Field(description="remaining planned test hours")
+    checks: dict[str, bool]
+    model: _ModelRef
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer."""
+
+    code: str
+    message: str
+    field: str | None = None
+    file: str | None = None
+    row: int | None = None
+
+
+class UploadResponse(BaseModel):
+    cell_id: str
+    bytes: int
+    format_name: str | None = None
+    warnings: list[dict[str, Any]] = []
+    report: dict[str, Any] = {}
+
+
+class ModelsResponse(BaseModel):
+    models: list[dict[str, Any]]

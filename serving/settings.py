@@ -1,0 +1,48 @@
+"""Service settings: environment variables ``FADECAST_SERVE_*`` read here and nowhere else.
+
+``FADECAST_HOME`` itself is read by :mod:`data_registry.home`; these settings only reuse it.
+Inject with ``Depends(get_settings)``; tests pass a ``Settings`` to ``create_app`` or override
+``get_settings``.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from data_registry.home import fadecast_home
+
+__all__ = ["Settings", "get_settings"]
+
+
+class Settings(BaseSettings):
+    """Limits and wiring of the prediction service (sizes in bytes, lengths in rows/cycles)."""
+
+    model_config = SettingsConfigDict(env_prefix="FADECAST_SERVE_", frozen=True)
+
+    model_uri: str | None = Field(
+        None, description="model URI: None/'champion' (MLflow registry), a folder or a .onnx")
+    admin_token: SecretStr | None = Field(
+        None, description="bearer token for /v1/admin/*; admin routes answer 401 when unset")
+    max_body_bytes: int = Field(4_000_000, gt=0, description="largest JSON request body")
+    max_upload_bytes: int = Field(256_000_000, gt=0, description="largest raw-data upload")
+    max_history_cycles: int = Field(20_000, gt=0, description="longest accepted history")
+    max_horizon_cycles: int = Field(20_000, gt=0, description="longest forecast horizon")
+    advice_updates: int = Field(3, ge=1, le=10,
+                                description="forecast updates the stop rule looks back over")
+    advice_update_every_cycles: int = Field(10, ge=1,
+                                            description="cycles between those updates")
+    advice_min_loss_fraction: float = Field(0.03, ge=0, lt=1)
+    home: Path | None = Field(None, description="registry folder (default: FADECAST_HOME)")
+
+    def resolved_home(self) -> Path:
+        """The registry folder these settings point at (created if missing)."""
+        return fadecast_home(self.home)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
