@@ -390,7 +390,7 @@ def _cell_summary(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _not_found(what: str, name: str, known: Sequence[str]) -> NotFoundError:
-    close = difflib.get_close_matches(name, list(known), n=3)
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     return NotFoundError(f"no {what} '{name}' in the registry{hint}", code=f"unknown_{what}",
                          expected=f"one of {len(known)} registered {what}s", found=repr(name))
