@@ -1,0 +1,52 @@
+"""Build the model card: the serving contract written beside the ONNX graph."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import numpy as np
+
+from ml.inference import LEVELS, ModelCard
+from ml.models.fade_net import FadeNet
+from ml.scaling import FeatureScaler
+from ml.training.dataset import PreparedCell
+from ml.windows import FEATURES, WindowSpec
+
+__all__ = ["training_domain", "build_card"]
+
+
+def _range(values: list[float]) -> list[float] | None:
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    return [float(v.min()), float(v.max())] if v.size else None
+
+
+def training_domain(cells: list[PreparedCell]) -> dict:
+    """Ranges the model was trained on, for the advice policy's in-domain check.
+
+    ``c_rate`` (1/h), ``hours_per_cycle`` (h), ``cycles_seen`` (per cell), ``temperature_celsius``,
+    ``chemistry`` (distinct values where the source states it), ``sources``, ``n_cells``.
+    """
+    def col(name: str) -> list[float]:
+        return [float(x) for c in cells for x in c.table[name].to_numpy(dtype=float)]
+
+    chem = sorted({str(c.meta["chemistry"]) for c in cells if c.meta.get("chemistry")})
+    return {"c_rate": _range(col("c_rate")), "hours_per_cycle": _range(col("cycle_duration_hour")),
+            "cycles_seen": _range([float(len(c.table)) for c in cells]),
+            "cycle_index": _range(col("cycle_index")),
+            "temperature_celsius": _range(col("temperature_celsius")),
+            "chemistry": chem, "sources": sorted({str(c.meta.get("source", "?")) for c in cells}),
+            "n_cells": len(cells)}
+
+
+def build_card(model: FadeNet, scaler: FeatureScaler, spec: WindowSpec, *,
+               train_cells: list[PreparedCell], conformal: dict, dataset_hash: str,
+               metrics: dict | None = None, name: str = "fadecast-forecaster",
+               version: str = "0") -> ModelCard:
+    """A :class:`~ml.inference.ModelCard` for a fitted ``model``."""
+    return ModelCard(
+        name=name, version=str(version),
+        features=[{"name": n, "unit": u, "transform": t} for n, u, t in FEATURES],
+        scaler=scaler.to_dict(), window=spec.to_dict(), quantile_levels=list(LEVELS),
+        n_samples=model.n_samples, conformal=conformal,
+        training_domain=training_domain(train_cells), dataset_hash=dataset_hash,
+        metrics=dict(metrics or {}), model={"class": "FadeNet", **model.config()},
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -1,0 +1,244 @@
+"""Forecast one cell from its per-cycle history with an exported model (numpy only).
+
+The model card (``model_card.json`` beside ``model.onnx``) drives everything: feature list and
+scaler state, window spec, quantile levels, split-conformal constants and the reference-capacity
+rule. ``run`` maps the ONNX input dict to the output dict — an onnxruntime session in serving and
+the CLI (``intra_op_num_threads=1``), or a torch wrapper in training.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import FadecastError, NotFoundError, ValidationError
+from ml.scaling import FeatureScaler
+from ml.windows import WindowSpec, future_schedule, make_windows, model_table
+
+__all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "band", "apply_conformal",
+           "OUTPUTS", "INPUTS", "CARD_FILE", "MODEL_FILE"]
+
+INPUTS = ("history", "history_mask", "query_cycle", "query_hour")
+OUTPUTS = ("capacity_fraction", "loss_time_fraction", "loss_cycle_fraction")
+CARD_FILE = "model_card.json"
+MODEL_FILE = "model.onnx"
+LEVELS = (0.05, 0.5, 0.95)
+
+
+@dataclass
+class ModelCard:
+    """Everything inference needs besides the ONNX graph (JSON beside it).
+
+    ``scaler``: ``{feature: {transform, mean, std}}`` in model order; ``features``: list of
+    ``{name, unit, transform}``; ``conformal``: ``{"capacity": {"scale", "eps"}, "time_share":
+    {"scale", "eps"}}`` — the band [q05, q95] is widened by ``scale * (q95 - q05 + eps)`` on
+    each side (negative scale narrows, never past the median).
+    """
+
+    name: str
+    version: str
+    features: list[dict]
+    scaler: dict
+    window: dict
+    quantile_levels: list[float] = field(default_factory=lambda: list(LEVELS))
+    n_samples: int = 32
+    conformal: dict = field(default_factory=dict)
+    reference_capacity: dict = field(default_factory=lambda: {
+        "rule": "nominal_capacity_ah when given, else max discharge_capacity_ah of the first 3 "
+                "cycles", "first_cycles": 3})
+    training_domain: dict = field(default_factory=dict)
+    dataset_hash: str = ""
+    metrics: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    onnx: dict = field(default_factory=dict)
+    created_utc: str = ""
+
+    def feature_scaler(self) -> FeatureScaler:
+        """The fitted input scaler stored in the card."""
+        return FeatureScaler.from_dict(self.scaler)
+
+    def window_spec(self) -> WindowSpec:
+        """The window spec stored in the card."""
+        return WindowSpec(max_history=int(self.window["max_history"]),
+                          min_history=int(self.window.get("min_history", 3)))
+
+    def to_json(self) -> str:
+        """Pretty JSON text of the card."""
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write atomically (temp file + ``os.replace``); returns the path."""
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".card-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "ModelCard":
+        """Read a card; raises ``FadecastError`` naming the file when it is absent or malformed."""
+        path = Path(path)
+        if not path.is_file():
+            raise NotFoundError("model card not found", code="model_card_missing", file=str(path),
+                                expected=f"a {CARD_FILE} beside the ONNX model", found="nothing")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            known = {f for f in cls.__dataclass_fields__}
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise FadecastError(f"unreadable model card: {exc}", code="bad_model_card",
+                                file=str(path)) from exc
+
+
+def open_session(model_path: str | os.PathLike[str]) -> Callable[[dict], dict]:
+    """An onnxruntime session (one intra-op thread) wrapped as ``run(inputs) -> outputs``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(model_path), sess_options=opts,
+                                providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+
+    def run(inputs: dict) -> dict:
+        return dict(zip(names, sess.run(None, inputs)))
+
+    return run
+
+
+def load_model_dir(path: str | os.PathLike[str]) -> tuple[ModelCard, Callable[[dict], dict]]:
+    """``(card, run)`` of a folder holding ``model.onnx`` and ``model_card.json``."""
+    folder = Path(path)
+    onnx_path = folder / MODEL_FILE
+    if not onnx_path.is_file():
+        raise NotFoundError("ONNX model not found", code="model_missing", file=str(onnx_path),
+                            expected=f"{MODEL_FILE} in the model folder", found="nothing")
+    return ModelCard.load(folder / CARD_FILE), open_session(onnx_path)
+
+
+def band(samples: np.ndarray, conformal: Mapping[str, float] | None,
+         lo: float = 0.0, hi: float = np.inf) -> np.ndarray:
+    """(p05, p50, p95) of ``samples`` [..., K] along the last axis, widened by a split-conformal
+    constant and clipped to [lo, hi]; returns [..., 3]."""
+    q = np.quantile(np.asarray(samples, dtype=np.float64), LEVELS, axis=-1)
+    q = np.moveaxis(q, 0, -1)
+    return apply_conformal(q, conformal, lo, hi)
+
+
+def apply_conformal(q: np.ndarray, conformal: Mapping[str, float] | None,
+                    lo: float = 0.0, hi: float = np.inf) -> np.ndarray:
+    """Widen raw quantiles ``q`` [..., 3] by ``scale * (q95 - q05 + eps)`` per side."""
+    q = np.array(q, dtype=np.float64)
+    if conformal:
+        pad = float(conformal.get("scale", 0.0)) * (q[..., 2] - q[..., 0] +
+                                                    float(conformal.get("eps", 0.0)))
+        q[..., 0] = np.minimum(q[..., 0] - pad, q[..., 1])
+        q[..., 2] = np.maximum(q[..., 2] + pad, q[..., 1])
+    return np.clip(q, lo, hi)
+
+
+def _as_run(run: Any) -> Callable[[dict], dict]:
+    if hasattr(run, "get_outputs") and hasattr(run, "run"):  # a raw onnxruntime session
+        names = [o.name for o in run.get_outputs()]
+        return lambda inputs: dict(zip(names, run.run(None, inputs)))
+    if callable(run):
+        return run
+    raise FadecastError("run must be an onnxruntime session or a callable", code="bad_runner",
+                        expected="InferenceSession | callable", found=type(run).__name__)
+
+
+def _crossing(curve: np.ndarray, threshold: float) -> int | None:
+    below = np.flatnonzero(curve < threshold)
+    return int(below[0]) if below.size else None
+
+
+def _eol(q_cap: np.ndarray, cycles: np.ndarray, hours: np.ndarray, threshold: float,
+         fraction: float) -> dict | None:
+    """End of life from the widened band: p05 cycle = where the LOW curve crosses first."""
+    idx = [_crossing(q_cap[:, j], threshold) for j in (0, 1, 2)]
+    if any(i is None for i in idx):
+        return None
+    keys = ("p05", "p50", "p95")
+    return {"threshold_fraction": fraction,
+            "cycle_index": {k: int(cycles[i]) for k, i in zip(keys, idx)},
+            "test_time_second": {k: float(hours[i] * 3600.0) for k, i in zip(keys, idx)}}
+
+
+def _q(values: np.ndarray) -> dict[str, float]:
+    return {"p05": float(values[0]), "p50": float(values[1]), "p95": float(values[2])}
+
+
+def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
+             horizon_cycles: int, hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
+             nominal_capacity_ah: float | None = None, cell_id: str | None = None) -> dict:
+    """The CONTRACTS forecast JSON for one cell.
+
+    Parameters
+    ----------
+    history:
+        Per-cycle rows (DataFrame or list of dicts) with at least ``cycle_index``,
+        ``test_time_second`` (s) and ``discharge_capacity_ah`` (Ah).
+    card, run:
+        The model card and ``run(inputs) -> outputs`` (or an onnxruntime session).
+    horizon_cycles:
+        N: rows ``cycle_index`` = last + 1 … last + N.
+    hours_per_cycle:
+        Future pace (h per cycle); default the median of the last 10 observed cycles.
+    eol_fraction:
+        End-of-life threshold, fraction of the reference capacity, in (0, 1).
+    nominal_capacity_ah:
+        Reference capacity (Ah); default max discharge capacity of the first 3 cycles.
+
+    Raises
+    ------
+    ValidationError
+        Bad history rows, horizon, pace or threshold (the message names the field).
+    """
+    frame = pd.DataFrame(history) if not isinstance(history, pd.DataFrame) else history
+    if not (isinstance(eol_fraction, (int, float)) and 0.0 < float(eol_fraction) < 1.0):
+        raise ValidationError("end-of-life fraction must lie in (0, 1)", code="bad_value",
+                              column="eol_fraction", expected="a float in (0, 1)",
+                              found=repr(eol_fraction))
+    spec = card.window_spec()
+    table = model_table(frame, nominal_capacity_ah=nominal_capacity_ah,
+                        min_history=spec.min_history)
+    if cell_id is None and "cell_id" in table.columns:
+        cell_id = str(table["cell_id"].iloc[0])
+    cycles, hours = future_schedule(table, horizon_cycles, hours_per_cycle)
+    last_cycle = float(table["cycle_index"].iloc[-1])
+    last_hour = float(table["elapsed_hour"].iloc[-1])
+    # query 0 = the last observed cycle, where the time share is defined
+    inputs = make_windows(table, scaler=card.feature_scaler(), spec=spec,
+                          query_cycle=np.concatenate([[last_cycle], cycles]),
+                          query_hour=np.concatenate([[last_hour], hours]))
+    out = _as_run(run)(inputs)
+    missing = [o for o in OUTPUTS if o not in out]
+    if missing:
+        raise FadecastError(f"model did not return {missing}", code="bad_model_output",
+                            expected=str(list(OUTPUTS)), found=str(sorted(out)))
+    cap = np.asarray(out["capacity_fraction"], dtype=np.float64)[0]  # [H+1, K]
+    lt = np.asarray(out["loss_time_fraction"], dtype=np.float64)[0]
+    lc = np.asarray(out["loss_cycle_fraction"], dtype=np.float64)[0]
+    ref = float(table["reference_capacity_ah"].iloc[0])
+    q_cap = band(cap[1:], card.conformal.get("capacity"), lo=0.0)
+    share = lt[0] / np.maximum(lt[0] + lc[0], 1e-9)
+    q_share = band(share, card.conformal.get("time_share"), lo=0.0, hi=1.0)
+    lt_med = np.median(lt[1:], axis=-1)
+    lc_med = np.median(lc[1:], axis=-1)
+    rows = [{"cycle_index": int(cycles[i]), "test_time_second": float(hours[i] * 3600.0),
+             "capacity_ah": _q(q_cap[i] * ref),
+             "loss_time_fraction": float(lt_med[i]), "loss_cycle_fraction": float(lc_med[i])}
+            for i in range(len(cycles))]
+    return {"model": {"name": card.name, "version": card.version},
+            "cell_id": cell_id,
+            "forecast": rows,
+            "end_of_life": _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)),
+            "attribution": {"time_share": _q(q_share)}}

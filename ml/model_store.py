@@ -1,0 +1,125 @@
+"""Find the model to serve: a folder, an ``.onnx`` file, or the MLflow registry's champion.
+
+``resolve_model()`` always returns a folder holding ``model.onnx`` and ``model_card.json``.
+Registry models are downloaded once into ``FADECAST_HOME/models/<name>/v<version>/`` (a cache
+keyed by the registered version) and reused. mlflow is imported lazily, only for registry URIs.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from data_registry.errors import FadecastError, NotFoundError
+from data_registry.home import fadecast_home, mlflow_tracking_uri
+from ml.inference import CARD_FILE, MODEL_FILE
+
+__all__ = ["resolve_model", "REGISTERED_NAME", "CHAMPION_ALIAS"]
+
+REGISTERED_NAME = "fadecast-forecaster"
+CHAMPION_ALIAS = "champion"
+
+
+def _find(folder: Path, name: str) -> Path | None:
+    direct = folder / name
+    if direct.is_file():
+        return direct
+    hits = sorted(folder.rglob(name))
+    return hits[0] if hits else None
+
+
+def _from_registry(uri: str, tracking_uri: str | None) -> Path:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    tracking = tracking_uri or mlflow_tracking_uri()
+    client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    if uri in ("", "champion"):
+        uri = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
+    ref = uri[len("models:/"):]
+    try:
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            mv = client.get_model_version_by_alias(name, alias)
+        else:
+            name, version = ref.rsplit("/", 1)
+            mv = client.get_model_version(name, version)
+    except (MlflowException, ValueError) as exc:
+        raise NotFoundError(f"no registered model for {uri} in {tracking}",
+                            code="model_not_found", column="model",
+                            expected="a registered model version (run `fadecast train` or "
+                                     "`make demo` first)", found=uri) from exc
+    cache = fadecast_home() / "models" / name / f"v{mv.version}"
+    if (cache / MODEL_FILE).is_file() and (cache / CARD_FILE).is_file():
+        return cache
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".download-"))
+    try:
+        got = Path(mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp / "raw"),
+            tracking_uri=tracking))
+        onnx_file, card_file = _find(got, MODEL_FILE), _find(got, CARD_FILE)
+        if onnx_file is None or card_file is None:
+            raise NotFoundError("registered model lacks model.onnx or model_card.json",
+                                code="model_incomplete", file=str(got),
+                                expected=f"{MODEL_FILE} and {CARD_FILE}",
+                                found=str(sorted(p.name for p in got.rglob('*'))[:10]))
+        final = tmp / "final"
+        final.mkdir()
+        shutil.copy2(onnx_file, final / MODEL_FILE)
+        shutil.copy2(card_file, final / CARD_FILE)
+        if cache.exists():
+            shutil.rmtree(cache)
+        os.replace(final, cache)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return cache
+
+
+def resolve_model(uri: str | os.PathLike[str] | None = None, *,
+                  tracking_uri: str | None = None) -> Path:
+    """A folder with ``model.onnx`` + ``model_card.json`` for ``uri``.
+
+    Parameters
+    ----------
+    uri:
+        ``None`` or ``"champion"`` → ``models:/fadecast-forecaster@champion`` in FADECAST_HOME's
+        MLflow registry; ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``; a folder; or an
+        ``.onnx`` file with ``model_card.json`` beside it.
+    tracking_uri:
+        Registry to ask (default ``data_registry.home.mlflow_tracking_uri()``).
+
+    Raises
+    ------
+    NotFoundError
+        Nothing at ``uri``, no champion yet, or a card missing beside the ONNX file.
+    """
+    if uri is None or str(uri) in ("champion",) or str(uri).startswith("models:/"):
+        return _from_registry("" if uri is None else str(uri), tracking_uri)
+    path = Path(uri).expanduser()
+    if path.is_dir():
+        for name in (MODEL_FILE, CARD_FILE):
+            if not (path / name).is_file():
+                raise NotFoundError(f"model folder lacks {name}", code="model_incomplete",
+                                    file=str(path / name), column="model",
+                                    expected=f"{MODEL_FILE} and {CARD_FILE}", found="nothing")
+        return path.resolve()
+    if path.suffix == ".onnx" and path.is_file():
+        if not (path.parent / CARD_FILE).is_file():
+            raise NotFoundError("no model card beside the ONNX file", code="model_card_missing",
+                                file=str(path.parent / CARD_FILE), column="model",
+                                expected=f"{CARD_FILE} beside {path.name}", found="nothing")
+        if path.name == MODEL_FILE:
+            return path.parent.resolve()
+        # an .onnx under another name: present it under the standard names via a cache folder
+        cache = fadecast_home() / "models" / "files" / path.stem
+        cache.mkdir(parents=True, exist_ok=True)
+        for src, dst in ((path, MODEL_FILE), (path.parent / CARD_FILE, CARD_FILE)):
+            tmp = cache / f".{dst}.tmp"
+            shutil.copy2(src, tmp)
+            os.replace(tmp, cache / dst)
+        return cache
+    raise FadecastError("model not found", code="model_not_found", file=str(path),
+                        column="model", expected="a model folder, an .onnx file, 'champion' "
+                                                 "or models:/NAME@ALIAS", found=str(uri))

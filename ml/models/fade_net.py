@@ -1,0 +1,210 @@
+"""FadeNet: a masked attention encoder over the per-cycle history that infers the parameters of a
+monotone time term and a monotone cycle term, decoded over the requested future schedule.
+
+Capacity (fraction of the reference) at cycle ``N`` and elapsed hour ``t``::
+
+    cap(N, t) = c0 - L_time(t) - L_cycle(N)
+    L_time(t) = s * L * g_t(t) / g_t(t_last),   L_cycle(N) = (1 - s) * L * g_c(N) / g_c(N_last)
+
+where ``c0`` is the fresh capacity, ``L`` the loss at the last observed cycle and ``s`` the time
+share at the last observed cycle. Parametrizing by ``(c0, L, s)`` puts the identifiability ridge
+(time vs cycle loss that explain the same history) on ONE parameter: when the history cannot
+separate them, ``s`` is wide while the fitted past stays tight.
+
+Uncertainty: the head outputs a mean and a scale per raw parameter; K samples use FIXED
+quasi-random normal draws baked into the graph (buffer ``noise``), so the ONNX export is
+deterministic. Outputs are [B, H, K].
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from data_registry.errors import FadecastError
+from ml.models.cycle_terms import make_cycle_term
+from ml.models.time_terms import make_time_term
+from ml.scaling import FeatureScaler
+
+__all__ = ["FadeNet", "fixed_normal_draws"]
+
+ANCHORS = ("retention", "elapsed_hour", "cycle_index")
+
+
+def fixed_normal_draws(n_samples: int, n_dims: int, seed: int = 0) -> np.ndarray:
+    """``n_samples`` x ``n_dims`` standard-normal draws from a scrambled Sobol sequence, each
+    column centred and scaled to unit variance (stable, low-discrepancy posterior samples)."""
+    from scipy.stats import norm, qmc
+
+    if n_dims == 0:
+        return np.zeros((n_samples, 0), dtype=np.float32)
+    u = qmc.Sobol(d=n_dims, scramble=True, seed=seed).random(n_samples)
+    z = norm.ppf(np.clip(u, 1e-4, 1 - 1e-4))
+    z = (z - z.mean(axis=0)) / z.std(axis=0)
+    return z.astype(np.float32)
+
+
+class _Attention(nn.Module):
+    """Multi-head self-attention over valid rows only (padding rows are never attended to)."""
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, h: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        b, t, d = h.shape
+        q, k, v = self.qkv(h).chunk(3, dim=-1)
+        dh = d // self.n_heads
+        q = q.reshape(b, t, self.n_heads, dh).transpose(1, 2)
+        k = k.reshape(b, t, self.n_heads, dh).transpose(1, 2)
+        v = v.reshape(b, t, self.n_heads, dh).transpose(1, 2)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(dh)
+        scores = scores + (valid[:, None, None, :] - 1.0) * 1e4
+        att = torch.softmax(scores, dim=-1) @ v
+        return self.out(att.transpose(1, 2).reshape(b, t, d))
+
+
+class FadeNet(nn.Module):
+    """Forecaster of capacity and its time/cycle decomposition (see module docstring).
+
+    Parameters
+    ----------
+    feature_names:
+        Input features in model order; must contain ``retention``, ``elapsed_hour``,
+        ``cycle_index`` (their scaler state is baked into the graph to recover raw values).
+    time_term, cycle_term:
+        ``{"none", "power", "onset"}`` and ``{"none", "power", "knee"}``.
+    d_model, n_heads, n_layers:
+        Encoder width, attention heads, attention blocks.
+    n_samples:
+        K, posterior samples per forecast.
+    seed:
+        Seeds the weights and the fixed posterior draws.
+    """
+
+    def __init__(self, feature_names: tuple[str, ...] | list[str], *, time_term: str = "power",
+                 cycle_term: str = "power", d_model: int = 64, n_heads: int = 4,
+                 n_layers: int = 1, n_samples: int = 32, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.feature_names = tuple(feature_names)
+        missing = [a for a in ANCHORS if a not in self.feature_names]
+        if missing:
+            raise FadecastError(f"FadeNet needs feature(s) {missing}", code="bad_features",
+                                expected=f"features including {list(ANCHORS)}",
+                                found=str(list(self.feature_names)))
+        self.anchor_index = tuple(self.feature_names.index(a) for a in ANCHORS)
+        self.time_term_name, self.cycle_term_name = time_term, cycle_term
+        self.time_term = make_time_term(time_term)
+        self.cycle_term = make_cycle_term(cycle_term)
+        f = len(self.feature_names)
+        self.embed = nn.Sequential(nn.Linear(2 * f, d_model), nn.GELU(),
+                                   nn.Linear(d_model, d_model))
+        self.blocks = nn.ModuleList(_Attention(d_model, n_heads) for _ in range(n_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(d_model) for _ in range(n_layers))
+        self.ffn = nn.ModuleList(nn.Sequential(nn.Linear(d_model, 2 * d_model), nn.GELU(),
+                                               nn.Linear(2 * d_model, d_model))
+                                 for _ in range(n_layers))
+        self.pool_query = nn.Parameter(torch.randn(d_model) / math.sqrt(d_model))
+        self.n_params = 3 + self.time_term.n_params + self.cycle_term.n_params
+        self.head = nn.Sequential(nn.Linear(3 * d_model + 4, 2 * d_model), nn.GELU(),
+                                  nn.Linear(2 * d_model, 2 * self.n_params))
+        self.register_buffer("noise", torch.from_numpy(
+            fixed_normal_draws(n_samples, self.n_params, seed)))
+        self.register_buffer("anchor_mean", torch.zeros(3))
+        self.register_buffer("anchor_std", torch.ones(3))
+        self.register_buffer("anchor_log", torch.zeros(3))
+        self.is_fitted_ = False
+
+    @property
+    def n_samples(self) -> int:
+        """K, posterior samples per forecast."""
+        return int(self.noise.shape[0])
+
+    def set_scaler(self, scaler: FeatureScaler) -> None:
+        """Bake the scaler state of the anchor features into the graph."""
+        idx = [scaler.features.index(a) for a in ANCHORS]
+        self.anchor_mean.copy_(torch.tensor([scaler.mean_[i] for i in idx], dtype=torch.float32))
+        self.anchor_std.copy_(torch.tensor([scaler.std_[i] for i in idx], dtype=torch.float32))
+        self.anchor_log.copy_(torch.tensor([float(scaler.transform_of(a) == "log1p")
+                                            for a in ANCHORS]))
+
+    def _raw_anchor(self, x: torch.Tensor, j: int) -> torch.Tensor:
+        z = x[..., self.anchor_index[j]] * self.anchor_std[j] + self.anchor_mean[j]
+        return self.anchor_log[j] * torch.expm1(z) + (1.0 - self.anchor_log[j]) * z
+
+    def encode(self, history: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Summary vector [B, 3d+4] plus the raw anchors (first/last retention, last hour and
+        cycle, each [B, 1])."""
+        x = history * mask
+        valid = (mask.amax(dim=-1) > 0).to(history.dtype)  # [B, T]
+        h = self.embed(torch.cat([x, mask], dim=-1))
+        for att, norm, ffn in zip(self.blocks, self.norms, self.ffn):
+            h = h + att(norm(h), valid)
+            h = h + ffn(h)
+        w = valid[..., None]
+        mean = (h * w).sum(1) / w.sum(1).clamp(min=1.0)
+        scores = (h @ self.pool_query) / math.sqrt(h.shape[-1]) + (valid - 1.0) * 1e4
+        attn = (torch.softmax(scores, dim=1)[..., None] * h).sum(1)
+        last = h[:, -1]
+        ret = self._raw_anchor(x, 0)
+        ret_mask = mask[..., self.anchor_index[0]]
+        rank = torch.cumsum(ret_mask, dim=1)
+        first = ret_mask * (rank <= 3).to(history.dtype)
+        r_first = (ret * first - (1.0 - first) * 10.0).amax(dim=1, keepdim=True)
+        tail_m = ret_mask[:, -3:]
+        r_last = (ret[:, -3:] * tail_m).sum(1, keepdim=True) / tail_m.sum(1, keepdim=True).clamp(
+            min=1.0)
+        hour_last = self._raw_anchor(history[:, -1:], 1)
+        cycle_last = self._raw_anchor(history[:, -1:], 2)
+        stats = torch.cat([r_first, r_last, torch.log1p(hour_last.clamp(min=0.0)) / 10.0,
+                           torch.log1p(cycle_last.clamp(min=0.0)) / 10.0], dim=-1)
+        return torch.cat([mean, attn, last, stats], dim=-1), r_first, r_last, hour_last, cycle_last
+
+    def forward(self, history: torch.Tensor, history_mask: torch.Tensor, query_cycle: torch.Tensor,
+                query_hour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(capacity_fraction, loss_time_fraction, loss_cycle_fraction)``, each [B, H, K]."""
+        summary, r_first, r_last, hour_last, cycle_last = self.encode(history, history_mask)
+        out = self.head(summary)
+        mu, log_scale = out[:, : self.n_params], out[:, self.n_params:]
+        scale = F.softplus(log_scale - 1.0) + 1e-3
+        u = mu[:, None, :] + scale[:, None, :] * self.noise[None]  # [B, K, P]
+        c0 = r_first[:, :, None] + 0.1 * torch.tanh(u[..., 0:1])  # [B, K, 1]
+        base_loss = (c0 - r_last[:, :, None]).clamp(min=0.0)
+        loss_last = 0.02 * F.softplus(base_loss / 0.02 + u[..., 1:2])
+        share = self._share(u[..., 2:3])
+        n_t = self.time_term.n_params
+        u_t, u_c = u[..., 3:3 + n_t], u[..., 3 + n_t:]
+        qh, qc = query_hour[:, None, :], query_cycle[:, None, :]  # [B, 1, H]
+        hl, cl = hour_last[:, :, None], cycle_last[:, :, None]  # [B, 1, 1]
+        g_t = self.time_term(u_t, qh, hl)
+        g_t_last = self.time_term(u_t, hl, hl)
+        g_c = self.cycle_term(u_c, qc, cl)
+        g_c_last = self.cycle_term(u_c, cl, cl)
+        loss_time = share * loss_last * g_t / g_t_last.clamp(min=1e-6)
+        loss_cycle = (1.0 - share) * loss_last * g_c / g_c_last.clamp(min=1e-6)
+        cap = c0 - loss_time - loss_cycle
+        return cap.transpose(1, 2), loss_time.transpose(1, 2), loss_cycle.transpose(1, 2)
+
+    def _share(self, u: torch.Tensor) -> torch.Tensor:
+        if self.time_term_name == "none" and self.cycle_term_name == "none":
+            return torch.zeros_like(u)
+        if self.time_term_name == "none":
+            return torch.zeros_like(u)
+        if self.cycle_term_name == "none":
+            return torch.ones_like(u)
+        return torch.sigmoid(u)
+
+    def config(self) -> dict:
+        """Constructor arguments (for the card and for rebuilding the model)."""
+        first = self.blocks[0].qkv if len(self.blocks) else None
+        return {"feature_names": list(self.feature_names), "time_term": self.time_term_name,
+                "cycle_term": self.cycle_term_name,
+                "d_model": int(self.embed[0].out_features),
+                "n_heads": int(self.blocks[0].n_heads) if first is not None else 1,
+                "n_layers": len(self.blocks), "n_samples": self.n_samples}

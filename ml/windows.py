@@ -1,0 +1,231 @@
+"""Per-cycle table + future schedule -> the named float32 arrays the forecasting model reads.
+
+The SAME functions build training windows (``ml.training``) and serving windows
+(``ml.inference``). The per-cycle table first goes through the ONE feature path
+(``ml.features.complete_cycle_table``); this module only adds the model's window-relative
+columns (retention against the reference capacity, polarization and A_w rise since the start),
+scales them with the card's :class:`~ml.scaling.FeatureScaler` state, masks what is missing, and
+subsamples histories longer than the card's ``max_history`` (first and last cycle always kept).
+
+Array layout (docs/interfaces.md): ``history`` / ``history_mask`` [B, T, F] left-padded (padding
+rows are all-zero in the mask, so the last row is the last observed cycle); ``query_cycle`` /
+``query_hour`` [B, H] absolute cycle index and elapsed hours at the end of that cycle.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import FadecastError, ValidationError
+from ml.scaling import FeatureScaler
+
+__all__ = ["FEATURES", "WindowSpec", "model_table", "reference_capacity", "subsample_indices",
+           "history_arrays", "stack_histories", "future_schedule", "make_windows"]
+
+#: (name, unit, transform) of every model input feature, in model order.
+FEATURES: tuple[tuple[str, str, str], ...] = (
+    ("retention", "fraction of reference capacity", "identity"),
+    ("elapsed_hour", "h", "log1p"),
+    ("cycle_index", "cycle", "log1p"),
+    ("cycle_duration_hour", "h", "log1p"),
+    ("rest_hour", "h", "log1p"),
+    ("c_rate", "1/h", "identity"),
+    ("coulombic_inefficiency_per_hour", "1/h", "identity"),
+    ("polarization_rise_volt", "V", "identity"),
+    ("aw_rise_fraction", "1", "identity"),
+    ("temperature_celsius", "degC", "identity"),
+)
+FEATURE_NAMES = tuple(f[0] for f in FEATURES)
+REQUIRED = ("cycle_index", "test_time_second", "discharge_capacity_ah")
+FIRST_CYCLES = 3  # reference capacity: max discharge capacity of the first 3 cycles
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """How a history becomes a model window.
+
+    Attributes
+    ----------
+    max_history:
+        Longest history fed to the model, in cycles; longer ones are subsampled evenly (first and
+        last cycle kept).
+    min_history:
+        Fewest observed cycles accepted.
+    """
+
+    max_history: int = 64
+    min_history: int = 3
+
+    def to_dict(self) -> dict:
+        """The card's ``window`` entry."""
+        return {"max_history": self.max_history, "min_history": self.min_history,
+                "subsample": "evenly spaced rows, first and last cycle kept",
+                "padding": "left (last row = last observed cycle)"}
+
+
+def _complete(cycles: pd.DataFrame, nominal_capacity_ah: float | None) -> pd.DataFrame:
+    """The ONE feature path (``ml.features.complete_cycle_table``), with the reference rule."""
+    from ml.features import complete_cycle_table
+
+    cells = None
+    if nominal_capacity_ah is not None:
+        reference_capacity(np.ones(1), nominal_capacity_ah)  # validates the value
+        ids = cycles["cell_id"].astype(str).unique() if "cell_id" in cycles.columns else []
+        cell_id = str(ids[0]) if len(ids) else "cell"
+        cells = {cell_id: {"nominal_capacity_ah": float(nominal_capacity_ah)}}
+    return complete_cycle_table(cycles, cells)
+
+
+def reference_capacity(discharge_ah: np.ndarray, nominal_capacity_ah: float | None = None) -> float:
+    """Reference capacity (Ah): ``nominal_capacity_ah`` when given, else max of the first 3 cycles."""
+    if nominal_capacity_ah is not None:
+        if not np.isfinite(nominal_capacity_ah) or nominal_capacity_ah <= 0:
+            raise ValidationError("nominal capacity must be a positive number",
+                                  code="bad_value", column="nominal_capacity_ah",
+                                  expected="a float > 0", found=repr(nominal_capacity_ah))
+        return float(nominal_capacity_ah)
+    first = np.asarray(discharge_ah, dtype=float)[:FIRST_CYCLES]
+    return float(np.nanmax(first))
+
+
+def _check_history(df: pd.DataFrame, min_rows: int) -> None:
+    if "cell_id" in df.columns and df["cell_id"].nunique() > 1:
+        raise ValidationError("a history must hold one cell", code="several_cells",
+                              column="cell_id", expected="one cell_id",
+                              found=str(sorted(df["cell_id"].astype(str).unique())[:5]))
+    if len(df) < min_rows:
+        raise ValidationError("history too short", code="history_too_short",
+                              column="cycle_index", expected=f">= {min_rows} cycles",
+                              found=f"{len(df)} cycles")
+    bad = ~np.isfinite(df["retention"].to_numpy(dtype=float)) | (df["retention"] <= 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise ValidationError("discharge capacity must be a positive number",
+                              code="bad_value", row=i + 1, column="discharge_capacity_ah",
+                              expected="a float > 0",
+                              found=repr(df["discharge_capacity_ah"].iloc[i]))
+
+
+def model_table(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = None,
+                min_history: int = 3) -> pd.DataFrame:
+    """Validate a per-cycle history and add every model feature column.
+
+    Parameters
+    ----------
+    cycles:
+        One cell's per-cycle table (CONTRACTS names); at least ``cycle_index``,
+        ``test_time_second`` (s, end of cycle) and ``discharge_capacity_ah`` (Ah).
+    nominal_capacity_ah:
+        Reference capacity in Ah; default max discharge capacity of the first 3 cycles.
+
+    Returns
+    -------
+    DataFrame
+        Sorted by ``cycle_index``, with :data:`FEATURE_NAMES` columns (NaN where unknown) and
+        ``reference_capacity_ah``.
+
+    Raises
+    ------
+    ValidationError
+        From the feature path (missing required column, non-numeric value, repeated cycle, time
+        going backwards), or several cells, a non-positive capacity, or fewer than
+        ``min_history`` cycles (the message names row and column).
+    """
+    if not isinstance(cycles, pd.DataFrame) or len(cycles) == 0:
+        raise ValidationError("history is empty", code="empty_input", column="history",
+                              expected=f">= {min_history} per-cycle rows", found="0 rows")
+    df = _complete(cycles, nominal_capacity_ah)
+    _check_history(df, min_history)
+    df["cycle_index"] = df["cycle_index"].astype("float64")
+    cipph = pd.to_numeric(df["coulombic_inefficiency_per_hour"], errors="coerce")
+    df["coulombic_inefficiency_per_hour"] = cipph.clip(-0.01, 0.01)
+    pol = pd.to_numeric(df.get("polarization_volt"), errors="coerce")
+    pol_start = pol.dropna().iloc[:FIRST_CYCLES].median() if pol.notna().any() else np.nan
+    df["polarization_rise_volt"] = pol - pol_start
+    aw = pd.to_numeric(df.get("aw_ohm_per_sqrt_s"), errors="coerce")
+    aw_start = aw.dropna().iloc[0] if aw.notna().any() else np.nan
+    df["aw_rise_fraction"] = aw / aw_start - 1.0 if aw_start and aw_start > 0 else np.nan
+    for name in FEATURE_NAMES:
+        df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
+    return df
+
+
+def subsample_indices(n_rows: int, max_history: int) -> np.ndarray:
+    """Row indices kept from a history of ``n_rows``: all, or ``max_history`` evenly spaced
+    rows including the first and the last."""
+    if n_rows <= max_history:
+        return np.arange(n_rows)
+    return np.unique(np.round(np.linspace(0, n_rows - 1, max_history)).astype(int))
+
+
+def history_arrays(table: pd.DataFrame, scaler: FeatureScaler,
+                   max_history: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled features and mask [T, F] (float32) of a :func:`model_table` output.
+
+    Missing values become 0 with mask 0; ``T <= max_history``.
+    """
+    idx = subsample_indices(len(table), max_history)
+    raw = table[list(scaler.features)].to_numpy(dtype="float64")[idx]
+    mask = np.isfinite(raw)
+    scaled = scaler.transform(np.where(mask, raw, np.nan))
+    x = np.where(mask, scaled, 0.0).astype(np.float32)
+    return x, mask.astype(np.float32)
+
+
+def stack_histories(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pad [T_i, F] histories to one [B, T, F] batch (padding rows have mask 0)."""
+    t_max = max(x.shape[0] for x, _ in items)
+    f = items[0][0].shape[1]
+    xs = np.zeros((len(items), t_max, f), dtype=np.float32)
+    ms = np.zeros((len(items), t_max, f), dtype=np.float32)
+    for b, (x, m) in enumerate(items):
+        xs[b, t_max - len(x):] = x
+        ms[b, t_max - len(m):] = m
+    return xs, ms
+
+
+def future_schedule(table: pd.DataFrame, horizon_cycles: int,
+                    hours_per_cycle: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Future cycle numbers and elapsed hours at the end of each future cycle.
+
+    Parameters
+    ----------
+    horizon_cycles:
+        Number of future cycles N (>= 1): cycles last+1 … last+N.
+    hours_per_cycle:
+        Planned duration of each future cycle (h); default the median duration of the last 10
+        observed cycles.
+    """
+    if int(horizon_cycles) != horizon_cycles or horizon_cycles < 1:
+        raise ValidationError("horizon must be a positive whole number of cycles",
+                              code="bad_value", column="horizon_cycles",
+                              expected="an integer >= 1", found=repr(horizon_cycles))
+    if hours_per_cycle is None:
+        pace = float(np.nanmedian(table["cycle_duration_hour"].to_numpy()[-10:]))
+    else:
+        pace = float(hours_per_cycle)
+    if not np.isfinite(pace) or pace <= 0:
+        raise ValidationError("hours per cycle must be a positive number",
+                              code="bad_value", column="hours_per_cycle",
+                              expected="a float > 0", found=repr(hours_per_cycle if
+                                                                 hours_per_cycle is not None
+                                                                 else pace))
+    steps = np.arange(1, int(horizon_cycles) + 1, dtype=float)
+    last_cycle = float(table["cycle_index"].iloc[-1])
+    last_hour = float(table["elapsed_hour"].iloc[-1])
+    return last_cycle + steps, last_hour + pace * steps
+
+
+def make_windows(table: pd.DataFrame, *, scaler: FeatureScaler, spec: WindowSpec,
+                 query_cycle: np.ndarray, query_hour: np.ndarray) -> dict[str, np.ndarray]:
+    """One cell's model inputs (batch of 1): ``history``, ``history_mask`` [1, T, F],
+    ``query_cycle``, ``query_hour`` [1, H] (float32)."""
+    qc = np.asarray(query_cycle, dtype=np.float32).reshape(1, -1)
+    qh = np.asarray(query_hour, dtype=np.float32).reshape(1, -1)
+    if qc.shape != qh.shape:
+        raise FadecastError("query_cycle and query_hour differ in length", code="bad_shape",
+                            expected=str(qc.shape), found=str(qh.shape))
+    x, m = history_arrays(table, scaler, spec.max_history)
+    return {"history": x[None], "history_mask": m[None], "query_cycle": qc, "query_hour": qh}

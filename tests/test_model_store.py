@@ -1,0 +1,44 @@
+"""ml.model_store.resolve_model: folders, .onnx files, and clear errors (registry: test_mlflow)."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from data_registry.errors import FadecastError, NotFoundError
+from ml.model_store import resolve_model
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    from ml.training.quick import train_quick_model
+
+    return train_quick_model(tmp_path_factory.mktemp("store") / "m", n_cells=10, epochs=1)
+
+
+def test_folder_and_onnx_file_resolve_to_the_folder(folder):
+    assert resolve_model(folder) == folder.resolve()
+    assert resolve_model(str(folder / "model.onnx")) == folder.resolve()
+
+
+def test_onnx_under_another_name_is_cached_with_standard_names(folder, tmp_path):
+    shutil.copy(folder / "model.onnx", tmp_path / "mine.onnx")
+    shutil.copy(folder / "model_card.json", tmp_path / "model_card.json")
+    got = resolve_model(tmp_path / "mine.onnx")
+    assert (got / "model.onnx").read_bytes() == (folder / "model.onnx").read_bytes()
+    assert (got / "model_card.json").is_file()
+
+
+def test_missing_card_and_missing_path_are_named(folder, tmp_path):
+    shutil.copy(folder / "model.onnx", tmp_path / "model.onnx")
+    with pytest.raises(NotFoundError, match="model_card.json"):
+        resolve_model(tmp_path / "model.onnx")
+    with pytest.raises(NotFoundError, match="lacks model_card.json"):
+        resolve_model(tmp_path)
+    with pytest.raises(FadecastError, match="nowhere"):
+        resolve_model(tmp_path / "nowhere")
+
+
+def test_empty_registry_has_no_champion():
+    with pytest.raises(NotFoundError, match="fadecast-forecaster@champion"):
+        resolve_model()
