@@ -23,20 +23,21 @@ def counter_increments(values: np.ndarray, first_of_cell: np.ndarray) -> np.ndar
     Parameters
     ----------
     values : float [n] — cumulative counter (Ah or Wh), NaN where not recorded.
-    first_of_cell : bool [n] — True on each cell's first row (increment 0 there).
+    first_of_cell : bool [n] — True on each cell's first row, where the counter is read as
+        starting from 0 (BDF counters are cumulative within a cycle).
 
     Returns
     -------
     float [n] — increase since the previous row: the difference where the counter grew, the
-    new value after a reset (drop to <= half), 0 for small noisy drops and NaN gaps.
+    new value after a reset (drop to <= half) and on a cell's first row, 0 for small noisy
+    drops and NaN gaps.
     """
     v = np.nan_to_num(values, nan=0.0)
     inc = np.empty_like(v)
-    inc[0] = 0.0
     d = v[1:] - v[:-1]
     reset = v[1:] <= COUNTER_RESET_FRACTION * v[:-1]
     inc[1:] = np.where(d >= 0.0, d, np.where(reset, v[1:], 0.0))
-    inc[first_of_cell] = 0.0
+    inc[first_of_cell] = np.maximum(v[first_of_cell], 0.0)
     return inc
 
 

@@ -56,6 +56,15 @@ def _row(df: pd.DataFrame, i: int) -> int:
     return int(df["_position"].iloc[i]) + 2 if "_position" in df.columns else i + 2
 
 
+def _shown(value: Any) -> str:
+    """A value as a user typed it: 'n/a' for text, inf / nan for numbers."""
+    if isinstance(value, str):
+        return repr(value)
+    if hasattr(value, "item"):
+        value = value.item()
+    return repr(value) if not isinstance(value, float) else f"{value:g}"
+
+
 def _fail(df: pd.DataFrame, mask: np.ndarray, column: str, message: str, expected: str,
           code: str, file: str | None, found: str | None = None) -> None:
     idx = np.flatnonzero(mask)
@@ -64,7 +73,7 @@ def _fail(df: pd.DataFrame, mask: np.ndarray, column: str, message: str, expecte
     i = int(idx[0])
     more = f" ({idx.size - 1} more row(s) fail the same check)" if idx.size > 1 else ""
     if found is None:
-        found = repr(df[column].iloc[i]) if column in df.columns else "nothing"
+        found = _shown(df[column].iloc[i]) if column in df.columns else "nothing"
     raise ValidationError(message + more, code=code, file=file, row=_row(df, i), column=column,
                           expected=expected, found=found)
 
@@ -78,7 +87,8 @@ def check_numeric(df: pd.DataFrame, columns: list[str], file: str | None) -> Non
         parsed = pd.to_numeric(raw, errors="coerce")
         bad = (parsed.isna() & raw.notna()).to_numpy()
         if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
-            bad &= ~raw.astype("string").str.strip().isin(["", "nan", "NaN"]).fillna(True).to_numpy()
+            blank = raw.astype("string").str.strip().isin(["", "nan", "NaN"]).fillna(True)
+            bad = bad & ~blank.to_numpy(dtype=bool)
         _fail(df, bad, c, "value is not a number", "a float", "not_a_number", file)
 
 

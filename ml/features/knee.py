@@ -5,7 +5,8 @@ Model (Bacon & Watts 1971, in the sharp-transition limit γ → 0 used by Fermí
 ``x₀``. For each candidate ``x₀`` the fit is linear least squares; ``x₀`` minimises the
 residual sum of squares. Uncertainty comes from the profile likelihood: the ``x₀`` whose RSS
 stays below ``RSS_min·(1 + F(0.95; 1, n−4)/(n−4))`` form the 95 % interval; the standard error
-is that interval's width / (2·1.96). A knee is reported only where the fade steepens (c < 0)
+is that interval's width / (2·1.96). Candidates are at most ``MAX_CANDIDATES`` observed cycles,
+so the interval is widened by half a candidate spacing. A knee is reported only where the fade steepens (c < 0)
 and the hinge beats a straight line by an F test at 1 % (approximate: x₀ is fitted).
 """
 from __future__ import annotations
@@ -95,8 +96,10 @@ def knee_columns(cycle: np.ndarray, capacity_ah: np.ndarray) -> dict[str, np.nda
             (f_stat > f_sig) | ((rss_min <= 1e-20) & (rss_l > 1e-12)))
         inside = rss_masked <= (rss_min * (1.0 + f_prof / dof))[None, :] + 1e-300
     xc = x[cand_idx]
-    lo = np.where(inside, xc[:, None], np.inf).min(axis=0)
-    hi = np.where(inside, xc[:, None], -np.inf).max(axis=0)
+    # The candidate grid is coarse on long series: widen the interval by half a grid step.
+    half_step = 0.5 * float(np.median(np.diff(xc))) if xc.size > 1 else 0.0
+    lo = np.where(inside, xc[:, None], np.inf).min(axis=0) - half_step
+    hi = np.where(inside, xc[:, None], -np.inf).max(axis=0) + half_step
     knee = xc[best]
     for key, val in (("knee_cycle", knee), ("knee_cycle_ci_low", lo),
                      ("knee_cycle_ci_high", hi), ("knee_cycle_stderr", (hi - lo) / (2 * 1.96))):
