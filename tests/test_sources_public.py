@@ -94,6 +94,11 @@ def test_severson_qdlin_real(shared_data):
     assert r.cycles["cycle_index"].tolist() == list(range(2, 101))
     assert r.cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(raw[999, 0])
     assert r.cycles["delta_q_v_mean_ah"].notna().sum() == 1
+    spiky = {x.cell_id: x.meta["dropped_cycles"] for x in recs if x.meta["dropped_cycles"]}
+    # two ~31 Ah curves, and cell16 cycle 73 whose curve starts at 1.487 Ah at 3.5 V
+    assert spiky == {"severson-qdlin-train-02": [12], "severson-qdlin-train-09": [13],
+                     "severson-qdlin-train-16": [73]}
+    assert max(x.cycles["discharge_capacity_ah"].max() for x in recs) < 1.2
     # cell10 follows cell9, not cell1 (numeric order)
     assert [x.meta["file"] for x in recs[8:11]] == ["cell9.csv.gz", "cell10.csv.gz",
                                                      "cell11.csv.gz"]

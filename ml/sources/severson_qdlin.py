@@ -9,6 +9,11 @@ per cell in file order (cell1, cell2, …; NOT lexicographic). Cleaned different
 Per cell the table has cycles 2…100 with ``discharge_capacity_ah`` = row 999 (the capacity at
 2.0 V), and the ΔQ(V) summaries of Q_100 − Q_10 (column 98 − column 8) on the cycle-100 row
 only (NaN elsewhere), as CONTRACTS allows. There is no clock here: ``test_time_second`` is NaN.
+
+Outliers: a few cycles hold a curve scaled ~30× (capacity ≈ 31 Ah at 2.0 V: train cell2 and
+cell9, test1 cell3 and cell9, cycles 12–13) and train cell16's cycle 73 starts at 1.49 Ah at
+3.5 V. Cycles whose curve anywhere exceeds :data:`MAX_VALID_CAPACITY_AH` are dropped and listed in ``meta["dropped_cycles"]``; if cycle
+10 or 100 itself were such a cycle, the ΔQ(V) summaries would be NaN (not the case here).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from ml.sources import CellRecord
 from ml.sources.delta_q import SUMMARY_COLUMNS, delta_q_summaries
 
 NOMINAL_CAPACITY_AH = 1.1
+MAX_VALID_CAPACITY_AH = 1.2
 VOLTAGE_GRID_VOLT = np.linspace(3.5, 2.0, 1000)
 FIRST_CYCLE = 2
 SHAPE = (1000, 99)
@@ -46,17 +52,23 @@ def read_qdlin(path: Path) -> np.ndarray:
     return values
 
 
-def cell_table(qv: np.ndarray, cell_id: str) -> pd.DataFrame:
-    """Per-cycle table (cycles 2…100) of one Q(V) matrix, ΔQ100−10 summaries on cycle 100."""
+def cell_table(qv: np.ndarray, cell_id: str) -> tuple[pd.DataFrame, list[int]]:
+    """Per-cycle table (cycles 2…100) of one Q(V) matrix, ΔQ100−10 summaries on cycle 100;
+    also the cycles dropped as outliers (capacity above 1.2 Ah anywhere on the curve)."""
     cycles = np.arange(FIRST_CYCLE, FIRST_CYCLE + qv.shape[1])
+    spike = qv.max(axis=0) > MAX_VALID_CAPACITY_AH
     table = pd.DataFrame({"cell_id": cell_id, "cycle_index": cycles.astype("int64"),
                           "test_time_second": np.nan,
                           "discharge_capacity_ah": qv[-1, :],
                           "temperature_celsius": 30.0, "test_time_estimated": 1})
-    summaries = delta_q_summaries(qv[:, 100 - FIRST_CYCLE], qv[:, 10 - FIRST_CYCLE])
+    i100, i10 = 100 - FIRST_CYCLE, 10 - FIRST_CYCLE
+    if spike[i100] or spike[i10]:
+        summaries = {c: float("nan") for c in SUMMARY_COLUMNS}
+    else:
+        summaries = delta_q_summaries(qv[:, i100], qv[:, i10])
     for col in SUMMARY_COLUMNS:
         table[col] = np.where(table["cycle_index"] == 100, summaries[col], np.nan)
-    return table
+    return table[~spike].reset_index(drop=True), [int(c) for c in cycles[spike]]
 
 
 def load(folder: Path, *, split: str = "train") -> list[CellRecord]:
@@ -77,8 +89,8 @@ def load(folder: Path, *, split: str = "train") -> list[CellRecord]:
     for n, path in zip(numbers, files):
         qv = read_qdlin(path)
         cid = f"severson-qdlin-{split}-{n:02d}"
-        table = cell_table(qv, cid)
-        meta = {"source": f"severson-qdlin-{split}", "split": split, "file": path.name,
+        table, dropped = cell_table(qv, cid)
+        meta = {"dropped_cycles": dropped, "source": f"severson-qdlin-{split}", "split": split, "file": path.name,
                 "cycle_life": int(lives[n - 1]), "nominal_capacity_ah": NOMINAL_CAPACITY_AH,
                 "delta_q_100_10": {c: float(table[c].iloc[-1]) for c in SUMMARY_COLUMNS}}
         records.append(CellRecord(cid, table, None, meta))
