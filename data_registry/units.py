@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+import pandas as pd
+
 #: quantity → {unit spelling (lower case) → factor to the canonical unit}
 UNIT_FACTORS: dict[str, dict[str, float]] = {
     "time": {"s": 1.0, "sec": 1.0, "second": 1.0, "seconds": 1.0, "ms": 1e-3, "min": 60.0,
@@ -48,6 +51,8 @@ COLUMN_QUANTITY: dict[str, str] = {
     "frequency_hz": "frequency",
     "cycle_duration_second": "time",
     "rest_second": "time",
+    "_capacity_ah": "capacity",
+    "_energy_wh": "energy",
 }
 
 _UNIT_IN_HEADER = re.compile(r"^\s*(?P<name>.*?)\s*(?:[(\[](?P<u1>[^)\]]*)[)\]]|/\s*(?P<u2>[^/]+))\s*$")
@@ -74,3 +79,18 @@ def unit_factor(quantity: str, unit: str) -> float | None:
     """
     key = unit.strip().lower().replace("ohms", "ohm").replace(" ", "")
     return UNIT_FACTORS.get(quantity, {}).get(key)
+
+
+_DURATION = (r"^\s*(?:(?P<d>\d+)\s*d\s*)?(?P<h>\d+):(?P<m>\d{1,2}):(?P<s>\d+(?:\.\d*)?)\s*$")
+
+
+def parse_duration(values: pd.Series) -> np.ndarray:
+    """Elapsed-time strings → seconds (float64; NaN where a value does not parse).
+
+    Accepts ``'HH:MM:SS[.fff]'`` with any number of hours (Neware ``'123:04:05'``) and Maccor's
+    ``'1d 10:28:12.78'``. Vectorised (``Series.str.extract``).
+    """
+    parts = values.astype("string").str.extract(_DURATION)
+    num = parts.apply(pd.to_numeric, errors="coerce").fillna({"d": 0.0})
+    out = num["d"] * 86400.0 + num["h"] * 3600.0 + num["m"] * 60.0 + num["s"]
+    return out.to_numpy(dtype=np.float64, na_value=np.nan)

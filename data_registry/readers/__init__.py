@@ -44,7 +44,7 @@ def open_source(path: str | Path, *, format_name: str | None = None,
         fmt = detect_head(head)
     else:
         fmt = get_format(format_name)
-        if not fmt.detector(head):
+        if not fmt.generic and not fmt.detector(head):
             try:
                 found = detect_head(head).name
             except UnknownFormatError:

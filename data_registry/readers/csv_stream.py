@@ -51,6 +51,7 @@ class CsvLayout:
     encoding: str = "utf-8"
     decimal_comma: bool = False
     gzip: bool = False
+    quote_char: str | bool = '"'
     numeric: tuple[str, ...] = field(default_factory=tuple)
     text: tuple[str, ...] = field(default_factory=tuple)
 
@@ -158,6 +159,8 @@ def _check_line_lengths(chunk: bytes, base: int, limit: int, name: str,
 
 def _parse_chunk(chunk: bytes, base: int, layout: CsvLayout, limit: int, name: str,
                  final: bool) -> tuple[pd.DataFrame, np.ndarray]:
+    if final:
+        chunk = _complete_last_line(chunk, layout)
     starts, ends = _check_line_lengths(chunk, base, limit, name)
     nonempty = np.flatnonzero(ends > starts)
     lines = (base + 1 + nonempty).astype(np.int64)
@@ -178,12 +181,30 @@ def _parse_chunk(chunk: bytes, base: int, layout: CsvLayout, limit: int, name: s
     return frame, lines
 
 
+def _complete_last_line(chunk: bytes, layout: CsvLayout) -> bytes:
+    """Give back the trailing empty fields a file's last line lost with its final delimiter.
+
+    Exports that end every data line with a delimiter (Maccor, PEC) often omit it on the
+    very last line; only the unnamed, empty trailing fields are restored.
+    """
+    unnamed = sum(1 for n in layout.names if n.startswith("_unnamed_"))
+    body = chunk.rstrip(b"\r\n")
+    if not unnamed or not body:
+        return chunk
+    last = body[body.rfind(b"\n") + 1:]
+    missing = len(layout.names) - (last.count(layout.delimiter.encode()) + 1)
+    if 0 < missing <= unnamed:
+        return body + layout.delimiter.encode() * missing + chunk[len(body):]
+    return chunk
+
+
 def _read(chunk: bytes, layout: CsvLayout, wanted: list[str],
           types: dict[str, pa.DataType]) -> pa.Table:
     read = pacsv.ReadOptions(column_names=list(layout.names), encoding=layout.encoding,
                              block_size=max(1 << 20, 2 * len(chunk) // 4 + 1),
                              use_threads=True)
-    parse = pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=False)
+    parse = pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=False,
+                               quote_char=layout.quote_char)
     convert = pacsv.ConvertOptions(
         include_columns=wanted, column_types=types, null_values=[""],
         strings_can_be_null=True, quoted_strings_can_be_null=True,
@@ -199,6 +220,15 @@ def _explain(exc: Exception, chunk: bytes, base: int, layout: CsvLayout, wanted:
              name: str, starts: np.ndarray, ends: np.ndarray, final: bool) -> None:
     """Turn a pyarrow parse error into an InputFormatError with line and column (error path)."""
     text = str(exc)
+    arr = np.frombuffer(chunk, dtype=np.uint8)
+    quotes = np.cumsum(arr == ord('"'))
+    per_line = quotes[np.maximum(ends - 1, 0)] - np.where(starts > 0, quotes[starts - 1], 0)
+    odd = np.flatnonzero((per_line % 2 == 1) & (ends > starts))
+    if len(odd):
+        raise InputFormatError(
+            "a quoted field spans lines (multi-line fields are not supported)",
+            code="multiline_field", file=name, row=base + int(odd[0]) + 1,
+            expected="balanced quotes on every line", found="an unclosed quote") from None
     m = _EXPECTED_COLS.search(text)
     if m:
         arr = np.frombuffer(chunk, dtype=np.uint8)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_registry.errors import InputFormatError, UnknownFormatError
-from data_registry.readers import arbin_csv, generic_csv
+from data_registry.readers import (arbin_csv, batteryarchive, bdf, biologic_text, generic_csv,
+                                   maccor, maccor_eis, neware_csv, novonix, pec, refused)
 from data_registry.readers.sniff import Head, read_head
 
 
@@ -49,6 +50,34 @@ FORMATS: tuple[Format, ...] = (
            _R + "arbin_csv:open_arbin_csv", "Arbin CSV export (+ _Metadata.csv sidecar)"),
     Format("arbin_metadata_csv", "samples", "unsupported", arbin_csv.is_arbin_metadata,
            "", "Arbin _Metadata.csv sidecar: ingest the data file beside it"),
+    Format("maccor_txt", "samples", "", maccor.is_maccor, _R + "maccor:open_maccor",
+           "Maccor text export (BEEP and cellpy header styles)"),
+    Format("maccor_eis", "eis", "", maccor_eis.is_maccor_eis,
+           _R + "maccor_eis:open_maccor_eis", maccor_eis.SPEC.description),
+    Format("bdf_csv", "samples", "", bdf.SPEC.detect, _R + "bdf:open_bdf",
+           bdf.SPEC.description),
+    Format("batteryarchive_timeseries_csv", "samples", "", batteryarchive.TIMESERIES.detect,
+           _R + "batteryarchive:open_timeseries", batteryarchive.TIMESERIES.description),
+    Format("batteryarchive_cycles_csv", "cycles", "", batteryarchive.CYCLES.detect,
+           _R + "batteryarchive:open_cycles", batteryarchive.CYCLES.description),
+    Format("pec_csv", "samples", "", pec.SPEC.detect, _R + "pec:open_pec", pec.SPEC.description),
+    Format("novonix_csv", "samples", "", novonix.is_novonix, _R + "novonix:open_novonix",
+           novonix.SPEC.description),
+    Format("novonix_summary_csv", "cycles", "unsupported", novonix.is_novonix_summary, "",
+           "Novonix per-cycle summary (*_metadata.csv) has no elapsed time: ingest the Novonix "
+           "data file beside it"),
+    Format("neware_csv", "samples", "", neware_csv.SPEC.detect,
+           _R + "neware_csv:open_neware_csv", neware_csv.SPEC.description),
+    Format("biologic_txt", "samples", "", biologic_text.is_biologic_cycling,
+           _R + "biologic_text:open_biologic_text", biologic_text.SAMPLES.description),
+    Format("biologic_peis_txt", "eis", "", biologic_text.is_biologic_eis,
+           _R + "biologic_text:open_biologic_eis", biologic_text.EIS.description),
+    Format("biologic_mpl", "samples", "unsupported", refused.is_biologic_log, "",
+           "BioLogic .mpl acquisition log (settings only): ingest the .mpr or the text export "
+           "beside it"),
+    Format("prime_instrument_csv", "samples", "unsupported", refused.is_prime_instrument, "",
+           "PRIME instrument custom CSV: current and capacity have no units and 2 decimals "
+           "(all 0.00 in practice), so no usable samples"),
 )
 
 FORMAT_NAMES = tuple(f.name for f in FORMATS)

@@ -87,14 +87,21 @@ def _mapped(head: Head, name: str) -> list[Mapped]:
 
 
 def detect_layout(head: Head) -> str | None:
-    """Which generic layout the head's first line is, by its mapped columns (or None)."""
+    """Which generic layout the head's first line is (or None).
+
+    A layout whose signature columns are all present wins; otherwise the layout with most
+    signature columns, if at least two, so a file missing one column is still recognised and
+    then refused with a precise ``missing_column`` error.
+    """
     if not head.lines:
         return None
+    scores = {}
     for name in ("generic_eis_csv", "generic_cycles_csv", "generic_csv"):
         targets = {m.target for m in _mapped(head, name)}
-        if SIGNATURES[name] <= targets:
-            return name
-    return None
+        hits = len(SIGNATURES[name] & targets)
+        scores[name] = (hits == len(SIGNATURES[name]), hits)
+    best = max(scores, key=lambda n: scores[n])
+    return best if scores[best][1] >= 2 else None
 
 
 def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
@@ -142,7 +149,7 @@ def _estimated_time(head: Head, columns: list[Mapped], hours: float | None):
     seconds = float(hours) * 3600.0
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
-        return frame.assign(test_time_second=frame["cycle_index"] * seconds,
+        return frame.assign(test_time_second=frame["cycle_index"].to_numpy() * seconds,
                             test_time_estimated=np.int64(1))
     placeholder = Mapped(columns[0].source, "test_time_second", 0.0)
     w = IngestWarning("test_time_estimated", f"test_time_second estimated as cycle_index × "

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data_registry.errors import IngestWarning, ValidationError
+from data_registry.errors import IngestWarning, InputFormatError, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout, stream_records
 from data_registry.readers.sniff import Head
 from data_registry.schema import TABLES
@@ -49,13 +49,19 @@ class Source:
         self.warnings = sink
         validator = make_validator(self.kind, self.path.name)
         order = _columns(self.kind)
+        n_rows = 0
         for raw in self.produce(sink):
+            n_rows += len(raw)
             out = validator.check(raw)
             if len(out):
                 yield out[[c for c in order if c in out.columns]].reset_index(drop=True)
         tail = validator.finish()
         if tail is not None and len(tail):
             yield tail[[c for c in order if c in tail.columns]].reset_index(drop=True)
+        if n_rows == 0:
+            raise InputFormatError("no data rows (header only?)", code="no_data",
+                                   file=self.path.name, expected="at least one data row",
+                                   found="none")
         sink.extend(validator.warnings)
 
     def read(self) -> pd.DataFrame:
@@ -82,6 +88,10 @@ def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 
     names = tuple(f.strip().strip('"').strip() for f in line.split(d))
     warns: list[IngestWarning] = []
     data_index = header_index + 1 + skip_after_header
+    first = next((ln for ln in head.lines[data_index:data_index + 5] if ln.strip()), None)
+    if first is not None and len(first.split(d)) > len(names):
+        # trailing delimiters on data lines (Maccor, PEC): name the extra, empty fields
+        names += tuple(f"_unnamed_{k}" for k in range(len(names), len(first.split(d))))
     decimal_comma = False
     if d != "," and data_index < len(head.lines):
         sample = [f.strip() for f in head.lines[data_index].split(d)]
@@ -129,8 +139,9 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
             code="missing_column", file=head.name, row=layout.data_line - 1,
             column=missing[0], expected=f"a column for each of {required}",
             found=f"header {list(layout.names)}")
-    numeric = tuple(dict.fromkeys(m.source for m in columns if not m.text))
-    text = tuple(dict.fromkeys(m.source for m in columns if m.text))
+    # factor 0 marks a placeholder that ``post`` fills (a split counter, a parsed time)
+    numeric = tuple(dict.fromkeys(m.source for m in columns if not m.text and m.factor != 0.0))
+    text = tuple(dict.fromkeys(m.source for m in columns if m.text and m.factor != 0.0))
     layout = CsvLayout(**{**layout.__dict__, "numeric": numeric, "text": text})
 
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
@@ -138,7 +149,7 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
                                          max_line_bytes=max_line_bytes):
             out = {"source_row": lines}
             for m in columns:
-                if m.text or m.target in out:
+                if m.text or m.factor == 0.0 or m.target in out:
                     continue
                 v = raw[m.source].to_numpy(dtype=np.float64, na_value=np.nan)
                 out[m.target] = v * m.factor if m.factor != 1.0 else v

@@ -1,0 +1,15 @@
+"""Files that are recognised by content but carry no samples fadecast can ingest: detectors
+for them exist so the user gets "recognised but not supported: …" instead of "unknown"."""
+from __future__ import annotations
+
+from data_registry.readers.sniff import Head
+
+
+def is_biologic_log(head: Head) -> bool:
+    """BioLogic ``.mpl`` acquisition log (settings only; the data is in the .mpr / text)."""
+    return head.is_text and bool(head.lines) and head.lines[0].strip().endswith("LOG FILE")
+
+
+def is_prime_instrument(head: Head) -> bool:
+    """cellpy's "custom" PRIME instrument CSV (free-form sections, no fixed data header)."""
+    return head.is_text and bool(head.lines) and "PRIME INSTRUMENT FILE" in head.lines[0]

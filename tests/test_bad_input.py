@@ -1,0 +1,243 @@
+"""The bad-input catalogue: every kind of broken file gets a precise error or a named warning.
+
+Errors are pinned by class, message and location (file, row = 1-based file line, column, code).
+"""
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from data_registry.errors import (InputFormatError, UnknownFormatError, ValidationError)
+from data_registry.readers import open_source
+
+HEADER = "test_time_second,voltage_volt,current_ampere,cycle_count\n"
+GOOD = HEADER + "0,3.5,0,1\n10,3.6,1,1\n20,3.7,1,1\n30,3.8,1,1\n"
+
+
+def _rows(*lines: str) -> str:
+    return HEADER + "".join(line + "\n" for line in lines)
+
+
+# id, file bytes, error class, message regex, attributes (file defaults to 'bad.csv')
+ERRORS = [
+    ("empty_file", b"", InputFormatError, "the file is empty", {"code": "empty_file"}),
+    ("blank_lines_only", b"\n\n  \n", InputFormatError, "the file is empty",
+     {"code": "empty_file"}),
+    ("header_only", HEADER.encode(), InputFormatError, r"no data rows \(header only\?\)",
+     {"code": "no_data"}),
+    ("unknown_format", b"hello,world\n1,2\n", UnknownFormatError,
+     r"unknown file format.*expected one of \[.*'generic_csv'.*'arbin_csv'",
+     {"code": "unknown_format"}),
+    ("binary_garbage", bytes(range(256)) * 40, UnknownFormatError,
+     "no reader recognises it.*found binary data", {"code": "unknown_format"}),
+    ("gzip_of_garbage", gzip.compress(bytes(range(256)) * 40), UnknownFormatError,
+     "found binary data", {"code": "unknown_format"}),
+    ("truncated_last_line", (GOOD + "40,3.9").encode(), InputFormatError,
+     r"bad.csv:6: truncated last line.*expected 4 fields, found 2 fields",
+     {"row": 6, "code": "truncated_line"}),
+    ("wrong_delimiter", (HEADER + "0;3.5;0;1\n10;3.6;1;1\n").encode(), InputFormatError,
+     r"bad.csv:2: wrong number of fields \(delimiter ','\).*expected 4 fields, found 1",
+     {"row": 2, "code": "field_count"}),
+    ("extra_field", _rows("0,3.5,0,1", "10,3.6,1,1,7").encode(), InputFormatError,
+     r"bad.csv:3: wrong number of fields.*found 5 fields", {"row": 3, "code": "field_count"}),
+    ("missing_required_column", b"test_time_second,voltage_volt,cycle_count\n0,3.5,1\n",
+     ValidationError, r"bad.csv:1 column 'current_ampere': missing required column",
+     {"row": 1, "column": "current_ampere", "code": "missing_column"}),
+    ("non_numeric_value", _rows("0,3.5,0,1", "10,n/a,1,1").encode(), InputFormatError,
+     r"bad.csv:3 column 'voltage_volt': non-numeric value \(expected a number, found 'n/a'\)",
+     {"row": 3, "column": "voltage_volt", "code": "not_numeric"}),
+    ("empty_required_value", _rows("0,3.5,0,1", "10,,1,1").encode(), ValidationError,
+     r"bad.csv:3 column 'voltage_volt': missing or non-finite value.*found an empty/NaN",
+     {"row": 3, "column": "voltage_volt", "code": "not_finite"}),
+    ("nan_value", _rows("0,3.5,0,1", "10,3.6,nan,1").encode(), ValidationError,
+     r"bad.csv:3 column 'current_ampere': missing or non-finite",
+     {"row": 3, "column": "current_ampere", "code": "not_finite"}),
+    ("inf_value", _rows("0,3.5,0,1", "10,3.6,1,1", "20,inf,1,1").encode(), ValidationError,
+     r"bad.csv:4 column 'voltage_volt': missing or non-finite value.*found 'inf'",
+     {"row": 4, "column": "voltage_volt", "code": "not_finite"}),
+    ("sustained_time_backwards", _rows("0,3.5,0,1", "100,3.6,0,1", "200,3.6,0,1",
+                                       "50,3.6,0,1", "60,3.6,0,1", "70,3.6,0,1").encode(),
+     ValidationError, r"bad.csv:5 column 'test_time_second': time goes backwards",
+     {"row": 5, "column": "test_time_second", "code": "time_backwards"}),
+    ("negative_time", _rows("-5,3.5,0,1", "10,3.6,1,1").encode(), ValidationError,
+     r"bad.csv:2 column 'test_time_second': value outside .*expected s in \[0, inf\]",
+     {"row": 2, "code": "negative_value"}),
+    ("negative_capacity", (HEADER.strip() + ",charging_capacity_ah\n0,3.5,0,1,0\n"
+                           "10,3.6,1,1,-0.2\n").encode(), ValidationError,
+     r"bad.csv:3 column 'charging_capacity_ah': value outside the physically possible "
+     r"range \(expected Ah in \[0, inf\], found -0.2\)",
+     {"row": 3, "column": "charging_capacity_ah", "code": "negative_value"}),
+    ("voltage_impossible", _rows("0,3.5,0,1", "10,36.5,1,1").encode(), ValidationError,
+     r"bad.csv:3 column 'voltage_volt': value outside .*expected V in \[-0.5, 10\], "
+     r"found 36.5", {"row": 3, "column": "voltage_volt", "code": "out_of_range"}),
+    ("fractional_cycle", _rows("0,3.5,0,1", "10,3.6,1,1.5").encode(), ValidationError,
+     r"bad.csv:3 column 'cycle_count': expected a whole number",
+     {"row": 3, "column": "cycle_count", "code": "not_integer"}),
+    ("unknown_unit", b"time (fortnights),voltage_volt,current_ampere,cycle_count\n0,3,0,1\n",
+     UnknownFormatError, "no reader recognises it", {"code": "unknown_format"}),
+    ("cycles_index_not_increasing", b"cycle_index,test_time_second,discharge_capacity_ah\n"
+     b"1,100,1.1\n2,200,1.09\n2,300,1.08\n", ValidationError,
+     r"bad.csv:4 column 'cycle_index': cycle_index must increase",
+     {"row": 4, "column": "cycle_index", "code": "cycle_index_order"}),
+    ("eis_negative_frequency", b"measurement_id,frequency_hz,z_real_ohm,z_imag_ohm\n"
+     b"a,100,0.1,-0.01\na,-10,0.2,-0.02\n", ValidationError,
+     r"bad.csv:3 column 'frequency_hz': value outside",
+     {"row": 3, "column": "frequency_hz", "code": "negative_value"}),
+]
+
+
+@pytest.mark.parametrize("case", ERRORS, ids=[c[0] for c in ERRORS])
+def test_bad_input_errors(tmp_path, case):
+    _, data, cls, pattern, attrs = case
+    p = tmp_path / "bad.csv"
+    p.write_bytes(data)
+    with pytest.raises(cls, match=pattern) as e:
+        open_source(p).read()
+    assert e.value.file == "bad.csv"
+    for k, v in attrs.items():
+        assert getattr(e.value, k) == v, k
+
+
+def test_unknown_unit_when_forced(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("test_time_second,voltage_volt,Current (furlongs),cycle_count\n0,3,0,1\n")
+    with pytest.raises(ValidationError, match=r"unknown unit in header 'Current \(furlongs\)'"
+                       r".*expected a current unit, found 'furlongs'") as e:
+        open_source(p, format_name="generic_csv")
+    assert (e.value.code, e.value.column, e.value.row) == ("unknown_unit",
+                                                           "Current (furlongs)", 1)
+
+
+def test_multiline_quoted_field_is_refused(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_bytes((HEADER.strip() + ",step_count\n" + '0,3.5,0,1,"1\n"\n10,3.6,1,1,2\n').encode())
+    with pytest.raises(InputFormatError) as e:
+        open_source(p).read()
+    assert e.value.code in {"multiline_field", "field_count"} and e.value.row == 2
+
+
+def test_file_not_found(tmp_path):
+    with pytest.raises(InputFormatError, match="no such file") as e:
+        open_source(tmp_path / "nope.csv")
+    assert e.value.code == "file_not_found"
+
+
+def test_non_utf8_read_as_latin1_with_warning(tmp_path):
+    p = tmp_path / "latin.csv"
+    p.write_bytes("test_time_second,voltage_volt,current_ampere,cycle_count,Temperature (°C)\n"
+                  "0,3.5,0,1,25.5\n10,3.6,1,1,26.0\n".encode("latin-1"))
+    src = open_source(p)
+    df = src.read()
+    assert df["ambient_temperature_celsius"].tolist() == [25.5, 26.0]
+    assert [w.code for w in src.warnings] == ["latin1_encoding"]
+
+
+def test_bom_is_accepted(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    src = open_source(p)
+    df = src.read()
+    assert len(df) == 4 and df["source_row"].tolist() == [2, 3, 4, 5]
+    assert src.warnings == []
+
+
+def test_decimal_comma_accepted_with_warning(tmp_path):
+    p = tmp_path / "comma.csv"
+    p.write_text("test_time_second;voltage_volt;current_ampere;cycle_count\n"
+                 "0;3,512;0;1\n10,5;3,6;1,25;1\n")
+    src = open_source(p)
+    df = src.read()
+    assert df["voltage_volt"].tolist() == [3.512, 3.6]
+    assert df["test_time_second"].tolist() == [0.0, 10.5]
+    assert df["current_ampere"].tolist() == [0.0, 1.25]
+    assert [(w.code, w.row) for w in src.warnings] == [("decimal_comma", 2)]
+
+
+def test_isolated_backward_row_dropped_with_warning(tmp_path):
+    p = tmp_path / "back.csv"
+    p.write_text(_rows("0,3.5,0,1", "100,3.6,0,1", "50,3.6,0,1", "200,3.6,0,1",
+                       "300,3.6,0,1"))
+    src = open_source(p)
+    df = src.read()
+    assert df["test_time_second"].tolist() == [0, 100, 200, 300]
+    (w,) = src.warnings
+    assert (w.code, w.row, w.column, w.file) == ("time_backwards_row", 4, "test_time_second",
+                                                 "back.csv")
+    assert w.line().startswith("warning: time_backwards_row: back.csv:4: ")
+
+
+def test_duplicated_rows_dropped_with_warning(tmp_path):
+    p = tmp_path / "dup.csv"
+    p.write_text(_rows("0,3.5,0,1", "10,3.6,1,1", "10,3.6,1,1", "20,3.7,1,1"))
+    src = open_source(p)
+    assert len(src.read()) == 3
+    assert [(w.code, w.row, w.count) for w in src.warnings] == [("duplicate_rows", 4, 1)]
+
+
+def test_cycle_counter_reset_renumbered_with_warning(tmp_path):
+    p = tmp_path / "reset.csv"
+    p.write_text(_rows("0,3.5,0,1", "10,3.6,1,2", "20,3.7,1,3", "30,3.7,1,1", "40,3.7,1,2"))
+    src = open_source(p)
+    assert src.read()["cycle_count"].tolist() == [1, 2, 3, 4, 5]
+    assert [(w.code, w.row) for w in src.warnings] == [("cycle_count_reset", 5)]
+
+
+@pytest.mark.parametrize("extra, ok", [(0, True), (1, False)])
+def test_line_length_limit(tmp_path, extra, ok):
+    limit = 64
+    line = "10,3.6,1,1"
+    padded = line.replace("3.6", "3." + "6" * (limit - len(line) + extra) + "0")
+    assert len(padded) == limit + extra
+    p = tmp_path / "long.csv"
+    p.write_text(_rows("0,3.5,0,1", padded))
+    if ok:
+        assert len(open_source(p, max_line_bytes=limit).read()) == 2
+    else:
+        with pytest.raises(InputFormatError, match=r"long.csv:3: line too long \(expected at "
+                           rf"most {limit} bytes per line, found {limit + 1} bytes\)") as e:
+            open_source(p, max_line_bytes=limit).read()
+        assert (e.value.row, e.value.code) == (3, "line_too_long")
+
+
+def test_line_without_end_longer_than_limit_refused_early(tmp_path):
+    p = tmp_path / "huge.csv"
+    p.write_bytes(HEADER.encode() + b"1" * 5000)
+    with pytest.raises(InputFormatError, match="line too long") as e:
+        open_source(p, max_line_bytes=1000).read()
+    assert e.value.row == 2
+
+
+def test_gzip_file_read_transparently(tmp_path):
+    p = tmp_path / "cell.csv.gz"
+    p.write_bytes(gzip.compress(GOOD.encode()))
+    assert open_source(p).read()["voltage_volt"].tolist() == [3.5, 3.6, 3.7, 3.8]
+
+
+def test_wrong_file_type_for_forced_format(tmp_path):
+    p = tmp_path / "cell.csv"
+    p.write_text(GOOD)
+    with pytest.raises(InputFormatError, match=r"cell.csv: file is not a maccor_eis file") as e:
+        open_source(p, format_name="maccor_eis")
+    assert e.value.code == "wrong_format" and e.value.found == "generic_csv"
+
+
+def test_recognised_but_unsupported(tmp_path):
+    p = tmp_path / "x_Metadata.csv"
+    p.write_text(",test_id,device_id,schedule_file_name\n0,1,2,a.sdu\n")
+    with pytest.raises(InputFormatError, match=r"x_Metadata.csv: recognised but not supported: "
+                       r"Arbin _Metadata.csv sidecar") as e:
+        open_source(p)
+    assert e.value.code == "unsupported_format"
+
+
+def test_unsupported_excel_layout(tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    wb = openpyxl.Workbook()
+    wb.active.title = "Notes"
+    wb.active.append(["just", "some", "notes"])
+    p = tmp_path / "book.xlsx"
+    wb.save(p)
+    with pytest.raises(InputFormatError, match=r"book.xlsx: unsupported Excel sheet layout") as e:
+        open_source(p, format_name="landt_xlsx")
+    assert e.value.code == "unsupported_layout"
