@@ -4,7 +4,9 @@ In the semi-infinite diffusion region Z = R + σω^-½(1 − j), so Z′ and −
 in ω^-½ (ω = 2πf) with slope σ = A_w, and the Nyquist plot is a 45° line: Δ(−Z″)/ΔZ′ ≈ 1. The
 region is found on the Nyquist slope — not on arg Z, which a series resistance keeps far below
 45°. Every contiguous run of >= ``MIN_POINTS`` frequencies is scored at once with prefix sums:
-a run qualifies when −Z″ and Z′ both rise at every step towards lower frequency, the run's
+a run qualifies when −Z″ and Z′ both rise at every step towards lower frequency, −Z″ does not
+fall back below the run's last value at any lower frequency (so an arc's rising flank is not
+mistaken for a tail), the run's
 Nyquist slope lies in [``NYQUIST_SLOPE_MIN``, ``NYQUIST_SLOPE_MAX``] and Z′ is linear in ω^-½
 (R² >= ``MIN_R2``); the run reaching the lowest frequency wins, then the longest, then the
 best R². A_w is the OLS slope of
@@ -117,7 +119,12 @@ def fit_warburg(spectrum: pd.DataFrame) -> dict[str, Any]:
     j = np.arange(n)[None, :]
     rising = (bad_step[j] - bad_step[i]) == 0
     length = j - i + 1
-    ok = ((length >= MIN_POINTS) & rising & (nyq["slope"] >= NYQUIST_SLOPE_MIN)
+    # Diffusion is the lowest-frequency process: below the run, −Z″ must not fall back (the
+    # rising flank of a charge-transfer arc, followed by its falling flank, is not a tail).
+    tol = 0.02 * float(np.ptp(mzi))
+    after_min = np.append(np.minimum.accumulate(mzi[::-1])[::-1][1:], np.inf)
+    tail = (after_min >= mzi - tol)[None, :]
+    ok = ((length >= MIN_POINTS) & rising & tail & (nyq["slope"] >= NYQUIST_SLOPE_MIN)
           & (nyq["slope"] <= NYQUIST_SLOPE_MAX) & (real["r2"] >= MIN_R2) & (real["slope"] > 0))
     if not ok.any():
         out["reason"] = ("no diffusion region: no run of >= {} frequencies with a Nyquist "
