@@ -206,7 +206,8 @@ def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
 
 
 def domain_violations(features: Mapping[str, float | str | None],
-                      domain: Mapping[str, Any] | None) -> list[str]:
+                      domain: Mapping[str, Any] | None,
+                      upper_only: Sequence[str] = ("cycle_index", "cycles_seen")) -> list[str]:
     """Which of the cell's summary features fall outside the model's training domain.
 
     Parameters
@@ -217,6 +218,9 @@ def domain_violations(features: Mapping[str, float | str | None],
     domain:
         The card's domain summary: name → ``[lo, hi]``, ``{"min", "max"}`` or, for text such as
         chemistry, a list of allowed strings. Names absent from either side are not checked.
+    upper_only:
+        Features checked against the upper bound only (a cell early in its life is not out of
+        domain for having seen fewer cycles than the training cells).
 
     Returns
     -------
@@ -238,7 +242,7 @@ def domain_violations(features: Mapping[str, float | str | None],
             continue
         span = (hi - lo) if lo is not None and hi is not None else 0.0
         slack = 0.05 * span  # within 5 % of the trained span counts as inside
-        if lo is not None and float(value) < lo - slack:
+        if lo is not None and name not in upper_only and float(value) < lo - slack:
             out.append(f"{name} {float(value):.4g} below the trained range {lo:.4g}–{hi:.4g}")
         elif hi is not None and float(value) > hi + slack:
             out.append(f"{name} {float(value):.4g} above the trained range {lo:.4g}–{hi:.4g}")

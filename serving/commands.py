@@ -13,7 +13,7 @@ import sys
 from argparse import Namespace
 from typing import Any
 
-from data_registry.errors import FadecastError, NotFoundError
+from data_registry.errors import FadecastError
 
 __all__ = ["backtest_command", "forecast_command", "serve_command"]
 
@@ -41,7 +41,7 @@ def _check_options(args: Namespace) -> None:
 
 def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
     """(raw per-cycle frame, cell id, metadata) from --cycles FILE.csv or --cell ID."""
-    from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, read_cycles_csv
+    from serving.history import read_cycles_csv
 
     if args.cycles:
         frame, ignored = read_cycles_csv(args.cycles)
@@ -49,19 +49,14 @@ def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
             _note(f"note: ignored columns not used by the model: {', '.join(ignored)}")
         return frame, None, {}
     from data_registry.store import Registry
+    from serving.history import cell_history
 
     registry = Registry()
     try:
-        cycles = registry.load_cycles(args.cell)
-        meta = dict(registry.cell_metadata(args.cell) or {})
-    except KeyError as exc:
-        raise NotFoundError(f"cell '{args.cell}' is not registered", code="cell_not_found",
-                            column="--cell") from exc
-    if cycles is None or len(cycles) == 0:
-        raise NotFoundError(f"cell '{args.cell}' has no cycles", code="cell_not_found",
-                            column="--cell")
-    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in cycles.columns]
-    return cycles[keep].reset_index(drop=True), args.cell, meta
+        frame, meta = cell_history(registry, args.cell)
+    finally:
+        registry.close()
+    return frame, args.cell, meta
 
 
 def forecast_command(args: Namespace) -> int:

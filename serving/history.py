@@ -1,5 +1,6 @@
-"""Turn what a user brings (API history rows, a per-cycle CSV, a registered cell) into the
-per-cycle table the model reads — always through ``ml.features.complete_cycle_table``.
+"""Turn what a user brings (API history rows, a per-cycle CSV, a registered cell) into the raw
+per-cycle frame the model reads (``ml.inference`` completes it through ``ml.features`` — the one
+feature path; nothing here derives model features).
 
 Also the small per-history summaries the advice needs (reference capacity, recent pace,
 the cell's position against the card's training domain).
@@ -17,7 +18,7 @@ import pandas as pd
 from data_registry.errors import InputFormatError, ValidationError
 
 __all__ = [
-    "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "complete_table", "domain_features", "frame_from_rows",
+    "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "domain_features", "frame_from_rows",
     "loss_so_far_fraction", "read_cycles_csv", "recent_hours_per_cycle", "reference_capacity_ah",
 ]
 
@@ -120,31 +121,33 @@ def _check_monotone(frame: pd.DataFrame, *, file: str | None) -> None:
                               expected=f">= {t[i - 1]}", found=str(t[i]))
 
 
-def complete_table(frame: pd.DataFrame, *, cell_id: str | None = None,
-                   nominal_capacity_ah: float | None = None,
-                   meta: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The model's per-cycle table: ``ml.features.complete_cycle_table`` on one cell's rows.
+def cell_history(registry: Any, cell_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A registered cell's per-cycle frame and metadata.
 
-    Parameters
-    ----------
-    frame:
-        One cell's cycles (CONTRACTS per-cycle columns).
-    cell_id:
-        Identifier used for the ``cell_id`` column (default ``"cell"``).
-    nominal_capacity_ah:
-        Reference capacity (Ah) when known; else the features use the first-3-cycles maximum.
-    meta:
-        Further per-cell metadata (chemistry, active mass …) handed to the features.
+    Cells stored as per-cycle summaries are read as they are; cells stored as raw samples go
+    through ``ml.features.build_cycle_table`` (the one feature path). Only the CONTRACTS input
+    columns are kept, so the model derives its features the same way for every source.
+
+    Raises
+    ------
+    NotFoundError
+        Unknown cell, or a cell with neither cycles nor samples.
     """
-    from ml.features import complete_cycle_table
+    from data_registry.errors import NotFoundError
 
-    cid = cell_id or "cell"
-    table = frame.copy()
-    table["cell_id"] = cid
-    info = {k: v for k, v in (meta or {}).items() if v is not None}
-    if nominal_capacity_ah is not None:
-        info["nominal_capacity_ah"] = float(nominal_capacity_ah)
-    return complete_cycle_table(table, cells={cid: info} if info else None)
+    meta = dict(registry.cell_metadata(cell_id) or {})
+    cycles = registry.load_cycles(cell_id)
+    if cycles is None or len(cycles) == 0:
+        samples = registry.load_samples(cell_id)
+        if samples is None or len(samples) == 0:
+            raise NotFoundError(f"cell '{cell_id}' has no cycles or samples yet",
+                                code="cell_empty", column="cell_id")
+        from ml.features import build_cycle_table
+
+        cycles = build_cycle_table(samples, cells={cell_id: meta} if meta else None)
+    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in cycles.columns]
+    frame = cycles[keep].sort_values("cycle_index").reset_index(drop=True)
+    return frame, meta
 
 
 def reference_capacity_ah(discharge_ah: np.ndarray, nominal_capacity_ah: float | None) -> float:
@@ -186,9 +189,7 @@ def domain_features(frame: pd.DataFrame, *, hours_per_cycle: float,
         "c_rate": med("c_rate"),
         "temperature_celsius": med("temperature_celsius"),
         "hours_per_cycle": hours_per_cycle if math.isfinite(hours_per_cycle) else None,
-        "cycle_duration_hour": hours_per_cycle if math.isfinite(hours_per_cycle) else None,
         "cycle_index": float(frame["cycle_index"].iloc[-1]),
-        "cycles_seen": float(frame["cycle_index"].iloc[-1]),
     }
     for key in ("chemistry",):
         if meta and meta.get(key):

@@ -14,7 +14,7 @@ import pandas as pd
 from data_registry.errors import ValidationError
 from ml.advice import AdvicePolicy, advise, domain_violations, observed_eol_cycle, \
     update_from_forecast
-from serving.history import complete_table, domain_features, loss_so_far_fraction, \
+from serving.history import domain_features, loss_so_far_fraction, \
     recent_hours_per_cycle, reference_capacity_ah
 from serving.runtime import OnnxForecaster
 
@@ -53,10 +53,10 @@ def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cyc
         End-of-life threshold as a fraction of the reference capacity.
     nominal_capacity_ah:
         Reference capacity (Ah) if known.
+    cell_id, meta:
+        Reported cell id; further metadata (unused by the forecast itself).
     """
-    table = complete_table(frame, cell_id=cell_id, nominal_capacity_ah=nominal_capacity_ah,
-                           meta=meta)
-    doc = model.forecast(table, horizon_cycles=horizon_cycles, hours_per_cycle=hours_per_cycle,
+    doc = model.forecast(frame, horizon_cycles=horizon_cycles, hours_per_cycle=hours_per_cycle,
                          eol_fraction=eol_fraction, nominal_capacity_ah=nominal_capacity_ah,
                          cell_id=cell_id)
     return clean_json(doc)

@@ -45,6 +45,10 @@ class OnnxForecaster:
     session: Any
     loaded_at: float
 
+    def __post_init__(self) -> None:
+        self._inputs = [i.name for i in self.session.get_inputs()]
+        self._outputs = [o.name for o in self.session.get_outputs()]
+
     @property
     def name(self) -> str:
         return str(_card_get(self.card, "name", "fadecast-forecaster"))
@@ -61,15 +65,15 @@ class OnnxForecaster:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One onnxruntime call: named float32 arrays in, named arrays out."""
-        names = [o.name for o in self.session.get_outputs()]
-        feed = {i.name: inputs[i.name] for i in self.session.get_inputs()}
-        return dict(zip(names, self.session.run(names, feed)))
+        feed = {name: inputs[name] for name in self._inputs}
+        return dict(zip(self._outputs, self.session.run(self._outputs, feed)))
 
     def forecast(self, table: pd.DataFrame, *, horizon_cycles: int,
                  hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
                  nominal_capacity_ah: float | None = None,
                  cell_id: str | None = None) -> dict[str, Any]:
-        """The CONTRACTS forecast JSON for one cell's completed per-cycle table."""
+        """The CONTRACTS forecast JSON for one cell's per-cycle rows (features computed inside,
+        through ``ml.features`` — the one feature path)."""
         from ml.inference import forecast
 
         return forecast(table, card=self.card, run=self.run, horizon_cycles=horizon_cycles,
@@ -103,7 +107,7 @@ def load_forecaster(uri: str | None = None) -> OnnxForecaster:
     NotFoundError
         Nothing to load at ``uri`` (or no champion registered yet).
     """
-    from ml.inference import load_model_dir
+    from ml.inference import MODEL_FILE, load_model_dir
     from ml.model_store import resolve_model
 
     try:
@@ -113,23 +117,11 @@ def load_forecaster(uri: str | None = None) -> OnnxForecaster:
     except FileNotFoundError as exc:
         raise NotFoundError(f"no model at {uri or 'champion'}: {exc}", code="model_not_found",
                             file=str(uri) if uri else None) from exc
-    loaded = load_model_dir(folder)
-    card, onnx_path = _split_loaded(loaded, folder)
-    return OnnxForecaster(path=folder, card=card, session=_session(onnx_path),
+    card, _ = load_model_dir(folder)  # validates the folder and reads the card
+    # Our own session (same options as ml.inference) so the service can name inputs/outputs
+    # once and the benchmark can time session.run alone.
+    return OnnxForecaster(path=folder, card=card, session=_session(folder / MODEL_FILE),
                           loaded_at=time.time())
-
-
-def _split_loaded(loaded: Any, folder: Path) -> tuple[Any, Path]:
-    """``load_model_dir`` gives the card (and maybe the ONNX path); find the ONNX file."""
-    if isinstance(loaded, tuple):
-        card = loaded[0]
-        rest = [x for x in loaded[1:] if isinstance(x, (str, Path))]
-        if rest:
-            return card, Path(rest[0])
-    else:
-        card = loaded
-    onnx_path = folder / "model.onnx" if folder.is_dir() else folder
-    return card, onnx_path
 
 
 class ModelSlot:

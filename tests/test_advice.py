@@ -98,6 +98,12 @@ def test_domain_slack_and_text_rules():
     assert domain_violations({"chemistry": "LCO"}, {"chemistry": ["lfp"]}) == \
         ["chemistry 'LCO' not among the trained ['lfp']"]
     assert domain_violations({"c_rate": float("nan")}, {"c_rate": [0, 1]}) == []
+    # an early cell is not out of domain for having seen few cycles; a long one is
+    assert domain_violations({"cycle_index": 20.0}, {"cycle_index": [80, 250]}) == []
+    assert domain_violations({"cycle_index": 400.0}, {"cycle_index": [80, 250]}) == \
+        ["cycle_index 400 above the trained range 80–250"]
+    # counts and source lists in the card are not ranges and are skipped
+    assert domain_violations({"c_rate": 0.5}, {"n_cells": 23, "sources": ["synthetic"]}) == []
 
 
 def test_spec_pass_stops_before_eol_is_known():

@@ -18,9 +18,8 @@ from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from data_registry.errors import NotFoundError
 from serving.deps import current_model
-from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from serving.history import cell_history
 from serving.predict import clean_json, forecast_document
 from serving.routes.forecast import ERRORS, check_lengths
 from serving.runtime import OnnxForecaster
@@ -41,6 +40,8 @@ def _registry(settings: Settings) -> Any:
 
 
 def _as_dict(report: Any) -> dict[str, Any]:
+    if hasattr(report, "to_dict"):
+        return clean_json(report.to_dict())
     if dataclasses.is_dataclass(report) and not isinstance(report, type):
         return clean_json(dataclasses.asdict(report))
     if isinstance(report, dict):
@@ -76,12 +77,16 @@ async def upload_samples(request: Request, cell_id: str = CELL_ID,
 
             raise ServiceError("the upload is empty", code="empty_upload", http_status=422)
         registry = _registry(settings)
-        report = await run_in_threadpool(registry.ingest, [path], cell_id,
-                                         format_name=format_name)
+        try:
+            report = await run_in_threadpool(registry.ingest, [path], cell_id,
+                                             format_name=format_name)
+        finally:
+            registry.close()
         info = _as_dict(report)
         warnings = [w for w in info.get("warnings", []) if isinstance(w, dict)]
+        files = info.get("files") or [{}]
         return JSONResponse(clean_json({"cell_id": cell_id, "bytes": size,
-                                        "format_name": info.get("format_name"),
+                                        "format_name": files[0].get("format_name"),
                                         "warnings": warnings, "report": info}),
                             status_code=201)
     finally:
@@ -93,16 +98,9 @@ async def upload_samples(request: Request, cell_id: str = CELL_ID,
 def _load_cell(settings: Settings, cell_id: str) -> tuple[Any, dict[str, Any]]:
     registry = _registry(settings)
     try:
-        cycles = registry.load_cycles(cell_id)
-        meta = registry.cell_metadata(cell_id) or {}
-    except KeyError as exc:
-        raise NotFoundError(f"cell '{cell_id}' is not registered", code="cell_not_found",
-                            column="cell_id") from exc
-    if cycles is None or len(cycles) == 0:
-        raise NotFoundError(f"cell '{cell_id}' has no cycles yet", code="cell_not_found",
-                            column="cell_id")
-    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in cycles.columns]
-    return cycles[keep].reset_index(drop=True), dict(meta)
+        return cell_history(registry, cell_id)
+    finally:
+        registry.close()
 
 
 @router.post("/{cell_id}/forecast", response_model=ForecastResponse, responses=ERRORS | {
