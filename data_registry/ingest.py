@@ -27,10 +27,11 @@ Rules
 from __future__ import annotations
 
 import os
+import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,34 +200,86 @@ def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str |
     part_dir.mkdir(parents=True, exist_ok=True)
     item.part_tmp = part_dir / f".{uuid.uuid4().hex}.tmp"
     tail = tails[kind]
-    writer: pq.ParquetWriter | None = None
+    writer = _PartWriter(item.part_tmp, schema)
     try:
-        for chunk in _chunks(source):
+        for chunk in source.chunks():
             if chunk.empty:
                 continue
             table = _to_arrow(chunk, schema, cell_id, path)
             _check_continuation(kind, table, tail, path, first=item.report.rows == 0)
-            if writer is None:
-                writer = pq.ParquetWriter(item.part_tmp, schema, **PARQUET_OPTIONS)
-            writer.write_table(table)
+            writer.write(table)
             _update_stats(kind, item, table)
             bar.advance(table.num_rows)
             if on_chunk is not None:
                 on_chunk(item.report.rows)
-    finally:
-        if writer is not None:
-            writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     item.warnings = list(source.warnings)
     item.source_metadata = json_safe(dict(source.metadata or {}))
-    if writer is None:
+    if writer.rows == 0:
         item.part_tmp.unlink(missing_ok=True)
         item.part_tmp = None
     else:
         item.part_final = part_dir / f"{seq:06d}-{uuid.uuid4().hex[:16]}.parquet"
 
 
-def _chunks(source: Any) -> Iterator[pd.DataFrame]:
-    yield from source.chunks()
+class _PartWriter:
+    """Parquet writer on its own thread: encoding chunk n overlaps reading chunk n+1.
+
+    At most ``QUEUE_CHUNKS`` chunks wait in the queue, so memory stays bounded. The file is
+    created at the first chunk; an error on the thread is re-raised by :meth:`write`/:meth:`close`.
+    """
+
+    QUEUE_CHUNKS = 2
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        self.rows = 0
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="fadecast-parquet", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        writer: pq.ParquetWriter | None = None
+        try:
+            while (table := self._queue.get()) is not None:
+                if self._error is not None:
+                    continue  # keep draining so the producer never blocks
+                try:
+                    if writer is None:
+                        writer = pq.ParquetWriter(self.path, self.schema, **PARQUET_OPTIONS)
+                    writer.write_table(table)
+                except BaseException as exc:  # re-raised on the producer's thread
+                    self._error = exc
+        finally:
+            if writer is not None:
+                try:
+                    writer.close()
+                except BaseException as exc:
+                    self._error = self._error or exc
+
+    def write(self, table: pa.Table) -> None:
+        """Queue one chunk (blocks while the queue is full)."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(table)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        """Finish the file; re-raise any write error."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop after a failure elsewhere (the temp file is removed by the caller)."""
+        self._error = self._error or RuntimeError("aborted")
+        self._queue.put(None)
+        self._thread.join()
 
 
 class _Hasher:
