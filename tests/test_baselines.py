@@ -94,6 +94,11 @@ def test_early_cycle_features_by_hand():
     assert f["fade_intercept_ah"] == pytest.approx(1.1)
     assert f["qn_minus_q2_ah"] == pytest.approx(-1e-4 * 96)  # median of cycles 96-100 is 98
     assert f["late_fade_slope_ah_per_cycle"] == pytest.approx(-1e-4)
+    assert f["log10_fade_rate"] == pytest.approx(-4.0)
+    assert f["log10_late_fade_rate"] == pytest.approx(-4.0)
+    assert f["log10_capacity_drop"] == pytest.approx(np.log10(0.0096))
+    rising = early_cycle_features(cycles.assign(discharge_capacity_ah=1.0 + 1e-4 * n))
+    assert rising["log10_fade_rate"] == -7.0 and rising["log10_capacity_drop"] == -5.0
     assert "log10_delta_q_v_variance" not in f
     dq = cycles.assign(delta_q_v_variance_ah2=np.where(n == 100, 1e-5, np.nan),
                        delta_q_v_minimum_ah=-0.01, delta_q_v_mean_ah=-0.001,

@@ -228,7 +228,10 @@ TRAJECTORY_BASELINES = {"naive_sqrt": NaiveSqrtBaseline, "power_law": PowerLawBa
 
 # ---- fleet baseline: cycle life from early cycles (Severson et al. 2019) -------------------
 CAPACITY_FEATURES = ("q2_ah", "qmax_minus_q2_ah", "fade_slope_ah_per_cycle",
-                     "fade_intercept_ah", "qn_minus_q2_ah", "late_fade_slope_ah_per_cycle")
+                     "fade_intercept_ah", "qn_minus_q2_ah", "late_fade_slope_ah_per_cycle",
+                     "log10_fade_rate", "log10_late_fade_rate", "log10_capacity_drop")
+FADE_RATE_FLOOR = 1e-7  # Ah per cycle: floor under the log of a fade rate (no fade / gain)
+CAPACITY_DROP_FLOOR = 1e-5  # Ah
 DELTA_Q_FEATURES = ("log10_delta_q_v_variance", "log10_abs_delta_q_v_minimum",
                     "log10_abs_delta_q_v_mean", "delta_q_v_skewness")
 
@@ -240,7 +243,9 @@ def early_cycle_features(cycles: pd.DataFrame, *, n_cycles: int = 100) -> dict[s
     ``fade_slope_ah_per_cycle`` and ``fade_intercept_ah`` (linear fit over cycles 2 … n),
     ``qn_minus_q2_ah`` (median of the window's last 5 cycles minus cycle 2: robust to a
     single-cycle spike), ``late_fade_slope_ah_per_cycle`` (linear fit over the last 40 % of
-    the window: captures acceleration). ΔQ(V) features (when the table has ``delta_q_v_*``
+    the window: captures acceleration), and the log10 of the fade rates and of the drop
+    (−slope, −late slope in Ah/cycle floored at 1e-7; −(qn − q2) in Ah floored at 1e-5): life
+    scales roughly as a power of the fade rate, so logs make it linear. ΔQ(V) features (when the table has ``delta_q_v_*``
     columns; the last row that has them, at or before cycle n): log10 variance (Ah²),
     log10 |minimum|, log10 |mean| (Ah) and skewness.
     """
@@ -261,6 +266,10 @@ def early_cycle_features(cycles: pd.DataFrame, *, n_cycles: int = 100) -> dict[s
            "fade_slope_ah_per_cycle": float(slope), "fade_intercept_ah": float(intercept),
            "qn_minus_q2_ah": float(np.median(q[-5:])) - q2,
            "late_fade_slope_ah_per_cycle": float(late_slope)}
+    out["log10_fade_rate"] = float(np.log10(max(-slope, FADE_RATE_FLOOR)))
+    out["log10_late_fade_rate"] = float(np.log10(max(-late_slope, FADE_RATE_FLOOR)))
+    out["log10_capacity_drop"] = float(np.log10(max(-out["qn_minus_q2_ah"],
+                                                    CAPACITY_DROP_FLOOR)))
     if "delta_q_v_variance_ah2" in cycles.columns:
         dq = cycles[(cycles["cycle_index"] <= n_cycles)
                     & cycles["delta_q_v_variance_ah2"].notna()]

@@ -1,0 +1,180 @@
+"""The evaluation suites behind ``fadecast evaluate``: each returns figures per method, with
+the ratio "model vs naive" (model figure / naive √t+N figure; < 1 is better for errors and
+widths; for coverage the target is 90 %).
+
+- ``pybamm-dev``: the TEST cells of :func:`ml.sources.split_by_cell` (seed 0, stratified by
+  (C-rate, rest)); baseline bands calibrated on the VAL cells.
+- ``synthetic``: a held-out fleet ``ml.synthetic.make_fleet(24, seed=HELDOUT_SEED,
+  prefix="heldout")``; baseline bands calibrated on a second fleet (seed HELDOUT_SEED + 1).
+- ``severson``: cycles to 80 % of 1.1 Ah, Severson train → test1 (see
+  :mod:`ml.evaluation.cycle_life`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ml.evaluation.cycle_life import evaluate_cycle_life, naive_methods
+from ml.evaluation.forecasters import BaselineForecaster
+from ml.evaluation.trajectory import calibrate_band, evaluate_trajectories
+from ml.sources import available_sources, load_source, split_by_cell
+
+__all__ = ["SUITES", "HELDOUT_SEED", "available_suites", "run_suite", "format_table"]
+
+SUITES = ("pybamm-dev", "severson", "synthetic")
+HELDOUT_SEED = 90210
+NAIVE = "naive_sqrt"
+TRAJECTORY_FIGURES = (
+    ("time_share_abs_error_median", "share"), ("time_share_abs_error_p90", "share"),
+    ("capacity_error_pct_of_reference", "%"), ("coverage_90_pct", "%"),
+    ("interval_width_90_pct_of_reference", "%"), ("cells_scored", "cells"))
+
+
+def available_suites(root: str | Path | None = None) -> list[str]:
+    """Suites whose data exist (``synthetic`` needs ``ml.synthetic`` only)."""
+    have = set(available_sources(root))
+    out = []
+    if "pybamm-dev" in have:
+        out.append("pybamm-dev")
+    if {"severson-train", "severson-test1"} <= have:
+        out.append("severson")
+    out.append("synthetic")
+    return out
+
+
+def _ratio(model: Any, naive: Any) -> float | None:
+    try:
+        m, n = float(model), float(naive)
+    except (TypeError, ValueError):
+        return None
+    if not (math.isfinite(m) and math.isfinite(n)) or n == 0:
+        return None
+    return m / n
+
+
+def _trajectory_rows(result: dict) -> list[dict]:
+    rows = []
+    for fig, unit in TRAJECTORY_FIGURES:
+        values = {m: figs[fig] for m, figs in result["figures"].items()}
+        rows.append({"figure": fig, "unit": unit, "values": values,
+                     "model_vs_naive": _ratio(values.get("model"), values.get(NAIVE))})
+    return rows
+
+
+def _trajectory_suite(test: list, calib: list, model: Any) -> dict:
+    methods: dict[str, Any] = {}
+    if model is not None:
+        methods["model"] = model
+    for name in ("naive_sqrt", "power_law", "persistence"):
+        methods[name] = BaselineForecaster(name, band_scale=calibrate_band(calib, name))
+    result = evaluate_trajectories(test, methods)
+    notes = [f"{m}: {len(f)} cell(s) failed, e.g. {f[0]}" for m, f in result["failures"].items()
+             if f]
+    return {"cells": [c.cell_id for c in test], "figures": _trajectory_rows(result),
+            "per_cell": result["per_cell"], "notes": notes}
+
+
+def _pybamm_dev(model: Any, root: Any) -> dict:
+    recs = load_source("pybamm-dev", root=root)
+    split = split_by_cell(recs)
+    by_id = {r.cell_id: r for r in recs}
+    out = _trajectory_suite([by_id[c] for c in split["test"]],
+                            [by_id[c] for c in split["val"]], model)
+    out["notes"].append("test cells = split_by_cell(records, seed=0)['test']; first 40 % of "
+                        "each trajectory seen; true future hours given; baseline bands "
+                        "calibrated on the val cells")
+    return out
+
+
+def _synthetic(model: Any, root: Any) -> dict:
+    from ml.synthetic import make_fleet
+
+    test = make_fleet(24, seed=HELDOUT_SEED, prefix="heldout")
+    calib = make_fleet(12, seed=HELDOUT_SEED + 1, prefix="calib")
+    out = _trajectory_suite(test, calib, model)
+    out["notes"].append(f"held-out fleet make_fleet(24, seed={HELDOUT_SEED}, prefix='heldout')")
+    return out
+
+
+def _severson(model: Any, root: Any) -> dict:
+    have = set(available_sources(root))
+    sev = (load_source("severson-train", root=root), load_source("severson-test1", root=root))
+    qd = None
+    if {"severson-qdlin-train", "severson-qdlin-test1"} <= have:
+        qd = (load_source("severson-qdlin-train", root=root),
+              load_source("severson-qdlin-test1", root=root))
+    methods = naive_methods()
+    if model is not None:
+        methods["model"] = model
+    scores = evaluate_cycle_life(sev, qd, methods)
+    rows = []
+    windows = sorted({k.split("@", 1)[1] for k in scores})
+    for window in windows:
+        for fig, unit in (("mape_pct", "%"), ("mape_pct_excl_anomalous", "%"),
+                          ("rmse_cycles", "cycles")):
+            values = {k.split("@")[0]: v[fig] for k, v in scores.items()
+                      if k.split("@", 1)[1] == window}
+            rows.append({"figure": f"cycles_to_80pct_{fig}@{window}", "unit": unit,
+                         "values": values,
+                         "model_vs_naive": _ratio(values.get("model"), values.get(NAIVE))})
+    notes = ["labels: y_<split>.csv cycle life (cycles to 0.88 Ah); '@100_qdlin' rows use the "
+             "severson2019_qdlin cells (same cells, other cleaning) with ΔQ100-10(V)",
+             "excl_anomalous drops test cells with life < 200 cycles (Severson's 148-cycle cell)"]
+    for k, v in scores.items():
+        if v.get("censored"):
+            notes.append(f"{k}: {v['censored']} of {v['cells']} predictions censored at 3000 "
+                         "cycles (never reached 0.88 Ah)")
+        if v.get("failed"):
+            notes.append(f"{k}: {len(v['failed'])} cell(s) failed, e.g. {v['failed'][0]}")
+    return {"cells": [c.cell_id for c in sev[1]], "figures": rows, "raw": scores,
+            "notes": notes}
+
+
+_RUNNERS = {"pybamm-dev": _pybamm_dev, "severson": _severson, "synthetic": _synthetic}
+
+
+def run_suite(name: str, *, model: Any = None, root: str | Path | None = None) -> dict:
+    """Run one suite; ``model`` is a forecaster (e.g. ``ModelForecaster.from_uri(uri)``) or
+    None for baselines only. Returns ``{"suite", "cells", "figures", "notes", …}``."""
+    from data_registry.errors import FadecastError
+    import difflib
+
+    if name not in _RUNNERS:
+        near = difflib.get_close_matches(name, SUITES, n=3)
+        raise FadecastError(f"suite '{name}' not recognised"
+                            + (f"; best matches are {near}" if near else ""),
+                            code="unknown_suite", column="suite",
+                            expected=f"one of {list(SUITES)}", found=repr(name))
+    out = _RUNNERS[name](model, root)
+    return {"suite": name, **out}
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, (int,)) and not isinstance(v, bool):
+        return str(v)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if not math.isfinite(f):
+        return "nan"
+    return f"{f:.3f}" if abs(f) < 10 else f"{f:.1f}"
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table of one suite: figure, unit, one column per method, model/naive."""
+    methods: list[str] = []
+    for row in result["figures"]:
+        methods += [m for m in row["values"] if m not in methods]
+    head = ["figure", "unit", *methods, "model/naive"]
+    body = [[r["figure"], r["unit"], *(_fmt(r["values"].get(m)) for m in methods),
+             _fmt(r["model_vs_naive"])] for r in result["figures"]]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = [f"== suite {result['suite']} ({len(result['cells'])} test cells)",
+             "  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(str(x).ljust(w) for x, w in zip(r, widths)) for r in body]
+    lines += [f"note: {n}" for n in result.get("notes", [])]
+    return "\n".join(lines)

@@ -1,0 +1,131 @@
+"""Suites and ``fadecast evaluate``: exact figures on noise-free cells, the model path through
+ml.inference + onnxruntime on a quickly trained model, one JSON document on stdout."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_registry.errors import FadecastError
+from ml.evaluation.commands import evaluate_command, plain
+from ml.evaluation.forecasters import BaselineForecaster, ModelForecaster, first_crossing
+from ml.evaluation.suites import format_table, run_suite
+from ml.evaluation.trajectory import cut, evaluate_trajectories, true_time_share
+from ml.sources import CellRecord
+
+
+def _sqrt_cell(cell_id="exact", n=50, a=0.01, b=0.0005):
+    """Capacity exactly 5 Ah * (1 - a*sqrt(t) - b*N); truth split known; uneven rests."""
+    cyc = np.arange(1, n + 1)
+    hours = np.cumsum(6.0 + np.array([0.0, 5.0, 11.0])[cyc % 3])
+    lt, lc = a * np.sqrt(hours), b * cyc
+    cycles = pd.DataFrame({"cell_id": cell_id, "cycle_index": cyc,
+                           "test_time_second": hours * 3600.0,
+                           "discharge_capacity_ah": 5.0 * (1 - lt - lc)})
+    truth = pd.DataFrame({"cycle_index": cyc, "loss_time_frac": lt, "loss_cycle_frac": lc})
+    return CellRecord(cell_id, cycles, truth, {"nominal_capacity_ah": 5.0})
+
+
+def test_cut_and_truth_share_by_hand():
+    rec = _sqrt_cell(n=50)
+    seen, fc, fh = cut(rec)
+    assert seen == 20 and fc[0] == 21 and len(fc) == 30
+    assert fh[0] == pytest.approx(rec.cycles["test_time_second"].iloc[20] / 3600)
+    t = fh[0] - (6.0 + [0.0, 5.0, 11.0][21 % 3])  # hours at the end of cycle 20
+    share = 0.01 * np.sqrt(t) / (0.01 * np.sqrt(t) + 0.0005 * 20)
+    assert true_time_share(rec, seen) == pytest.approx(share)
+    short = _sqrt_cell(n=8)
+    assert cut(short)[0] == 5  # never fewer than 5 seen cycles
+
+
+def test_first_crossing_interpolates():
+    assert first_crossing(np.array([1.0, 2, 3]), np.array([0.9, 0.85, 0.7]), 0.8) == \
+        pytest.approx(2 + 1 / 3)
+    assert first_crossing(np.array([1.0, 2]), np.array([0.9, 0.85]), 0.8) is None
+
+
+def test_naive_is_exact_on_its_own_law():
+    cells = [_sqrt_cell("c1"), _sqrt_cell("c2", a=0.004, b=0.001)]
+    res = evaluate_trajectories(cells, {"naive_sqrt": BaselineForecaster("naive_sqrt", 0.0),
+                                        "persistence": BaselineForecaster("persistence")})
+    naive = res["figures"]["naive_sqrt"]
+    assert naive["time_share_abs_error_median"] == pytest.approx(0.0, abs=1e-6)
+    assert naive["capacity_error_pct_of_reference"] == pytest.approx(0.0, abs=1e-6)
+    assert naive["interval_width_90_pct_of_reference"] == 0.0
+    # persistence: its error is the mean future drop, computed by hand for cell c1
+    c1 = cells[0].cycles["discharge_capacity_ah"].to_numpy()
+    ref = c1[:3].max()
+    drop1 = np.mean(np.abs(c1[20:] - c1[19])) / ref * 100
+    c2 = cells[1].cycles["discharge_capacity_ah"].to_numpy()
+    drop2 = np.mean(np.abs(c2[20:] - c2[19])) / c2[:3].max() * 100
+    assert res["figures"]["persistence"]["capacity_error_pct_of_reference"] == \
+        pytest.approx((drop1 + drop2) / 2)
+    assert np.isnan(res["figures"]["persistence"]["time_share_abs_error_median"])
+
+
+def test_synthetic_suite_baselines_and_table():
+    out = run_suite("synthetic")
+    assert out["suite"] == "synthetic" and len(out["cells"]) == 24
+    figs = {r["figure"]: r for r in out["figures"]}
+    cap = figs["capacity_error_pct_of_reference"]["values"]
+    assert cap["naive_sqrt"] < cap["persistence"]  # fading cells: persistence is worst
+    assert figs["cells_scored"]["values"]["naive_sqrt"] == 24
+    assert figs["capacity_error_pct_of_reference"]["model_vs_naive"] is None  # no model
+    text = format_table(out)
+    assert "naive_sqrt" in text.splitlines()[1] and "model/naive" in text.splitlines()[1]
+
+
+def test_unknown_suite_is_named():
+    with pytest.raises(FadecastError, match=r"best matches are \['synthetic'\]"):
+        run_suite("synthetc")
+    args = argparse.Namespace(model=None, suite=["nope"], json=True, tracking_uri=None)
+    with pytest.raises(FadecastError, match="unknown suite 'nope'"):
+        evaluate_command(args)
+
+
+def test_plain_makes_json_safe():
+    assert plain({"a": float("nan"), "b": np.float32(1.5), "c": [np.int64(2)]}) == \
+        {"a": None, "b": 1.5, "c": [2]}
+
+
+@pytest.fixture(scope="module")
+def quick_model(tmp_path_factory):
+    from ml.training.quick import train_quick_model
+
+    return train_quick_model(tmp_path_factory.mktemp("evalmodel") / "model", n_cells=16,
+                             epochs=4)
+
+
+def test_model_path_through_onnxruntime(quick_model, capsys):
+    model = ModelForecaster.from_uri(str(quick_model))
+    rec = _sqrt_cell("m1", n=60)
+    seen, fc, fh = cut(rec)
+    f = model(rec.cycles.iloc[:seen], fc, fh)
+    assert f.p50.shape == fc.shape and (f.p05 <= f.p50).all() and (f.p50 <= f.p95).all()
+    assert 0.0 <= f.time_share <= 1.0
+    assert f.reference_capacity_ah == pytest.approx(rec.cycles["discharge_capacity_ah"][:3].max())
+    # the command: one JSON document on stdout, model figures and ratios filled in
+    args = argparse.Namespace(model=str(quick_model), suite=["synthetic"], json=True,
+                              tracking_uri=None)
+    assert evaluate_command(args) == 0
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    assert doc["model"]["name"] and "running suite synthetic" in captured.err
+    figs = {r["figure"]: r for r in doc["suites"][0]["figures"]}
+    cap = figs["capacity_error_pct_of_reference"]
+    assert cap["values"]["model"] > 0
+    assert cap["model_vs_naive"] == pytest.approx(cap["values"]["model"]
+                                                  / cap["values"]["naive_sqrt"])
+
+
+def test_pybamm_dev_suite_real(shared_data):
+    out = run_suite("pybamm-dev", root=shared_data)
+    assert len(out["cells"]) == 9
+    figs = {r["figure"]: r["values"] for r in out["figures"]}
+    assert figs["cells_scored"]["naive_sqrt"] == 9
+    assert figs["capacity_error_pct_of_reference"]["naive_sqrt"] < \
+        figs["capacity_error_pct_of_reference"]["persistence"]
+    assert 0 <= figs["time_share_abs_error_median"]["naive_sqrt"] <= 1
