@@ -161,3 +161,61 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
     return Source(path=head.path, format_name=format_name, reader_version=reader_version,
                   kind=kind, metadata=dict(metadata or {}), warnings=list(warnings or []),
                   produce=produce)
+
+
+def frame_source(head: Head, *, format_name: str, reader_version: str, kind: str,
+                 load: Callable[[], pd.DataFrame], columns: list[Mapped], chunk_rows: int,
+                 metadata: dict | None = None, warnings: list[IngestWarning] | None = None,
+                 post: Callable[[pd.DataFrame, pd.DataFrame, list[IngestWarning]],
+                                pd.DataFrame] | None = None) -> Source:
+    """A :class:`Source` over a binary format whose library loads the whole table at once.
+
+    ``load()`` runs lazily in ``chunks()``; ``source_row`` is the 1-based record number.
+    Columns are mapped and scaled as in :func:`csv_source`, then yielded in ``chunk_rows``
+    slices (the validator still streams).
+    """
+    mapped = {m.target for m in columns}
+    required = [c for c in TABLES[kind].required if c != "cell_id"]
+    missing = [c for c in required if c not in mapped]
+    if missing:
+        raise ValidationError(
+            f"missing required column '{missing[0]}' for a {format_name} file",
+            code="missing_column", file=head.name, column=missing[0],
+            expected=f"a column for each of {required}", found=f"{[m.source for m in columns]}")
+
+    def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
+        table = load()
+        for start in range(0, len(table), chunk_rows):
+            raw = table.iloc[start:start + chunk_rows]
+            out = {"source_row": np.arange(start + 1, start + len(raw) + 1, dtype=np.int64)}
+            for m in columns:
+                if m.text or m.factor == 0.0 or m.target in out or m.source not in raw:
+                    continue
+                v = pd.to_numeric(raw[m.source], errors="coerce").to_numpy(
+                    dtype=np.float64, na_value=np.nan)
+                out[m.target] = v * m.factor if m.factor != 1.0 else v
+            frame = pd.DataFrame(out)
+            if post is not None:
+                frame = post(frame, raw.reset_index(drop=True), sink)
+            yield frame
+
+    return Source(path=head.path, format_name=format_name, reader_version=reader_version,
+                  kind=kind, metadata=dict(metadata or {}), warnings=list(warnings or []),
+                  produce=produce)
+
+
+def flat_metadata(tree: dict, prefix: str = "", limit: int = 60) -> dict[str, str]:
+    """Scalar leaves of a nested dict as ``a.b.c → str`` (first ``limit``), for the catalog."""
+    out: dict[str, str] = {}
+
+    def walk(node: dict, path: str) -> None:
+        for k, v in node.items():
+            if len(out) >= limit:
+                return
+            key = f"{path}.{k}" if path else str(k)
+            if isinstance(v, dict):
+                walk(v, key)
+            elif v not in (None, ""):
+                out[prefix + key] = str(v)[:200]
+    walk(tree, "")
+    return out
