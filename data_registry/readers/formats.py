@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data_registry.errors import InputFormatError, UnknownFormatError
 from data_registry.readers import (arbin_csv, arbin_res, batteryarchive, bdf, biologic_mpr, biologic_text,
-                                   excel, generic_csv, indigo, neware_binary,
+                                   excel, generic_csv, indigo, neware_binary, neware_regular,
                                    maccor, maccor_eis, neware_csv, novonix, pec, refused)
 from data_registry.readers.sniff import Head, read_head
 
@@ -69,6 +69,9 @@ FORMATS: tuple[Format, ...] = (
            "data file beside it"),
     Format("neware_csv", "samples", "", neware_csv.SPEC.detect,
            _R + "neware_csv:open_neware_csv", neware_csv.SPEC.description),
+    Format("neware_regular_csv", "samples", "", neware_regular.is_regular_export,
+           _R + "neware_regular:open_neware_regular",
+           "Neware regular export CSV (cycle / step / record levels)"),
     Format("biologic_txt", "samples", "", biologic_text.is_biologic_cycling,
            _R + "biologic_text:open_biologic_text", biologic_text.SAMPLES.description),
     Format("biologic_peis_txt", "eis", "", biologic_text.is_biologic_eis,
