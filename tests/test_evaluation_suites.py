@@ -13,7 +13,9 @@ from data_registry.errors import FadecastError
 from ml.evaluation.commands import evaluate_command, plain
 from ml.evaluation.forecasters import BaselineForecaster, ModelForecaster, first_crossing
 from ml.evaluation.suites import format_table, run_suite
-from ml.evaluation.trajectory import cut, evaluate_trajectories, true_time_share
+from ml.evaluation.calibration import conformal_quantile
+from ml.evaluation.trajectory import (calibrate_band, cut, evaluate_trajectories,
+                                      true_time_share)
 from ml.sources import CellRecord
 
 
@@ -64,6 +66,16 @@ def test_naive_is_exact_on_its_own_law():
     assert res["figures"]["persistence"]["capacity_error_pct_of_reference"] == \
         pytest.approx((drop1 + drop2) / 2)
     assert np.isnan(res["figures"]["persistence"]["time_share_abs_error_median"])
+
+
+def test_calibrate_band_by_hand():
+    cells = [_sqrt_cell("c1"), _sqrt_cell("c2", a=0.004, b=0.001)]
+    assert calibrate_band(cells, "naive_sqrt") == pytest.approx(0.0, abs=1e-9)
+    scores = []
+    for rec in cells:  # persistence: |q_k - q_20| / ref / sqrt(k), k = 1 … 30
+        q = rec.cycles["discharge_capacity_ah"].to_numpy()
+        scores += list(np.abs(q[20:] - q[19]) / q[:3].max() / np.sqrt(np.arange(1, 31)))
+    assert calibrate_band(cells, "persistence") == pytest.approx(conformal_quantile(scores, 0.1))
 
 
 def test_synthetic_suite_baselines_and_table():
