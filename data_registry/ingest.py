@@ -27,8 +27,6 @@ Rules
 from __future__ import annotations
 
 import os
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -36,38 +34,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from data_registry import catalog as cat
 from data_registry.errors import IngestWarning, InputFormatError, StoreError
-from data_registry.manifest import (FileReport, IngestReport, cell_columns, cell_dataset_name,
-                                    json_safe, merge_metadata, normalize_metadata)
+from data_registry.manifest import (ORDER_COLUMNS, FileReport, IngestReport, Tail, cell_columns,
+                                    cell_dataset_name, json_safe, merge_metadata,
+                                    normalize_metadata)
 from data_registry.progress import Progress
 from data_registry.schema import CELL_METADATA_KEYS, SCHEMA_VERSION, TABLES
-from data_registry.store import Registry, arrow_schema, copy_and_hash, fsync_dir, record_dataset
-
-#: Parquet options: snappy is the fastest codec that still shrinks cycler data several-fold.
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy",
-                                   "use_dictionary": ["cell_id", "measurement_id"]}
-#: Column that orders rows within a cell, and the counter that may not go back, per kind.
-ORDER_COLUMNS = {"samples": ("test_time_second", "cycle_count"),
-                 "cycles": ("test_time_second", "cycle_index"),
-                 "eis": ("test_time_second", "cycle_count")}
+from data_registry.store import (PartWriter, RawCopy, Registry, arrow_schema, fsync_dir,
+                                 fsync_file, record_dataset, to_arrow)
 
 Opener = Callable[..., Any]
-
-
-@dataclass
-class _Tail:
-    """Where a cell's stored rows of one kind end (continuations must start after it)."""
-
-    time_second: float | None = None
-    cycle: int | None = None
-    source: str | None = None
-    measurement_ids: set[str] | None = None
 
 
 @dataclass
@@ -149,7 +130,7 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
 
 
 def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None,
-                chunk_rows: int, tails: dict[str, _Tail], seen: dict[str, str], *, seq: int,
+                chunk_rows: int, tails: dict[str, Tail], seen: dict[str, str], *, seq: int,
                 opener: Opener, bar: Progress, on_chunk: Callable[[int], None] | None,
                 staged: list[_Staged]) -> _Staged:
     size = path.stat().st_size
@@ -158,7 +139,7 @@ def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None
     item = _Staged(FileReport(str(path), "", size, already_present=False),
                    raw_tmp=tmp_dir / f"{uuid.uuid4().hex}.tmp")
     staged.append(item)  # from now on a failure discards its files
-    hasher = _Hasher(path, item.raw_tmp)
+    hasher = RawCopy(path, item.raw_tmp)
     hash_first = _raw_size_known(reg, size) or size in {s.report.size_bytes for s in staged[:-1]}
     if hash_first:
         hasher.run()  # maybe a duplicate: know before parsing
@@ -176,14 +157,15 @@ def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None
     if not hash_first and _is_duplicate(reg, item, hasher.sha256, cell_id, seen):
         return item
     if item.part_tmp is not None:
-        _fsync_file(item.part_tmp)
+        fsync_file(item.part_tmp)
     assert item.report.kind is not None
-    _advance_tail(item.report.kind, tails[item.report.kind], item)
+    tails[item.report.kind].extend(item.report.time_end_second, item.cycle_last,
+                                   item.measurement_ids, Path(item.report.path).name)
     return item
 
 
 def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str | None,
-                     chunk_rows: int, tails: dict[str, _Tail], item: _Staged, *, seq: int,
+                     chunk_rows: int, tails: dict[str, Tail], item: _Staged, *, seq: int,
                      opener: Opener, bar: Progress,
                      on_chunk: Callable[[int], None] | None) -> None:
     """Stream the reader's chunks into a temp Parquet part (memory bounded by a chunk)."""
@@ -200,13 +182,13 @@ def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str |
     part_dir.mkdir(parents=True, exist_ok=True)
     item.part_tmp = part_dir / f".{uuid.uuid4().hex}.tmp"
     tail = tails[kind]
-    writer = _PartWriter(item.part_tmp, schema)
+    writer = PartWriter(item.part_tmp, schema)
     try:
         for chunk in source.chunks():
             if chunk.empty:
                 continue
-            table = _to_arrow(chunk, schema, cell_id, path)
-            _check_continuation(kind, table, tail, path, first=item.report.rows == 0)
+            table = to_arrow(chunk, schema, cell_id, path)
+            tail.check(table, path, first=item.report.rows == 0)
             writer.write(table)
             _update_stats(kind, item, table)
             bar.advance(table.num_rows)
@@ -223,92 +205,6 @@ def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str |
         item.part_tmp = None
     else:
         item.part_final = part_dir / f"{seq:06d}-{uuid.uuid4().hex[:16]}.parquet"
-
-
-class _PartWriter:
-    """Parquet writer on its own thread: encoding chunk n overlaps reading chunk n+1.
-
-    At most ``QUEUE_CHUNKS`` chunks wait in the queue, so memory stays bounded. The file is
-    created at the first chunk; an error on the thread is re-raised by :meth:`write`/:meth:`close`.
-    """
-
-    QUEUE_CHUNKS = 2
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path, self.schema = path, schema
-        self.rows = 0
-        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="fadecast-parquet", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        writer: pq.ParquetWriter | None = None
-        try:
-            while (table := self._queue.get()) is not None:
-                if self._error is not None:
-                    continue  # keep draining so the producer never blocks
-                try:
-                    if writer is None:
-                        writer = pq.ParquetWriter(self.path, self.schema, **PARQUET_OPTIONS)
-                    writer.write_table(table)
-                except BaseException as exc:  # re-raised on the producer's thread
-                    self._error = exc
-        finally:
-            if writer is not None:
-                try:
-                    writer.close()
-                except BaseException as exc:
-                    self._error = self._error or exc
-
-    def write(self, table: pa.Table) -> None:
-        """Queue one chunk (blocks while the queue is full)."""
-        if self._error is not None:
-            raise self._error
-        self._queue.put(table)
-        self.rows += table.num_rows
-
-    def close(self) -> None:
-        """Finish the file; re-raise any write error."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        """Stop after a failure elsewhere (the temp file is removed by the caller)."""
-        self._error = self._error or RuntimeError("aborted")
-        self._queue.put(None)
-        self._thread.join()
-
-
-class _Hasher:
-    """Copy a file into the raw store while hashing it; in a thread or inline."""
-
-    def __init__(self, src: Path, dst: Path) -> None:
-        self.src, self.dst = src, dst
-        self.sha256 = ""
-        self.size = 0
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def run(self) -> None:
-        try:
-            self.sha256, self.size = copy_and_hash(self.src, self.dst)
-        except BaseException as exc:  # re-raised in join()
-            self._error = exc
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="fadecast-hash", daemon=True)
-        self._thread.start()
-
-    def join(self, quiet: bool = False) -> None:
-        """Wait for the copy; re-raise its error unless ``quiet``."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None and not quiet:
-            raise self._error
 
 
 def _raw_size_known(reg: Registry, size: int) -> bool:
@@ -345,62 +241,6 @@ def _is_duplicate(reg: Registry, item: _Staged, sha256: str, cell_id: str,
     return False
 
 
-def _to_arrow(chunk: pd.DataFrame, schema: pa.Schema, cell_id: str, path: Path) -> pa.Table:
-    """One reader chunk as an Arrow table in the stored schema (absent columns null)."""
-    n = len(chunk)
-    arrays = []
-    for fld in schema:
-        if fld.name == "cell_id":
-            arrays.append(pa.repeat(cell_id, n))
-        elif fld.name in chunk.columns:
-            try:
-                arrays.append(pa.Array.from_pandas(chunk[fld.name], type=fld.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                row = _row_of(chunk, 0)
-                raise StoreError(f"reader returned a column that does not fit the canonical "
-                                 f"type: {exc}", code="bad_column_type", file=str(path), row=row,
-                                 column=fld.name, expected=str(fld.type),
-                                 found=str(chunk[fld.name].dtype)) from exc
-        elif not fld.nullable:
-            raise StoreError("reader returned no required column", code="missing_column",
-                             file=str(path), column=fld.name, expected=fld.name,
-                             found=", ".join(map(str, chunk.columns)))
-        else:
-            arrays.append(pa.nulls(n, fld.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-def _check_continuation(kind: str, table: pa.Table, tail: _Tail, path: Path,
-                        *, first: bool) -> None:
-    time_col, count_col = ORDER_COLUMNS[kind]
-    if kind == "eis":
-        ids = set(table.column("measurement_id").drop_null().unique().to_pylist())
-        clash = sorted(ids & (tail.measurement_ids or set()))
-        if clash:
-            raise StoreError(f"spectrum '{clash[0]}' is already stored for this cell (from "
-                             f"{tail.source})", code="continuation_overlap", file=str(path),
-                             column="measurement_id", expected="new measurement ids",
-                             found=repr(clash[0]))
-        return
-    if not first:
-        return  # within one file the reader guarantees order
-    t0 = table.column(time_col)[0].as_py()
-    c0 = table.column(count_col)[0].as_py()
-    row = table.column("source_row")[0].as_py() if "source_row" in table.column_names else None
-    if tail.time_second is not None and t0 is not None and t0 <= tail.time_second:
-        raise StoreError(
-            f"continuation goes back in time: this cell's stored {kind} end at "
-            f"{time_col}={tail.time_second:g} (from {tail.source}); a continuation file must "
-            "start later", code="continuation_overlap", file=str(path), row=row, column=time_col,
-            expected=f"> {tail.time_second:g}", found=f"{t0:g}")
-    if tail.cycle is not None and c0 is not None and c0 < tail.cycle:
-        raise StoreError(
-            f"continuation goes back in cycles: this cell's stored {kind} end at "
-            f"{count_col}={tail.cycle} (from {tail.source})",
-            code="continuation_cycle_backwards", file=str(path), row=row, column=count_col,
-            expected=f">= {tail.cycle}", found=str(c0))
-
-
 def _update_stats(kind: str, item: _Staged, table: pa.Table) -> None:
     import pyarrow.compute as pc
 
@@ -421,30 +261,14 @@ def _update_stats(kind: str, item: _Staged, table: pa.Table) -> None:
             table.column("measurement_id").drop_null().unique().to_pylist())
 
 
-def _advance_tail(kind: str, tail: _Tail, item: _Staged) -> None:
-    """The next file of this call continues from where this one ends."""
+def _tail(reg: Registry, kind: str, rows: list[dict[str, Any]]) -> Tail:
+    ids: set[str] = set()
     if kind == "eis":
-        tail.measurement_ids = (tail.measurement_ids or set()) | item.measurement_ids
-    else:
-        tail.time_second = _max(tail.time_second, item.report.time_end_second)
-        tail.cycle = _max(tail.cycle, item.cycle_last)
-    tail.source = Path(item.report.path).name
-
-
-def _tail(reg: Registry, kind: str, rows: list[dict[str, Any]]) -> _Tail:
-    if not rows:
-        return _Tail(measurement_ids=set() if kind == "eis" else None)
-    last = Path(rows[-1]["original_path"]).name
-    if kind == "eis":
-        ids: set[str] = set()
         for r in rows:
             if r["part_path"]:
                 col = pq.read_table(reg.home / r["part_path"], columns=["measurement_id"])
                 ids.update(col.column(0).drop_null().unique().to_pylist())
-        return _Tail(source=last, measurement_ids=ids)
-    times = [r["time_end_second"] for r in rows if r["time_end_second"] is not None]
-    cycles = [r["cycle_last"] for r in rows if r["cycle_last"] is not None]
-    return _Tail(max(times) if times else None, max(cycles) if cycles else None, last)
+    return Tail.from_ingests(kind, rows, ids)
 
 
 def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
@@ -545,17 +369,6 @@ def _discard(staged: list[_Staged]) -> None:
                     p.unlink(missing_ok=True)
                 except OSError:
                     pass  # the next writer's debris sweep removes it
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def _row_of(chunk: pd.DataFrame, i: int) -> int | None:
-    if "source_row" in chunk.columns and len(chunk) > i:
-        return int(chunk["source_row"].iloc[i])
-    return None
 
 
 def _min(a: Any, b: Any) -> Any:

@@ -9,15 +9,22 @@ Versions are content hashes, so the same content always gets the same version:
 Dataset rule: every ingest that stores rows for a cell creates a new version of the per-cell
 dataset named ``cell:<cell_id>``; :meth:`Registry.create_dataset` freezes named sets of cells.
 Creating a dataset whose content did not change returns the existing version (idempotent).
+
+Continuation rule (:class:`Tail`): a file added to a cell that already holds rows of its kind
+must start after them — later ``test_time_second`` and no smaller cycle number (samples,
+cycles), or only new ``measurement_id``s (EIS).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
 
 from data_registry.errors import IngestWarning, StoreError
 from data_registry.schema import CELL_METADATA_KEYS, SCHEMA_VERSION
@@ -105,6 +112,82 @@ class IngestReport:
                           "column": w.column, "count": w.count} for w in self.warnings],
             "notes": list(self.notes),
         }
+
+
+#: Column that orders rows within a cell, and the counter that may not go back, per kind.
+ORDER_COLUMNS = {"samples": ("test_time_second", "cycle_count"),
+                 "cycles": ("test_time_second", "cycle_index"),
+                 "eis": ("test_time_second", "cycle_count")}
+
+
+@dataclass
+class Tail:
+    """Where a cell's stored rows of one kind end: a continuation must start after it.
+
+    Samples and cycles: later ``test_time_second`` and no smaller cycle number; EIS: only new
+    ``measurement_id``s.
+    """
+
+    kind: str
+    time_second: float | None = None
+    cycle: int | None = None
+    source: str | None = None
+    measurement_ids: set[str] = field(default_factory=set)
+
+    @classmethod
+    def from_ingests(cls, kind: str, rows: Sequence[Mapping[str, Any]],
+                     measurement_ids: set[str] | None = None) -> "Tail":
+        """The tail after a cell's stored ingests of ``kind`` (catalog rows, in order)."""
+        if not rows:
+            return cls(kind)
+        times = [r["time_end_second"] for r in rows if r["time_end_second"] is not None]
+        cycles = [r["cycle_last"] for r in rows if r["cycle_last"] is not None]
+        return cls(kind, max(times) if times else None, max(cycles) if cycles else None,
+                   Path(rows[-1]["original_path"]).name, set(measurement_ids or ()))
+
+    def check(self, table: pa.Table, path: Path, *, first: bool) -> None:
+        """Refuse a chunk that does not continue the stored rows (``StoreError``)."""
+        time_col, count_col = ORDER_COLUMNS[self.kind]
+        if self.kind == "eis":
+            ids = set(table.column("measurement_id").drop_null().unique().to_pylist())
+            clash = sorted(ids & (self.measurement_ids or set()))
+            if clash:
+                raise StoreError(f"spectrum '{clash[0]}' is already stored for this cell (from "
+                                 f"{self.source})", code="continuation_overlap", file=str(path),
+                                 column="measurement_id", expected="new measurement ids",
+                                 found=repr(clash[0]))
+            return
+        if not first:
+            return  # within one file the reader guarantees order
+        t0 = table.column(time_col)[0].as_py()
+        c0 = table.column(count_col)[0].as_py()
+        row = table.column("source_row")[0].as_py() if "source_row" in table.column_names else None
+        if self.time_second is not None and t0 is not None and t0 <= self.time_second:
+            raise StoreError(
+                f"continuation goes back in time: this cell's stored {self.kind} end at "
+                f"{time_col}={self.time_second:g} (from {self.source}); a continuation file must "
+                "start later", code="continuation_overlap", file=str(path), row=row,
+                column=time_col,
+                expected=f"> {self.time_second:g}", found=f"{t0:g}")
+        if self.cycle is not None and c0 is not None and c0 < self.cycle:
+            raise StoreError(
+                f"continuation goes back in cycles: this cell's stored {self.kind} end at "
+                f"{count_col}={self.cycle} (from {self.source})",
+                code="continuation_cycle_backwards", file=str(path), row=row, column=count_col,
+                expected=f">= {self.cycle}", found=str(c0))
+
+    def extend(self, time_end_second: float | None, cycle_last: int | None,
+               measurement_ids: set[str], source: str) -> None:
+        """Move the tail past a file just staged (the next file of the call continues it)."""
+        if self.kind == "eis":
+            self.measurement_ids |= measurement_ids
+        else:
+            if time_end_second is not None:
+                self.time_second = max(self.time_second or time_end_second, time_end_second)
+            if cycle_last is not None:
+                self.cycle = max(self.cycle if self.cycle is not None else cycle_last,
+                                 cycle_last)
+        self.source = source
 
 
 def cell_version(ingest_rows: Iterable[Mapping[str, Any]]) -> str:
