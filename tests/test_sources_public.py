@@ -173,3 +173,35 @@ def test_zhang2020_cycle_offset_does_not_change_the_ageing_signal(shared_data):
             rhos.append(spearmanr(joined["z_real_ohm"], joined["discharge_capacity_ah"])[0])
     assert rhos[0] < -0.8  # resistance rises as capacity falls
     assert abs(rhos[0] - rhos[1]) < 0.02
+
+
+# ---- tiny hand-written files in each source's layout (no shared data needed) ---------------
+def test_severson_tiny_files(test_data):
+    recs = load_source("severson-train", root=test_data / "sources")
+    assert [r.cell_id for r in recs] == ["severson-train-01", "severson-train-02"]
+    a, b = recs
+    assert a.meta["cycle_life"] == 12 and b.meta["cycle_life"] == 11  # BOM read away
+    assert a.meta["dropped_cycles"] == [4]  # the 2.5 Ah spike
+    assert a.cycles["cycle_index"].tolist() == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    assert a.meta["hours_per_cycle"] == pytest.approx(0.65)
+    assert b.meta["hours_per_cycle"] == pytest.approx(0.70)
+    assert b.cycles["test_time_second"].iloc[-1] == pytest.approx(8 * 0.70 * 3600)
+
+
+def test_nasa_tiny_file(test_data):
+    with pytest.warns(UserWarning, match="B9002 skipped"):
+        recs = load_source("nasa-pcoe", root=test_data / "sources")
+    assert [r.cell_id for r in recs] == ["B9001"]
+    r = recs[0]
+    c = r.cycles
+    assert c["discharge_capacity_ah"].tolist() == [1.8, 1.78, 1.79, 1.77, 1.76]
+    # 1st discharge starts 2 h after the first charge; ends 1.8 Ah / 2 A = 0.9 h later
+    assert c["test_time_second"].iloc[0] == pytest.approx((2.0 + 0.9) * 3600)
+    # 4th valid discharge: 2008-04-15 07:00, i.e. 12 days + 18 h after 04-02 13:00, + 0.885 h
+    assert c["test_time_second"].iloc[3] == pytest.approx((12 * 24 + 18 + 1.77 / 2) * 3600)
+    codes = {w.code: w for w in r.meta["warnings"]}
+    assert set(codes) == {"missing_capacity", "junk_capacity", "bad_impedance"}
+    assert codes["missing_capacity"].row == 6 and codes["junk_capacity"].row == 8
+    assert codes["bad_impedance"].row == 4
+    assert r.meta["impedance"]["re_ohm"].tolist()[1] == 0.06
+    assert np.isnan(r.meta["impedance"]["re_ohm"].iloc[0])
