@@ -205,3 +205,20 @@ def test_nasa_tiny_file(test_data):
     assert codes["bad_impedance"].row == 4
     assert r.meta["impedance"]["re_ohm"].tolist()[1] == 0.06
     assert np.isnan(r.meta["impedance"]["re_ohm"].iloc[0])
+
+
+def test_zhang_tiny_files(test_data):
+    recs = load_source("zhang2020", root=test_data / "sources")
+    assert [r.cell_id for r in recs] == ["25C09"]  # Capacity_data.txt (aggregate) ignored
+    r = recs[0]
+    np.testing.assert_allclose(r.cycles["discharge_capacity_ah"], [0.040, 0.0395, 0.0391])
+    assert r.meta["temperature_celsius"] == 25.0
+    eis = r.meta["eis"]
+    assert len(eis) == 120 and eis["cycle_count"].unique().tolist() == [1, 2]
+    m2 = eis[eis["measurement_id"] == 2]
+    assert m2["z_real_ohm"].iloc[0] == pytest.approx(0.5)  # 0.4 + 0.1 * 1
+    # the file stores -Im(Z) = 0.05 - 0.005 i; stored here as Im(Z) = -(that)
+    assert m2["z_imag_ohm"].iloc[0] == pytest.approx(-0.05)
+    assert m2["z_imag_ohm"].iloc[59] == pytest.approx(0.245)
+    shifted = load_source("zhang2020", root=test_data / "sources", eis_cycle_offset=1)
+    assert shifted[0].meta["eis"]["cycle_count"].unique().tolist() == [2, 3]
