@@ -222,3 +222,23 @@ def test_zhang_tiny_files(test_data):
     assert m2["z_imag_ohm"].iloc[59] == pytest.approx(0.245)
     shifted = load_source("zhang2020", root=test_data / "sources", eis_cycle_offset=1)
     assert shifted[0].meta["eis"]["cycle_count"].unique().tolist() == [2, 3]
+
+
+def test_geslin_tiny_files(test_data, tmp_path):
+    import shutil
+
+    from data_registry.errors import ValidationError
+
+    root = tmp_path / "sources"
+    shutil.copytree(test_data / "sources" / "geslin2024", root / "geslin2024")
+    # cell_901's cycle_index goes 30 -> 20 on file line 7: the error names it
+    with pytest.raises(ValidationError, match=r"diagnostics\.csv:7 column 'cycle_index'"):
+        load_source("geslin2024", root=root)
+    diag = root / "geslin2024" / "diagnostics.csv"
+    diag.write_text(diag.read_text().replace("cell_901,20.0", "cell_901,60.0"))
+    a, b = load_source("geslin2024", root=root)
+    # 2 x 50 EFC / 0.5 C = 200 h
+    assert a.cycles["test_time_second"].iloc[1] == pytest.approx(200 * 3600)
+    assert b.cycles["test_time_second"].iloc[2] == pytest.approx(2 * 45 / 0.1 * 3600)
+    assert a.meta["cycles_to_soh90"] == 400.5 and a.meta["split_group"] == "CC"
+    assert (a.cycles["test_time_estimated"] == 1).all()
