@@ -182,7 +182,8 @@ def simulate_cell(p: CellParams, seed: int = 0) -> CellRecord:
         "loss_cycle_frac": lc,
     })
     meta = {"source": "synthetic", "nominal_capacity_ah": q, "c_rate": p.c_rate,
-            "rest_hour": p.rest_hour, "params": p}
+            "rest_hour": p.rest_hour, "params": p,
+            "split_group": f"{p.c_rate:g}C|{p.rest_hour:g}h"}
     return CellRecord(p.cell_id, cycles, truth, meta)
 
 

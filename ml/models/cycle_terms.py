@@ -36,7 +36,7 @@ class PowerCycleTerm(nn.Module):
 
     def forward(self, u: torch.Tensor, cycles: torch.Tensor, last_cycle: torch.Tensor) -> torch.Tensor:
         q = _exponent(u[..., 0:1])
-        return (torch.clamp(cycles, min=1e-3) / CYCLE_REF) ** q
+        return (torch.clamp(cycles, min=1e-3) / CYCLE_REF) ** q - (1e-3 / CYCLE_REF) ** q
 
 
 class KneeCycleTerm(nn.Module):
@@ -51,7 +51,7 @@ class KneeCycleTerm(nn.Module):
         kappa = F.softplus(u[..., 2:3] - 2.0)
         ramp = F.softplus((cycles - knee) / 10.0) * 10.0 / CYCLE_REF
         ramp0 = F.softplus((0.0 - knee) / 10.0) * 10.0 / CYCLE_REF
-        base = (torch.clamp(cycles, min=1e-3) / CYCLE_REF) ** q
+        base = (torch.clamp(cycles, min=1e-3) / CYCLE_REF) ** q - (1e-3 / CYCLE_REF) ** q
         return base + kappa * (ramp ** 2 - ramp0 ** 2)
 
 

@@ -32,6 +32,27 @@ from ml.scaling import FeatureScaler
 __all__ = ["FadeNet", "fixed_normal_draws"]
 
 ANCHORS = ("retention", "elapsed_hour", "cycle_index")
+N_GRID = 5  # time-share grid of the in-graph evidence features
+
+
+def _fit_anchor(basis: torch.Tensor, r: torch.Tensor, w: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted least squares ``r ~ c0 - L * basis`` per sample, with ``L >= 0``.
+
+    ``basis`` [B, K, T] (1 at the last observed row), ``r`` / ``w`` [B, 1, T]. Returns ``c0``,
+    ``L`` and the fit's RMSE, each [B, K, 1].
+    """
+    sw = w.sum(-1, keepdim=True).clamp(min=1e-6)
+    mf = (w * basis).sum(-1, keepdim=True) / sw
+    mr = (w * r).sum(-1, keepdim=True) / sw
+    df, dr = basis - mf, r - mr
+    var = (w * df * df).sum(-1, keepdim=True)
+    cov = (w * df * dr).sum(-1, keepdim=True)
+    loss = (-cov / var.clamp(min=1e-9)).clamp(min=0.0)
+    c0 = mr + loss * mf
+    resid = r - (c0 - loss * basis)
+    rmse = torch.sqrt((w * resid * resid).sum(-1, keepdim=True) / sw)
+    return c0, loss, rmse
 
 
 def fixed_normal_draws(n_samples: int, n_dims: int, seed: int = 0) -> np.ndarray:
@@ -111,8 +132,9 @@ class FadeNet(nn.Module):
                                                nn.Linear(2 * d_model, d_model))
                                  for _ in range(n_layers))
         self.pool_query = nn.Parameter(torch.randn(d_model) / math.sqrt(d_model))
-        self.n_params = 3 + self.time_term.n_params + self.cycle_term.n_params
-        self.head = nn.Sequential(nn.Linear(3 * d_model + 4, 2 * d_model), nn.GELU(),
+        self.n_params = 1 + self.time_term.n_params + self.cycle_term.n_params
+        self.register_buffer("share_grid", torch.linspace(0.0, 1.0, N_GRID))
+        self.head = nn.Sequential(nn.Linear(3 * d_model + 2 + N_GRID, 2 * d_model), nn.GELU(),
                                   nn.Linear(2 * d_model, 2 * self.n_params))
         self.register_buffer("noise", torch.from_numpy(
             fixed_normal_draws(n_samples, self.n_params, seed)))
@@ -139,8 +161,8 @@ class FadeNet(nn.Module):
         return self.anchor_log[j] * torch.expm1(z) + (1.0 - self.anchor_log[j]) * z
 
     def encode(self, history: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Summary vector [B, 3d+4] plus the raw anchors (first/last retention, last hour and
-        cycle, each [B, 1])."""
+        """Summary vector [B, 3d+4+5] plus the raw history series needed by the in-graph fit:
+        retention ``r``, its weight ``w`` (1 = observed), hours and cycles, each [B, 1, T]."""
         x = history * mask
         valid = (mask.amax(dim=-1) > 0).to(history.dtype)  # [B, T]
         h = self.embed(torch.cat([x, mask], dim=-1))
@@ -152,42 +174,44 @@ class FadeNet(nn.Module):
         scores = (h @ self.pool_query) / math.sqrt(h.shape[-1]) + (valid - 1.0) * 1e4
         attn = (torch.softmax(scores, dim=1)[..., None] * h).sum(1)
         last = h[:, -1]
-        ret = self._raw_anchor(x, 0)
-        ret_mask = mask[..., self.anchor_index[0]]
-        rank = torch.cumsum(ret_mask, dim=1)
-        first = ret_mask * (rank <= 3).to(history.dtype)
-        r_first = (ret * first - (1.0 - first) * 10.0).amax(dim=1, keepdim=True)
-        tail_m = ret_mask[:, -3:]
-        r_last = (ret[:, -3:] * tail_m).sum(1, keepdim=True) / tail_m.sum(1, keepdim=True).clamp(
-            min=1.0)
-        hour_last = self._raw_anchor(history[:, -1:], 1)
-        cycle_last = self._raw_anchor(history[:, -1:], 2)
-        stats = torch.cat([r_first, r_last, torch.log1p(hour_last.clamp(min=0.0)) / 10.0,
-                           torch.log1p(cycle_last.clamp(min=0.0)) / 10.0], dim=-1)
-        return torch.cat([mean, attn, last, stats], dim=-1), r_first, r_last, hour_last, cycle_last
+        ret = self._raw_anchor(x, 0)[:, None, :]
+        ret_w = mask[..., self.anchor_index[0]][:, None, :]
+        hours = self._raw_anchor(history, 1).clamp(min=0.0)[:, None, :]
+        cycles = self._raw_anchor(history, 2).clamp(min=0.0)[:, None, :]
+        hour_last, cycle_last = hours[..., -1:], cycles[..., -1:]
+        # how well does each time share on a grid explain the history (sqrt-time, linear-cycle
+        # shapes)? This is the data's own evidence on the split, fed to the head.
+        grid = self.share_grid[None, :, None]  # [1, S, 1]
+        basis = grid * torch.sqrt(hours / hour_last.clamp(min=1e-3)) + (1.0 - grid) * (
+            cycles / cycle_last.clamp(min=1e-3))
+        _, _, rmse = _fit_anchor(basis, ret, ret_w)
+        evidence = torch.log(rmse[..., 0] + 1e-4)
+        evidence = evidence - evidence.mean(dim=-1, keepdim=True)
+        stats = torch.cat([torch.log1p(hour_last[:, 0]) / 10.0,
+                           torch.log1p(cycle_last[:, 0]) / 10.0, evidence], dim=-1)
+        return torch.cat([mean, attn, last, stats], dim=-1), ret, ret_w, hours, cycles
 
     def forward(self, history: torch.Tensor, history_mask: torch.Tensor, query_cycle: torch.Tensor,
                 query_hour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(capacity_fraction, loss_time_fraction, loss_cycle_fraction)``, each [B, H, K]."""
-        summary, r_first, r_last, hour_last, cycle_last = self.encode(history, history_mask)
+        summary, ret, ret_w, hours, cycles = self.encode(history, history_mask)
         out = self.head(summary)
         mu, log_scale = out[:, : self.n_params], out[:, self.n_params:]
         scale = F.softplus(log_scale - 1.0) + 1e-3
         u = mu[:, None, :] + scale[:, None, :] * self.noise[None]  # [B, K, P]
-        c0 = r_first[:, :, None] + 0.1 * torch.tanh(u[..., 0:1])  # [B, K, 1]
-        base_loss = (c0 - r_last[:, :, None]).clamp(min=0.0)
-        loss_last = 0.02 * F.softplus(base_loss / 0.02 + u[..., 1:2])
-        share = self._share(u[..., 2:3])
+        share = self._share(u[..., 0:1])  # [B, K, 1]
         n_t = self.time_term.n_params
-        u_t, u_c = u[..., 3:3 + n_t], u[..., 3 + n_t:]
+        u_t, u_c = u[..., 1:1 + n_t], u[..., 1 + n_t:]
+        hl, cl = hours[..., -1:], cycles[..., -1:]  # [B, 1, 1]
+        g_t_last = self.time_term(u_t, hl, hl).clamp(min=1e-6)
+        g_c_last = self.cycle_term(u_c, cl, cl).clamp(min=1e-6)
+        # per sample: fit fresh capacity c0 and loss-at-last L to the observed history
+        basis = share * self.time_term(u_t, hours, hl) / g_t_last + (1.0 - share) * \
+            self.cycle_term(u_c, cycles, cl) / g_c_last
+        c0, loss_last, _ = _fit_anchor(basis, ret, ret_w)
         qh, qc = query_hour[:, None, :], query_cycle[:, None, :]  # [B, 1, H]
-        hl, cl = hour_last[:, :, None], cycle_last[:, :, None]  # [B, 1, 1]
-        g_t = self.time_term(u_t, qh, hl)
-        g_t_last = self.time_term(u_t, hl, hl)
-        g_c = self.cycle_term(u_c, qc, cl)
-        g_c_last = self.cycle_term(u_c, cl, cl)
-        loss_time = share * loss_last * g_t / g_t_last.clamp(min=1e-6)
-        loss_cycle = (1.0 - share) * loss_last * g_c / g_c_last.clamp(min=1e-6)
+        loss_time = share * loss_last * self.time_term(u_t, qh, hl) / g_t_last
+        loss_cycle = (1.0 - share) * loss_last * self.cycle_term(u_c, qc, cl) / g_c_last
         cap = c0 - loss_time - loss_cycle
         return cap.transpose(1, 2), loss_time.transpose(1, 2), loss_cycle.transpose(1, 2)
 

@@ -36,7 +36,7 @@ class PowerTimeTerm(nn.Module):
 
     def forward(self, u: torch.Tensor, hours: torch.Tensor, last_hour: torch.Tensor) -> torch.Tensor:
         p = _exponent(u[..., 0:1])
-        return (torch.clamp(hours, min=1e-3) / HOUR_REF) ** p
+        return (torch.clamp(hours, min=1e-3) / HOUR_REF) ** p - (1e-3 / HOUR_REF) ** p
 
 
 class OnsetTimeTerm(nn.Module):

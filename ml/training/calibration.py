@@ -35,8 +35,23 @@ def conformal_scale(raw: np.ndarray, y: np.ndarray, eps: float, alpha: float = 0
 
 
 def calibrate(model: FadeNet, cells: list[PreparedCell], scaler: FeatureScaler,
-              max_history: int, alpha: float = 0.1) -> dict:
-    """``{"capacity": {...}, "time_share": {...}}`` conformal constants from ``cells``."""
+              max_history: int, alpha: float = 0.1, min_real_cells: int = 5) -> dict:
+    """``{"capacity": {...}, "time_share": {...}}`` conformal constants from ``cells``.
+
+    When at least ``min_real_cells`` validation cells are not from the synthetic fleet, only
+    those calibrate: the fleet is a training aid with deliberately harder, rarer shapes (rate
+    switches, storage, knees), and serving sees real or simulated-physics cells.
+    """
+    real = [c for c in cells if c.meta.get("source") != "synthetic"]
+    used = real if len(real) >= min_real_cells else cells
+    out = _calibrate(model, used, scaler, max_history, alpha)
+    if out:
+        out["calibration_sources"] = sorted({str(c.meta.get("source", "?")) for c in used})
+    return out
+
+
+def _calibrate(model: FadeNet, cells: list[PreparedCell], scaler: FeatureScaler,
+               max_history: int, alpha: float) -> dict:
     caps, ys, shares, ts = [], [], [], []
     for frac in CUT_FRACTIONS:
         windows = cut_windows(cells, fraction=frac, scaler=scaler, max_history=max_history)

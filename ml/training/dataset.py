@@ -45,13 +45,13 @@ class PreparedCell:
 def prepare_cells(cells: list[CellRecord]) -> list[PreparedCell]:
     """:func:`ml.windows.model_table` for each cell, truth aligned on ``cycle_index``.
 
-    Truth fractions (of the source's own basis) are used as fractions of the reference.
+    The reference capacity follows the default rule (max of the first 3 cycles), as at serving
+    time without a nominal capacity; truth fractions (of the source's own basis: nominal or
+    no-degradation capacity) are used as fractions of that reference.
     """
     out = []
     for rec in cells:
-        nominal = rec.meta.get("nominal_capacity_ah") if rec.meta.get("source") == "synthetic" \
-            else None
-        table = model_table(rec.cycles, nominal_capacity_ah=nominal)
+        table = model_table(rec.cycles)
         lt = np.full(len(table), np.nan)
         lc = np.full(len(table), np.nan)
         if rec.truth is not None and {"loss_time_frac", "loss_cycle_frac"} <= set(rec.truth):
