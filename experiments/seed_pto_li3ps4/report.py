@@ -1,0 +1,143 @@
+"""``report.md`` of the seed study, written from the figures of one MLflow run (cited by id)."""
+from __future__ import annotations
+
+import math
+import os
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+
+def _f(x, nd: int = 2) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if not math.isfinite(v) else f"{v:.{nd}f}"
+
+
+def metrics(res: dict) -> dict[str, float]:
+    """The run's figures as flat MLflow metrics."""
+    out: dict[str, float] = {}
+    for cid, c in res["cells"].items():
+        for k, v in c.items():
+            out[f"{cid}.{k}"] = float(v)
+    for row in res["attribution"]:
+        for k in ("p05", "p50", "p95", "truth"):
+            out[f"attribution.cycle{row['cycle']:03d}.time_share_{k}"] = float(row[k])
+    for row in res["what_if"]:
+        for k in ("mae_pct", "coverage_pct", "last_error_pct", "time_share_p50"):
+            out[f"what_if.cut{row['cut']:03d}.{row['pace']}.{k}"] = float(row[k])
+    adv = res["advice"]
+    out["advice.true_eol_cycle"] = float(adv["true_eol_cycle"])
+    stop = adv["first_stop_full"]
+    out["advice.api.stopped"] = float(bool(stop))
+    out["advice.api.n_stop_calls"] = float(sum(r["decision"] == "stop" for r in adv["full"]))
+    if stop:
+        out["advice.api.stop_cycle"] = float(stop["cycle"])
+        out["advice.api.eol_p50_at_stop"] = float(stop["eol_p50"] or math.nan)
+        out["advice.api.hours_saved_fraction_of_planned"] = float(
+            1.0 - stop["hours_at_stop"] / adv["planned_hours"])
+    pol = adv["policy_replay"]
+    for k in ("stopped", "stop_cycle", "hours_saved_fraction", "predicted_eol_cycle",
+              "eol_error_fraction", "correct_call", "n_forecasts"):
+        if k in pol:
+            out[f"advice.policy.{k}"] = float(pol[k])
+    for k, v in res["implied_c03"].items():
+        out[f"implied_c03.{k}"] = float(v)
+    out["seconds"] = float(res["seconds"])
+    return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def headline(res: dict) -> dict:
+    """A few figures for run_all's summary table."""
+    att = {r["cycle"]: r for r in res["attribution"]}
+    last = att[max(att)]
+    main = [r for r in res["what_if"] if r["pace"] == "c03"]
+    adv = res["advice"]
+    return {"time_share_c10_p50": last["p50"], "time_share_c10_p05": last["p05"],
+            "time_share_c10_p95": last["p95"], "time_share_c10_truth": last["truth"],
+            "what_if_c03_mae_pct": main[0]["mae_pct"] if main else None,
+            "advice_api_stop_cycle": (adv["first_stop_full"] or {}).get("cycle"),
+            "policy_stop_cycle": adv["policy_replay"].get("stop_cycle")
+            if adv["policy_replay"].get("stopped") else None,
+            "true_eol_cycle": adv["true_eol_cycle"]}
+
+
+def _cells_table(res: dict) -> list[str]:
+    lines = ["| cell | cycles | hours | first (mAh/g) | last (mAh/g) | retention | A_w base first→last"
+             " (Ω s^-½) | A_w >2.9 V charge first→last | polarization first→last (V) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for cid, c in res["cells"].items():
+        lines.append(f"| {cid} | {c['cycles']} | {c['hours']:.0f} | {c['first_mah_per_g']:.0f} | "
+                     f"{c['last_mah_per_g']:.0f} | {c['retention_last']:.3f} | "
+                     f"{c['aw_first']:.0f}→{c['aw_last']:.0f} | {c['aw_top_first']:.0f}→"
+                     f"{c['aw_top_last']:.0f} | {c['polarization_first']:.3f}→"
+                     f"{c['polarization_last']:.3f} |")
+    return lines
+
+
+def _attribution_table(res: dict) -> list[str]:
+    lines = ["| last observed cycle | elapsed h | time share p05 | p50 | p95 | truth |",
+             "|---|---|---|---|---|---|"]
+    for r in res["attribution"]:
+        lines.append(f"| {r['cycle']} | {r['hour']:.0f} | {_f(r['p05'])} | {_f(r['p50'])} | "
+                     f"{_f(r['p95'])} | {_f(r['truth'])} |")
+    return lines
+
+
+def _what_if_table(res: dict) -> list[str]:
+    lines = ["| cut (cycle) | future pace | h/cycle | compared with | mean abs error (% of ref) | "
+             "90 % band coverage (%) | error at last cycle (%) | time share p50 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in res["what_if"]:
+        lines.append(f"| {r['cut']} | {r['pace']} | {r['hours_per_cycle']:.2f} | {r['truth']} | "
+                     f"{_f(r['mae_pct'])} | {_f(r['coverage_pct'], 0)} | "
+                     f"{_f(r['last_error_pct'])} | {_f(r['time_share_p50'])} |")
+    return lines
+
+
+def _advice_table(rows: list[dict]) -> list[str]:
+    lines = ["| cycle | decision | EOL p05 / p50 / p95 | P(pass) | reason |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['cycle']} | {r['decision']} | {_f(r['eol_p05'], 0)} / "
+                     f"{_f(r['eol_p50'], 0)} / {_f(r['eol_p95'], 0)} | "
+                     f"{_f(r['pass_probability'])} | {r['reason'][:140]} |")
+    return lines
+
+
+def write(res: dict, cfg: dict, path: Path) -> Path:
+    """Write the report (atomically) from ``res`` (see ``run.py``) and the static text."""
+    run = res["run_id"]
+    cite = f"[run `{run}`]"
+    adv = res["advice"]
+    text = (Path(__file__).with_name("report_text.md").read_text(encoding="utf-8")
+            .replace("{RUN}", run).replace("{CITE}", cite))
+    blocks = {
+        "{DATE}": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "{MACHINE}": f"{platform.machine()}, {os.cpu_count()} CPUs, Python "
+                     f"{platform.python_version()}",
+        "{MODEL}": f"`{res['model_source']}` (folder `{Path(res['model_dir']).name}`"
+                   + (f", trained in run `{res['model_train_run_id']}`"
+                      if res.get("model_train_run_id") else "") + ")",
+        "{K_CRYO}": f"{res['k_time_per_hour']['cryomilled'] * 1e4:.3f}",
+        "{K_HAND}": f"{res['k_time_per_hour']['hand-milled'] * 1e4:.3f}",
+        "{CELLS_TABLE}": "\n".join(_cells_table(res)),
+        "{ATTRIBUTION_TABLE}": "\n".join(_attribution_table(res)),
+        "{WHAT_IF_TABLE}": "\n".join(_what_if_table(res)),
+        "{ADVICE_FULL}": "\n".join(_advice_table(adv["full"])),
+        "{POLICY}": ", ".join(f"{k} = {v}" for k, v in adv["policy_replay"].items()),
+        "{TRUE_EOL}": str(adv["true_eol_cycle"]),
+        "{SECONDS}": f"{res['seconds']:.0f}",
+        **{"{IMP_" + k + "}": (f"{100 * v:.1f}" if k != "cycle" else str(v))
+           for k, v in res["implied_c03"].items()},
+    }
+    for key, value in blocks.items():
+        text = text.replace(key, value)
+    for key, value in headline(res).items():
+        text = text.replace("{" + key + "}", _f(value) if not isinstance(value, int) else
+                            str(value))
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
