@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 
@@ -15,6 +16,8 @@ class Progress:
     def __init__(self, enabled: bool, description: str = "ingest",
                  delay_second: float = 1.0) -> None:
         self._bar: Any = None
+        self._started = time.monotonic()
+        self._delay = delay_second
         if enabled:
             from tqdm import tqdm
 
@@ -32,8 +35,10 @@ class Progress:
             self._bar.update(rows)
 
     def close(self) -> None:
-        """Remove the bar from the terminal."""
+        """Show the final count (if the bar was due to appear), then remove the bar."""
         if self._bar is not None:
+            if time.monotonic() - self._started >= self._delay:
+                self._bar.refresh()
             self._bar.close()
             self._bar = None
 
