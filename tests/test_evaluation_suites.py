@@ -117,7 +117,7 @@ def test_model_path_through_onnxruntime(quick_model, capsys):
     seen, fc, fh = cut(rec)
     f = model(rec.cycles.iloc[:seen], fc, fh)
     assert f.p50.shape == fc.shape and (f.p05 <= f.p50).all() and (f.p50 <= f.p95).all()
-    assert 0.0 <= f.time_share <= 1.0
+    assert 0.0 <= f.time_share_band[0] <= f.time_share <= f.time_share_band[1] <= 1.0
     assert f.reference_capacity_ah == pytest.approx(rec.cycles["discharge_capacity_ah"][:3].max())
     # the command: one JSON document on stdout, model figures and ratios filled in
     args = argparse.Namespace(model=str(quick_model), suite=["synthetic"], json=True,
@@ -131,6 +131,8 @@ def test_model_path_through_onnxruntime(quick_model, capsys):
     assert cap["values"]["model"] > 0
     assert cap["model_vs_naive"] == pytest.approx(cap["values"]["model"]
                                                   / cap["values"]["naive_sqrt"])
+    ts_cover = figs["time_share_coverage_90_pct"]["values"]
+    assert 0 <= ts_cover["model"] <= 100 and ts_cover["naive_sqrt"] is None  # no band: NaN
 
 
 def test_pybamm_dev_suite_real(shared_data):

@@ -29,6 +29,7 @@ class CellForecast:
     time_share: float
     reference_capacity_ah: float
     eol_cycle: float | None = None
+    time_share_band: tuple[float, float] | None = None
 
 
 def first_crossing(cycles: np.ndarray, retention: np.ndarray, threshold: float) -> float | None:
@@ -109,5 +110,6 @@ class ModelForecaster:
         eol = None
         if eol_fraction is not None and out.get("end_of_life"):
             eol = float(out["end_of_life"]["cycle_index"]["p50"])
-        share = float(out["attribution"]["time_share"]["p50"])
-        return CellForecast(bands["p50"], bands["p05"], bands["p95"], share, ref, eol)
+        ts = out["attribution"]["time_share"]
+        return CellForecast(bands["p50"], bands["p05"], bands["p95"], float(ts["p50"]), ref, eol,
+                            (float(ts["p05"]), float(ts["p95"])))

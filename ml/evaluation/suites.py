@@ -27,6 +27,7 @@ HELDOUT_SEED = 90210
 NAIVE = "naive_sqrt"
 TRAJECTORY_FIGURES = (
     ("time_share_abs_error_median", "share"), ("time_share_abs_error_p90", "share"),
+    ("time_share_coverage_90_pct", "%"), ("time_share_interval_width_90", "share"),
     ("capacity_error_pct_of_reference", "%"), ("coverage_90_pct", "%"),
     ("interval_width_90_pct_of_reference", "%"), ("cells_scored", "cells"))
 

@@ -3,7 +3,9 @@ the rest given the TRUE future schedule (cycles and elapsed hours: the what-if),
 
 - |time-share error| at the last observed cycle against the known truth (median, p90);
 - capacity error over the unseen cycles, mean |Δ retention| in % of the reference capacity;
-- 90 % interval coverage and mean width (% of reference) of the p05–p95 band.
+- 90 % interval coverage and mean width (% of reference) of the p05–p95 band;
+- for methods that give one (the model), coverage and mean width of the time-share p05–p95
+  band: a model that cannot separate the two losses must say so with a wide band.
 """
 from __future__ import annotations
 
@@ -64,7 +66,8 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
     """Score every method on every cell. Returns ``{"figures": {method: {figure: value}},
     "per_cell": [...], "failures": {method: [messages]}}``; figures in % except shares."""
     per_cell, failures = [], {m: [] for m in methods}
-    acc = {m: {"ts_err": [], "cap_err": [], "cover": [], "width": []} for m in methods}
+    acc = {m: {"ts_err": [], "cap_err": [], "cover": [], "width": [], "ts_cover": [],
+               "ts_width": []} for m in methods}
     for rec in cells:
         seen, fc, fh = cut(rec, observed_fraction)
         history = rec.cycles.iloc[:seen]
@@ -86,6 +89,10 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
             row[f"{name}_time_share"] = f.time_share
             if np.isfinite(f.time_share) and np.isfinite(share_true):
                 a["ts_err"].append(abs(f.time_share - share_true))
+                if f.time_share_band is not None:
+                    lo, hi = f.time_share_band
+                    a["ts_cover"].append(lo <= share_true <= hi)
+                    a["ts_width"].append(hi - lo)
             if f.p05 is not None:
                 inside = (truth_q >= f.p05) & (truth_q <= f.p95)
                 a["cover"].append(inside)
@@ -103,6 +110,9 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
                                   if a["cover"] else float("nan"))
         fig["interval_width_90_pct_of_reference"] = (
             float(np.mean(np.concatenate(a["width"]))) if a["width"] else float("nan"))
+        fig["time_share_coverage_90_pct"] = (float(np.mean(a["ts_cover"])) * 100.0
+                                             if a["ts_cover"] else float("nan"))
+        fig["time_share_interval_width_90"] = _mean(a["ts_width"])
         figures[name] = fig
     return {"figures": figures, "per_cell": per_cell, "failures": failures}
 
