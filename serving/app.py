@@ -39,9 +39,7 @@ def create_app(settings: Settings | None = None, *,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.slot = ModelSlot(forecaster)
-        app.state.reload_lock = asyncio.Lock()
-        if forecaster is None:
+        if app.state.slot.current is None:
             try:
                 app.state.slot.swap(await asyncio.to_thread(load_forecaster, chosen.model_uri))
             except (FadecastError, OSError) as exc:
@@ -53,6 +51,8 @@ def create_app(settings: Settings | None = None, *,
                   description="Battery capacity-fade forecasts with intervals, the time/cycle "
                               "split of the loss, and early-stopping advice for ageing tests.")
     app.dependency_overrides[get_settings] = lambda: chosen
+    app.state.slot = ModelSlot(forecaster)
+    app.state.reload_lock = asyncio.Lock()
     install_error_handlers(app)
     for module in (health, forecast, advice, cells, admin):
         app.include_router(module.router)
