@@ -17,62 +17,74 @@ from ml.features.sample_frame import SampleArrays
 COUNTER_RESET_FRACTION = 0.5
 
 
-def counter_increments(values: np.ndarray, first_of_cell: np.ndarray) -> np.ndarray:
+def counter_increments(values: np.ndarray, cell_starts: np.ndarray) -> np.ndarray:
     """Per-row increase of a cumulative counter that may reset (per cycle or per step).
 
     Parameters
     ----------
-    values : float [n] — cumulative counter (Ah or Wh), NaN where not recorded.
-    first_of_cell : bool [n] — True on each cell's first row, where the counter is read as
-        starting from 0 (BDF counters are cumulative within a cycle).
+    values : float [n] — cumulative counter (Ah or Wh); NaN gaps carry the last value.
+    cell_starts : int [k] — each cell's first row, where the counter is read as starting from
+        0 (BDF counters are cumulative within a cycle).
 
     Returns
     -------
     float [n] — increase since the previous row: the difference where the counter grew, the
     new value after a reset (drop to <= half) and on a cell's first row, 0 for small noisy
-    drops and NaN gaps.
+    drops.
     """
-    v = np.nan_to_num(values, nan=0.0)
+    v = values
+    nan = np.isnan(v)
+    if nan.any():  # carry the last recorded value over gaps (a NaN is not a reset)
+        idx = np.where(nan, 0, np.arange(v.size))
+        np.maximum.accumulate(idx, out=idx)
+        v = np.where(np.isnan(v[idx]), 0.0, v[idx])
     inc = np.empty_like(v)
-    d = v[1:] - v[:-1]
-    reset = v[1:] <= COUNTER_RESET_FRACTION * v[:-1]
-    inc[1:] = np.where(d >= 0.0, d, np.where(reset, v[1:], 0.0))
-    inc[first_of_cell] = np.maximum(v[first_of_cell], 0.0)
+    np.subtract(v[1:], v[:-1], out=inc[1:])
+    drops = np.flatnonzero(inc[1:] < 0.0) + 1
+    if drops.size:
+        now, before = v[drops], v[drops - 1]
+        inc[drops] = np.where(now <= COUNTER_RESET_FRACTION * before, now, 0.0)
+    inc[cell_starts] = np.maximum(v[cell_starts], 0.0)
     return inc
 
 
-def _trapezoid(values: np.ndarray, arr: SampleArrays) -> np.ndarray:
-    """Per-row trapezoid area of ``values`` over the interval ending at that row (unit·s)."""
-    out = np.empty_like(values)
-    out[0] = 0.0
-    out[1:] = 0.5 * (values[1:] + values[:-1])
-    out *= arr.dt_s
-    return out
+def _signed_trapezoid(values: np.ndarray, arr: SampleArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row trapezoid area of ``values`` over the interval ending at that row (unit·h),
+    split into its positive part and the magnitude of its negative part."""
+    area = np.empty_like(values)
+    area[0] = 0.0
+    np.add(values[1:], values[:-1], out=area[1:])
+    area *= arr.dt_s
+    area *= 0.5 / 3600.0
+    pos = np.maximum(area, 0.0)
+    neg = np.subtract(pos, area, out=area)
+    return pos, neg
 
 
 def charge_flows(arr: SampleArrays) -> dict[str, np.ndarray]:
     """Per-row charge/discharge capacity (Ah) and energy (Wh) increments, all >= 0.
 
-    Counters are used where the input has them, integration otherwise; the per-row increments
-    are what the per-cycle sums and the Q(V) curves are built from.
+    Counters are used where the input has them; otherwise current (and voltage × current) is
+    integrated by the trapezoid rule and each interval's area is charge when positive,
+    discharge when negative (intervals across a step change share a time stamp, so dt = 0).
+    These per-row increments feed the per-cycle sums and the Q(V) curves.
     """
-    i = arr.current_a
-    v = arr.voltage_v
-    ch_i = np.maximum(i, 0.0)
-    dis_i = np.maximum(-i, 0.0)
-    flows = {}
-    for key, counter, current in (("charge_ah", "charging_capacity_ah", ch_i),
-                                  ("discharge_ah", "discharging_capacity_ah", dis_i)):
-        if counter in arr.extra and np.isfinite(arr.extra[counter]).any():
-            flows[key] = counter_increments(arr.extra[counter], arr.first_of_cell)
-        else:
-            flows[key] = _trapezoid(current, arr) / 3600.0
-    for key, counter, current in (("charge_wh", "charging_energy_wh", ch_i),
-                                  ("discharge_wh", "discharging_energy_wh", dis_i)):
-        if counter in arr.extra and np.isfinite(arr.extra[counter]).any():
-            flows[key] = counter_increments(arr.extra[counter], arr.first_of_cell)
-        else:
-            flows[key] = _trapezoid(current * v, arr) / 3600.0
+    flows: dict[str, np.ndarray] = {}
+    pairs = ((("charge_ah", "charging_capacity_ah"), ("discharge_ah", "discharging_capacity_ah"),
+              None),
+             (("charge_wh", "charging_energy_wh"), ("discharge_wh", "discharging_energy_wh"),
+              "power"))
+    for (ch_key, ch_counter), (dis_key, dis_counter), what in pairs:
+        have_ch = ch_counter in arr.extra and np.isfinite(arr.extra[ch_counter]).any()
+        have_dis = dis_counter in arr.extra and np.isfinite(arr.extra[dis_counter]).any()
+        if not (have_ch and have_dis):
+            signal = arr.current_a * arr.voltage_v if what == "power" else arr.current_a
+            pos, neg = _signed_trapezoid(signal, arr)
+            flows[ch_key], flows[dis_key] = pos, neg
+        if have_ch:
+            flows[ch_key] = counter_increments(arr.extra[ch_counter], arr.cell_starts)
+        if have_dis:
+            flows[dis_key] = counter_increments(arr.extra[dis_counter], arr.cell_starts)
     return flows
 
 
@@ -107,15 +119,15 @@ def reference_capacity(discharge_ah: pd.Series, nominal_ah: float | None) -> flo
     return float(np.nanmax(head)) if np.isfinite(head).any() else float("nan")
 
 
-def capacity_columns(df: pd.DataFrame, reference_ah: float,
-                     active_mass_g: float | None) -> dict[str, np.ndarray]:
+def capacity_columns(df: pd.DataFrame, reference_ah: float, active_mass_g: float | None,
+                     duration_hour: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Capacity-derived columns of one cell's per-cycle table (rows in cycle order).
 
     Returns ``reference_capacity_ah``, ``retention``, ``coulombic_efficiency`` (discharge /
     charge), ``coulombic_inefficiency_per_hour`` ((1 − CE) / cycle duration in hours),
     ``energy_efficiency`` (discharge / charge energy), ``equivalent_full_cycles`` (cumulative
     discharge Ah / reference Ah) and, where the active mass is known, specific capacities in
-    mAh/g.
+    mAh/g. ``duration_hour`` defaults to the table's ``cycle_duration_hour``.
     """
     n = len(df)
     nan = np.full(n, np.nan)
@@ -123,7 +135,8 @@ def capacity_columns(df: pd.DataFrame, reference_ah: float,
     q_ch = numeric_column(df, "charge_capacity_ah")
     e_dis = numeric_column(df, "discharge_energy_wh")
     e_ch = numeric_column(df, "charge_energy_wh")
-    dur_h = numeric_column(df, "cycle_duration_hour")
+    dur_h = (numeric_column(df, "cycle_duration_hour") if duration_hour is None
+             else np.asarray(duration_hour, dtype=np.float64))
     with np.errstate(divide="ignore", invalid="ignore"):
         ce = np.where(q_ch > 0, q_dis / q_ch, np.nan)
         out = {

@@ -110,8 +110,8 @@ def _complete_cell(df: pd.DataFrame, meta: dict[str, Any], file: str | None) -> 
     ref = capacity.reference_capacity(df["discharge_capacity_ah"].astype(float), nominal)
     new: dict[str, np.ndarray] = {}
     new.update(timing.timing_columns(df, ref, nominal))
-    df = df.assign(**{k: v for k, v in new.items() if k == "cycle_duration_hour"})
-    new.update(capacity.capacity_columns(df, ref, cycle_input.meta_float(meta, "active_mass_g")))
+    new.update(capacity.capacity_columns(df, ref, cycle_input.meta_float(meta, "active_mass_g"),
+                                         duration_hour=new["cycle_duration_hour"]))
     new.update(polarization.polarization_columns(df))
     if "temperature_celsius" not in df.columns or df["temperature_celsius"].isna().all():
         temp = meta.get("temperature_celsius")
@@ -124,7 +124,8 @@ def _complete_cell(df: pd.DataFrame, meta: dict[str, Any], file: str | None) -> 
     for c in INPUT_COLUMNS:
         if c not in df.columns and c not in new and c not in _NOT_OUTPUT:
             new[c] = np.full(len(df), np.nan)
-    return df.assign(**new)
+    kept = df.drop(columns=[c for c in new if c in df.columns])
+    return pd.concat([kept, pd.DataFrame(new, index=df.index)], axis=1)
 
 
 _FIRST = ["cell_id", "cycle_index", "test_time_second", "test_time_estimated",
@@ -163,8 +164,7 @@ def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,
     hv = None
     if any(cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
            for c in arr.cell_ids):
-        cell_starts = np.flatnonzero(arr.first_of_cell)
-        vmax = np.maximum.reduceat(arr.voltage_v, cell_starts)
+        vmax = np.maximum.reduceat(arr.voltage_v, arr.cell_starts)
         hv = np.array([cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
                        or timing.HIGH_VOLTAGE_FRACTION * vmax[k]
                        for k, c in enumerate(arr.cell_ids)])

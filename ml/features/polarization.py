@@ -23,34 +23,34 @@ def _segment_mean(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return np.where(c > 0, s / c, np.nan)
 
 
-def _last_voltage_where(mask: np.ndarray, arr: SampleArrays) -> np.ndarray:
-    idx = np.where(mask, np.arange(arr.n_rows), -1)
+def _last_voltage_where(mask: np.ndarray, arr: SampleArrays, rows: np.ndarray) -> np.ndarray:
+    idx = np.where(mask, rows, -1)
     last = np.maximum.reduceat(idx, arr.starts)
     found = last >= arr.starts
     return np.where(found, arr.voltage_v[np.maximum(last, 0)], np.nan)
 
 
-def _voltage_at_half(flow: np.ndarray, arr: SampleArrays, seg_ids: np.ndarray) -> np.ndarray:
-    """Voltage where a cycle's cumulative ``flow`` reaches half its total (linear interp.)."""
+def _voltage_at_half(flow: np.ndarray, arr: SampleArrays) -> np.ndarray:
+    """Voltage where a cycle's cumulative ``flow`` (>= 0 per row) reaches half its total.
+
+    The global running sum of a non-negative flow never decreases, so one ``searchsorted``
+    finds, for every cycle at once, the first row at or past its half-way mark; the voltage
+    is interpolated linearly between that row and the one before.
+    """
     st = arr.starts
-    total = np.add.reduceat(flow, st)
     cum = np.cumsum(flow)
-    before = np.concatenate(([0.0], cum[st[1:] - 1])) if st.size > 1 else np.zeros(1)
-    before = before[: st.size]
-    cum_in = cum - before[seg_ids]
-    tot_row = total[seg_ids]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(tot_row > 0, np.clip(cum_in / tot_row, 0.0, 1.0), 0.0)
-    key = 2.0 * seg_ids + frac
-    j = np.searchsorted(key, 2.0 * np.arange(st.size) + 0.5, side="left")
-    j = np.clip(j, 0, arr.n_rows - 1)
+    before = np.zeros(st.size)
+    before[1:] = cum[st[1:] - 1]
+    total = np.add.reduceat(flow, st)
+    target = before + 0.5 * total
+    j = np.clip(np.searchsorted(cum, target, side="left"), 0, arr.n_rows - 1)
     jp = np.maximum(j - 1, 0)
-    c1 = cum_in[j]
-    c0 = np.where(j > st, cum_in[jp], 0.0)
-    half = 0.5 * total
+    c1 = cum[j]
+    c0 = np.where(j > st, cum[jp], before)
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = np.where(c1 > c0, (half - c0) / (c1 - c0), 1.0)
-    v = arr.voltage_v[jp] + np.clip(w, 0.0, 1.0) * (arr.voltage_v[j] - arr.voltage_v[jp])
+        w = np.where(c1 > c0, (target - c0) / (c1 - c0), 1.0)
+    v0 = np.where(j > st, arr.voltage_v[jp], arr.voltage_v[j])
+    v = v0 + np.clip(w, 0.0, 1.0) * (arr.voltage_v[j] - v0)
     return np.where(total > 0, v, np.nan)
 
 
@@ -63,14 +63,14 @@ def voltage_per_cycle(arr: SampleArrays, flows: dict[str, np.ndarray]) -> dict[s
     ``mid_capacity_polarization_volt``; ``internal_resistance_ohm`` and
     ``temperature_celsius``: means of the recorded values.
     """
-    seg_ids = arr.segment_ids
     i = arr.current_a
     thr = arr.rest_threshold_a
-    mid_c = _voltage_at_half(flows["charge_ah"], arr, seg_ids)
-    mid_d = _voltage_at_half(flows["discharge_ah"], arr, seg_ids)
+    rows = np.arange(arr.n_rows)
+    mid_c = _voltage_at_half(flows["charge_ah"], arr)
+    mid_d = _voltage_at_half(flows["discharge_ah"], arr)
     out = {
-        "end_of_charge_voltage_volt": _last_voltage_where(i > thr, arr),
-        "end_of_discharge_voltage_volt": _last_voltage_where(i < -thr, arr),
+        "end_of_charge_voltage_volt": _last_voltage_where(i > thr, arr, rows),
+        "end_of_discharge_voltage_volt": _last_voltage_where(i < -thr, arr, rows),
         "mid_charge_voltage_volt": mid_c,
         "mid_discharge_voltage_volt": mid_d,
         "mid_capacity_polarization_volt": mid_c - mid_d,

@@ -36,9 +36,10 @@ class SampleArrays:
     cycle : int64 [n] — cycler cycle number.
     starts : int64 [m] — first row of each (cell, cycle) segment.
     seg_cell : int64 [m] — cell code of each segment; ``seg_cycle`` its cycle number.
-    first_of_cell : bool [n] — True on each cell's first row.
+    first_of_cell : bool [n] — True on each cell's first row; ``cell_starts`` their indices.
     dt_s : float64 [n] — time since the previous row of the same cell (0 on a cell's first row).
-    rest_threshold_a : float64 [n] — per-row |I| threshold below which the row counts as rest.
+    rest_threshold_a : |I| threshold (A) below which a row counts as rest: a scalar when every
+        cell has the same one, else float64 [n] per row.
     extra : dict of optional float columns present in the input (same order).
     """
 
@@ -52,6 +53,7 @@ class SampleArrays:
     seg_cell: np.ndarray
     seg_cycle: np.ndarray
     first_of_cell: np.ndarray
+    cell_starts: np.ndarray
     dt_s: np.ndarray
     rest_threshold_a: np.ndarray
     extra: dict[str, np.ndarray]
@@ -79,6 +81,8 @@ class SampleArrays:
 
 def _float_column(df: pd.DataFrame, name: str) -> np.ndarray:
     col = df[name]
+    if col.dtype == np.float64:
+        return col.to_numpy()
     try:
         arr = pd.to_numeric(col, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     except (ValueError, TypeError):
@@ -126,17 +130,41 @@ def prepare_samples(samples: pd.DataFrame, *, default_cell_id: str = "cell") -> 
     time_s = _float_column(samples, "test_time_second")
     voltage = _float_column(samples, "voltage_volt")
     current = _float_column(samples, "current_ampere")
-    cycle_f = _float_column(samples, "cycle_count")
-    for name, arr in (("test_time_second", time_s), ("voltage_volt", voltage),
-                      ("current_ampere", current), ("cycle_count", cycle_f)):
-        bad = ~np.isfinite(arr)
-        if bad.any():
+    cycle_col = samples["cycle_count"]
+    int_cycles = cycle_col.dtype == np.int64
+    cycle_f = cycle_col.to_numpy() if int_cycles else _float_column(samples, "cycle_count")
+    checks = [("test_time_second", time_s), ("voltage_volt", voltage),
+              ("current_ampere", current)] + ([] if int_cycles else [("cycle_count", cycle_f)])
+    for name, arr in checks:
+        if not np.isfinite(arr.sum()):  # one pass; only a non-finite value makes it so
+            bad = ~np.isfinite(arr)
+            if not bad.any():  # the sum overflowed: values are finite
+                continue
             i = int(np.argmax(bad))
             raise ValidationError("value must be finite", code="not_finite",
                                   row=_row_label(samples, i), column=name,
                                   expected="a finite float", found=repr(samples[name].iloc[i]))
-    cycle = cycle_f.astype(np.int64)
-    if "cell_id" in samples.columns:
+    cycle = cycle_f if int_cycles else cycle_f.astype(np.int64)
+    if "cell_id" in samples.columns and isinstance(samples["cell_id"].dtype,
+                                                   pd.CategoricalDtype):
+        cat = samples["cell_id"].cat
+        raw_codes = cat.codes.to_numpy()
+        if raw_codes.min() < 0:
+            i = int(np.argmax(raw_codes < 0))
+            raise ValidationError("cell_id is missing", code="missing_value",
+                                  row=_row_label(samples, i), column="cell_id",
+                                  expected="a cell id", found="null")
+        used = np.flatnonzero(np.bincount(raw_codes, minlength=len(cat.categories)))
+        names = np.asarray([str(c) for c in cat.categories], dtype=object)[used]
+        order = np.argsort(names, kind="stable")
+        if used.size == len(cat.categories) and (order == np.arange(used.size)).all():
+            codes = raw_codes  # already dense and sorted: no copy (small int dtype is fine)
+        else:
+            remap = np.full(len(cat.categories), -1, dtype=raw_codes.dtype)
+            remap[used[order]] = np.arange(used.size)
+            codes = remap[raw_codes]
+        cell_ids = [str(x) for x in names[order]]
+    elif "cell_id" in samples.columns:
         codes, uniques = pd.factorize(samples["cell_id"], sort=True)
         if (codes < 0).any():
             i = int(np.argmax(codes < 0))
@@ -177,17 +205,24 @@ def prepare_samples(samples: pd.DataFrame, *, default_cell_id: str = "cell") -> 
     dt = np.empty(n, dtype=np.float64)
     dt[0] = 0.0
     np.subtract(time_s[1:], time_s[:-1], out=dt[1:])
-    dt[first_of_cell] = 0.0
 
     cell_starts = np.flatnonzero(first_of_cell)
+    dt[cell_starts] = 0.0
     cell_max_i = np.maximum.reduceat(np.abs(current), cell_starts)
-    cell_len = np.diff(np.append(cell_starts, n))
-    rest_thr = np.repeat(cell_max_i * REST_CURRENT_FRACTION, cell_len)
+    rest_thr = per_row(cell_max_i * REST_CURRENT_FRACTION, cell_starts, n)
     return SampleArrays(
         cell_ids=cell_ids, cell_codes=codes, time_s=time_s, voltage_v=voltage,
         current_a=current, cycle=cycle, starts=starts, seg_cell=codes[starts],
-        seg_cycle=cycle[starts], first_of_cell=first_of_cell, dt_s=dt,
+        seg_cycle=cycle[starts], first_of_cell=first_of_cell, cell_starts=cell_starts, dt_s=dt,
         rest_threshold_a=rest_thr, extra=extra)
+
+
+def per_row(per_cell: np.ndarray, cell_starts: np.ndarray, n: int) -> np.ndarray:
+    """Broadcastable per-row values from per-cell ones: a 0-d array when all cells agree."""
+    per_cell = np.asarray(per_cell, dtype=np.float64)
+    if per_cell.size == 1 or (per_cell == per_cell[0]).all():
+        return np.asarray(per_cell[0])
+    return np.repeat(per_cell, np.diff(np.append(cell_starts, n)))
 
 
 def _sort_order(codes, time_s, cycle, step, source_row) -> np.ndarray | None:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ml.features.columns import numeric_column
-from ml.features.sample_frame import SampleArrays
+from ml.features.sample_frame import SampleArrays, per_row
 
 #: Default "high voltage" threshold as a fraction of the cell's highest recorded voltage
 #: (e.g. 0.9 × 4.2 V = 3.78 V); a cell's ``high_voltage_threshold_volt`` metadata overrides it.
@@ -37,27 +37,33 @@ def timing_per_cycle(arr: SampleArrays,
     """
     st = arr.starts
     ends = arr.ends
+    n = arr.n_rows
     i = arr.current_a
     thr = arr.rest_threshold_a
     dt = arr.dt_s
-    seg_start = np.zeros(arr.n_rows, dtype=bool)
-    seg_start[st] = True
-    inner_dt = np.where(seg_start, 0.0, dt)
     at_rest = np.abs(i) <= thr
-    rest_iv = np.empty(arr.n_rows, dtype=bool)
-    rest_iv[0] = False
-    rest_iv[1:] = at_rest[1:] & at_rest[:-1]
-    i_mid = np.empty_like(i)
-    i_mid[0] = i[0]
-    i_mid[1:] = 0.5 * (i[1:] + i[:-1])
-    v_mid = np.empty_like(i)
-    v_mid[0] = arr.voltage_v[0]
-    v_mid[1:] = 0.5 * (arr.voltage_v[1:] + arr.voltage_v[:-1])
+    # Interval k ends at row k; the interval ending at a segment's first row lies between
+    # cycles, so it is excluded from the in-cycle sums below (zeroed at ``st``).
+    rest_dt = np.zeros(n)
+    np.logical_and(at_rest[1:], at_rest[:-1], out=at_rest[1:])
+    np.multiply(dt[1:], at_rest[1:], out=rest_dt[1:])
+    half_i = np.empty(n)
+    half_i[0] = 0.0
+    np.add(i[1:], i[:-1], out=half_i[1:])
+    half_i *= 0.5  # mean current of the interval
+    ch_dt = dt * (half_i > thr)
+    np.negative(half_i, out=half_i)
+    dis_dt = np.multiply(dt, half_i > thr, out=half_i)
+    for a in (rest_dt, ch_dt, dis_dt):
+        a[st] = 0.0
+    v_sum = np.empty(n)
+    v_sum[0] = 2.0 * arr.voltage_v[0]
+    np.add(arr.voltage_v[1:], arr.voltage_v[:-1], out=v_sum[1:])
     if high_voltage_volt is None:
-        cell_starts = np.flatnonzero(arr.first_of_cell)
         high_voltage_volt = HIGH_VOLTAGE_FRACTION * np.maximum.reduceat(arr.voltage_v,
-                                                                        cell_starts)
-    hv_row = np.asarray(high_voltage_volt, dtype=np.float64)[arr.cell_codes]
+                                                                        arr.cell_starts)
+    hv2 = 2.0 * per_row(np.asarray(high_voltage_volt, dtype=np.float64), arr.cell_starts, n)
+    hv_dt = np.multiply(dt, v_sum >= hv2, out=v_sum)
 
     start_s = arr.time_s[st]
     end_s = arr.time_s[ends]
@@ -70,13 +76,11 @@ def timing_per_cycle(arr: SampleArrays,
         "cycle_start_second": start_s,
         "test_time_second": end_s,
         "cycle_duration_second": end_s - prev_end,
-        "rest_second": np.add.reduceat(np.where(rest_iv, inner_dt, 0.0), st),
+        "rest_second": np.add.reduceat(rest_dt, st),
         "rest_before_second": start_s - prev_end,
-        "charge_duration_second": np.add.reduceat(
-            np.where((i_mid > thr) & ~rest_iv, inner_dt, 0.0), st),
-        "discharge_duration_second": np.add.reduceat(
-            np.where((i_mid < -thr) & ~rest_iv, inner_dt, 0.0), st),
-        "high_voltage_second": np.add.reduceat(np.where(v_mid >= hv_row, dt, 0.0), st),
+        "charge_duration_second": np.add.reduceat(ch_dt, st),
+        "discharge_duration_second": np.add.reduceat(dis_dt, st),
+        "high_voltage_second": np.add.reduceat(hv_dt, st),
     }
 
 
