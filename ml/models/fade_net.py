@@ -32,7 +32,7 @@ from ml.scaling import FeatureScaler
 __all__ = ["FadeNet", "fixed_normal_draws"]
 
 ANCHORS = ("retention", "elapsed_hour", "cycle_index")
-N_GRID = 5  # time-share grid of the in-graph evidence features
+N_BINS = 20  # bins of the time-share posterior
 
 
 def _fit_anchor(basis: torch.Tensor, r: torch.Tensor, w: torch.Tensor
@@ -132,12 +132,18 @@ class FadeNet(nn.Module):
                                                nn.Linear(2 * d_model, d_model))
                                  for _ in range(n_layers))
         self.pool_query = nn.Parameter(torch.randn(d_model) / math.sqrt(d_model))
-        self.n_params = 1 + self.time_term.n_params + self.cycle_term.n_params
-        self.register_buffer("share_grid", torch.linspace(0.0, 1.0, N_GRID))
-        self.head = nn.Sequential(nn.Linear(3 * d_model + 2 + N_GRID, 2 * d_model), nn.GELU(),
-                                  nn.Linear(2 * d_model, 2 * self.n_params))
-        self.register_buffer("noise", torch.from_numpy(
-            fixed_normal_draws(n_samples, self.n_params, seed)))
+        self.n_params = self.time_term.n_params + self.cycle_term.n_params
+        self.register_buffer("share_bins", (torch.arange(N_BINS) + 0.5) / N_BINS)
+        self.head = nn.Sequential(nn.Linear(3 * d_model + 2, 2 * d_model), nn.GELU(),
+                                  nn.Linear(2 * d_model, 2 * self.n_params + N_BINS))
+        draws = fixed_normal_draws(n_samples, self.n_params + 1, seed)
+        self.register_buffer("noise", torch.from_numpy(draws[:, :-1].copy()))
+        from scipy.stats import norm
+
+        self.register_buffer("share_uniform", torch.from_numpy(
+            norm.cdf(draws[:, -1]).astype(np.float32)))
+        self.evidence_temperature = nn.Parameter(torch.tensor(-1.0))
+        self.noise_floor = nn.Parameter(torch.tensor(0.5))
         self.register_buffer("anchor_mean", torch.zeros(3))
         self.register_buffer("anchor_std", torch.ones(3))
         self.register_buffer("anchor_log", torch.zeros(3))
@@ -161,7 +167,7 @@ class FadeNet(nn.Module):
         return self.anchor_log[j] * torch.expm1(z) + (1.0 - self.anchor_log[j]) * z
 
     def encode(self, history: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Summary vector [B, 3d+4+5] plus the raw history series needed by the in-graph fit:
+        """Summary vector [B, 3d+2] plus the raw history series needed by the in-graph fit:
         retention ``r``, its weight ``w`` (1 = observed), hours and cycles, each [B, 1, T]."""
         x = history * mask
         valid = (mask.amax(dim=-1) > 0).to(history.dtype)  # [B, T]
@@ -179,16 +185,8 @@ class FadeNet(nn.Module):
         hours = self._raw_anchor(history, 1).clamp(min=0.0)[:, None, :]
         cycles = self._raw_anchor(history, 2).clamp(min=0.0)[:, None, :]
         hour_last, cycle_last = hours[..., -1:], cycles[..., -1:]
-        # how well does each time share on a grid explain the history (sqrt-time, linear-cycle
-        # shapes)? This is the data's own evidence on the split, fed to the head.
-        grid = self.share_grid[None, :, None]  # [1, S, 1]
-        basis = grid * torch.sqrt(hours / hour_last.clamp(min=1e-3)) + (1.0 - grid) * (
-            cycles / cycle_last.clamp(min=1e-3))
-        _, _, rmse = _fit_anchor(basis, ret, ret_w)
-        evidence = torch.log(rmse[..., 0] + 1e-4)
-        evidence = evidence - evidence.mean(dim=-1, keepdim=True)
         stats = torch.cat([torch.log1p(hour_last[:, 0]) / 10.0,
-                           torch.log1p(cycle_last[:, 0]) / 10.0, evidence], dim=-1)
+                           torch.log1p(cycle_last[:, 0]) / 10.0], dim=-1)
         return torch.cat([mean, attn, last, stats], dim=-1), ret, ret_w, hours, cycles
 
     def forward(self, history: torch.Tensor, history_mask: torch.Tensor, query_cycle: torch.Tensor,
@@ -196,13 +194,15 @@ class FadeNet(nn.Module):
         """``(capacity_fraction, loss_time_fraction, loss_cycle_fraction)``, each [B, H, K]."""
         summary, ret, ret_w, hours, cycles = self.encode(history, history_mask)
         out = self.head(summary)
-        mu, log_scale = out[:, : self.n_params], out[:, self.n_params:]
+        p = self.n_params
+        mu, log_scale, prior_logits = out[:, :p], out[:, p:2 * p], out[:, 2 * p:]
         scale = F.softplus(log_scale - 1.0) + 1e-3
-        u = mu[:, None, :] + scale[:, None, :] * self.noise[None]  # [B, K, P]
-        share = self._share(u[..., 0:1])  # [B, K, 1]
+        u = mu[:, None, :] + scale[:, None, :] * self.noise[None, :, :p]  # [B, K, P]
         n_t = self.time_term.n_params
-        u_t, u_c = u[..., 1:1 + n_t], u[..., 1 + n_t:]
+        u_t, u_c = u[..., :n_t], u[..., n_t:]
         hl, cl = hours[..., -1:], cycles[..., -1:]  # [B, 1, 1]
+        share = self._share(prior_logits, mu[:, None, :n_t], mu[:, None, n_t:], ret, ret_w,
+                            hours, cycles)  # [B, K, 1]
         g_t_last = self.time_term(u_t, hl, hl).clamp(min=1e-6)
         g_c_last = self.cycle_term(u_c, cl, cl).clamp(min=1e-6)
         # per sample: fit fresh capacity c0 and loss-at-last L to the observed history
@@ -215,14 +215,40 @@ class FadeNet(nn.Module):
         cap = c0 - loss_time - loss_cycle
         return cap.transpose(1, 2), loss_time.transpose(1, 2), loss_cycle.transpose(1, 2)
 
-    def _share(self, u: torch.Tensor) -> torch.Tensor:
-        if self.time_term_name == "none" and self.cycle_term_name == "none":
-            return torch.zeros_like(u)
+    def _share(self, prior_logits: torch.Tensor, ut_mean: torch.Tensor, uc_mean: torch.Tensor,
+               ret: torch.Tensor, ret_w: torch.Tensor, hours: torch.Tensor,
+               cycles: torch.Tensor) -> torch.Tensor:
+        """K samples [B, K, 1] of the time share at the last observed cycle.
+
+        Posterior over share bins = prior (head, from the cell's signals) x likelihood of the
+        observed history (profile likelihood of the per-share anchor fit, tempered by a learned
+        factor for correlated residuals). Flat likelihood (time and cycles in lockstep) leaves
+        the prior: a wide interval. Samples come from the posterior's inverse CDF at fixed
+        quantiles baked into the graph.
+        """
+        b = ret.shape[0]
         if self.time_term_name == "none":
-            return torch.zeros_like(u)
+            return ret.new_zeros(b, self.n_samples, 1)
         if self.cycle_term_name == "none":
-            return torch.ones_like(u)
-        return torch.sigmoid(u)
+            return ret.new_ones(b, self.n_samples, 1)
+        hl, cl = hours[..., -1:], cycles[..., -1:]
+        g_t = self.time_term(ut_mean, hours, hl) / self.time_term(ut_mean, hl, hl).clamp(min=1e-6)
+        g_c = self.cycle_term(uc_mean, cycles, cl) / self.cycle_term(uc_mean, cl, cl).clamp(
+            min=1e-6)
+        s = self.share_bins[None, :, None]  # [1, S, 1]
+        _, _, rmse = _fit_anchor(s * g_t + (1.0 - s) * g_c, ret, ret_w)  # [B, S, 1]
+        floor = 1e-3 * F.softplus(self.noise_floor)
+        n_obs = ret_w.sum(-1)  # [B, 1]
+        loglik = -0.5 * torch.sigmoid(self.evidence_temperature) * n_obs * torch.log(
+            rmse[..., 0] ** 2 + floor ** 2)
+        logits = prior_logits + loglik
+        post = torch.softmax(logits - logits.amax(dim=-1, keepdim=True), dim=-1)  # [B, S]
+        cdf = torch.cumsum(post, dim=-1)
+        prev = cdf - post
+        u = self.share_uniform[None, :, None]  # [1, K, 1]
+        width = 1.0 / post.shape[-1]
+        frac = ((u - prev[:, None, :]) / post[:, None, :].clamp(min=1e-9)).clamp(0.0, 1.0)
+        return (width * frac).sum(-1, keepdim=True)  # [B, K, 1]
 
     def config(self) -> dict:
         """Constructor arguments (for the card and for rebuilding the model)."""

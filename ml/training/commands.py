@@ -20,9 +20,8 @@ def train_command(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     result = run_study(cfg, tracking_uri=getattr(args, "tracking_uri", None),
                        progress=not getattr(args, "no_progress", False))
-    keys = [k for k in sorted(result.metrics) if k.startswith(("val_model_", "val_naive",
-                                                                "test_model_", "test_naive",
-                                                                "val_champion"))]
+    keys = [k for k in sorted(result.metrics)
+            if k.startswith(("val_", "test_")) and "cells_scored" not in k]
     summary = {"run_id": result.run_id, "model_dir": str(result.model_dir),
                "registered_version": result.version, "champion": result.promoted,
                "metrics": {k: result.metrics[k] for k in keys}}

@@ -88,6 +88,13 @@ def load_splits(data: DataConfig) -> Splits:
     return out
 
 
+def _by_source(records: list[CellRecord]) -> dict[str, list[CellRecord]]:
+    out: dict[str, list[CellRecord]] = {}
+    for rec in records:
+        out.setdefault(str(rec.meta.get("source", "unknown")), []).append(rec)
+    return out
+
+
 def _prefixed(figures: dict[str, dict[str, float]], prefix: str) -> dict[str, float]:
     return {f"{prefix}_{method}_{k}": float(v) for method, fig in figures.items()
             for k, v in fig.items() if isinstance(v, (int, float))}
@@ -110,8 +117,9 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
               progress: bool = True) -> StudyResult:
     """Train, calibrate, score, export and (optionally) register the study's model.
 
-    Figures (validation cells, first 40 % seen) are logged as ``val_model_*`` and
-    ``val_naive_sqrt_*``; held-out test cells as ``test_*`` (reported, never used to select).
+    Figures (first 40 % seen) are logged as ``val_model_*`` / ``val_naive_sqrt_*`` over all
+    validation cells with truth, and per source as ``val_<source>_model_*`` and
+    ``test_<source>_model_*`` (test cells are reported, never used to select).
     """
     torch.set_num_threads(1)
     uri = tracking.resolve_tracking_uri(tracking_uri)
@@ -139,9 +147,9 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
         metrics = {f"final_{k}": v for k, v in history[-1].items()}
         val_fig = quality_figures(val_eval, card, run) if val_eval else {}
         metrics.update(_prefixed(val_fig, "val"))
-        test_eval = [r for r in splits.test if r.truth is not None]
-        if test_eval:
-            metrics.update(_prefixed(quality_figures(test_eval, card, run), "test"))
+        for split, records in (("val", val_eval), ("test", splits.test)):
+            for source, group in _by_source([r for r in records if r.truth is not None]).items():
+                metrics.update(_prefixed(quality_figures(group, card, run), f"{split}_{source}"))
         score = champion_score(val_fig.get("model", {})) if val_fig else float("nan")
         metrics["val_champion_score"] = score
         tracking.log_metrics(metrics)
