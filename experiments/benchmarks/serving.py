@@ -1,0 +1,345 @@
+"""Serving benchmark: in-process inference latency and HTTP throughput, measured in ONE run.
+
+    OMP_NUM_THREADS=1 .venv/bin/python experiments/benchmarks/serving.py [--quick]
+
+Prints (all measured here, nothing assumed):
+
+1. ``session.run`` on prepared inputs of a 200-cycle history (onnxruntime, 1 thread) vs the
+   torch model on the same inputs (``torch.inference_mode``, 1 thread): p50 / p99 in ms;
+2. the whole forecast (raw rows → ``ml.features`` → windows → session → JSON), p50 / p99;
+3. HTTP: uvicorn (uvloop + httptools, ≤ 2 workers) on 127.0.0.1, driven by an OPEN-LOOP load
+   generator in a separate process (latency counted from each request's scheduled send time,
+   so a stalled server cannot hide queueing); rates step up until p99 > 50 ms or an error;
+   reports the highest rate held with p99 ≤ 50 ms and zero errors.
+
+Torch appears only here (the service never imports it). Loopback only; every step is bounded
+in duration and request count.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+HISTORY_CYCLES = 200
+HORIZON_CYCLES = 100
+P99_LIMIT_MS = 50.0
+
+
+# ---------------------------------------------------------------------------------------------
+# model + inputs
+
+
+def train_and_export(out_dir: Path, seed: int = 0):
+    """The same recipe as ``ml.training.quick`` but keeping the torch model for the comparison."""
+    import torch
+
+    from ml.export.card import build_card
+    from ml.export.onnx import export_model_dir
+    from ml.models.fade_net import FadeNet
+    from ml.sources import split_by_cell
+    from ml.synthetic import make_fleet
+    from ml.training.calibration import calibrate
+    from ml.training.dataset import dataset_hash, fit_scaler, prepare_cells
+    from ml.training.loop import TrainSettings, fit
+    from ml.windows import FEATURE_NAMES, WindowSpec
+
+    torch.set_num_threads(1)
+    records = make_fleet(24, seed=seed)
+    parts = split_by_cell(records, seed=seed, val_fraction=0.25, test_fraction=0.0)
+    cells = {c.cell_id: c for c in prepare_cells(records)}
+    train = [cells[i] for i in parts["train"]]
+    val = [cells[i] for i in parts["val"]] or train[-2:]
+    spec = WindowSpec(max_history=32)
+    scaler = fit_scaler(train)
+    model = FadeNet(FEATURE_NAMES, d_model=32, n_heads=2, n_samples=32, seed=seed)
+    fit(model, train, val, scaler, TrainSettings(epochs=8, windows_per_cell=4,
+                                                 max_history=spec.max_history, seed=seed),
+        progress=False)
+    card = build_card(model, scaler, spec, train_cells=train,
+                      conformal=calibrate(model, val, scaler, spec.max_history),
+                      dataset_hash=dataset_hash(records), metrics={},
+                      name="fadecast-forecaster", version="bench")
+    return model.eval(), export_model_dir(model, card, out_dir)
+
+
+def history_frame(n: int = HISTORY_CYCLES):
+    """A 200-cycle synthetic history (CONTRACTS per-cycle columns)."""
+    from ml.synthetic import make_cell
+
+    cycles = make_cell("bench", seed=7, n_cycles=n + 20, stop_retention=0.0).cycles
+    return cycles.drop(columns=["cell_id"]).iloc[:n].reset_index(drop=True)
+
+
+def _timed(fn, n: int) -> np.ndarray:
+    for _ in range(min(20, n)):
+        fn()
+    out = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out[i] = time.perf_counter() - t0
+    return out * 1e3
+
+
+def _pct(ms: np.ndarray) -> str:
+    return f"p50 {np.percentile(ms, 50):7.3f} ms   p99 {np.percentile(ms, 99):7.3f} ms"
+
+
+def in_process(torch_model, model_dir: Path, n: int) -> dict:
+    import torch
+
+    from serving.predict import forecast_document
+    from serving.runtime import load_forecaster
+
+    fc = load_forecaster(str(model_dir))
+    frame = history_frame()
+    captured: dict = {}
+    real_run = fc.run
+
+    def capture(inputs):
+        captured.update(inputs)
+        return real_run(inputs)
+
+    fc.run = capture  # type: ignore[method-assign]
+    forecast_document(fc, frame, horizon_cycles=HORIZON_CYCLES)
+    fc.run = real_run  # type: ignore[method-assign]
+    feed = {k: np.ascontiguousarray(v) for k, v in captured.items()}
+    names = [o.name for o in fc.session.get_outputs()]
+    ort_ms = _timed(lambda: fc.session.run(names, feed), n)
+    tensors = {k: torch.from_numpy(v) for k, v in feed.items()}
+    with torch.inference_mode():
+        torch_ms = _timed(lambda: torch_model(**tensors), n)
+        ref = [t.numpy() for t in torch_model(**tensors)]
+    got = fc.session.run(names, feed)
+    parity = max(float(np.max(np.abs(a - b))) for a, b in zip(ref, got))
+    whole_ms = _timed(lambda: forecast_document(fc, frame, horizon_cycles=HORIZON_CYCLES),
+                      max(50, n // 10))
+    shapes = {k: list(v.shape) for k, v in feed.items()}
+    return {"shapes": shapes, "ort_ms": ort_ms, "torch_ms": torch_ms, "whole_ms": whole_ms,
+            "parity_max_abs": parity}
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP: server + open-loop load generator (separate processes)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "FADECAST_SERVE_MODEL_URI": str(model_dir),
+           "FADECAST_SERVE_MAX_HISTORY_CYCLES": "20000", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
+           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+           "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
+           "--no-access-log"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if b" 200 " in s.recv(200):
+                    return proc
+        except OSError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise RuntimeError("server did not become ready within 60 s")
+
+
+def _request_bytes(body: bytes) -> bytes:
+    head = (f"POST /v1/forecast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
+            f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    return head + body
+
+
+async def _read_response(reader: asyncio.StreamReader) -> int:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+async def _open_loop(port: int, payload: bytes, rate: float, duration: float,
+                     max_conns: int) -> dict:
+    idle: asyncio.Queue = asyncio.Queue()
+    n_open = 0
+    lat: list[float] = []
+    errors = 0
+    n = int(rate * duration)
+
+    async def conn():
+        nonlocal n_open
+        if not idle.empty():
+            return idle.get_nowait()
+        if n_open < max_conns:
+            n_open += 1
+            return await asyncio.open_connection("127.0.0.1", port)
+        return await idle.get()
+
+    async def one(scheduled: float):
+        nonlocal errors
+        try:
+            reader, writer = await conn()
+            writer.write(payload)
+            status = await asyncio.wait_for(_read_response(reader), 10)
+            idle.put_nowait((reader, writer))
+            if status != 200:
+                errors += 1
+        except Exception:  # noqa: BLE001 - any failure counts as an error
+            errors += 1
+        lat.append(time.perf_counter() - scheduled)
+
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(n):
+        when = start + i / rate
+        delay = when - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(when)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    ms = np.array(lat) * 1e3
+    return {"rate_target": rate, "requests": n, "errors": errors,
+            "achieved_rps": n / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+
+
+def loadgen_main(args: argparse.Namespace) -> None:
+    """The load-generator process: one open-loop step, JSON result on stdout."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    payload = _request_bytes(Path(args.body).read_bytes())
+    res = asyncio.run(_open_loop(args.port, payload, args.rate, args.duration, args.conns))
+    print(json.dumps(res))
+
+
+def _warm(port: int, body_path: Path, n: int = 10) -> None:
+    """A few serial requests so every worker has imported its modules before timing."""
+    payload = _request_bytes(body_path.read_bytes())
+    for _ in range(n):
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(payload)
+            s.recv(1 << 20)
+
+
+def http_sweep(model_dir: Path, workers: int, rates: list[float], duration: float,
+               body_path: Path) -> list[dict]:
+    port = _free_port()
+    server = start_server(model_dir, port, workers)
+    results = []
+    try:
+        _warm(port, body_path, 5 * workers)
+        for rate in rates:
+            out = subprocess.run(
+                [sys.executable, __file__, "--loadgen", "--port", str(port), "--rate", str(rate),
+                 "--duration", str(duration), "--body", str(body_path), "--conns", "64"],
+                capture_output=True, text=True, timeout=duration * 10 + 60, cwd=ROOT)
+            if out.returncode != 0:
+                raise RuntimeError(out.stderr[-2000:])
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            res["workers"] = workers
+            results.append(res)
+            print(f"  workers={workers} target {rate:6.0f} req/s: achieved "
+                  f"{res['achieved_rps']:7.1f}  p50 {res['p50_ms']:7.2f} ms  p99 "
+                  f"{res['p99_ms']:8.2f} ms  errors {res['errors']}", flush=True)
+            if res["errors"] or res["p99_ms"] > P99_LIMIT_MS:
+                break
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer repetitions, short HTTP steps")
+    p.add_argument("--loadgen", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--rate", type=float, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--duration", type=float, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--body", default="", help=argparse.SUPPRESS)
+    p.add_argument("--conns", type=int, default=64, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.loadgen:
+        loadgen_main(args)
+        return
+    import torch
+
+    torch.set_num_threads(1)
+    n = 500 if args.quick else 3000
+    duration = 3.0 if args.quick else 6.0
+    with tempfile.TemporaryDirectory(prefix="fadecast-bench-") as tmp:
+        tmp_path = Path(tmp)
+        t0 = time.perf_counter()
+        torch_model, model_dir = train_and_export(tmp_path / "model")
+        print(f"trained + exported the benchmark model in {time.perf_counter() - t0:.1f} s")
+        r = in_process(torch_model, model_dir, n)
+        print(f"inputs: {r['shapes']} (history of {HISTORY_CYCLES} cycles, horizon "
+              f"{HORIZON_CYCLES})")
+        print(f"session.run  onnxruntime : {_pct(r['ort_ms'])}   (n={n})")
+        print(f"forward      torch       : {_pct(r['torch_ms'])}   (n={n})")
+        ratio = np.percentile(r["torch_ms"], 50) / np.percentile(r["ort_ms"], 50)
+        print(f"torch / onnxruntime p50  : {ratio:.2f}x;  max |ort - torch| = "
+              f"{r['parity_max_abs']:.2e}")
+        print(f"whole forecast (features + windows + session + JSON): {_pct(r['whole_ms'])}")
+        rows = history_frame().to_dict("records")
+        body = {"history": [{k: v for k, v in row.items() if v == v} for row in rows],
+                "horizon_cycles": HORIZON_CYCLES}
+        body_path = tmp_path / "body.json"
+        body_path.write_text(json.dumps(body))
+        print(f"HTTP POST /v1/forecast, {HISTORY_CYCLES}-cycle history "
+              f"({body_path.stat().st_size / 1024:.0f} KiB body), open loop, {duration:.0f} s "
+              f"per step, 127.0.0.1:")
+        base = 1000.0 / max(np.percentile(r["whole_ms"], 50), 0.1)
+        rates = sorted({max(5.0, round(base * f)) for f in (0.25, 0.5, 0.7, 0.85, 1.0, 1.2,
+                                                             1.5, 2.0)})
+        best = {}
+        for workers in (1, 2):
+            res = http_sweep(model_dir, workers, rates, duration, body_path)
+            ok = [x for x in res if not x["errors"] and x["p99_ms"] <= P99_LIMIT_MS]
+            best[workers] = max(ok, key=lambda x: x["achieved_rps"]) if ok else None
+        for workers, b in best.items():
+            if b:
+                print(f"highest rate held (p99 <= {P99_LIMIT_MS:.0f} ms, 0 errors), {workers} "
+                      f"worker(s): {b['achieved_rps']:.0f} req/s (p50 {b['p50_ms']:.1f} ms, "
+                      f"p99 {b['p99_ms']:.1f} ms)")
+            else:
+                print(f"{workers} worker(s): no step met p99 <= {P99_LIMIT_MS:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()
