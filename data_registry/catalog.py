@@ -18,6 +18,7 @@ so a crash leaves the catalog as it was before the operation.
 """
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -29,6 +30,8 @@ from sqlalchemy.engine import Connection, Engine
 from data_registry.errors import StoreError
 
 metadata = sa.MetaData()
+#: PostgreSQL advisory lock key held while creating tables (any constant unique to fadecast).
+_DDL_LOCK = 0x0FADECA57
 
 cells = sa.Table(
     "cells", metadata,
@@ -131,10 +134,32 @@ class Catalog:
             self.engine: Engine = sa.create_engine(url, **kwargs)
             if url.startswith("sqlite"):
                 sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-            metadata.create_all(self.engine)
-        except sa.exc.SQLAlchemyError as exc:
+            self._create_tables()
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open the catalog: {exc.__class__.__name__}: {exc}",
                              code="catalog_unavailable", file=_redact(url)) from exc
+
+    def _create_tables(self) -> None:
+        """Create missing tables, serialised so processes opening a new catalog at once agree.
+
+        SQLite runs DDL outside transactions, so a lock file beside the database serialises it;
+        PostgreSQL takes a transaction-scoped advisory lock.
+        """
+        dialect = self.engine.dialect.name
+        database = self.engine.url.database
+        if dialect == "sqlite" and database and database != ":memory:":
+            with open(f"{database}.lock", "a+b") as fh:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                try:
+                    metadata.create_all(self.engine)
+                finally:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        elif dialect == "postgresql":
+            with self.engine.begin() as conn:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
+                metadata.create_all(conn)
+        else:
+            metadata.create_all(self.engine)
 
     def dispose(self) -> None:
         """Close pooled connections (tests stopping a server call this first)."""

@@ -83,8 +83,7 @@ class Registry:
     def __init__(self, home: str | os.PathLike[str] | None = None,
                  catalog_url: str | None = None, *, chunk_rows: int = 100_000) -> None:
         self.home = fadecast_home(home)
-        with self.write_lock():  # two processes opening a new registry create its tables once
-            self.catalog = Catalog(catalog_url or default_catalog_url(self.home))
+        self.catalog = Catalog(catalog_url or default_catalog_url(self.home))
         self.chunk_rows = int(chunk_rows)
 
     def __repr__(self) -> str:

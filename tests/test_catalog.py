@@ -184,3 +184,28 @@ def test_unreachable_catalog_is_a_clear_error(tmp_path):
     with pytest.raises(StoreError, match="cannot open the catalog") as e:
         Catalog(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'c.sqlite'}")
     assert e.value.code == "catalog_unavailable"
+
+
+def test_many_processes_may_create_the_catalog_at_once(catalog_url):
+    import threading
+
+    barrier = threading.Barrier(4)
+    errors = []
+
+    def open_catalog():
+        barrier.wait()
+        try:
+            Catalog(catalog_url).dispose()
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_catalog) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    c = Catalog(catalog_url)
+    with c.reading() as conn:
+        assert c.all_cells(conn) == []
+    c.dispose()
