@@ -21,7 +21,8 @@ from data_registry.consistency import UnitCorrection, infer_corrections
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.schema import CYCLES, EIS, SAMPLES, Table
 
-_KEEP = 2  # rows held back between chunks so the out-of-order rule can see the next rows
+#: rows of the next chunk the out-of-order rule looks at
+LOOKAHEAD = 2
 
 
 class _Tally:
@@ -58,28 +59,32 @@ def check_table(df: pd.DataFrame, table: Table, file: str) -> pd.DataFrame:
             found=f"{[c for c in df.columns if c != 'source_row']}")
     rows = (df["source_row"].to_numpy() if "source_row" in df.columns
             else np.arange(1, len(df) + 1))
-    out = {}
+    casts = {}
     for col in df.columns:
         if col == "source_row":
-            out[col] = df[col].astype("int64")
             continue
         try:
             spec = table.column(col)
         except KeyError:
             continue
         if spec.dtype == "string":
-            out[col] = df[col].astype("string")
+            if df[col].dtype != "string":
+                casts[col] = df[col].astype("string")
             continue
         values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        if df[col].dtype != np.float64 and spec.dtype == "float64":
+            casts[col] = values
         finite = np.isfinite(values)
-        nan = np.isnan(values)
-        bad = ~finite & ~nan if not spec.required else ~finite
-        if bad.any():
-            i = int(np.argmax(bad))
-            found = "an empty/NaN value" if nan[i] else repr(str(values[i]))
-            raise ValidationError(
-                "missing or non-finite value" + _count_note(bad), code="not_finite", file=file,
-                row=int(rows[i]), column=col, expected="a finite number", found=found)
+        if not finite.all():
+            nan = np.isnan(values)
+            bad = ~finite if spec.required else ~finite & ~nan
+            if bad.any():
+                i = int(np.argmax(bad))
+                found = "an empty/NaN value" if nan[i] else repr(str(values[i]))
+                raise ValidationError(
+                    "missing or non-finite value" + _count_note(bad), code="not_finite",
+                    file=file, row=int(rows[i]), column=col, expected="a finite number",
+                    found=found)
         lo = -np.inf if spec.lo is None else spec.lo
         hi = np.inf if spec.hi is None else spec.hi
         outside = finite & ((values < lo) | (values > hi))
@@ -98,11 +103,12 @@ def check_table(df: pd.DataFrame, table: Table, file: str) -> pd.DataFrame:
                 raise ValidationError(
                     "expected a whole number", code="not_integer", file=file, row=int(rows[i]),
                     column=col, expected="an integer", found=f"{values[i]:g}")
-            out[col] = (pd.array(values, dtype="Int64") if nan.any()
-                        else pd.Series(values.astype(np.int64), index=df.index))
-        else:
-            out[col] = values
-    return pd.DataFrame(out, index=df.index)
+            if df[col].dtype != np.int64:
+                casts[col] = (pd.array(values, dtype="Int64") if not finite.all()
+                              else values.astype(np.int64))
+    if "source_row" in df.columns and df["source_row"].dtype != np.int64:
+        casts["source_row"] = df["source_row"].to_numpy(dtype=np.int64)
+    return df.assign(**casts) if casts else df
 
 
 def _count_note(mask: np.ndarray) -> str:
@@ -132,8 +138,7 @@ class TableValidator:
         self.table = table
         self.file = file
         self.tally = _Tally(file)
-        self._held: pd.DataFrame | None = None
-        self._ctx: np.ndarray = np.empty(0)  # raw times of the rows just before ``_held``
+        self._ctx: np.ndarray = np.empty(0)  # raw times of the last rows of the previous chunk
         self._last_kept_t = -np.inf
         self._last_row: pd.Series | None = None
         self._counter_offset = 0
@@ -144,27 +149,27 @@ class TableValidator:
         """Aggregated warnings so far (one per code)."""
         return list(self.tally.items.values())
 
-    def check(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Validate one chunk; returns the rows that are final (a few are held back)."""
+    def check(self, df: pd.DataFrame, lookahead: np.ndarray | None = None) -> pd.DataFrame:
+        """Validate one chunk and return its accepted rows.
+
+        ``lookahead`` holds the raw times of the first two rows of the NEXT chunk (None or
+        empty at the end of the file): the out-of-order rule needs two rows of context.
+        """
         df = self.prepare(df)
         df = check_table(df, self.table, self.file)
         df = self.correct(df)
         if self.time_column is None or self.time_column not in df.columns:
             return self._dedupe(self._renumber(df))
-        batch = df if self._held is None else pd.concat([self._held, df])
-        if len(batch) <= _KEEP:
-            self._held = batch
-            return batch.iloc[:0]
-        done, self._held = batch.iloc[:-_KEEP], batch.iloc[-_KEEP:]
-        nxt = batch[self.time_column].to_numpy()[-_KEEP:]
-        return self._order(done, nxt)
+        nxt = np.empty(0) if lookahead is None else np.asarray(lookahead, dtype=np.float64)
+        return self._order(df, self.scale_time(nxt))
 
     def finish(self) -> pd.DataFrame | None:
-        """Validate the rows held back at the end of the file."""
-        if self._held is None or not len(self._held):
-            return None
-        held, self._held = self._held, None
-        return self._order(held, np.empty(0))
+        """End of file: nothing is held back (kept for callers that stream by hand)."""
+        return None
+
+    def scale_time(self, t: np.ndarray) -> np.ndarray:
+        """Hook: apply a decided time-unit correction to raw look-ahead times."""
+        return t
 
     def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
         """Hook: fixes before the schema check (defaults to none)."""
@@ -194,7 +199,7 @@ class TableValidator:
                            f"{cur[i]:g} s between {prev[i]:g} s and {nx1[i]:g} s)",
                            int(rows[i]), self.time_column, int(drop.sum()))
         self._ctx = np.concatenate((self._ctx, t))[-2:]
-        kept = df[~drop]
+        kept = df[~drop] if drop.any() else df
         kt = kept[self.time_column].to_numpy(dtype=np.float64)
         back = np.diff(np.concatenate(([self._last_kept_t], kt))) < 0
         if back.any():
@@ -236,14 +241,25 @@ class TableValidator:
         if not len(df):
             return df
         cols = [c for c in df.columns if c != "source_row"]
-        cur = df[cols]
-        prev = cur.shift(1)
-        if self._last_row is not None:
-            prev.iloc[0] = self._last_row
-        same = (cur.eq(prev) | (cur.isna() & prev.isna())).all(axis=1).to_numpy(copy=True)
-        if self._last_row is None:
-            same[0] = False
-        self._last_row = cur.iloc[-1]
+        if self.time_column in cols:  # time first: it settles almost every row at once
+            cols.remove(self.time_column)
+            cols.insert(0, self.time_column)
+        same = np.ones(len(df), dtype=bool)
+        for col in cols:
+            v = df[col].to_numpy()
+            prev = np.empty_like(v, dtype=object) if v.dtype == object else np.empty_like(v)
+            prev[1:] = v[:-1]
+            if self._last_row is not None:
+                prev[0] = self._last_row[col]
+            eq = prev == v
+            if v.dtype.kind == "f":
+                eq |= np.isnan(prev) & np.isnan(v)
+            same &= np.asarray(eq, dtype=bool)
+            if self._last_row is None:
+                same[0] = False
+            if not same.any():
+                break
+        self._last_row = df.iloc[-1]
         if same.any():
             i = int(np.argmax(same))
             self.tally.add("duplicate_rows", "rows identical to the row before were dropped",
@@ -272,6 +288,11 @@ class SampleValidator(TableValidator):
             self._cycle_filled = True
             df = df.assign(cycle_count=0)
         return df
+
+    def scale_time(self, t: np.ndarray) -> np.ndarray:
+        if self.corrections is not None and self.corrections.time_factor != 1.0:
+            return t * self.corrections.time_factor
+        return t
 
     def correct(self, df: pd.DataFrame) -> pd.DataFrame:
         if self.corrections is None:

@@ -13,7 +13,6 @@ decompressed transparently (``pyarrow.input_stream``). Multi-line quoted fields 
 """
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +28,27 @@ from data_registry.errors import InputFormatError
 #: Default longest accepted line, in bytes (without the line end). Longer → InputFormatError.
 MAX_LINE_BYTES = 1 << 20
 _READ_BYTES = 8 << 20
+_BLOCK_BYTES = 4 << 20  # pyarrow parse block: small enough to parse on every core
+
+
+class Columns:
+    """The parsed columns of one chunk (a pyarrow Table), read as pandas or numpy on demand."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.table.column_names
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return self.table.column(name).to_pandas()
+
+    def numpy(self, name: str) -> np.ndarray:
+        """A float column as float64 (null → NaN)."""
+        return self.table.column(name).to_numpy().astype(np.float64, copy=False)
 
 
 @dataclass(frozen=True)
@@ -67,10 +87,10 @@ def stream_records(
     *,
     chunk_rows: int = 1_000_000,
     max_line_bytes: int = MAX_LINE_BYTES,
-) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Yield ``(frame, line_numbers)`` chunks of the table described by ``layout``.
+) -> Iterator[tuple["Columns", np.ndarray]]:
+    """Yield ``(columns, line_numbers)`` chunks of the table described by ``layout``.
 
-    ``frame`` holds the requested ``layout.numeric`` columns as float64 (empty field → NaN) and
+    ``columns`` holds the requested ``layout.numeric`` columns as float64 (empty field → NaN) and
     ``layout.text`` columns as strings; ``line_numbers`` (int64) is the 1-based file line of each
     record. Raises :class:`InputFormatError` naming file, line and column on a malformed line,
     a non-numeric value, a truncated last line or a line longer than ``max_line_bytes``.
@@ -78,76 +98,87 @@ def stream_records(
     name = Path(path).name
     skip = layout.data_line - 1
     with open_stream(path, layout.gzip) as stream:
-        for base, chunk, final in _line_chunks(stream, skip, chunk_rows, max_line_bytes, name):
+        for base, chunk, final, nl in _line_chunks(stream, skip, chunk_rows, max_line_bytes,
+                                                   name):
             if base < skip:  # the header lines
-                _check_line_lengths(chunk, base, max_line_bytes, name)
+                _check_line_lengths(chunk, base, max_line_bytes, name, nl)
                 continue
-            frame, lines = _parse_chunk(chunk, base, layout, max_line_bytes, name, final)
+            frame, lines = _parse_chunk(chunk, base, layout, max_line_bytes, name, final, nl)
             if len(frame):
                 yield frame, lines
 
 
-def _line_chunks(stream: pa.NativeFile, first: int, chunk_rows: int, limit: int,
-                 name: str) -> Iterator[tuple[int, bytes, bool]]:
-    """Cut a byte stream into ``(lines_before, bytes, is_last)`` pieces of whole lines.
+def _line_chunks(stream: pa.NativeFile, first: int, chunk_rows: int, limit: int, name: str
+                 ) -> Iterator[tuple[int, memoryview | bytes, bool, np.ndarray]]:
+    """Cut a byte stream into ``(lines_before, bytes, is_last, newline_offsets)`` chunks.
 
-    The first piece holds ``first`` lines (the header), the others ``chunk_rows`` lines each;
-    the last may lack its final line end. A line longer than ``limit`` bytes is refused as soon
-    as it is seen, so memory stays bounded even for a file without line ends.
+    The first chunk holds exactly ``first`` lines (the header); the others hold whole lines,
+    at most ``chunk_rows`` each; the last may lack its final line end. Each read is sized
+    from the bytes-per-line seen so far and lands in a fresh buffer behind the carried partial
+    line, so data is copied once. A line longer than ``limit`` bytes is refused as soon as
+    it is seen, so memory stays bounded even for a file without line ends.
     """
-    pieces: list[bytes] = []
-    n_lines = 0   # complete lines in ``pieces``
-    tail = 0      # bytes after the last line end in ``pieces``
+    carry = b""
     base = 0
     want = first if first > 0 else chunk_rows
+    line_bytes = 128.0
     while True:
-        piece = stream.read(_READ_BYTES)
-        if not piece:
-            break
-        pieces.append(piece)
-        k = piece.count(b"\n")
-        n_lines += k
-        tail = tail + len(piece) if k == 0 else len(piece) - piece.rfind(b"\n") - 1
-        if tail > limit + 1:
-            raise InputFormatError(
-                "line too long", code="line_too_long", file=name, row=base + n_lines + 1,
-                expected=f"at most {limit} bytes per line", found=f"more than {limit} bytes")
-        while n_lines >= want:
-            buf = b"".join(pieces)
-            cut = _nth_newline(buf, want) + 1
-            yield base, buf[:cut], False
-            base += want
-            rest = buf[cut:]
-            pieces, n_lines = [rest], n_lines - want
+        size = int(min(max(want * line_bytes * 1.02, 64 << 10, limit + 2), 1 << 30))
+        buf = bytearray(len(carry) + size)
+        buf[:len(carry)] = carry
+        view, got, eof = memoryview(buf)[len(carry):], 0, False
+        while got < size:  # fill the buffer, so a short read at the end is seen as EOF now
+            k = stream.readinto(view[got:])
+            if k == 0:
+                eof = True
+                break
+            got += k
+        data = memoryview(buf)[:len(carry) + got]
+        nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        start, used = 0, 0  # byte offset and newline count consumed in ``data``
+        while len(nl) - used >= want or (base >= first and len(nl) > used and not eof):
+            take = min(want, len(nl) - used)
+            cut = int(nl[used + take - 1]) + 1
+            yield base, data[start:cut], False, nl[used:used + take] - start
+            line_bytes = max(1.0, (cut - start) / take)
+            base, used, start = base + take, used + take, cut
             want = chunk_rows
-    rest = b"".join(pieces)
-    if rest:
-        yield base, rest, True
+        rest = data[start:]
+        if eof:
+            if len(rest):
+                yield base, rest, True, nl[used:] - start
+            return
+        partial = len(rest) - (int(nl[-1]) + 1 - start if len(nl) > used else 0)
+        if partial > limit + 1:
+            raise InputFormatError(
+                "line too long", code="line_too_long", file=name,
+                row=base + (len(nl) - used) + 1,
+                expected=f"at most {limit} bytes per line", found=f"more than {limit} bytes")
+        carry = bytes(rest)
 
 
-def _nth_newline(buf: bytes, n: int) -> int:
-    """Byte offset of the n-th (1-based) newline in ``buf``."""
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    return int(np.flatnonzero(arr == 10)[n - 1])
-
-
-def _line_bounds(chunk: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _line_bounds(chunk: bytes, nl: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive, without ``\\r``) byte offsets of every line of ``chunk``."""
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
-    starts = np.concatenate(([0], nl + 1))
-    ends = np.concatenate((nl, [len(chunk)]))
+    if nl is None:
+        nl = np.flatnonzero(arr == 10)
+    starts = np.empty(len(nl) + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = nl + 1
+    ends = np.empty(len(nl) + 1, dtype=np.int64)
+    ends[:-1] = nl
+    ends[-1] = len(chunk)
     if starts[-1] == len(chunk):  # chunk ends with a newline: no trailing partial line
         starts, ends = starts[:-1], ends[:-1]
-    # do not count a trailing '\r' (CRLF files)
-    cr = np.zeros(len(ends), dtype=bool)
     has = ends > starts
+    cr = np.zeros(len(ends), dtype=bool)
     cr[has] = arr[ends[has] - 1] == 13
     return starts, ends - cr
 
 
 def _check_line_lengths(chunk: bytes, base: int, limit: int, name: str,
-                        final: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    starts, ends = _line_bounds(chunk)
+                        nl: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    starts, ends = _line_bounds(chunk, nl)
     lengths = ends - starts
     if len(lengths) and lengths.max() > limit:
         i = int(np.argmax(lengths > limit))
@@ -158,17 +189,20 @@ def _check_line_lengths(chunk: bytes, base: int, limit: int, name: str,
 
 
 def _parse_chunk(chunk: bytes, base: int, layout: CsvLayout, limit: int, name: str,
-                 final: bool) -> tuple[pd.DataFrame, np.ndarray]:
-    if final:
-        chunk = _complete_last_line(chunk, layout)
-    starts, ends = _check_line_lengths(chunk, base, limit, name)
-    nonempty = np.flatnonzero(ends > starts)
-    lines = (base + 1 + nonempty).astype(np.int64)
+                 final: bool, nl: np.ndarray | None = None) -> tuple[Columns, np.ndarray]:
+    if final and any(n.startswith("_unnamed_") for n in layout.names):
+        completed = _complete_last_line(bytes(chunk), layout)
+        if len(completed) != len(chunk):
+            chunk, nl = completed, None
+    starts, ends = _check_line_lengths(chunk, base, limit, name, nl)
+    nonempty = ends > starts
+    lines = base + 1 + (np.flatnonzero(nonempty) if not nonempty.all()
+                        else np.arange(len(starts), dtype=np.int64))
     wanted = list(dict.fromkeys(layout.numeric + layout.text))
     types = {c: pa.float64() for c in layout.numeric}
     types.update({c: pa.string() for c in layout.text})
     try:
-        table = _read(chunk, layout, wanted, types)
+        table = _read(chunk, layout, wanted, types, max(_BLOCK_BYTES, 2 * limit + 2))
     except pa.ArrowInvalid as exc:
         _explain(exc, chunk, base, layout, wanted, name, starts, ends, final)
         raise  # pragma: no cover - _explain always raises
@@ -177,8 +211,7 @@ def _parse_chunk(chunk: bytes, base: int, layout: CsvLayout, limit: int, name: s
             "multi-line quoted fields are not supported", code="multiline_field", file=name,
             row=int(lines[0]) if len(lines) else base + 1,
             expected=f"{len(lines)} records (one per line)", found=f"{table.num_rows} records")
-    frame = table.to_pandas()
-    return frame, lines
+    return Columns(table.combine_chunks()), lines.astype(np.int64, copy=False)
 
 
 def _complete_last_line(chunk: bytes, layout: CsvLayout) -> bytes:
@@ -199,9 +232,9 @@ def _complete_last_line(chunk: bytes, layout: CsvLayout) -> bytes:
 
 
 def _read(chunk: bytes, layout: CsvLayout, wanted: list[str],
-          types: dict[str, pa.DataType]) -> pa.Table:
+          types: dict[str, pa.DataType], block: int = _BLOCK_BYTES) -> pa.Table:
     read = pacsv.ReadOptions(column_names=list(layout.names), encoding=layout.encoding,
-                             block_size=max(1 << 20, 2 * len(chunk) // 4 + 1),
+                             block_size=block,
                              use_threads=True)
     parse = pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=False,
                                quote_char=layout.quote_char)
@@ -209,7 +242,7 @@ def _read(chunk: bytes, layout: CsvLayout, wanted: list[str],
         include_columns=wanted, column_types=types, null_values=[""],
         strings_can_be_null=True, quoted_strings_can_be_null=True,
         decimal_point="," if layout.decimal_comma else ".")
-    return pacsv.read_csv(io.BytesIO(chunk), read_options=read, parse_options=parse,
+    return pacsv.read_csv(pa.BufferReader(pa.py_buffer(chunk)), read_options=read, parse_options=parse,
                           convert_options=convert)
 
 
@@ -241,7 +274,7 @@ def _explain(exc: Exception, chunk: bytes, base: int, layout: CsvLayout, wanted:
         i = int(bad[0]) if len(bad) else 0
         row = base + i + 1
         found = int(fields[i]) if len(bad) else int(m.group(2))
-        if final and i == len(starts) - 1 and not chunk.endswith(b"\n"):
+        if final and i == len(starts) - 1 and bytes(chunk[-1:]) != b"\n":
             raise InputFormatError(
                 "truncated last line (the file ends in the middle of a record)",
                 code="truncated_line", file=name, row=row,
@@ -251,7 +284,8 @@ def _explain(exc: Exception, chunk: bytes, base: int, layout: CsvLayout, wanted:
             file=name, row=row, expected=f"{len(layout.names)} fields",
             found=f"{found} fields") from None
     if "conversion error" in text or "invalid value" in text:
-        as_text = _read(chunk, layout, wanted, {c: pa.string() for c in wanted}).to_pandas()
+        as_text = _read(chunk, layout, wanted, {c: pa.string() for c in wanted},
+                        len(chunk) + 1).to_pandas()
         lines = base + 1 + np.flatnonzero(ends > starts)
         for col in layout.numeric:
             raw = as_text[col]

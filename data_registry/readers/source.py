@@ -14,7 +14,7 @@ from data_registry.errors import IngestWarning, InputFormatError, ValidationErro
 from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout, stream_records
 from data_registry.readers.sniff import Head
 from data_registry.schema import TABLES
-from data_registry.validate import make_validator
+from data_registry.validate import LOOKAHEAD, make_validator
 
 KINDS = ("samples", "cycles", "eis")
 
@@ -50,14 +50,15 @@ class Source:
         validator = make_validator(self.kind, self.path.name)
         order = _columns(self.kind)
         n_rows = 0
-        for raw in self.produce(sink):
+        raw_chunks = _with_lookahead(self.produce(sink), LOOKAHEAD)
+        for raw, nxt in raw_chunks:
             n_rows += len(raw)
-            out = validator.check(raw)
+            look = (nxt["test_time_second"].to_numpy()[:LOOKAHEAD]
+                    if nxt is not None and "test_time_second" in nxt.columns else None)
+            out = validator.check(raw, look)
             if len(out):
-                yield out[[c for c in order if c in out.columns]].reset_index(drop=True)
-        tail = validator.finish()
-        if tail is not None and len(tail):
-            yield tail[[c for c in order if c in tail.columns]].reset_index(drop=True)
+                cols = [c for c in order if c in out.columns]
+                yield (out if list(out.columns) == cols else out[cols]).reset_index(drop=True)
         if n_rows == 0:
             raise InputFormatError("no data rows (header only?)", code="no_data",
                                    file=self.path.name, expected="at least one data row",
@@ -70,6 +71,23 @@ class Source:
         if not parts:
             return pd.DataFrame(columns=_columns(self.kind))
         return pd.concat(parts, ignore_index=True)
+
+
+def _with_lookahead(frames: Iterator[pd.DataFrame], need: int
+                    ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame | None]]:
+    """Pair each chunk with the next one (tiny chunks are merged so the next one has at least
+    ``need`` rows, unless it is the last), so validators see ahead without copying chunks."""
+    it = iter(frames)
+    cur = next(it, None)
+    while cur is not None:
+        nxt = next(it, None)
+        while nxt is not None and len(nxt) < need:
+            more = next(it, None)
+            if more is None:
+                break
+            nxt = pd.concat([nxt, more], ignore_index=True)
+        yield cur, nxt
+        cur = nxt
 
 
 def _columns(kind: str) -> list[str]:
@@ -140,6 +158,8 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
             column=missing[0], expected=f"a column for each of {required}",
             found=f"header {list(layout.names)}")
     # factor 0 marks a placeholder that ``post`` fills (a split counter, a parsed time)
+    rank = {c: i for i, c in enumerate(_columns(kind))}
+    columns = sorted(columns, key=lambda m: rank.get(m.target, len(rank)))  # canonical order
     numeric = tuple(dict.fromkeys(m.source for m in columns if not m.text and m.factor != 0.0))
     text = tuple(dict.fromkeys(m.source for m in columns if m.text and m.factor != 0.0))
     layout = CsvLayout(**{**layout.__dict__, "numeric": numeric, "text": text})
@@ -151,9 +171,9 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
             for m in columns:
                 if m.text or m.factor == 0.0 or m.target in out:
                     continue
-                v = raw[m.source].to_numpy(dtype=np.float64, na_value=np.nan)
+                v = raw.numpy(m.source)
                 out[m.target] = v * m.factor if m.factor != 1.0 else v
-            frame = pd.DataFrame(out)
+            frame = pd.DataFrame(out, copy=False)
             if post is not None:
                 frame = post(frame, raw, sink)
             yield frame
@@ -194,7 +214,7 @@ def frame_source(head: Head, *, format_name: str, reader_version: str, kind: str
                 v = pd.to_numeric(raw[m.source], errors="coerce").to_numpy(
                     dtype=np.float64, na_value=np.nan)
                 out[m.target] = v * m.factor if m.factor != 1.0 else v
-            frame = pd.DataFrame(out)
+            frame = pd.DataFrame(out, copy=False)
             if post is not None:
                 frame = post(frame, raw.reset_index(drop=True), sink)
             yield frame
