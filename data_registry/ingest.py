@@ -123,7 +123,7 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
                             staged=staged)
             report = _commit(reg, cell_id, staged, user_meta)
         except BaseException:
-            _discard(staged)
+            _discard(reg, staged)
             raise
     report.elapsed_second = time.perf_counter() - started
     return report
@@ -305,7 +305,12 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
         for s in new:  # cell keys a reader found fill gaps only; the user's --meta wins
             for key, value in s.source_metadata.items():
                 if key in CELL_METADATA_KEYS and key not in merged:
-                    merged.update(normalize_metadata({key: value}, origin=s.report.path))
+                    try:
+                        merged.update(normalize_metadata({key: value}, origin=s.report.path))
+                    except StoreError as exc:
+                        s.warnings.append(IngestWarning(
+                            "source_metadata_ignored", f"cell metadata from the file not "
+                            f"used: {exc}", s.report.path, column=key))
         now = cat.now_utc()
         if cell_row is None:
             conn.execute(cat.cells.insert().values(cell_id=cell_id, metadata=merged,
@@ -360,15 +365,24 @@ def _warning_row(ingest_id: int, w: IngestWarning) -> dict[str, Any]:
             "count": int(w.count or 1), "details": json_safe(dict(w.details or {}))}
 
 
-def _discard(staged: list[_Staged]) -> None:
-    """Remove every file this call wrote (the catalog was not committed)."""
-    for s in staged:
-        for p in [s.raw_tmp, s.part_tmp, *s.published]:
-            if p is not None:
-                try:
-                    p.unlink(missing_ok=True)
-                except OSError:
-                    pass  # the next writer's debris sweep removes it
+def _discard(reg: Registry, staged: list[_Staged]) -> None:
+    """Remove the files of a call that failed; never a part the catalog references (a failure
+    right after the commit must not delete committed data)."""
+    published = [p for s in staged for p in s.published]
+    if published:
+        try:
+            with reg.catalog.reading() as conn:
+                referenced = reg.catalog.referenced_parts(conn)
+            published = [p for p in published
+                         if p.relative_to(reg.home).as_posix() not in referenced]
+        except Exception:  # noqa: BLE001 - catalog unreachable: keep them, they stay unread
+            published = []
+    for p in [*(s.raw_tmp for s in staged), *(s.part_tmp for s in staged), *published]:
+        if p is not None:
+            try:
+                p.unlink(missing_ok=True)
+            except OSError:
+                pass  # a temp file: the next writer's sweep removes it
 
 
 def _min(a: Any, b: Any) -> Any:

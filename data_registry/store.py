@@ -11,7 +11,7 @@ Layout under ``FADECAST_HOME``::
     registry.lock                             held while an operation writes
 
 Only parts the catalog references are ever read, so a part written by an ingest that died
-before its catalog commit is invisible (and removed by the next writer). Files are written to a
+before its catalog commit is invisible; its temp files are removed by the next writer. Files are written to a
 ``*.tmp`` path, fsync'ed and moved into place with ``os.replace``.
 """
 from __future__ import annotations
@@ -267,18 +267,24 @@ class Registry:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def remove_debris(self) -> list[Path]:
-        """Delete temp files and Parquet parts the catalog does not reference (call locked).
+    def remove_debris(self, orphan_parts: bool = False) -> list[Path]:
+        """Delete what a process killed mid-ingest left behind (call under :meth:`write_lock`).
 
-        Such files are left only by a process that died mid-ingest; raw files are never removed.
+        Always: ``*.tmp`` files under ``tables/`` and ``raw/tmp/`` (partial writes). With
+        ``orphan_parts``: also complete Parquet parts the catalog does not reference (a process
+        killed between moving its part into place and its commit) — only safe when this folder
+        is used by ONE catalog, so ingest never does it. Raw files are never removed.
         """
         removed: list[Path] = []
-        with self.catalog.reading() as conn:
-            referenced = self.catalog.referenced_parts(conn)
+        referenced: set[str] = set()
+        if orphan_parts:
+            with self.catalog.reading() as conn:
+                referenced = self.catalog.referenced_parts(conn)
         tables = self.home / "tables"
         for path in list(tables.rglob("*")) if tables.is_dir() else []:
             rel = path.relative_to(self.home).as_posix()
-            if path.is_file() and (path.name.endswith(".tmp") or rel not in referenced):
+            if path.is_file() and (path.name.endswith(".tmp")
+                                   or (orphan_parts and rel not in referenced)):
                 path.unlink(missing_ok=True)
                 removed.append(path)
         tmp = self.home / "raw" / "tmp"

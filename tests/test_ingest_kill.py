@@ -124,7 +124,45 @@ def test_part_moved_in_but_never_committed_is_invisible(test_data, _isolated_hom
     orphan = part_dir / "000001-deadbeefdeadbeef.parquet"
     orphan.write_bytes(committed.read_bytes())
     assert len(reg.load_samples("cellA")) == 195  # the orphan is not read
-    reg.ingest(store_data / "cell_part2.csv", "cellA")  # the next writer removes it
-    assert not orphan.exists()
+    reg.ingest(store_data / "cell_part2.csv", "cellA")
+    assert len(reg.load_samples("cellA")) == 390
+    # ingest leaves complete parts alone (another catalog may share the folder) ...
+    assert orphan.exists()
+    # ... an explicit sweep for a single-catalog folder removes it, and only it
+    with reg.write_lock():
+        assert reg.remove_debris(orphan_parts=True) == [orphan]
     assert len(reg.load_samples("cellA")) == 390
     reg.close()
+
+
+def test_interrupt_after_the_commit_keeps_the_committed_data(test_data, monkeypatch):
+    """Ctrl-C between the catalog commit and the return must not delete committed parts."""
+    import data_registry.ingest as ingest_module
+
+    store_data = test_data / "store"
+    reg = Registry()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ingest_module, "IngestReport", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        reg.ingest(store_data / "cell_part1.csv", "cellA")
+    monkeypatch.undo()
+    assert len(reg.load_samples("cellA")) == 195
+    assert _consistent(reg)
+    assert reg.ingest(store_data / "cell_part1.csv", "cellA").already_present
+    reg.close()
+
+
+def test_two_catalogs_sharing_one_folder_keep_each_others_parts(test_data, tmp_path,
+                                                                 _isolated_home):
+    store_data = test_data / "store"
+    first = Registry()
+    first.ingest(store_data / "cell_part1.csv", "cellA")
+    other = Registry(catalog_url=f"sqlite:///{tmp_path / 'other.sqlite'}")
+    other.ingest(store_data / "eis_m1.csv", "cellE")
+    assert len(first.load_samples("cellA")) == 195
+    assert len(other.load_eis("cellE")) == 8
+    first.close()
+    other.close()
