@@ -26,7 +26,7 @@ def metrics(res: dict) -> dict[str, float]:
         for k in ("p05", "p50", "p95", "truth"):
             out[f"attribution.cycle{row['cycle']:03d}.time_share_{k}"] = float(row[k])
     for row in res["what_if"]:
-        for k in ("mae_pct", "coverage_pct", "last_error_pct", "time_share_p50"):
+        for k in ("mae_pct", "coverage_pct", "last_error_pct", "time_share_p50", "jump_pct"):
             out[f"what_if.cut{row['cut']:03d}.{row['pace']}.{k}"] = float(row[k])
     adv = res["advice"]
     out["advice.true_eol_cycle"] = float(adv["true_eol_cycle"])
@@ -88,12 +88,13 @@ def _attribution_table(res: dict) -> list[str]:
 
 def _what_if_table(res: dict) -> list[str]:
     lines = ["| cut (cycle) | future pace | h/cycle | compared with | mean abs error (% of ref) | "
-             "90 % band coverage (%) | error at last cycle (%) | time share p50 |",
-             "|---|---|---|---|---|---|---|---|"]
+             "90 % band coverage (%) | error at last cycle (%) | jump at cut (%) | "
+             "time share p50 |", "|---|---|---|---|---|---|---|---|---|"]
     for r in res["what_if"]:
         lines.append(f"| {r['cut']} | {r['pace']} | {r['hours_per_cycle']:.2f} | {r['truth']} | "
                      f"{_f(r['mae_pct'])} | {_f(r['coverage_pct'], 0)} | "
-                     f"{_f(r['last_error_pct'])} | {_f(r['time_share_p50'])} |")
+                     f"{_f(r['last_error_pct'])} | {_f(r['jump_pct'])} | "
+                     f"{_f(r['time_share_p50'])} |")
     return lines
 
 
@@ -104,6 +105,69 @@ def _advice_table(rows: list[dict]) -> list[str]:
                      f"{_f(r['eol_p50'], 0)} / {_f(r['eol_p95'], 0)} | "
                      f"{_f(r['pass_probability'])} | {r['reason'][:140]} |")
     return lines
+
+
+def verdicts(res: dict, cfg: dict) -> dict[str, str]:
+    """Sentences computed from the figures (so the text cannot drift from the numbers)."""
+    att = res["attribution"]
+    last, first = att[-1], att[0]
+    inside = last["p05"] <= last["truth"] <= last["p95"]
+    out = {"{ATT_VERDICT}": (
+        f"At cycle {last['cycle']} the model puts the time share at {_f(last['p50'])} "
+        f"(90 % interval {_f(last['p05'])}–{_f(last['p95'])}); the simulator's truth is "
+        f"{_f(last['truth'])}, {'inside' if inside else 'OUTSIDE'} the interval. At cycle "
+        f"{first['cycle']}, before any fade, it already says {_f(first['p50'])} "
+        f"({_f(first['p05'])}–{_f(first['p95'])}): with one constant-rate cell and no loss yet, "
+        "that number is the population prior, not a measurement, and the interval width "
+        f"{'barely changes' if abs((last['p95'] - last['p05']) - (first['p95'] - first['p05'])) < 0.1 else 'changes'}"
+        " as the fade accumulates.")}
+    main = cfg["what_if"]["main_cut"]
+    rows = {(r["cut"], r["pace"]): r for r in res["what_if"]}
+    c03, c10 = rows.get((main, "c03")), rows.get((main, "c10"))
+    if c03 and c10:
+        out["{WHATIF_VERDICT}"] = (
+            f"From the C/10 history to cycle {main}, the forecast at C/10 pace ends "
+            f"{_f(abs(c10['last_error_pct']), 1)} % {'above' if c10['last_error_pct'] > 0 else 'below'}"
+            f" the C/10 truth at cycle {res['cells'][cfg['what_if']['cell']]['cycles']}"
+            f" and covers {_f(c10['coverage_pct'], 0)} % of the true points; at 0.3C pace it "
+            f"predicts less fade than at C/10 (the what-if moves the right way) but ends "
+            f"{_f(abs(c03['last_error_pct']), 1)} % "
+            f"{'above' if c03['last_error_pct'] > 0 else 'below'} the switched-cell truth "
+            f"(coverage {_f(c03['coverage_pct'], 0)} %). The first forecast cycle sits "
+            f"{_f(c10['jump_pct'], 1)} % (retention points) from the last observed one.")
+    imp = res["implied_c03"]
+    out["{IMPLIED_VERDICT}"] = (
+        f"The C/10 cell lost {100 * imp['loss_c10']:.1f} % by cycle {imp['cycle']}. If that "
+        f"loss were all cycle-driven, the 0.3C cell would have lost the same by cycle "
+        f"{imp['cycle']}; it lost {100 * imp['loss_c03_measured']:.1f} % "
+        f"(simulator: {100 * imp['loss_c03_cycle_truth']:.1f} % cycle-driven). The model's "
+        f"attribution implies a cycle-driven part of {100 * imp['cycle_loss_mid']:.1f} % "
+        f"({100 * imp['cycle_loss_lo']:.1f}–{100 * imp['cycle_loss_hi']:.1f} %), i.e. a 0.3C "
+        "cell keeping about "
+        f"{100 * (1 - imp['cycle_loss_mid']):.0f} % of its capacity at cycle {imp['cycle']} "
+        "plus whatever time-driven loss its fewer hours add.")
+    adv = res["advice"]
+    api = adv["first_stop_full"]
+    dom = sum("training domain" in r["reason"] for r in adv["full"])
+    out["{API_VERDICT}"] = (
+        (f"`/v1/advice` first said **stop** at cycle {api['cycle']}." if api else
+         "`/v1/advice` never said stop.") +
+        f" {dom} of its {len(adv['full'])} answers were 'continue: outside the model's "
+        "training domain'.")
+    pol = adv["policy_replay"]
+    if pol.get("stopped"):
+        out["{POLICY_VERDICT}"] = (
+            f"The stop rule alone (`ml.backtest.replay_cell`, forecasts from `/v1/forecast`, no "
+            f"domain guard) stops at cycle {pol['stop_cycle']} after {pol['n_forecasts']} "
+            f"forecasts, predicting end of life at cycle {pol['predicted_eol_cycle']:.0f} "
+            f"against the true {pol['true_eol_cycle']} ({100 * pol['eol_error_fraction']:.0f} % "
+            f"error), calls the spec (EOL ≥ {cfg['advice']['spec_min_cycles']}) "
+            f"{'correctly' if pol['correct_call'] else 'WRONGLY'} and saves "
+            f"{100 * pol['hours_saved_fraction']:.0f} % of the hours to the true end of life.")
+    else:
+        out["{POLICY_VERDICT}"] = ("The stop rule alone never stopped before the true end of "
+                                   f"life (cycle {pol.get('true_eol_cycle')}).")
+    return out
 
 
 def write(res: dict, cfg: dict, path: Path) -> Path:
@@ -132,6 +196,7 @@ def write(res: dict, cfg: dict, path: Path) -> Path:
         **{"{IMP_" + k + "}": (f"{100 * v:.1f}" if k != "cycle" else str(v))
            for k, v in res["implied_c03"].items()},
     }
+    blocks.update(verdicts(res, cfg))
     for key, value in blocks.items():
         text = text.replace(key, value)
     for key, value in headline(res).items():

@@ -91,8 +91,11 @@ def run(cfg: dict, model_uri: str, tracking_uri: str, out_dir: Path) -> dict:
                                                  ("c03", "switched-to-0.3C truth", counter)):
                 e = analyses.band_errors(preds[pace_name], truth["cycle"].to_numpy(),
                                          truth["retention"].to_numpy())
+                observed = float(c10.loc[c10["cycle_index"] == cut, "retention"].iloc[0])
                 whatif_rows.append({"cut": cut, "pace": pace_name, "truth": truth_name,
                                     "hours_per_cycle": pace[pace_name],
+                                    "jump_pct": (float(preds[pace_name]["p50"].iloc[0])
+                                                 - observed) * 100,
                                     "time_share_p50": preds[pace_name].attrs["time_share"]["p50"],
                                     **e})
             if cut == w["main_cut"]:
@@ -167,8 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="model URI (default: the config's)")
     ap.add_argument("--tracking-uri", default=None)
     ap.add_argument("--out", default=str(HERE), help="folder for report.md and PNGs")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite report.md from the existing results.json (no new run)")
     args = ap.parse_args(argv)
     cfg = tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+    if args.report_only:
+        res = json.loads((Path(args.out) / "results.json").read_text())
+        report.write(res, cfg, Path(args.out) / "report.md")
+        return 0
     uri = args.tracking_uri or mlflow_tracking_uri()
     res = run(cfg, args.model or cfg["model"], uri, Path(args.out))
     out = Path(args.out)
