@@ -209,3 +209,46 @@ def test_many_processes_may_create_the_catalog_at_once(catalog_url):
     with c.reading() as conn:
         assert c.all_cells(conn) == []
     c.dispose()
+
+
+KILLED_WORKER = """
+import sys, time
+from data_registry.store import Registry
+
+def hook(rows):
+    print("rows", rows, flush=True)
+    time.sleep(0.05)
+
+Registry().ingest(sys.argv[1], "victim", chunk_rows=500, on_chunk=hook)
+"""
+
+
+def test_sigkill_mid_ingest_leaves_either_catalog_unchanged(reg, catalog_url, test_data,
+                                                            tmp_path, _isolated_home):
+    import signal
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    store = test_data / "store"
+    reg.ingest(store / "cell_part1.csv", "early")
+    before = (reg.cells(), reg.datasets())
+    one = pd.read_csv(store / "cell_full.csv")
+    blocks = [one.assign(test_time_second=one.test_time_second + k * 23400.0,
+                         cycle_count=one.cycle_count + 3 * k) for k in range(40)]
+    big = tmp_path / "long.csv"
+    pd.concat(blocks).to_csv(big, index=False)
+    env = {**os.environ, "FADECAST_HOME": str(_isolated_home),
+           "FADECAST_CATALOG_URL": catalog_url}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, str(big)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines = [proc.stdout.readline() for _ in range(3)]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert all(ln.startswith("rows ") for ln in lines), proc.stderr.read()
+    after = Registry(catalog_url=catalog_url)
+    assert (after.cells(), after.datasets()) == before
+    assert len(after.load_samples("early")) == 195
+    assert after.ingest(big, "victim").rows == 40 * 390
+    after.close()
