@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from data_registry.errors import FadecastError
-from ml.evaluation.commands import evaluate_command, plain
+from ml.evaluation.commands import evaluate_command, flat_metrics, plain
 from ml.evaluation.forecasters import BaselineForecaster, ModelForecaster, first_crossing
 from ml.evaluation.suites import format_table, run_suite
 from ml.evaluation.calibration import conformal_quantile
@@ -143,3 +143,20 @@ def test_pybamm_dev_suite_real(shared_data):
     assert figs["capacity_error_pct_of_reference"]["naive_sqrt"] < \
         figs["capacity_error_pct_of_reference"]["persistence"]
     assert 0 <= figs["time_share_abs_error_median"]["naive_sqrt"] <= 1
+
+
+def test_flat_metrics_and_mlflow_run(tmp_path, capsys):
+    results = [{"suite": "severson", "figures": [
+        {"figure": "mape@100", "values": {"model": 12.5, "naive_sqrt": float("nan"), "x": None}}]}]
+    assert flat_metrics(results) == {"severson/mape_100/model": 12.5}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = argparse.Namespace(model=str(tmp_path / "absent"), suite=["synthetic"], json=True,
+                              tracking_uri=uri)
+    with pytest.raises(FadecastError):  # an explicit model that does not exist is an error
+        evaluate_command(args)
+    from ml.evaluation import commands
+    run_id = commands.log_evaluation([run_suite("synthetic")], None, uri)
+    import mlflow
+    run = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert run.data.params["model"] == "baselines only"
+    assert run.data.metrics["synthetic/cells_scored/naive_sqrt"] == 24.0

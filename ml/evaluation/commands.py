@@ -3,13 +3,15 @@
 Runs the suites (default: every suite whose data exist) on the model (default: the registry's
 champion; when there is none and no ``--model`` was given, the baselines alone, with a note)
 and on the baselines. Tables go to stdout; with ``--json`` stdout holds exactly one JSON
-document and notes go to stderr.
+document and notes go to stderr. With ``--tracking-uri`` the figures are also logged as their
+own MLflow run (experiment ``fadecast-evaluation``) through ``ml.training.tracking``.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import re
 import sys
 import time
 from typing import Any
@@ -41,6 +43,31 @@ def plain(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def flat_metrics(results: list[dict]) -> dict[str, float]:
+    """``{"<suite>/<figure>/<method>": value}`` for every finite figure (MLflow-safe keys)."""
+    out = {}
+    for result in results:
+        for row in result["figures"]:
+            for method, value in row["values"].items():
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    key = f"{result['suite']}/{row['figure']}/{method}"
+                    out[re.sub(r"[^\w\-./ ]", "_", key)] = float(value)
+    return out
+
+
+def log_evaluation(results: list[dict], model_info: dict | None, tracking_uri: str) -> str:
+    """Log the figures as one MLflow run; returns the run id."""
+    from ml.training.tracking import log_metrics, training_run
+
+    params = {"model": "baselines only" if model_info is None
+              else f"{model_info['name']}:{model_info['version']}",
+              "suites": ",".join(r["suite"] for r in results)}
+    with training_run("fadecast-evaluation", params, tracking_uri=tracking_uri,
+                      run_name="evaluate") as run_id:
+        log_metrics(flat_metrics(results))
+    return run_id
 
 
 def _model(args: argparse.Namespace) -> ModelForecaster | None:
@@ -75,8 +102,13 @@ def evaluate_command(args: argparse.Namespace) -> int:
         if not args.json:
             print(format_table(result))
             print()
+    model_info = None if model is None else {"name": model.card.name,
+                                             "version": model.card.version}
+    run_id = None
+    if getattr(args, "tracking_uri", None):
+        run_id = log_evaluation(results, model_info, args.tracking_uri)
+        _note(f"logged to MLflow run {run_id} at {args.tracking_uri}")
     if args.json:
-        model_info = None if model is None else {"name": model.card.name,
-                                                 "version": model.card.version}
-        print(json.dumps(plain({"model": model_info, "suites": results}), allow_nan=False))
+        doc = {"model": model_info, "mlflow_run_id": run_id, "suites": results}
+        print(json.dumps(plain(doc), allow_nan=False))
     return 0
