@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_registry.errors import InputFormatError, UnknownFormatError, ValidationError
+from data_registry.errors import (InputFormatError, MissingDependencyError, UnknownFormatError,
+                                  ValidationError)
 from data_registry.readers import FORMATS, detect, open_source
 
 
@@ -108,3 +109,56 @@ def test_forced_wrong_format(rd):
 def test_unknown_format_name_suggests():
     with pytest.raises(UnknownFormatError, match=r"did you mean \['arbin_csv'"):
         open_source(__file__, format_name="arbin_cvs")
+
+
+def test_biologic_peis_text_negates_minus_im(rd):
+    src = open_source(rd / "biologic_peis.txt")
+    assert (src.format_name, src.kind) == ("biologic_peis_txt", "eis")
+    df = src.read()
+    assert len(df) == 14
+    assert df["measurement_id"].drop_duplicates().tolist() == ["biologic_peis#1",
+                                                               "biologic_peis#2"]
+    first = df.iloc[0]
+    assert first["frequency_hz"] == 1e4 and first["source_row"] == 7
+    assert first["z_real_ohm"] == pytest.approx(0.020012)
+    assert first["z_imag_ohm"] == pytest.approx(-0.000052)   # file: -Im(Z) = 0.000052
+    low = df[(df["measurement_id"] == "biologic_peis#2") & (df["frequency_hz"] == 0.01)]
+    assert low["z_imag_ohm"].iloc[0] < 0 and low["cycle_count"].iloc[0] == 2
+    assert df["voltage_volt"].iloc[-1] == pytest.approx(3.905)
+
+
+def test_mpr_without_galvani_names_the_extra(tmp_path, monkeypatch):
+    import builtins
+    real = builtins.__import__
+
+    def no_galvani(name, *args, **kw):
+        if name.startswith("galvani"):
+            raise ImportError("no galvani")
+        return real(name, *args, **kw)
+    monkeypatch.setattr(builtins, "__import__", no_galvani)
+    p = tmp_path / "x.mpr"
+    p.write_bytes(b"BIO-LOGIC MODULAR FILE\x1a" + b" " * 100)
+    assert detect(p) == "biologic_mpr"
+    with pytest.raises(MissingDependencyError, match=r"optional extra 'biologic'.*pip install "
+                       r"fadecast\[biologic\]") as e:
+        open_source(p)
+    assert e.value.code == "missing_dependency" and e.value.file == "x.mpr"
+
+
+def test_res_without_mdbtools_names_the_tool(tmp_path, monkeypatch):
+    import shutil
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    p = tmp_path / "x.res"
+    p.write_bytes(b"\x00\x01\x00\x00Standard Jet DB\x00" + b"\x00" * 100)
+    assert detect(p) == "arbin_res"
+    with pytest.raises(MissingDependencyError, match=r"system tool mdbtools \(mdb-export\)") as e:
+        open_source(p)
+    assert e.value.file == "x.res"
+
+
+def test_every_format_opener_is_importable():
+    import importlib
+    for f in FORMATS:
+        if f.opener:
+            module, _, func = f.opener.partition(":")
+            assert callable(getattr(importlib.import_module(module), func)), f.name

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data_registry.errors import InputFormatError, UnknownFormatError
+from data_registry.errors import FadecastError, InputFormatError, UnknownFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.formats import FORMATS, Format, detect, detect_head, get_format, opener
 from data_registry.readers.sniff import read_head
@@ -55,7 +55,7 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     try:
         return opener(fmt)(head, chunk_rows, format_name=fmt.name, max_line_bytes=max_line_bytes,
                        protocol_hours_per_cycle=protocol_hours_per_cycle)
-    except InputFormatError as exc:
+    except FadecastError as exc:
         if exc.file is None:
             exc.file = head.name
         raise
