@@ -101,8 +101,27 @@ def _triple(block: Mapping[str, Any] | None) -> tuple[float, float, float]:
                  for k in ("p05", "p50", "p95"))
 
 
+def _eol_from_rows(forecast: Mapping[str, Any], threshold_ah: float
+                   ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """First forecast cycle where each capacity quantile falls below the threshold (NaN if none).
+
+    The pessimistic band edge crosses first: EOL p05 comes from capacity p05, p95 from p95.
+    """
+    rows = forecast.get("forecast") or []
+    cyc = [math.nan] * 3
+    sec = [math.nan] * 3
+    for j, key in enumerate(("p05", "p50", "p95")):
+        for r in rows:
+            v = (r.get("capacity_ah") or {}).get(key)
+            if v is not None and v < threshold_ah:
+                cyc[j], sec[j] = float(r["cycle_index"]), float(r["test_time_second"])
+                break
+    return tuple(cyc), tuple(sec)  # type: ignore[return-value]
+
+
 def eol_estimate(forecast: Mapping[str, Any], *, last_cycle: int,
-                 pass_prob: float | None = None) -> EolEstimate:
+                 pass_prob: float | None = None,
+                 threshold_ah: float | None = None) -> EolEstimate:
     """Read the end-of-life quantiles out of a CONTRACTS forecast document.
 
     Parameters
@@ -113,12 +132,19 @@ def eol_estimate(forecast: Mapping[str, Any], *, last_cycle: int,
         Last observed cycle index of the history the forecast was made from.
     pass_prob:
         P(EOL ≥ spec) for this update, if a spec is in play.
+    threshold_ah:
+        EOL threshold in Ah; when given and ``end_of_life`` is null (not every quantile crosses
+        inside the horizon), the quantiles that do cross are read from the capacity rows, so a
+        reached median is not lost with an unreached p95.
     """
     eol = forecast.get("end_of_life") or {}
+    cycles = _triple(eol.get("cycle_index"))
     seconds = _triple(eol.get("test_time_second"))
+    if not eol and threshold_ah is not None:
+        cycles, seconds = _eol_from_rows(forecast, threshold_ah)
     return EolEstimate(
         last_cycle=int(last_cycle),
-        cycle=_triple(eol.get("cycle_index")),
+        cycle=cycles,
         hour=tuple(s / 3600.0 for s in seconds),  # type: ignore[arg-type]
         threshold_fraction=float(eol.get("threshold_fraction", math.nan)) if eol else math.nan,
         pass_probability=pass_prob,
@@ -199,7 +225,8 @@ def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
         pp = pass_probability(forecast, spec_min_cycles, last_cycle=last_cycle,
                               reference_capacity_ah=reference_capacity_ah,
                               eol_fraction=eol_fraction, observed_eol=observed_eol)
-    est = eol_estimate(forecast, last_cycle=last_cycle, pass_prob=pp)
+    est = eol_estimate(forecast, last_cycle=last_cycle, pass_prob=pp,
+                       threshold_ah=float(eol_fraction) * reference_capacity_ah)
     if not math.isfinite(est.threshold_fraction):
         est = EolEstimate(est.last_cycle, est.cycle, est.hour, float(eol_fraction), pp)
     return est

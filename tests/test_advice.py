@@ -8,7 +8,7 @@ import pytest
 
 from ml.advice import (
     AdvicePolicy, EolEstimate, advise, domain_violations, eol_estimate, observed_eol_cycle,
-    pass_probability,
+    pass_probability, update_from_forecast,
 )
 
 
@@ -164,6 +164,18 @@ def test_eol_estimate_reads_contract_json_and_null():
     assert not none.reached and none.width_cycles == math.inf
     assert "not reached" in advise([none], planned_cycles=500, tolerance_cycles=10,
                                    hours_per_cycle=1, loss_so_far_fraction=0.1).reason
+
+
+def test_partial_eol_read_from_capacity_rows_when_end_of_life_is_null():
+    # threshold 0.8 Ah: p05 crosses at cycle 102, p50 at 103, p95 never (within 3 rows)
+    fc = _forecast(100, [(0.85, 0.9, 1.0), (0.79, 0.85, 0.95), (0.7, 0.79, 0.9)])
+    est = update_from_forecast(fc, last_cycle=100, reference_capacity_ah=1.0, eol_fraction=0.8)
+    assert est.cycle[:2] == (102.0, 103.0) and math.isnan(est.cycle[2])
+    assert est.hour[:2] == (102.0, 103.0) and est.threshold_fraction == 0.8
+    adv = advise([est], planned_cycles=200, tolerance_cycles=50, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.2, policy=AdvicePolicy(stable_updates=1))
+    assert adv.decision == "continue" and adv.failed == ["onset_ruled_out"]
+    assert "80 % at cycle 103 (upper bound beyond the forecast)" in adv.reason
 
 
 def test_observed_eol_cycle():
