@@ -56,9 +56,11 @@ def _from_registry(uri: str, tracking_uri: str | None) -> Path:
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=cache.parent, prefix=".download-"))
     try:
+        # Ask the registry for the artifact location itself: a "models:/" URI would be
+        # resolved against MLflow's default registry (./mlflow.db), not this one.
+        source = client.get_model_version_download_uri(name, mv.version)
         got = Path(mlflow.artifacts.download_artifacts(
-            artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(tmp / "raw"),
-            tracking_uri=tracking))
+            artifact_uri=source, dst_path=str(tmp / "raw"), tracking_uri=tracking))
         onnx_file, card_file = _find(got, MODEL_FILE), _find(got, CARD_FILE)
         if onnx_file is None or card_file is None:
             raise NotFoundError("registered model lacks model.onnx or model_card.json",

@@ -1,0 +1,198 @@
+"""``make demo``: the whole fadecast loop on bundled defaults, in a few minutes.
+
+1. ingest the two bundled PTO example cells (C/10 and 0.3C raw time series) into the registry;
+2. print the registry's contents and the C/10 cell's per-cycle descriptors;
+3. train a forecaster on a synthetic fleet with a known time/cycle split (tracked in MLflow and
+   registered as ``fadecast-forecaster@champion`` in FADECAST_HOME, unless a champion exists);
+4. forecast a held-out synthetic cell and the C/10 cell, with the time/cycle decomposition and
+   the 0.3C what-if;
+5. start the API (``fadecast serve``), send one forecast and one advice request, print both
+   responses, and stop the service.
+
+Every step runs the real ``fadecast`` command line, as a user would.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+DEMO_CONFIG = ROOT / "experiments" / "demo" / "config.toml"
+PTO_META = ["chemistry=Li/beta-Li3PS4/PTO", "active_mass_g=0.001",
+            "nominal_capacity_ah=0.000409", "temperature_celsius=60",
+            "protocol=CC discharge/charge, 10 min rests"]
+
+
+def _fadecast() -> list[str]:
+    exe = shutil.which("fadecast", path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", "serving.cli"]
+
+
+def run(*args: str, capture: bool = False) -> str:
+    """Run one ``fadecast`` command; echo it; fail the demo loudly if it fails."""
+    cmd = _fadecast() + list(args)
+    print(f"\n$ fadecast {' '.join(args)}", flush=True)
+    out = subprocess.run(cmd, text=True, stdout=subprocess.PIPE if capture else None)
+    if out.returncode != 0:
+        raise SystemExit(f"demo step failed (exit {out.returncode}): fadecast {' '.join(args)}")
+    return out.stdout if capture else ""
+
+
+def banner(text: str) -> None:
+    print(f"\n{'=' * 78}\n{text}\n{'=' * 78}", flush=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise SystemExit(f"POST {url} -> {exc.code}: {exc.read().decode()[:500]}") from exc
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the service exited early with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"the service was not ready after {timeout_s:.0f} s")
+
+
+def _history_rows(csv_path: Path) -> list[dict]:
+    df = pd.read_csv(csv_path)
+    return json.loads(df.to_json(orient="records"))
+
+
+def _summary(doc: dict) -> str:
+    rows = doc["forecast"]
+    last = rows[-1]
+    share = doc["attribution"]["time_share"]
+    eol = doc.get("end_of_life")
+    lines = [
+        f"model {doc['model']['name']} v{doc['model']['version']}, cell {doc.get('cell_id')}",
+        f"time share of the fade so far: {share['p50']:.2f} "
+        f"(90 % interval {share['p05']:.2f}–{share['p95']:.2f})",
+        f"cycle {last['cycle_index']}: capacity {last['capacity_ah']['p50']:.4g} Ah "
+        f"[{last['capacity_ah']['p05']:.4g}, {last['capacity_ah']['p95']:.4g}], "
+        f"loss time {last['loss_time_fraction']:.3f} + cycle {last['loss_cycle_fraction']:.3f}",
+    ]
+    if eol:
+        c = eol["cycle_index"]
+        lines.append(f"{eol['threshold_fraction']:.0%} reached at cycle {c['p50']:.0f} "
+                     f"(90 % interval {c['p05']:.0f}–{c['p95']:.0f})")
+    else:
+        lines.append("end of life not reached within the horizon")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    home = Path(os.environ.get("FADECAST_HOME", ROOT / "fadecast-data"))
+    os.environ["FADECAST_HOME"] = str(home)
+    print(f"FADECAST_HOME = {home}")
+
+    banner("1. Ingest the bundled example cells (re-ingesting is a no-op)")
+    run("ingest", str(EXAMPLES / "pto_c10_raw.csv"), "--cell-id", "pto-c10",
+        *[x for kv in PTO_META for x in ("--meta", kv)], "--no-progress")
+    run("ingest", str(EXAMPLES / "pto_c03_raw.csv"), "--cell-id", "pto-c03",
+        *[x for kv in PTO_META for x in ("--meta", kv)], "--no-progress")
+
+    banner("2. The registry's contents and the C/10 cell's per-cycle descriptors")
+    run("cells")
+    run("show", "pto-c10")
+    work = Path(tempfile.mkdtemp(prefix="fadecast-demo-"))
+    features_csv = work / "pto-c10.features.csv"
+    run("features", "pto-c10", "-o", str(features_csv))
+    feats = pd.read_csv(features_csv)
+    cols = [c for c in ("cycle_index", "elapsed_hour", "discharge_capacity_ah", "retention",
+                        "coulombic_efficiency", "polarization_volt") if c in feats.columns]
+    print(feats[cols].iloc[[0, 9, 19, 29, len(feats) - 1]].to_string(index=False))
+
+    banner("3. Train on a synthetic fleet (MLflow run; champion registered in FADECAST_HOME)")
+    run("train", "--config", str(DEMO_CONFIG), "--no-progress")
+
+    banner("4. Forecast: a held-out synthetic cell, then the C/10 cell and its 0.3C what-if")
+    from ml.synthetic import make_cell  # numpy/pandas only
+
+    held_out = make_cell("demo-heldout", seed=7, c_rate=0.2, rest_hour=4.0, n_cycles=200,
+                         time_scale=0.06, cycle_scale=0.04)
+    seen = held_out.cycles.iloc[:80]
+    seen_csv = work / "demo-heldout.cycles.csv"
+    seen.to_csv(seen_csv, index=False)
+    doc = json.loads(run("forecast", "--cycles", str(seen_csv), "--horizon-cycles", "120",
+                         "--nominal-capacity-ah", "5.0", "--json", capture=True))
+    print(_summary(doc))
+    truth = held_out.truth
+    if truth is not None and "loss_time_frac" in truth:
+        t = truth.iloc[79]
+        share = t["loss_time_frac"] / max(t["loss_time_frac"] + t["loss_cycle_frac"], 1e-12)
+        print(f"(truth at cycle 80: time share {share:.2f})")
+    doc = json.loads(run("forecast", "--cell", "pto-c10", "--horizon-cycles", "60", "--json",
+                         capture=True))
+    print(_summary(doc))
+    hours_03c = 2 * (0.995 / 0.3) + 2 * 600 / 3600  # discharge + charge at 0.3C + two rests
+    doc = json.loads(run("forecast", "--cell", "pto-c10", "--horizon-cycles", "60",
+                         "--hours-per-cycle", f"{hours_03c:.2f}", "--json", capture=True))
+    print("what if the rest of the test ran at 0.3C:")
+    print(_summary(doc))
+
+    banner("5. The API: start, one forecast, one advice, stop")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(_fadecast() + ["serve", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_ready(f"{base}/readyz", proc)
+        history = _history_rows(seen_csv)
+        body = {"cell": {"cell_id": "demo-heldout", "nominal_capacity_ah": 5.0},
+                "history": history, "horizon_cycles": 40}
+        print(f"POST {base}/v1/forecast  ({len(history)} cycles of history)")
+        forecast = _post(f"{base}/v1/forecast", body)
+        print(json.dumps({**forecast, "forecast": forecast["forecast"][:2] + ["…"]}, indent=2))
+        advice_body = {"cell": {"cell_id": "demo-heldout", "nominal_capacity_ah": 5.0},
+                       "history": history, "eol_fraction": 0.8, "planned_cycles": 400,
+                       "tolerance_cycles": 40}
+        print(f"POST {base}/v1/advice")
+        print(json.dumps(_post(f"{base}/v1/advice", advice_body), indent=2))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        print(f"service stopped (exit {proc.returncode})")
+    shutil.rmtree(work, ignore_errors=True)
+    print("\ndemo done: `fadecast forecast` and `fadecast serve` now use the champion in "
+          f"{home}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
