@@ -73,12 +73,15 @@ def advice_figure(replay: pd.DataFrame, true_eol: float, table: pd.DataFrame,
     ax1.plot(table["cycle_index"], table["retention"], "k-", lw=1)
     ax1.axhline(0.8, color="grey", ls=":")
     ax1.set(ylabel="retention")
+    # after the observed end of life the API's band is just "the next cycle" (not a forecast)
+    replay = replay[replay["cycle"] < true_eol]
     ax2.fill_between(replay["cycle"], replay["eol_p05"], replay["eol_p95"], alpha=0.3,
                      label="EOL p05–p95")
     ax2.plot(replay["cycle"], replay["eol_p50"], "o-", ms=3, label="EOL p50")
     stop = replay[replay["decision"] == "stop"]
     ax2.plot(stop["cycle"], stop["eol_p50"], "rs", ms=6, label="advice: stop")
     ax2.axhline(true_eol, color="k", ls="--", label=f"true EOL (cycle {true_eol:.0f})")
-    ax2.set(xlabel="cycle of the advice call", ylabel="predicted EOL cycle (80 %)")
+    ax2.set(xlabel="cycle of the advice call (calls before the true EOL)",
+            ylabel="predicted EOL cycle (80 %)")
     ax2.legend(fontsize=7)
     return _save(fig, path)

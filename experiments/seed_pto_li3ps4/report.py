@@ -189,7 +189,8 @@ def write(res: dict, cfg: dict, path: Path) -> Path:
         "{CELLS_TABLE}": "\n".join(_cells_table(res)),
         "{ATTRIBUTION_TABLE}": "\n".join(_attribution_table(res)),
         "{WHAT_IF_TABLE}": "\n".join(_what_if_table(res)),
-        "{ADVICE_FULL}": "\n".join(_advice_table(adv["full"])),
+        "{ADVICE_FULL}": "\n".join(_advice_table(
+            [r for r in adv["full"] if r["cycle"] <= adv["true_eol_cycle"] + 50])),
         "{POLICY}": ", ".join(f"{k} = {v}" for k, v in adv["policy_replay"].items()),
         "{TRUE_EOL}": str(adv["true_eol_cycle"]),
         "{SECONDS}": f"{res['seconds']:.0f}",
