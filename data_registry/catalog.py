@@ -19,7 +19,7 @@ so a crash leaves the catalog as it was before the operation.
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -28,6 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from data_registry.errors import StoreError
+from data_registry.manifest import DatasetRef, cell_version, dataset_version
+from data_registry.schema import SCHEMA_VERSION
 
 metadata = sa.MetaData()
 #: PostgreSQL advisory lock key held while creating tables (any constant unique to fadecast).
@@ -257,6 +259,31 @@ class Catalog:
         """Every Parquet part path the catalog points at (anything else on disk is debris)."""
         q = sa.select(ingests.c.part_path).where(ingests.c.part_path.is_not(None))
         return {r[0] for r in conn.execute(q)}
+
+
+def record_dataset(catalog: Catalog, conn: Connection, name: str,
+                   members: Mapping[str, Sequence[Mapping[str, Any]]]) -> DatasetRef:
+    """Insert a dataset version for ``{cell_id: ingest rows}`` unless it exists; return it."""
+    versions = {cid: cell_version(rows) for cid, rows in members.items()}
+    version = dataset_version(versions)
+    existing = catalog.find_dataset(conn, name, version)
+    if existing is None or existing["version"] != version:
+        dataset_id = conn.execute(datasets.insert().values(
+            name=name, version=version, schema_version=SCHEMA_VERSION,
+            created_at=now_utc())).inserted_primary_key[0]
+        conn.execute(dataset_cells.insert(), [
+            {"dataset_id": dataset_id, "cell_id": cid, "cell_version": versions[cid],
+             "ingest_ids": [r["ingest_id"] for r in rows]} for cid, rows in members.items()])
+    return DatasetRef(name, version, tuple(sorted(members)), SCHEMA_VERSION)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """ISO 8601 UTC text of a catalog timestamp (SQLite returns them without a zone)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from data_registry import catalog as cat
+from data_registry.catalog import record_dataset
 from data_registry.errors import IngestWarning, InputFormatError, StoreError
 from data_registry.manifest import (ORDER_COLUMNS, FileReport, IngestReport, Tail, cell_columns,
                                     cell_dataset_name, json_safe, merge_metadata,
@@ -46,7 +47,7 @@ from data_registry.manifest import (ORDER_COLUMNS, FileReport, IngestReport, Tai
 from data_registry.progress import Progress
 from data_registry.schema import CELL_METADATA_KEYS, SCHEMA_VERSION, TABLES
 from data_registry.store import (PartWriter, RawCopy, Registry, arrow_schema, fsync_dir,
-                                 fsync_file, record_dataset, to_arrow)
+                                 fsync_file, to_arrow)
 
 Opener = Callable[..., Any]
 

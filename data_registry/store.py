@@ -25,7 +25,6 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data_registry import catalog as cat
-from data_registry.catalog import Catalog
+from data_registry.catalog import Catalog, iso_utc, record_dataset
 from data_registry.errors import NotFoundError, StoreError
 from data_registry.home import catalog_url as default_catalog_url
 from data_registry.home import fadecast_home
-from data_registry.manifest import DatasetRef, IngestReport, cell_version, dataset_version
-from data_registry.schema import SCHEMA_VERSION, TABLES
+from data_registry.manifest import DatasetRef, IngestReport, cell_version
+from data_registry.schema import TABLES
 
 KINDS = ("samples", "cycles", "eis")
 #: Parquet options: snappy is the fastest codec that still shrinks cycler data several-fold.
@@ -214,6 +212,25 @@ class Registry:
         return DatasetRef(row["name"], row["version"],
                           tuple(m["cell_id"] for m in row["cells"]), row["schema_version"])
 
+    def lineage(self, name: str, version: str | None = None) -> list[dict[str, Any]]:
+        """Where a dataset version's rows came from: per ingest, the cell, the raw file's
+        sha256 and original path, the reader and its version, the schema version, rows."""
+        ref = self.dataset(name, version)
+        with self.catalog.reading() as conn:
+            row = self.catalog.find_dataset(conn, ref.name, ref.version)
+            assert row is not None
+            out = []
+            for m in row["cells"]:
+                wanted = set(m["ingest_ids"])
+                out += [{"cell_id": m["cell_id"], "cell_version": m["cell_version"],
+                         "raw_sha256": i["raw_sha256"], "original_path": i["original_path"],
+                         "kind": i["kind"], "format_name": i["format_name"],
+                         "reader_version": i["reader_version"],
+                         "schema_version": i["schema_version"], "rows": i["rows"]}
+                        for i in self.catalog.cell_ingests(conn, m["cell_id"])
+                        if i["ingest_id"] in wanted]
+        return out
+
     def load_samples(self, cell_id: str | Sequence[str],
                      columns: Sequence[str] | None = None) -> pd.DataFrame:
         """Canonical per-sample rows of one or several cells, in stored order."""
@@ -335,22 +352,6 @@ class Registry:
                     if n in required or table.column(n).null_count < table.num_rows]
             table = table.select(keep)
         return table.to_pandas()
-
-
-def record_dataset(catalog: Catalog, conn: Any, name: str,
-                   members: Mapping[str, Sequence[Mapping[str, Any]]]) -> DatasetRef:
-    """Insert a dataset version for ``{cell_id: ingest rows}`` unless it exists; return it."""
-    versions = {cid: cell_version(rows) for cid, rows in members.items()}
-    version = dataset_version(versions)
-    existing = catalog.find_dataset(conn, name, version)
-    if existing is None or existing["version"] != version:
-        dataset_id = conn.execute(cat.datasets.insert().values(
-            name=name, version=version, schema_version=SCHEMA_VERSION,
-            created_at=cat.now_utc())).inserted_primary_key[0]
-        conn.execute(cat.dataset_cells.insert(), [
-            {"dataset_id": dataset_id, "cell_id": cid, "cell_version": versions[cid],
-             "ingest_ids": [r["ingest_id"] for r in rows]} for cid, rows in members.items()])
-    return DatasetRef(name, version, tuple(sorted(members)), SCHEMA_VERSION)
 
 
 def copy_and_hash(src: Path, dst: Path, on_bytes: Any = None) -> tuple[str, int]:
@@ -499,15 +500,6 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def iso_utc(moment: datetime | None) -> str | None:
-    """ISO 8601 UTC text of a catalog timestamp (SQLite returns them without a zone)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _cell_summary(r: Mapping[str, Any]) -> dict[str, Any]:

@@ -229,6 +229,12 @@ def test_datasets_are_immutable_content_versions(reg, store_data):
     assert len(reg.load_dataset("study", version=ref.short)) == 195
     assert len(reg.load_dataset("study")) == 390
     assert len(reg.load_dataset("study", kind="eis")) == 8
+    lineage = reg.lineage("study", ref.version)
+    assert [(x["cell_id"], x["kind"], x["format_name"], x["rows"]) for x in lineage] == [
+        ("cellA", "samples", "generic_csv", 195), ("cellE", "eis", "generic_eis_csv", 8)]
+    assert lineage[0]["raw_sha256"] == hashlib.sha256(
+        (store_data / "cell_part1.csv").read_bytes()).hexdigest()
+    assert len(reg.lineage("study")) == 3  # the latest version includes part 2
     study = [d for d in reg.datasets() if d["name"] == "study"]
     assert [d["latest"] for d in study] == [False, True]
     # the same content under the same name in another registry gets the same version
