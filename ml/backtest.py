@@ -58,6 +58,7 @@ class CellOutcome:
     correct_call: bool
     reason: str
     n_forecasts: int
+    stop_kind: str = "ran_to_end"  # eol_known | spec_pass | spec_fail | ran_to_end
 
 
 def true_end_of_life(cycles: pd.DataFrame, *, eol_fraction: float = 0.8,
@@ -137,9 +138,11 @@ def replay_cell(cell_id: str, cycles: pd.DataFrame, forecast_fn: ForecastFn, *,
             saved = (eol_seconds - float(t[n_rows - 1])) / planned_seconds \
                 if planned_seconds > 0 else 0.0
             err = abs(pred - eol_cycle) / eol_cycle if math.isfinite(pred) else math.nan
+            kind = ("spec_pass" if "passes the spec" in decision.reason else
+                    "spec_fail" if "fails the spec" in decision.reason else "eol_known")
             return CellOutcome(cell_id, eol_cycle, true_pass, True, last, float(saved),
                                float(pred), float(err), called, called == true_pass,
-                               decision.reason, n_forecasts)
+                               decision.reason, n_forecasts, kind)
         cut = last + every
     # Never stopped: the test ran to its true end; the call is then made on observed data.
     reason = decision.reason if decision is not None else "history too short to replay"
@@ -165,6 +168,15 @@ def summarize(outcomes: Sequence[CellOutcome]) -> dict[str, Any]:
         "correct_call_share": float(np.mean([o.correct_call for o in outcomes])),
         "correct_call_share_of_stopped": float(np.mean([o.correct_call for o in stopped]))
         if stopped else math.nan,
+        "by_stop_kind": {kind: {
+            "n_cells": len(group),
+            "median_hours_saved_fraction": float(np.median([o.hours_saved_fraction
+                                                            for o in group])),
+            "median_eol_error_fraction": float(np.nanmedian([o.eol_error_fraction
+                                                             for o in group]))
+            if any(math.isfinite(o.eol_error_fraction) for o in group) else math.nan,
+        } for kind in ("eol_known", "spec_pass", "spec_fail", "ran_to_end")
+            if (group := [o for o in outcomes if o.stop_kind == kind])},
     }
 
 

@@ -134,6 +134,10 @@ def backtest_command(args: Namespace) -> int:
               f"{_pct(res['p90_eol_error_fraction_at_stop'])}")
         print(f"  correct pass/fail calls         : {_pct(res['correct_call_share'])} "
               f"(of cells stopped early: {_pct(res['correct_call_share_of_stopped'])})")
+        for kind, grp in res.get("by_stop_kind", {}).items():
+            print(f"    {kind:10s}: {grp['n_cells']:3d} cells, median saved "
+                  f"{_pct(grp['median_hours_saved_fraction'])}, median EOL error "
+                  f"{_pct(grp['median_eol_error_fraction'])}")
     return 0
 
 

@@ -61,6 +61,7 @@ def test_stops_when_eol_known_and_stable():
     assert out.hours_saved_fraction == pytest.approx(48 / 102)
     assert out.eol_error_fraction == 0.0
     assert out.called_pass and out.true_pass and out.correct_call
+    assert out.stop_kind == "eol_known"
     assert [n for n, _ in calls] == list(range(10, 55, 4))
     # horizon reaches max(2 x last, 1.5 x spec): at cycle 10 -> 143 - 10
     assert calls[0][1] == 133
@@ -71,7 +72,7 @@ def test_spec_decides_early_when_pass_is_certain():
     # median of the last 3 cycles -> L >= 17.0075 -> first even cut 18.
     out = replay_cell("B", _cell(), _oracle(0.01, []), spec_min_cycles=60)
     assert out.stopped and out.stop_cycle == 18
-    assert "passes the spec" in out.reason
+    assert "passes the spec" in out.reason and out.stop_kind == "spec_pass"
     assert out.hours_saved_fraction == pytest.approx(84 / 102)
 
 
@@ -94,6 +95,10 @@ def test_run_backtest_and_summary():
     assert res["n_cells"] == 2 and res["n_stopped_early"] == 2
     assert res["median_hours_saved_fraction"] == pytest.approx(48 / 102)
     assert res["correct_call_share"] == 1.0
+    assert res["by_stop_kind"] == {"eol_known": {"n_cells": 2,
+                                                 "median_hours_saved_fraction":
+                                                     pytest.approx(48 / 102),
+                                                 "median_eol_error_fraction": 0.0}}
     assert median_true_eol(cells) == TRUE_EOL
     assert summarize([]) == {"n_cells": 0}
     assert math.isnan(median_true_eol([CellRecord("D", _cell(60))]))
