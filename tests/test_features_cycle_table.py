@@ -150,3 +150,15 @@ def test_temperature_and_resistance_are_averaged_per_cycle(samples):
     _check(t, "temperature_celsius", [26.0, 27.0, 28.0])
     assert np.isnan(t["internal_resistance_ohm"].iloc[0])
     assert t["internal_resistance_ohm"].iloc[1] == pytest.approx(0.05)
+
+
+def test_blocks_of_whole_cells_give_the_same_table(samples):
+    from ml.features.sample_cycles import sample_cycles
+    from ml.features.sample_frame import prepare_samples
+
+    cells = pd.concat([samples.assign(cell_id=f"c{k}", current_ampere=samples["current_ampere"]
+                                      * (1 + k)) for k in range(5)])
+    arr = prepare_samples(cells)
+    assert len(arr.blocks(30)) == 3  # 22 rows per cell: blocks of 2, 2 and 1 cells
+    pd.testing.assert_frame_equal(sample_cycles(arr, block_rows=30),
+                                  sample_cycles(prepare_samples(cells), block_rows=10 ** 9))

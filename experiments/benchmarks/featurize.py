@@ -21,7 +21,7 @@ import argparse
 import gc
 import json
 import os
-import time
+import resource
 import tracemalloc
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -30,10 +30,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ml.features import build_cycle_table  # noqa: E402
-from ml.features.capacity import capacity_per_cycle, charge_flows  # noqa: E402
-from ml.features.polarization import voltage_per_cycle  # noqa: E402
+from ml.features.capacity import charge_flows  # noqa: E402
+from ml.features.sample_cycles import sample_cycles  # noqa: E402
 from ml.features.sample_frame import prepare_samples  # noqa: E402
-from ml.features.timing import timing_per_cycle  # noqa: E402
 from ml.features.voltage_curves import curve_descriptors  # noqa: E402
 
 
@@ -117,13 +116,9 @@ def naive_pandas(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def fast_descriptors(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """prepare_samples + the reduceat kernels used by build_cycle_table."""
-    arr = prepare_samples(df)
-    flows = charge_flows(arr)
-    cols = timing_per_cycle(arr)
-    cols.update(capacity_per_cycle(arr, flows))
-    cols.update(voltage_per_cycle(arr, flows))
+def fast_descriptors(df: pd.DataFrame) -> pd.DataFrame:
+    """prepare_samples + the reduceat kernels build_cycle_table runs (block by block)."""
+    cols = sample_cycles(prepare_samples(df), voltage_curves=False)
     with np.errstate(divide="ignore", invalid="ignore"):
         cols["coulombic_efficiency"] = cols["discharge_capacity_ah"] / cols["charge_capacity_ah"]
     cols["polarization_volt"] = cols["mean_charge_voltage_volt"] - cols[
@@ -131,15 +126,24 @@ def fast_descriptors(df: pd.DataFrame) -> dict[str, np.ndarray]:
     return cols
 
 
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    """Best CPU time (s) of ``repeat`` calls — on one thread, CPU seconds = core seconds, and
-    unlike wall time it is not inflated by other processes sharing the cores."""
+CPU_SPLIT: dict[str, tuple[float, float]] = {}
+
+
+def best_of(fn, repeat: int, label: str | None = None) -> tuple[float, object]:
+    """Best CPU time (user + system s) of ``repeat`` calls — on one thread, CPU seconds are
+    core seconds, and unlike wall time they are not inflated by other processes sharing the
+    cores. System time is mostly the kernel zeroing pages of freshly allocated arrays."""
     best, result = float("inf"), None
     for _ in range(repeat):
         gc.collect()
-        t0 = time.process_time()
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
         result = fn()
-        best = min(best, time.process_time() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        user, sys_ = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
+        if user + sys_ < best:
+            best = user + sys_
+            if label:
+                CPU_SPLIT[label] = (user, sys_)
     return best, result
 
 
@@ -172,22 +176,25 @@ def main() -> None:
                               "cycles": int(df.groupby(["cell_id", "cycle_count"],
                                                        observed=True).ngroups),
                               "input_mib": round(input_mib, 1)}
-    t_fast, fast = best_of(lambda: fast_descriptors(df), args.repeat)
-    t_naive, naive = best_of(lambda: naive_pandas(df), max(1, args.repeat - 1))
+    t_fast, fast = best_of(lambda: fast_descriptors(df), args.repeat, "fast")
+    t_naive, naive = best_of(lambda: naive_pandas(df), max(1, args.repeat - 1), "naive")
     # Same numbers from both (guards against benchmarking different work).
     np.testing.assert_allclose(fast["discharge_energy_wh"], naive["discharge_energy_wh"],
                                rtol=1e-9)
     np.testing.assert_allclose(fast["rest_second"], naive["rest_second"], rtol=1e-9)
-    arr = prepare_samples(df)
-    flows = charge_flows(arr)
-    t_curves, _ = best_of(lambda: curve_descriptors(arr, flows), 1)
+    blocks = [(b, charge_flows(b)) for b in prepare_samples(df).blocks()]
+    t_curves, _ = best_of(lambda: [curve_descriptors(b, f) for b, f in blocks], 1)
+    del blocks
     t_build, table = best_of(lambda: build_cycle_table(df, voltage_curves=False), args.repeat)
     t_build_all, _ = best_of(lambda: build_cycle_table(df, voltage_curves=True), 1)
     res.update({
         "per_cycle_descriptors_s": round(t_fast, 3),
         "per_cycle_descriptors_mrows_per_s": round(n / t_fast / 1e6, 1),
+        "per_cycle_descriptors_user_s/sys_s": "/".join(f"{x:.3f}" for x in CPU_SPLIT["fast"]),
+        "per_cycle_descriptors_mrows_per_user_s": round(n / CPU_SPLIT["fast"][0] / 1e6, 1),
         "naive_pandas_s": round(t_naive, 3),
         "naive_pandas_mrows_per_s": round(n / t_naive / 1e6, 1),
+        "naive_pandas_user_s/sys_s": "/".join(f"{x:.3f}" for x in CPU_SPLIT["naive"]),
         "speedup_vs_naive": round(t_naive / t_fast, 1),
         "voltage_curves_s": round(t_curves, 3),
         "voltage_curves_mrows_per_s": round(n / t_curves / 1e6, 1),

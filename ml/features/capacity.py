@@ -39,6 +39,7 @@ def counter_increments(values: np.ndarray, cell_starts: np.ndarray) -> np.ndarra
         np.maximum.accumulate(idx, out=idx)
         v = np.where(np.isnan(v[idx]), 0.0, v[idx])
     inc = np.empty_like(v)
+    inc[0] = 0.0
     np.subtract(v[1:], v[:-1], out=inc[1:])
     drops = np.flatnonzero(inc[1:] < 0.0) + 1
     if drops.size:

@@ -15,6 +15,7 @@ import pandas as pd
 from data_registry.errors import ValidationError
 from data_registry.schema import CYCLES
 from ml.features import capacity, cycle_input, knee, polarization, timing
+from ml.features.sample_cycles import sample_cycles
 from ml.features.sample_frame import prepare_samples
 
 #: Columns complete_cycle_table accepts as input (beyond these, columns are ignored + noted).
@@ -160,7 +161,6 @@ def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,
     meta = cycle_input.cell_metadata_map(cells)
     default_id = next(iter(meta)) if len(meta) == 1 else "cell"
     arr = prepare_samples(samples, default_cell_id=default_id)
-    flows = capacity.charge_flows(arr)
     hv = None
     if any(cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
            for c in arr.cell_ids):
@@ -168,17 +168,7 @@ def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,
         hv = np.array([cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
                        or timing.HIGH_VOLTAGE_FRACTION * vmax[k]
                        for k, c in enumerate(arr.cell_ids)])
-    cols: dict[str, Any] = {
-        "cell_id": np.asarray(arr.cell_ids, dtype=object)[arr.seg_cell],
-        "cycle_index": arr.seg_cycle,
-    }
-    cols.update(timing.timing_per_cycle(arr, hv))
-    cols.update(capacity.capacity_per_cycle(arr, flows))
-    cols.update(polarization.voltage_per_cycle(arr, flows))
-    table = pd.DataFrame(cols)
-    if voltage_curves:
-        from ml.features.voltage_curves import curve_descriptors
-        table = table.join(curve_descriptors(arr, flows))
+    table = sample_cycles(arr, high_voltage_volt=hv, voltage_curves=voltage_curves)
     if eis is not None and len(eis):
         from ml.features.warburg_trend import align_warburg
         table = align_warburg(table, eis)

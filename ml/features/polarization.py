@@ -23,11 +23,13 @@ def _segment_mean(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
         return np.where(c > 0, s / c, np.nan)
 
 
-def _last_voltage_where(mask: np.ndarray, arr: SampleArrays, rows: np.ndarray) -> np.ndarray:
-    idx = np.where(mask, rows, -1)
-    last = np.maximum.reduceat(idx, arr.starts)
-    found = last >= arr.starts
-    return np.where(found, arr.voltage_v[np.maximum(last, 0)], np.nan)
+def _last_voltage_where(mask: np.ndarray, arr: SampleArrays) -> np.ndarray:
+    """Voltage of each segment's last row where ``mask`` holds (NaN if none)."""
+    idx = np.flatnonzero(mask)
+    k = np.searchsorted(idx, arr.ends, side="right") - 1
+    last = idx[np.maximum(k, 0)] if idx.size else np.zeros(arr.n_segments, dtype=np.int64)
+    found = (k >= 0) & (last >= arr.starts)
+    return np.where(found, arr.voltage_v[last], np.nan)
 
 
 def _voltage_at_half(flow: np.ndarray, arr: SampleArrays) -> np.ndarray:
@@ -39,8 +41,7 @@ def _voltage_at_half(flow: np.ndarray, arr: SampleArrays) -> np.ndarray:
     """
     st = arr.starts
     cum = np.cumsum(flow)
-    before = np.zeros(st.size)
-    before[1:] = cum[st[1:] - 1]
+    before = np.where(st > 0, cum[np.maximum(st - 1, 0)], 0.0)
     total = np.add.reduceat(flow, st)
     target = before + 0.5 * total
     j = np.clip(np.searchsorted(cum, target, side="left"), 0, arr.n_rows - 1)
@@ -65,12 +66,11 @@ def voltage_per_cycle(arr: SampleArrays, flows: dict[str, np.ndarray]) -> dict[s
     """
     i = arr.current_a
     thr = arr.rest_threshold_a
-    rows = np.arange(arr.n_rows)
     mid_c = _voltage_at_half(flows["charge_ah"], arr)
     mid_d = _voltage_at_half(flows["discharge_ah"], arr)
     out = {
-        "end_of_charge_voltage_volt": _last_voltage_where(i > thr, arr, rows),
-        "end_of_discharge_voltage_volt": _last_voltage_where(i < -thr, arr, rows),
+        "end_of_charge_voltage_volt": _last_voltage_where(i > thr, arr),
+        "end_of_discharge_voltage_volt": _last_voltage_where(i < -thr, arr),
         "mid_charge_voltage_volt": mid_c,
         "mid_discharge_voltage_volt": mid_d,
         "mid_capacity_polarization_volt": mid_c - mid_d,

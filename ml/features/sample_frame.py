@@ -9,6 +9,7 @@ no Python loop over cycles.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -25,22 +26,28 @@ OPTIONAL_FLOAT = (
 REST_CURRENT_FRACTION = 1e-3
 
 
-@dataclass(frozen=True)
+#: Per-cycle kernels run on blocks of whole cells of about this many rows, so their
+#: temporaries stay small (cache- and allocator-friendly); a larger cell is one block.
+BLOCK_ROWS = 1 << 20
+
+
+@dataclass
 class SampleArrays:
     """Sorted per-sample arrays plus segment boundaries.
 
     Attributes
     ----------
-    cell_codes : int64 [n] — index into ``cell_ids``.
+    cell_ids : names of the cells; ``cell_codes`` int [n] indexes into it.
     time_s, voltage_v, current_a : float64 [n] — seconds, volts, amperes (+ = charge).
     cycle : int64 [n] — cycler cycle number.
     starts : int64 [m] — first row of each (cell, cycle) segment.
-    seg_cell : int64 [m] — cell code of each segment; ``seg_cycle`` its cycle number.
-    first_of_cell : bool [n] — True on each cell's first row; ``cell_starts`` their indices.
-    dt_s : float64 [n] — time since the previous row of the same cell (0 on a cell's first row).
-    rest_threshold_a : |I| threshold (A) below which a row counts as rest: a scalar when every
-        cell has the same one, else float64 [n] per row.
+    first_of_cell : bool [n] — True on each cell's first row.
     extra : dict of optional float columns present in the input (same order).
+
+    Derived on first use: ``cell_starts``, ``seg_cell`` / ``seg_cycle`` (cell code and cycle
+    of each segment), ``ends``, ``dt_s`` (time since the previous row of the same cell, 0 on a
+    cell's first row) and ``rest_threshold_a`` (|I| below which a row counts as rest: a 0-d
+    array when every cell has the same one, else float64 [n]).
     """
 
     cell_ids: list[str]
@@ -50,12 +57,7 @@ class SampleArrays:
     current_a: np.ndarray
     cycle: np.ndarray
     starts: np.ndarray
-    seg_cell: np.ndarray
-    seg_cycle: np.ndarray
     first_of_cell: np.ndarray
-    cell_starts: np.ndarray
-    dt_s: np.ndarray
-    rest_threshold_a: np.ndarray
     extra: dict[str, np.ndarray]
 
     @property
@@ -66,17 +68,61 @@ class SampleArrays:
     def n_segments(self) -> int:
         return int(self.starts.shape[0])
 
-    @property
-    def segment_ids(self) -> np.ndarray:
-        """Segment number of every row (int64 [n])."""
-        marks = np.zeros(self.n_rows, dtype=np.int64)
-        marks[self.starts[1:]] = 1
-        return np.cumsum(marks)
+    @cached_property
+    def cell_starts(self) -> np.ndarray:
+        return np.flatnonzero(self.first_of_cell)
 
-    @property
+    @cached_property
+    def seg_cell(self) -> np.ndarray:
+        return self.cell_codes[self.starts]
+
+    @cached_property
+    def seg_cycle(self) -> np.ndarray:
+        return self.cycle[self.starts]
+
+    @cached_property
     def ends(self) -> np.ndarray:
         """Last row (inclusive) of each segment."""
         return np.append(self.starts[1:], self.n_rows) - 1
+
+    @cached_property
+    def dt_s(self) -> np.ndarray:
+        dt = np.empty(self.n_rows, dtype=np.float64)
+        dt[0] = 0.0
+        np.subtract(self.time_s[1:], self.time_s[:-1], out=dt[1:])
+        dt[self.cell_starts] = 0.0
+        return dt
+
+    @cached_property
+    def rest_threshold_a(self) -> np.ndarray:
+        cell_max_i = np.maximum.reduceat(np.abs(self.current_a), self.cell_starts)
+        return per_row(cell_max_i * REST_CURRENT_FRACTION, self.cell_starts, self.n_rows)
+
+    def per_cell(self, values_by_code: np.ndarray) -> np.ndarray:
+        """Per-row (broadcastable) values from an array indexed by cell code."""
+        return per_row(np.asarray(values_by_code)[self.cell_codes[self.cell_starts]],
+                       self.cell_starts, self.n_rows)
+
+    def blocks(self, block_rows: int = BLOCK_ROWS) -> list[SampleArrays]:
+        """Views of groups of whole cells of about ``block_rows`` rows each (in order)."""
+        cs = self.cell_starts
+        if self.n_rows <= block_rows or cs.size == 1:
+            return [self]
+        edges = [0]
+        for c in cs[1:]:
+            if c - edges[-1] >= block_rows:
+                edges.append(int(c))
+        edges.append(self.n_rows)
+        out = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            sa, sb = np.searchsorted(self.starts, [a, b])
+            out.append(SampleArrays(
+                cell_ids=self.cell_ids, cell_codes=self.cell_codes[a:b],
+                time_s=self.time_s[a:b], voltage_v=self.voltage_v[a:b],
+                current_a=self.current_a[a:b], cycle=self.cycle[a:b],
+                starts=self.starts[sa:sb] - a, first_of_cell=self.first_of_cell[a:b],
+                extra={k: v[a:b] for k, v in self.extra.items()}))
+        return out
 
 
 def _float_column(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -202,19 +248,10 @@ def prepare_samples(samples: pd.DataFrame, *, default_cell_id: str = "cell") -> 
             f"at test_time_second={time_s[i]:g}", code="cycle_count_decreasing",
             column="cycle_count", expected=f">= {cycle[i - 1]}", found=str(cycle[i]))
     starts = np.flatnonzero(new_seg).astype(np.int64)
-    dt = np.empty(n, dtype=np.float64)
-    dt[0] = 0.0
-    np.subtract(time_s[1:], time_s[:-1], out=dt[1:])
-
-    cell_starts = np.flatnonzero(first_of_cell)
-    dt[cell_starts] = 0.0
-    cell_max_i = np.maximum.reduceat(np.abs(current), cell_starts)
-    rest_thr = per_row(cell_max_i * REST_CURRENT_FRACTION, cell_starts, n)
     return SampleArrays(
         cell_ids=cell_ids, cell_codes=codes, time_s=time_s, voltage_v=voltage,
-        current_a=current, cycle=cycle, starts=starts, seg_cell=codes[starts],
-        seg_cycle=cycle[starts], first_of_cell=first_of_cell, cell_starts=cell_starts, dt_s=dt,
-        rest_threshold_a=rest_thr, extra=extra)
+        current_a=current, cycle=cycle, starts=starts, first_of_cell=first_of_cell,
+        extra=extra)
 
 
 def per_row(per_cell: np.ndarray, cell_starts: np.ndarray, n: int) -> np.ndarray:

@@ -23,8 +23,8 @@ def timing_per_cycle(arr: SampleArrays,
     Parameters
     ----------
     arr : sorted samples.
-    high_voltage_volt : float [n_cells] threshold per cell (V); default
-        ``HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage.
+    high_voltage_volt : float threshold per cell (V), indexed by cell code; default
+        ``HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage (arr must hold whole cells).
 
     Returns
     -------
@@ -41,13 +41,14 @@ def timing_per_cycle(arr: SampleArrays,
     i = arr.current_a
     thr = arr.rest_threshold_a
     dt = arr.dt_s
-    at_rest = np.abs(i) <= thr
+    half_i = np.abs(i)  # reused below as the interval's mean current
+    at_rest = half_i <= thr
     # Interval k ends at row k; the interval ending at a segment's first row lies between
     # cycles, so it is excluded from the in-cycle sums below (zeroed at ``st``).
     rest_dt = np.zeros(n)
     np.logical_and(at_rest[1:], at_rest[:-1], out=at_rest[1:])
     np.multiply(dt[1:], at_rest[1:], out=rest_dt[1:])
-    half_i = np.empty(n)
+    del at_rest
     half_i[0] = 0.0
     np.add(i[1:], i[:-1], out=half_i[1:])
     half_i *= 0.5  # mean current of the interval
@@ -60,15 +61,17 @@ def timing_per_cycle(arr: SampleArrays,
     v_sum[0] = 2.0 * arr.voltage_v[0]
     np.add(arr.voltage_v[1:], arr.voltage_v[:-1], out=v_sum[1:])
     if high_voltage_volt is None:
-        high_voltage_volt = HIGH_VOLTAGE_FRACTION * np.maximum.reduceat(arr.voltage_v,
-                                                                        arr.cell_starts)
-    hv2 = 2.0 * per_row(np.asarray(high_voltage_volt, dtype=np.float64), arr.cell_starts, n)
+        hv = per_row(HIGH_VOLTAGE_FRACTION * np.maximum.reduceat(arr.voltage_v, arr.cell_starts),
+                     arr.cell_starts, n)
+    else:
+        hv = arr.per_cell(np.asarray(high_voltage_volt, dtype=np.float64))
+    hv2 = 2.0 * hv
     hv_dt = np.multiply(dt, v_sum >= hv2, out=v_sum)
 
     start_s = arr.time_s[st]
     end_s = arr.time_s[ends]
     prev_end = np.empty_like(end_s)
-    prev_end[0] = start_s[0]
+    prev_end[0] = arr.time_s[st[0] - 1] if st[0] > 0 else start_s[0]
     prev_end[1:] = end_s[:-1]
     first_seg = arr.first_of_cell[st]
     prev_end[first_seg] = start_s[first_seg]
