@@ -369,7 +369,7 @@ def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cyc
         return Advice("stop", f"stop now: {eol_text}", now, checks, hours_saved, pp, [])
     elif not known:
         failed.append("known")
-        reason = f"continue: {eol_text} is wider than ± {tolerance_cycles:.0f} cycles"
+        reason = f"continue: {eol_text} is wider than ± {tolerance_cycles:g} cycles"
     else:
         failed.append("stable")
         reason = (f"continue: {eol_text}, but not yet stable over the last "
