@@ -1,7 +1,7 @@
 """Early-stopping advice: may a running ageing test stop now? Pure numpy, no I/O.
 
-The policy reads what a forecast says about the end-of-life (EOL) cycle — its p05/p50/p95 — at the
-last few forecast *updates* (the same cell forecast from a growing history) and answers
+The policy reads what a forecast says about the end-of-life (EOL) cycle — its p05/p50/p95 — at
+the last few forecast *updates* (the same cell forecast from a growing history) and answers
 ``stop`` only when every check passes:
 
 ``known``

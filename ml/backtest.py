@@ -21,8 +21,8 @@ import pandas as pd
 
 from ml.advice import AdvicePolicy, EolEstimate, advise, observed_eol_cycle, update_from_forecast
 
-__all__ = ["BacktestConfig", "CellOutcome", "ForecastFn", "median_true_eol", "replay_cell", "run_backtest",
-           "summarize", "true_end_of_life"]
+__all__ = ["BacktestConfig", "CellOutcome", "ForecastFn", "median_true_eol", "replay_cell",
+           "run_backtest", "summarize", "true_end_of_life"]
 
 #: (history rows, horizon_cycles, nominal_capacity_ah, eol_fraction) -> CONTRACTS forecast JSON
 ForecastFn = Callable[[pd.DataFrame, int, "float | None", float], dict]

@@ -1,7 +1,7 @@
 """Map every failure a request can cause to ``{"code", "message", "field"}`` with a 4xx status.
 
-``FadecastError`` → its ``http_status`` and ``to_dict()``; pydantic validation → 422; bodies over
-the configured size → 413 (checked while the body streams in, before it is parsed). Anything
+``FadecastError`` → its ``http_status`` and ``to_dict()``; pydantic validation → 422; bodies
+over the configured size → 413 (checked while the body streams in, before it is parsed). Anything
 else → 500 with the same shape (the schemathesis test asserts there is none).
 """
 from __future__ import annotations

@@ -77,7 +77,8 @@ def test_unknown_cell_and_bad_ids(client):
     assert r.status_code == 422 and r.json()["code"] == "empty_upload"
 
 
-def test_reload_swaps_model_without_failing_in_flight_requests(client, serving_model_dir):  # noqa: F811
+def test_reload_swaps_model_without_failing_in_flight_requests(
+        client, serving_model_dir):  # noqa: F811
     body = {"history": history_rows(60), "horizon_cycles": 20}
     statuses: list[int] = []
     stop = threading.Event()
