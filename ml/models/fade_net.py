@@ -1,19 +1,26 @@
-"""FadeNet: a masked attention encoder over the per-cycle history that infers the parameters of a
-monotone time term and a monotone cycle term, decoded over the requested future schedule.
+"""FadeNet: a masked attention encoder over the per-cycle history that infers the parameters of
+a monotone time term and a monotone cycle term, decoded over the requested future schedule.
 
 Capacity (fraction of the reference) at cycle ``N`` and elapsed hour ``t``::
 
     cap(N, t) = c0 - L_time(t) - L_cycle(N)
     L_time(t) = s * L * g_t(t) / g_t(t_last),   L_cycle(N) = (1 - s) * L * g_c(N) / g_c(N_last)
 
-where ``c0`` is the fresh capacity, ``L`` the loss at the last observed cycle and ``s`` the time
-share at the last observed cycle. Parametrizing by ``(c0, L, s)`` puts the identifiability ridge
-(time vs cycle loss that explain the same history) on ONE parameter: when the history cannot
-separate them, ``s`` is wide while the fitted past stays tight.
+``s`` is the time share at the last observed cycle, ``L`` the loss there, ``c0`` the fresh
+capacity, ``g_t``/``g_c`` the pluggable monotone shapes (``time_terms``, ``cycle_terms``).
 
-Uncertainty: the head outputs a mean and a scale per raw parameter; K samples use FIXED
-quasi-random normal draws baked into the graph (buffer ``noise``), so the ONNX export is
-deterministic. Outputs are [B, H, K].
+* ``(c0, L)`` are NOT guessed by the network: for every posterior sample they are fitted in the
+  graph by weighted least squares to the observed retention, so each sample explains the past.
+* ``s`` has an explicit posterior on 20 bins: a prior from the head (what the cell's signals —
+  C-rates, rests, coulombic inefficiency, polarization, A_w — say) times the profile likelihood
+  of the history under each share (tempered by a learned factor for correlated residuals).
+  When elapsed time and cycles rise in lockstep the likelihood is flat and the posterior stays
+  as wide as the prior; rests and rate changes make it sharp.
+* Shape parameters (exponents, onset, knee) get a mean and a scale from the head.
+
+K samples use FIXED quasi-random draws baked into the graph (buffers ``noise`` and
+``share_uniform``; the share is drawn by inverse CDF), so the ONNX export is deterministic.
+Outputs are [B, H, K].
 """
 from __future__ import annotations
 

@@ -57,6 +57,7 @@ class StudyResult:
     version: str | None
     promoted: bool
     metrics: dict[str, float]
+    model_uri: str = ""
 
 
 def load_splits(data: DataConfig) -> Splits:
@@ -168,7 +169,7 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
             version, promoted = tracking.register_and_promote(
                 model_uri, score, tracking_uri=uri,
                 champion_score=lambda: _score_champion(val_eval, uri))
-    return StudyResult(run_id, model_dir, version, promoted, metrics)
+    return StudyResult(run_id, model_dir, version, promoted, metrics, model_uri)
 
 
 def forecast_plots(cells: list[CellRecord], card, run) -> dict:

@@ -1,0 +1,123 @@
+"""ml.training: config, losses, censoring, split recovery and the identifiability behaviour."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data_registry.errors import FadecastError, InputFormatError
+from ml.export.card import build_card
+from ml.inference import forecast
+from ml.synthetic import make_cell, make_fleet
+from ml.training.config import flatten, load_config
+from ml.training.dataset import (cut_windows, fit_scaler, prepare_cells, sample_windows,
+                                 stack_windows)
+from ml.training.losses import sample_crps
+from ml.training.quality import torch_runner
+from ml.windows import FEATURE_NAMES, WindowSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_crps_by_hand():
+    # samples {0, 1}, y = 0: E|X - y| = 0.5, E|X - X'| = 0.5 -> 0.5 - 0.25 = 0.25
+    assert float(sample_crps(torch.tensor([0.0, 1.0]), torch.tensor(0.0))) == pytest.approx(0.25)
+    # a point mass at y scores 0; at distance d scores d
+    assert float(sample_crps(torch.full((8,), 2.0), torch.tensor(2.0))) == pytest.approx(0.0)
+    assert float(sample_crps(torch.full((8,), 2.0), torch.tensor(3.5))) == pytest.approx(1.5)
+
+
+def test_committed_configs_load_and_flatten():
+    for study in ("default", "tiny"):
+        cfg = load_config(ROOT / "experiments" / study / "config.toml")
+        flat = flatten(cfg)
+        assert flat["name"] == study
+        assert flat["model.time_term"] in {"none", "power", "onset"}
+        assert all(isinstance(v, str) for v in flat.values())
+    cfg = load_config(ROOT / "experiments" / "default" / "config.toml")
+    assert "pybamm-dev" in cfg.data.sources and cfg.data.synthetic_cells > 0
+
+
+def test_config_errors_are_named(tmp_path):
+    bad = tmp_path / "c.toml"
+    bad.write_text('name = "x"\n[model]\ntime_trm = "power"\n')
+    with pytest.raises(FadecastError, match=r"time_trm.*Best matches are \['time_term'\]"):
+        load_config(bad)
+    bad.write_text('name = "x"\n[model]\ncycle_term = "kneee"\n')
+    with pytest.raises(FadecastError, match=r"kneee"):
+        load_config(bad)
+    bad.write_text('name = "x"\n[data]\nsources = ["pybam-dev"]\n')
+    with pytest.raises(FadecastError, match=r"pybamm-dev"):
+        load_config(bad)
+    bad.write_text("name = \n")
+    with pytest.raises(InputFormatError, match="TOML"):
+        load_config(bad)
+
+
+def test_windows_are_censored_at_the_last_recorded_cycle():
+    cells = prepare_cells(make_fleet(3, seed=2))
+    scaler = fit_scaler(cells)
+    rng = np.random.default_rng(0)
+    windows = sample_windows(cells, rng, per_cell=5, scaler=scaler, max_history=16, n_queries=8)
+    for w, cell in zip(windows, [c for c in cells for _ in range(5)]):
+        last = cell.table["cycle_index"].iloc[-1]
+        assert w["query_cycle"].max() <= last  # nothing beyond the end is a target
+        assert len(w["x"]) <= 16
+        # query 0 is the last history cycle, and its target is that cycle's retention
+        cut_row = cell.table.index[cell.table["cycle_index"] == w["query_cycle"][0]][0]
+        assert w["target_capacity"][0] == pytest.approx(cell.table["retention"].iloc[cut_row])
+    batch = stack_windows(windows[:2] + [cut_windows(cells[:1], fraction=0.9, scaler=scaler,
+                                                     max_history=16)[0]])
+    short = batch["target_capacity"][2]
+    assert np.isnan(short[np.isnan(batch["target_time"][2])]).all()
+    assert np.isfinite(batch["query_cycle"]).all()  # padded queries repeat, targets stay NaN
+
+
+@pytest.fixture(scope="module")
+def easy_model():
+    """FadeNet trained ~10 s on an easy fleet (constant rates, known exponents)."""
+    from ml.models.fade_net import FadeNet
+    from ml.training.loop import TrainSettings, fit
+
+    torch.manual_seed(0)
+    records = make_fleet(48, seed=5, easy=True)
+    cells = prepare_cells(records)
+    train, val = cells[:40], cells[40:]
+    scaler = fit_scaler(train)
+    model = FadeNet(FEATURE_NAMES, d_model=32, n_heads=2, n_samples=32)
+    fit(model, train, val, scaler, TrainSettings(epochs=12, windows_per_cell=4, max_history=32),
+        progress=False)
+    card = build_card(model, scaler, WindowSpec(32), train_cells=train, conformal={},
+                      dataset_hash="")
+    return card, torch_runner(model), records[40:]
+
+
+@pytest.mark.slow
+def test_split_is_recovered_on_an_easy_fleet(easy_model):
+    card, run, held_out = easy_model
+    errors = []
+    for rec in held_out:
+        seen = int(0.4 * len(rec.cycles))
+        out = forecast(rec.cycles.iloc[:seen], card=card, run=run, horizon_cycles=5)
+        lt, lc = rec.truth[["loss_time_frac", "loss_cycle_frac"]].iloc[seen - 1]
+        errors.append(abs(out["attribution"]["time_share"]["p50"] - lt / (lt + lc)))
+    assert np.median(errors) < 0.06, errors
+
+
+@pytest.mark.slow
+def test_constant_rate_capacity_only_is_wide_varied_rate_is_narrower(easy_model):
+    card, run, _ = easy_model
+    lockstep = make_cell("one", c_rate=0.5, n_cycles=150, seed=2).cycles.iloc[:60]
+    bare = lockstep[["cycle_index", "test_time_second", "discharge_capacity_ah"]]
+    varied = make_cell("var", c_rate=0.2, c_rate_final=1.0, switch_cycle=30, rest_hour=12,
+                       rest_every_n_cycles=10, n_cycles=150, seed=2).cycles.iloc[:60]
+
+    def width(history):
+        s = forecast(history, card=card, run=run, horizon_cycles=5)["attribution"]["time_share"]
+        return s["p95"] - s["p05"]
+
+    wide, narrow = width(bare), width(varied)
+    assert wide >= 0.4, wide  # the data cannot separate time from cycles: say so
+    assert narrow < 0.75 * wide, (narrow, wide)
