@@ -122,19 +122,25 @@ def _line_chunks(stream: pa.NativeFile, first: int, chunk_rows: int, limit: int,
     base = 0
     want = first if first > 0 else chunk_rows
     line_bytes = 128.0
+    pool: np.ndarray | None = None
     while True:
         size = int(min(max(want * line_bytes * 1.02, 64 << 10, limit + 2), 1 << 30))
-        buf = bytearray(len(carry) + size)
-        buf[:len(carry)] = carry
-        view, got, eof = memoryview(buf)[len(carry):], 0, False
+        # one buffer, reused: pyarrow copies what it parses (so no chunk outlives its read),
+        # and reusing it spares the page faults of a fresh allocation per chunk
+        if pool is None or pool.size < len(carry) + size:
+            pool = np.empty(len(carry) + size, dtype=np.uint8)
+        arr = pool[:len(carry) + size]
+        arr[:len(carry)] = np.frombuffer(carry, dtype=np.uint8)
+        buf = memoryview(arr).cast("B")
+        view, got, eof = buf[len(carry):], 0, False
         while got < size:  # fill the buffer, so a short read at the end is seen as EOF now
             k = stream.readinto(view[got:])
             if k == 0:
                 eof = True
                 break
             got += k
-        data = memoryview(buf)[:len(carry) + got]
-        nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+        data = buf[:len(carry) + got]
+        nl = np.flatnonzero(arr[:len(carry) + got] == 10)
         start, used = 0, 0  # byte offset and newline count consumed in ``data``
         while len(nl) - used >= want or (base >= first and len(nl) > used and not eof):
             take = min(want, len(nl) - used)
