@@ -14,7 +14,9 @@ ratio ΔQ / ∫|I|dt       meaning                          action
 
 Sign: charging capacity that rises while current is negative (or discharging capacity while it
 is positive) in ≥ 90 % of the evidence rows → current flipped, warning ``current_sign_flipped``.
-Decided on the first chunk that has evidence (≥ ``MIN_EVIDENCE`` rows), applied to every chunk.
+Decided on the FIRST chunk (≥ ``MIN_EVIDENCE`` evidence rows needed, else nothing is corrected)
+and applied to every chunk, so one file is never half corrected. With the default chunk of 10⁶
+rows the first chunk holds whole cycles; a file whose first chunk is all rest is not checked.
 """
 from __future__ import annotations
 

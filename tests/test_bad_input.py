@@ -241,3 +241,46 @@ def test_unsupported_excel_layout(tmp_path):
     with pytest.raises(InputFormatError, match=r"book.xlsx: unsupported Excel sheet layout") as e:
         open_source(p, format_name="landt_xlsx")
     assert e.value.code == "unsupported_layout"
+
+
+def _cycling_csv(tmp_path, *, time_factor=1.0, capacity_factor=1.0, sign=1.0):
+    """Two CC cycles (1 A, 10 s steps) whose capacity counters are exactly ∫I dt."""
+    rows = ["test_time_second,voltage_volt,current_ampere,cycle_count,step_count,"
+            "charging_capacity_ah,discharging_capacity_ah"]
+    t = 0.0
+    for cyc in (1, 2):
+        for step, s in ((1, 1.0), (2, -1.0)):
+            for k in range(60):
+                q = k * 10.0 / 3600.0 * capacity_factor
+                rows.append(f"{t * time_factor:g},{3.5 + 0.01 * s * k / 6:.4f},{sign * s:g},"
+                            f"{cyc},{step},{q if s > 0 else 0.0:.9g},{q if s < 0 else 0.0:.9g}")
+                t += 10.0
+    p = tmp_path / "cell.csv"
+    p.write_text("\n".join(rows) + "\n")
+    return p
+
+
+@pytest.mark.parametrize("kw, code, column", [
+    ({"time_factor": 1000.0}, "time_ms_as_seconds", "test_time_second"),
+    ({"capacity_factor": 1000.0}, "capacity_mah_as_ah", "charging_capacity_ah"),
+    ({"sign": -1.0}, "current_sign_flipped", "current_ampere"),
+])
+def test_unit_and_sign_slips_are_corrected_with_a_warning(tmp_path, kw, code, column):
+    src = open_source(_cycling_csv(tmp_path, **kw))
+    df = src.read()
+    (w,) = src.warnings
+    assert (w.code, w.column, w.file) == (code, column, "cell.csv")
+    assert df["test_time_second"].iloc[-1] == pytest.approx(2390.0)
+    assert df["charging_capacity_ah"].max() == pytest.approx(590 / 3600)
+    assert (df.loc[df["step_count"] == 1, "current_ampere"] > 0).all()
+
+
+def test_ambiguous_format_lists_candidates(tmp_path):
+    p = tmp_path / "both.csv"
+    p.write_text("Data_Point,Test_Time,Step_Index,Cycle_Index,Current,Voltage,DataPoint,"
+                 "Cycle Index,Step Index,Step Type,Voltage(V)\n1,0,1,1,0,3.5,1,1,1,Rest,3.5\n")
+    with pytest.raises(UnknownFormatError, match=r"ambiguous file format.*candidates "
+                       r"\['arbin_csv', 'neware_csv'\]") as e:
+        open_source(p)
+    assert e.value.code == "ambiguous_format"
+    assert open_source(p, format_name="arbin_csv").format_name == "arbin_csv"

@@ -162,3 +162,23 @@ def test_every_format_opener_is_importable():
         if f.opener:
             module, _, func = f.opener.partition(":")
             assert callable(getattr(importlib.import_module(module), func)), f.name
+
+
+def test_chunks_are_bounded_by_chunk_rows(tmp_path):
+    n = 5000
+    lines = ["test_time_second,voltage_volt,current_ampere,cycle_count"]
+    lines += [f"{i},{3.0 + (i % 100) / 1000:.3f},0,{1 + i // 1000}" for i in range(n)]
+    p = tmp_path / "long.csv"
+    p.write_text("\n".join(lines) + "\n")
+    sizes = [len(c) for c in open_source(p, chunk_rows=700).chunks()]
+    assert sum(sizes) == n and max(sizes) <= 700 and len(sizes) >= n // 700
+    rows = pd.concat(open_source(p, chunk_rows=700).chunks())["source_row"].to_numpy()
+    assert np.array_equal(rows, np.arange(2, n + 2))
+
+
+def test_blank_lines_are_skipped_but_counted(tmp_path):
+    p = tmp_path / "blank.csv"
+    p.write_text("test_time_second,voltage_volt,current_ampere,cycle_count\r\n"
+                 "0,3.5,0,1\r\n\r\n10,3.6,0,1\r\n\n20,3.7,0,1\r\n")
+    df = open_source(p).read()
+    assert df["source_row"].tolist() == [2, 4, 6]

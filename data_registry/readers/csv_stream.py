@@ -142,7 +142,10 @@ def _line_chunks(stream: pa.NativeFile, first: int, chunk_rows: int, limit: int,
         data = buf[:len(carry) + got]
         nl = np.flatnonzero(arr[:len(carry) + got] == 10)
         start, used = 0, 0  # byte offset and newline count consumed in ``data``
-        while len(nl) - used >= want or (base >= first and len(nl) > used and not eof):
+        # full chunks first; a short chunk only when this read fell short of one (the rest
+        # of an overshooting read is carried, so chunks stay close to ``chunk_rows``)
+        while len(nl) - used >= want or (base >= first and used == 0 and len(nl) > 0
+                                         and not eof):
             take = min(want, len(nl) - used)
             cut = int(nl[used + take - 1]) + 1
             yield base, data[start:cut], False, nl[used:used + take] - start
