@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from data_registry.errors import FadecastError, InputFormatError, ValidationError
@@ -300,3 +301,16 @@ def test_detect_by_content_not_extension(shared_data, tmp_path):
     odd.write_bytes((shared_data / "parsers" / "maccor_beep" /
                      "maccor_test_file_4267-66-6519.EDA0001.041").read_bytes())
     assert detect(odd) == "maccor_eis"
+
+
+@pytest.mark.parametrize("rel", ["maccor_txt_cellpy/maccor_001.txt",
+                                 "biologic_beep/test_loopsnewoutput_MB_CE1_short10k.csv",
+                                 "neware_cellpy/neware_uio.csv",
+                                 "neware_cellpy/nw_regular_export_ife_example.csv"])
+def test_small_chunks_give_the_same_table(shared_data, rel):
+    # text columns (state, clock strings) and carried state (clock origin) across chunk and
+    # read-buffer boundaries must not change a single value
+    whole = open_source(shared_data / "parsers" / rel).read()
+    parts = list(open_source(shared_data / "parsers" / rel, chunk_rows=777).chunks())
+    assert len(parts) > 3
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)

@@ -1,8 +1,9 @@
 """Streaming delimited-text engine: bounded memory, exact 1-based line numbers, fast parsing.
 
-The file is read in raw byte pieces, cut at line ends into chunks of at most ``chunk_rows``
-lines, and each chunk is parsed by ``pyarrow.csv`` (multi-threaded C++). Newline positions are
-found with numpy, which gives, without a Python loop over rows:
+The file is read into one reused byte buffer (reads sized from the bytes per line seen so far),
+cut at line ends into chunks of at most ``chunk_rows`` lines, and each chunk is parsed by
+``pyarrow.csv`` (multi-threaded C++; it copies what it parses, so the buffer can be reused).
+Newline positions are found with numpy, which gives, without a Python loop over rows:
 
 * the exact file line of every record (blank lines are skipped but counted), and
 * the length of every line, so an over-long line is refused before it is parsed.
@@ -27,7 +28,6 @@ from data_registry.errors import InputFormatError
 
 #: Default longest accepted line, in bytes (without the line end). Longer → InputFormatError.
 MAX_LINE_BYTES = 1 << 20
-_READ_BYTES = 8 << 20
 _BLOCK_BYTES = 4 << 20  # pyarrow parse block: small enough to parse on every core
 
 
@@ -114,7 +114,7 @@ def _line_chunks(stream: pa.NativeFile, first: int, chunk_rows: int, limit: int,
 
     The first chunk holds exactly ``first`` lines (the header); the others hold whole lines,
     at most ``chunk_rows`` each; the last may lack its final line end. Each read is sized
-    from the bytes-per-line seen so far and lands in a fresh buffer behind the carried partial
+    from the bytes-per-line seen so far and lands in one reused buffer behind the carried partial
     line, so data is copied once. A line longer than ``limit`` bytes is refused as soon as
     it is seen, so memory stays bounded even for a file without line ends.
     """
