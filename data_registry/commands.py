@@ -18,20 +18,19 @@ from data_registry.store import Registry
 
 def ingest_command(args: argparse.Namespace) -> int:
     """``fadecast ingest PATH... --cell-id ID [--format NAME] [--meta k=v ...] [--json]``."""
-    reg = Registry()
-    try:
+    with Registry() as reg:
         report = reg.ingest(list(args.paths), args.cell_id,
                             format_name=getattr(args, "format_name", None),
                             meta=list(getattr(args, "meta", None) or []),
                             progress=not getattr(args, "no_progress", False))
-    finally:
-        reg.close()
     for w in report.warnings:
         print(w.line(), file=sys.stderr)
     for note in report.notes:
         if not report.already_present:
             print(f"note: {note}", file=sys.stderr)
     if args.json:
+        if report.already_present:
+            print(ingest_summary(report), file=sys.stderr)
         _print_json(report.to_dict())
     else:
         print(ingest_summary(report))
@@ -58,11 +57,8 @@ def ingest_summary(report: IngestReport) -> str:
 
 def cells_command(args: argparse.Namespace) -> int:
     """``fadecast cells [--json]``: one line (or object) per registered cell."""
-    reg = Registry()
-    try:
+    with Registry() as reg:
         cells = reg.cells()
-    finally:
-        reg.close()
     if args.json:
         _print_json(cells)
         return 0
@@ -80,11 +76,8 @@ def cells_command(args: argparse.Namespace) -> int:
 
 def datasets_command(args: argparse.Namespace) -> int:
     """``fadecast datasets [--json]``: every dataset version, newest of each name marked."""
-    reg = Registry()
-    try:
+    with Registry() as reg:
         sets = reg.datasets()
-    finally:
-        reg.close()
     if args.json:
         _print_json(sets)
         return 0
@@ -99,11 +92,8 @@ def datasets_command(args: argparse.Namespace) -> int:
 
 def show_command(args: argparse.Namespace) -> int:
     """``fadecast show CELL_ID [--json]``: metadata, files with lineage, warnings, datasets."""
-    reg = Registry()
-    try:
+    with Registry() as reg:
         info = reg.cell(args.cell_id)
-    finally:
-        reg.close()
     if args.json:
         _print_json(info)
         return 0

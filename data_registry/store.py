@@ -91,6 +91,12 @@ class Registry:
         """Release database connections."""
         self.catalog.dispose()
 
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- writing ----------------------------------------------------------------------------
 
     def ingest(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],

@@ -59,6 +59,8 @@ def test_text_output_and_duplicate_message(capsys, store_data):
     code, out, _ = _run(capsys, "ingest", src, "--cell-id", "c1", "--no-progress")
     assert code == 0 and "already ingested (sha256 " in out and out.rstrip().endswith(
         "nothing to do")
+    code, out, err = _run(capsys, "ingest", src, "--cell-id", "c1", "--no-progress", "--json")
+    assert json.loads(out)["already_present"] is True and "nothing to do" in err
     code, out, _ = _run(capsys, "cells")
     header, row = out.splitlines()
     assert header.split()[:2] == ["cell_id", "chemistry"] and row.split()[0] == "c1"
