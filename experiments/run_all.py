@@ -117,8 +117,9 @@ def render(results: list[dict], info: dict, full: bool) -> str:
     lines += ["", "### Runs", "", "| step | status | seconds | command |", "|---|---|---|---|"]
     for r in results:
         status = "ok" if r["code"] == 0 else f"failed ({r['code']})"
-        lines.append(f"| {r['name']} | {status} | {r['seconds']:.0f} | "
-                     f"`{' '.join(r['cmd'][1:])}` |")
+        cmd = " ".join(os.path.relpath(c, ROOT) if c.startswith(str(ROOT)) else c
+                       for c in r["cmd"][1:])
+        lines.append(f"| {r['name']} | {status} | {r['seconds']:.0f} | `{cmd}` |")
     for r in results:
         if not r["name"].startswith("bench:"):
             continue

@@ -71,8 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", nargs="*", default=None, help="run these sections only")
     ap.add_argument("--tracking-uri", default=None)
     ap.add_argument("--out", default=str(HERE))
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite report.md from the existing results.json (no new run)")
     args = ap.parse_args(argv)
     cfg = tomllib.loads(Path(args.config).read_text(encoding="utf-8"))
+    if args.report_only:
+        res = json.loads((Path(args.out) / "results.json").read_text())
+        report.write(res, Path(args.out) / "report.md")
+        return 0
     uri = args.tracking_uri or mlflow_tracking_uri()
     model_uri = args.model or cfg.get("model", "champion")
     out = Path(args.out)

@@ -118,9 +118,10 @@ def verdicts(res: dict, cfg: dict) -> dict[str, str]:
         f"{_f(last['truth'])}, {'inside' if inside else 'OUTSIDE'} the interval. At cycle "
         f"{first['cycle']}, before any fade, it already says {_f(first['p50'])} "
         f"({_f(first['p05'])}–{_f(first['p95'])}): with one constant-rate cell and no loss yet, "
-        "that number is the population prior, not a measurement, and the interval width "
-        f"{'barely changes' if abs((last['p95'] - last['p05']) - (first['p95'] - first['p05'])) < 0.1 else 'changes'}"
-        " as the fade accumulates.")}
+        "that number is the population prior, not a measurement. The p50 moves from "
+        f"{_f(first['p50'])} to {_f(last['p50'])} while the truth goes from "
+        f"{_f(first['truth'])} to {_f(last['truth'])}, and the interval's width goes from "
+        f"{_f(first['p95'] - first['p05'])} to {_f(last['p95'] - last['p05'])}.")}
     main = cfg["what_if"]["main_cut"]
     rows = {(r["cut"], r["pace"]): r for r in res["what_if"]}
     c03, c10 = rows.get((main, "c03")), rows.get((main, "c10"))
