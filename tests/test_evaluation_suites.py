@@ -160,3 +160,14 @@ def test_flat_metrics_and_mlflow_run(tmp_path, capsys):
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id)
     assert run.data.params["model"] == "baselines only"
     assert run.data.metrics["synthetic/cells_scored/naive_sqrt"] == 24.0
+
+
+def test_geslin_suite_real(shared_data):
+    out = run_suite("geslin2024", root=shared_data)
+    figs = {r["figure"]: r["values"] for r in out["figures"]}
+    n_test = len(out["cells"])
+    assert n_test >= 8 and figs["cells_scored"]["naive_sqrt"] == n_test
+    # fading cells: extrapolating beats holding the last value
+    assert figs["capacity_error_pct_of_reference"]["naive_sqrt"] < \
+        figs["capacity_error_pct_of_reference"]["persistence"]
+    assert np.isnan(figs["time_share_abs_error_median"]["naive_sqrt"])  # no truth here
