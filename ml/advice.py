@@ -172,9 +172,11 @@ def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
     """P(EOL cycle ≥ ``min_cycles_to_eol``) from a forecast's quantiles.
 
     Observed history decides when it can (EOL already seen → 0 or 1; spec cycle already passed
-    without EOL → 1). Otherwise the forecast capacity quantiles at the cycle before the spec give
-    P(capacity still above the threshold there) through a split normal; beyond the horizon the
-    EOL-cycle quantiles are used, else the last forecast row (a lower bound).
+    without EOL → 1). Otherwise each forecast row up to the cycle before the spec gives
+    P(capacity above the threshold there) through a split normal on its p05/p50/p95, and the
+    smallest of them bounds P(EOL ≥ spec) (the cell must stay above at every one of those
+    cycles). Beyond the horizon the EOL-cycle quantiles are used when all three are reached,
+    else the rows up to the horizon's end (an upper bound).
 
     Parameters
     ----------
@@ -199,17 +201,22 @@ def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
     eol = forecast.get("end_of_life") or {}
     rows = forecast.get("forecast") or []
     thr_ah = float(eol_fraction) * reference_capacity_ah
-    by_cycle = {int(r["cycle_index"]): r for r in rows}
-    row = by_cycle.get(int(math.ceil(spec)) - 1)
-    if row is None and rows and spec - 1 > int(rows[-1]["cycle_index"]):
+    if not rows:
+        return math.nan
+    last_needed = int(math.ceil(spec)) - 1
+    if last_needed > int(rows[-1]["cycle_index"]):
         q05, q50, q95 = _triple(eol.get("cycle_index"))
         if all(math.isfinite(v) for v in (q05, q50, q95)):
             return _split_normal_sf(spec - 0.5, q05, q50, q95)
-        row = rows[-1]
-    if row is None:
-        return math.nan
-    c05, c50, c95 = _triple(row["capacity_ah"])
-    return _split_normal_sf(thr_ah, c05, c50, c95)
+    # EOL >= spec needs the capacity above the threshold at EVERY cycle before the spec, so
+    # its probability is at most each marginal: take the smallest (also keeps P monotone).
+    prob = 1.0
+    for r in rows:
+        if int(r["cycle_index"]) > last_needed:
+            break
+        c05, c50, c95 = _triple(r["capacity_ah"])
+        prob = min(prob, _split_normal_sf(thr_ah, c05, c50, c95))
+    return prob
 
 
 def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
