@@ -113,3 +113,26 @@ def test_rolling_slope_window_and_gaps():
     assert np.isnan(s[:2]).all() and np.isnan(s[2])
     assert s[3] == pytest.approx(1.0)  # points 0, 1, 3
     assert s[5] == pytest.approx(2.0)  # points 3, 4, 5
+
+
+def test_two_dqdv_peaks_of_a_two_plateau_discharge():
+    from ml.features.voltage_curves import dqdv_peaks
+
+    grid = np.linspace(2.5, 4.0, 601)
+    # 0.6 Ah around 3.7 V and 0.3 Ah around 3.2 V: peak heights 0.6/(4·0.02) and 0.3/(4·0.02).
+    q = 0.6 / (1 + np.exp((grid - 3.7) / 0.02)) + 0.3 / (1 + np.exp((grid - 3.2) / 0.02))
+    v1, h1, v2, h2 = dqdv_peaks(grid, q)
+    assert v1 == pytest.approx(3.7, abs=0.01) and v2 == pytest.approx(3.2, abs=0.01)
+    assert h1 / h2 == pytest.approx(2.0, rel=0.05)
+    single = dqdv_peaks(grid, 1.0 / (1 + np.exp((grid - 3.3) / 0.02)))
+    assert np.isnan(single[2]) and np.isnan(single[3])
+
+
+def test_every_output_column_is_catalogued(test_data):
+    from ml.features.catalog import NAMES, column
+
+    t = build_cycle_table(pd.read_csv(test_data / "features" / "three_cycles.csv"))
+    assert tuple(t.columns) == NAMES
+    assert column("retention").unit == ""
+    with pytest.raises(KeyError, match="nearest: \\['retention'"):
+        column("retentoin")

@@ -13,27 +13,14 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import ValidationError
-from data_registry.schema import CYCLES
-from ml.features import capacity, cycle_input, knee, polarization, timing
+from ml.features import capacity, catalog, cycle_input, knee, polarization, timing
 from ml.features.sample_cycles import sample_cycles
 from ml.features.sample_frame import prepare_samples
 
 #: Columns complete_cycle_table accepts as input (beyond these, columns are ignored + noted).
-INPUT_COLUMNS: tuple[str, ...] = tuple(CYCLES.names) + (
-    "source_row", "hours_per_cycle", "cycle_start_second", "rest_before_second",
-    "charge_duration_second", "discharge_duration_second", "high_voltage_second",
-    "end_of_charge_voltage_volt", "end_of_discharge_voltage_volt", "mid_charge_voltage_volt",
-    "mid_discharge_voltage_volt", "mid_capacity_polarization_volt",
-    "delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
-    "delta_q_v_skewness", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
-    "dqdv_peak_ah_per_volt", "aw_ohm_per_sqrt_s", "aw_stderr", "aw_slope_per_cycle",
-    "aw_slope_per_hour", "aw_top_of_charge_ohm_per_sqrt_s", "aw_spike_ratio",
-    "aw_measurement_count",
-)
-
+INPUT_COLUMNS: tuple[str, ...] = catalog.NAMES + catalog.INPUT_ONLY
 #: Numeric inputs checked for parseability.
 _NUMERIC = [c for c in INPUT_COLUMNS if c not in ("cell_id", "source_row")]
-_NOT_OUTPUT = ("source_row",) + cycle_input.PROTOCOL_COLUMNS
 
 
 def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
@@ -74,6 +61,7 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     df = cycles.reset_index(drop=True).copy()
     df["_position"] = np.arange(len(df))
     ignored = [c for c in df.columns if c not in INPUT_COLUMNS and c != "_position"]
+    df = df.drop(columns=ignored)
     cycle_input.check_numeric(df, _NUMERIC, file)
     cycle_input.check_required(df, file, cycle_input.time_estimable(df, meta))
     if "cell_id" not in df.columns:
@@ -86,8 +74,7 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
         parts.append(_complete_cell(part.reset_index(drop=True), meta.get(cell_id, {}), file))
     out = pd.concat(parts, ignore_index=True)
     cycle_input.check_order(out, file)
-    out = out.drop(columns=["_position"] + [c for c in ignored if c in out.columns])
-    out = out[[c for c in _ordered(out.columns)]]
+    out = out[list(catalog.NAMES)]
     out.attrs["ignored_columns"] = ignored
     return out
 
@@ -122,23 +109,11 @@ def _complete_cell(df: pd.DataFrame, meta: dict[str, Any], file: str | None) -> 
             new["temperature_celsius"] = np.full(len(df), np.nan)
     new.update(knee.knee_columns(df["cycle_index"].to_numpy(float),
                                  cycle_input.numeric_column(df, "discharge_capacity_ah")))
-    for c in INPUT_COLUMNS:
-        if c not in df.columns and c not in new and c not in _NOT_OUTPUT:
+    for c in catalog.NAMES:
+        if c not in df.columns and c not in new:
             new[c] = np.full(len(df), np.nan)
     kept = df.drop(columns=[c for c in new if c in df.columns])
     return pd.concat([kept, pd.DataFrame(new, index=df.index)], axis=1)
-
-
-_FIRST = ["cell_id", "cycle_index", "test_time_second", "test_time_estimated",
-          "discharge_capacity_ah", "charge_capacity_ah", "discharge_energy_wh",
-          "charge_energy_wh", "mean_charge_voltage_volt", "mean_discharge_voltage_volt",
-          "cycle_duration_second", "rest_second", "c_rate", "temperature_celsius"]
-
-
-def _ordered(columns) -> list[str]:
-    cols = list(columns)
-    head = [c for c in _FIRST if c in cols]
-    return head + [c for c in cols if c not in head]
 
 
 def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
 
 from ml.features.sample_frame import SampleArrays
 
@@ -21,6 +22,8 @@ GRID_POINTS = 1000
 REFERENCE_CYCLE = 10
 #: Gaussian smoothing of dQ/dV, as a fraction of the grid length.
 DQDV_SMOOTHING_FRACTION = 0.01
+#: A second dQ/dV peak must stand out by this fraction of the main peak's height.
+SECOND_PEAK_PROMINENCE = 0.05
 
 
 def delta_q_summary(q_reference_ah: np.ndarray, q_cycle_ah: np.ndarray) -> dict[str, float]:
@@ -81,19 +84,40 @@ def discharge_q_of_v(q_cumulative_ah: np.ndarray, voltage_v: np.ndarray,
     return np.interp(grid_v, env[::-1], q_cumulative_ah[::-1])
 
 
-def dqdv_peak(grid_v: np.ndarray, q_ah: np.ndarray,
-              spacing_v: float | None = None) -> tuple[float, float]:
-    """Voltage (V) and height (Ah/V) of the largest smoothed −dQ/dV peak of a discharge.
+def dqdv_peaks(grid_v: np.ndarray, q_ah: np.ndarray,
+               spacing_v: float | None = None) -> tuple[float, float, float, float]:
+    """The two largest peaks of a discharge's smoothed −dQ/dV.
 
-    ``spacing_v`` states a uniform grid step (faster); otherwise ``grid_v`` may be uneven.
+    Parameters
+    ----------
+    grid_v : float [g] voltage grid (V); q_ah : float [g] Q(V) on it (Ah);
+    spacing_v : the grid step when uniform (faster); otherwise ``grid_v`` may be uneven.
+
+    Returns
+    -------
+    (voltage V, height Ah/V) of the largest peak, then of the second-largest local maximum
+    with a prominence of at least ``SECOND_PEAK_PROMINENCE`` × the largest height (NaN, NaN
+    if none).
     """
     if not np.isfinite(q_ah).all() or grid_v.size < 5:
-        return np.nan, np.nan
+        return np.nan, np.nan, np.nan, np.nan
     dqdv = -np.gradient(q_ah, spacing_v if spacing_v is not None else grid_v)
     sigma = max(1.0, DQDV_SMOOTHING_FRACTION * grid_v.size)
     smooth = gaussian_filter1d(dqdv, sigma, mode="nearest")
     k = int(np.argmax(smooth))
-    return float(grid_v[k]), float(smooth[k])
+    top = float(smooth[k])
+    peaks, _ = find_peaks(smooth, prominence=SECOND_PEAK_PROMINENCE * max(abs(top), 1e-300))
+    peaks = peaks[peaks != k]
+    if peaks.size == 0:
+        return float(grid_v[k]), top, np.nan, np.nan
+    k2 = int(peaks[np.argmax(smooth[peaks])])
+    return float(grid_v[k]), top, float(grid_v[k2]), float(smooth[k2])
+
+
+def dqdv_peak(grid_v: np.ndarray, q_ah: np.ndarray,
+              spacing_v: float | None = None) -> tuple[float, float]:
+    """Voltage (V) and height (Ah/V) of the largest smoothed −dQ/dV peak of a discharge."""
+    return dqdv_peaks(grid_v, q_ah, spacing_v)[:2]
 
 
 def _reference_position(cycles: np.ndarray, has_discharge: np.ndarray) -> int | None:
@@ -114,11 +138,12 @@ def curve_descriptors(arr: SampleArrays, flows: dict[str, np.ndarray],
     The grid spans the reference cycle's discharge voltage range (running-minimum envelope),
     ``grid_points`` points. Columns: ``delta_q_v_variance_ah2``, ``delta_q_v_minimum_ah``,
     ``delta_q_v_mean_ah``, ``delta_q_v_skewness``, ``delta_q_v_reference_cycle``,
-    ``dqdv_peak_voltage_volt``, ``dqdv_peak_ah_per_volt``.
+    ``dqdv_peak_voltage_volt``, ``dqdv_peak_ah_per_volt`` and the second peak's
+    ``dqdv_peak2_voltage_volt``, ``dqdv_peak2_ah_per_volt``.
     """
     names = ["delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
              "delta_q_v_skewness", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
-             "dqdv_peak_ah_per_volt"]
+             "dqdv_peak_ah_per_volt", "dqdv_peak2_voltage_volt", "dqdv_peak2_ah_per_volt"]
     out = {k: np.full(arr.n_segments, np.nan) for k in names}
     ends = arr.ends + 1
     dis = flows["discharge_ah"]
@@ -149,7 +174,8 @@ def curve_descriptors(arr: SampleArrays, flows: dict[str, np.ndarray],
                 continue
             q_pts, v_pts = curve_points(seg)
             q = discharge_q_of_v(q_pts, v_pts, grid)
-            out["dqdv_peak_voltage_volt"][seg], out["dqdv_peak_ah_per_volt"][seg] = dqdv_peak(
+            (out["dqdv_peak_voltage_volt"][seg], out["dqdv_peak_ah_per_volt"][seg],
+             out["dqdv_peak2_voltage_volt"][seg], out["dqdv_peak2_ah_per_volt"][seg]) = dqdv_peaks(
                 grid, q, spacing_v=step)
             if k < ref_pos:
                 continue
