@@ -16,12 +16,23 @@ from ml.windows import FEATURE_NAMES
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """One export per module (exporting takes seconds)."""
-    from ml.training.quick import train_quick_model
+    """One fitted onset/knee model, exported once per module (exporting takes seconds)."""
+    from ml.export.card import build_card
+    from ml.export.onnx import export_model_dir
+    from ml.synthetic import make_fleet
+    from ml.training.dataset import fit_scaler, prepare_cells
+    from ml.training.loop import TrainSettings, fit
+    from ml.windows import WindowSpec
 
-    folder = train_quick_model(tmp_path_factory.mktemp("exp") / "m", n_cells=12, epochs=2,
-                               time_term="onset", cycle_term="knee")
-    return folder
+    cells = prepare_cells(make_fleet(6, seed=7))
+    scaler = fit_scaler(cells)
+    model = FadeNet(FEATURE_NAMES, time_term="onset", cycle_term="knee", d_model=16, n_heads=2)
+    fit(model, cells, [], scaler, TrainSettings(epochs=1, windows_per_cell=2, max_history=16),
+        progress=False)
+    card = build_card(model, scaler, WindowSpec(16), train_cells=cells, conformal={},
+                      dataset_hash="0" * 64)
+    folder = export_model_dir(model, card, tmp_path_factory.mktemp("exp") / "m")
+    return model, folder
 
 
 def test_unfitted_model_refuses_export(tmp_path):
@@ -32,6 +43,7 @@ def test_unfitted_model_refuses_export(tmp_path):
 
 
 def test_graph_io_names_axes_and_metadata(exported):
+    _, exported = exported
     proto = onnx.load(exported / "model.onnx")
     onnx.checker.check_model(proto)
     assert [i.name for i in proto.graph.input] == list(INPUTS)
@@ -50,23 +62,17 @@ def test_graph_io_names_axes_and_metadata(exported):
     assert card.model["time_term"] == "onset" and card.model["cycle_term"] == "knee"
 
 
-def test_parity_with_torch_on_several_lengths(exported, tmp_path):
-    # a fresh model of the exported architecture (parity does not need trained weights)
-    card = ModelCard.load(exported / "model_card.json")
-    model = FadeNet(FEATURE_NAMES, **{k: v for k, v in card.model.items()
-                                      if k in ("time_term", "cycle_term", "d_model", "n_heads",
-                                               "n_layers", "n_samples")})
-    model.set_scaler(card.feature_scaler())
-    model.is_fitted_ = True
-    path = export_onnx(model, tmp_path / "fresh.onnx")
+def test_parity_with_torch_on_several_lengths(exported):
+    model, folder = exported
     for t, h, b in ((3, 1, 1), (17, 9, 3), (64, 40, 2), (150, 2, 1)):
-        diff = parity_check(model, path, example_inputs(len(FEATURE_NAMES), batch=b, history=t,
-                                                        horizon=h, seed=t))
+        diff = parity_check(model, folder / "model.onnx",
+                            example_inputs(len(FEATURE_NAMES), batch=b, history=t, horizon=h,
+                                           seed=t))
         assert diff <= 1e-4, (t, h, b, diff)
 
 
 def test_onnx_outputs_are_samples_of_the_right_shape(exported):
-    _, run = load_model_dir(exported)
+    _, run = load_model_dir(exported[1])
     out = run(example_inputs(len(FEATURE_NAMES), batch=2, history=10, horizon=6))
     for name in OUTPUTS:
         assert out[name].shape == (2, 6, 32) and out[name].dtype == np.float32

@@ -14,7 +14,8 @@ from ml.synthetic import make_cell
 def quick_model(tmp_path_factory):
     from ml.training.quick import train_quick_model
 
-    return train_quick_model(tmp_path_factory.mktemp("quick") / "model", n_cells=16, epochs=4)
+    return train_quick_model(tmp_path_factory.getbasetemp() / "quick-model", n_cells=16,
+                             epochs=4, reuse=True)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,8 @@ from ml.model_store import resolve_model
 def folder(tmp_path_factory):
     from ml.training.quick import train_quick_model
 
-    return train_quick_model(tmp_path_factory.mktemp("store") / "m", n_cells=10, epochs=1)
+    return train_quick_model(tmp_path_factory.getbasetemp() / "quick-model", n_cells=16,
+                             epochs=4, reuse=True)
 
 
 def test_folder_and_onnx_file_resolve_to_the_folder(folder):

@@ -13,6 +13,7 @@ import torch
 
 from ml.export.card import build_card
 from ml.export.onnx import export_model_dir
+from ml.inference import CARD_FILE, MODEL_FILE, ModelCard
 from ml.models.fade_net import FadeNet
 from ml.sources import split_by_cell
 from ml.synthetic import make_fleet
@@ -25,14 +26,22 @@ __all__ = ["train_quick_model"]
 
 
 def train_quick_model(out_dir: str | os.PathLike[str], *, n_cells: int = 24, epochs: int = 8,
-                      seed: int = 0, time_term: str = "power",
-                      cycle_term: str = "power") -> Path:
+                      seed: int = 0, time_term: str = "power", cycle_term: str = "power",
+                      reuse: bool = False) -> Path:
     """Train a small FadeNet on a synthetic fleet and export it to ``out_dir``.
 
-    Takes ~5–15 s on one core. The folder holds ``model.onnx`` and ``model_card.json``
+    Takes ~5–15 s on one idle core. The folder holds ``model.onnx`` and ``model_card.json``
     (conformal constants from the fleet's validation cells); load it with
     ``ml.inference.load_model_dir`` or ``ml.model_store.resolve_model(out_dir)``.
+    With ``reuse=True`` a model already in ``out_dir`` trained with the same arguments is
+    returned as is (tests share one model per session this way).
     """
+    recipe = {"n_cells": n_cells, "epochs": epochs, "seed": seed, "time_term": time_term,
+              "cycle_term": cycle_term}
+    out = Path(out_dir)
+    if reuse and (out / MODEL_FILE).is_file() and (out / CARD_FILE).is_file():
+        if ModelCard.load(out / CARD_FILE).model.get("quick_recipe") == recipe:
+            return out
     torch.set_num_threads(1)
     records = make_fleet(n_cells, seed=seed)
     parts = split_by_cell(records, seed=seed, val_fraction=0.25, test_fraction=0.0)
@@ -51,4 +60,5 @@ def train_quick_model(out_dir: str | os.PathLike[str], *, n_cells: int = 24, epo
     card = build_card(model, scaler, spec, train_cells=train, conformal=conformal,
                       dataset_hash=dataset_hash(records), metrics=metrics,
                       name="fadecast-forecaster", version=f"quick-{seed}")
+    card.model["quick_recipe"] = recipe
     return export_model_dir(model, card, out_dir)
