@@ -242,3 +242,21 @@ def test_geslin_tiny_files(test_data, tmp_path):
     assert b.cycles["test_time_second"].iloc[2] == pytest.approx(2 * 45 / 0.1 * 3600)
     assert a.meta["cycles_to_soh90"] == 400.5 and a.meta["split_group"] == "CC"
     assert (a.cycles["test_time_estimated"] == 1).all()
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 12, 31)))
+def test_parse_datevec_round_trips_both_matlab_styles(when):
+    sec = when.second + when.microsecond / 1e6
+    plain = (f"[{when.year}.  {when.month}.  {when.day}.  {when.hour}.  {when.minute}.  "
+             f"{sec:.3f}]")
+    sci = "[" + " ".join(f"{v:.4e}" for v in (when.year, when.month, when.day, when.hour,
+                                             when.minute, round(sec, 3))) + "]"
+    for text in (plain, sci):
+        got = parse_datevec(text)
+        # seconds keep 3 decimals in plain; sci keeps 5 significant digits of the seconds
+        assert abs((got - when).total_seconds()) < 0.01
