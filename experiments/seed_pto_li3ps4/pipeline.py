@@ -8,6 +8,7 @@ with an in-process ``TestClient``.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import sys
 from contextlib import contextmanager
@@ -22,16 +23,33 @@ from ml.features import build_cycle_table
 from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
 
+def registry_id(registry: Registry, cell_id: str, paths: list[str]) -> str:
+    """``cell_id`` when the registry lacks it or holds exactly these files; otherwise
+    ``<cell_id>-<8 hex of their SHA-256s>``, so a changed simulator makes a NEW registry cell
+    instead of appending a second, restarting time series to the old one."""
+    shas = [hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths]
+    try:
+        stored = sorted(f["raw_sha256"] for f in registry.cell(cell_id)["files"])
+    except NotFoundError:
+        return cell_id
+    if stored == sorted(shas):
+        return cell_id
+    return f"{cell_id}-{hashlib.sha256(''.join(shas).encode()).hexdigest()[:8]}"
+
+
 def ingest_and_featurize(made: dict[str, dict], registry: Registry) -> dict[str, pd.DataFrame]:
-    """Ingest every cell's raw + EIS files, reload them from the store, build the cycle table."""
+    """Ingest every cell's raw + EIS files, reload them from the store, build the cycle table.
+
+    Returns ``{cell_id: per-cycle table}`` (the table's ``cell_id`` is the registry id)."""
     tables = {}
     for cell_id, info in made.items():
-        report = registry.ingest([info["raw"], info["eis"]], cell_id, meta=info["meta"])
+        rid = registry_id(registry, cell_id, [info["raw"], info["eis"]])
+        report = registry.ingest([info["raw"], info["eis"]], rid, meta=info["meta"])
         for w in report.warnings:
             print(f"warning: {w.code}: {w.message}", file=sys.stderr)
-        samples = registry.load_samples(cell_id)
-        eis = registry.load_eis(cell_id)
-        tables[cell_id] = build_cycle_table(samples, eis, cells={cell_id: info["meta"]})
+        samples = registry.load_samples(rid)
+        eis = registry.load_eis(rid)
+        tables[cell_id] = build_cycle_table(samples, eis, cells={rid: info["meta"]})
     return tables
 
 
