@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from ml.sources import load_source
-from ml.sources.delta_q import delta_q_summaries
 from ml.sources.geslin import elapsed_hours
 from ml.sources.nasa_pcoe import parse_datevec
 from ml.sources.severson import cell_cycles, hours_per_cycle
@@ -30,20 +29,6 @@ def test_severson_spike_is_dropped_and_clock_keeps_counting():
     assert table["discharge_capacity_ah"].tolist() == [1.07, 1.06, 1.05]
     np.testing.assert_allclose(table["test_time_second"], np.array([1, 2, 4]) * 0.65 * 3600)
     assert (table["test_time_estimated"] == 1).all()
-
-
-def test_delta_q_summaries_by_hand():
-    q_ref = np.array([1.0, 2.0, 3.0, 4.0])
-    q_new = np.array([1.0, 2.0, 3.0, 1.0])  # ΔQ = [0, 0, 0, -3]
-    s = delta_q_summaries(q_new, q_ref)
-    assert s["delta_q_v_mean_ah"] == pytest.approx(-0.75)
-    assert s["delta_q_v_variance_ah2"] == pytest.approx(1.6875)
-    assert s["delta_q_v_minimum_ah"] == -3.0
-    assert s["delta_q_v_skewness"] == pytest.approx(-2 / np.sqrt(3))
-    # constant shift: no spread, no skew
-    flat = delta_q_summaries(q_ref - 0.1, q_ref)
-    assert flat["delta_q_v_variance_ah2"] == pytest.approx(0.0, abs=1e-15)
-    assert flat["delta_q_v_skewness"] == 0.0
 
 
 def test_geslin_elapsed_hours():
@@ -91,6 +76,9 @@ def test_severson_qdlin_real(shared_data):
     row100 = r.cycles[r.cycles["cycle_index"] == 100].iloc[0]
     assert row100["delta_q_v_variance_ah2"] == pytest.approx(np.var(d))
     assert row100["delta_q_v_minimum_ah"] == pytest.approx(d.min())
+    assert row100["delta_q_v_mean_ah"] == pytest.approx(d.mean())
+    assert row100["delta_q_v_skewness"] == pytest.approx(np.mean((d - d.mean()) ** 3)
+                                                         / np.var(d) ** 1.5)
     assert r.cycles["cycle_index"].tolist() == list(range(2, 101))
     assert r.cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(raw[999, 0])
     assert r.cycles["delta_q_v_mean_ah"].notna().sum() == 1

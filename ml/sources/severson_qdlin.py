@@ -25,10 +25,12 @@ import pandas as pd
 
 from data_registry.errors import InputFormatError, ValidationError
 from ml.sources import CellRecord
-from ml.sources.delta_q import SUMMARY_COLUMNS, delta_q_summaries
+from ml.features import delta_q_summary
 
 NOMINAL_CAPACITY_AH = 1.1
 MAX_VALID_CAPACITY_AH = 1.2
+SUMMARY_COLUMNS = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
+                   "delta_q_v_skewness")
 VOLTAGE_GRID_VOLT = np.linspace(3.5, 2.0, 1000)
 FIRST_CYCLE = 2
 SHAPE = (1000, 99)
@@ -65,7 +67,8 @@ def cell_table(qv: np.ndarray, cell_id: str) -> tuple[pd.DataFrame, list[int]]:
     if spike[i100] or spike[i10]:
         summaries = {c: float("nan") for c in SUMMARY_COLUMNS}
     else:
-        summaries = delta_q_summaries(qv[:, i100], qv[:, i10])
+        # the ONE ΔQ(V) path, shared with build_cycle_table: ml.features.delta_q_summary
+        summaries = delta_q_summary(qv[:, i10], qv[:, i100])
     for col in SUMMARY_COLUMNS:
         table[col] = np.where(table["cycle_index"] == 100, summaries[col], np.nan)
     return table[~spike].reset_index(drop=True), [int(c) for c in cycles[spike]]
