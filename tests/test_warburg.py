@@ -176,3 +176,29 @@ def test_zhang_trend_is_insensitive_to_the_cycle_offset(shared_data):
         assert np.corrcoef(t.loc[valid, "aw_ohm_per_sqrt_s"],
                            t.loc[valid, "discharge_capacity_ah"])[0, 1] < -0.7
     assert slopes[0] > 0 and slopes[1] == pytest.approx(slopes[0], rel=0.05)
+
+
+def test_top_of_charge_by_event_voltage_soc_or_threshold():
+    # Voltages drift up with age; each event's highest spectrum is its top of charge.
+    eis = pd.concat([
+        spectrum(randles(0.10), measurement_id="a1", cycle_count=1, voltage_volt=2.50),
+        spectrum(randles(1.00), measurement_id="a2", cycle_count=1, voltage_volt=2.95),
+        spectrum(randles(0.12), measurement_id="b1", cycle_count=4, voltage_volt=2.70),
+        spectrum(randles(1.10), measurement_id="b2", cycle_count=4, voltage_volt=3.10),
+    ])
+    t = align_warburg(_cycles(), eis)
+    np.testing.assert_allclose(t["aw_ohm_per_sqrt_s"], [0.10] * 3 + [0.12] * 3, rtol=0.02)
+    np.testing.assert_allclose(t["aw_top_of_charge_ohm_per_sqrt_s"], [1.0] * 3 + [1.1] * 3,
+                               rtol=0.02)
+    # A stated threshold overrides: at 2.6 V, a2, b1 and b2 are all top of charge.
+    t = align_warburg(_cycles(), eis, spike_voltage_volt={"c": 2.6})
+    np.testing.assert_allclose(t["aw_ohm_per_sqrt_s"], [0.10] * 6, rtol=0.02)
+    assert list(t["aw_measurement_count"]) == [1] * 6
+    assert t["aw_top_of_charge_ohm_per_sqrt_s"].iloc[3] == pytest.approx(1.1, rel=0.02)
+    # With a state of charge, it decides (>= 0.95).
+    soc = eis.assign(state_of_charge=eis["measurement_id"].map(
+        {"a1": 0.5, "a2": 1.0, "b1": 1.0, "b2": 0.5}))
+    t = align_warburg(_cycles(), soc)
+    np.testing.assert_allclose(t["aw_ohm_per_sqrt_s"].iloc[4:], [1.1, 1.1], rtol=0.02)
+    np.testing.assert_allclose(t["aw_top_of_charge_ohm_per_sqrt_s"].iloc[4:], [0.12, 0.12],
+                               rtol=0.02)

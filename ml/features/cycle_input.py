@@ -20,7 +20,7 @@ REQUIRED = ("cycle_index", "discharge_capacity_ah")
 PROTOCOL_COLUMNS = ("hours_per_cycle",)
 #: Cell metadata keys this package reads.
 METADATA_KEYS = ("nominal_capacity_ah", "active_mass_g", "hours_per_cycle", "c_rate",
-                 "high_voltage_threshold_volt", "temperature_celsius")
+                 "high_voltage_threshold_volt", "temperature_celsius", "aw_spike_voltage_volt")
 
 
 def cell_metadata_map(cells: Any) -> dict[str, dict[str, Any]]:

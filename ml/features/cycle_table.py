@@ -146,5 +146,7 @@ def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,
     table = sample_cycles(arr, high_voltage_volt=hv, voltage_curves=voltage_curves)
     if eis is not None and len(eis):
         from ml.features.warburg_trend import align_warburg
-        table = align_warburg(table, eis)
+        spike = {c: cycle_input.meta_float(meta.get(c, {}), "aw_spike_voltage_volt")
+                 for c in arr.cell_ids}
+        table = align_warburg(table, eis, spike_voltage_volt=spike)
     return complete_cycle_table(table, meta if meta else None)

@@ -96,6 +96,8 @@ def fit_warburg(spectrum: pd.DataFrame) -> dict[str, Any]:
                               column=missing[0], expected=", ".join(_REQUIRED),
                               found=", ".join(map(str, spectrum.columns)))
     out: dict[str, Any] = {k: _meta_value(spectrum, k) for k in KEYS[:4]}
+    if "state_of_charge" in spectrum.columns:
+        out["state_of_charge"] = _meta_value(spectrum, "state_of_charge")
     out.update(aw_ohm_per_sqrt_s=None, aw_stderr=None, fmin_hz=None, fmax_hz=None, r2=None,
                ok=False, reason="", aw_imag_ohm_per_sqrt_s=None, nyquist_slope=None,
                n_points=0, kk_rms_residual=None)

@@ -1,12 +1,19 @@
 """A_w spectra aligned to the per-cycle table: slow baseline trend kept apart from spikes.
 
 Each spectrum is placed at a cycle (its ``cycle_count``; else the first cycle ending at or after
-its ``test_time_second``) and an elapsed time. Spectra are split by voltage: where a cell's
-spectra span more than ``SPIKE_MIN_SPAN_VOLT``, those within ``TOP_OF_CHARGE_BAND_VOLT`` of the
-highest EIS voltage are "top of charge" (where A_w can spike reversibly, e.g. above
-1000 Ω s^-½ above 2.9 V in solid-state PTO cells, and revert on discharge); the rest are the
-baseline. A ``spike_voltage_volt`` argument fixes the split instead. Only spectra whose fit is
-``ok`` are used. Per cycle row (causal, latest at or before the cycle):
+its ``test_time_second``) and an elapsed time. "Top of charge" spectra — where A_w can spike
+reversibly, e.g. above 1000 Ω s^-½ above 2.9 V in solid-state Li/Li3PS4/PTO cells, and revert
+on discharge — are kept apart from the baseline, decided in this order:
+
+1. a stated threshold (``spike_voltage_volt``, or the cell metadata
+   ``aw_spike_voltage_volt``): spectra at or above it;
+2. a ``state_of_charge`` column: spectra at >= ``TOP_OF_CHARGE_SOC``;
+3. per EIS event (spectra of one cycle): where the event's voltages span more than
+   ``SPIKE_MIN_SPAN_VOLT``, those within ``TOP_OF_CHARGE_BAND_VOLT`` of its highest voltage
+   (per event, so slow voltage drift with age does not move spectra between the classes).
+
+Only spectra whose fit is ``ok`` are used. Per cycle row (causal, latest at or before the
+cycle):
 
 ``aw_ohm_per_sqrt_s`` / ``aw_stderr`` (baseline), ``aw_measurement_count``,
 ``aw_slope_per_cycle`` / ``aw_slope_per_hour`` (OLS over the last ``AW_TREND_WINDOW``
@@ -22,6 +29,7 @@ from ml.features.trend import rolling_slope
 from ml.features.warburg import warburg_table
 
 SPIKE_MIN_SPAN_VOLT = 0.2
+TOP_OF_CHARGE_SOC = 0.95
 TOP_OF_CHARGE_BAND_VOLT = 0.05
 AW_TREND_WINDOW = 5
 AW_COLUMNS = ("aw_ohm_per_sqrt_s", "aw_stderr", "aw_measurement_count", "aw_slope_per_cycle",
@@ -50,16 +58,35 @@ def _latest(at: np.ndarray, pos: np.ndarray, values: np.ndarray) -> np.ndarray:
     return np.where(k >= 0, values[np.maximum(k, 0)], np.nan)
 
 
+def top_of_charge(fits: pd.DataFrame, spike_voltage_volt: float | None = None) -> np.ndarray:
+    """Boolean [len(fits)]: which spectra of ONE cell are top-of-charge (module docstring)."""
+    volt = pd.to_numeric(fits["voltage_volt"], errors="coerce").to_numpy(float)
+    if spike_voltage_volt is not None:
+        return np.nan_to_num(volt, nan=-np.inf) >= spike_voltage_volt
+    if "state_of_charge" in fits.columns:
+        soc = pd.to_numeric(fits["state_of_charge"], errors="coerce").to_numpy(float)
+        if np.isfinite(soc).any():
+            return np.nan_to_num(soc, nan=-np.inf) >= TOP_OF_CHARGE_SOC
+    top = np.zeros(len(fits), dtype=bool)
+    events = pd.Series(volt).groupby(fits["cycle_pos"].to_numpy())
+    vmax = events.transform("max").to_numpy(float)
+    span = vmax - events.transform("min").to_numpy(float)
+    top = (span > SPIKE_MIN_SPAN_VOLT) & (volt >= vmax - TOP_OF_CHARGE_BAND_VOLT)
+    return np.asarray(top, dtype=bool)
+
+
 def align_warburg(table: pd.DataFrame, eis: pd.DataFrame,
-                  spike_voltage_volt: float | None = None) -> pd.DataFrame:
+                  spike_voltage_volt: float | dict[str, float | None] | None = None
+                  ) -> pd.DataFrame:
     """Add the A_w columns to a per-cycle table (rows of each cell in cycle order).
 
     Parameters
     ----------
     table : per-cycle rows with ``cell_id``, ``cycle_index``, ``test_time_second``.
     eis : EIS rows (schema EIS); without ``cell_id`` they belong to the table's only cell.
-    spike_voltage_volt : spectra at or above this voltage (V) are top-of-charge; default:
-        decided per cell from the spread of the EIS voltages (module docstring).
+    spike_voltage_volt : spectra at or above this voltage (V) are top-of-charge (one value,
+        or a dict cell_id → value); default: decided from state of charge or per EIS event
+        (module docstring).
     """
     fits = warburg_table(eis)
     if "cell_id" not in fits.columns:
@@ -80,13 +107,9 @@ def align_warburg(table: pd.DataFrame, eis: pd.DataFrame,
             continue
         f = _place(f, rows).dropna(subset=["cycle_pos"]).sort_values(["cycle_pos", "hour"],
                                                                      kind="stable")
-        volt = pd.to_numeric(f["voltage_volt"], errors="coerce").to_numpy(float)
-        top = np.zeros(len(f), dtype=bool)
-        if spike_voltage_volt is not None:
-            top = np.nan_to_num(volt, nan=-np.inf) >= spike_voltage_volt
-        elif np.isfinite(volt).sum() >= 2 and np.nanmax(volt) - np.nanmin(volt) > \
-                SPIKE_MIN_SPAN_VOLT:
-            top = np.nan_to_num(volt, nan=-np.inf) >= np.nanmax(volt) - TOP_OF_CHARGE_BAND_VOLT
+        threshold = (spike_voltage_volt.get(str(cell_id))
+                     if isinstance(spike_voltage_volt, dict) else spike_voltage_volt)
+        top = top_of_charge(f, threshold)
         base, high = f[~top], f[top]
         at = rows["cycle_index"].to_numpy(float)
         bpos = base["cycle_pos"].to_numpy(float)
