@@ -78,11 +78,12 @@ def band_errors(pred: pd.DataFrame, truth_cycles: np.ndarray, truth_ret: np.ndar
     merged = pd.DataFrame({"cycle": truth_cycles, "truth": truth_ret}).merge(pred, on="cycle")
     if merged.empty:
         return {"mae_pct": math.nan, "coverage_pct": math.nan, "last_error_pct": math.nan,
-                "n": 0}
+                "last_p50": math.nan, "last_cycle": 0, "n": 0}
     err = (merged["p50"] - merged["truth"]) * 100
     inside = (merged["truth"] >= merged["p05"]) & (merged["truth"] <= merged["p95"])
     return {"mae_pct": float(err.abs().mean()), "coverage_pct": float(inside.mean() * 100),
-            "last_error_pct": float(err.iloc[-1]), "n": int(len(merged))}
+            "last_error_pct": float(err.iloc[-1]), "last_p50": float(merged["p50"].iloc[-1]),
+            "last_cycle": int(merged["cycle"].iloc[-1]), "n": int(len(merged))}
 
 
 def advice_replay(client: Any, cell_id: str, table: pd.DataFrame, *, cuts: list[int],
