@@ -148,7 +148,7 @@ def verdicts(res: dict, cfg: dict) -> dict[str, str]:
             f"{c03['last_cycle']} by {100 * model_gap:+.1f} points; in the simulator it changes "
             f"by {100 * truth_gap:+.1f} points"
             + (": the time term responds to the schedule in the right direction but by "
-               f"{abs(model_gap / truth_gap):.0%} of the true effect, consistent with an "
+               f"{abs(model_gap / truth_gap):.0%} of the true effect, consistent with a "
                "time share below the truth and a time term that flattens (a power law in hours) where the true loss keeps growing linearly." if model_gap * truth_gap > 0 and
                abs(model_gap) < abs(truth_gap) else "."))
     imp = res["implied_c03"]
