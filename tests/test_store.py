@@ -272,3 +272,14 @@ def test_load_subset_of_columns_and_several_cells(reg, store_data):
     with pytest.raises(StoreError, match="unknown samples column") as e:
         reg.load_samples("cellA", columns=["volts"])
     assert e.value.column == "volts"
+
+
+def test_copy_and_hash_is_exact_across_block_boundaries(tmp_path):
+    from data_registry.store import COPY_BLOCK_BYTES, copy_and_hash
+
+    data = os.urandom(2 * COPY_BLOCK_BYTES + 12345)
+    src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
+    src.write_bytes(data)
+    sha, size = copy_and_hash(src, dst)
+    assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
+    assert dst.read_bytes() == data
