@@ -159,3 +159,105 @@ def test_maccor_counters_agree_with_integrated_current(shared_data):
     dis = counted["discharge_capacity_ah"] > 1.0
     assert _rel(counted["discharge_energy_wh"][dis], integrated["discharge_energy_wh"][dis]).max() \
         < 1e-3
+
+
+# Vendor exports through data_registry.readers: the cycler's cumulative counters and the
+# integrated current are two independent measurements of the same charge; on every cycle
+# that moved >= 10 % of the file's largest amount they must agree (CV tails and sparse
+# logging explain the last percent).
+VENDOR_FILES = [
+    ("arbin_res_cellpy/20160805_test001_45_cc_01.res", 0.01, True),
+    ("navani_examples/arbin_example.res", 0.01, True),
+    ("bdf_csv_cellpy/batmo_bdf.csv", 0.02, False),
+    ("biologic_beep/test_loopsnewoutput_MB_CE1_short10k.csv", 0.01, True),
+    ("navani_examples/jdb11-1_c3_gcpl_5cycles_2V-3p8V_C-24_data_C09.mpr", 1e-4, False),
+    ("maccor_beep/PreDiag_000412_00008Fshort.022", 0.025, True),
+    ("maccor_beep/xTESLADIAG_000019_CH70.070", 1e-3, True),
+    ("maccor_txt_cellpy/maccor_001.txt", 1e-3, True),
+    ("navani_examples/bs542_004_gr_li_50ua_50mv_1v_191020_Channel_11.xlsx", 1e-3, True),
+    ("navani_examples/test.ndax", 0.005, True),
+    ("neware_cellpy/neware_uio.csv", 1e-3, True),
+    ("neware_cellpy/nw_regular_export_ife_example.csv", 0.002, True),
+    ("pec_cellpy/pec.csv", 1e-3, True),
+    ("novonix_beep/test_Nova_Form-CH01-01_short.csv", 1e-3, True),
+]
+
+
+@pytest.mark.parametrize("name,tol,energy", VENDOR_FILES,
+                         ids=[f[0].split("/")[1][:28] for f in VENDOR_FILES])
+def test_vendor_files_counters_agree_with_integrated_current(shared_data, name, tol, energy):
+    df = open_source(shared_data / "parsers" / name).read()
+    counted = build_cycle_table(df, voltage_curves=False)
+    assert len(counted) == df["cycle_count"].nunique()
+    assert (np.diff(counted["elapsed_hour"]) >= 0).all()
+    have = [c for c in COUNTERS if c in df.columns and df[c].notna().any()]
+    assert have, "the reader gives cumulative counters"
+    integrated = build_cycle_table(df.drop(columns=have), voltage_curves=False)
+    cols = ["charge_capacity_ah", "discharge_capacity_ah"]
+    cols += ["charge_energy_wh", "discharge_energy_wh"] if energy else []
+    checked = 0
+    for col in cols:
+        x = counted[col].to_numpy(float)
+        y = integrated[col].to_numpy(float)
+        big = x > 0.1 * np.nanmax(x) if np.nanmax(x) > 0 else np.zeros(x.size, bool)
+        if big.any():
+            assert _rel(x[big], y[big]).max() < tol, col
+            checked += 1
+    assert checked >= 1
+
+
+def test_xcel_raw_samples_match_the_cycler_summary(shared_data):
+    folder = shared_data / "xcel_p492_13"
+    raw = pd.read_csv(folder / "p492-13-raw.csv")
+    rows = raw["Frequency_Hz"].isna()  # the EIS rows of cycle 7 are spectra, not samples
+    samples = pd.DataFrame({
+        "test_time_second": raw["Time_s"], "cycle_count": raw["Cycle_Index"],
+        "step_count": raw["Step"], "current_ampere": raw["Current_A"],
+        "voltage_volt": raw["Voltage_V"], "charging_capacity_ah": raw["Charge_Capacity_Ah"],
+        "discharging_capacity_ah": raw["Discharge_Capacity_Ah"],
+        "charging_energy_wh": raw["Charge_Energy_Wh"],
+        "discharging_energy_wh": raw["Discharge_Energy_Wh"]})[rows]
+    t = build_cycle_table(samples, voltage_curves=False).set_index("cycle_index")
+    summary = pd.read_csv(folder / "p492-13-summary.csv").set_index("Cycle_Index")
+    simple = [2, 6, 8, 9]  # cycles with one charge and one discharge step sequence
+    s = summary.loc[simple]
+    np.testing.assert_allclose(t.loc[simple, "test_time_second"], s["tsecs_end"], atol=1e-3)
+    np.testing.assert_allclose(t.loc[simple, "cycle_start_second"], s["tsecs_start"], atol=1e-3)
+    np.testing.assert_allclose(t.loc[simple, "discharge_capacity_ah"], s["Q_dis"], rtol=1e-6)
+    np.testing.assert_allclose(t.loc[simple, "discharge_energy_wh"], s["E_dis"], rtol=1e-6)
+    np.testing.assert_allclose(t.loc[[2, 6, 9], "charge_capacity_ah"], s.loc[[2, 6, 9], "Q_chg"],
+                               rtol=1e-6)
+    np.testing.assert_allclose(t.loc[[2, 9], "coulombic_efficiency"], s.loc[[2, 9], "CE"],
+                               rtol=1e-6)
+    # Cycle 4 charges twice (0.011120 Ah, then 0.019642 Ah); the summary keeps the counter's
+    # maximum, the cycle table the charge actually put in during the cycle.
+    assert summary.loc[4, "Q_chg"] == pytest.approx(0.019642, rel=1e-5)
+    assert t.loc[4, "charge_capacity_ah"] == pytest.approx(0.011120 + 0.019642, rel=1e-4)
+
+
+def test_xcel_raw_spectrum_gives_a_consistent_warburg_fit(shared_data):
+    from ml.features import fit_warburg
+
+    raw = pd.read_csv(shared_data / "xcel_p492_13" / "p492-13-raw.csv")
+    e = raw[raw["Frequency_Hz"].notna()]
+    spec = pd.DataFrame({"frequency_hz": e["Frequency_Hz"], "z_real_ohm": e["Z_Real_Ohm"],
+                         "z_imag_ohm": e["Z_Imag_Ohm"], "cycle_count": e["Cycle_Index"]})
+    fit = fit_warburg(spec)
+    assert fit["ok"], fit["reason"]
+    assert fit["fmin_hz"] == pytest.approx(0.01) and fit["fmax_hz"] < 5.0
+    assert fit["kk_rms_residual"] < 0.01
+    window = spec[(spec["frequency_hz"] >= fit["fmin_hz"]) & (spec["frequency_hz"]
+                                                             <= fit["fmax_hz"])]
+    x = (2 * np.pi * window["frequency_hz"].to_numpy()) ** -0.5
+    slope = np.polyfit(x, window["z_real_ohm"].to_numpy(), 1)[0]
+    assert fit["aw_ohm_per_sqrt_s"] == pytest.approx(slope, rel=1e-9)
+    assert fit["n_points"] == len(window)
+
+
+def test_maccor_eis_export_without_diffusion_tail_is_flagged(shared_data):
+    from ml.features import warburg_table
+
+    path = shared_data / "parsers" / "maccor_beep" / "maccor_test_file_4267-66-6519.EDA0001.041"
+    fits = warburg_table(open_source(path).read())
+    assert len(fits) == 1 and not fits["ok"].iloc[0]
+    assert fits["reason"].iloc[0].startswith("no diffusion region")
