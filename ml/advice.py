@@ -30,7 +30,8 @@ import numpy as np
 
 __all__ = [
     "AdvicePolicy", "Advice", "EolEstimate", "advise", "domain_violations", "eol_estimate",
-    "observed_eol_cycle", "pass_probability", "update_from_forecast",
+    "interval_scale_for_coverage", "observed_eol_cycle", "pass_probability",
+    "update_from_forecast",
 ]
 
 _Z95 = 1.6448536269514722  # standard-normal quantile of 0.95
@@ -44,12 +45,18 @@ class AdvicePolicy:
     min_loss_fraction: float = 0.03
     pass_high: float = 0.95
     pass_low: float = 0.05
+    #: widen every forecast interval by this factor before deciding (1 = trust the model's
+    #: bands; > 1 for a model whose validation coverage falls short, see
+    #: :func:`interval_scale_for_coverage`)
+    interval_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.stable_updates < 1:
             raise ValueError(f"stable_updates must be >= 1, got {self.stable_updates}")
         if not 0.0 <= self.min_loss_fraction < 1.0:
             raise ValueError(f"min_loss_fraction must be in [0, 1), got {self.min_loss_fraction}")
+        if not self.interval_scale >= 1.0:
+            raise ValueError(f"interval_scale must be >= 1, got {self.interval_scale}")
         if not 0.0 < self.pass_low < 0.5 < self.pass_high < 1.0:
             raise ValueError("need 0 < pass_low < 0.5 < pass_high < 1, got "
                              f"{self.pass_low}, {self.pass_high}")
@@ -151,9 +158,23 @@ def eol_estimate(forecast: Mapping[str, Any], *, last_cycle: int,
     )
 
 
-def _split_normal_sf(x: float, q05: float, q50: float, q95: float) -> float:
-    """P(X > x) for a split normal through the 5/50/95 % quantiles (steps where a side is 0)."""
-    scale = (q50 - q05) / _Z95 if x <= q50 else (q95 - q50) / _Z95
+def interval_scale_for_coverage(coverage_90: float | None) -> float:
+    """Factor that turns a band with MEASURED coverage ``coverage_90`` (fraction of truths inside
+    the nominal 90 % band on validation cells) into a band that would cover 90 %, assuming
+    normal errors: z(0.95) / z((1 + coverage) / 2). 1 when the coverage is unknown or ≥ 90 %.
+    """
+    from statistics import NormalDist
+
+    if coverage_90 is None or not math.isfinite(coverage_90) or coverage_90 >= 0.9:
+        return 1.0
+    c = min(max(float(coverage_90), 0.05), 0.9)
+    return _Z95 / NormalDist().inv_cdf((1.0 + c) / 2.0)
+
+
+def _split_normal_sf(x: float, q05: float, q50: float, q95: float, widen: float = 1.0) -> float:
+    """P(X > x) for a split normal through the 5/50/95 % quantiles (steps where a side is 0);
+    ``widen`` multiplies both half-widths."""
+    scale = widen * ((q50 - q05) if x <= q50 else (q95 - q50)) / _Z95
     if not scale > 0:
         return 1.0 if x < q50 else (0.5 if x == q50 else 0.0)
     return 0.5 * math.erfc((x - q50) / (scale * math.sqrt(2.0)))
@@ -168,7 +189,7 @@ def observed_eol_cycle(cycle_index: np.ndarray, retention: np.ndarray,
 
 def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
                      last_cycle: int, reference_capacity_ah: float, eol_fraction: float = 0.8,
-                     observed_eol: int | None = None) -> float:
+                     observed_eol: int | None = None, interval_scale: float = 1.0) -> float:
     """P(EOL cycle ≥ ``min_cycles_to_eol``) from a forecast's quantiles.
 
     Observed history decides when it can (EOL already seen → 0 or 1; spec cycle already passed
@@ -192,6 +213,8 @@ def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
         End of life = capacity below this fraction of the reference.
     observed_eol:
         First observed cycle below the threshold, if any.
+    interval_scale:
+        Widen the forecast bands by this factor first (see :class:`AdvicePolicy`).
     """
     spec = float(min_cycles_to_eol)
     if observed_eol is not None:
@@ -207,7 +230,7 @@ def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
     if last_needed > int(rows[-1]["cycle_index"]):
         q05, q50, q95 = _triple(eol.get("cycle_index"))
         if all(math.isfinite(v) for v in (q05, q50, q95)):
-            return _split_normal_sf(spec - 0.5, q05, q50, q95)
+            return _split_normal_sf(spec - 0.5, q05, q50, q95, interval_scale)
     # EOL >= spec needs the capacity above the threshold at EVERY cycle before the spec, so
     # its probability is at most each marginal: take the smallest (also keeps P monotone).
     prob = 1.0
@@ -215,14 +238,15 @@ def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
         if int(r["cycle_index"]) > last_needed:
             break
         c05, c50, c95 = _triple(r["capacity_ah"])
-        prob = min(prob, _split_normal_sf(thr_ah, c05, c50, c95))
+        prob = min(prob, _split_normal_sf(thr_ah, c05, c50, c95, interval_scale))
     return prob
 
 
 def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
                          reference_capacity_ah: float, eol_fraction: float = 0.8,
                          spec_min_cycles: float | None = None,
-                         observed_eol: int | None = None) -> EolEstimate:
+                         observed_eol: int | None = None,
+                         interval_scale: float = 1.0) -> EolEstimate:
     """One policy update from one forecast: EOL quantiles plus, with a spec, P(pass).
 
     Parameters are those of :func:`eol_estimate` and :func:`pass_probability`.
@@ -231,7 +255,8 @@ def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
     if spec_min_cycles is not None:
         pp = pass_probability(forecast, spec_min_cycles, last_cycle=last_cycle,
                               reference_capacity_ah=reference_capacity_ah,
-                              eol_fraction=eol_fraction, observed_eol=observed_eol)
+                              eol_fraction=eol_fraction, observed_eol=observed_eol,
+                              interval_scale=interval_scale)
     est = eol_estimate(forecast, last_cycle=last_cycle, pass_prob=pp,
                        threshold_ah=float(eol_fraction) * reference_capacity_ah)
     if not math.isfinite(est.threshold_fraction):
@@ -337,9 +362,11 @@ def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cyc
     now = updates[-1]
     recent = list(updates[-policy.stable_updates:])
     enough = len(recent) >= policy.stable_updates
-    known = now.width_cycles <= 2.0 * tolerance_cycles
+    widen = policy.interval_scale
+    known = widen * now.width_cycles <= 2.0 * tolerance_cycles
     medians = [u.cycle[1] for u in recent]
-    stable = enough and all(u.width_cycles <= 2.0 * tolerance_cycles for u in recent) and \
+    stable = enough and all(widen * u.width_cycles <= 2.0 * tolerance_cycles
+                            for u in recent) and \
         float(np.max(medians) - np.min(medians)) <= tolerance_cycles
     onset = loss_so_far_fraction >= policy.min_loss_fraction and math.isfinite(now.cycle[2])
     checks = {"known": bool(known), "stable": bool(stable), "in_domain": not domain_failures,

@@ -123,7 +123,8 @@ def replay_cell(cell_id: str, cycles: pd.DataFrame, forecast_fn: ForecastFn, *,
         n_forecasts += 1
         updates.append(update_from_forecast(doc, last_cycle=last, reference_capacity_ah=ref,
                                             eol_fraction=config.eol_fraction,
-                                            spec_min_cycles=spec_min_cycles))
+                                            spec_min_cycles=spec_min_cycles,
+                                            interval_scale=config.policy.interval_scale))
         loss = float(1.0 - np.median(q[max(0, n_rows - 3):n_rows]) / ref)
         failures = domain_fn(cycles.iloc[:n_rows]) if domain_fn else []
         decision = advise(updates[-config.policy.stable_updates:], planned_cycles=eol_cycle,

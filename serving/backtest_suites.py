@@ -70,13 +70,16 @@ def _domain_fn(model: Any) -> Callable[[pd.DataFrame], list]:
 def run_suites(model_uri: str | None, suites: Sequence[str] | None,
                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Replay every requested suite (default: all available) through the early-stopping policy."""
-    from ml.backtest import median_true_eol, run_backtest
+    from ml.advice import AdvicePolicy
+    from ml.backtest import BacktestConfig, median_true_eol, run_backtest
     from serving.runtime import load_forecaster
 
     model = load_forecaster(model_uri)
     chosen = list(suites) if suites else list(SUITES)
+    # the same policy the API applies: bands widened by the card's measured coverage
+    config = BacktestConfig(policy=AdvicePolicy(interval_scale=model.interval_scale))
     report: dict[str, Any] = {"model": {"name": model.name, "version": model.version},
-                              "suites": {}}
+                              "interval_scale": model.interval_scale, "suites": {}}
     for name in chosen:
         try:
             train, test = load_suite(name)
@@ -87,5 +90,6 @@ def run_suites(model_uri: str | None, suites: Sequence[str] | None,
             continue
         spec = median_true_eol(train)
         report["suites"][name] = run_backtest(test, _forecast_fn(model), spec_min_cycles=spec,
-                                              domain_fn=_domain_fn(model), progress=progress)
+                                              domain_fn=_domain_fn(model), config=config,
+                                              progress=progress)
     return report

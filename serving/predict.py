@@ -72,6 +72,7 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
                     max_horizon_cycles: int = 20_000) -> dict[str, Any]:
     """The ``POST /v1/advice`` answer for one cell's raw per-cycle rows.
 
+    The model's bands are widened by its card-derived ``interval_scale`` before any decision.
     The stop rule looks at ``n_updates`` forecasts made from the history cut every
     ``update_every_cycles`` cycles back from the last one (the newest first is "now"); each
     forecast runs to the same absolute end cycle, at least ``planned_cycles`` and the spec.
@@ -87,7 +88,8 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
               2 * last, last + 1)
     end = min(end, last + max_horizon_cycles)
     observed = observed_eol_cycle(cycles, discharge / ref, eol_fraction)
-    policy = AdvicePolicy(stable_updates=n_updates, min_loss_fraction=min_loss_fraction)
+    policy = AdvicePolicy(stable_updates=n_updates, min_loss_fraction=min_loss_fraction,
+                          interval_scale=model.interval_scale)
 
     updates = []
     for k in reversed(range(n_updates)):
@@ -104,7 +106,8 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
         seen = observed if observed is not None and observed <= cut_cycle else None
         updates.append(update_from_forecast(doc, last_cycle=cut_cycle, reference_capacity_ah=ref,
                                             eol_fraction=eol_fraction,
-                                            spec_min_cycles=spec_min_cycles, observed_eol=seen))
+                                            spec_min_cycles=spec_min_cycles, observed_eol=seen,
+                                            interval_scale=policy.interval_scale))
     if not updates:  # a single-row history: forecast from what there is
         doc = forecast_document(model, frame, horizon_cycles=max(1, end - last),
                                 hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
@@ -113,7 +116,8 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
         updates.append(update_from_forecast(doc, last_cycle=last, reference_capacity_ah=ref,
                                             eol_fraction=eol_fraction,
                                             spec_min_cycles=spec_min_cycles,
-                                            observed_eol=observed))
+                                            observed_eol=observed,
+                                            interval_scale=policy.interval_scale))
     failures = domain_violations(domain_features(frame, hours_per_cycle=pace, meta=meta),
                                  model.domain)
     adv = advise(updates, planned_cycles=planned_cycles, tolerance_cycles=tolerance_cycles,

@@ -63,6 +63,19 @@ class OnnxForecaster:
         dom = _card_get(self.card, "domain", None) or _card_get(self.card, "training_domain", None)
         return dict(dom or {})
 
+    @property
+    def interval_scale(self) -> float:
+        """How much the advice policy widens this model's bands: from the 90 % band coverage
+        measured on validation cells and stored in the card (1 when absent or ≥ 90 %)."""
+        from ml.advice import interval_scale_for_coverage
+
+        metrics = _card_get(self.card, "metrics", None) or {}
+        for key in ("val_model_coverage_90_pct", "coverage_90_pct"):
+            value = metrics.get(key)
+            if isinstance(value, (int, float)):
+                return interval_scale_for_coverage(float(value) / 100.0)
+        return 1.0
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """One onnxruntime call: named float32 arrays in, named arrays out."""
         feed = {name: inputs[name] for name in self._inputs}
@@ -98,6 +111,7 @@ class OnnxForecaster:
                 out[key] = value
         if self.domain:
             out["domain"] = self.domain
+        out["advice_interval_scale"] = self.interval_scale
         return out
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from ml.advice import (
     AdvicePolicy, EolEstimate, advise, domain_violations, eol_estimate, observed_eol_cycle,
-    pass_probability, update_from_forecast,
+    interval_scale_for_coverage, pass_probability, update_from_forecast,
 )
 
 
@@ -181,6 +181,27 @@ def test_partial_eol_read_from_capacity_rows_when_end_of_life_is_null():
 def test_observed_eol_cycle():
     assert observed_eol_cycle(np.array([1, 2, 3, 4]), np.array([1, .9, .79, .7]), 0.8) == 3
     assert observed_eol_cycle(np.array([1, 2]), np.array([1, .9]), 0.8) is None
+
+
+def test_interval_scale_from_measured_coverage():
+    # a "90 %" band that covered 68.27 % is really ± 1 sigma: widen by z(0.95) / 1 = 1.6449
+    assert interval_scale_for_coverage(0.6827) == pytest.approx(1.6449, abs=2e-3)
+    assert interval_scale_for_coverage(0.9) == 1.0 and interval_scale_for_coverage(None) == 1.0
+    assert interval_scale_for_coverage(0.97) == 1.0
+
+
+def test_interval_scale_widens_decisions():
+    base = dict(planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                loss_so_far_fraction=0.05)
+    assert advise(STABLE, **base).decision == "stop"
+    wide = advise(STABLE, policy=AdvicePolicy(interval_scale=1.5), **base)
+    assert wide.decision == "continue" and wide.failed == ["known"]
+    fc = _forecast(100, [(0.9, 0.95, 1.0), (0.8, 0.9, 1.0)])
+    # threshold at p05 of cycle 102: 0.95 as given; widened x2 -> z = -1.645 / 2 -> 0.7945
+    assert pass_probability(fc, 103, last_cycle=100, reference_capacity_ah=1.0,
+                            interval_scale=2.0) == pytest.approx(0.7945, abs=1e-4)
+    with pytest.raises(ValueError, match="interval_scale"):
+        AdvicePolicy(interval_scale=0.5)
 
 
 def test_policy_validates_thresholds():

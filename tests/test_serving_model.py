@@ -69,6 +69,18 @@ def test_runtime_forecast_matches_ml_inference_path(forecaster, serving_model_di
     assert [r["cycle_index"] for r in ours["forecast"]] == list(range(41, 66))
 
 
+def test_interval_scale_comes_from_the_cards_measured_coverage(forecaster):
+    import dataclasses
+
+    assert "val_model_coverage_90_pct" not in forecaster.card.metrics
+    assert forecaster.interval_scale == 1.0
+    card = dataclasses.replace(forecaster.card, metrics={"val_model_coverage_90_pct": 68.27})
+    other = type(forecaster)(path=forecaster.path, card=card, session=forecaster.session,
+                             loaded_at=0.0)
+    assert other.interval_scale == pytest.approx(1.6449, abs=2e-3)
+    assert other.describe()["advice_interval_scale"] == other.interval_scale
+
+
 def test_slot_swap_keeps_old_reference(forecaster):
     from serving.runtime import ModelSlot
 
