@@ -171,3 +171,24 @@ def test_geslin_suite_real(shared_data):
     assert figs["capacity_error_pct_of_reference"]["naive_sqrt"] < \
         figs["capacity_error_pct_of_reference"]["persistence"]
     assert np.isnan(figs["time_share_abs_error_median"]["naive_sqrt"])  # no truth here
+
+
+def test_severson_variance_model_matches_the_paper(shared_data):
+    """Severson 2019's one-feature 'variance model' scored 14.1 % / 138 cycles on its primary
+    test set (one anomalous cell excluded); our elastic net on log10 var ΔQ100-10(V) must land
+    near it, and the capacity-curve features at 300 cycles must beat those at 100."""
+    from ml.evaluation.cycle_life import elastic_net_scores
+    from ml.models.baselines import CAPACITY_FEATURES
+    from ml.sources import load_source
+
+    train = load_source("severson-qdlin-train", root=shared_data)
+    test = load_source("severson-qdlin-test1", root=shared_data)
+    s = elastic_net_scores(train, test, 100, ("log10_delta_q_v_variance",))
+    assert s["cells"] == 43
+    assert 10.0 < s["mape_pct_excl_anomalous"] < 17.0
+    assert 100.0 < s["rmse_cycles_excl_anomalous"] < 180.0
+    tr, te = load_source("severson-train", root=shared_data), load_source("severson-test1",
+                                                                           root=shared_data)
+    at100 = elastic_net_scores(tr, te, 100, CAPACITY_FEATURES)["mape_pct"]
+    at300 = elastic_net_scores(tr, te, 300, CAPACITY_FEATURES)["mape_pct"]
+    assert at300 < at100

@@ -4,7 +4,8 @@ Methods, each scored by MAPE (%) and RMSE (cycles) against the ``y`` labels:
 
 - elastic net (Severson 2019 recipe, log10 target) on the capacity-curve features of the first
   100 or 300 cycles (``severson-train`` → ``severson-test1``);
-- elastic net on the ΔQ100−10(V) summaries alone, and on capacity + ΔQ(V), from the first 100
+- elastic net on log10 var ΔQ100−10(V) alone (Severson's "variance model"), on the four ΔQ(V)
+  summaries, and on capacity + ΔQ(V), from the first 100
   cycles (``severson-qdlin-train`` → ``severson-qdlin-test1``: same cells, other cleaning);
 - per-cell extrapolation of the naive √t + N fit and the power law to 0.88 Ah;
 - the production model (its ``end_of_life.cycle_index.p50``) given the same 100 / 300 cycles.
@@ -107,6 +108,9 @@ def evaluate_cycle_life(severson: tuple[Sequence[CellRecord], Sequence[CellRecor
         train, test = qdlin
         out["elastic_net_capacity@100_qdlin"] = elastic_net_scores(train, test, 100,
                                                                    CAPACITY_FEATURES)
+        # Severson's "variance model": log10 var ΔQ100-10(V) alone
+        out["elastic_net_variance@100_qdlin"] = elastic_net_scores(
+            train, test, 100, ("log10_delta_q_v_variance",))
         out["elastic_net_delta_q@100_qdlin"] = elastic_net_scores(train, test, 100,
                                                                   DELTA_Q_FEATURES)
         out["elastic_net_capacity_delta_q@100_qdlin"] = elastic_net_scores(
