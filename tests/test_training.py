@@ -29,6 +29,17 @@ def test_crps_by_hand():
     assert float(sample_crps(torch.full((8,), 2.0), torch.tensor(3.5))) == pytest.approx(1.5)
 
 
+def test_conformal_constant_is_the_kth_smallest_score():
+    from ml.training.calibration import conformal_scale
+
+    raw = np.tile([0.0, 1.0, 2.0], (10, 1))
+    y = np.array([0.5] * 9 + [4.0])  # scores: nine of (-0.5)/2 = -0.25, one of (4 - 2)/2 = 1
+    # alpha 0.2: k = ceil(11 * 0.8) = 9 -> -0.25 (the band may shrink); alpha 0.1: k = 10 -> 1
+    assert conformal_scale(raw, y, 0.0, alpha=0.2)["scale"] == pytest.approx(-0.25)
+    assert conformal_scale(raw, y, 0.0, alpha=0.1)["scale"] == pytest.approx(1.0)
+    assert conformal_scale(raw, np.full(10, np.nan), 0.0)["n"] == 0
+
+
 def test_committed_configs_load_and_flatten():
     for study in ("default", "tiny"):
         cfg = load_config(ROOT / "experiments" / study / "config.toml")

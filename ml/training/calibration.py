@@ -28,10 +28,9 @@ def conformal_scale(raw: np.ndarray, y: np.ndarray, eps: float, alpha: float = 0
     n = len(y)
     if n == 0:
         return {"scale": 0.0, "eps": eps, "n": 0, "level": 1 - alpha}
-    s = np.maximum(raw[:, 0] - y, y - raw[:, 2]) / (raw[:, 2] - raw[:, 0] + eps)
-    level = min(1.0, np.ceil((n + 1) * (1 - alpha)) / n)
-    return {"scale": float(np.quantile(s, level, method="higher")), "eps": eps, "n": int(n),
-            "level": 1 - alpha}
+    s = np.sort(np.maximum(raw[:, 0] - y, y - raw[:, 2]) / (raw[:, 2] - raw[:, 0] + eps))
+    k = min(int(np.ceil((n + 1) * (1 - alpha))), n)  # the k-th smallest score (split conformal)
+    return {"scale": float(s[k - 1]), "eps": eps, "n": int(n), "level": 1 - alpha}
 
 
 def calibrate(model: FadeNet, cells: list[PreparedCell], scaler: FeatureScaler,
