@@ -192,3 +192,13 @@ def test_severson_variance_model_matches_the_paper(shared_data):
     at100 = elastic_net_scores(tr, te, 100, CAPACITY_FEATURES)["mape_pct"]
     at300 = elastic_net_scores(tr, te, 300, CAPACITY_FEATURES)["mape_pct"]
     assert at300 < at100
+
+
+def test_available_suites_follow_the_data(tmp_path):
+    from ml.evaluation.suites import available_suites
+
+    assert available_suites(root=tmp_path) == ["synthetic"]
+    for folder in ("pybamm-dev", "severson2019", "nasa_pcoe"):
+        (tmp_path / folder).mkdir()
+    assert available_suites(root=tmp_path) == ["pybamm-dev", "severson", "synthetic",
+                                               "nasa-pcoe"]
