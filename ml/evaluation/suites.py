@@ -15,9 +15,13 @@ widths; for coverage the target is 90 %).
 """
 from __future__ import annotations
 
+import difflib
 import math
+import warnings
 from pathlib import Path
 from typing import Any
+
+from data_registry.errors import FadecastError
 
 from ml.evaluation.cycle_life import evaluate_cycle_life, naive_methods
 from ml.evaluation.forecasters import BaselineForecaster
@@ -94,8 +98,6 @@ def _pybamm_dev(model: Any, root: Any) -> dict:
 
 
 def _split_suite(name: str, model: Any, root: Any) -> dict:
-    import warnings
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         recs = load_source(name, root=root)
@@ -161,9 +163,6 @@ _RUNNERS = {"pybamm-dev": _pybamm_dev, "severson": _severson, "synthetic": _synt
 def run_suite(name: str, *, model: Any = None, root: str | Path | None = None) -> dict:
     """Run one suite; ``model`` is a forecaster (e.g. ``ModelForecaster.from_uri(uri)``) or
     None for baselines only. Returns ``{"suite", "cells", "figures", "notes", …}``."""
-    from data_registry.errors import FadecastError
-    import difflib
-
     if name not in _RUNNERS:
         near = difflib.get_close_matches(name, SUITES, n=3)
         raise FadecastError(f"suite '{name}' not recognised"
