@@ -51,3 +51,35 @@ def test_any_valid_table_yields_one_row_per_cycle_and_monotone_hours(samples):
         v = t[col].to_numpy(float)
         assert (v[np.isfinite(v)] >= 0).all(), col
     assert (t["rest_second"] <= t["cycle_duration_second"] + 1e-9).all()
+
+
+_VALUES = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10 ** 6),
+                    st.sampled_from(["n/a", "", "1e3", " 2.5 ", "abc", None]))
+_COLUMNS = ["cycle_index", "test_time_second", "discharge_capacity_ah", "charge_capacity_ah",
+            "c_rate", "hours_per_cycle", "mean_charge_voltage_volt", "cell_id", "junk"]
+
+
+@st.composite
+def user_cycle_tables(draw) -> pd.DataFrame:
+    n = draw(st.integers(1, 6))
+    cols = draw(st.lists(st.sampled_from(_COLUMNS), min_size=1, max_size=len(_COLUMNS),
+                         unique=True))
+    return pd.DataFrame({c: draw(st.lists(_VALUES, min_size=n, max_size=n)) for c in cols})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(user_cycle_tables())
+def test_user_tables_either_complete_or_raise_a_located_fadecast_error(cycles):
+    from data_registry.errors import FadecastError
+    from ml.features import complete_cycle_table
+
+    try:
+        t = complete_cycle_table(cycles)
+    except FadecastError as exc:
+        assert exc.column is not None and str(exc)
+        return
+    assert len(t) == len(cycles)
+    for _, part in t.groupby("cell_id"):
+        assert (np.diff(part["cycle_index"].to_numpy()) > 0).all()
+        assert (np.diff(part["elapsed_hour"].to_numpy()) >= 0).all()
+    assert np.isfinite(t["elapsed_hour"]).all()

@@ -15,6 +15,8 @@ from ml.features.sample_frame import SampleArrays
 #: A counter drop to at most this fraction of the previous value is read as a reset (per cycle
 #: or per step); smaller drops are noise and add nothing.
 COUNTER_RESET_FRACTION = 0.5
+#: Smallest charge (Ah) for which a half-cycle's mean voltage is reported (1 nAh).
+MIN_HALF_CYCLE_AH = 1e-9
 
 
 def counter_increments(values: np.ndarray, cell_starts: np.ndarray) -> np.ndarray:
@@ -101,13 +103,12 @@ def capacity_per_cycle(arr: SampleArrays, flows: dict[str, np.ndarray]) -> dict[
         "charge_energy_wh": np.add.reduceat(flows["charge_wh"], st),
         "discharge_energy_wh": np.add.reduceat(flows["discharge_wh"], st),
     }
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["mean_charge_voltage_volt"] = np.where(
-            out["charge_capacity_ah"] > 0, out["charge_energy_wh"] / out["charge_capacity_ah"],
-            np.nan)
-        out["mean_discharge_voltage_volt"] = np.where(
-            out["discharge_capacity_ah"] > 0,
-            out["discharge_energy_wh"] / out["discharge_capacity_ah"], np.nan)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for kind in ("charge", "discharge"):
+            q = out[f"{kind}_capacity_ah"]
+            # Below MIN_HALF_CYCLE_AH a cycle did not really charge/discharge (rest noise).
+            out[f"mean_{kind}_voltage_volt"] = np.where(
+                q > MIN_HALF_CYCLE_AH, out[f"{kind}_energy_wh"] / q, np.nan)
     return out
 
 

@@ -117,11 +117,12 @@ def timing_columns(df: pd.DataFrame, reference_ah: float,
     out["cumulative_high_voltage_hour"] = (np.cumsum(np.nan_to_num(hv)) if np.isfinite(hv).any()
                                            else nan)
     cap = nominal_ah if nominal_ah is not None and np.isfinite(nominal_ah) else reference_ah
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for kind in ("charge", "discharge"):
             q = numeric_column(df, f"{kind}_capacity_ah")
             h = numeric_column(df, f"{kind}_duration_second") / 3600.0
-            out[f"{kind}_c_rate"] = np.where(h > 0, q / h / cap, np.nan)
+            rate = np.where(h > 0, q / h / cap, np.nan)
+            out[f"{kind}_c_rate"] = np.where(np.isfinite(rate), rate, np.nan)
     given = numeric_column(df, "c_rate")
     out["c_rate"] = np.where(np.isfinite(given), given, out["discharge_c_rate"])
     return out
