@@ -21,10 +21,12 @@ def test_derived_columns_by_hand():
     t = complete_cycle_table(_cycles(), cells={"c1": {"nominal_capacity_ah": 1.25}})
     assert list(t["cell_id"]) == ["c1"] * 3
     np.testing.assert_allclose(t["elapsed_hour"], [1.0, 2.0, 4.0])
-    np.testing.assert_allclose(t["cycle_duration_hour"], [np.nan, 1.0, 2.0])
+    np.testing.assert_allclose(t["cycle_duration_hour"], [1.0, 1.0, 2.0])  # cycle 1 from t=0
     np.testing.assert_allclose(t["coulombic_efficiency"], [1 / 1.02, 0.98, 0.97 / 0.98])
     np.testing.assert_allclose(t["coulombic_inefficiency_per_hour"],
-                               [np.nan, 0.02 / 1.0, (1 - 0.97 / 0.98) / 2.0])
+                               [(1 - 1 / 1.02) / 1.0, 0.02 / 1.0, (1 - 0.97 / 0.98) / 2.0])
+    later = complete_cycle_table(_cycles(cycle_index=[5, 6, 7]))
+    assert np.isnan(later["cycle_duration_hour"].iloc[0])  # a continuation: start unknown
     np.testing.assert_allclose(t["retention"], [0.8, 0.98 / 1.25, 0.97 / 1.25])
     np.testing.assert_allclose(t["equivalent_full_cycles"], np.cumsum([1.0, 0.98, 0.97]) / 1.25)
     assert t["energy_efficiency"].isna().all() and t["polarization_volt"].isna().all()

@@ -83,7 +83,8 @@ COLUMNS: tuple[FeatureColumn, ...] = (
     # Derived by complete_cycle_table.
     _C("elapsed_hour", "h", "time", "derived", "test_time_second / 3600."),
     _C("cycle_duration_hour", "h", "time", "derived",
-       "cycle_duration_second / 3600 (else the difference of consecutive end times)."),
+       "cycle_duration_second / 3600 (else the difference of consecutive end times; the "
+       "first end time when the table starts at cycle 0 or 1)."),
     _C("cycle_start_hour", "h", "time", "derived", "Start of the cycle since test start."),
     _C("rest_hour", "h", "time", "derived", "rest_second / 3600."),
     _C("rest_before_hour", "h", "time", "derived", "rest_before_second / 3600."),

@@ -92,8 +92,8 @@ def timing_columns(df: pd.DataFrame, reference_ah: float,
     """Hour columns and C-rates of one cell's per-cycle table (rows in cycle order).
 
     ``elapsed_hour`` = test_time_second / 3600 (end of cycle); ``cycle_start_hour``;
-    ``cycle_duration_hour`` (given, else difference of consecutive end times, NaN for the first
-    row); ``rest_hour``; ``rest_before_hour``; ``high_voltage_hour`` and its cumulative sum
+    ``cycle_duration_hour`` (given, else difference of consecutive end times; the first row's
+    end time when the table starts at cycle 0 or 1, else NaN); ``rest_hour``; ``rest_before_hour``; ``high_voltage_hour`` and its cumulative sum
     ``cumulative_high_voltage_hour``; ``charge_c_rate`` / ``discharge_c_rate`` = mean current
     during charge / discharge over the C-rate capacity (``nominal_ah`` if known, else the
     reference capacity), in 1/h; ``c_rate`` as given, else the discharge C-rate.
@@ -107,6 +107,9 @@ def timing_columns(df: pd.DataFrame, reference_ah: float,
         dur = nan.copy()
         if n > 1:
             dur[1:] = np.diff(t)
+        # A table that starts at cycle 0 or 1 starts with the test: its first cycle lasted t.
+        if n and numeric_column(df, "cycle_index")[0] <= 1 and t[0] > 0:
+            dur[0] = t[0]
     out["cycle_duration_hour"] = dur / 3600.0
     start = numeric_column(df, "cycle_start_second")
     out["cycle_start_hour"] = np.where(np.isfinite(start), start, t - dur) / 3600.0
