@@ -55,7 +55,8 @@ COLUMN_QUANTITY: dict[str, str] = {
     "_energy_wh": "energy",
 }
 
-_UNIT_IN_HEADER = re.compile(r"^\s*(?P<name>.*?)\s*(?:[(\[](?P<u1>[^)\]]*)[)\]]|/\s*(?P<u2>[^/]+))\s*$")
+_UNIT_IN_HEADER = re.compile(
+    r"^\s*(?P<name>.*?)\s*(?:[(\[](?P<u1>[^)\]]*)[)\]]|/\s*(?P<u2>[^/]+))\s*$")
 
 
 def split_header(header: str) -> tuple[str, str | None]:

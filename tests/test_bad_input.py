@@ -284,3 +284,12 @@ def test_ambiguous_format_lists_candidates(tmp_path):
         open_source(p)
     assert e.value.code == "ambiguous_format"
     assert open_source(p, format_name="arbin_csv").format_name == "arbin_csv"
+
+
+def test_gzipped_binary_format_is_refused_clearly(tmp_path):
+    p = tmp_path / "x.nda.gz"
+    p.write_bytes(gzip.compress(b"NEWARE" + b"\x00" * 200))
+    with pytest.raises(InputFormatError, match=r"x.nda.gz: a gzip'd neware_nda file cannot be "
+                       r"read in place") as e:
+        open_source(p)
+    assert e.value.code == "gzip_unsupported"

@@ -314,3 +314,12 @@ def test_small_chunks_give_the_same_table(shared_data, rel):
     parts = list(open_source(shared_data / "parsers" / rel, chunk_rows=777).chunks())
     assert len(parts) > 3
     pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+
+
+def test_gzipped_neware_regular_export(shared_data, tmp_path):
+    import gzip
+    rel = "neware_cellpy/nw_regular_export_ife_example.csv"
+    gz = tmp_path / "regular.csv.gz"
+    gz.write_bytes(gzip.compress((shared_data / "parsers" / rel).read_bytes()))
+    pd.testing.assert_frame_equal(open_source(gz).read(),
+                                  open_source(shared_data / "parsers" / rel).read())

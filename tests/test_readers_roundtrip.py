@@ -39,8 +39,8 @@ def canonical_tables(draw):
     return df
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(table=canonical_tables(), chunk_rows=st.integers(1, 50))
 def test_generic_csv_round_trip(tmp_path, table, chunk_rows):
     p = tmp_path / "roundtrip.csv"

@@ -52,6 +52,11 @@ def open_source(path: str | Path, *, format_name: str | None = None,
             raise InputFormatError(
                 f"file is not a {fmt.name} file", code="wrong_format", file=head.name,
                 expected=f"{fmt.name} ({fmt.description})", found=found)
+    if head.gzip and not fmt.gzip:
+        raise InputFormatError(
+            f"a gzip'd {fmt.name} file cannot be read in place (its reader needs the plain "
+            "file)", code="gzip_unsupported", file=head.name,
+            expected=f"an uncompressed {fmt.description}", found="gzip data")
     try:
         return opener(fmt)(head, chunk_rows, format_name=fmt.name, max_line_bytes=max_line_bytes,
                        protocol_hours_per_cycle=protocol_hours_per_cycle)

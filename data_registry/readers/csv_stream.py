@@ -258,7 +258,8 @@ def _read(chunk: bytes, layout: CsvLayout, wanted: list[str],
         include_columns=wanted, column_types=types, null_values=[""],
         strings_can_be_null=True, quoted_strings_can_be_null=True,
         decimal_point="," if layout.decimal_comma else ".")
-    return pacsv.read_csv(pa.BufferReader(pa.py_buffer(chunk)), read_options=read, parse_options=parse,
+    return pacsv.read_csv(pa.BufferReader(pa.py_buffer(chunk)), read_options=read,
+                          parse_options=parse,
                           convert_options=convert)
 
 

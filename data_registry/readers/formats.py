@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_registry.errors import InputFormatError, UnknownFormatError
-from data_registry.readers import (arbin_csv, arbin_res, batteryarchive, bdf, biologic_mpr, biologic_text,
-                                   excel, generic_csv, indigo, neware_binary, neware_regular,
-                                   maccor, maccor_eis, neware_csv, novonix, pec, refused)
+from data_registry.readers import (arbin_csv, arbin_res, batteryarchive, bdf, biologic_mpr,
+                                   biologic_text, excel, generic_csv, indigo, maccor,
+                                   maccor_eis, neware_binary, neware_csv, neware_regular,
+                                   novonix, pec, refused)
 from data_registry.readers.sniff import Head, read_head
 
 
@@ -30,6 +31,7 @@ class Format:
     opener: str  # "module:function" in data_registry.readers
     description: str
     generic: bool = False
+    gzip: bool = True  # text formats stream through gzip; binary libraries need a plain file
 
 
 def _generic(name: str) -> Callable[[Head], bool]:
@@ -77,17 +79,23 @@ FORMATS: tuple[Format, ...] = (
     Format("biologic_peis_txt", "eis", "", biologic_text.is_biologic_eis,
            _R + "biologic_text:open_biologic_eis", biologic_text.EIS.description),
     Format("biologic_mpr", "samples", "extra:biologic", biologic_mpr.is_mpr,
-           _R + "biologic_mpr:open_mpr", "BioLogic EC-Lab binary .mpr (galvani, GPL extra)"),
+           _R + "biologic_mpr:open_mpr", "BioLogic EC-Lab binary .mpr (galvani, GPL extra)",
+           gzip=False),
     Format("neware_nda", "samples", "", neware_binary.is_nda,
-           _R + "neware_binary:open_neware_binary", "Neware BTS binary .nda (fastnda)"),
+           _R + "neware_binary:open_neware_binary", "Neware BTS binary .nda (fastnda)",
+           gzip=False),
     Format("neware_ndax", "samples", "", neware_binary.is_ndax,
-           _R + "neware_binary:open_neware_binary", "Neware BTS binary .ndax (fastnda)"),
+           _R + "neware_binary:open_neware_binary", "Neware BTS binary .ndax (fastnda)",
+           gzip=False),
     Format("indigo_h5", "samples", "", indigo.is_indigo, _R + "indigo:open_indigo",
-           "Indigo HDF5 (time_series_data frame)"),
+           "Indigo HDF5 (time_series_data frame)",
+           gzip=False),
     Format("landt_xlsx", "samples", "", excel.is_xlsx, _R + "excel:open_xlsx",
-           "cycler Excel workbook (Landt/Arbin-style data sheets)"),
+           "cycler Excel workbook (Landt/Arbin-style data sheets)",
+           gzip=False),
     Format("arbin_res", "samples", "tool:mdbtools", arbin_res.is_res,
-           _R + "arbin_res:open_arbin_res", "Arbin .res (MS-Access; mdb-export)"),
+           _R + "arbin_res:open_arbin_res", "Arbin .res (MS-Access; mdb-export)",
+           gzip=False),
     Format("biologic_mpl", "samples", "unsupported", refused.is_biologic_log, "",
            "BioLogic .mpl acquisition log (settings only): ingest the .mpr or the text export "
            "beside it"),

@@ -4,7 +4,8 @@ empty fields.
 * ``Cycle Index,Chg. Cap.(Ah),…``      — a cycle row (first field = cycle number; the first
   cycle row may carry the first step row glued after its 8 fields);
 * ``,Step Index,Step Number,Step Type…`` — a step row (second field = step index);
-* ``,,DataPoint,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date…`` — a record.
+* ``,,DataPoint,Time,Total Time,Current(A),Voltage(V),Capacity(Ah),Energy(Wh),Date…`` — one
+  record.
 
 Records inherit the cycle and step of the rows above them, so this reader walks lines in order
 (a per-line Python loop: this export is written for humans and is small; numbers are then
@@ -13,6 +14,7 @@ the single ``Capacity``/``Energy`` counters are split by the sign of the current
 """
 from __future__ import annotations
 
+import gzip
 from collections.abc import Iterator
 
 import numpy as np
@@ -53,7 +55,9 @@ def open_neware_regular(head: Head, chunk_rows: int, **_: object) -> Source:
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
         rows, lines, cycles, steps = [], [], [], []
         cycle, step = 0, 0
-        with open(head.path, encoding=head.encoding, errors="replace") as fh:
+        opened = (gzip.open(head.path, "rt", encoding=head.encoding, errors="replace")
+                  if head.gzip else open(head.path, encoding=head.encoding, errors="replace"))
+        with opened as fh:
             for n, line in enumerate(fh, start=1):
                 if n <= 3 or not line.strip():
                     continue
