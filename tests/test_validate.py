@@ -1,7 +1,6 @@
 """Validator rules on generated per-sample files whose capacity counters are exactly ∫I dt."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 

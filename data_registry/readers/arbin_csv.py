@@ -10,9 +10,10 @@ import csv
 from pathlib import Path
 
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.headers import match_headers
+from data_registry.readers.headers import match_headers, norm
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Source, csv_source, layout_from_head
+from data_registry.units import split_header
 
 READER_VERSION = "1"
 
@@ -38,8 +39,7 @@ SIGNATURE = {"data_point", "test_time", "step_index", "cycle_index", "current", 
 
 
 def _stems(head: Head) -> set[str]:
-    from data_registry.readers.headers import norm
-    from data_registry.units import split_header
+    """Normalised header names of the first line, units stripped."""
     return {norm(split_header(f)[0]) for f in head.fields(0)}
 
 

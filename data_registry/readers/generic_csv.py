@@ -22,7 +22,7 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.headers import match_headers, norm
+from data_registry.readers.headers import match_headers
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head
 from data_registry.schema import CYCLES, EIS, SAMPLES
