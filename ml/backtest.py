@@ -103,7 +103,7 @@ def replay_cell(cell_id: str, cycles: pd.DataFrame, forecast_fn: ForecastFn, *,
     t = cycles["test_time_second"].to_numpy(float)
     ref = float(nominal_capacity_ah) if nominal_capacity_ah else float(np.nanmax(q[:3]))
     tolerance = max(1.0, config.tolerance_fraction * spec_min_cycles)
-    every = max(1, int(round(spec_min_cycles / config.updates_per_spec)))
+    every = max(1, int(round(spec_min_cycles / config.updates_per_spec)))  # = 0.8 x tolerance
     first = max(int(idx[0]) + 2, int(math.ceil(config.first_cut_fraction * spec_min_cycles)))
     start_seconds = float(t[0]) - (float(t[1] - t[0]) if len(t) > 1 else 0.0)
     planned_seconds = eol_seconds - max(start_seconds, 0.0)

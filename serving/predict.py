@@ -68,15 +68,18 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
                     nominal_capacity_ah: float | None = None,
                     spec_min_cycles: float | None = None, cell_id: str | None = None,
                     meta: dict[str, Any] | None = None, n_updates: int = 3,
-                    update_every_cycles: int = 10, min_loss_fraction: float = 0.03,
+                    update_every_cycles: int | None = None, min_loss_fraction: float = 0.03,
                     max_horizon_cycles: int = 20_000) -> dict[str, Any]:
     """The ``POST /v1/advice`` answer for one cell's raw per-cycle rows.
 
     The model's bands are widened by its card-derived ``interval_scale`` before any decision.
     The stop rule looks at ``n_updates`` forecasts made from the history cut every
-    ``update_every_cycles`` cycles back from the last one (the newest first is "now"); each
-    forecast runs to the same absolute end cycle, at least ``planned_cycles`` and the spec.
+    ``update_every_cycles`` cycles back from the last one (default 0.8 × ``tolerance_cycles``,
+    the spacing ``fadecast backtest`` replays with); each forecast runs to the same absolute end
+    cycle, at least ``planned_cycles`` and the spec.
     """
+    if update_every_cycles is None:
+        update_every_cycles = max(1, int(round(0.8 * tolerance_cycles)))
     if frame.empty:
         raise ValidationError("history is empty", code="empty_history", column="history")
     cycles = frame["cycle_index"].to_numpy(np.int64)

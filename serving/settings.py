@@ -32,8 +32,9 @@ class Settings(BaseSettings):
     max_horizon_cycles: int = Field(20_000, gt=0, description="longest forecast horizon")
     advice_updates: int = Field(3, ge=1, le=10,
                                 description="forecast updates the stop rule looks back over")
-    advice_update_every_cycles: int = Field(10, ge=1,
-                                            description="cycles between those updates")
+    advice_update_every_cycles: int | None = Field(
+        None, ge=1, description="cycles between those updates (default: 0.8 x the request's "
+        "tolerance_cycles, as in the backtest)")
     advice_min_loss_fraction: float = Field(0.03, ge=0, lt=1)
     home: Path | None = Field(None, description="registry folder (default: FADECAST_HOME)")
 

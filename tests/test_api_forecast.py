@@ -181,3 +181,33 @@ def test_advice_bad_input(client):
     body = {"history": history_rows(10), "planned_cycles": 100, "tolerance_cycles": 5,
             "spec": {"min_cycles_to_eol": -3}}
     _error(client.post("/v1/advice", json=body), 422, "spec.min_cycles_to_eol")
+
+
+class _Recording:
+    """Delegates to the real forecaster and records the last history cycle of each forecast."""
+
+    def __init__(self, inner):
+        self.inner, self.cuts = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def forecast(self, frame, **kw):
+        self.cuts.append((int(frame["cycle_index"].iloc[-1]), kw["horizon_cycles"]))
+        return self.inner.forecast(frame, **kw)
+
+
+def test_advice_update_schedule(forecaster):  # noqa: F811
+    import pandas as pd
+
+    from serving.predict import advice_document
+
+    frame = pd.DataFrame(history_rows(120))
+    rec = _Recording(forecaster)
+    advice_document(rec, frame, planned_cycles=300, tolerance_cycles=25)
+    # every 0.8 x 25 = 20 cycles back from 120; all forecasts end at max(300, 2 x 120) = 300
+    assert rec.cuts == [(80, 220), (100, 200), (120, 180)]
+    rec = _Recording(forecaster)
+    advice_document(rec, frame, planned_cycles=100, tolerance_cycles=25, spec_min_cycles=200,
+                    update_every_cycles=7, n_updates=2)
+    assert rec.cuts == [(113, 300 - 113), (120, 180)]
