@@ -31,6 +31,18 @@ MODEL_FILE = "model.onnx"
 LEVELS = (0.05, 0.5, 0.95)
 
 
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _finite(obj.item())
+    return obj
+
+
 @dataclass
 class ModelCard:
     """Everything inference needs besides the ONNX graph (JSON beside it).
@@ -69,8 +81,8 @@ class ModelCard:
                           min_history=int(self.window.get("min_history", 3)))
 
     def to_json(self) -> str:
-        """Pretty JSON text of the card."""
-        return json.dumps(asdict(self), indent=2, sort_keys=False)
+        """Pretty, strict JSON text of the card (non-finite numbers become null)."""
+        return json.dumps(_finite(asdict(self)), indent=2, sort_keys=False, allow_nan=False)
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write atomically (temp file + ``os.replace``); returns the path."""

@@ -120,3 +120,18 @@ def test_band_and_conformal_widening_by_hand():
     # a negative scale narrows but never past the median
     q = apply_conformal(np.array([5.0, 50.0, 95.0]), {"scale": -2.0, "eps": 0.0})
     assert q == pytest.approx([50.0, 50.0, 50.0])
+
+
+def test_card_json_is_strict_and_round_trips(tmp_path, quick_model):
+    from ml.inference import ModelCard
+
+    card = ModelCard.load(quick_model / "model_card.json")
+    card.metrics = {"a": float("nan"), "b": 1.5}
+    path = card.save(tmp_path / "card.json")
+    text = path.read_text()
+    assert "NaN" not in text
+    again = ModelCard.load(path)
+    assert again.metrics == {"a": None, "b": 1.5}
+    assert again.feature_scaler().to_dict() == card.feature_scaler().to_dict()
+    assert again.window_spec() == card.window_spec()
+    assert again.training_domain["c_rate"][0] <= again.training_domain["c_rate"][1]

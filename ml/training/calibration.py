@@ -38,8 +38,9 @@ def calibrate(model: FadeNet, cells: list[PreparedCell], scaler: FeatureScaler,
     """``{"capacity": {...}, "time_share": {...}}`` conformal constants from ``cells``.
 
     When at least ``min_real_cells`` validation cells are not from the synthetic fleet, only
-    those calibrate: the fleet is a training aid with deliberately harder, rarer shapes (rate
-    switches, storage, knees), and serving sees real or simulated-physics cells.
+    those calibrate (simulated-physics and measured cells together): the fleet is a training aid
+    with deliberately harder, rarer shapes (rate switches, storage, knees), and serving sees real
+    cells.
     """
     real = [c for c in cells if c.meta.get("source") != "synthetic"]
     used = real if len(real) >= min_real_cells else cells

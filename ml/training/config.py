@@ -27,7 +27,8 @@ class DataConfig:
     """Which cells train the model and how they are split (by cell, ``ml.sources.split_by_cell``).
 
     ``sources`` are ``ml.sources`` names used when their folder exists (missing ones are skipped
-    with a note); ``source_weight`` repeats each source's training cells that many times.
+    with a note); ``source_weight`` repeats the training cells of sources WITH a known time/cycle
+    split (pybamm-dev) that many times per epoch; other sources count once.
     """
 
     synthetic_cells: int = 160

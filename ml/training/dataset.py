@@ -151,5 +151,8 @@ def dataset_hash(cells: list[CellRecord]) -> str:
 
 
 def cells_frame(cells: list[CellRecord]) -> pd.DataFrame:
-    """All cells' per-cycle tables stacked (for ``mlflow.data.from_pandas``)."""
-    return pd.concat([c.cycles.assign(cell_id=c.cell_id) for c in cells], ignore_index=True)
+    """All cells' per-cycle tables stacked (for ``mlflow.data.from_pandas``); integer columns
+    as float64 so the logged schema accepts missing values."""
+    frame = pd.concat([c.cycles.assign(cell_id=c.cell_id) for c in cells], ignore_index=True)
+    ints = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+    return frame.astype({c: "float64" for c in ints})

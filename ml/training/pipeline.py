@@ -77,7 +77,8 @@ def load_splits(data: DataConfig) -> Splits:
         parts = split_by_cell(records, seed=data.split_seed, val_fraction=data.val_fraction,
                               test_fraction=data.test_fraction)
         by_id = {r.cell_id: r for r in records}
-        weight = 1 if name == "synthetic" else max(1, data.source_weight)
+        has_truth = any(r.truth is not None for r in records)
+        weight = max(1, data.source_weight) if has_truth and name != "synthetic" else 1
         out.train += [by_id[i] for i in parts["train"]] * weight
         out.val += [by_id[i] for i in parts["val"]]
         out.test += [by_id[i] for i in parts["test"]]
@@ -148,8 +149,8 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
         metrics = {f"final_{k}": v for k, v in history[-1].items()}
         val_fig = quality_figures(val_eval, card, run) if val_eval else {}
         metrics.update(_prefixed(val_fig, "val"))
-        for split, records in (("val", val_eval), ("test", splits.test)):
-            for source, group in _by_source([r for r in records if r.truth is not None]).items():
+        for split, records in (("val", splits.val), ("test", splits.test)):
+            for source, group in _by_source(records).items():
                 metrics.update(_prefixed(quality_figures(group, card, run), f"{split}_{source}"))
         score = champion_score(val_fig.get("model", {})) if val_fig else float("nan")
         metrics["val_champion_score"] = score
