@@ -182,3 +182,17 @@ def test_blank_lines_are_skipped_but_counted(tmp_path):
                  "0,3.5,0,1\r\n\r\n10,3.6,0,1\r\n\n20,3.7,0,1\r\n")
     df = open_source(p).read()
     assert df["source_row"].tolist() == [2, 4, 6]
+
+
+def test_bdf_human_headers_any_unit(tmp_path):
+    p = tmp_path / "bdf.csv"
+    p.write_text("Test Time / min,Voltage / mV,Current / mA,Cycle Count / 1,"
+                 "Charge Capacity / mAh,Discharge Capacity / mAh\n"
+                 "0,3400,0,1,0,0\n1,3500,600,1,10,0\n2,3600,600,1,20,0\n")
+    src = open_source(p)
+    assert src.format_name == "bdf_csv"
+    df = src.read()
+    assert df["test_time_second"].tolist() == [0.0, 60.0, 120.0]
+    assert df["voltage_volt"].tolist() == pytest.approx([3.4, 3.5, 3.6])
+    assert df["current_ampere"].tolist() == pytest.approx([0.0, 0.6, 0.6])
+    assert df["charging_capacity_ah"].tolist() == pytest.approx([0.0, 0.01, 0.02])

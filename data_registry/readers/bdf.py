@@ -10,7 +10,7 @@ from __future__ import annotations
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Source
-from data_registry.readers.tabular import TabularSpec, header_with, open_tabular
+from data_registry.readers.tabular import TabularSpec, open_tabular
 
 SPEC = TabularSpec(
     format_name="bdf_csv", kind="samples",
@@ -28,13 +28,17 @@ SPEC = TabularSpec(
     },
     description="BDF CSV ('Test Time / h', 'Voltage / V', 'Current / A', ...)",
 )
-_find = header_with("Test Time / h", "Voltage / V", "Current / A", limit=5)
-_find_s = header_with("Test Time / s", "Voltage / V", "Current / A", limit=5)
+_HUMAN = ("test time /", "voltage /", "current /")
 
 
 def _header(head: Head) -> int | None:
-    i = _find(head)
-    return i if i is not None else _find_s(head)
+    """First of the first 5 lines whose fields include 'Test Time / <unit>', 'Voltage / <unit>'
+    and 'Current / <unit>' (BDF human-readable names, any unit)."""
+    for i, line in enumerate(head.lines[:5]):
+        fields = [f.strip().strip('"').lower() for f in line.split(head.delimiter(line))]
+        if all(any(f.startswith(p) for f in fields) for p in _HUMAN):
+            return i
+    return None
 
 
 def open_bdf(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
