@@ -132,3 +132,33 @@ def test_constant_rate_capacity_only_is_wide_varied_rate_is_narrower(easy_model)
     wide, narrow = width(bare), width(varied)
     assert wide >= 0.4, wide  # the data cannot separate time from cycles: say so
     assert narrow < 0.75 * wide, (narrow, wide)
+
+
+def test_splits_are_by_cell_without_leakage():
+    from ml.training.config import DataConfig
+    from ml.training.pipeline import load_splits
+
+    splits = load_splits(DataConfig(synthetic_cells=30, sources=(), val_fraction=0.2,
+                                    test_fraction=0.2))
+    ids = {name: {r.cell_id for r in getattr(splits, name)} for name in ("train", "val", "test")}
+    assert ids["train"] and ids["val"] and ids["test"]
+    assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"])
+    assert not (ids["val"] & ids["test"])
+    assert len(ids["train"] | ids["val"] | ids["test"]) == 30
+    again = load_splits(DataConfig(synthetic_cells=30, sources=()))
+    assert [r.cell_id for r in again.val] == [r.cell_id for r in splits.val]
+
+
+def test_training_is_deterministic_for_a_seed():
+    from ml.models.fade_net import FadeNet
+    from ml.training.loop import TrainSettings, fit
+
+    cells = prepare_cells(make_fleet(4, seed=9))
+    scaler = fit_scaler(cells)
+    states = []
+    for _ in range(2):
+        model = FadeNet(FEATURE_NAMES, d_model=8, n_heads=2, n_samples=8, seed=1)
+        fit(model, cells, [], scaler, TrainSettings(epochs=2, windows_per_cell=2, seed=4,
+                                                    max_history=16), progress=False)
+        states.append(model.state_dict())
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
