@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from data_registry.store import Registry
@@ -104,3 +105,20 @@ def test_cli_subprocess_stdout_is_one_json_and_no_torch(tmp_path, serving_model_
     doc = json.loads(out.stdout)  # the whole stdout is one JSON document
     assert len(doc["forecast"]) == 4
     assert out.stderr.strip().endswith("torch-free")
+
+
+def test_cli_cell_stored_as_raw_samples(test_data, capsys, serving_model_dir):  # noqa: F811
+    """A cell ingested as a raw time series goes through ml.features.build_cycle_table."""
+    reg = Registry()
+    try:
+        reg.ingest([test_data / "store" / "cell_full.csv"], "RAW1")
+    finally:
+        reg.close()
+    assert main(["forecast", "--cell", "RAW1", "--horizon-cycles", "2", "--model",
+                 str(serving_model_dir), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["cell_id"] == "RAW1"
+    # the fixture holds 3 cycles of 130 min each (charge 60, rest 5, discharge 60, rest 5)
+    assert [r["cycle_index"] for r in doc["forecast"]] == [4, 5]
+    assert doc["forecast"][1]["test_time_second"] - doc["forecast"][0]["test_time_second"] == \
+        pytest.approx(130 * 60)
