@@ -112,7 +112,7 @@ def test_partly_missing_clock_is_filled_and_flagged_per_row():
 
 
 def test_missing_clock_without_protocol_names_the_row():
-    with pytest.raises(ValidationError, match="value must be finite") as exc:
+    with pytest.raises(ValidationError, match="no protocol is stated") as exc:
         complete_cycle_table(_cycles(test_time_second=[3600.0, np.nan, 14400.0]))
     assert exc.value.row == 3 and exc.value.column == "test_time_second"
 

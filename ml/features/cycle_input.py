@@ -105,6 +105,10 @@ def check_required(df: pd.DataFrame, file: str | None, time_estimable: bool) -> 
                                   found=", ".join(map(str, df.columns)) or "no columns")
     for c in need:
         v = numeric_column(df, c)
+        if c == "test_time_second" and np.isnan(v).any():
+            _fail(df, np.isnan(v), c, "test_time_second is missing and no protocol is stated to "
+                  "estimate it (give hours_per_cycle or c_rate, as a column or cell metadata)",
+                  "a number of seconds", "missing_time", file)
         _fail(df, ~np.isfinite(v), c, "value must be finite", "a finite float", "not_finite",
               file)
     ci = numeric_column(df, "cycle_index")
