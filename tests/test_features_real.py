@@ -261,3 +261,21 @@ def test_maccor_eis_export_without_diffusion_tail_is_flagged(shared_data):
     fits = warburg_table(open_source(path).read())
     assert len(fits) == 1 and not fits["ok"].iloc[0]
     assert fits["reason"].iloc[0].startswith("no diffusion region")
+
+
+@pytest.mark.parametrize("source,kwargs,estimated", [
+    ("pybamm-dev", {}, False), ("severson-train", {}, True), ("geslin2024", {}, True),
+    ("nasa-pcoe", {}, False), ("zhang2020", {"hours_per_cycle": 10.0}, True)])
+def test_every_public_source_completes(shared_data, source, kwargs, estimated):
+    """ml.sources per-cycle tables go through the one feature path without error."""
+    from ml.sources import load_source
+
+    records = load_source(source, **kwargs)
+    assert records
+    for rec in records[:8]:
+        meta = {k: v for k, v in rec.meta.items() if not isinstance(v, pd.DataFrame)}
+        t = complete_cycle_table(rec.cycles, cells={rec.cell_id: meta})
+        assert (t["cell_id"] == rec.cell_id).all()
+        assert (np.diff(t["elapsed_hour"]) >= 0).all()
+        assert np.isfinite(t["retention"]).all()
+        assert bool(t["test_time_estimated"].any()) == estimated
