@@ -106,8 +106,11 @@ def observations(res: dict) -> list[str]:
     na = s.get("nasa-pcoe", {}).get("figures", {})
     if na:
         out.append(
-            f"**NASA:** after {int(na['rests'])} rests (median {_f(na['median_rest_hour'], 0)} h) "
-            f"the cells recovered {_f(na['mean_recovery_pct'], 1)} % of capacity on average; the "
+            f"**NASA:** after {int(na['rests'] - na['rests_implausible_excluded'])} rests "
+            f"(median {_f(na['median_rest_hour'], 0)} h; {int(na['rests_implausible_excluded'])}"
+            " points with junk capacities excluded) the cells recovered "
+            f"{_f(na['mean_recovery_pct'], 1)} % of capacity on average (median "
+            f"{_f(na['median_recovery_pct'], 1)} %); the "
             f"model's time term moved its forecast by {_f(na.get('model.mean_rest_effect_pct'), 2)}"
             " % (more loss), so it does NOT handle recovery: mean error "
             f"{_f(na.get('model.mean_error_pct'), 1)} % vs {_f(na.get('persistence.mean_error_pct'), 1)}"
@@ -191,6 +194,10 @@ def write(res: dict, path: Path) -> Path:
             lines += _suite_table(got["table"])
         else:
             lines += _figure_table(got["figures"])
+        png = {"geslin2024": "geslin_time_share.png", "zhang2020": "zhang_aw.png",
+               "nasa-pcoe": "nasa_rests.png"}.get(name)
+        if png and png in res.get("plots", []):
+            lines += ["", f"![{name}]({png})"]
         if name == "zhang2020":
             lines += ["", *_rows_table(got["rows"], ["cell_id", "offset", "fits_ok", "aw_first",
                                                      "aw_last", "cap_first_mah", "cap_last_mah",

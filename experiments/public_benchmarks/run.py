@@ -52,6 +52,21 @@ def _model(uri: str | None, tracking_uri: str):
         return None
 
 
+def make_plots(res: dict, out: Path) -> list[Path]:
+    """The sections' PNGs (only for sections that ran)."""
+    import plots
+
+    s, made = res["sections"], []
+    if "geslin2024" in s and "model_time_share" in (s["geslin2024"]["rows"] or [{}])[0]:
+        made.append(plots.geslin_figure(s["geslin2024"]["rows"], out / "geslin_time_share.png"))
+    if "zhang2020" in s and s["zhang2020"].get("series"):
+        made.append(plots.zhang_figure(s["zhang2020"]["series"], out / "zhang_aw.png"))
+    if "nasa-pcoe" in s and s["nasa-pcoe"]["rows"] and \
+            "model_error_pct" in s["nasa-pcoe"]["rows"][0]:
+        made.append(plots.nasa_figure(s["nasa-pcoe"]["rows"], out / "nasa_rests.png"))
+    return made
+
+
 def _finite(d: dict) -> dict[str, float]:
     out = {}
     for k, v in d.items():
@@ -106,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         res["sections"][name] = got
     from ml.training import tracking
 
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = make_plots(res, out)
+
     metrics = {f"{sec}.{k}": v for sec, got in res["sections"].items()
                for k, v in _finite(got["figures"]).items()}
     with tracking.training_run(cfg["name"], {"model": model_uri, **{
@@ -114,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         import mlflow
 
         mlflow.log_text(json.dumps(res, indent=1, default=str), "results.json")
+        for png in pngs:
+            mlflow.log_artifact(str(png), artifact_path="plots")
     res["run_id"] = run_id
-    out.mkdir(parents=True, exist_ok=True)
+    res["plots"] = [p.name for p in pngs]
     tmp = out / "results.json.tmp"
     tmp.write_text(json.dumps(res, indent=1, default=str) + "\n")
     tmp.replace(out / "results.json")

@@ -168,7 +168,7 @@ def zhang(model: Any, hours_per_cycle: float = 1.5) -> dict:
     from ml.features.warburg_trend import align_warburg
 
     figures: dict[str, float] = {}
-    rows, notes = [], []
+    rows, notes, series = [], [], []
     for offset in (0, 1):
         recs = [r for r in load_source("zhang2020", eis_cycle_offset=offset,
                                        hours_per_cycle=hours_per_cycle)
@@ -186,7 +186,12 @@ def zhang(model: Any, hours_per_cycle: float = 1.5) -> dict:
                          "cap_last_mah": float(s["capacity_ah"].iloc[-3:].median() * 1e3),
                          "spearman_aw_vs_capacity": float(rho)})
             figures[f"{rec.cell_id}.offset{offset}.spearman_aw_vs_capacity"] = float(rho)
-            if offset != 0 or model is None:
+            if offset != 0:
+                continue
+            series += [{"cell_id": rec.cell_id, "cycle": int(c), "aw": float(a),
+                        "capacity_mah": float(q) * 1e3} for c, a, q in zip(
+                s["cycle_count"], s["aw_ohm_per_sqrt_s"], s["capacity_ah"])]
+            if model is None:
                 continue
             table = align_warburg(rec.cycles.assign(cell_id=rec.cell_id), rec.meta["eis"])
             n = len(table)
@@ -200,10 +205,10 @@ def zhang(model: Any, hours_per_cycle: float = 1.5) -> dict:
                     np.mean(np.abs(f.p50 - y)) * 100)
     notes.append(f"no clock in the files: elapsed time estimated at {hours_per_cycle} h per "
                  "cycle (assumption); A_w = fit_warburg on each spectrum (ok fits only)")
-    return {"figures": figures, "rows": rows, "notes": notes}
+    return {"figures": figures, "rows": rows, "notes": notes, "series": series}
 
 
-def nasa(model: Any, min_rest_hour: float = 24.0) -> dict:
+def nasa(model: Any, min_rest_hour: float = 24.0, max_change_pct: float = 20.0) -> dict:
     """Forecast the first cycle after each long rest (true rest hours as the pace)."""
     recs = load_source("nasa-pcoe")
     rows = []
@@ -222,7 +227,7 @@ def nasa(model: Any, min_rest_hour: float = 24.0) -> dict:
             last = float(hist["discharge_capacity_ah"].iloc[-1]) / ref
             cyc = np.array([float(c["cycle_index"].iloc[seen])])
             row = {"cell_id": rec.cell_id, "cycle": int(cyc[0]), "rest_hour": float(gaps[i]),
-                   "recovery_pct": (y - last) * 100}
+                   "recovery_pct": (y - last) * 100, "last_retention": last}
             for name, method in (("model", model), (NAIVE, BaselineForecaster(NAIVE)),
                                  ("persistence", BaselineForecaster("persistence"))):
                 if method is None:
@@ -233,17 +238,30 @@ def nasa(model: Any, min_rest_hour: float = 24.0) -> dict:
                 row[f"{name}_rest_effect_pct"] = float((with_rest.p50[0] - no_rest.p50[0]) * 100)
             rows.append(row)
     df = pd.DataFrame(rows)
+    # capacity jumps beyond ±max_change_pct across one rest are the data's junk values (the
+    # manifest lists junk capacities), not recovery: counted and left out of the figures
+    # and a last retention far from 1 means the reference (max of the first 3 capacities) is
+    # itself a junk value, so every method's forecast in retention units is meaningless
+    df["plausible"] = (df["recovery_pct"].abs() <= max_change_pct) & \
+        df["last_retention"].between(0.5, 1.2)
+    ok = df[df["plausible"]]
     figures: dict[str, float] = {"rests": float(len(df)),
-                                 "median_rest_hour": float(df.rest_hour.median()),
-                                 "mean_recovery_pct": float(df.recovery_pct.mean())}
+                                 "rests_implausible_excluded": float((~df.plausible).sum()),
+                                 "median_rest_hour": float(ok.rest_hour.median()),
+                                 "mean_recovery_pct": float(ok.recovery_pct.mean()),
+                                 "median_recovery_pct": float(ok.recovery_pct.median())}
     for name in ("model", NAIVE, "persistence"):
-        if f"{name}_error_pct" in df:
-            figures[f"{name}.mean_error_pct"] = float(df[f"{name}_error_pct"].mean())
-            figures[f"{name}.mean_abs_error_pct"] = float(df[f"{name}_error_pct"].abs().mean())
-            figures[f"{name}.mean_rest_effect_pct"] = float(df[f"{name}_rest_effect_pct"].mean())
+        if f"{name}_error_pct" in ok:
+            figures[f"{name}.mean_error_pct"] = float(ok[f"{name}_error_pct"].mean())
+            figures[f"{name}.median_error_pct"] = float(ok[f"{name}_error_pct"].median())
+            figures[f"{name}.mean_abs_error_pct"] = float(ok[f"{name}_error_pct"].abs().mean())
+            figures[f"{name}.mean_rest_effect_pct"] = float(ok[f"{name}_rest_effect_pct"].mean())
     notes = [f"a rest = a gap > {min_rest_hour:g} h between consecutive discharges; the first "
              "cycle after it is forecast from the history before it, with the true elapsed "
              "hours (rest included) as the pace; error = forecast − truth (% of the max of the "
              "first 3 capacities; negative = predicts more loss than happened); rest effect = "
-             "forecast with the rest − forecast at the typical pace"]
+             "forecast with the rest − forecast at the typical pace",
+             f"rests whose measured capacity change exceeds ±{max_change_pct:g} %, or whose "
+             "last retention lies outside 0.5–1.2 (a junk reference capacity), are junk "
+             "values of the source (see MANIFEST), excluded and counted"]
     return {"figures": figures, "rows": df.to_dict(orient="records"), "notes": notes}
