@@ -49,7 +49,7 @@ cells = sa.Table(
 raw_files = sa.Table(
     "raw_files", metadata,
     sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False, index=True),
     sa.Column("original_name", sa.String(1000), nullable=False),
     sa.Column("stored_path", sa.String(1000), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
