@@ -354,9 +354,9 @@ def main() -> None:
               f"({body_path.stat().st_size / 1024:.0f} KiB body), open loop, {duration:.0f} s "
               f"per step, 127.0.0.1:")
         base = 1000.0 / max(np.percentile(r["whole_ms"][1], 50), 0.1)
-        # from a tenth of the single-core CPU-bound rate upwards (the machine may be shared)
-        rates = sorted({max(2.0, round(base * f)) for f in (0.1, 0.25, 0.5, 0.7, 0.85, 1.0,
-                                                             1.2, 1.5, 2.0)})
+        # from 3 % of the single-core CPU-bound rate upwards (the machine may be shared)
+        rates = sorted({max(1.0, round(base * f)) for f in (0.03, 0.06, 0.1, 0.25, 0.5, 0.7,
+                                                             0.85, 1.0, 1.2, 1.5, 2.0)})
         best = {}
         cpu_cost = {}
         for workers in (1, 2):
