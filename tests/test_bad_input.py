@@ -293,3 +293,12 @@ def test_gzipped_binary_format_is_refused_clearly(tmp_path):
                        r"read in place") as e:
         open_source(p)
     assert e.value.code == "gzip_unsupported"
+
+
+def test_eis_without_measurement_id_is_refused(tmp_path):
+    p = tmp_path / "eis.csv"
+    p.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n100,0.1,-0.01\n10,0.2,-0.02\n")
+    with pytest.raises(ValidationError, match=r"eis.csv:1 column 'measurement_id': missing "
+                       r"required column") as e:
+        open_source(p)
+    assert e.value.code == "missing_column"

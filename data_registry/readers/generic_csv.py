@@ -119,7 +119,8 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
     if kind == "eis":
         columns = [Mapped(m.source, m.target, m.factor, m.target == "measurement_id")
                    for m in columns]
-        post = _eis_post(columns)
+        if "measurement_id" in {m.target for m in columns}:
+            post = _eis_post(columns)
     if kind == "cycles" and "test_time_second" not in {m.target for m in columns}:
         post, columns, w = _estimated_time(head, columns, protocol_hours_per_cycle)
         warns.append(w)
@@ -129,12 +130,12 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
 
 
 def _eis_post(columns: list[Mapped]):
-    source = next((m.source for m in columns if m.target == "measurement_id"), None)
+    """Copy the (text) measurement id column into the canonical frame."""
+    source = next(m.source for m in columns if m.target == "measurement_id")
 
-    def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
-        if source is None:
-            return frame.assign(measurement_id="1")
-        return frame.assign(measurement_id=raw[source].astype("string").to_numpy())
+    def post(frame: pd.DataFrame, raw, sink: list) -> pd.DataFrame:
+        frame["measurement_id"] = raw[source].astype("string").to_numpy()
+        return frame
     return post
 
 
