@@ -196,3 +196,16 @@ def test_bdf_human_headers_any_unit(tmp_path):
     assert df["voltage_volt"].tolist() == pytest.approx([3.4, 3.5, 3.6])
     assert df["current_ampere"].tolist() == pytest.approx([0.0, 0.6, 0.6])
     assert df["charging_capacity_ah"].tolist() == pytest.approx([0.0, 0.01, 0.02])
+
+
+def test_arbin_csv_with_text_datetime(tmp_path):
+    p = tmp_path / "mits.csv"
+    p.write_text("Data_Point,Date_Time,Test_Time(s),Step_Index,Cycle_Index,Current(A),"
+                 "Voltage(V),Charge_Capacity(Ah),Discharge_Capacity(Ah)\n"
+                 "1,05/09/2017 10:20:30,0.5,1,1,0,3.30,0,0\n"
+                 "2,05/09/2017 10:20:31,1.5,1,1,0,3.31,0,0\n")
+    src = open_source(p)
+    assert src.format_name == "arbin_csv"
+    df = src.read()
+    assert "unix_time_second" not in df.columns
+    assert df["test_time_second"].tolist() == [0.5, 1.5]

@@ -76,7 +76,21 @@ def open_arbin_csv(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_B
     """Open an Arbin CSV export."""
     layout, warns = layout_from_head(head, 0)
     columns = match_headers(layout.names, [], COLUMN_MAP, head.name, 1)
+    first = next((ln for ln in head.lines[1:6] if ln.strip()), "")
+    values = dict(zip(layout.names, (f.strip() for f in first.split(layout.delimiter))))
+    # BEEP-era exports write DateTime as unix seconds; MITS Pro writes a local date string,
+    # whose time zone is unknown: then it is not read as unix_time_second
+    columns = [m for m in columns
+               if m.target != "unix_time_second" or _is_number(values.get(m.source, ""))]
     meta = read_metadata(head.path)
     return csv_source(head, format_name="arbin_csv", reader_version=READER_VERSION,
                       kind="samples", layout=layout, columns=columns, chunk_rows=chunk_rows,
                       metadata=meta, warnings=warns, max_line_bytes=max_line_bytes)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
