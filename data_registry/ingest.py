@@ -73,7 +73,8 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
                meta: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
                progress: bool = False, chunk_rows: int | None = None,
                on_chunk: Callable[[int], None] | None = None,
-               opener: Opener | None = None) -> IngestReport:
+               opener: Opener | None = None,
+               source_names: Sequence[str] | None = None) -> IngestReport:
     """Ingest ``paths`` for ``cell_id`` atomically (see the module docstring for the rules).
 
     Parameters
@@ -93,6 +94,9 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
         interrupt an ingest half way).
     opener:
         Function with the signature of ``data_registry.readers.open_source`` (default).
+    source_names:
+        What to record as each file's original path (e.g. the client's file name of an HTTP
+        upload staged in a temp file); default the paths themselves.
     """
     started = time.perf_counter()
     if opener is None:
@@ -104,6 +108,9 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
                                    code="file_not_found", file=str(path),
                                    expected="a readable file", found="nothing" if not
                                    path.exists() else "a directory or special file")
+    if source_names is not None and len(source_names) != len(paths):
+        raise StoreError("one source name per path is needed", code="invalid_source_names",
+                         expected=f"{len(paths)} names", found=f"{len(source_names)}")
     rows_per_chunk = int(chunk_rows or reg.chunk_rows)
     staged: list[_Staged] = []
     with reg.write_lock(), Progress(progress, f"ingest {cell_id}") as bar:
@@ -121,7 +128,8 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
                 bar.describe(f"{cell_id}: {path.name}")
                 _stage_file(reg, path, cell_id, format_name, rows_per_chunk, tails, seen,
                             seq=len(stored) + n, opener=opener, bar=bar, on_chunk=on_chunk,
-                            staged=staged)
+                            staged=staged,
+                            name=str(source_names[n]) if source_names else str(path))
             report = _commit(reg, cell_id, staged, user_meta)
         except BaseException:
             _discard(reg, staged)
@@ -133,11 +141,11 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
 def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None,
                 chunk_rows: int, tails: dict[str, Tail], seen: dict[str, str], *, seq: int,
                 opener: Opener, bar: Progress, on_chunk: Callable[[int], None] | None,
-                staged: list[_Staged]) -> _Staged:
+                staged: list[_Staged], name: str) -> _Staged:
     size = path.stat().st_size
     tmp_dir = reg.home / "raw" / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    item = _Staged(FileReport(str(path), "", size, already_present=False),
+    item = _Staged(FileReport(name, "", size, already_present=False),
                    raw_tmp=tmp_dir / f"{uuid.uuid4().hex}.tmp")
     staged.append(item)  # from now on a failure discards its files
     hasher = RawCopy(path, item.raw_tmp)

@@ -283,3 +283,13 @@ def test_copy_and_hash_is_exact_across_block_boundaries(tmp_path):
     sha, size = copy_and_hash(src, dst)
     assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert dst.read_bytes() == data
+
+
+def test_source_names_record_the_clients_file_name(reg, store_data, tmp_path):
+    staged = tmp_path / "upload-1234.tmp"
+    staged.write_bytes((store_data / "cell_part1.csv").read_bytes())
+    report = reg.ingest(staged, "up", source_names=["lab42/cellA_part1.csv"])
+    assert report.files[0].path == "lab42/cellA_part1.csv"
+    assert reg.cell("up")["files"][0]["original_path"] == "lab42/cellA_part1.csv"
+    with pytest.raises(StoreError, match="one source name per path"):
+        reg.ingest(staged, "up", source_names=["a", "b"])
