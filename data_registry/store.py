@@ -3,16 +3,19 @@
 Layout under ``FADECAST_HOME``::
 
     raw/<sha256[:2]>/<sha256>                 every ingested file, verbatim and read-only
-    tables/<kind>/cell=<cell_id>/<n>-<sha256[:16]>.parquet
+    tables/<kind>/cell=<cell_id>/<n>-<random>.parquet
                                               canonical rows of one ingested file (kind =
                                               samples | cycles | eis); a cell's table is its
                                               parts in catalog order
     catalog.sqlite                            the default catalog (see :mod:`catalog`)
     registry.lock                             held while an operation writes
 
-Only parts the catalog references are ever read, so a part written by an ingest that died
-before its catalog commit is invisible; its temp files are removed by the next writer. Files are written to a
-``*.tmp`` path, fsync'ed and moved into place with ``os.replace``.
+Files are written to a ``*.tmp`` path, fsync'ed and moved into place with ``os.replace``; the
+catalog commit comes last. Only parts the catalog references are ever read, so an ingest that
+died half way is invisible; its temp files are removed by the next writer.
+
+Every ingest adds a version of the per-cell dataset ``cell:<cell_id>``; named datasets are
+frozen with :meth:`Registry.create_dataset` (rules in :mod:`data_registry.manifest`).
 """
 from __future__ import annotations
 
@@ -118,6 +121,9 @@ class Registry:
             Cell metadata (``chemistry``, ``active_mass_g``, ``nominal_capacity_ah`` …).
         progress:
             Show a progress bar on stderr.
+        **options:
+            ``chunk_rows``, ``source_names``, ``on_chunk`` (see
+            :func:`data_registry.ingest.run_ingest`).
 
         Returns
         -------
