@@ -93,13 +93,17 @@ def observations(res: dict) -> list[str]:
         cells = sorted({k.split(".")[0] for k in f if ".forecast_with_aw" in k})
         better = [c for c in cells if f[f"{c}.forecast_with_aw.capacity_error_pct"]
                   < f[f"{c}.forecast_without_aw.capacity_error_pct"]]
+        gap = max((abs(f[f"{c}.forecast_with_aw.capacity_error_pct"]
+                       - f[f"{c}.forecast_without_aw.capacity_error_pct"]) for c in cells),
+                  default=math.nan)
         if rhos:
             out.append(
                 f"**Zhang:** A_w rises as capacity falls in every cell (Spearman ρ between "
                 f"{_f(min(rhos))} and {_f(max(rhos))} over the cells and BOTH EIS↔cycle "
                 f"readings: insensitive to the offset). Adding A_w lowered the forecast error in "
-                f"{len(better)} of {len(cells)} cells, by little either way: no evidence that A_w "
-                "helps this model on these cells." if len(better) <= len(cells) / 2 else
+                f"{len(better)} of {len(cells)} cells (largest change {gap:.2f} points of "
+                "retention error, either way): no evidence that A_w helps this model on these "
+                "cells." if len(better) <= len(cells) / 2 else
                 f"**Zhang:** A_w rises as capacity falls (Spearman ρ between {_f(min(rhos))} and "
                 f"{_f(max(rhos))}, both readings); adding A_w lowered the error in {len(better)} "
                 f"of {len(cells)} cells.")
