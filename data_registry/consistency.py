@@ -110,8 +110,9 @@ def infer_corrections(df: pd.DataFrame, file: str) -> UnitCorrection:
         fix.flip_current = True
         fix.warnings.append(IngestWarning(
             "current_sign_flipped",
-            f"current was negative while charging capacity rose in {wrong.mean():.0%} of "
-            f"{len(wrong)} rows: sign flipped to positive = charge", file, row0,
+            f"current had the opposite sign of the rising capacity counter (negative while "
+            f"charging, positive while discharging) in {wrong.mean():.0%} of {len(wrong)} "
+            "rows: sign flipped to positive = charge", file, row0,
             "current_ampere", 1))
     ratio = float(ev["dq"].sum() / ev["idt"].sum())
     if SLIP_BAND[0] <= ratio <= SLIP_BAND[1]:
