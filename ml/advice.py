@@ -17,7 +17,8 @@ the last few forecast *updates* (the same cell forecast from a growing history) 
 
 With a spec (``min_cycles_to_eol``) the test may also stop once the pass probability
 P(EOL cycle ≥ min_cycles_to_eol) has stayed above ``pass_high`` (or below ``pass_low``) for the
-last ``stable_updates`` updates — the pass/fail call is then settled even if the EOL cycle is not.
+last ``stable_updates`` updates and the EOL cycle is known to ± ``spec_eol_rel_halfwidth`` of its
+median — the pass/fail call is then settled even if the EOL is not known to the tolerance.
 """
 from __future__ import annotations
 
@@ -49,6 +50,9 @@ class AdvicePolicy:
     #: bands; > 1 for a model whose validation coverage falls short, see
     #: :func:`interval_scale_for_coverage`)
     interval_scale: float = 1.0
+    #: a spec call also needs the (widened) EOL cycle known to ± this fraction of its median
+    #: (None: no such requirement), so the EOL reported at the stop is itself usable
+    spec_eol_rel_halfwidth: float | None = 0.1
 
     def __post_init__(self) -> None:
         if self.stable_updates < 1:
@@ -373,7 +377,11 @@ def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cyc
               "onset_ruled_out": bool(onset)}
     pp = now.pass_probability if spec_min_cycles is not None else None
     spec_call: str | None = None
-    if pp is not None and enough and all(u.pass_probability is not None for u in recent):
+    spec_eol_ok = policy.spec_eol_rel_halfwidth is None or (
+        math.isfinite(now.width_cycles) and now.cycle[1] > 0
+        and widen * now.width_cycles / 2 <= policy.spec_eol_rel_halfwidth * now.cycle[1])
+    if pp is not None and enough and spec_eol_ok and \
+            all(u.pass_probability is not None for u in recent):
         probs = [float(u.pass_probability) for u in recent]  # type: ignore[arg-type]
         if min(probs) >= policy.pass_high:
             spec_call = "pass"

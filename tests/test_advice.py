@@ -107,20 +107,33 @@ def test_domain_slack_and_text_rules():
 
 
 def test_spec_pass_stops_before_eol_is_known():
+    loose = AdvicePolicy(spec_eol_rel_halfwidth=None)
     ups = [_est(100 + 10 * i, 400, 700, 1000, pp=0.97 + 0.01 * i) for i in range(3)]
     adv = advise(ups, planned_cycles=1000, tolerance_cycles=20, hours_per_cycle=1.0,
-                 loss_so_far_fraction=0.05, spec_min_cycles=300)
+                 loss_so_far_fraction=0.05, spec_min_cycles=300, policy=loose)
     assert adv.decision == "stop" and adv.pass_probability == pytest.approx(0.99)
     assert "passes the spec" in adv.reason
     # one update below 0.95 among the last three: not settled yet
     ups[0] = _est(100, 400, 700, 1000, pp=0.9)
     adv = advise(ups, planned_cycles=1000, tolerance_cycles=20, hours_per_cycle=1.0,
-                 loss_so_far_fraction=0.05, spec_min_cycles=300)
+                 loss_so_far_fraction=0.05, spec_min_cycles=300, policy=loose)
     assert adv.decision == "continue"
 
 
+def test_spec_call_by_default_needs_eol_within_ten_percent():
+    # half-width 300 of 700 (43 %): the pass is certain but the EOL is not usable yet
+    ups = [_est(100 + 10 * i, 400, 700, 1000, pp=0.99) for i in range(3)]
+    kw = dict(planned_cycles=1000, tolerance_cycles=20, hours_per_cycle=1.0,
+              loss_so_far_fraction=0.05, spec_min_cycles=300)
+    assert advise(ups, **kw).decision == "continue"
+    # ± 70 of 700 is exactly 10 %: stop; widened x1.5 it is 15 %: continue
+    ups = [_est(100 + 10 * i, 630, 700, 770, pp=0.99) for i in range(3)]
+    assert advise(ups, **kw).decision == "stop"
+    assert advise(ups, policy=AdvicePolicy(interval_scale=1.5), **kw).decision == "continue"
+
+
 def test_spec_fail_stops():
-    ups = [_est(100 + 10 * i, 150, 200, 260, pp=0.01) for i in range(3)]
+    ups = [_est(100 + 10 * i, 182, 200, 218, pp=0.01) for i in range(3)]  # ± 9 %
     adv = advise(ups, planned_cycles=1000, tolerance_cycles=5, hours_per_cycle=1.0,
                  loss_so_far_fraction=0.08, spec_min_cycles=300)
     assert adv.decision == "stop" and "fails the spec" in adv.reason

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml.advice import AdvicePolicy
 from ml.backtest import (
     BacktestConfig, median_true_eol, replay_cell, run_backtest, summarize, true_end_of_life,
 )
@@ -69,11 +70,16 @@ def test_stops_when_eol_known_and_stable():
 
 def test_spec_decides_early_when_pass_is_certain():
     # spec 60, tight band -> P(pass) ~ 1 at every update; the cell must first lose 3 %:
-    # median of the last 3 cycles -> L >= 17.0075 -> first even cut 18.
-    out = replay_cell("B", _cell(), _oracle(0.01, []), spec_min_cycles=60)
+    # median of the last 3 cycles -> L >= 17.0075 -> first even cut 18 ...
+    loose = BacktestConfig(policy=AdvicePolicy(spec_eol_rel_halfwidth=None))
+    out = replay_cell("B", _cell(), _oracle(0.01, []), spec_min_cycles=60, config=loose)
     assert out.stopped and out.stop_cycle == 18
     assert "passes the spec" in out.reason and out.stop_kind == "spec_pass"
     assert out.hours_saved_fraction == pytest.approx(84 / 102)
+    # ... and by default the EOL must also be within ± 10 %: 200 / L <= 10.2 -> cut 20
+    out = replay_cell("B", _cell(), _oracle(0.01, []), spec_min_cycles=60)
+    assert out.stop_cycle == 20 and out.stop_kind == "spec_pass"
+    assert out.hours_saved_fraction == pytest.approx(82 / 102)
 
 
 def test_out_of_domain_cell_runs_to_the_end():
