@@ -302,3 +302,20 @@ def test_eis_without_measurement_id_is_refused(tmp_path):
                        r"required column") as e:
         open_source(p)
     assert e.value.code == "missing_column"
+
+
+def test_utf16_is_refused_clearly(tmp_path):
+    p = tmp_path / "u16.csv"
+    p.write_bytes(GOOD.encode("utf-16"))
+    with pytest.raises(InputFormatError, match=r"u16.csv: UTF-16 text is not supported") as e:
+        open_source(p)
+    assert e.value.code == "utf16_unsupported"
+
+
+def test_legacy_xls_is_recognised_but_refused(tmp_path):
+    p = tmp_path / "old.xls"
+    p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500)
+    with pytest.raises(InputFormatError, match=r"old.xls: recognised but not supported: legacy "
+                       r"Excel .xls \(OLE2\) workbook: save it as .xlsx") as e:
+        open_source(p)
+    assert e.value.code == "unsupported_format"

@@ -99,6 +99,8 @@ FORMATS: tuple[Format, ...] = (
     Format("biologic_mpl", "samples", "unsupported", refused.is_biologic_log, "",
            "BioLogic .mpl acquisition log (settings only): ingest the .mpr or the text export "
            "beside it"),
+    Format("legacy_excel_xls", "samples", "unsupported", refused.is_legacy_excel, "",
+           "legacy Excel .xls (OLE2) workbook: save it as .xlsx"),
     Format("prime_instrument_csv", "samples", "unsupported", refused.is_prime_instrument, "",
            "PRIME instrument custom CSV: current and capacity have no units and 2 decimals "
            "(all 0.00 in practice), so no usable samples"),

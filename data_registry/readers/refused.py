@@ -13,3 +13,8 @@ def is_biologic_log(head: Head) -> bool:
 def is_prime_instrument(head: Head) -> bool:
     """cellpy's "custom" PRIME instrument CSV (free-form sections, no fixed data header)."""
     return head.is_text and bool(head.lines) and "PRIME INSTRUMENT FILE" in head.lines[0]
+
+
+def is_legacy_excel(head: Head) -> bool:
+    """An OLE2 compound file: legacy Excel ``.xls`` (and other old Office files)."""
+    return head.raw.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")

@@ -117,6 +117,11 @@ def read_head(path: str | Path) -> Head:
         raise InputFormatError("the file is empty", code="empty_file", file=p.name,
                                expected="a header and data rows",
                                found=f"{size} bytes" + (" (gzip)" if gz else ""))
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise InputFormatError(
+            "UTF-16 text is not supported (line positions are read byte-wise)",
+            code="utf16_unsupported", file=p.name, expected="UTF-8 or latin-1 text "
+            "(re-save the export as UTF-8)", found="a UTF-16 byte-order mark")
     head = Head(path=p, raw=raw, gzip=gz, size=size, bom=raw.startswith(_BOM))
     if gz:
         head.notes.append("gzip")
