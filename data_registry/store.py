@@ -356,7 +356,8 @@ class Registry:
             if columns:
                 table = table.select(list(columns))
         else:
-            table = pa.concat_tables(tables)
+            # parts written under an older schema version lack newer columns: null-filled
+            table = pa.concat_tables(tables, promote_options="default")
         if not columns:
             # Optional columns no source of this cell provided stay absent, not all-NaN.
             required = set(TABLES[kind].required)

@@ -293,3 +293,15 @@ def test_source_names_record_the_clients_file_name(reg, store_data, tmp_path):
     assert reg.cell("up")["files"][0]["original_path"] == "lab42/cellA_part1.csv"
     with pytest.raises(StoreError, match="one source name per path"):
         reg.ingest(staged, "up", source_names=["a", "b"])
+
+
+def test_parts_from_an_older_schema_still_load(reg, store_data):
+    """A part written before a column was added to the schema is read with that column null."""
+    reg.ingest(store_data / "cell_part1.csv", "cellA")
+    part = next(reg.part_dir("samples", "cellA").glob("*.parquet"))
+    old = pq.read_table(part).drop_columns(["internal_resistance_ohm", "unix_time_second"])
+    pq.write_table(old, part)
+    reg.ingest(store_data / "cell_part2.csv", "cellA")
+    df = reg.load_samples("cellA")
+    assert len(df) == 390 and "internal_resistance_ohm" not in df.columns
+    assert df["test_time_second"].is_monotonic_increasing
