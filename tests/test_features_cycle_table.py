@@ -152,7 +152,7 @@ def test_temperature_and_resistance_are_averaged_per_cycle(samples):
     assert t["internal_resistance_ohm"].iloc[1] == pytest.approx(0.05)
 
 
-def test_blocks_of_whole_cells_give_the_same_table(samples):
+def test_blocks_give_the_same_table(samples):
     from ml.features.sample_cycles import sample_cycles
     from ml.features.sample_frame import prepare_samples
 
@@ -160,5 +160,9 @@ def test_blocks_of_whole_cells_give_the_same_table(samples):
                                       * (1 + k)) for k in range(5)])
     arr = prepare_samples(cells)
     assert len(arr.blocks(30)) == 3  # 22 rows per cell: blocks of 2, 2 and 1 cells
-    pd.testing.assert_frame_equal(sample_cycles(arr, block_rows=30),
-                                  sample_cycles(prepare_samples(cells), block_rows=10 ** 9))
+    # Blocks of ~5 rows start inside cells (with the previous row as context).
+    assert any(not b.first_of_cell[0] for b in arr.segment_blocks(5))
+    whole = sample_cycles(prepare_samples(cells), block_rows=10 ** 9)
+    for rows in (5, 7, 30):
+        pd.testing.assert_frame_equal(sample_cycles(prepare_samples(cells), block_rows=rows),
+                                      whole)

@@ -83,3 +83,14 @@ def test_user_tables_either_complete_or_raise_a_located_fadecast_error(cycles):
         assert (np.diff(part["cycle_index"].to_numpy()) > 0).all()
         assert (np.diff(part["elapsed_hour"].to_numpy()) >= 0).all()
     assert np.isfinite(t["elapsed_hour"]).all()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(sample_tables(), st.integers(1, 12))
+def test_blocked_kernels_equal_one_pass(samples, block_rows):
+    from ml.features.sample_cycles import sample_cycles
+    from ml.features.sample_frame import prepare_samples
+
+    whole = sample_cycles(prepare_samples(samples), block_rows=10 ** 9)
+    blocked = sample_cycles(prepare_samples(samples), block_rows=block_rows)
+    pd.testing.assert_frame_equal(blocked, whole, rtol=1e-9, atol=1e-12)

@@ -7,7 +7,8 @@ Times are CPU seconds on one thread (rows/s per core), best of ``--repeat``.
 
 1. the per-cycle descriptors (capacity, CE, energies, mean voltages, polarization, timing):
    ``prepare_samples`` + the numpy ``reduceat`` kernels, against a straightforward pandas
-   groupby implementation of the same descriptors (written below);
+   groupby implementation of the same descriptors (written below); also on the same rows
+   as ONE cell (no ``cell_id``), where blocks start inside the cell;
 2. the voltage-curve descriptors (Q(V), ΔQ(V), dQ/dV) separately;
 3. the whole ``build_cycle_table`` (with and without voltage curves), with its peak memory
    (tracemalloc: numpy and pandas buffers are traced).
@@ -178,6 +179,9 @@ def main() -> None:
                               "input_mib": round(input_mib, 1)}
     t_fast, fast = best_of(lambda: fast_descriptors(df), args.repeat, "fast")
     t_naive, naive = best_of(lambda: naive_pandas(df), max(1, args.repeat - 1), "naive")
+    one_cell = df.drop(columns=["cell_id"])  # one huge cell: blocks start inside the cell
+    t_one, _ = best_of(lambda: fast_descriptors(one_cell), args.repeat)
+    del one_cell
     # Same numbers from both (guards against benchmarking different work).
     np.testing.assert_allclose(fast["discharge_energy_wh"], naive["discharge_energy_wh"],
                                rtol=1e-9)
@@ -192,6 +196,7 @@ def main() -> None:
         "per_cycle_descriptors_mrows_per_s": round(n / t_fast / 1e6, 1),
         "per_cycle_descriptors_user_s/sys_s": "/".join(f"{x:.3f}" for x in CPU_SPLIT["fast"]),
         "per_cycle_descriptors_mrows_per_user_s": round(n / CPU_SPLIT["fast"][0] / 1e6, 1),
+        "per_cycle_descriptors_one_cell_mrows_per_s": round(n / t_one / 1e6, 1),
         "naive_pandas_s": round(t_naive, 3),
         "naive_pandas_mrows_per_s": round(n / t_naive / 1e6, 1),
         "naive_pandas_user_s/sys_s": "/".join(f"{x:.3f}" for x in CPU_SPLIT["naive"]),

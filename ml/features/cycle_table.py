@@ -139,7 +139,7 @@ def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,
     hv = None
     if any(cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
            for c in arr.cell_ids):
-        vmax = np.maximum.reduceat(arr.voltage_v, arr.cell_starts)
+        vmax = arr.cell_max_voltage_v
         hv = np.array([cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
                        or timing.HIGH_VOLTAGE_FRACTION * vmax[k]
                        for k, c in enumerate(arr.cell_ids)])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ml.features.capacity import MIN_HALF_CYCLE_AH
 from ml.features.columns import numeric_column
 from ml.features.sample_frame import SampleArrays
 from ml.features.trend import rolling_slope
@@ -52,7 +53,7 @@ def _voltage_at_half(flow: np.ndarray, arr: SampleArrays) -> np.ndarray:
         w = np.where(c1 > c0, (target - c0) / (c1 - c0), 1.0)
     v0 = np.where(j > st, arr.voltage_v[jp], arr.voltage_v[j])
     v = v0 + np.clip(w, 0.0, 1.0) * (arr.voltage_v[j] - v0)
-    return np.where(total > 0, v, np.nan)
+    return np.where(total > MIN_HALF_CYCLE_AH, v, np.nan)
 
 
 def voltage_per_cycle(arr: SampleArrays, flows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

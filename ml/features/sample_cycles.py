@@ -18,7 +18,7 @@ def sample_cycles(arr: SampleArrays, *, high_voltage_volt: np.ndarray | None = N
     high_voltage_volt : threshold per cell code (V) for ``high_voltage_second``; default
         ``timing.HIGH_VOLTAGE_FRACTION`` × each cell's highest voltage.
     voltage_curves : add the ΔQ(V) and dQ/dV columns.
-    block_rows : rows per block of whole cells (bounds the kernels' temporaries).
+    block_rows : rows per block (bounds the kernels' temporaries; see ``BLOCK_ROWS``).
 
     Returns
     -------
@@ -26,7 +26,7 @@ def sample_cycles(arr: SampleArrays, *, high_voltage_volt: np.ndarray | None = N
     and voltage (V) columns of :mod:`capacity`, :mod:`timing` and :mod:`polarization`.
     """
     parts = []
-    for blk in arr.blocks(block_rows):
+    for blk in arr.segment_blocks(block_rows):
         flows = capacity.charge_flows(blk)
         cols: dict[str, np.ndarray] = {
             "cell_id": np.asarray(blk.cell_ids, dtype=object)[blk.seg_cell],
@@ -35,9 +35,13 @@ def sample_cycles(arr: SampleArrays, *, high_voltage_volt: np.ndarray | None = N
         cols.update(timing.timing_per_cycle(blk, high_voltage_volt))
         cols.update(capacity.capacity_per_cycle(blk, flows))
         cols.update(polarization.voltage_per_cycle(blk, flows))
-        part = pd.DataFrame(cols)
-        if voltage_curves:
-            from ml.features.voltage_curves import curve_descriptors
-            part = part.join(curve_descriptors(blk, flows))
-        parts.append(part)
-    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+        parts.append(pd.DataFrame(cols))
+    table = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    if voltage_curves:
+        # ΔQ(V) needs each cell's reference cycle: blocks of whole cells.
+        from ml.features.voltage_curves import curve_descriptors
+        curves = [curve_descriptors(blk, capacity.charge_flows(blk))
+                  for blk in arr.blocks(block_rows)]
+        table = table.join(curves[0] if len(curves) == 1 else pd.concat(curves,
+                                                                        ignore_index=True))
+    return table

@@ -26,8 +26,9 @@ OPTIONAL_FLOAT = (
 REST_CURRENT_FRACTION = 1e-3
 
 
-#: Per-cycle kernels run on blocks of whole cells of about this many rows, so their
-#: temporaries stay small (cache- and allocator-friendly); a larger cell is one block.
+#: Per-cycle kernels run on blocks of about this many rows (whole cycles; a block that starts
+#: inside a cell carries the previous row as context), so their temporaries stay small —
+#: cache- and allocator-friendly. Voltage-curve descriptors use blocks of whole cells.
 BLOCK_ROWS = 1 << 20
 
 
@@ -44,10 +45,14 @@ class SampleArrays:
     first_of_cell : bool [n] — True on each cell's first row.
     extra : dict of optional float columns present in the input (same order).
 
-    Derived on first use: ``cell_starts``, ``seg_cell`` / ``seg_cycle`` (cell code and cycle
-    of each segment), ``ends``, ``dt_s`` (time since the previous row of the same cell, 0 on a
-    cell's first row) and ``rest_threshold_a`` (|I| below which a row counts as rest: a 0-d
-    array when every cell has the same one, else float64 [n]).
+    cell_rest_threshold_a, cell_max_voltage_v : per cell code — |I| below which a row counts
+        as rest (``REST_CURRENT_FRACTION`` × the cell's largest |I|) and the cell's highest
+        voltage, fixed on the whole table so every block of a cell agrees.
+
+    Derived on first use: ``cell_starts``, ``runs`` (row 0 and each cell start),
+    ``seg_cell`` / ``seg_cycle`` (cell code and cycle of each segment), ``ends``, ``dt_s``
+    (time since the previous row of the same cell, 0 on a cell's first row and on row 0) and
+    ``rest_threshold_a`` (per row; a 0-d array when all cells share one).
     """
 
     cell_ids: list[str]
@@ -59,6 +64,22 @@ class SampleArrays:
     starts: np.ndarray
     first_of_cell: np.ndarray
     extra: dict[str, np.ndarray]
+    cell_rest_threshold_a: np.ndarray | None = None
+    cell_max_voltage_v: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.cell_rest_threshold_a is None or self.cell_max_voltage_v is None:
+            runs = self.runs
+            codes = self.cell_codes[runs]
+            i_hi = np.maximum.reduceat(self.current_a, runs)
+            i_lo = np.minimum.reduceat(self.current_a, runs)
+            thr = np.zeros(len(self.cell_ids))
+            vmax = np.full(len(self.cell_ids), np.nan)
+            np.maximum.at(thr, codes, np.maximum(np.abs(i_hi), np.abs(i_lo))
+                          * REST_CURRENT_FRACTION)
+            np.fmax.at(vmax, codes, np.maximum.reduceat(self.voltage_v, runs))
+            self.cell_rest_threshold_a = thr
+            self.cell_max_voltage_v = vmax
 
     @property
     def n_rows(self) -> int:
@@ -71,6 +92,12 @@ class SampleArrays:
     @cached_property
     def cell_starts(self) -> np.ndarray:
         return np.flatnonzero(self.first_of_cell)
+
+    @cached_property
+    def runs(self) -> np.ndarray:
+        """First row of each run of one cell's rows (row 0 always starts one)."""
+        cs = self.cell_starts
+        return cs if cs.size and cs[0] == 0 else np.concatenate(([0], cs)).astype(np.int64)
 
     @cached_property
     def seg_cell(self) -> np.ndarray:
@@ -95,13 +122,41 @@ class SampleArrays:
 
     @cached_property
     def rest_threshold_a(self) -> np.ndarray:
-        cell_max_i = np.maximum.reduceat(np.abs(self.current_a), self.cell_starts)
-        return per_row(cell_max_i * REST_CURRENT_FRACTION, self.cell_starts, self.n_rows)
+        return self.per_cell(self.cell_rest_threshold_a)
 
     def per_cell(self, values_by_code: np.ndarray) -> np.ndarray:
         """Per-row (broadcastable) values from an array indexed by cell code."""
-        return per_row(np.asarray(values_by_code)[self.cell_codes[self.cell_starts]],
-                       self.cell_starts, self.n_rows)
+        runs = self.runs
+        return per_row(np.asarray(values_by_code)[self.cell_codes[runs]], runs, self.n_rows)
+
+    def _view(self, lo: int, b: int, sa: int, sb: int) -> SampleArrays:
+        return SampleArrays(
+            cell_ids=self.cell_ids, cell_codes=self.cell_codes[lo:b],
+            time_s=self.time_s[lo:b], voltage_v=self.voltage_v[lo:b],
+            current_a=self.current_a[lo:b], cycle=self.cycle[lo:b],
+            starts=self.starts[sa:sb] - lo, first_of_cell=self.first_of_cell[lo:b],
+            extra={k: v[lo:b] for k, v in self.extra.items()},
+            cell_rest_threshold_a=self.cell_rest_threshold_a,
+            cell_max_voltage_v=self.cell_max_voltage_v)
+
+    def segment_blocks(self, block_rows: int = BLOCK_ROWS) -> list[SampleArrays]:
+        """Views of whole cycles, about ``block_rows`` rows each, in order.
+
+        A block that starts inside a cell also holds the previous row (row 0, in no segment)
+        so differences and trapezoids across its first row equal the whole table's.
+        """
+        if self.n_rows <= block_rows:
+            return [self]
+        targets = np.arange(block_rows, self.n_rows, block_rows)
+        idx = np.searchsorted(self.starts, targets)
+        edges = np.unique(np.concatenate(([0], self.starts[idx[idx < self.n_segments]],
+                                          [self.n_rows])))
+        out = []
+        for a, b in zip(edges[:-1], edges[1:]):
+            lead = 1 if a > 0 and not self.first_of_cell[a] else 0
+            sa, sb = np.searchsorted(self.starts, [a, b])
+            out.append(self._view(int(a) - lead, int(b), int(sa), int(sb)))
+        return out
 
     def blocks(self, block_rows: int = BLOCK_ROWS) -> list[SampleArrays]:
         """Views of groups of whole cells of about ``block_rows`` rows each (in order)."""
@@ -116,12 +171,7 @@ class SampleArrays:
         out = []
         for a, b in zip(edges[:-1], edges[1:]):
             sa, sb = np.searchsorted(self.starts, [a, b])
-            out.append(SampleArrays(
-                cell_ids=self.cell_ids, cell_codes=self.cell_codes[a:b],
-                time_s=self.time_s[a:b], voltage_v=self.voltage_v[a:b],
-                current_a=self.current_a[a:b], cycle=self.cycle[a:b],
-                starts=self.starts[sa:sb] - a, first_of_cell=self.first_of_cell[a:b],
-                extra={k: v[a:b] for k, v in self.extra.items()}))
+            out.append(self._view(a, b, int(sa), int(sb)))
         return out
 
 
@@ -218,10 +268,11 @@ def prepare_samples(samples: pd.DataFrame, *, default_cell_id: str = "cell") -> 
                                   row=_row_label(samples, i), column="cell_id",
                                   expected="a cell id", found="null")
         cell_ids = [str(u) for u in uniques]
-        codes = codes.astype(np.int64)
+        # The narrowest integer type: comparisons over n rows read less memory.
+        codes = codes.astype(np.min_scalar_type(max(len(cell_ids) - 1, 0)))
     else:
         cell_ids = [default_cell_id]
-        codes = np.zeros(len(samples), dtype=np.int64)
+        codes = np.zeros(len(samples), dtype=np.uint8)
     extra = {name: _float_column(samples, name) for name in OPTIONAL_FLOAT
              if name in samples.columns}
     step = (_float_column(samples, "step_count") if "step_count" in samples.columns else None)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ml.features.columns import numeric_column
-from ml.features.sample_frame import SampleArrays, per_row
+from ml.features.sample_frame import SampleArrays
 
 #: Default "high voltage" threshold as a fraction of the cell's highest recorded voltage
 #: (e.g. 0.9 × 4.2 V = 3.78 V); a cell's ``high_voltage_threshold_volt`` metadata overrides it.
@@ -24,7 +24,7 @@ def timing_per_cycle(arr: SampleArrays,
     ----------
     arr : sorted samples.
     high_voltage_volt : float threshold per cell (V), indexed by cell code; default
-        ``HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage (arr must hold whole cells).
+        ``HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage.
 
     Returns
     -------
@@ -61,10 +61,8 @@ def timing_per_cycle(arr: SampleArrays,
     v_sum[0] = 2.0 * arr.voltage_v[0]
     np.add(arr.voltage_v[1:], arr.voltage_v[:-1], out=v_sum[1:])
     if high_voltage_volt is None:
-        hv = per_row(HIGH_VOLTAGE_FRACTION * np.maximum.reduceat(arr.voltage_v, arr.cell_starts),
-                     arr.cell_starts, n)
-    else:
-        hv = arr.per_cell(np.asarray(high_voltage_volt, dtype=np.float64))
+        high_voltage_volt = HIGH_VOLTAGE_FRACTION * arr.cell_max_voltage_v
+    hv = arr.per_cell(np.asarray(high_voltage_volt, dtype=np.float64))
     hv2 = 2.0 * hv
     hv_dt = np.multiply(dt, v_sum >= hv2, out=v_sum)
 
