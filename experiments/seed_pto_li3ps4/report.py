@@ -43,6 +43,8 @@ def metrics(res: dict) -> dict[str, float]:
               "eol_error_fraction", "correct_call", "n_forecasts"):
         if k in pol:
             out[f"advice.policy.{k}"] = float(pol[k])
+    for k, v in res.get("kk_probe", {}).items():
+        out[f"kk_probe.{k}"] = float(v)
     for k, v in res["implied_c03"].items():
         out[f"implied_c03.{k}"] = float(v)
     out["seconds"] = float(res["seconds"])
@@ -159,9 +161,8 @@ def verdicts(res: dict, cfg: dict) -> dict[str, str]:
         f"(simulator: {100 * imp['loss_c03_cycle_truth']:.1f} % cycle-driven). The model's "
         f"attribution implies a cycle-driven part of {100 * imp['cycle_loss_mid']:.1f} % "
         f"({100 * imp['cycle_loss_lo']:.1f}–{100 * imp['cycle_loss_hi']:.1f} %), i.e. a 0.3C "
-        "cell keeping about "
-        f"{100 * (1 - imp['cycle_loss_mid']):.0f} % of its capacity at cycle {imp['cycle']} "
-        "plus whatever time-driven loss its fewer hours add.")
+        f"cell keeping at most about {100 * (1 - imp['cycle_loss_mid']):.0f} % of its capacity "
+        f"at cycle {imp['cycle']}, less whatever time-driven loss its fewer hours add.")
     adv = res["advice"]
     api = adv["first_stop_full"]
     dom = sum("training domain" in r["reason"] for r in adv["full"])
@@ -213,6 +214,16 @@ def write(res: dict, cfg: dict, path: Path) -> Path:
         **{"{IMP_" + k + "}": (f"{100 * v:.1f}" if k != "cycle" else str(v))
            for k, v in res["implied_c03"].items()},
     }
+    kk = res.get("kk_probe", {})
+    if kk:
+        fails8 = [k.split("_")[0][3:] for k, v in kk.items() if k.endswith("_8pd")
+                  and v > kk["limit"]]
+        worst10 = max(v for k, v in kk.items() if k.endswith("_10pd"))
+        blocks["{KK}"] = (
+            f"on noise-free Randles + Warburg spectra (σ = 40 Ω s^-½) sampled at 8 points/decade"
+            f" it fails (rms residual > {100 * kk['limit']:.0f} % of |Z|) for Rct = "
+            f"{', '.join(fails8) or 'none'} Ω of 100/150/250/400 Ω (`kk_probe.*` metrics); at "
+            f"10 points/decade (used here) the worst residual is {100 * worst10:.2f} %")
     blocks.update(verdicts(res, cfg))
     for key, value in blocks.items():
         text = text.replace(key, value)

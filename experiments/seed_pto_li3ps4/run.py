@@ -132,6 +132,13 @@ def run(cfg: dict, model_uri: str, tracking_uri: str, out_dir: Path) -> dict:
                                                         ["loss_cycle_frac"].iloc[-1]),
                           **{f"cycle_loss_{q}": (1.0 - float(last[p])) * loss_c10
                              for q, p in (("lo", "p95"), ("mid", "p50"), ("hi", "p05"))}}
+    # Why 10 points/decade: the library's KK check on NOISE-FREE Randles + Warburg spectra at 8
+    from ml.features.kramers_kronig import KK_RMS_LIMIT, kk_test
+    f8 = np.logspace(6, -2, 8 * 8 + 1)
+    res["kk_probe"] = {"limit": KK_RMS_LIMIT, **{
+        f"rct{int(r)}_{n}": kk_test(f, cells.randles_warburg(f, cells.SIGMA_BASE, r)).rms_residual
+        for r in (100.0, 150.0, 250.0, 400.0) for n, f in (("8pd", f8),
+                                                             ("10pd", cells.FREQUENCIES_HZ))}}
     ret = tab["retention"].to_numpy()
     true_eol = int(tab["cycle_index"].to_numpy()[np.flatnonzero(ret < v["eol_fraction"])[0]])
     hours_at = dict(zip(tab["cycle_index"], tab["test_time_second"] / 3600))
