@@ -150,16 +150,12 @@ def test_flat_metrics_and_mlflow_run(tmp_path, capsys):
         {"figure": "mape@100", "values": {"model": 12.5, "naive_sqrt": float("nan"), "x": None}}]}]
     assert flat_metrics(results) == {"severson/mape_100/model": 12.5}
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    args = argparse.Namespace(model=str(tmp_path / "absent"), suite=["synthetic"], json=True,
-                              tracking_uri=uri)
-    with pytest.raises(FadecastError):  # an explicit model that does not exist is an error
-        evaluate_command(args)
     from ml.evaluation import commands
-    run_id = commands.log_evaluation([run_suite("synthetic")], None, uri)
+    run_id = commands.log_evaluation(results, {"name": "m", "version": "7"}, uri)
     import mlflow
     run = mlflow.MlflowClient(tracking_uri=uri).get_run(run_id)
-    assert run.data.params["model"] == "baselines only"
-    assert run.data.metrics["synthetic/cells_scored/naive_sqrt"] == 24.0
+    assert run.data.params == {"model": "m:7", "suites": "severson"}
+    assert run.data.metrics == {"severson/mape_100/model": 12.5}
 
 
 def test_geslin_suite_real(shared_data):
