@@ -70,8 +70,9 @@ EXPECTED: dict[str, object] = {
     "neware_cellpy/nw_regular_export_ife_example.csv": "neware_regular_csv",
     "novonix_beep/test_Nova_Form-CH01-01_short.csv": "novonix_csv",
     "novonix_beep/test_Nova_Form-CH01-01_short_metadata.csv":
-        (InputFormatError, "unsupported_format",
-         "recognised but not supported: Novonix per-cycle summary"),
+        (ValidationError, "missing_column",
+         r"column 'test_time_second': per-cycle file has no elapsed-time column; give the "
+         r"protocol's hours per cycle \(ingest option protocol_hours_per_cycle\)"),
     "pec_cellpy/Test25195.csv": "pec_csv",
     "pec_cellpy/Test25205.csv": "pec_csv",
     "pec_cellpy/Test25209.csv": "pec_csv",
@@ -323,3 +324,14 @@ def test_gzipped_neware_regular_export(shared_data, tmp_path):
     gz.write_bytes(gzip.compress((shared_data / "parsers" / rel).read_bytes()))
     pd.testing.assert_frame_equal(open_source(gz).read(),
                                   open_source(shared_data / "parsers" / rel).read())
+
+
+def test_novonix_summary_with_protocol(shared_data):
+    src, df = read(shared_data, "novonix_beep/test_Nova_Form-CH01-01_short_metadata.csv",
+                   protocol_hours_per_cycle=20.0)
+    assert src.kind == "cycles" and len(df) == 1
+    assert df["cycle_index"].iloc[0] == 1 and df["test_time_estimated"].iloc[0] == 1
+    assert df["test_time_second"].iloc[0] == 72000.0
+    assert df["discharge_capacity_ah"].iloc[0] == pytest.approx(0.076631919)
+    assert df["mean_charge_voltage_volt"].iloc[0] == pytest.approx(5.12566938665875)
+    assert [w.code for w in src.warnings] == ["test_time_estimated"]

@@ -66,9 +66,9 @@ FORMATS: tuple[Format, ...] = (
     Format("pec_csv", "samples", "", pec.SPEC.detect, _R + "pec:open_pec", pec.SPEC.description),
     Format("novonix_csv", "samples", "", novonix.is_novonix, _R + "novonix:open_novonix",
            novonix.SPEC.description),
-    Format("novonix_summary_csv", "cycles", "unsupported", novonix.is_novonix_summary, "",
-           "Novonix per-cycle summary (*_metadata.csv) has no elapsed time: ingest the Novonix "
-           "data file beside it"),
+    Format("novonix_summary_csv", "cycles", "", novonix.is_novonix_summary,
+           _R + "novonix:open_novonix_summary",
+           "Novonix per-cycle summary (*_metadata.csv; no elapsed time: needs the protocol)"),
     Format("neware_csv", "samples", "", neware_csv.SPEC.detect,
            _R + "neware_csv:open_neware_csv", neware_csv.SPEC.description),
     Format("neware_regular_csv", "samples", "", neware_regular.is_regular_export,

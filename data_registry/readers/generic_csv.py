@@ -122,7 +122,7 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
         if "measurement_id" in {m.target for m in columns}:
             post = _eis_post(columns)
     if kind == "cycles" and "test_time_second" not in {m.target for m in columns}:
-        post, columns, w = _estimated_time(head, columns, protocol_hours_per_cycle)
+        post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle)
         warns.append(w)
     return csv_source(head, format_name=format_name, reader_version=READER_VERSION, kind=kind,
                       layout=layout, columns=columns, chunk_rows=chunk_rows, warnings=warns,
@@ -139,7 +139,10 @@ def _eis_post(columns: list[Mapped]):
     return post
 
 
-def _estimated_time(head: Head, columns: list[Mapped], hours: float | None):
+def estimated_time(head: Head, columns: list[Mapped], hours: float | None):
+    """Post-step, column list and warning that estimate ``test_time_second`` of a per-cycle
+    file as ``cycle_index × hours`` (flagged ``test_time_estimated = 1``); refuses without
+    ``hours``."""
     if hours is None or not hours > 0:
         raise ValidationError(
             "per-cycle file has no elapsed-time column; give the protocol's hours per cycle "

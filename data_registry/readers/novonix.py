@@ -4,15 +4,26 @@ quotes stripped from the first/last fields). Units in headers (``Run Time (h)``,
 ``Potential (V)``). Current is signed; ``Capacity (Ah)``/``Energy (Wh)`` are single counters,
 split into charging/discharging by the sign of the current.
 
-The ``*_metadata.csv`` file Novonix writes beside it is a per-cycle summary WITHOUT elapsed time;
-it is recognised and refused with a pointer to the data file.
+The ``*_metadata.csv`` file Novonix writes beside it is a per-cycle summary (kind "cycles",
+Ah / Wh / V) WITHOUT elapsed time: it is read only with the ingest option
+``protocol_hours_per_cycle`` (time estimated and flagged), else refused naming that option.
 """
 from __future__ import annotations
 
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source
+from data_registry.readers.generic_csv import estimated_time
+from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head
 from data_registry.readers.tabular import TabularSpec, open_tabular, preamble_metadata
+
+#: Novonix summary column → canonical per-cycle column, factor
+SUMMARY_MAP: dict[str, tuple[str, float]] = {
+    "Cycle": ("cycle_index", 1.0),
+    "Qc": ("charge_capacity_ah", 1.0), "Qd": ("discharge_capacity_ah", 1.0),
+    "Ec": ("charge_energy_wh", 1.0), "Ed": ("discharge_energy_wh", 1.0),
+    "AverageChargeVoltage": ("mean_charge_voltage_volt", 1.0),
+    "AverageDischargeVoltage": ("mean_discharge_voltage_volt", 1.0),
+}
 
 
 def _header(head: Head) -> int | None:
@@ -49,3 +60,14 @@ def open_novonix(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYT
     """Open a Novonix CSV export."""
     meta = preamble_metadata(head, _header(head) or 0)
     return open_tabular(SPEC, head, chunk_rows, max_line_bytes, metadata=meta)
+
+
+def open_novonix_summary(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
+                         protocol_hours_per_cycle: float | None = None, **_: object) -> Source:
+    """Open a Novonix per-cycle summary (needs ``protocol_hours_per_cycle``)."""
+    layout, warns = layout_from_head(head, 0, delimiter=",")
+    columns = [Mapped(n, *SUMMARY_MAP[n]) for n in layout.names if n in SUMMARY_MAP]
+    post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle)
+    return csv_source(head, format_name="novonix_summary_csv", reader_version="1",
+                      kind="cycles", layout=layout, columns=columns, chunk_rows=chunk_rows,
+                      warnings=warns + [w], post=post, max_line_bytes=max_line_bytes)
