@@ -198,3 +198,20 @@ def test_available_suites_follow_the_data(tmp_path):
         (tmp_path / folder).mkdir()
     assert available_suites(root=tmp_path) == ["pybamm-dev", "severson", "synthetic",
                                                "nasa-pcoe"]
+
+
+def test_no_champion_falls_back_to_baselines(monkeypatch, capsys):
+    from data_registry.errors import NotFoundError
+
+    def no_champion(cls, uri=None, *, tracking_uri=None):
+        raise NotFoundError("no registered model for models:/fadecast-forecaster@champion")
+
+    monkeypatch.setattr(ModelForecaster, "from_uri", classmethod(no_champion))
+    args = argparse.Namespace(model=None, suite=["synthetic"], json=False, tracking_uri=None)
+    assert evaluate_command(args) == 0
+    captured = capsys.readouterr()
+    assert "evaluating the baselines only" in captured.err
+    assert captured.out.startswith("== suite synthetic (24 test cells)")
+    args.model = "/nowhere/model"  # an explicit model that cannot be found is an error
+    with pytest.raises(NotFoundError):
+        evaluate_command(args)
