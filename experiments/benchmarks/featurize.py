@@ -186,14 +186,14 @@ def main() -> None:
         test_time_second=df["test_time_second"].to_numpy() + code * span,
         cycle_count=df["cycle_count"].to_numpy() + code * int(df["cycle_count"].max()))
     t_one, _ = best_of(lambda: fast_descriptors(one_cell), args.repeat)
-    del one_cell
+    one_cell = None  # free the copy before the next measurement
     # Same numbers from both (guards against benchmarking different work).
     np.testing.assert_allclose(fast["discharge_energy_wh"], naive["discharge_energy_wh"],
                                rtol=1e-9)
     np.testing.assert_allclose(fast["rest_second"], naive["rest_second"], rtol=1e-9)
     blocks = [(b, charge_flows(b)) for b in prepare_samples(df).blocks()]
     t_curves, _ = best_of(lambda: [curve_descriptors(b, f) for b, f in blocks], 1)
-    del blocks
+    blocks = []
     t_build, table = best_of(lambda: build_cycle_table(df, voltage_curves=False), args.repeat)
     t_build_all, _ = best_of(lambda: build_cycle_table(df, voltage_curves=True), 1)
     res.update({

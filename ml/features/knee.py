@@ -5,9 +5,10 @@ Model (Bacon & Watts 1971, in the sharp-transition limit γ → 0 used by Fermí
 ``x₀``. For each candidate ``x₀`` the fit is linear least squares; ``x₀`` minimises the
 residual sum of squares. Uncertainty comes from the profile likelihood: the ``x₀`` whose RSS
 stays below ``RSS_min·(1 + F(0.95; 1, n−4)/(n−4))`` form the 95 % interval; the standard error
-is that interval's width / (2·1.96). Candidates are at most ``MAX_CANDIDATES`` observed cycles,
-so the interval is widened by half a candidate spacing. A knee is reported only where the fade steepens (c < 0)
-and the hinge beats a straight line by an F test at 1 % (approximate: x₀ is fitted).
+is that interval's width / (2·1.96). Candidates are at most ``MAX_CANDIDATES`` observed
+cycles, so the interval is widened by half a candidate spacing. A knee is reported only where
+the fade steepens (c < 0) and the hinge beats a straight line by an F test at 1 %
+(approximate: x₀ is fitted).
 """
 from __future__ import annotations
 

@@ -91,7 +91,8 @@ def timing_columns(df: pd.DataFrame, reference_ah: float,
 
     ``elapsed_hour`` = test_time_second / 3600 (end of cycle); ``cycle_start_hour``;
     ``cycle_duration_hour`` (given, else difference of consecutive end times; the first row's
-    end time when the table starts at cycle 0 or 1, else NaN); ``rest_hour``; ``rest_before_hour``; ``high_voltage_hour`` and its cumulative sum
+    end time when the table starts at cycle 0 or 1, else NaN); ``rest_hour``;
+    ``rest_before_hour``; ``high_voltage_hour`` and its cumulative sum
     ``cumulative_high_voltage_hour``; ``charge_c_rate`` / ``discharge_c_rate`` = mean current
     during charge / discharge over the C-rate capacity (``nominal_ah`` if known, else the
     reference capacity), in 1/h; ``c_rate`` as given, else the discharge C-rate.
