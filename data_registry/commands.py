@@ -42,16 +42,19 @@ def ingest_summary(report: IngestReport) -> str:
     if report.already_present:
         shas = ", ".join(f.sha256[:12] + "…" for f in report.files)
         return (f"{report.cell_id}: already ingested (sha256 {shas}), nothing to do")
-    kinds = sorted({f.kind for f in report.files if f.kind and not f.already_present})
     new = [f for f in report.files if not f.already_present]
+    per_kind: dict[str, int] = {}
+    for f in new:
+        per_kind[f.kind or "?"] = per_kind.get(f.kind or "?", 0) + f.rows
+    rows = " + ".join(f"{n:,} {kind}" for kind, n in sorted(per_kind.items()))
     span = ""
     starts = [f.time_start_second for f in new if f.time_start_second is not None]
     ends = [f.time_end_second for f in new if f.time_end_second is not None]
     if starts and ends:
         span = f", t = {min(starts):g}–{max(ends):g} s"
     version = f", dataset {report.dataset}" if report.dataset else ""
-    return (f"{report.cell_id}: ingested {len(new)} file(s), {report.rows:,} {'/'.join(kinds)} "
-            f"rows{span}, {len(report.warnings)} warning(s){version} "
+    return (f"{report.cell_id}: ingested {len(new)} file(s), {rows} rows{span}, "
+            f"{len(report.warnings)} warning(s){version} "
             f"in {report.elapsed_second:.1f} s")
 
 
