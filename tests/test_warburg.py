@@ -202,3 +202,9 @@ def test_top_of_charge_by_event_voltage_soc_or_threshold():
     np.testing.assert_allclose(t["aw_ohm_per_sqrt_s"].iloc[4:], [1.1, 1.1], rtol=0.02)
     np.testing.assert_allclose(t["aw_top_of_charge_ohm_per_sqrt_s"].iloc[4:], [0.12, 0.12],
                                rtol=0.02)
+
+
+def test_warburg_table_of_no_spectra_is_empty_with_the_contract_columns():
+    empty = pd.DataFrame(columns=["measurement_id", "frequency_hz", "z_real_ohm", "z_imag_ohm"])
+    table = warburg_table(empty)
+    assert len(table) == 0 and list(table.columns) == list(KEYS)

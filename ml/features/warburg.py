@@ -159,7 +159,9 @@ def warburg_table(eis: pd.DataFrame) -> pd.DataFrame:
     """One :func:`fit_warburg` row per spectrum (grouped by ``cell_id`` if present and
     ``measurement_id``; a table without ``measurement_id`` is one spectrum), in input order."""
     keys = [k for k in ("cell_id", "measurement_id") if k in eis.columns]
-    if not keys:
+    if len(eis) == 0:
+        rows = []
+    elif not keys:
         rows = [fit_warburg(eis)]
     else:
         rows = []
@@ -169,5 +171,5 @@ def warburg_table(eis: pd.DataFrame) -> pd.DataFrame:
                 row["cell_id"] = str(key[0])
             rows.append(row)
     cols = (["cell_id"] if "cell_id" in keys else []) + list(KEYS)
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=None if rows else cols)
     return df[cols + [c for c in df.columns if c not in cols]]
