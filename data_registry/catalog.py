@@ -102,6 +102,15 @@ datasets = sa.Table(
     sa.UniqueConstraint("name", "version", name="uq_dataset_name_version"),
 )
 
+registry_info = sa.Table(
+    "registry_info", metadata,
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+#: Layout version of these tables; a catalog written by a newer fadecast is refused, not misread.
+CATALOG_VERSION = 1
+
 dataset_cells = sa.Table(
     "dataset_cells", metadata,
     sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.dataset_id"), primary_key=True),
@@ -154,14 +163,31 @@ class Catalog:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
                 try:
                     metadata.create_all(self.engine)
+                    with self.engine.begin() as conn:
+                        self._check_version(conn)
                 finally:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
         elif dialect == "postgresql":
             with self.engine.begin() as conn:
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
                 metadata.create_all(conn)
+                self._check_version(conn)
         else:
             metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                self._check_version(conn)
+
+    def _check_version(self, conn: Connection) -> None:
+        """Stamp a new catalog with :data:`CATALOG_VERSION`; refuse one from a newer layout."""
+        q = sa.select(registry_info.c.value).where(registry_info.c.key == "catalog_version")
+        found = conn.execute(q).scalar()
+        if found is None:
+            conn.execute(registry_info.insert().values(key="catalog_version",
+                                                       value=str(CATALOG_VERSION)))
+        elif int(found) > CATALOG_VERSION:
+            raise StoreError("the catalog was written by a newer fadecast; upgrade fadecast to "
+                             "use it", code="catalog_too_new", file=_redact(self.url),
+                             expected=f"catalog version <= {CATALOG_VERSION}", found=found)
 
     def dispose(self) -> None:
         """Close pooled connections (tests stopping a server call this first)."""

@@ -252,3 +252,15 @@ def test_sigkill_mid_ingest_leaves_either_catalog_unchanged(reg, catalog_url, te
     assert len(after.load_samples("early")) == 195
     assert after.ingest(big, "victim").rows == 40 * 390
     after.close()
+
+
+def test_catalog_from_a_newer_fadecast_is_refused(catalog_url):
+    c = Catalog(catalog_url)
+    with c.transaction() as conn:
+        assert conn.execute(sa.select(cat.registry_info.c.value)).scalar() == str(
+            cat.CATALOG_VERSION)
+        conn.execute(cat.registry_info.update().values(value=str(cat.CATALOG_VERSION + 1)))
+    c.dispose()
+    with pytest.raises(StoreError, match="written by a newer fadecast") as e:
+        Catalog(catalog_url)
+    assert e.value.code == "catalog_too_new"
