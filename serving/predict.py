@@ -59,7 +59,27 @@ def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cyc
     doc = model.forecast(frame, horizon_cycles=horizon_cycles, hours_per_cycle=hours_per_cycle,
                          eol_fraction=eol_fraction, nominal_capacity_ah=nominal_capacity_ah,
                          cell_id=cell_id)
+    _check_finite(doc, frame, nominal_capacity_ah)
     return clean_json(doc)
+
+
+def _check_finite(doc: dict[str, Any], frame: pd.DataFrame,
+                  nominal_capacity_ah: float | None) -> None:
+    """A forecast with NaN/inf capacities is no answer: refuse it as bad input (422), naming
+    what usually causes it, instead of sending nulls a client would misread."""
+    values = [v for row in doc.get("forecast", [])
+              for v in (row.get("capacity_ah") or {}).values()]
+    if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        return
+    q = frame["discharge_capacity_ah"].to_numpy(float)
+    ref = reference_capacity_ah(q, nominal_capacity_ah)
+    raise ValidationError(
+        "the model cannot forecast this history (its output is not finite): retention "
+        f"ranges {np.nanmin(q) / ref:.3g}–{np.nanmax(q) / ref:.3g} of the reference capacity "
+        f"{ref:.4g} Ah", code="forecast_not_finite", column="history",
+        expected="retention within about 0–1.2 of the reference (nominal_capacity_ah, else "
+                 "max of the first 3 cycles) and increasing test times",
+        found=f"max retention {np.nanmax(q) / ref:.3g}")
 
 
 def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycles: int,
