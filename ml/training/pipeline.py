@@ -177,7 +177,8 @@ def forecast_plots(cells: list[CellRecord], card, run) -> dict:
     """Forecast-vs-actual and decomposition figures (closed after the caller logs them)."""
     from ml.training.plots import forecast_figures
 
-    return forecast_figures(cells, card, run) if cells else {}
+    ordered = sorted(cells, key=lambda r: r.meta.get("source") == "synthetic")  # real first
+    return forecast_figures(ordered, card, run) if cells else {}
 
 
 def _score_champion(cells: list[CellRecord], uri: str) -> float | None:
