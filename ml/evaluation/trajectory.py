@@ -88,7 +88,7 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
             row[f"{name}_capacity_error_pct"] = float(err.mean())
             row[f"{name}_time_share"] = f.time_share
             if np.isfinite(f.time_share) and np.isfinite(share_true):
-                a["ts_err"].append(abs(f.time_share - share_true))
+                a["ts_err"].append(float(time_share_errors([f.time_share], [share_true])[0]))
                 if f.time_share_band is not None:
                     lo, hi = f.time_share_band
                     a["ts_cover"].append(lo <= share_true <= hi)
@@ -102,8 +102,8 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
     for name, a in acc.items():
         fig = {"cells_scored": len(a["cap_err"]),
                "capacity_error_pct_of_reference": _mean(a["cap_err"])}
-        ts = summary_quantiles(time_share_errors(a["ts_err"], np.zeros(len(a["ts_err"])))) \
-            if a["ts_err"] else {"p50": float("nan"), "p90": float("nan")}
+        ts = (summary_quantiles(a["ts_err"]) if a["ts_err"]
+              else {"p50": float("nan"), "p90": float("nan")})
         fig["time_share_abs_error_median"] = ts["p50"]
         fig["time_share_abs_error_p90"] = ts["p90"]
         fig["coverage_90_pct"] = (float(np.mean(np.concatenate(a["cover"]))) * 100.0
