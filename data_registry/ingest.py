@@ -2,7 +2,7 @@
 
 Steps, under the registry's write lock:
 
-1. remove debris an earlier killed ingest may have left (unreferenced parts, temp files);
+1. remove temp files an earlier killed ingest may have left (``*.tmp``, ``raw/tmp``);
 2. per file: copy it verbatim into ``raw/tmp`` hashing it in the same pass (in a thread, beside
    parsing, unless a raw file of the same size exists — then hash first, to skip duplicates
    without parsing); stream the reader's chunks into a temp Parquet file (bounded memory);
@@ -11,8 +11,10 @@ Steps, under the registry's write lock:
    version of the per-cell dataset ``cell:<cell_id>``.
 
 Any failure before step 4 commits removes this call's files, so the registry is unchanged; a
-process killed at any point leaves only files the catalog does not reference (invisible to
-loads, removed by the next writer).
+process killed at any point leaves only files the catalog does not reference: invisible to
+loads; temp files are removed by the next writer, a complete but uncommitted part (killed
+between step 3 and 4) only by ``Registry.remove_debris(orphan_parts=True)``, since another
+catalog may share the folder.
 
 Rules
 -----
