@@ -208,3 +208,14 @@ def test_warburg_table_of_no_spectra_is_empty_with_the_contract_columns():
     empty = pd.DataFrame(columns=["measurement_id", "frequency_hz", "z_real_ohm", "z_imag_ohm"])
     table = warburg_table(empty)
     assert len(table) == 0 and list(table.columns) == list(KEYS)
+
+
+@pytest.mark.parametrize("rct_ohm", [150.0, 400.0, 1000.0])
+def test_valid_randles_warburg_at_8_points_per_decade_passes_kk(rct_ohm):
+    """A noise-free Randles + Warburg spectrum is causal and linear: it must pass, whatever Rct
+    (with one Voigt element per three points it failed at Rct = 1000 Ω)."""
+    f = np.logspace(5, -2, 57)
+    w = 2 * np.pi * f
+    z = 10 + 1 / (1 / (rct_ohm + 200 * (1 - 1j) / np.sqrt(w)) + 1j * w * 1e-5)
+    result = kk_test(f, z)
+    assert result.ok and result.rms_residual < 2e-3

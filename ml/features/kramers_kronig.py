@@ -36,13 +36,15 @@ def kk_test(frequency_hz: np.ndarray, z: np.ndarray, *, n_elements: int | None =
     Parameters
     ----------
     frequency_hz : float [n] > 0; z : complex [n] impedance (Ω), Im(Z) < 0 capacitive.
-    n_elements : number of Voigt elements (default ``max(3, n // 3)``), τ log-spaced over
+    n_elements : number of Voigt elements (default ``max(3, n // 2)``: ~1 per 2 points keeps a
+        valid Randles + Warburg spectrum at 8 points/decade under 0.2 % RMS while a 10 % drift
+        still fails), τ log-spaced over
         [1/ω_max, 1/ω_min] widened by a factor 10 each side.
     """
     f = np.asarray(frequency_hz, dtype=np.float64)
     z = np.asarray(z, dtype=np.complex128)
     n = f.size
-    m = n_elements if n_elements is not None else max(3, n // 3)
+    m = n_elements if n_elements is not None else max(3, n // 2)
     m = int(min(m, max(1, n - 4)))
     w = 2.0 * np.pi * f
     tau = np.logspace(np.log10(0.1 / w.max()), np.log10(10.0 / w.min()), m)
