@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None, help="model URI (default: the champion)")
     s.add_argument("--tracking-uri", default=None)
     s.add_argument("--suite", action="append", default=None,
-                   help="pybamm-dev | severson | synthetic (default: all available)")
+                   help="pybamm-dev | severson | synthetic | geslin2024 | nasa-pcoe (default: all available)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("forecast", help="forecast one cell's capacity trajectory")
