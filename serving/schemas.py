@@ -10,7 +10,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
-    "AdviceRequest", "AdviceResponse", "CellForecastRequest", "CellInfo", "ErrorBody",
+    "AdviceRequest", "AdviceResponse", "CellAdviceRequest", "CellForecastRequest", "CellInfo",
+    "ErrorBody",
     "ForecastRequest", "ForecastResponse", "HistoryRow", "ModelsResponse", "Spec",
     "UploadResponse",
 ]
@@ -109,6 +110,18 @@ class AdviceRequest(_HistoryBody):
     planned_cycles: int = Field(ge=1, le=10_000_000, description="cycle the test ends at")
     tolerance_cycles: float = Field(gt=0, le=10_000_000)
     spec: Spec | None = None
+
+
+class CellAdviceRequest(BaseModel):
+    """``POST /v1/cells/{cell_id}/advice``: the history comes from the registry."""
+
+    model_config = _STRICT
+    cell: CellInfo | None = None
+    planned_cycles: int = Field(ge=1, le=10_000_000, description="cycle the test ends at")
+    tolerance_cycles: float = Field(gt=0, le=10_000_000)
+    spec: Spec | None = None
+    future_hours_per_cycle: float | None = Field(None, gt=0, le=1e5)
+    eol_fraction: float = Field(0.8, gt=0, lt=1)
 
 
 class Quantiles(BaseModel):

@@ -104,7 +104,8 @@ def test_openapi_declares_error_bodies_and_versions():
     doc = create_app(Settings()).openapi()
     paths = doc["paths"]
     assert {"/v1/forecast", "/v1/advice", "/v1/cells/{cell_id}/samples",
-            "/v1/cells/{cell_id}/forecast", "/v1/models", "/v1/admin/reload", "/healthz",
+            "/v1/cells/{cell_id}/forecast", "/v1/cells/{cell_id}/advice", "/v1/models",
+            "/v1/admin/reload", "/healthz",
             "/readyz"} <= set(paths)
     assert "422" in paths["/v1/forecast"]["post"]["responses"]
     upload = paths["/v1/cells/{cell_id}/samples"]["post"]["requestBody"]["content"]

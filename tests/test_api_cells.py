@@ -50,6 +50,20 @@ def test_upload_then_forecast_the_cell(client):
     assert direct == doc
 
 
+def test_advice_for_a_registered_cell_equals_advice_on_its_history(client):
+    rows = history_rows(60)
+    assert client.post("/v1/cells/U4/samples?filename=u4.csv",
+                       content=_csv(rows)).status_code == 201
+    ask = {"planned_cycles": 300, "tolerance_cycles": 20, "spec": {"min_cycles_to_eol": 150}}
+    r = client.post("/v1/cells/U4/advice", json=ask)
+    assert r.status_code == 200, r.text
+    direct = client.post("/v1/advice", json={
+        **ask, "history": [{c: row[c] for c in COLUMNS} for row in rows],
+        "cell": {"cell_id": "U4"}}).json()
+    assert r.json() == direct and r.json()["decision"] in {"stop", "continue"}
+    assert client.post("/v1/cells/ghost/advice", json=ask).status_code == 404
+
+
 def test_failed_upload_leaves_the_cell_unchanged(client):
     rows = history_rows(40)
     assert client.post("/v1/cells/U2/samples?filename=a.csv",

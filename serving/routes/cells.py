@@ -20,10 +20,13 @@ from fastapi.responses import JSONResponse
 
 from serving.deps import current_model
 from serving.history import cell_history
-from serving.predict import clean_json, forecast_document
+from serving.predict import advice_document, clean_json, forecast_document
 from serving.routes.forecast import ERRORS, check_lengths
 from serving.runtime import OnnxForecaster
-from serving.schemas import CellForecastRequest, ErrorBody, ForecastResponse, UploadResponse
+from serving.schemas import (
+    AdviceResponse, CellAdviceRequest, CellForecastRequest, ErrorBody, ForecastResponse,
+    UploadResponse,
+)
 from serving.settings import Settings, get_settings
 
 router = APIRouter(prefix="/v1/cells", tags=["cells"])
@@ -119,4 +122,28 @@ async def forecast_cell(body: CellForecastRequest, cell_id: str = CELL_ID,
         hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
         nominal_capacity_ah=float(nominal) if nominal is not None else None, cell_id=cell_id,
         meta={k: v for k, v in meta.items() if k != "cell_id"})
+    return JSONResponse(doc)
+
+
+@router.post("/{cell_id}/advice", response_model=AdviceResponse, responses=ERRORS | {
+    404: {"model": ErrorBody}}, summary="stop or continue the test of a registered cell")
+async def advise_cell(body: CellAdviceRequest, cell_id: str = CELL_ID,
+                      model: OnnxForecaster = Depends(current_model),
+                      settings: Settings = Depends(get_settings)) -> JSONResponse:
+    frame, meta = await run_in_threadpool(_load_cell, settings, cell_id)
+    check_lengths(len(frame), None, settings)
+    if body.cell is not None:
+        meta.update(body.cell.model_dump(exclude_none=True))
+    nominal = meta.get("nominal_capacity_ah")
+    doc = await run_in_threadpool(
+        advice_document, model, frame, planned_cycles=body.planned_cycles,
+        tolerance_cycles=body.tolerance_cycles, eol_fraction=body.eol_fraction,
+        hours_per_cycle=body.future_hours_per_cycle,
+        nominal_capacity_ah=float(nominal) if nominal is not None else None,
+        spec_min_cycles=body.spec.min_cycles_to_eol if body.spec else None, cell_id=cell_id,
+        meta={k: v for k, v in meta.items() if k != "cell_id"},
+        n_updates=settings.advice_updates,
+        update_every_cycles=settings.advice_update_every_cycles,
+        min_loss_fraction=settings.advice_min_loss_fraction,
+        max_horizon_cycles=settings.max_horizon_cycles)
     return JSONResponse(doc)
