@@ -135,3 +135,20 @@ def test_card_json_is_strict_and_round_trips(tmp_path, quick_model):
     assert again.feature_scaler().to_dict() == card.feature_scaler().to_dict()
     assert again.window_spec() == card.window_spec()
     assert again.training_domain["c_rate"][0] <= again.training_domain["c_rate"][1]
+
+
+def test_row_order_and_capacity_scale_invariance(loaded):
+    card, run = loaded
+    hist = _cell(30)
+    base = forecast(hist, card=card, run=run, horizon_cycles=4)
+    assert forecast(hist.sample(frac=1.0, random_state=0), card=card, run=run,
+                    horizon_cycles=4) == base
+    cap_cols = ["charge_capacity_ah", "discharge_capacity_ah", "charge_energy_wh",
+                "discharge_energy_wh"]
+    doubled = forecast(hist.assign(**{c: hist[c] * 2.0 for c in cap_cols}), card=card, run=run,
+                       horizon_cycles=4)
+    for a, b in zip(base["forecast"], doubled["forecast"]):
+        for k in ("p05", "p50", "p95"):
+            assert b["capacity_ah"][k] == pytest.approx(2.0 * a["capacity_ah"][k], rel=1e-6)
+        assert b["loss_time_fraction"] == pytest.approx(a["loss_time_fraction"], rel=1e-6)
+    assert doubled["attribution"]["time_share"] == pytest.approx(base["attribution"]["time_share"])
