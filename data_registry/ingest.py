@@ -48,8 +48,9 @@ from data_registry.manifest import (ORDER_COLUMNS, FileReport, IngestReport, Tai
                                     normalize_metadata)
 from data_registry.progress import Progress
 from data_registry.schema import CELL_METADATA_KEYS, SCHEMA_VERSION, TABLES
-from data_registry.store import (PartWriter, RawCopy, Registry, arrow_schema, fsync_dir,
-                                 fsync_file, to_arrow)
+from data_registry.parts import (PartWriter, RawCopy, arrow_schema, fsync_dir, fsync_file,
+                                 to_arrow)
+from data_registry.store import Registry
 
 Opener = Callable[..., Any]
 

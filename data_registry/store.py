@@ -21,11 +21,8 @@ from __future__ import annotations
 
 import difflib
 import fcntl
-import hashlib
 import os
-import queue
 import re
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,23 +37,13 @@ from data_registry.errors import NotFoundError, StoreError
 from data_registry.home import catalog_url as default_catalog_url
 from data_registry.home import fadecast_home
 from data_registry.manifest import DatasetRef, IngestReport, cell_version
+# re-exported: callers from before the split import the writers from here
+from data_registry.parts import (PARQUET_OPTIONS, PartWriter, RawCopy,  # noqa: F401
+                                 arrow_schema, copy_and_hash, fsync_dir, fsync_file, to_arrow)
 from data_registry.schema import TABLES
 
 KINDS = ("samples", "cycles", "eis")
-#: Parquet options: snappy is the fastest codec that still shrinks cycler data several-fold.
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "snappy",
-                                   "use_dictionary": ["cell_id", "measurement_id"]}
-
 CELL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]{0,127}$")
-COPY_BLOCK_BYTES = 1024 * 1024
-_ARROW_TYPES = {"float64": pa.float64(), "int64": pa.int64(), "string": pa.string()}
-
-
-def arrow_schema(kind: str) -> pa.Schema:
-    """The Parquet schema of one canonical table (every column, in schema order)."""
-    table = TABLES[kind]
-    return pa.schema([pa.field(c.name, _ARROW_TYPES[c.dtype], nullable=not c.required
-                               or c.name == "cell_id") for c in table.columns])
 
 
 def check_cell_id(cell_id: str) -> str:
@@ -365,159 +352,6 @@ class Registry:
                     if n in required or table.column(n).null_count < table.num_rows]
             table = table.select(keep)
         return table.to_pandas()
-
-
-def copy_and_hash(src: Path, dst: Path) -> tuple[str, int]:
-    """Copy ``src`` to ``dst`` and sha256 it in the same pass; fsync ``dst``.
-
-    One reused buffer and unbuffered files: no per-block allocation (whose page faults cost
-    more CPU than the hash itself with SHA-NI).
-
-    Returns
-    -------
-    (sha256 hex digest, size in bytes)
-    """
-    digest = hashlib.sha256()
-    size = 0
-    buf = bytearray(COPY_BLOCK_BYTES)
-    view = memoryview(buf)
-    with open(src, "rb", buffering=0) as fin, open(dst, "wb", buffering=0) as fout:
-        while n := fin.readinto(buf):
-            block = view[:n]
-            digest.update(block)
-            written = 0
-            while written < n:  # raw writes may be partial
-                written += fout.write(block[written:])
-            size += n
-        os.fsync(fout.fileno())
-    return digest.hexdigest(), size
-
-
-def to_arrow(chunk: pd.DataFrame, schema: pa.Schema, cell_id: str, path: Path) -> pa.Table:
-    """One reader chunk as an Arrow table in the stored schema (absent columns null)."""
-    n = len(chunk)
-    arrays = []
-    for fld in schema:
-        if fld.name == "cell_id":
-            arrays.append(pa.repeat(cell_id, n))
-        elif fld.name in chunk.columns:
-            try:
-                arrays.append(pa.Array.from_pandas(chunk[fld.name], type=fld.type))
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                row = int(chunk["source_row"].iloc[0]) if "source_row" in chunk else None
-                raise StoreError(f"reader returned a column that does not fit the canonical "
-                                 f"type: {exc}", code="bad_column_type", file=str(path), row=row,
-                                 column=fld.name, expected=str(fld.type),
-                                 found=str(chunk[fld.name].dtype)) from exc
-        elif not fld.nullable:
-            raise StoreError("reader returned no required column", code="missing_column",
-                             file=str(path), column=fld.name, expected=fld.name,
-                             found=", ".join(map(str, chunk.columns)))
-        else:
-            arrays.append(pa.nulls(n, fld.type))
-    return pa.Table.from_arrays(arrays, schema=schema)
-
-
-class PartWriter:
-    """Parquet writer on its own thread: encoding chunk n overlaps reading chunk n+1.
-
-    At most ``QUEUE_CHUNKS`` chunks wait in the queue, so memory stays bounded. The file is
-    created at the first chunk; an error on the thread is re-raised by :meth:`write`/:meth:`close`.
-    """
-
-    QUEUE_CHUNKS = 2
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path, self.schema = path, schema
-        self.rows = 0
-        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=self.QUEUE_CHUNKS)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="fadecast-parquet", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        writer: pq.ParquetWriter | None = None
-        try:
-            while (table := self._queue.get()) is not None:
-                if self._error is not None:
-                    continue  # keep draining so the producer never blocks
-                try:
-                    if writer is None:
-                        writer = pq.ParquetWriter(self.path, self.schema, **PARQUET_OPTIONS)
-                    writer.write_table(table)
-                except BaseException as exc:  # re-raised on the producer's thread
-                    self._error = exc
-        finally:
-            if writer is not None:
-                try:
-                    writer.close()
-                except BaseException as exc:
-                    self._error = self._error or exc
-
-    def write(self, table: pa.Table) -> None:
-        """Queue one chunk (blocks while the queue is full)."""
-        if self._error is not None:
-            raise self._error
-        self._queue.put(table)
-        self.rows += table.num_rows
-
-    def close(self) -> None:
-        """Finish the file; re-raise any write error."""
-        self._queue.put(None)
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        """Stop after a failure elsewhere (the temp file is removed by the caller)."""
-        self._error = self._error or RuntimeError("aborted")
-        self._queue.put(None)
-        self._thread.join()
-
-
-class RawCopy:
-    """Copy a file into the raw store while hashing it (:func:`copy_and_hash`), inline with
-    :meth:`run` or beside other work with :meth:`start` + :meth:`join`."""
-
-    def __init__(self, src: Path, dst: Path) -> None:
-        self.src, self.dst = src, dst
-        self.sha256 = ""
-        self.size = 0
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def run(self) -> None:
-        try:
-            self.sha256, self.size = copy_and_hash(self.src, self.dst)
-        except BaseException as exc:  # re-raised in join()
-            self._error = exc
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="fadecast-hash", daemon=True)
-        self._thread.start()
-
-    def join(self, quiet: bool = False) -> None:
-        """Wait for the copy; re-raise its error unless ``quiet``."""
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if self._error is not None and not quiet:
-            raise self._error
-
-
-def fsync_file(path: Path) -> None:
-    """Flush a written file to disk."""
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a rename inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _cell_summary(r: Mapping[str, Any]) -> dict[str, Any]:

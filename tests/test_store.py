@@ -274,13 +274,17 @@ def test_load_subset_of_columns_and_several_cells(reg, store_data):
     assert e.value.column == "volts"
 
 
-def test_copy_and_hash_is_exact_across_block_boundaries(tmp_path):
-    from data_registry.store import COPY_BLOCK_BYTES, copy_and_hash
+@pytest.mark.parametrize("kernel", [True, False])
+def test_copy_and_hash_is_exact_across_block_boundaries(tmp_path, monkeypatch, kernel):
+    from data_registry import parts
 
-    data = os.urandom(2 * COPY_BLOCK_BYTES + 12345)
+    if not kernel:  # the portable read/write loop used where copy_file_range is unavailable
+        monkeypatch.setattr(parts, "_kernel_copy", lambda fd_in, fd_out: False)
+    data = os.urandom(5 * parts.COPY_BLOCK_BYTES + 12345)
     src, dst = tmp_path / "src.bin", tmp_path / "dst.bin"
     src.write_bytes(data)
-    sha, size = copy_and_hash(src, dst)
+    dst.write_bytes(b"stale content longer than nothing")
+    sha, size = parts.copy_and_hash(src, dst)
     assert (sha, size) == (hashlib.sha256(data).hexdigest(), len(data))
     assert dst.read_bytes() == data
 

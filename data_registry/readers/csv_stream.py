@@ -96,81 +96,158 @@ def stream_records(
 
     ``columns`` holds the requested ``layout.numeric`` columns as float64 (empty field → NaN) and
     ``layout.text`` columns as strings; ``line_numbers`` (int64) is the 1-based file line of each
-    record. Raises :class:`InputFormatError` naming file, line and column on a malformed line,
-    a non-numeric value, a truncated last line or a line longer than ``max_line_bytes``.
+    record. Chunks hold at most ``chunk_rows`` records. Raises :class:`InputFormatError` naming
+    file, line and column on a malformed line, a non-numeric value, a truncated last line or a
+    line longer than ``max_line_bytes``.
     """
     name = Path(path).name
     skip = layout.data_line - 1
     with open_stream(path, layout.gzip) as stream:
-        for base, chunk, final, nl in _line_chunks(stream, skip, chunk_rows, max_line_bytes,
-                                                   name):
-            if base < skip:  # the header lines
-                _check_line_lengths(chunk, base, max_line_bytes, name, nl)
-                continue
-            frame, lines = _parse_chunk(chunk, base, layout, max_line_bytes, name, final, nl)
-            if len(frame):
-                yield frame, lines
+        pieces = _Pieces(stream, max_line_bytes, name)
+        base = 0
+        if skip:
+            got = pieces.take(skip, 0, exact=True)
+            if got is None:
+                return
+            header, _ = got
+            _check_line_lengths(header, 0, max_line_bytes, name)
+            base = int(np.count_nonzero(np.frombuffer(header, dtype=np.uint8) == 10))
+            if base < skip:
+                return
+        while (got := pieces.take(chunk_rows, base, exact=False)) is not None:
+            piece, final = got
+            consumed = 0
+            for frame, lines, used in _parse_piece(piece, base, layout, chunk_rows,
+                                                   max_line_bytes, name, final, pieces):
+                consumed = used
+                if len(frame):
+                    yield frame, lines
+            pieces.note(len(piece), consumed)
+            base += consumed
 
 
-def _line_chunks(stream: pa.NativeFile, first: int, chunk_rows: int, limit: int, name: str
-                 ) -> Iterator[tuple[int, memoryview | bytes, bool, np.ndarray]]:
-    """Cut a byte stream into ``(lines_before, bytes, is_last, newline_offsets)`` chunks.
+class _Pieces:
+    """Cut a byte stream into pieces of whole lines, sized from the bytes per line seen so far.
 
-    The first chunk holds exactly ``first`` lines (the header); the others hold whole lines,
-    at most ``chunk_rows`` each and about ``MAX_CHUNK_BYTES`` at most; the last may lack its
-    final line end. Each read is sized
-    from the bytes-per-line seen so far and lands in one reused buffer behind the carried partial
-    line, so data is copied once. A line longer than ``limit`` bytes is refused as soon as
-    it is seen, so memory stays bounded even for a file without line ends.
+    Reads land in one reused buffer behind the carried partial line, so data is copied once;
+    pieces are cut at the last line end of a read (``bytes.rfind``: no per-byte Python or numpy
+    pass). A line longer than ``limit`` bytes without a line end is refused as soon as it is
+    seen, so memory stays bounded even for a file without line ends.
     """
-    carry = b""
-    base = 0
-    want = first if first > 0 else chunk_rows
-    line_bytes = 128.0
-    pool: np.ndarray | None = None
-    while True:
-        size = int(max(min(want * line_bytes * 1.02, MAX_CHUNK_BYTES), 64 << 10, limit + 2))
-        # one buffer, reused: pyarrow copies what it parses (so no chunk outlives its read),
-        # and reusing it spares the page faults of a fresh allocation per chunk
-        if pool is None or pool.size < len(carry) + size:
-            pool = np.empty(len(carry) + size, dtype=np.uint8)
-            is_nl = np.empty(len(carry) + size, dtype=bool)
-        arr = pool[:len(carry) + size]
-        arr[:len(carry)] = np.frombuffer(carry, dtype=np.uint8)
-        buf = memoryview(arr).cast("B")
-        view, got, eof = buf[len(carry):], 0, False
-        while got < size:  # fill the buffer, so a short read at the end is seen as EOF now
-            k = stream.readinto(view[got:])
+
+    def __init__(self, stream: pa.NativeFile, limit: int, name: str) -> None:
+        self.stream, self.limit, self.name = stream, limit, name
+        self.carry = b""
+        self.eof = False
+        self.line_bytes = 128.0
+        self.pool = bytearray(0)
+
+    def note(self, nbytes: int, lines: int) -> None:
+        """Record the size of a consumed piece (sizes the next read)."""
+        if lines > 0:
+            self.line_bytes = max(1.0, nbytes / lines)
+
+    def take(self, want: int, base: int, *, exact: bool
+             ) -> tuple[memoryview, bool] | None:
+        """The next piece of about ``want`` lines (exactly at most ``want`` when ``exact``)
+        and whether it ends the stream; None at the end. ``base`` = lines before it."""
+        factor = 1.02 if exact else 0.98  # a byte-cut piece stays just under ``want`` lines
+        size = int(max(min(want * self.line_bytes * factor, MAX_CHUNK_BYTES), 64 << 10,
+                       self.limit + 2))
+        carry = self.carry
+        need = len(carry) + size
+        if len(self.pool) < need:
+            self.pool = bytearray(need)
+        view = memoryview(self.pool)
+        view[:len(carry)] = carry
+        got = len(carry)
+        while not self.eof and got < need:  # fill: a short read at the end is seen as EOF now
+            k = self.stream.readinto(view[got:need])
             if k == 0:
-                eof = True
+                self.eof = True
                 break
             got += k
-        data = buf[:len(carry) + got]
-        mask = np.equal(arr[:len(carry) + got], 10, out=is_nl[:len(carry) + got])
-        nl = np.flatnonzero(mask)
-        start, used = 0, 0  # byte offset and newline count consumed in ``data``
-        # full chunks first; a short chunk only when this read fell short of one (the rest
-        # of an overshooting read is carried, so chunks stay close to ``chunk_rows``)
-        while len(nl) - used >= want or (base >= first and used == 0 and len(nl) > 0
-                                         and not eof):
-            take = min(want, len(nl) - used)
-            cut = int(nl[used + take - 1]) + 1
-            yield base, data[start:cut], False, nl[used:used + take] - start
-            line_bytes = max(1.0, (cut - start) / take)
-            base, used, start = base + take, used + take, cut
-            want = chunk_rows
-        rest = data[start:]
-        if eof:
-            if len(rest):
-                yield base, rest, True, nl[used:] - start
-            return
-        partial = len(rest) - (int(nl[-1]) + 1 - start if len(nl) > used else 0)
-        if partial > limit + 1:
-            raise InputFormatError(
-                "line too long", code="line_too_long", file=name,
-                row=base + (len(nl) - used) + 1,
-                expected=f"at most {limit} bytes per line", found=f"more than {limit} bytes")
-        carry = bytes(rest)
+        if got == 0:
+            return None
+        if self.eof:
+            cut = got
+        else:
+            cut = self.pool.rfind(b"\n", 0, got) + 1
+            if cut == 0 or got - cut > self.limit + 1:
+                raise InputFormatError(
+                    "line too long", code="line_too_long", file=self.name,
+                    row=base + self.pool.count(b"\n", 0, got) + 1,
+                    expected=f"at most {self.limit} bytes per line",
+                    found=f"more than {self.limit} bytes")
+        if exact:
+            nl = np.flatnonzero(np.frombuffer(self.pool, dtype=np.uint8, count=cut) == 10)
+            if len(nl) >= want and int(nl[want - 1]) + 1 < cut:
+                cut = int(nl[want - 1]) + 1
+        self.carry = bytes(view[cut:got])
+        return view[:cut], self.eof and not self.carry
+
+
+def _parse_piece(piece: memoryview, base: int, layout: CsvLayout, chunk_rows: int, limit: int,
+                 name: str, final: bool, pieces: _Pieces
+                 ) -> Iterator[tuple["Columns", np.ndarray, int]]:
+    """Parse one piece: ``(columns, line_numbers, lines consumed so far)`` per chunk.
+
+    Fast path: when every line is one record (no ``\\r``, no blank line, no over-long line,
+    checked without a per-byte pass), line numbers are a running counter. Otherwise (or on any
+    parse error) the exact path indexes every newline, and explains errors by line and column.
+    """
+    fast = _parse_fast(piece, base, layout, limit, final, pieces)
+    if fast is not None:
+        table = fast
+        n = table.num_rows
+        for start in range(0, n, chunk_rows):
+            part = table.slice(start, chunk_rows)
+            lines = np.arange(base + 1 + start, base + 1 + start + part.num_rows,
+                              dtype=np.int64)
+            yield Columns(part.combine_chunks()), lines, start + part.num_rows
+        return
+    nl = np.flatnonzero(np.frombuffer(piece, dtype=np.uint8) == 10)
+    tail = final and (not len(nl) or int(nl[-1]) + 1 < len(piece))  # a last line without end
+    n_lines = len(nl) + int(tail)
+    for used in range(0, n_lines, chunk_rows):
+        stop = min(used + chunk_rows, n_lines)
+        begin = int(nl[used - 1]) + 1 if used else 0
+        cut = int(nl[stop - 1]) + 1 if stop <= len(nl) else len(piece)
+        frame, lines = _parse_chunk(piece[begin:cut], base + used, layout, limit, name,
+                                    final and cut == len(piece),
+                                    nl[used:min(stop, len(nl))] - begin)
+        yield frame, lines, stop
+
+
+def _parse_fast(piece: memoryview, base: int, layout: CsvLayout, limit: int, final: bool,
+                pieces: _Pieces) -> pa.Table | None:
+    """The piece parsed with one record per line, or None when the exact path is needed."""
+    wanted = list(dict.fromkeys(layout.numeric + layout.text))
+    if len(layout.names) < 2 or not wanted or not len(piece):
+        return None
+    if final and any(n.startswith("_unnamed_") for n in layout.names):
+        return None
+    pool, end = pieces.pool, len(piece)  # ``piece`` is pool[:end]
+    if pool.find(b"\r", 0, end) >= 0:
+        return None
+    s = 0
+    while end - s > limit + 1:  # every line within ``limit``: jump from line end to line end
+        r = pool.rfind(b"\n", s, s + limit + 1)
+        if r < 0:
+            return None
+        s = r + 1
+    if final and end - s > limit and pool.find(b"\n", s, end) < 0:
+        return None
+    types = {c: pa.float64() for c in layout.numeric}
+    types.update({c: pa.string() for c in layout.text})
+    try:
+        table = _read(piece, layout, wanted, types, max(_BLOCK_BYTES, 2 * limit + 2),
+                      empty_lines=True)
+    except pa.ArrowInvalid:
+        return None
+    if table.num_rows and table.column(0).null_count:
+        return None  # maybe a blank line (read as an all-null record): the exact path decides
+    return table
 
 
 def _line_bounds(chunk: bytes, nl: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -247,13 +324,15 @@ def _complete_last_line(chunk: bytes, layout: CsvLayout) -> bytes:
     return chunk
 
 
-def _read(chunk: bytes, layout: CsvLayout, wanted: list[str],
-          types: dict[str, pa.DataType], block: int = _BLOCK_BYTES) -> pa.Table:
+def _read(chunk: bytes | memoryview, layout: CsvLayout, wanted: list[str],
+          types: dict[str, pa.DataType], block: int = _BLOCK_BYTES, *,
+          empty_lines: bool = False) -> pa.Table:
     read = pacsv.ReadOptions(column_names=list(layout.names), encoding=layout.encoding,
                              block_size=block,
                              use_threads=True)
     parse = pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=False,
-                               quote_char=layout.quote_char)
+                               quote_char=layout.quote_char,
+                               ignore_empty_lines=not empty_lines)
     convert = pacsv.ConvertOptions(
         include_columns=wanted, column_types=types, null_values=[""],
         strings_can_be_null=True, quoted_strings_can_be_null=True,
