@@ -124,3 +124,21 @@ def test_fixed_draws_make_forward_deterministic():
     x = _inputs(batch=1, history=6, horizon=3)
     assert all(torch.equal(p, q) for p, q in zip(_run(a, x), _run(b, x)))
     assert np.isclose(a.noise.numpy().mean(axis=0), 0.0, atol=1e-5).all()
+
+
+def test_ensemble_pools_member_samples():
+    from ml.models.ensemble import FadeEnsemble
+
+    members = [FadeNet(FEATURE_NAMES, d_model=16, n_heads=2, n_samples=8, seed=s).eval()
+               for s in (0, 1)]
+    ens = FadeEnsemble(members).eval()
+    x = _inputs(batch=2, history=7, horizon=3)
+    pooled = _run(ens, x)
+    assert ens.n_samples == 16 and pooled[0].shape == (2, 3, 16)
+    for i in range(3):
+        assert torch.equal(pooled[i][..., :8], _run(members[0], x)[i])
+        assert torch.equal(pooled[i][..., 8:], _run(members[1], x)[i])
+    assert not ens.is_fitted_
+    assert ens.config()["ensemble"] == 2
+    with pytest.raises(FadecastError, match="at least one member"):
+        FadeEnsemble([])

@@ -52,6 +52,7 @@ class ModelConfig:
     n_samples: int = 32
     max_history: int = 64
     seed: int = 0
+    ensemble: int = 1  # members trained from seeds seed, seed+1, …; their samples pooled
 
     def fade_net_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :class:`ml.models.fade_net.FadeNet` (besides features)."""

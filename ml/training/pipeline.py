@@ -5,7 +5,7 @@ Steps are short functions; MLflow calls go through ``ml.training.tracking`` only
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +16,7 @@ from data_registry.home import fadecast_home
 from ml.export.card import build_card
 from ml.export.onnx import example_inputs, export_model_dir
 from ml.inference import band, load_model_dir
+from ml.models.ensemble import FadeEnsemble
 from ml.models.fade_net import FadeNet
 from ml.sources import CellRecord, available_sources, load_source, split_by_cell
 from ml.synthetic import make_fleet
@@ -132,15 +133,12 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
     train, val = prepare_cells(splits.train), prepare_cells(splits.val)
     spec = WindowSpec(max_history=cfg.model.max_history)
     scaler = fit_scaler(train)
-    model = FadeNet(FEATURE_NAMES, **cfg.model.fade_net_kwargs())
-    settings = cfg.train if cfg.train.max_history == spec.max_history else \
-        type(cfg.train)(**{**cfg.train.__dict__, "max_history": spec.max_history})
+    settings = replace(cfg.train, max_history=spec.max_history)
     with tracking.training_run(cfg.name, flatten(cfg), tracking_uri=uri) as run_id:
         tracking.log_datasets({"training": cells_frame(splits.train),
                                "validation": cells_frame(splits.val) if splits.val else None,
                                "test": cells_frame(splits.test) if splits.test else None}, digest)
-        history = fit(model, train, val, scaler, settings, progress=progress,
-                      on_epoch=lambda e, m: tracking.log_metrics(m, step=e))
+        model, history = _train_members(cfg, train, val, scaler, settings, progress)
         conformal = calibrate(model, val or train, scaler, spec.max_history)
         card = build_card(model, scaler, spec, train_cells=train, conformal=conformal,
                           dataset_hash=digest, version=cfg.model_version_label)
@@ -171,6 +169,24 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
                 model_uri, score, tracking_uri=uri,
                 champion_score=lambda: _score_champion(val_eval, uri))
     return StudyResult(run_id, model_dir, version, promoted, metrics, model_uri)
+
+
+def _train_members(cfg: StudyConfig, train: list[PreparedCell], val: list[PreparedCell], scaler,
+                   settings, progress: bool):
+    """Train ``cfg.model.ensemble`` FadeNets (seeds seed, seed+1, …); member 0 logs plain
+    per-epoch metric names, others ``member<i>_<name>``."""
+    members, first_history = [], []
+    for i in range(max(1, cfg.model.ensemble)):
+        kwargs = {**cfg.model.fade_net_kwargs(), "seed": cfg.model.seed + i}
+        net = FadeNet(FEATURE_NAMES, **kwargs)
+        prefix = "" if i == 0 else f"member{i}_"
+        history = fit(net, train, val, scaler, replace(settings, seed=settings.seed + i),
+                      progress=progress,
+                      on_epoch=lambda e, m, p=prefix: tracking.log_metrics(
+                          {p + k: v for k, v in m.items()}, step=e))
+        members.append(net)
+        first_history = first_history or history
+    return (members[0] if len(members) == 1 else FadeEnsemble(members)), first_history
 
 
 def forecast_plots(cells: list[CellRecord], card, run) -> dict:
