@@ -9,6 +9,7 @@ Tables
 ``raw_files``      raw files kept verbatim, keyed by sha256
 ``ingests``        one row per (cell, raw file) stored: reader, versions, kind, rows, time range,
                    and the Parquet part that holds its rows (relative to the home folder)
+``companions``     sidecar files read with an ingest's main file (kept verbatim in raw_files)
 ``warnings``       machine-readable code + message per ingest
 ``datasets``       named, immutable versions (version = content hash)
 ``dataset_cells``  which cells, at which cell version (the ingests included), make a dataset
@@ -76,6 +77,13 @@ ingests = sa.Table(
     sa.Column("source_metadata", sa.JSON, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.UniqueConstraint("cell_id", "raw_sha256", name="uq_ingest_cell_raw"),
+)
+
+companions = sa.Table(  # added after layout 1 shipped: created in old catalogs on open
+    "companions", metadata,
+    sa.Column("ingest_id", sa.Integer, sa.ForeignKey("ingests.ingest_id"), primary_key=True),
+    sa.Column("raw_sha256", sa.String(64), sa.ForeignKey("raw_files.sha256"), primary_key=True),
+    sa.Column("original_path", sa.String(2000), nullable=False),
 )
 
 warnings = sa.Table(
@@ -224,6 +232,20 @@ class Catalog:
         """Every ingest of one raw file (any cell)."""
         q = sa.select(ingests).where(ingests.c.raw_sha256 == sha256).order_by(ingests.c.ingest_id)
         return [dict(r) for r in conn.execute(q).mappings()]
+
+    def ingest_companions(self, conn: Connection,
+                          ingest_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+        """Companion files of the given ingests: ``{ingest_id: [{raw_sha256,
+        original_path}]}`` in path order."""
+        if not ingest_ids:
+            return {}
+        q = (sa.select(companions).where(companions.c.ingest_id.in_(ingest_ids))
+             .order_by(companions.c.ingest_id, companions.c.original_path))
+        out: dict[int, list[dict[str, Any]]] = {}
+        for r in conn.execute(q).mappings():
+            out.setdefault(r["ingest_id"], []).append(
+                {"raw_sha256": r["raw_sha256"], "original_path": r["original_path"]})
+        return out
 
     def ingest_warnings(self, conn: Connection, ingest_ids: list[int]) -> list[dict[str, Any]]:
         """Stored warnings of the given ingests, in insertion order."""

@@ -3,12 +3,13 @@
 Steps, under the registry's write lock:
 
 1. remove temp files an earlier killed ingest may have left (``*.tmp``, ``raw/tmp``);
-2. per file: copy it verbatim into ``raw/tmp`` hashing it in the same pass (in a thread, beside
+2. per file: copy it verbatim into ``raw/tmp`` and hash the copy (in a thread, beside
    parsing, unless a raw file of the same size exists — then hash first, to skip duplicates
    without parsing); stream the reader's chunks into a temp Parquet file (bounded memory);
-3. move the raw files and parts into place with ``os.replace``;
-4. ONE catalog transaction: cell (metadata merged), raw files, ingests, warnings, and a new
-   version of the per-cell dataset ``cell:<cell_id>``.
+   copy the sidecar files the reader read (``Source.companions``) into ``raw/tmp`` too;
+3. move the raw files (main and companions) and parts into place with ``os.replace``;
+4. ONE catalog transaction: cell (metadata merged), raw files, ingests, their companions,
+   warnings, and a new version of the per-cell dataset ``cell:<cell_id>``.
 
 Any failure before step 4 commits removes this call's files, so the registry is unchanged; a
 process killed at any point leaves only files the catalog does not reference: invisible to
@@ -48,11 +49,21 @@ from data_registry.manifest import (ORDER_COLUMNS, FileReport, IngestReport, Tai
                                     normalize_metadata)
 from data_registry.progress import Progress
 from data_registry.schema import CELL_METADATA_KEYS, SCHEMA_VERSION, TABLES
-from data_registry.parts import (PartWriter, RawCopy, arrow_schema, fsync_dir, fsync_file,
-                                 to_arrow)
+from data_registry.parts import (PartWriter, RawCopy, arrow_schema, copy_and_hash, fsync_dir,
+                                 fsync_file, to_arrow)
 from data_registry.store import Registry
 
 Opener = Callable[..., Any]
+
+
+@dataclass
+class _Companion:
+    """A sidecar file copied into ``raw/tmp`` beside its main file."""
+
+    path: Path
+    raw_tmp: Path | None
+    sha256: str = ""
+    size: int = 0
 
 
 @dataclass
@@ -69,6 +80,8 @@ class _Staged:
     cycle_first: int | None = None
     cycle_last: int | None = None
     measurement_ids: set[str] = field(default_factory=set)
+    companion_paths: list[Path] = field(default_factory=list)
+    companions: list[_Companion] = field(default_factory=list)
 
 
 def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
@@ -170,10 +183,31 @@ def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None
         return item
     if item.part_tmp is not None:
         fsync_file(item.part_tmp)
+    _stage_companions(item, tmp_dir)
     assert item.report.kind is not None
     tails[item.report.kind].extend(item.report.time_end_second, item.cycle_last,
                                    item.measurement_ids, Path(item.report.path).name)
     return item
+
+
+def _stage_companions(item: _Staged, tmp_dir: Path) -> None:
+    """Copy the sidecar files the reader read into ``raw/tmp`` (durable, hashed)."""
+    seen: set[str] = set()
+    for side in item.companion_paths:
+        c = _Companion(side, tmp_dir / f"{uuid.uuid4().hex}.tmp")
+        item.companions.append(c)  # from now on a failure discards its copy
+        try:
+            c.sha256, c.size = copy_and_hash(side, c.raw_tmp)
+        except OSError as exc:
+            raise StoreError(f"cannot copy the companion file: {exc}",
+                             code="companion_unreadable", file=str(side),
+                             expected=f"a readable file beside {Path(item.report.path).name}",
+                             found=type(exc).__name__) from exc
+        if c.sha256 in seen:  # the same sidecar content twice: keep one
+            c.raw_tmp.unlink(missing_ok=True)
+            item.companions.pop()
+        seen.add(c.sha256)
+    item.report.companions = [str(c.path) for c in item.companions]
 
 
 def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str | None,
@@ -212,6 +246,7 @@ def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str |
     writer.close()
     item.warnings = list(source.warnings)
     item.source_metadata = json_safe(dict(source.metadata or {}))
+    item.companion_paths = [Path(p) for p in getattr(source, "companions", None) or []]
     if writer.rows == 0:
         item.part_tmp.unlink(missing_ok=True)
         item.part_tmp = None
@@ -246,6 +281,7 @@ def _is_duplicate(reg: Registry, item: _Staged, sha256: str, cell_id: str,
         if item.part_tmp is not None:
             item.part_tmp.unlink(missing_ok=True)
             item.part_tmp = None
+        item.companion_paths = []
         item.report.rows = 0
         item.warnings = []
         return True
@@ -304,6 +340,8 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
             os.replace(s.raw_tmp, raw_final)
             fsync_dir(raw_final.parent)
         s.raw_tmp = None
+        for c in s.companions:
+            _publish_raw(reg, c)
         if s.part_tmp is not None and s.part_final is not None:
             os.replace(s.part_tmp, s.part_final)
             s.published.append(s.part_final)
@@ -333,14 +371,7 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
                 metadata=merged, updated_at=now, **cell_columns(merged)))
         for s in new:
             rep = s.report
-            exists = conn.execute(sa.select(cat.raw_files.c.sha256)
-                                  .where(cat.raw_files.c.sha256 == rep.sha256)).first()
-            if exists is None:
-                conn.execute(cat.raw_files.insert().values(
-                    sha256=rep.sha256, size_bytes=rep.size_bytes,
-                    original_name=Path(rep.path).name,
-                    stored_path=reg.raw_path(rep.sha256).relative_to(reg.home).as_posix(),
-                    created_at=now))
+            _insert_raw(conn, reg, rep.sha256, rep.size_bytes, Path(rep.path).name, now)
             ingest_id = conn.execute(cat.ingests.insert().values(
                 cell_id=cell_id, raw_sha256=rep.sha256, original_path=str(rep.path),
                 kind=rep.kind, format_name=rep.format_name, reader_version=rep.reader_version,
@@ -350,6 +381,12 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
                 part_path=(s.part_final.relative_to(reg.home).as_posix()
                            if s.part_final else None),
                 source_metadata=s.source_metadata, created_at=now)).inserted_primary_key[0]
+            for c in s.companions:
+                _insert_raw(conn, reg, c.sha256, c.size, c.path.name, now)
+            if s.companions:
+                conn.execute(cat.companions.insert(), [
+                    {"ingest_id": ingest_id, "raw_sha256": c.sha256,
+                     "original_path": str(c.path)} for c in s.companions])
             if s.warnings:
                 conn.execute(cat.warnings.insert(), [_warning_row(ingest_id, w)
                                                      for w in s.warnings])
@@ -360,6 +397,30 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
              for s in staged if s.report.already_present]
     return IngestReport(cell_id, files, sum(s.report.rows for s in new), warnings, ref,
                         already_present=False, notes=notes)
+
+
+def _publish_raw(reg: Registry, c: _Companion) -> None:
+    """Move a staged raw copy to its content address (kept if that content is stored)."""
+    final = reg.raw_path(c.sha256)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    assert c.raw_tmp is not None
+    if final.exists():
+        c.raw_tmp.unlink(missing_ok=True)
+    else:
+        os.chmod(c.raw_tmp, 0o444)  # never rewritten
+        os.replace(c.raw_tmp, final)
+        fsync_dir(final.parent)
+    c.raw_tmp = None
+
+
+def _insert_raw(conn: Any, reg: Registry, sha256: str, size: int, name: str, now: Any) -> None:
+    """A ``raw_files`` row for this content unless one exists."""
+    exists = conn.execute(sa.select(cat.raw_files.c.sha256)
+                          .where(cat.raw_files.c.sha256 == sha256)).first()
+    if exists is None:
+        conn.execute(cat.raw_files.insert().values(
+            sha256=sha256, size_bytes=size, original_name=name,
+            stored_path=reg.raw_path(sha256).relative_to(reg.home).as_posix(), created_at=now))
 
 
 def _current_cell_dataset(reg: Registry, cell_id: str) -> Any:
@@ -389,7 +450,8 @@ def _discard(reg: Registry, staged: list[_Staged]) -> None:
                          if p.relative_to(reg.home).as_posix() not in referenced]
         except Exception:  # noqa: BLE001 - catalog unreachable: keep them, they stay unread
             published = []
-    for p in [*(s.raw_tmp for s in staged), *(s.part_tmp for s in staged), *published]:
+    for p in [*(s.raw_tmp for s in staged), *(s.part_tmp for s in staged),
+              *(c.raw_tmp for s in staged for c in s.companions), *published]:
         if p is not None:
             try:
                 p.unlink(missing_ok=True)

@@ -73,6 +73,8 @@ class FileReport:
     rows: int = 0
     time_start_second: float | None = None
     time_end_second: float | None = None
+    #: sidecar files read with this one and kept verbatim (paths as given)
+    companions: list[str] = field(default_factory=list)
 
 
 @dataclass

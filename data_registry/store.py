@@ -158,6 +158,7 @@ class Registry:
             row = self._require_cell(conn, cell_id)
             ingests = self.catalog.cell_ingests(conn, cell_id)
             warns = self.catalog.ingest_warnings(conn, [i["ingest_id"] for i in ingests])
+            sides = self.catalog.ingest_companions(conn, [i["ingest_id"] for i in ingests])
             sets = [d for d in self.catalog.all_datasets(conn)
                     if any(m["cell_id"] == cell_id for m in d["cells"])]
         summary = next(c for c in self.cells() if c["cell_id"] == cell_id)
@@ -178,6 +179,8 @@ class Registry:
                 "cycle_first": i["cycle_first"], "cycle_last": i["cycle_last"],
                 "ingested_at": iso_utc(i["created_at"]),
                 "source_metadata": i["source_metadata"],
+                "companions": [{**c, "raw_path": str(self.raw_path(c["raw_sha256"]))}
+                               for c in sides.get(i["ingest_id"], [])],
                 "warnings": by_ingest.get(i["ingest_id"], []),
             })
         return {**summary, "metadata": dict(row["metadata"]), "version": cell_version(ingests),
@@ -213,19 +216,23 @@ class Registry:
 
     def lineage(self, name: str, version: str | None = None) -> list[dict[str, Any]]:
         """Where a dataset version's rows came from: per ingest, the cell, the raw file's
-        sha256 and original path, the reader and its version, the schema version, rows."""
+        sha256 and original path, the reader and its version, the schema version, rows, and
+        the companion (sidecar) files kept with it (``raw_sha256``, ``original_path``)."""
         ref = self.dataset(name, version)
         with self.catalog.reading() as conn:
             row = self.catalog.find_dataset(conn, ref.name, ref.version)
             assert row is not None
             out = []
+            sides = self.catalog.ingest_companions(
+                conn, [i for m in row["cells"] for i in m["ingest_ids"]])
             for m in row["cells"]:
                 wanted = set(m["ingest_ids"])
                 out += [{"cell_id": m["cell_id"], "cell_version": m["cell_version"],
                          "raw_sha256": i["raw_sha256"], "original_path": i["original_path"],
                          "kind": i["kind"], "format_name": i["format_name"],
                          "reader_version": i["reader_version"],
-                         "schema_version": i["schema_version"], "rows": i["rows"]}
+                         "schema_version": i["schema_version"], "rows": i["rows"],
+                         "companions": sides.get(i["ingest_id"], [])}
                         for i in self.catalog.cell_ingests(conn, m["cell_id"])
                         if i["ingest_id"] in wanted]
         return out

@@ -54,9 +54,14 @@ def is_arbin_metadata(head: Head) -> bool:
     return bool(head.lines) and {"test_id", "schedule_file_name"} <= s
 
 
+def metadata_path(path: Path) -> Path:
+    """Where the ``_Metadata.csv`` sidecar of an Arbin export would be."""
+    return path.with_name(path.stem + "_Metadata.csv")
+
+
 def read_metadata(path: Path) -> dict:
     """Key → value of the first data row of the ``_Metadata.csv`` sidecar beside ``path``."""
-    side = path.with_name(path.stem + "_Metadata.csv")
+    side = metadata_path(path)
     if not side.is_file():
         return {}
     with open(side, newline="", encoding="utf-8", errors="replace") as fh:
@@ -83,9 +88,12 @@ def open_arbin_csv(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_B
     columns = [m for m in columns
                if m.target != "unix_time_second" or _is_number(values.get(m.source, ""))]
     meta = read_metadata(head.path)
-    return csv_source(head, format_name="arbin_csv", reader_version=READER_VERSION,
-                      kind="samples", layout=layout, columns=columns, chunk_rows=chunk_rows,
-                      metadata=meta, warnings=warns, max_line_bytes=max_line_bytes)
+    source = csv_source(head, format_name="arbin_csv", reader_version=READER_VERSION,
+                        kind="samples", layout=layout, columns=columns, chunk_rows=chunk_rows,
+                        metadata=meta, warnings=warns, max_line_bytes=max_line_bytes)
+    if meta:
+        source.companions.append(metadata_path(head.path))
+    return source
 
 
 def _is_number(text: str) -> bool:

@@ -115,7 +115,16 @@ def open_biologic_text(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
     exact["time/s"] = ("_time_text", 1.0) if absolute else ("test_time_second", 1.0)
     spec = TabularSpec(**{**SAMPLES.__dict__, "exact": exact,
                           "time_text": "datetime" if absolute else None})
-    return open_tabular(spec, head, chunk_rows, max_line_bytes, metadata=_metadata(head, i))
+    return _with_log(open_tabular(spec, head, chunk_rows, max_line_bytes,
+                                  metadata=_metadata(head, i)))
+
+
+def _with_log(source: Source) -> Source:
+    """Record the ``.mpl`` log read by :func:`_metadata` as a companion kept verbatim."""
+    log = source.path.with_suffix(".mpl")
+    if source.metadata.get("biologic_log_file") == log.name and log.is_file():
+        source.companions.append(log)
+    return source
 
 
 def open_biologic_eis(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
@@ -134,5 +143,6 @@ def open_biologic_eis(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LIN
         frame["measurement_id"] = (stem + "#") + pd.Series(n + 1).astype("string").to_numpy()
         return frame
 
-    return open_tabular(EIS, head, chunk_rows, max_line_bytes, metadata=_metadata(head, i),
-                        extra_post=post, add_measurement_id=True)
+    return _with_log(open_tabular(EIS, head, chunk_rows, max_line_bytes,
+                                  metadata=_metadata(head, i), extra_post=post,
+                                  add_measurement_id=True))

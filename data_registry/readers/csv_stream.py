@@ -16,9 +16,12 @@ decompressed transparently (``pyarrow.input_stream``). Multi-line quoted fields 
 from __future__ import annotations
 
 import re
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +36,8 @@ _BLOCK_BYTES = 4 << 20  # pyarrow parse block: small enough to parse on every co
 #: Largest read (and so chunk) in bytes, whatever ``chunk_rows`` asks: ~250k Arbin rows. Larger
 #: chunks only cost page faults and cache misses (measured: 1M-row chunks were slower).
 MAX_CHUNK_BYTES = 32 << 20
+#: Parsed chunks the parsing thread may run ahead of the validator (bounds memory).
+PREFETCH_CHUNKS = 2
 
 
 class Columns:
@@ -100,6 +105,64 @@ def stream_records(
     file, line and column on a malformed line, a non-numeric value, a truncated last line or a
     line longer than ``max_line_bytes``.
     """
+    return _prefetch(_records(path, layout, chunk_rows, max_line_bytes), PREFETCH_CHUNKS)
+
+
+def _prefetch(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Run ``items`` on a thread, ``depth`` items ahead of the consumer (0: inline).
+
+    Parsing (pyarrow, GIL released) then overlaps validation and the Parquet encoding of the
+    previous chunks. Items arrive in order; an exception on the thread is raised here, after
+    the items produced before it. Closing this generator early stops the thread.
+    """
+    if depth <= 0:
+        yield from items
+        return
+    q: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(("end", None))
+        except BaseException as exc:  # re-raised on the consumer's thread
+            q.put(("error", exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=run, name="fadecast-csv", daemon=True)
+    thread.start()
+    try:
+        while True:
+            tag, value = q.get()
+            if tag == "end":
+                return
+            if tag == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+        thread.join()
+
+
+def _records(path: Path, layout: CsvLayout, chunk_rows: int, max_line_bytes: int
+             ) -> Iterator[tuple["Columns", np.ndarray]]:
+    """The body of :func:`stream_records` (runs on the prefetch thread)."""
     name = Path(path).name
     skip = layout.data_line - 1
     with open_stream(path, layout.gzip) as stream:

@@ -10,8 +10,11 @@ Ah / Wh / V) WITHOUT elapsed time: it is read only with the ingest option
 """
 from __future__ import annotations
 
+from pathlib import Path
+
+from data_registry.errors import FadecastError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.sniff import Head
+from data_registry.readers.sniff import Head, read_head
 from data_registry.readers.generic_csv import estimated_time
 from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head
 from data_registry.readers.tabular import TabularSpec, open_tabular, preamble_metadata
@@ -55,11 +58,34 @@ def is_novonix_summary(head: Head) -> bool:
     return {"Cycle", "Qc", "Qd", "CE", "AverageChargeVoltage"} <= f
 
 
+def summary_path(path: Path) -> Path:
+    """Where Novonix writes the per-cycle ``<stem>_metadata.csv`` beside a data file."""
+    return path.with_name(path.stem + "_metadata.csv")
+
+
+def _is_summary_file(path: Path) -> bool:
+    try:
+        return is_novonix_summary(read_head(path))
+    except FadecastError:  # empty or unreadable: not a companion
+        return False
+
+
 def open_novonix(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
                  **_: object) -> Source:
-    """Open a Novonix CSV export."""
+    """Open a Novonix CSV export.
+
+    The ``<stem>_metadata.csv`` summary beside it, when it is one (checked by content), is a
+    companion: kept verbatim with the data file and named in ``novonix_summary_file``.
+    """
     meta = preamble_metadata(head, _header(head) or 0)
-    return open_tabular(SPEC, head, chunk_rows, max_line_bytes, metadata=meta)
+    side = summary_path(head.path)
+    found = side.is_file() and _is_summary_file(side)
+    if found:
+        meta["novonix_summary_file"] = side.name
+    source = open_tabular(SPEC, head, chunk_rows, max_line_bytes, metadata=meta)
+    if found:
+        source.companions.append(side)
+    return source
 
 
 def open_novonix_summary(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,

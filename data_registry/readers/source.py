@@ -26,7 +26,9 @@ class Source:
     ``chunks()`` yields canonical, validated DataFrames in file order (no ``cell_id``;
     ``source_row`` = 1-based line of the raw file, or record number for binary formats).
     ``warnings`` holds the reader's warnings and, once ``chunks()`` is exhausted, the
-    validator's (one per code, with a count).
+    validator's (one per code, with a count). ``companions`` lists the sidecar files the
+    reader read beside the main file (Arbin ``_Metadata.csv``, BioLogic ``.mpl`` …); the
+    store keeps them verbatim with the main file.
     """
 
     path: Path
@@ -37,6 +39,7 @@ class Source:
     warnings: list[IngestWarning] = field(default_factory=list)
     produce: Callable[[list[IngestWarning]], Iterator[pd.DataFrame]] | None = None
     _open_warnings: list[IngestWarning] = field(default_factory=list, repr=False)
+    companions: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -17,6 +17,11 @@ Each child reports wall time, rows/s, peak RSS (``ru_maxrss``) and RSS right aft
 (so the peak above the interpreter + libraries is visible), plus the tracemalloc peak where
 the work runs in Python/numpy allocations (pandas).
 
+With ``--baseline-src DIR`` (a folder holding an older ``data_registry/``, e.g. from
+``git archive <commit> data_registry | tar -x -C DIR``), the ``ingest`` and ``reader`` modes are
+also run against that code as ``ingest@base`` / ``reader@base`` in the same round robin, so a
+before/after comparison sees the same machine load.
+
     OMP_NUM_THREADS=1 python experiments/benchmarks/ingest.py --rows 10000000 --file /tmp/arbin_10m.csv
 """
 from __future__ import annotations
@@ -130,14 +135,21 @@ def _current_rss_kib() -> int:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def child(mode: str, path: Path, home: Path, chunk_rows: int) -> dict:
+def child(mode: str, path: Path, home: Path, chunk_rows: int, src: Path | None = None) -> dict:
     """Run one measurement in this (fresh) process; return its figures."""
     import tracemalloc
 
+    if src is not None:  # measure an older data_registry: it shadows the installed one
+        sys.path.insert(0, str(src))
+
     import pandas as pd
 
+    import data_registry
     from data_registry.readers import open_source
     from data_registry.store import Registry, copy_and_hash
+
+    if src is not None:
+        assert Path(data_registry.__file__).is_relative_to(src), data_registry.__file__
 
     base = _current_rss_kib()
     traced = mode == "pandas"
@@ -174,13 +186,19 @@ def child(mode: str, path: Path, home: Path, chunk_rows: int) -> dict:
     return out
 
 
-def _measure(mode: str, path: Path, home: Path, chunk_rows: int) -> dict:
-    cmd = [sys.executable, __file__, "--child", mode, "--file", str(path), "--home", str(home),
+def _measure(mode: str, path: Path, home: Path, chunk_rows: int,
+             src: Path | None = None) -> dict:
+    base, _, tag = mode.partition("@")
+    cmd = [sys.executable, __file__, "--child", base, "--file", str(path), "--home", str(home),
            "--chunk-rows", str(chunk_rows)]
+    if tag:
+        cmd += ["--src", str(src)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} child failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["mode"] = mode
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,10 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="pandas,ingest,reader,hash,load")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--home", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--src", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--baseline-src", type=Path, default=None,
+                   help="folder with an older data_registry/ to compare against")
     args = p.parse_args(argv)
     path = args.file or Path(tempfile.gettempdir()) / f"fadecast_arbin_{args.rows}.csv"
     if args.child:
-        print(json.dumps(child(args.child, path, args.home, args.chunk_rows)))
+        print(json.dumps(child(args.child, path, args.home, args.chunk_rows, args.src)))
         return 0
     if not path.exists():
         t0 = time.perf_counter()
@@ -208,13 +229,16 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     try:
         modes = args.modes.split(",")
+        if args.baseline_src is not None:
+            modes += [f"{m}@base" for m in modes if m in ("ingest", "reader")]
         runs: dict[str, list[dict]] = {m: [] for m in modes}
         for _ in range(args.repeat):  # round robin: every mode sees the same machine load
             for mode in modes:
                 home = work / ("home" if mode in ("ingest", "load") else mode)
                 if mode == "ingest":
                     shutil.rmtree(home, ignore_errors=True)
-                runs[mode].append(_measure(mode, path, home, args.chunk_rows))
+                runs[mode].append(_measure(mode, path, home, args.chunk_rows,
+                                           args.baseline_src))
                 if mode not in ("ingest", "load"):
                     shutil.rmtree(home, ignore_errors=True)
         for mode in modes:
@@ -224,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs[mode])
             rate = f"{r['rows'] / r['seconds']:>12,.0f} rows/s" if r["rows"] else \
                 f"{r.get('bytes', 0) / 2**20 / r['seconds']:>9,.0f} MiB/s  "
-            print(f"{mode:7s} {r['seconds']:7.2f} s wall {r['cpu_second']:7.2f} s CPU  {rate}  peak RSS {r['peak_rss_mib']:7.0f} MiB "
+            print(f"{mode:12s} {r['seconds']:7.2f} s wall {r['cpu_second']:7.2f} s CPU  {rate}  peak RSS {r['peak_rss_mib']:7.0f} MiB "
                   f"(after imports {r['rss_after_imports_mib']:.0f} MiB)"
                   + (f"  tracemalloc peak {r['tracemalloc_peak_mib']:.0f} MiB"
                      if "tracemalloc_peak_mib" in r else "")
@@ -250,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reader share of ingest: "
               f"{results['reader']['seconds'] / results['ingest']['seconds']:.0%} of wall time, "
               f"{results['reader']['cpu_second'] / results['ingest']['cpu_second']:.0%} of CPU")
+    for mode in ("ingest", "reader"):
+        if mode in results and f"{mode}@base" in results:
+            new, old = results[mode], results[f"{mode}@base"]
+            print(f"{mode} now vs baseline: {old['seconds'] / new['seconds']:.2f}x wall, "
+                  f"{old['cpu_second'] / new['cpu_second']:.2f}x CPU, peak RSS "
+                  f"{new['peak_rss_mib']:.0f} vs {old['peak_rss_mib']:.0f} MiB (>1 = faster now)")
     if "hash" in results:
         print(f"copy+sha256 alone: {results['hash']['seconds']:.2f} s wall, "
               f"{results['hash']['cpu_second']:.2f} s CPU (runs beside the reader)")
