@@ -90,7 +90,8 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
                progress: bool = False, chunk_rows: int | None = None,
                on_chunk: Callable[[int], None] | None = None,
                opener: Opener | None = None,
-               source_names: Sequence[str] | None = None) -> IngestReport:
+               source_names: Sequence[str] | None = None,
+               reader_options: Mapping[str, Any] | None = None) -> IngestReport:
     """Ingest ``paths`` for ``cell_id`` atomically (see the module docstring for the rules).
 
     Parameters
@@ -113,11 +114,15 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
     source_names:
         What to record as each file's original path (e.g. the client's file name of an HTTP
         upload staged in a temp file); default the paths themselves.
+    reader_options:
+        Keyword options of the reader (see :data:`READER_OPTIONS`); a
+        ``protocol_hours_per_cycle`` in ``meta`` is forwarded unless given here.
     """
     started = time.perf_counter()
     if opener is None:
         from data_registry.readers import open_source as opener
     user_meta = normalize_metadata(meta)
+    read_opts = reader_options_for(reader_options, user_meta)
     for path in paths:
         if not path.is_file():
             raise InputFormatError("no such file" if not path.exists() else "not a regular file",
@@ -144,7 +149,7 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
                 bar.describe(f"{cell_id}: {path.name}")
                 _stage_file(reg, path, cell_id, format_name, rows_per_chunk, tails, seen,
                             seq=len(stored) + n, opener=opener, bar=bar, on_chunk=on_chunk,
-                            staged=staged,
+                            staged=staged, read_opts=read_opts,
                             name=str(source_names[n]) if source_names else str(path))
             report = _commit(reg, cell_id, staged, user_meta)
         except BaseException:
@@ -154,10 +159,61 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
     return report
 
 
+#: reader options :meth:`Registry.ingest` forwards to ``open_source`` → (type, low, high)
+READER_OPTIONS: dict[str, tuple[type, float, float]] = {
+    "protocol_hours_per_cycle": (float, 0.0, 1e5),
+    "max_line_bytes": (int, 1.0, float(1 << 30)),
+}
+
+
+def reader_options_for(options: Mapping[str, Any] | None,
+                       meta: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked reader options: ``options`` plus ``protocol_hours_per_cycle`` from ``meta``.
+
+    Raises :class:`StoreError` (``invalid_reader_option``) for an unknown name or a value
+    outside its range (hours per cycle in (0, 1e5) h, line length in bytes).
+    """
+    out: dict[str, Any] = {}
+    if "protocol_hours_per_cycle" in meta:
+        out["protocol_hours_per_cycle"] = meta["protocol_hours_per_cycle"]
+    for key, value in dict(options or {}).items():
+        if key not in READER_OPTIONS:
+            raise StoreError("unknown reader option", code="invalid_reader_option", column=key,
+                             expected=f"one of {sorted(READER_OPTIONS)}", found=repr(key))
+        if value is None:
+            continue
+        if key in out and _as_float(out[key]) != _as_float(value):
+            raise StoreError(f"reader option '{key}' contradicts the metadata",
+                             code="invalid_reader_option", column=key,
+                             expected=f"{out[key]!r} (from the metadata)", found=repr(value))
+        out[key] = value
+    for key, value in out.items():
+        kind, lo, hi = READER_OPTIONS[key]
+        try:
+            number = kind(value)
+            ok = lo < number < hi and float(number) == float(value)
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+        if not ok:
+            raise StoreError(f"reader option '{key}' is not valid", code="invalid_reader_option",
+                             column=key, expected=f"a {kind.__name__} in ({lo:g}, {hi:g})",
+                             found=repr(value))
+        out[key] = number
+    return out
+
+
+def _as_float(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None,
                 chunk_rows: int, tails: dict[str, Tail], seen: dict[str, str], *, seq: int,
                 opener: Opener, bar: Progress, on_chunk: Callable[[int], None] | None,
-                staged: list[_Staged], name: str) -> _Staged:
+                staged: list[_Staged], name: str,
+                read_opts: Mapping[str, Any] | None = None) -> _Staged:
     size = path.stat().st_size
     tmp_dir = reg.home / "raw" / "tmp"
     tmp_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +231,7 @@ def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None
         hasher.start()  # no stored file has this size, so the content is new: hash beside
     try:
         _parse_into_part(reg, path, cell_id, format_name, chunk_rows, tails, item, seq=seq,
-                         opener=opener, bar=bar, on_chunk=on_chunk)
+                         opener=opener, bar=bar, on_chunk=on_chunk, read_opts=read_opts)
     finally:
         hasher.join(quiet=True)
     hasher.join()
@@ -213,9 +269,10 @@ def _stage_companions(item: _Staged, tmp_dir: Path) -> None:
 def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str | None,
                      chunk_rows: int, tails: dict[str, Tail], item: _Staged, *, seq: int,
                      opener: Opener, bar: Progress,
-                     on_chunk: Callable[[int], None] | None) -> None:
+                     on_chunk: Callable[[int], None] | None,
+                     read_opts: Mapping[str, Any] | None = None) -> None:
     """Stream the reader's chunks into a temp Parquet part (memory bounded by a chunk)."""
-    source = opener(path, format_name=format_name, chunk_rows=chunk_rows)
+    source = opener(path, format_name=format_name, chunk_rows=chunk_rows, **(read_opts or {}))
     kind = source.kind
     if kind not in TABLES:
         raise StoreError(f"reader '{source.format_name}' returned unknown kind '{kind}'",

@@ -34,7 +34,10 @@ NUMERIC_METADATA: dict[str, tuple[float, float]] = {
     "active_mass_g": (0.0, 1e6),
     "nominal_capacity_ah": (0.0, 1e6),
     "temperature_celsius": (-80.0, 200.0),
+    "protocol_hours_per_cycle": (0.0, 1e5),
 }
+#: other spellings accepted in ``--meta`` → the stored key
+METADATA_ALIASES: dict[str, str] = {"hours_per_cycle": "protocol_hours_per_cycle"}
 
 CELL_DATASET_PREFIX = "cell:"
 
@@ -232,6 +235,7 @@ def normalize_metadata(meta: Mapping[str, Any] | Iterable[tuple[str, Any]] | Non
     out: dict[str, Any] = {}
     for key, value in items:
         key = str(key).strip()
+        key = METADATA_ALIASES.get(key, key)
         if not key:
             raise StoreError("metadata key is empty", code="invalid_metadata", column=origin,
                              expected="key=value", found=repr(value))

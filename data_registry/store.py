@@ -92,7 +92,8 @@ class Registry:
     def ingest(self, paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
                cell_id: str, *, format_name: str | None = None,
                meta: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
-               progress: bool = False, **options: Any) -> IngestReport:
+               progress: bool = False, reader_options: Mapping[str, Any] | None = None,
+               **options: Any) -> IngestReport:
         """Ingest one or more files of one cell in ONE atomic transaction.
 
         Parameters
@@ -108,6 +109,12 @@ class Registry:
             Cell metadata (``chemistry``, ``active_mass_g``, ``nominal_capacity_ah`` …).
         progress:
             Show a progress bar on stderr.
+        reader_options:
+            Passed to the reader (:func:`data_registry.readers.open_source`):
+            ``protocol_hours_per_cycle`` (per-cycle files without elapsed time get an estimated
+            clock, flagged ``test_time_estimated = 1``), ``max_line_bytes``. A
+            ``protocol_hours_per_cycle`` (alias ``hours_per_cycle``) given in ``meta`` is
+            forwarded too, and kept as cell metadata.
         **options:
             ``chunk_rows``, ``source_names``, ``on_chunk`` (see
             :func:`data_registry.ingest.run_ingest`).
@@ -122,7 +129,8 @@ class Registry:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         return run_ingest(self, [Path(p) for p in paths], check_cell_id(cell_id),
-                          format_name=format_name, meta=meta, progress=progress, **options)
+                          format_name=format_name, meta=meta, progress=progress,
+                          reader_options=reader_options, **options)
 
     def create_dataset(self, name: str, cell_ids: Sequence[str]) -> DatasetRef:
         """Freeze the current state of ``cell_ids`` as a new version of dataset ``name``.

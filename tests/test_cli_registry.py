@@ -122,3 +122,34 @@ def test_console_script_subprocess(store_data, _isolated_home):
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 2 and "already ingested as cell 'e1'" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_per_cycle_file_without_time_ingested_with_stated_hours_per_cycle(capsys, test_data):
+    """``--meta hours_per_cycle=2.5``: cycle n ends at n × 2.5 h = n × 9000 s (estimated)."""
+    src = str(test_data / "readers" / "generic_cycles_no_time.csv")
+    code, out, err = _run(capsys, "ingest", src, "--cell-id", "nt", "--no-progress")
+    assert code == 2 and "protocol_hours_per_cycle" in err  # refused without the protocol
+    code, out, err = _run(capsys, "ingest", src, "--cell-id", "nt", "--meta",
+                          "hours_per_cycle=2.5", "--json", "--no-progress")
+    assert code == 0, err
+    assert "warning: test_time_estimated" in err
+    doc = json.loads(out)
+    assert doc["files"][0]["kind"] == "cycles" and doc["rows"] == 3
+    assert (doc["files"][0]["time_start_second"], doc["files"][0]["time_end_second"]) == (
+        9000.0, 27000.0)
+    from data_registry.store import Registry
+
+    with Registry() as reg:
+        cycles = reg.load_cycles("nt")
+        assert cycles["test_time_second"].tolist() == [9000.0, 18000.0, 27000.0]
+        assert cycles["test_time_estimated"].tolist() == [1, 1, 1]
+        assert cycles["discharge_capacity_ah"].tolist() == [1.1, 1.09, 1.08]
+        assert reg.cell_metadata("nt") == {"protocol_hours_per_cycle": 2.5}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "nan"])
+def test_invalid_hours_per_cycle_is_refused(capsys, test_data, value):
+    src = str(test_data / "readers" / "generic_cycles_no_time.csv")
+    code, _, err = _run(capsys, "ingest", src, "--cell-id", "nt", "--meta",
+                        f"hours_per_cycle={value}", "--no-progress")
+    assert code == 2 and "protocol_hours_per_cycle" in err and "(0, 100000)" in err
