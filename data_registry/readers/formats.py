@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_registry.errors import InputFormatError, UnknownFormatError
-from data_registry.readers import (arbin_csv, arbin_res, batteryarchive, bdf, biologic_mpr,
-                                   biologic_text, excel, generic_csv, indigo, maccor,
+from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive, bdf,
+                                   biologic_mpr, biologic_text, excel, generic_csv, indigo, maccor,
                                    maccor_eis, neware_binary, neware_csv, neware_regular,
                                    novonix, pec, refused)
 from data_registry.readers.sniff import Head, read_head
@@ -64,6 +64,9 @@ FORMATS: tuple[Format, ...] = (
     Format("batteryarchive_cycles_csv", "cycles", "", batteryarchive.CYCLES.detect,
            _R + "batteryarchive:open_cycles", batteryarchive.CYCLES.description),
     Format("pec_csv", "samples", "", pec.SPEC.detect, _R + "pec:open_pec", pec.SPEC.description),
+    Format("battdat_raw_csv", "samples", "", battdat.is_battdat_raw,
+           _R + "battdat:open_battdat_raw",
+           "battery-data-toolkit raw time series with EIS columns (EIS rows skipped)"),
     Format("novonix_csv", "samples", "", novonix.is_novonix, _R + "novonix:open_novonix",
            novonix.SPEC.description),
     Format("novonix_summary_csv", "cycles", "", novonix.is_novonix_summary,
