@@ -142,3 +142,33 @@ def test_ensemble_pools_member_samples():
     assert ens.config()["ensemble"] == 2
     with pytest.raises(FadecastError, match="at least one member"):
         FadeEnsemble([])
+
+
+def test_absurd_histories_still_give_finite_output():
+    """Regression guard for the case serving's property test found on an earlier FadeNet
+    (retention jumping to 128x the reference within seconds of clock gave NaN), run through
+    the whole inference path, plus extreme raw inputs and head outputs."""
+    from ml.export.card import build_card
+    from ml.inference import forecast
+    from ml.synthetic import make_fleet
+    from ml.training.dataset import fit_scaler, prepare_cells
+    from ml.training.quality import torch_runner
+    from ml.windows import WindowSpec
+
+    cells = prepare_cells(make_fleet(4, seed=0))
+    model = FadeNet(FEATURE_NAMES, cycle_term="knee", d_model=16, n_heads=2, n_samples=8).eval()
+    scaler = fit_scaler(cells)
+    model.set_scaler(scaler)
+    card = build_card(model, scaler, WindowSpec(16), train_cells=cells, conformal={},
+                      dataset_hash="")
+    rows = [{"cycle_index": i + 1, "test_time_second": float(max(0, i - 3)),
+             "discharge_capacity_ah": q} for i, q in enumerate([0.015625] * 3 + [1.0] * 4 + [2.0])]
+    out = forecast(rows, card=card, run=torch_runner(model), horizon_cycles=2, eol_fraction=0.5)
+    for row in out["forecast"]:
+        assert all(np.isfinite(v) for v in row["capacity_ah"].values())
+    with torch.no_grad():
+        model.head[-1].bias.fill_(1e30)
+    x = _inputs(batch=1, history=8, horizon=2)
+    x["history"] = x["history"] * 1e6
+    for out in _run(model, x):
+        assert torch.isfinite(out).all()

@@ -40,6 +40,8 @@ __all__ = ["FadeNet", "fixed_normal_draws"]
 
 ANCHORS = ("retention", "elapsed_hour", "cycle_index")
 N_BINS = 20  # bins of the time-share posterior
+INPUT_CLAMP = 100.0  # scaled inputs beyond +-100 standard deviations are clipped
+HEAD_CLAMP = 15.0  # raw head outputs are clipped: every parameter stays finite
 
 
 def _fit_anchor(basis: torch.Tensor, r: torch.Tensor, w: torch.Tensor
@@ -171,6 +173,7 @@ class FadeNet(nn.Module):
 
     def _raw_anchor(self, x: torch.Tensor, j: int) -> torch.Tensor:
         z = x[..., self.anchor_index[j]] * self.anchor_std[j] + self.anchor_mean[j]
+        z = torch.minimum(z, 60.0 - 30.0 * self.anchor_log[j])  # expm1 stays finite (<= e^30)
         return self.anchor_log[j] * torch.expm1(z) + (1.0 - self.anchor_log[j]) * z
 
     def encode(self, history: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -178,7 +181,8 @@ class FadeNet(nn.Module):
         retention ``r``, its weight ``w`` (1 = observed), hours and cycles, each [B, 1, T]."""
         x = history * mask
         valid = (mask.amax(dim=-1) > 0).to(history.dtype)  # [B, T]
-        h = self.embed(torch.cat([x, mask], dim=-1))
+        # absurd inputs (retention 100x, clocks far outside training) must give finite output
+        h = self.embed(torch.cat([x.clamp(-INPUT_CLAMP, INPUT_CLAMP), mask], dim=-1))
         for att, norm, ffn in zip(self.blocks, self.norms, self.ffn):
             h = h + att(norm(h), valid)
             h = h + ffn(h)
@@ -200,7 +204,7 @@ class FadeNet(nn.Module):
                 query_hour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(capacity_fraction, loss_time_fraction, loss_cycle_fraction)``, each [B, H, K]."""
         summary, ret, ret_w, hours, cycles = self.encode(history, history_mask)
-        out = self.head(summary)
+        out = self.head(summary).clamp(-HEAD_CLAMP, HEAD_CLAMP)
         p = self.n_params
         mu, log_scale, prior_logits = out[:, :p], out[:, p:2 * p], out[:, 2 * p:]
         scale = F.softplus(log_scale - 1.0) + 1e-3
