@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from data_registry.errors import InputFormatError, StoreError
-from data_registry.ingest import reader_options_for
+from data_registry.reader_options import reader_options_for
 from data_registry.store import Registry
 
 

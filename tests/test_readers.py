@@ -209,3 +209,37 @@ def test_arbin_csv_with_text_datetime(tmp_path):
     df = src.read()
     assert "unix_time_second" not in df.columns
     assert df["test_time_second"].tolist() == [0.5, 1.5]
+
+
+@pytest.mark.parametrize("eol", ["\n", "\r\n"])
+def test_line_numbers_exact_with_blank_lines_and_bare_cr(tmp_path, eol):
+    """Fast path (one record per line) and exact path give the same 1-based lines: a blank
+    line at line 4 and a bare CR inside line 7 (pyarrow would end a record there)."""
+    head = "test_time_second,voltage_volt,current_ampere,cycle_count"
+    lines = [head] + [f"{10 * i},{3.5 + i / 100:.2f},0,1" for i in range(8)]
+    p = tmp_path / "clean.csv"
+    p.write_text(eol.join(lines) + eol, newline="")
+    df = open_source(p, chunk_rows=3).read()
+    assert df["source_row"].tolist() == list(range(2, 10))
+    blank = lines[:3] + [""] + lines[3:]
+    p2 = tmp_path / "blank.csv"
+    p2.write_text(eol.join(blank) + eol, newline="")
+    df2 = open_source(p2, chunk_rows=100).read()
+    assert df2["source_row"].tolist() == [2, 3, 5, 6, 7, 8, 9, 10]
+    assert df2["test_time_second"].tolist() == df["test_time_second"].tolist()
+    if eol == "\r\n":
+        bare = lines[:6] + [lines[6].replace(",0,1", ",0\r,1")] + lines[7:]
+        p3 = tmp_path / "bare_cr.csv"
+        p3.write_text(eol.join(bare) + eol, newline="")
+        with pytest.raises(InputFormatError) as e:
+            open_source(p3).read()
+        assert e.value.row == 7
+
+
+def test_bare_cr_splitting_a_line_into_two_records_is_refused_at_its_line(tmp_path):
+    p = tmp_path / "mac.csv"
+    p.write_bytes(b"test_time_second,voltage_volt,current_ampere,cycle_count\n"
+                  b"0,3.5,0,1\n10,3.6,0,1\r20,3.7,0,1\n30,3.8,0,1\n")
+    with pytest.raises(InputFormatError, match=r"mac.csv:3: carriage return inside a line") as e:
+        open_source(p).read()
+    assert e.value.code == "bare_carriage_return"

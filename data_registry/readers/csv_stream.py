@@ -255,9 +255,10 @@ def _parse_piece(piece: memoryview, base: int, layout: CsvLayout, chunk_rows: in
                  ) -> Iterator[tuple["Columns", np.ndarray, int]]:
     """Parse one piece: ``(columns, line_numbers, lines consumed so far)`` per chunk.
 
-    Fast path: when every line is one record (no ``\\r``, no blank line, no over-long line,
-    checked without a per-byte pass), line numbers are a running counter. Otherwise (or on any
-    parse error) the exact path indexes every newline, and explains errors by line and column.
+    Fast path: when every line is one record (no blank line, no over-long line, no bare
+    ``\\r``; checked without a per-byte numpy pass), line numbers are a running counter.
+    Otherwise (or on any parse error) the exact path indexes every newline, and explains
+    errors by line and column.
     """
     fast = _parse_fast(piece, base, layout, limit, final, pieces)
     if fast is not None:
@@ -291,8 +292,9 @@ def _parse_fast(piece: memoryview, base: int, layout: CsvLayout, limit: int, fin
     if final and any(n.startswith("_unnamed_") for n in layout.names):
         return None
     pool, end = pieces.pool, len(piece)  # ``piece`` is pool[:end]
-    if pool.find(b"\r", 0, end) >= 0:
-        return None
+    # CR-LF files (Windows exports): pyarrow also ends a record at a bare CR, so the record
+    # count must then equal the LF count (one C-speed count); LF-only files skip it
+    newlines = pool.count(b"\n", 0, end) if pool.find(b"\r", 0, end) >= 0 else None
     s = 0
     while end - s > limit + 1:  # every line within ``limit``: jump from line end to line end
         r = pool.rfind(b"\n", s, s + limit + 1)
@@ -310,6 +312,8 @@ def _parse_fast(piece: memoryview, base: int, layout: CsvLayout, limit: int, fin
         return None
     if table.num_rows and table.column(0).null_count:
         return None  # maybe a blank line (read as an all-null record): the exact path decides
+    if newlines is not None and table.num_rows != newlines + int(pool[end - 1] != 10):
+        return None  # a bare CR split a line: the exact path numbers lines by LF only
     return table
 
 
@@ -363,6 +367,7 @@ def _parse_chunk(chunk: bytes, base: int, layout: CsvLayout, limit: int, name: s
         _explain(exc, chunk, base, layout, wanted, name, starts, ends, final)
         raise  # pragma: no cover - _explain always raises
     if table.num_rows != len(lines):
+        _refuse_bare_cr(np.frombuffer(chunk, dtype=np.uint8), base, starts, name)
         raise InputFormatError(
             "multi-line quoted fields are not supported", code="multiline_field", file=name,
             row=int(lines[0]) if len(lines) else base + 1,
@@ -405,6 +410,18 @@ def _read(chunk: bytes | memoryview, layout: CsvLayout, wanted: list[str],
                           convert_options=convert)
 
 
+def _refuse_bare_cr(arr: np.ndarray, base: int, starts: np.ndarray, name: str) -> None:
+    """Raise for a CR not followed by LF (pyarrow ends a record there, we count LF lines)."""
+    cr = np.flatnonzero(arr[:-1] == 13)
+    bare = cr[arr[cr + 1] != 10]
+    if len(bare):
+        line = int(np.searchsorted(starts, bare[0], side="right"))  # 1-based within chunk
+        raise InputFormatError(
+            "carriage return inside a line (old Mac line ends or a stray CR)",
+            code="bare_carriage_return", file=name, row=base + line,
+            expected="lines ending in LF or CR LF", found="a CR not followed by LF")
+
+
 _EXPECTED_COLS = re.compile(r"Expected (\d+) columns, got (\d+)")
 
 
@@ -421,6 +438,7 @@ def _explain(exc: Exception, chunk: bytes, base: int, layout: CsvLayout, wanted:
             "a quoted field spans lines (multi-line fields are not supported)",
             code="multiline_field", file=name, row=base + int(odd[0]) + 1,
             expected="balanced quotes on every line", found="an unclosed quote") from None
+    _refuse_bare_cr(arr, base, starts, name)
     m = _EXPECTED_COLS.search(text)
     if m:
         arr = np.frombuffer(chunk, dtype=np.uint8)
