@@ -39,6 +39,10 @@ FEATURES: tuple[tuple[str, str, str], ...] = (
 )
 FEATURE_NAMES = tuple(f[0] for f in FEATURES)
 REQUIRED = ("cycle_index", "test_time_second", "discharge_capacity_ah")
+#: Per-cycle columns model_table takes from the feature path (only these are computed).
+_TABLE_COLUMNS = ("cell_id", "cycle_index", "test_time_second", "discharge_capacity_ah",
+                  "reference_capacity_ah", "polarization_volt", "aw_ohm_per_sqrt_s") + tuple(
+    n for n in FEATURE_NAMES if n not in ("polarization_rise_volt", "aw_rise_fraction"))
 FIRST_CYCLES = 3  # reference capacity: max discharge capacity of the first 3 cycles
 
 
@@ -75,7 +79,7 @@ def _complete(cycles: pd.DataFrame, nominal_capacity_ah: float | None) -> pd.Dat
         ids = cycles["cell_id"].astype(str).unique() if "cell_id" in cycles.columns else []
         cell_id = str(ids[0]) if len(ids) else "cell"
         cells = {cell_id: {"nominal_capacity_ah": float(nominal_capacity_ah)}}
-    return complete_cycle_table(cycles, cells)
+    return complete_cycle_table(cycles, cells, columns=_TABLE_COLUMNS)
 
 
 def reference_capacity(discharge_ah: np.ndarray, nominal_capacity_ah: float | None = None) -> float:

@@ -35,19 +35,20 @@ def frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
     """Per-cycle DataFrame from validated history rows (pydantic models or mappings).
 
     Optional columns appear only where at least one row carries them; missing cells are NaN.
+    One pass over the rows fills a [rows, columns] float64 array (None → NaN); the frame's
+    columns are views of it.
     """
     dicts = [r if isinstance(r, Mapping) else r.__dict__ for r in rows]
+    names = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+    table = np.array([[d.get(n) for n in names] for d in dicts], dtype=np.float64)
+    table = table.reshape(len(dicts), len(names)).T.copy()  # one contiguous row per column
     data: dict[str, np.ndarray] = {
         "cycle_index": np.fromiter((d["cycle_index"] for d in dicts), dtype=np.int64,
-                                   count=len(dicts)),
-    }
-    for name in REQUIRED_COLUMNS[1:]:
-        data[name] = np.fromiter((d[name] for d in dicts), dtype=np.float64, count=len(dicts))
-    for name in OPTIONAL_COLUMNS:
-        values = [d.get(name) for d in dicts]
-        if any(v is not None for v in values):
-            data[name] = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    return pd.DataFrame(data)
+                                   count=len(dicts))}
+    for j, name in enumerate(names[1:], start=1):
+        if j < len(REQUIRED_COLUMNS) or not np.isnan(table[j]).all():
+            data[name] = table[j]
+    return pd.DataFrame(data, copy=False)
 
 
 def read_cycles_csv(path: str | Path) -> tuple[pd.DataFrame, list[str]]:

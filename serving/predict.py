@@ -23,6 +23,15 @@ __all__ = ["advice_document", "clean_json", "forecast_document"]
 
 def clean_json(value: Any) -> Any:
     """Replace NaN/inf by None and numpy scalars by Python ones (strict JSON)."""
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is dict:
+        return {k: clean_json(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [clean_json(v) for v in value]
+    if kind is int or kind is str or kind is bool or value is None:
+        return value
     if isinstance(value, dict):
         return {k: clean_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

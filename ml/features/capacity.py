@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ml.features.columns import numeric_column
+from ml.features.columns import has_values, numeric_column
+from ml.features.cycle_arrays import CycleColumns
 from ml.features.sample_frame import SampleArrays
 
 #: A counter drop to at most this fraction of the previous value is read as a reset (per cycle
@@ -112,16 +113,16 @@ def capacity_per_cycle(arr: SampleArrays, flows: dict[str, np.ndarray]) -> dict[
     return out
 
 
-def reference_capacity(discharge_ah: pd.Series, nominal_ah: float | None) -> float:
+def reference_capacity(discharge_ah: np.ndarray | pd.Series, nominal_ah: float | None) -> float:
     """CONTRACTS reference capacity (Ah): ``nominal_ah`` when given, else the max of the first
     three cycles' discharge capacity (NaN-aware)."""
     if nominal_ah is not None and np.isfinite(nominal_ah) and nominal_ah > 0:
         return float(nominal_ah)
-    head = discharge_ah.iloc[:3].to_numpy(dtype=float)
+    head = np.asarray(discharge_ah, dtype=float)[:3]
     return float(np.nanmax(head)) if np.isfinite(head).any() else float("nan")
 
 
-def capacity_columns(df: pd.DataFrame, reference_ah: float, active_mass_g: float | None,
+def capacity_columns(df: pd.DataFrame | CycleColumns, reference_ah: float, active_mass_g: float | None,
                      duration_hour: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Capacity-derived columns of one cell's per-cycle table (rows in cycle order).
 
@@ -148,7 +149,7 @@ def capacity_columns(df: pd.DataFrame, reference_ah: float, active_mass_g: float
             "coulombic_inefficiency_per_hour": np.where(dur_h > 0, (1.0 - ce) / dur_h, np.nan),
             "energy_efficiency": np.where(e_ch > 0, e_dis / e_ch, np.nan),
         }
-        if "equivalent_full_cycles" in df.columns and df["equivalent_full_cycles"].notna().any():
+        if has_values(df, "equivalent_full_cycles"):
             out["equivalent_full_cycles"] = numeric_column(df, "equivalent_full_cycles")
         elif np.isfinite(reference_ah):
             out["equivalent_full_cycles"] = np.cumsum(np.nan_to_num(q_dis)) / reference_ah

@@ -14,6 +14,7 @@ import pandas as pd
 
 from data_registry.errors import ValidationError
 from ml.features.columns import numeric_column
+from ml.features.cycle_arrays import CycleColumns
 
 REQUIRED = ("cycle_index", "discharge_capacity_ah")
 #: Per-cycle protocol inputs that let a missing clock be estimated (consumed, not output).
@@ -50,10 +51,12 @@ def meta_float(meta: Mapping[str, Any], key: str) -> float | None:
     return f if np.isfinite(f) and f > 0 else None
 
 
-def _row(df: pd.DataFrame, i: int) -> int:
-    if "source_row" in df.columns and pd.notna(df["source_row"].iloc[i]):
-        return int(df["source_row"].iloc[i])
-    return int(df["_position"].iloc[i]) + 2 if "_position" in df.columns else i + 2
+def _row(df: CycleColumns, i: int) -> int:
+    if "source_row" in df:
+        v = df.num("source_row")[i]
+        if np.isfinite(v):
+            return int(v)
+    return int(df.position[i]) + 2
 
 
 def _shown(value: Any) -> str:
@@ -65,7 +68,7 @@ def _shown(value: Any) -> str:
     return repr(value) if not isinstance(value, float) else f"{value:g}"
 
 
-def _fail(df: pd.DataFrame, mask: np.ndarray, column: str, message: str, expected: str,
+def _fail(df: CycleColumns, mask: np.ndarray, column: str, message: str, expected: str,
           code: str, file: str | None, found: str | None = None) -> None:
     idx = np.flatnonzero(mask)
     if idx.size == 0:
@@ -73,30 +76,33 @@ def _fail(df: pd.DataFrame, mask: np.ndarray, column: str, message: str, expecte
     i = int(idx[0])
     more = f" ({idx.size - 1} more row(s) fail the same check)" if idx.size > 1 else ""
     if found is None:
-        found = _shown(df[column].iloc[i]) if column in df.columns else "nothing"
+        found = _shown(df.value(column, i)) if column in df else "nothing"
     raise ValidationError(message + more, code=code, file=file, row=_row(df, i), column=column,
                           expected=expected, found=found)
 
 
-def check_numeric(df: pd.DataFrame, columns: list[str], file: str | None) -> None:
-    """Every present value of ``columns`` parses as a number."""
+def check_numeric(df: CycleColumns, columns: list[str], file: str | None) -> None:
+    """Every present value of ``columns`` parses as a number (numeric dtypes need no check;
+    blank text counts as missing)."""
     for c in columns:
-        if c not in df.columns:
+        if c not in df:
             continue
-        raw = df[c]
-        parsed = pd.to_numeric(raw, errors="coerce")
-        bad = (parsed.isna() & raw.notna()).to_numpy()
-        if raw.dtype == object or pd.api.types.is_string_dtype(raw.dtype):
-            blank = raw.astype("string").str.strip().isin(["", "nan", "NaN"]).fillna(True)
+        raw = df.raw(c)
+        if isinstance(raw, np.ndarray) and raw.dtype.kind in "biuf":
+            continue
+        series = pd.Series(raw, copy=False)
+        bad = np.isnan(df.num(c)) & series.notna().to_numpy(dtype=bool)
+        if bad.any() and (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)):
+            blank = series.astype("string").str.strip().isin(["", "nan", "NaN"]).fillna(True)
             bad = bad & ~blank.to_numpy(dtype=bool)
         _fail(df, bad, c, "value is not a number", "a float", "not_a_number", file)
 
 
-def check_required(df: pd.DataFrame, file: str | None, time_estimable: bool) -> None:
+def check_required(df: CycleColumns, file: str | None, time_estimable: bool) -> None:
     """Required columns exist and hold finite values; cycle_index is a whole number >= 0."""
     need = list(REQUIRED) + ([] if time_estimable else ["test_time_second"])
     for c in need:
-        if c not in df.columns:
+        if c not in df:
             hint = (" (or state a protocol: hours_per_cycle, or c_rate)"
                     if c == "test_time_second" else "")
             raise ValidationError(f"per-cycle table lacks required column '{c}'{hint}",
@@ -119,11 +125,11 @@ def check_required(df: pd.DataFrame, file: str | None, time_estimable: bool) -> 
           "out_of_range", file)
 
 
-def check_order(df: pd.DataFrame, file: str | None) -> None:
-    """Within each cell (rows already sorted by cycle): no repeated cycle, time never falls."""
+def check_order(df: CycleColumns, cell_code: np.ndarray, file: str | None) -> None:
+    """Within each cell (rows already sorted by cell then cycle; ``cell_code`` int [n]): no
+    repeated cycle, time never falls."""
     same = np.zeros(len(df), dtype=bool)
-    cells = df["cell_id"].to_numpy()
-    same[1:] = cells[1:] == cells[:-1]
+    same[1:] = cell_code[1:] == cell_code[:-1]
     ci = numeric_column(df, "cycle_index")
     dup = np.zeros(len(df), dtype=bool)
     dup[1:] = same[1:] & (ci[1:] == ci[:-1])
@@ -139,7 +145,7 @@ def check_order(df: pd.DataFrame, file: str | None) -> None:
               file, found=f"{t[i]:g}")
 
 
-def estimate_time(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def estimate_time(df: CycleColumns, meta: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Fill missing ``test_time_second`` of one cell from a stated protocol.
 
     Order of preference: a ``hours_per_cycle`` column or metadata value (elapsed end time =
@@ -181,9 +187,9 @@ def estimate_time(df: pd.DataFrame, meta: Mapping[str, Any]) -> tuple[np.ndarray
     return filled, missing.astype(np.int64)
 
 
-def time_estimable(df: pd.DataFrame, meta_by_cell: Mapping[str, Mapping[str, Any]]) -> bool:
+def time_estimable(df: CycleColumns, meta_by_cell: Mapping[str, Mapping[str, Any]]) -> bool:
     """Whether some protocol is stated from which a missing clock could be estimated."""
-    if any(c in df.columns for c in ("hours_per_cycle", "c_rate")):
+    if any(c in df for c in ("hours_per_cycle", "c_rate")):
         return True
     return any(meta_float(m, "hours_per_cycle") or meta_float(m, "c_rate")
                for m in meta_by_cell.values())

@@ -7,25 +7,29 @@ the same function that completes a per-cycle table a user brings — so every co
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from data_registry.errors import ValidationError
-from ml.features import capacity, catalog, cycle_input, knee, polarization, timing
+from ml.features import capacity, catalog, cycle_input, descriptors, timing
+from ml.features.cycle_arrays import CycleColumns
 from ml.features.sample_cycles import sample_cycles
 from ml.features.sample_frame import prepare_samples
 
 #: Columns complete_cycle_table accepts as input (beyond these, columns are ignored + noted).
 INPUT_COLUMNS: tuple[str, ...] = catalog.NAMES + catalog.INPUT_ONLY
+_INPUT_SET = frozenset(INPUT_COLUMNS)
 #: Numeric inputs checked for parseability.
 _NUMERIC = [c for c in INPUT_COLUMNS if c not in ("cell_id", "source_row")]
 
 
 def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
-                         file: str | None = None) -> pd.DataFrame:
-    """Validate a per-cycle table and add every derivable descriptor.
+                         file: str | None = None,
+                         columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Validate a per-cycle table and add the derived descriptors.
 
     Parameters
     ----------
@@ -38,6 +42,9 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     cells : per-cell metadata (DataFrame or dict cell_id → {nominal_capacity_ah,
         active_mass_g, hours_per_cycle, c_rate, …}).
     file : name used in error messages.
+    columns : output columns wanted (``catalog.NAMES`` names, in the order given); default
+        all of ``catalog.NAMES``. Only the descriptors behind them are computed
+        (``descriptors.plan``); their values equal the full table's.
 
     Returns
     -------
@@ -50,6 +57,8 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     ValidationError
         Missing required column, non-numeric or non-finite value, repeated cycle_index or time
         running backwards within a cell — naming file, row and column.
+    KeyError
+        ``columns`` names something that is not a per-cycle column.
     """
     if not isinstance(cycles, pd.DataFrame):
         raise ValidationError("per-cycle table must be a DataFrame", code="bad_input",
@@ -57,63 +66,98 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     if len(cycles) == 0:
         raise ValidationError("per-cycle table is empty", code="empty_input", file=file,
                               expected="at least one row", found="0 rows")
+    wanted = descriptors.output_columns(columns)
+    steps = descriptors.plan(wanted)
     meta = cycle_input.cell_metadata_map(cells)
-    df = cycles.reset_index(drop=True).copy()
-    df["_position"] = np.arange(len(df))
-    ignored = [c for c in df.columns if c not in INPUT_COLUMNS and c != "_position"]
-    df = df.drop(columns=ignored)
-    cycle_input.check_numeric(df, _NUMERIC, file)
-    cycle_input.check_required(df, file, cycle_input.time_estimable(df, meta))
-    if "cell_id" not in df.columns:
-        df["cell_id"] = next(iter(meta)) if len(meta) == 1 else "cell"
-    df["cell_id"] = df["cell_id"].astype(str)
-    df = df.sort_values(["cell_id", "cycle_index"], kind="stable").reset_index(drop=True)
-
-    parts = []
-    for cell_id, part in df.groupby("cell_id", sort=True):
-        parts.append(_complete_cell(part.reset_index(drop=True), meta.get(cell_id, {}), file))
-    out = pd.concat(parts, ignore_index=True)
-    cycle_input.check_order(out, file)
-    out = out[list(catalog.NAMES)]
+    ignored = [c for c in cycles.columns if c not in _INPUT_SET]
+    src = CycleColumns.from_frame(cycles, keep=_INPUT_SET)
+    cycle_input.check_numeric(src, _NUMERIC, file)
+    cycle_input.check_required(src, file, cycle_input.time_estimable(src, meta))
+    ids, code = _cell_codes(src, meta)
+    order = np.lexsort((src.num("cycle_index"), code))
+    if (order[1:] < order[:-1]).any():
+        src, code = src.rows(order), code[order]
+    bounds = np.concatenate(([0], np.flatnonzero(code[1:] != code[:-1]) + 1, [len(code)]))
+    cells_done = []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        part = src if a == 0 and b == len(code) else src.rows(slice(a, b))
+        new = _complete_cell(part, meta.get(ids[code[a]], {}), file, steps)
+        cells_done.append((part, new))
+    settled = CycleColumns({c: _joined([new[c] for _, new in cells_done])
+                            for c in ("cycle_index", "test_time_second")}, len(code),
+                           src.position)
+    if "source_row" in src:
+        settled.set("source_row", src.raw("source_row"))
+    cycle_input.check_order(settled, code, file)
+    data: dict[str, Any] = {}
+    for c in wanted:
+        if c == "cell_id":
+            data[c] = pd.array(np.asarray(ids, dtype=object)[code], dtype="str")
+        else:
+            data[c] = _joined([_column(c, part, new) for part, new in cells_done])
+    out = pd.DataFrame(data, copy=False)
     out.attrs["ignored_columns"] = ignored
     return out
 
 
-def _complete_cell(df: pd.DataFrame, meta: dict[str, Any], file: str | None) -> pd.DataFrame:
-    t, est = cycle_input.estimate_time(df, meta)
+def _cell_codes(src: CycleColumns, meta: dict[str, Any]) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct cell ids and each row's index into them."""
+    if "cell_id" not in src:
+        return [next(iter(meta)) if len(meta) == 1 else "cell"], np.zeros(len(src), np.int64)
+    ids = pd.Series(src.raw("cell_id"), copy=False).astype(str).to_numpy(dtype=object)
+    uniq, code = np.unique(ids, return_inverse=True)
+    return [str(u) for u in uniq], code.astype(np.int64)
+
+
+def _column(name: str, part: CycleColumns, new: dict[str, np.ndarray]) -> Any:
+    """Output column ``name`` of one cell: computed, else as given (a copy), else NaN."""
+    if name in new:
+        return new[name]
+    if name in part:
+        return part.raw(name).copy()
+    return np.full(len(part), np.nan)
+
+
+def _joined(pieces: list[Any]) -> Any:
+    """Per-cell pieces of one column, end to end (one piece is returned as is)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if all(isinstance(p, np.ndarray) for p in pieces):
+        return np.concatenate(pieces)
+    return pd.concat([pd.Series(p) for p in pieces], ignore_index=True).array
+
+
+def _complete_cell(cols: CycleColumns, meta: dict[str, Any], file: str | None,
+                   steps: tuple[descriptors.Descriptor, ...]) -> dict[str, np.ndarray]:
+    """Settle one cell's clock and cycle numbers, then run ``steps`` (``cols`` is updated in
+    place with the settled columns); returns every computed column."""
+    t, est = cycle_input.estimate_time(cols, meta)
     if not np.isfinite(t).all():
         i = int(np.argmax(~np.isfinite(t)))
         raise ValidationError(
             "test_time_second is missing and no protocol is stated to estimate it",
-            code="missing_value", file=file, row=int(df["_position"].iloc[i]) + 2,
+            code="missing_value", file=file, row=int(cols.position[i]) + 2,
             column="test_time_second",
             expected="a number, or hours_per_cycle / c_rate to estimate it", found="nothing")
-    given_est = cycle_input.numeric_column(df, "test_time_estimated")
-    df["test_time_second"] = t
-    df["test_time_estimated"] = np.where(np.isfinite(given_est) & (given_est > 0), 1,
-                                         est).astype(np.int64)
-    df = df.drop(columns=[c for c in cycle_input.PROTOCOL_COLUMNS if c in df.columns])
-    df["cycle_index"] = cycle_input.numeric_column(df, "cycle_index").astype(np.int64)
+    given_est = cols.num("test_time_estimated")
+    new: dict[str, np.ndarray] = {
+        "cycle_index": cols.num("cycle_index").astype(np.int64),
+        "test_time_second": t,
+        "test_time_estimated": np.where(np.isfinite(given_est) & (given_est > 0), 1,
+                                        est).astype(np.int64)}
+    for name, values in new.items():
+        cols.set(name, values)
+    for name in cycle_input.PROTOCOL_COLUMNS:
+        cols.drop(name)
     nominal = cycle_input.meta_float(meta, "nominal_capacity_ah")
-    ref = capacity.reference_capacity(df["discharge_capacity_ah"].astype(float), nominal)
-    new: dict[str, np.ndarray] = {}
-    new.update(timing.timing_columns(df, ref, nominal))
-    new.update(capacity.capacity_columns(df, ref, cycle_input.meta_float(meta, "active_mass_g"),
-                                         duration_hour=new["cycle_duration_hour"]))
-    new.update(polarization.polarization_columns(df))
-    if "temperature_celsius" not in df.columns or df["temperature_celsius"].isna().all():
-        temp = meta.get("temperature_celsius")
-        try:
-            new["temperature_celsius"] = np.full(len(df), float(temp))
-        except (TypeError, ValueError):
-            new["temperature_celsius"] = np.full(len(df), np.nan)
-    new.update(knee.knee_columns(df["cycle_index"].to_numpy(float),
-                                 cycle_input.numeric_column(df, "discharge_capacity_ah")))
-    for c in catalog.NAMES:
-        if c not in df.columns and c not in new:
-            new[c] = np.full(len(df), np.nan)
-    kept = df.drop(columns=[c for c in new if c in df.columns])
-    return pd.concat([kept, pd.DataFrame(new, index=df.index)], axis=1)
+    ctx = descriptors.CellContext(
+        reference_ah=capacity.reference_capacity(cols.num("discharge_capacity_ah"), nominal),
+        nominal_ah=nominal, active_mass_g=cycle_input.meta_float(meta, "active_mass_g"),
+        meta=meta)
+    for step in steps:
+        ctx.done.update(step.compute(cols, ctx))
+    new.update(ctx.done)
+    return new
 
 
 def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,

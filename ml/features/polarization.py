@@ -12,6 +12,7 @@ import pandas as pd
 
 from ml.features.capacity import MIN_HALF_CYCLE_AH
 from ml.features.columns import numeric_column
+from ml.features.cycle_arrays import CycleColumns
 from ml.features.sample_frame import SampleArrays
 from ml.features.trend import rolling_slope
 
@@ -83,21 +84,24 @@ def voltage_per_cycle(arr: SampleArrays, flows: dict[str, np.ndarray]) -> dict[s
     return out
 
 
-def polarization_columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Polarization and resistance trends of one cell's per-cycle table (cycle order).
+def polarization_volt(df: pd.DataFrame | CycleColumns) -> np.ndarray:
+    """``polarization_volt`` = mean charge − mean discharge voltage (V), per row."""
+    return numeric_column(df, "mean_charge_voltage_volt") - numeric_column(
+        df, "mean_discharge_voltage_volt")
 
-    ``polarization_volt`` = mean charge − mean discharge voltage (V);
+
+def polarization_trend_columns(df: pd.DataFrame | CycleColumns) -> dict[str, np.ndarray]:
+    """Rolling trends of one cell's per-cycle table (cycle order).
+
     ``polarization_slope_volt_per_cycle`` / ``…_per_hour`` and
     ``internal_resistance_slope_ohm_per_cycle`` / ``…_per_hour``: rolling OLS slopes over the
-    last ``TREND_WINDOW`` cycles (causal).
+    last ``TREND_WINDOW`` cycles (causal), in V (Ω) per cycle and per hour.
     """
-    pol = numeric_column(df, "mean_charge_voltage_volt") - numeric_column(
-        df, "mean_discharge_voltage_volt")
+    pol = polarization_volt(df)
     cyc = numeric_column(df, "cycle_index")
     hours = numeric_column(df, "test_time_second") / 3600.0
     ir = numeric_column(df, "internal_resistance_ohm")
     return {
-        "polarization_volt": pol,
         "polarization_slope_volt_per_cycle": rolling_slope(cyc, pol),
         "polarization_slope_volt_per_hour": rolling_slope(hours, pol),
         "internal_resistance_slope_ohm_per_cycle": rolling_slope(cyc, ir),

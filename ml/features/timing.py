@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ml.features.columns import numeric_column
+from ml.features.cycle_arrays import CycleColumns
 from ml.features.sample_frame import SampleArrays
 
 #: Default "high voltage" threshold as a fraction of the cell's highest recorded voltage
@@ -85,7 +86,7 @@ def timing_per_cycle(arr: SampleArrays,
     }
 
 
-def timing_columns(df: pd.DataFrame, reference_ah: float,
+def timing_columns(df: pd.DataFrame | CycleColumns, reference_ah: float,
                    nominal_ah: float | None) -> dict[str, np.ndarray]:
     """Hour columns and C-rates of one cell's per-cycle table (rows in cycle order).
 

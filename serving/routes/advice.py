@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from serving.deps import current_model
 from serving.history import frame_from_rows
+from serving.responses import FastJSONResponse
 from serving.predict import advice_document
 from serving.routes.forecast import ERRORS, check_lengths
 from serving.runtime import OnnxForecaster
@@ -34,4 +35,4 @@ async def post_advice(body: AdviceRequest, model: OnnxForecaster = Depends(curre
         update_every_cycles=settings.advice_update_every_cycles,
         min_loss_fraction=settings.advice_min_loss_fraction,
         max_horizon_cycles=settings.max_horizon_cycles)
-    return JSONResponse(doc)
+    return FastJSONResponse(doc)

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from serving.deps import current_model
 from serving.history import cell_history
+from serving.responses import FastJSONResponse
 from serving.predict import advice_document, clean_json, forecast_document
 from serving.routes.forecast import ERRORS, check_lengths
 from serving.runtime import OnnxForecaster
@@ -122,7 +123,7 @@ async def forecast_cell(body: CellForecastRequest, cell_id: str = CELL_ID,
         hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
         nominal_capacity_ah=float(nominal) if nominal is not None else None, cell_id=cell_id,
         meta={k: v for k, v in meta.items() if k != "cell_id"})
-    return JSONResponse(doc)
+    return FastJSONResponse(doc)
 
 
 @router.post("/{cell_id}/advice", response_model=AdviceResponse, responses=ERRORS | {
@@ -146,4 +147,4 @@ async def advise_cell(body: CellAdviceRequest, cell_id: str = CELL_ID,
         update_every_cycles=settings.advice_update_every_cycles,
         min_loss_fraction=settings.advice_min_loss_fraction,
         max_horizon_cycles=settings.max_horizon_cycles)
-    return JSONResponse(doc)
+    return FastJSONResponse(doc)

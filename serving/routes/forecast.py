@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from serving.deps import current_model
 from serving.errors import ServiceError
 from serving.history import frame_from_rows
+from serving.responses import FastJSONResponse
 from serving.predict import forecast_document
 from serving.runtime import OnnxForecaster
 from serving.schemas import ErrorBody, ForecastRequest, ForecastResponse
@@ -41,4 +42,4 @@ async def post_forecast(body: ForecastRequest, model: OnnxForecaster = Depends(c
         nominal_capacity_ah=cell.nominal_capacity_ah if cell else None,
         cell_id=cell.cell_id if cell else None,
         meta=cell.model_dump(exclude_none=True) if cell else None)
-    return JSONResponse(doc)
+    return FastJSONResponse(doc)
