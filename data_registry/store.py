@@ -2,7 +2,8 @@
 
 Layout under ``FADECAST_HOME``::
 
-    raw/<sha256[:2]>/<sha256>                 every ingested file, verbatim and read-only
+    raw/<sha256[:2]>/<sha256>                 every ingested file and its companion (sidecar)
+                                              files, verbatim and read-only
     tables/<kind>/cell=<cell_id>/<n>-<random>.parquet
                                               canonical rows of one ingested file (kind =
                                               samples | cycles | eis); a cell's table is its
