@@ -113,6 +113,8 @@ def show_command(args: argparse.Namespace) -> int:
         print(f"  [{f['ingest_id']}] {f['original_path']}")
         print(f"      {f['kind']} via {f['format_name']} {f['reader_version']} (schema "
               f"{f['schema_version']}), {f['rows']:,} rows{span}, sha256 {f['raw_sha256'][:12]}…")
+        for c in f.get("companions", []):
+            print(f"      companion: {c['original_path']} (sha256 {c['raw_sha256'][:12]}…)")
         for w in f["warnings"]:
             print(f"      warning: {w['code']}: {w['message']}")
     print("datasets: " + (", ".join(f"{d['name']}@{d['version'][:12]}" for d in info["datasets"])

@@ -153,3 +153,20 @@ def test_invalid_hours_per_cycle_is_refused(capsys, test_data, value):
     code, _, err = _run(capsys, "ingest", src, "--cell-id", "nt", "--meta",
                         f"hours_per_cycle={value}", "--no-progress")
     assert code == 2 and "protocol_hours_per_cycle" in err and "(0, 100000)" in err
+
+
+def test_show_lists_companion_files(capsys, tmp_path):
+    """An Arbin export with its _Metadata.csv sidecar: ``show`` names the kept sidecar."""
+    import hashlib
+
+    main_csv = tmp_path / "cellA.csv"
+    main_csv.write_text("Data_Point,Test_Time(s),Step_Index,Cycle_Index,Current(A),Voltage(V)\n"
+                        + "".join(f"{i},{10 * i},1,1,0,{3.5 + i / 100:.2f}\n"
+                                  for i in range(1, 6)))
+    side = tmp_path / "cellA_Metadata.csv"
+    side.write_text(",test_id,schedule_file_name\n0,7,x.sdu\n")
+    code, _, err = _run(capsys, "ingest", str(main_csv), "--cell-id", "a", "--no-progress")
+    assert code == 0, err
+    code, out, _ = _run(capsys, "show", "a")
+    sha = hashlib.sha256(side.read_bytes()).hexdigest()
+    assert f"      companion: {side} (sha256 {sha[:12]}…)" in out.splitlines()
