@@ -243,3 +243,17 @@ def test_bare_cr_splitting_a_line_into_two_records_is_refused_at_its_line(tmp_pa
     with pytest.raises(InputFormatError, match=r"mac.csv:3: carriage return inside a line") as e:
         open_source(p).read()
     assert e.value.code == "bare_carriage_return"
+
+
+def test_abandoned_stream_stops_its_parsing_thread(tmp_path):
+    import threading
+
+    lines = ["test_time_second,voltage_volt,current_ampere,cycle_count"]
+    lines += [f"{i},{3.0 + (i % 100) / 1000:.3f},0,1" for i in range(3000)]
+    p = tmp_path / "many.csv"
+    p.write_text("\n".join(lines) + "\n")
+    chunks = open_source(p, chunk_rows=10).chunks()
+    first = next(chunks)
+    assert first["source_row"].tolist() == list(range(2, 12))
+    chunks.close()
+    assert not [t for t in threading.enumerate() if t.name == "fadecast-csv"]

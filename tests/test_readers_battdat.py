@@ -56,3 +56,24 @@ def test_real_p492_raw_file(shared_data):
     (w,) = src.warnings
     assert (w.code, w.row, w.count) == ("eis_rows_skipped", 1264, 78)
     assert w.details == {"frequency_min_hz": 0.01, "frequency_max_hz": 500000.0}
+
+
+def test_real_p492_summary_read_as_cycles(shared_data):
+    """p492-13-summary.csv: 267 cycles, 13 without Q_dis (first at line 4, cycle 3); values
+    of cycle 10 (line 11) copied from the file."""
+    path = shared_data / "xcel_p492_13" / "p492-13-summary.csv"
+    assert detect(path) == "battdat_summary_csv"
+    src = open_source(path)
+    df = src.read()
+    assert len(df) == 267 - 13 and 3 not in df["cycle_index"].tolist()
+    (w,) = src.warnings
+    assert (w.code, w.row, w.count) == ("cycles_without_discharge_skipped", 4, 13)
+    c10 = df[df["cycle_index"] == 10].iloc[0]
+    assert c10["source_row"] == 11
+    assert c10["test_time_second"] == 318311.748  # tsecs_end: the END of the cycle
+    assert (c10["charge_capacity_ah"], c10["discharge_capacity_ah"]) == (0.01899731,
+                                                                          0.01899775)
+    assert (c10["charge_energy_wh"], c10["discharge_energy_wh"]) == (0.07089344, 0.06919665)
+    assert c10["cycle_duration_second"] == 12599.232
+    assert c10["equivalent_full_cycles"] == 5.16735753511943
+    assert (df["test_time_second"].diff().dropna() > 0).all()

@@ -9,6 +9,12 @@ a meaningless voltage (e.g. -3.79 V). Because the columns of both kinds are pres
 detector would call the file an EIS CSV; this reader claims it first and reads it as SAMPLES:
 rows with a frequency are skipped, counted in ONE warning ``eis_rows_skipped`` (first line,
 count, frequency range). ``Datenum_d`` (MATLAB day number, time zone unknown) is not read.
+
+The matching per-cycle summary (``p492-13-summary.csv``: ``Cycle_Index, Cycle_Label, tsecs_end,
+Q_chg, Q_dis, E_chg, E_dis, T_avg, Equivalent_Full_Cycles`` …) is read as kind "cycles"
+(``test_time_second`` = ``tsecs_end``, the end of the cycle); cycles without a discharge
+capacity (EIS, rest, partial cycles) are skipped with ONE warning
+``cycles_without_discharge_skipped``.
 """
 from __future__ import annotations
 
@@ -73,4 +79,48 @@ def open_battdat_raw(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE
 
     return csv_source(head, format_name="battdat_raw_csv", reader_version=READER_VERSION,
                       kind="samples", layout=layout, columns=columns, chunk_rows=chunk_rows,
+                      warnings=warns, post=post, max_line_bytes=max_line_bytes)
+
+
+#: battdat summary column → canonical per-cycle column (units already canonical)
+SUMMARY_MAP: dict[str, str] = {
+    "Cycle_Index": "cycle_index", "tsecs_end": "test_time_second",
+    "Q_chg": "charge_capacity_ah", "Q_dis": "discharge_capacity_ah",
+    "E_chg": "charge_energy_wh", "E_dis": "discharge_energy_wh",
+    "tsecs_cycle": "cycle_duration_second", "T_avg": "temperature_celsius",
+    "Equivalent_Full_Cycles": "equivalent_full_cycles",
+}
+
+
+def is_battdat_summary(head: Head) -> bool:
+    """True for a battdat per-cycle summary (``tsecs_end``, ``Q_dis`` … in the first line)."""
+    fields = set(head.fields(0, ",")) if head.lines else set()
+    return {"Cycle_Index", "tsecs_end", "Q_dis", "Q_chg", "Equivalent_Full_Cycles"} <= fields
+
+
+def open_battdat_summary(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
+                         **_: object) -> Source:
+    """Open a battdat per-cycle summary; cycles without a discharge capacity are skipped."""
+    layout, warns = layout_from_head(head, 0, delimiter=",")
+    columns = [Mapped(n, SUMMARY_MAP[n]) for n in layout.names if n in SUMMARY_MAP]
+    state = {"index": -1}
+
+    def post(frame: pd.DataFrame, raw: object, sink: list[IngestWarning]) -> pd.DataFrame:
+        missing = np.isnan(frame["discharge_capacity_ah"].to_numpy())
+        if not missing.any():
+            return frame
+        rows = frame["source_row"].to_numpy()[missing]
+        if state["index"] < 0:
+            state["index"] = len(sink)
+            sink.append(IngestWarning("cycles_without_discharge_skipped", "", head.name,
+                                      int(rows[0]), "Q_dis", 0))
+        old = sink[state["index"]]
+        count = int(old.count or 0) + int(missing.sum())
+        sink[state["index"]] = IngestWarning(
+            old.code, f"{count} cycles without a discharge capacity (EIS, rest or partial "
+            "cycles) were skipped", old.file, old.row, old.column, count)
+        return frame[~missing]
+
+    return csv_source(head, format_name="battdat_summary_csv", reader_version=READER_VERSION,
+                      kind="cycles", layout=layout, columns=columns, chunk_rows=chunk_rows,
                       warnings=warns, post=post, max_line_bytes=max_line_bytes)
