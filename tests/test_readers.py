@@ -257,3 +257,19 @@ def test_abandoned_stream_stops_its_parsing_thread(tmp_path):
     assert first["source_row"].tolist() == list(range(2, 12))
     chunks.close()
     assert not [t for t in threading.enumerate() if t.name == "fadecast-csv"]
+
+
+def test_parse_error_arrives_after_the_chunks_before_it(tmp_path):
+    """The parsing thread's error is raised in order: rows before line 502 are delivered."""
+    lines = ["test_time_second,voltage_volt,current_ampere,cycle_count"]
+    lines += [f"{i},{3.0 + (i % 100) / 1000:.3f},0,1" for i in range(1000)]
+    lines[501] = "500,n/a,0,1"  # file line 502
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join(lines) + "\n")
+    got = []
+    with pytest.raises(InputFormatError, match=r"bad.csv:502 column 'voltage_volt': non-numeric value") as e:
+        for chunk in open_source(p, chunk_rows=100).chunks():
+            got.append(chunk)
+    assert e.value.column == "voltage_volt" and e.value.found == "'n/a'"
+    rows = pd.concat(got)["source_row"].to_numpy()
+    assert rows.max() < 502 and len(rows) >= 300
