@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from serving.deps import current_model
 from serving.history import frame_from_rows
+from serving.json_route import FastJSONRoute
 from serving.responses import FastJSONResponse
 from serving.predict import advice_document
 from serving.routes.forecast import ERRORS, check_lengths
@@ -14,7 +15,7 @@ from serving.runtime import OnnxForecaster
 from serving.schemas import AdviceRequest, AdviceResponse
 from serving.settings import Settings, get_settings
 
-router = APIRouter(prefix="/v1", tags=["advice"])
+router = APIRouter(prefix="/v1", tags=["advice"], route_class=FastJSONRoute)
 
 
 @router.post("/advice", response_model=AdviceResponse, responses=ERRORS,

@@ -7,13 +7,14 @@ from fastapi.responses import JSONResponse
 from serving.deps import current_model
 from serving.errors import ServiceError
 from serving.history import frame_from_rows
+from serving.json_route import FastJSONRoute
 from serving.responses import FastJSONResponse
 from serving.predict import forecast_document
 from serving.runtime import OnnxForecaster
 from serving.schemas import ErrorBody, ForecastRequest, ForecastResponse
 from serving.settings import Settings, get_settings
 
-router = APIRouter(prefix="/v1", tags=["forecast"])
+router = APIRouter(prefix="/v1", tags=["forecast"], route_class=FastJSONRoute)
 ERRORS = {413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
 
