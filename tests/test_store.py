@@ -309,3 +309,16 @@ def test_parts_from_an_older_schema_still_load(reg, store_data):
     df = reg.load_samples("cellA")
     assert len(df) == 390 and "internal_resistance_ohm" not in df.columns
     assert df["test_time_second"].is_monotonic_increasing
+
+
+def test_parts_encode_floats_byte_stream_split_lz4(reg, store_data):
+    reg.ingest(store_data / "cell_full.csv", "cellA")
+    (part,) = [p for p in (reg.home / "tables" / "samples").rglob("*.parquet")]
+    meta = pq.ParquetFile(part).metadata
+    names = meta.schema.to_arrow_schema().names
+    col = {names[i]: meta.row_group(0).column(i) for i in range(meta.num_columns)}
+    assert "BYTE_STREAM_SPLIT" in col["voltage_volt"].encodings
+    assert col["voltage_volt"].compression.startswith("LZ4")
+    assert "BYTE_STREAM_SPLIT" not in col["cycle_count"].encodings  # integers: default
+    whole = pd.read_csv(store_data / "cell_full.csv")
+    assert reg.load_samples("cellA")["voltage_volt"].tolist() == whole["voltage_volt"].tolist()
