@@ -133,3 +133,14 @@ def test_subset_values_by_hand():
     np.testing.assert_allclose(out["retention"], [1.0, 0.98, 0.97])
     np.testing.assert_allclose(out["coulombic_inefficiency_per_hour"],
                                [1 - 1 / 1.02, 0.02, 1 - 0.97 / 0.98])
+
+
+def test_a_row_without_cell_id_is_a_located_error():
+    from data_registry.errors import ValidationError
+
+    t = pd.DataFrame({"cell_id": ["a", None, "a"], "cycle_index": [1, 2, 3],
+                      "test_time_second": [1.0, 2.0, 3.0],
+                      "discharge_capacity_ah": [1.0, 0.99, 0.98]})
+    with pytest.raises(ValidationError, match="cell_id is missing") as exc:
+        complete_cycle_table(t, file="c.csv")
+    assert exc.value.row == 3 and exc.value.column == "cell_id"

@@ -125,6 +125,23 @@ def check_required(df: CycleColumns, file: str | None, time_estimable: bool) -> 
           "out_of_range", file)
 
 
+def cell_codes(df: CycleColumns, meta: Mapping[str, Any],
+               file: str | None) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct cell ids and each row's index into them (int [n]).
+
+    Without a ``cell_id`` column every row belongs to one cell, named by the only key of
+    ``meta`` or ``cell``. A row with a ``cell_id`` column but no id is an error.
+    """
+    if "cell_id" not in df:
+        return [next(iter(meta)) if len(meta) == 1 else "cell"], np.zeros(len(df), np.int64)
+    ids = pd.Series(df.raw("cell_id"), copy=False).astype(str)
+    _fail(df, ids.isna().to_numpy(dtype=bool), "cell_id", "cell_id is missing",
+          "a cell id on every row (or no cell_id column for one cell)", "missing_value", file,
+          found="nothing")
+    uniq, code = np.unique(ids.to_numpy(dtype=object), return_inverse=True)
+    return [str(u) for u in uniq], code.astype(np.int64)
+
+
 def check_order(df: CycleColumns, cell_code: np.ndarray, file: str | None) -> None:
     """Within each cell (rows already sorted by cell then cycle; ``cell_code`` int [n]): no
     repeated cycle, time never falls."""

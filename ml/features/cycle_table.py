@@ -73,7 +73,7 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     src = CycleColumns.from_frame(cycles, keep=_INPUT_SET)
     cycle_input.check_numeric(src, _NUMERIC, file)
     cycle_input.check_required(src, file, cycle_input.time_estimable(src, meta))
-    ids, code = _cell_codes(src, meta)
+    ids, code = cycle_input.cell_codes(src, meta, file)
     order = np.lexsort((src.num("cycle_index"), code))
     if (order[1:] < order[:-1]).any():
         src, code = src.rows(order), code[order]
@@ -98,15 +98,6 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     out = pd.DataFrame(data, copy=False)
     out.attrs["ignored_columns"] = ignored
     return out
-
-
-def _cell_codes(src: CycleColumns, meta: dict[str, Any]) -> tuple[list[str], np.ndarray]:
-    """Sorted distinct cell ids and each row's index into them."""
-    if "cell_id" not in src:
-        return [next(iter(meta)) if len(meta) == 1 else "cell"], np.zeros(len(src), np.int64)
-    ids = pd.Series(src.raw("cell_id"), copy=False).astype(str).to_numpy(dtype=object)
-    uniq, code = np.unique(ids, return_inverse=True)
-    return [str(u) for u in uniq], code.astype(np.int64)
 
 
 def _column(name: str, part: CycleColumns, new: dict[str, np.ndarray]) -> Any:
