@@ -25,7 +25,7 @@ demo: setup
 	$(PY) -m serving.demo
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -p no:cacheprovider
 
 train: setup
 	$(VENV)/bin/fadecast train --config experiments/default/config.toml
