@@ -273,3 +273,35 @@ def test_parse_error_arrives_after_the_chunks_before_it(tmp_path):
     assert e.value.column == "voltage_volt" and e.value.found == "'n/a'"
     rows = pd.concat(got)["source_row"].to_numpy()
     assert rows.max() < 502 and len(rows) >= 300
+
+
+@pytest.mark.parametrize("eol, blank", [("\n", False), ("\r\n", False), ("\n", True),
+                                        ("\r\n", True)])
+def test_fast_and_exact_line_paths_agree(tmp_path, monkeypatch, eol, blank):
+    """Forcing the exact (numpy newline index) path gives the same frames as the fast one."""
+    import data_registry.readers.csv_stream as cs
+
+    rng = np.random.default_rng(3)
+    lines = ["test_time_second,voltage_volt,current_ampere,cycle_count"]
+    lines += [f"{i},{3 + rng.random():.4f},{rng.normal():.3f},{1 + i // 400}"
+              for i in range(6000)]
+    if blank:
+        lines.insert(3700, "")
+    p = tmp_path / "f.csv"
+    p.write_text(eol.join(lines) + eol, newline="")
+    taken = []
+    original = cs._parse_fast
+
+    def counting(*a, **k):
+        out = original(*a, **k)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(cs, "_parse_fast", counting)
+    fast = open_source(p, chunk_rows=333, max_line_bytes=200).read()
+    # ~124 KB in 64 KiB reads: two pieces; only the one with the blank line goes exact
+    assert len(taken) == 2 and taken.count(False) == int(blank)
+    monkeypatch.setattr(cs, "_parse_fast", lambda *a, **k: None)
+    exact = open_source(p, chunk_rows=333, max_line_bytes=200).read()
+    pd.testing.assert_frame_equal(fast, exact)
+    assert fast["source_row"].iloc[-1] == 6001 + int(blank)

@@ -1,17 +1,23 @@
 """Streaming delimited-text engine: bounded memory, exact 1-based line numbers, fast parsing.
 
-The file is read into one reused byte buffer (reads sized from the bytes per line seen so far),
-cut at line ends into chunks of at most ``chunk_rows`` lines, and each chunk is parsed by
-``pyarrow.csv`` (multi-threaded C++; it copies what it parses, so the buffer can be reused).
-Newline positions are found with numpy, which gives, without a Python loop over rows:
+The file is read into one reused byte buffer (reads sized from the bytes per line seen so far)
+and cut at the last line end of each read into pieces of about ``chunk_rows`` lines; each piece
+is parsed by ``pyarrow.csv`` (C++; it copies what it parses, so the buffer can be reused) on a
+prefetch thread, so parsing overlaps the validation and storage of earlier chunks.
 
-* the exact file line of every record (blank lines are skipped but counted), and
-* the length of every line, so an over-long line is refused before it is parsed.
+Line numbers without a per-byte pass: when every line of a piece is one record — no blank line
+(read with ``ignore_empty_lines=False`` it would be an all-null record), no bare ``\\r`` (for
+CR-LF files the record count must equal the LF count), every line within the length limit
+(checked by jumping from line end to line end with ``bytes.rfind``) — the line of record k is
+``lines_before + k``. Otherwise, or on any parse error, the exact path indexes every newline
+with numpy: blank lines are skipped but counted, an over-long line is refused before it is
+parsed, and errors name the line and column. Both paths give identical results.
 
 Peak memory is bounded by the chunk (at most ``chunk_rows`` rows and ``MAX_CHUNK_BYTES`` of
-text, plus the next chunk the validator looks ahead into), whatever the file size. Gzip'd files are
-decompressed transparently (``pyarrow.input_stream``). Multi-line quoted fields are not supported
-(no cycler writes them); they are refused with a clear message rather than mis-numbered.
+text, plus ``PREFETCH_CHUNKS`` parsed chunks and the next chunk the validator looks ahead into),
+whatever the file size. Gzip'd files are decompressed transparently (``pyarrow.input_stream``).
+Multi-line quoted fields are not supported (no cycler writes them); they are refused with a
+clear message rather than mis-numbered.
 """
 from __future__ import annotations
 
@@ -218,7 +224,7 @@ class _Pieces:
         size = int(max(min(want * self.line_bytes * factor, MAX_CHUNK_BYTES), 64 << 10,
                        self.limit + 2))
         carry = self.carry
-        need = len(carry) + size
+        need = max(size, len(carry))  # a large carry (after an exact cut) is used up first
         if len(self.pool) < need:
             self.pool = bytearray(need)
         view = memoryview(self.pool)
@@ -232,14 +238,15 @@ class _Pieces:
             got += k
         if got == 0:
             return None
-        if self.eof:
+        if self.eof and got <= size:
             cut = got
         else:
-            cut = self.pool.rfind(b"\n", 0, got) + 1
-            if cut == 0 or got - cut > self.limit + 1:
+            window = min(got, size)
+            cut = self.pool.rfind(b"\n", 0, window) + 1
+            if cut == 0 or window - cut > self.limit + 1:
                 raise InputFormatError(
                     "line too long", code="line_too_long", file=self.name,
-                    row=base + self.pool.count(b"\n", 0, got) + 1,
+                    row=base + self.pool.count(b"\n", 0, cut) + 1,
                     expected=f"at most {self.limit} bytes per line",
                     found=f"more than {self.limit} bytes")
         if exact:
