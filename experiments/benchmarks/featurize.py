@@ -157,6 +157,31 @@ def peak_mib(fn) -> float:
     return peak / 2 ** 20
 
 
+def per_request_completion(n_cycles: int = 200, calls: int = 300) -> dict[str, float]:
+    """complete_cycle_table on one 200-cycle history (the forecast path's input): every
+    column vs only the columns the model reads (``ml.windows`` asks for these), thread CPU
+    ms p50 over interleaved calls; the subset's values are checked equal to the full table's."""
+    import time
+
+    from ml.features import complete_cycle_table
+    from ml.synthetic import make_cell
+    from ml.windows import _TABLE_COLUMNS
+
+    hist = make_cell("h", seed=7, n_cycles=n_cycles, stop_retention=0.0,
+                     with_polarization=True).cycles.drop(columns=["cell_id"])
+    full = complete_cycle_table(hist)
+    sub = complete_cycle_table(hist, columns=_TABLE_COLUMNS)
+    pd.testing.assert_frame_equal(sub, full[list(sub.columns)], check_exact=True)
+    ms: dict[str, list[float]] = {"all_columns": [], "model_columns": []}
+    for _ in range(calls):
+        for key, cols in (("all_columns", None), ("model_columns", _TABLE_COLUMNS)):
+            t0 = time.thread_time_ns()
+            complete_cycle_table(hist, columns=cols)
+            ms[key].append((time.thread_time_ns() - t0) / 1e6)
+    return {f"complete_{n_cycles}_cycles_{k}_cpu_ms_p50": round(float(np.median(v)), 3)
+            for k, v in ms.items()}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=10_000_000)
@@ -216,6 +241,7 @@ def main() -> None:
             lambda: build_cycle_table(df, voltage_curves=False)), 1),
         "peak_mib_naive_pandas": round(peak_mib(lambda: naive_pandas(df)), 1),
     })
+    res.update(per_request_completion())
     if args.json:
         print(json.dumps(res))
         return
