@@ -10,7 +10,12 @@ the last few forecast *updates* (the same cell forecast from a growing history) 
     the last ``stable_updates`` updates were all known and their medians agree within
     ``tolerance_cycles``;
 ``in_domain``
-    the cell sits inside the model's training domain (the card's domain summary);
+    the cell sits inside the model's training domain (the card's domain summary), judged on what
+    the model conditions on (C-rate, hours per cycle, temperature, chemistry); how far the cell
+    has run (``cycle_index``, ``cycles_seen``) only fails it beyond
+    ``HORIZON_FACTOR`` × the longest trained trajectory (the model reads the cycle count through
+    log1p, and only the last ``max_history`` cycles, subsampled), and the predicted EOL median
+    fails it beyond ``AdvicePolicy.max_extrapolation_factor`` × that length;
 ``onset_ruled_out``
     a delayed onset or knee is no longer possible to miss: the cell has already lost at least
     ``min_loss_fraction`` of its reference capacity AND the EOL p95 is reached inside the forecast.
@@ -19,6 +24,9 @@ With a spec (``min_cycles_to_eol``) the test may also stop once the pass probabi
 P(EOL cycle ≥ min_cycles_to_eol) has stayed above ``pass_high`` (or below ``pass_low``) for the
 last ``stable_updates`` updates and the EOL cycle is known to ± ``spec_eol_rel_halfwidth`` of its
 median — the pass/fail call is then settled even if the EOL is not known to the tolerance.
+
+Once the end of life has been OBSERVED in the history, the model is not needed: the update
+carries p05 = p50 = p95 = the observed cycle and the advice is ``stop``.
 """
 from __future__ import annotations
 
@@ -30,12 +38,17 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "AdvicePolicy", "Advice", "EolEstimate", "advise", "domain_violations", "eol_estimate",
+    "AdvicePolicy", "Advice", "EolEstimate", "HORIZON_FACTOR", "advise", "domain_violations",
+    "eol_estimate", "extrapolation_violation",
     "interval_scale_for_coverage", "observed_eol_cycle", "pass_probability",
     "update_from_forecast",
 ]
 
 _Z95 = 1.6448536269514722  # standard-normal quantile of 0.95
+#: a cell that has run more than this many times the longest trained trajectory (cycles) is out
+#: of domain: log1p(cycle) then lies > log(4) ≈ 1.4 beyond anything the model saw
+HORIZON_FACTOR = 4.0
+_HORIZON_FEATURES = ("cycle_index", "cycles_seen")
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,9 @@ class AdvicePolicy:
     #: a spec call also needs the (widened) EOL cycle known to ± this fraction of its median
     #: (None: no such requirement), so the EOL reported at the stop is itself usable
     spec_eol_rel_halfwidth: float | None = 0.1
+    #: refuse to stop on an EOL median predicted beyond this many times the longest trained
+    #: trajectory (cycles); only applied when ``advise`` is given ``trained_max_cycle``
+    max_extrapolation_factor: float = 4.0
 
     def __post_init__(self) -> None:
         if self.stable_updates < 1:
@@ -64,6 +80,9 @@ class AdvicePolicy:
         if not 0.0 < self.pass_low < 0.5 < self.pass_high < 1.0:
             raise ValueError("need 0 < pass_low < 0.5 < pass_high < 1, got "
                              f"{self.pass_low}, {self.pass_high}")
+        if not self.max_extrapolation_factor >= 1.0:
+            raise ValueError("max_extrapolation_factor must be >= 1, got "
+                             f"{self.max_extrapolation_factor}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,8 @@ class EolEstimate:
 
     ``cycle`` and ``hour`` hold (p05, p50, p95); NaN where the quantile is not reached within the
     forecast horizon. ``last_cycle`` is the last observed cycle when the update was made.
+    ``observed`` is True when the EOL was seen in the history (all three equal the observed
+    cycle).
     """
 
     last_cycle: int
@@ -79,6 +100,7 @@ class EolEstimate:
     hour: tuple[float, float, float]
     threshold_fraction: float = 0.8
     pass_probability: float | None = None
+    observed: bool = False
 
     @property
     def width_cycles(self) -> float:
@@ -112,50 +134,31 @@ def _triple(block: Mapping[str, Any] | None) -> tuple[float, float, float]:
                  for k in ("p05", "p50", "p95"))
 
 
-def _eol_from_rows(forecast: Mapping[str, Any], threshold_ah: float
-                   ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-    """First forecast cycle where each capacity quantile falls below the threshold (NaN if none).
-
-    The pessimistic band edge crosses first: EOL p05 comes from capacity p05, p95 from p95.
-    """
-    rows = forecast.get("forecast") or []
-    cyc = [math.nan] * 3
-    sec = [math.nan] * 3
-    for j, key in enumerate(("p05", "p50", "p95")):
-        for r in rows:
-            v = (r.get("capacity_ah") or {}).get(key)
-            if v is not None and v < threshold_ah:
-                cyc[j], sec[j] = float(r["cycle_index"]), float(r["test_time_second"])
-                break
-    return tuple(cyc), tuple(sec)  # type: ignore[return-value]
-
-
 def eol_estimate(forecast: Mapping[str, Any], *, last_cycle: int,
-                 pass_prob: float | None = None,
-                 threshold_ah: float | None = None) -> EolEstimate:
+                 pass_prob: float | None = None) -> EolEstimate:
     """Read the end-of-life quantiles out of a CONTRACTS forecast document.
 
     Parameters
     ----------
     forecast:
-        The forecast JSON (``end_of_life`` may be null: EOL not reached within the horizon).
+        The forecast JSON (``end_of_life`` null: the median EOL is not reached within the
+        horizon). A quantile flagged in ``end_of_life["censored"]`` (clamped to the horizon's
+        end, see :func:`ml.inference.forecast`) is read as not reached (NaN).
     last_cycle:
         Last observed cycle index of the history the forecast was made from.
     pass_prob:
         P(EOL ≥ spec) for this update, if a spec is in play.
-    threshold_ah:
-        EOL threshold in Ah; when given and ``end_of_life`` is null (not every quantile crosses
-        inside the horizon), the quantiles that do cross are read from the capacity rows, so a
-        reached median is not lost with an unreached p95.
     """
     eol = forecast.get("end_of_life") or {}
-    cycles = _triple(eol.get("cycle_index"))
-    seconds = _triple(eol.get("test_time_second"))
-    if not eol and threshold_ah is not None:
-        cycles, seconds = _eol_from_rows(forecast, threshold_ah)
+    censored = eol.get("censored") or {}
+    keys = ("p05", "p50", "p95")
+    cycles = tuple(math.nan if censored.get(k) else v
+                   for k, v in zip(keys, _triple(eol.get("cycle_index"))))
+    seconds = tuple(math.nan if censored.get(k) else v
+                    for k, v in zip(keys, _triple(eol.get("test_time_second"))))
     return EolEstimate(
         last_cycle=int(last_cycle),
-        cycle=cycles,
+        cycle=cycles,  # type: ignore[arg-type]
         hour=tuple(s / 3600.0 for s in seconds),  # type: ignore[arg-type]
         threshold_fraction=float(eol.get("threshold_fraction", math.nan)) if eol else math.nan,
         pass_probability=pass_prob,
@@ -250,10 +253,14 @@ def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
                          reference_capacity_ah: float, eol_fraction: float = 0.8,
                          spec_min_cycles: float | None = None,
                          observed_eol: int | None = None,
-                         interval_scale: float = 1.0) -> EolEstimate:
+                         interval_scale: float = 1.0,
+                         observed_eol_hour: float | None = None) -> EolEstimate:
     """One policy update from one forecast: EOL quantiles plus, with a spec, P(pass).
 
-    Parameters are those of :func:`eol_estimate` and :func:`pass_probability`.
+    Parameters are those of :func:`eol_estimate` and :func:`pass_probability`; with
+    ``observed_eol`` (first observed cycle below the threshold, in the history the forecast was
+    made from) the EOL is that cycle for all three quantiles, at ``observed_eol_hour`` (h of
+    test time; NaN when not given), and ``observed`` is set.
     """
     pp = None
     if spec_min_cycles is not None:
@@ -261,8 +268,11 @@ def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
                               reference_capacity_ah=reference_capacity_ah,
                               eol_fraction=eol_fraction, observed_eol=observed_eol,
                               interval_scale=interval_scale)
-    est = eol_estimate(forecast, last_cycle=last_cycle, pass_prob=pp,
-                       threshold_ah=float(eol_fraction) * reference_capacity_ah)
+    if observed_eol is not None:
+        hour = math.nan if observed_eol_hour is None else float(observed_eol_hour)
+        return EolEstimate(int(last_cycle), (float(observed_eol),) * 3, (hour,) * 3,
+                           float(eol_fraction), pp, observed=True)
+    est = eol_estimate(forecast, last_cycle=last_cycle, pass_prob=pp)
     if not math.isfinite(est.threshold_fraction):
         est = EolEstimate(est.last_cycle, est.cycle, est.hour, float(eol_fraction), pp)
     return est
@@ -270,7 +280,8 @@ def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
 
 def domain_violations(features: Mapping[str, float | str | None],
                       domain: Mapping[str, Any] | None,
-                      upper_only: Sequence[str] = ("cycle_index", "cycles_seen")) -> list[str]:
+                      upper_only: Sequence[str] = _HORIZON_FEATURES,
+                      horizon_factor: float = HORIZON_FACTOR) -> list[str]:
     """Which of the cell's summary features fall outside the model's training domain.
 
     Parameters
@@ -282,12 +293,15 @@ def domain_violations(features: Mapping[str, float | str | None],
         The card's domain summary: name → ``[lo, hi]``, ``{"min", "max"}`` or, for text such as
         chemistry, a list of allowed strings. Names absent from either side are not checked.
     upper_only:
-        Features checked against the upper bound only (a cell early in its life is not out of
-        domain for having seen fewer cycles than the training cells).
+        How-far-the-cell-has-run features (cycle counts): checked against ``horizon_factor`` ×
+        the trained maximum only (a cell early in its life is not out of domain for having seen
+        fewer cycles, and a long test is judged on what the model conditions on, not its length).
+    horizon_factor:
+        Multiple of the trained maximum that an ``upper_only`` feature may reach.
 
     Returns
     -------
-    One human-readable line per violation, e.g. ``"c_rate 2.1 above the trained 0.1–1"``.
+    One human-readable line per violation, e.g. ``"c_rate 2.1 above the trained range 0.1–1"``.
     """
     out: list[str] = []
     for name, rule in (domain or {}).items():
@@ -303,13 +317,33 @@ def domain_violations(features: Mapping[str, float | str | None],
         lo, hi = _bounds(rule)
         if lo is None and hi is None:
             continue
+        if name in upper_only:
+            if hi is not None and float(value) > horizon_factor * hi:
+                out.append(f"{name} {float(value):.4g} beyond {horizon_factor:g}× the longest "
+                           f"trained trajectory ({hi:.4g})")
+            continue
         span = (hi - lo) if lo is not None and hi is not None else 0.0
         slack = 0.05 * span  # within 5 % of the trained span counts as inside
-        if lo is not None and name not in upper_only and float(value) < lo - slack:
+        if lo is not None and float(value) < lo - slack:
             out.append(f"{name} {float(value):.4g} below the trained range {lo:.4g}–{hi:.4g}")
         elif hi is not None and float(value) > hi + slack:
             out.append(f"{name} {float(value):.4g} above the trained range {lo:.4g}–{hi:.4g}")
     return out
+
+
+def extrapolation_violation(est: EolEstimate, trained_max_cycle: float | None,
+                            max_factor: float = 4.0) -> str | None:
+    """A reason line when the EOL median lies beyond ``max_factor`` × the longest trained
+    trajectory ``trained_max_cycle`` (cycles; the card's ``training_domain["cycle_index"][1]``),
+    else None (also when either is unknown or the EOL was observed)."""
+    mid = est.cycle[1]
+    if est.observed or trained_max_cycle is None or not math.isfinite(mid) or \
+            not float(trained_max_cycle) > 0:
+        return None
+    if mid > max_factor * float(trained_max_cycle):
+        return (f"predicted EOL cycle {mid:.0f} beyond {max_factor:g}× the longest trained "
+                f"trajectory ({float(trained_max_cycle):.0f} cycles)")
+    return None
 
 
 def _bounds(rule: Any) -> tuple[float | None, float | None]:
@@ -325,9 +359,13 @@ def _bounds(rule: Any) -> tuple[float | None, float | None]:
         return None, None
 
 
-def _fmt_eol(est: EolEstimate) -> str:
-    pct = f"{100 * est.threshold_fraction:.0f} %" if math.isfinite(est.threshold_fraction) \
+def _fmt_pct(est: EolEstimate) -> str:
+    return f"{100 * est.threshold_fraction:.0f} %" if math.isfinite(est.threshold_fraction) \
         else "end of life"
+
+
+def _fmt_eol(est: EolEstimate) -> str:
+    pct = _fmt_pct(est)
     lo, mid, hi = est.cycle
     if not math.isfinite(mid):
         return f"{pct} not reached within the forecast"
@@ -339,7 +377,8 @@ def _fmt_eol(est: EolEstimate) -> str:
 def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cycles: float,
            hours_per_cycle: float, loss_so_far_fraction: float,
            domain_failures: Sequence[str] = (), spec_min_cycles: float | None = None,
-           policy: AdvicePolicy = AdvicePolicy()) -> Advice:
+           policy: AdvicePolicy = AdvicePolicy(),
+           trained_max_cycle: float | None = None) -> Advice:
     """Stop or continue the test, given the latest forecast updates (oldest first).
 
     Parameters
@@ -358,12 +397,27 @@ def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cyc
         Lines from :func:`domain_violations`; any entry fails the ``in_domain`` check.
     spec_min_cycles:
         Optional spec: the cell passes when EOL ≥ this cycle.
+    trained_max_cycle:
+        Longest trained trajectory (cycles, the card's ``training_domain["cycle_index"][1]``);
+        when given, an EOL median beyond ``policy.max_extrapolation_factor`` × it fails
+        ``in_domain`` (see :func:`extrapolation_violation`).
+
+    An update with ``observed`` set (EOL seen in the history) answers ``stop`` at once.
     """
     if not updates:
         raise ValueError("advise needs at least one forecast update")
     if not tolerance_cycles > 0:
         raise ValueError(f"tolerance_cycles must be > 0, got {tolerance_cycles}")
     now = updates[-1]
+    hours_saved = max(0.0, float(planned_cycles - now.last_cycle)) * max(0.0, hours_per_cycle)
+    pp = now.pass_probability if spec_min_cycles is not None else None
+    if now.observed:
+        checks = {"known": True, "stable": True, "in_domain": True, "onset_ruled_out": True}
+        level = f" ({_fmt_pct(now)})" if math.isfinite(now.threshold_fraction) else ""
+        return Advice("stop", f"stop now: end of life{level} observed at cycle "
+                      f"{now.cycle[1]:.0f}", now, checks, hours_saved, pp, [])
+    beyond = extrapolation_violation(now, trained_max_cycle, policy.max_extrapolation_factor)
+    domain_failures = list(domain_failures) + ([beyond] if beyond else [])
     recent = list(updates[-policy.stable_updates:])
     enough = len(recent) >= policy.stable_updates
     widen = policy.interval_scale
@@ -375,7 +429,6 @@ def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cyc
     onset = loss_so_far_fraction >= policy.min_loss_fraction and math.isfinite(now.cycle[2])
     checks = {"known": bool(known), "stable": bool(stable), "in_domain": not domain_failures,
               "onset_ruled_out": bool(onset)}
-    pp = now.pass_probability if spec_min_cycles is not None else None
     spec_call: str | None = None
     spec_eol_ok = policy.spec_eol_rel_halfwidth is None or (
         math.isfinite(now.width_cycles) and now.cycle[1] > 0
@@ -387,7 +440,6 @@ def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cyc
             spec_call = "pass"
         elif max(probs) <= policy.pass_low:
             spec_call = "fail"
-    hours_saved = max(0.0, float(planned_cycles - now.last_cycle)) * max(0.0, hours_per_cycle)
     eol_text = _fmt_eol(now)
 
     failed: list[str] = []

@@ -174,14 +174,34 @@ def _crossing(curve: np.ndarray, threshold: float) -> int | None:
 
 def _eol(q_cap: np.ndarray, cycles: np.ndarray, hours: np.ndarray, threshold: float,
          fraction: float) -> dict | None:
-    """End of life from the widened band: p05 cycle = where the LOW curve crosses first."""
+    """End of life from the widened band: p05 cycle = where the LOW curve crosses first.
+
+    None when the median curve stays above the threshold over the whole horizon. An upper
+    quantile (p95, or p05 of an inverted band) that is not reached is clamped to the horizon's
+    last cycle/time and flagged ``True`` in ``censored`` (``{"p05", "p50", "p95"}`` → bool), so
+    the reported value is a lower bound for it.
+    """
     idx = [_crossing(q_cap[:, j], threshold) for j in (0, 1, 2)]
-    if any(i is None for i in idx):
+    if idx[1] is None:
         return None
     keys = ("p05", "p50", "p95")
+    last = len(cycles) - 1
+    pos = [last if i is None else i for i in idx]
     return {"threshold_fraction": fraction,
-            "cycle_index": {k: int(cycles[i]) for k, i in zip(keys, idx)},
-            "test_time_second": {k: float(hours[i] * 3600.0) for k, i in zip(keys, idx)}}
+            "cycle_index": {k: int(cycles[i]) for k, i in zip(keys, pos)},
+            "test_time_second": {k: float(hours[i] * 3600.0) for k, i in zip(keys, pos)},
+            "censored": {k: i is None for k, i in zip(keys, idx)}}
+
+
+def _check_finite(arrays: Mapping[str, np.ndarray], *, n_rows: int, ref: float) -> None:
+    """Refuse non-finite model output (422 ``forecast_not_finite``) instead of returning NaN."""
+    bad = [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise FadecastError(
+            f"the model output is not finite ({', '.join(bad)}) for this history of {n_rows} "
+            f"cycles (reference capacity {ref:.4g} Ah)", code="forecast_not_finite",
+            column="history", expected="finite model output (retention about 0-1.2 of the "
+            "reference capacity, increasing test times)", found="NaN or inf")
 
 
 def _q(values: np.ndarray) -> dict[str, float]:
@@ -208,13 +228,30 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
         End-of-life threshold, fraction of the reference capacity, in (0, 1).
     nominal_capacity_ah:
         Reference capacity (Ah); default max discharge capacity of the first 3 cycles.
+    cell_id:
+        Reported ``cell_id`` (e.g. the CSV file stem); default the history's single
+        ``cell_id`` value if it has that column, else None (null in JSON).
+
+    Returns
+    -------
+    dict
+        CONTRACTS forecast JSON. ``end_of_life`` is null only when the p50 capacity stays above
+        the threshold for the whole horizon; otherwise it holds all three quantiles, and a
+        quantile that is not reached within the horizon is clamped to the horizon's last cycle
+        (and its time) with ``end_of_life["censored"][key] = True`` (additive field; False for
+        reached quantiles), i.e. the true value lies beyond the reported one.
 
     Raises
     ------
     ValidationError
         Bad history rows, horizon, pace or threshold (the message names the field).
+    FadecastError
+        ``forecast_not_finite`` (HTTP 422) when the model returns NaN/inf for this history.
     """
     frame = pd.DataFrame(history) if not isinstance(history, pd.DataFrame) else history
+    if cell_id is None and "cell_id" in frame.columns and len(frame):
+        ids = pd.unique(frame["cell_id"].dropna().astype(str))
+        cell_id = str(ids[0]) if len(ids) == 1 else None
     if not (isinstance(eol_fraction, (int, float)) and 0.0 < float(eol_fraction) < 1.0):
         raise ValidationError("end-of-life fraction must lie in (0, 1)", code="bad_value",
                               column="eol_fraction", expected="a float in (0, 1)",
@@ -222,8 +259,6 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     spec = card.window_spec()
     table = model_table(frame, nominal_capacity_ah=nominal_capacity_ah,
                         min_history=spec.min_history)
-    if cell_id is None and "cell_id" in table.columns:
-        cell_id = str(table["cell_id"].iloc[0])
     cycles, hours = future_schedule(table, horizon_cycles, hours_per_cycle)
     last_cycle = float(table["cycle_index"].iloc[-1])
     last_hour = float(table["elapsed_hour"].iloc[-1])
@@ -240,6 +275,8 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     lt = np.asarray(out["loss_time_fraction"], dtype=np.float64)[0]
     lc = np.asarray(out["loss_cycle_fraction"], dtype=np.float64)[0]
     ref = float(table["reference_capacity_ah"].iloc[0])
+    _check_finite({"capacity_fraction": cap, "loss_time_fraction": lt,
+                   "loss_cycle_fraction": lc}, n_rows=len(table), ref=ref)
     q_cap = band(cap[1:], card.conformal.get("capacity"), lo=0.0)
     share = lt[0] / np.maximum(lt[0] + lc[0], 1e-9)
     q_share = band(share, card.conformal.get("time_share"), lo=0.0, hi=1.0)

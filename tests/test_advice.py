@@ -98,10 +98,15 @@ def test_domain_slack_and_text_rules():
     assert domain_violations({"chemistry": "LCO"}, {"chemistry": ["lfp"]}) == \
         ["chemistry 'LCO' not among the trained ['lfp']"]
     assert domain_violations({"c_rate": float("nan")}, {"c_rate": [0, 1]}) == []
-    # an early cell is not out of domain for having seen few cycles; a long one is
+    # an early cell is not out of domain for having seen few cycles; a long test only beyond
+    # 4x the longest trained trajectory (a 1,000-cycle test of a model trained on <= 256 is in)
     assert domain_violations({"cycle_index": 20.0}, {"cycle_index": [80, 250]}) == []
-    assert domain_violations({"cycle_index": 400.0}, {"cycle_index": [80, 250]}) == \
-        ["cycle_index 400 above the trained range 80–250"]
+    assert domain_violations({"cycle_index": 1000.0, "cycles_seen": 1000.0},
+                             {"cycle_index": [1, 256], "cycles_seen": [10, 256]}) == []
+    assert domain_violations({"cycle_index": 1001.0}, {"cycle_index": [80, 250]}) == \
+        ["cycle_index 1001 beyond 4× the longest trained trajectory (250)"]
+    assert domain_violations({"cycle_index": 600.0}, {"cycle_index": [80, 250]},
+                             horizon_factor=2.0) != []
     # counts and source lists in the card are not ranges and are skipped
     assert domain_violations({"c_rate": 0.5}, {"n_cells": 23, "sources": ["synthetic"]}) == []
 
@@ -179,16 +184,62 @@ def test_eol_estimate_reads_contract_json_and_null():
                                    hours_per_cycle=1, loss_so_far_fraction=0.1).reason
 
 
-def test_partial_eol_read_from_capacity_rows_when_end_of_life_is_null():
-    # threshold 0.8 Ah: p05 crosses at cycle 102, p50 at 103, p95 never (within 3 rows)
-    fc = _forecast(100, [(0.85, 0.9, 1.0), (0.79, 0.85, 0.95), (0.7, 0.79, 0.9)])
+def test_censored_upper_quantile_reads_as_not_reached():
+    # the forecast clamps an unreached p95 to the horizon end and flags it (ml.inference)
+    fc = _forecast(100, [(0.85, 0.9, 1.0), (0.79, 0.85, 0.95), (0.7, 0.79, 0.9)],
+                   eol={"threshold_fraction": 0.8,
+                        "cycle_index": {"p05": 102, "p50": 103, "p95": 103},
+                        "test_time_second": {"p05": 367200.0, "p50": 370800.0,
+                                             "p95": 370800.0},
+                        "censored": {"p05": False, "p50": False, "p95": True}})
     est = update_from_forecast(fc, last_cycle=100, reference_capacity_ah=1.0, eol_fraction=0.8)
     assert est.cycle[:2] == (102.0, 103.0) and math.isnan(est.cycle[2])
-    assert est.hour[:2] == (102.0, 103.0) and est.threshold_fraction == 0.8
+    assert est.hour[:2] == (102.0, 103.0) and math.isnan(est.hour[2])
+    assert est.threshold_fraction == 0.8 and est.width_cycles == math.inf
     adv = advise([est], planned_cycles=200, tolerance_cycles=50, hours_per_cycle=1.0,
                  loss_so_far_fraction=0.2, policy=AdvicePolicy(stable_updates=1))
     assert adv.decision == "continue" and adv.failed == ["onset_ruled_out"]
     assert "80 % at cycle 103 (upper bound beyond the forecast)" in adv.reason
+    # without the flag the same numbers are a reached, 1-cycle-wide EOL
+    fc["end_of_life"]["censored"]["p95"] = False
+    est = update_from_forecast(fc, last_cycle=100, reference_capacity_ah=1.0, eol_fraction=0.8)
+    assert est.cycle == (102.0, 103.0, 103.0) and est.width_cycles == 1.0
+
+
+def test_observed_end_of_life_is_returned_and_stops():
+    # the forecast from a history past EOL would say "last + 1"; the observation wins
+    fc = _forecast(150, [(0.5, 0.6, 0.7)],
+                   eol={"threshold_fraction": 0.8,
+                        "cycle_index": {"p05": 151, "p50": 151, "p95": 151},
+                        "test_time_second": {"p05": 1.0, "p50": 1.0, "p95": 1.0}})
+    kw = dict(last_cycle=150, reference_capacity_ah=1.0, eol_fraction=0.8)
+    ups = [update_from_forecast(fc, **kw), update_from_forecast(fc, **kw),
+           update_from_forecast(fc, observed_eol=137, observed_eol_hour=274.0, **kw)]
+    now = ups[-1]
+    assert now.observed and now.cycle == (137.0, 137.0, 137.0) and now.hour == (274.0,) * 3
+    adv = advise(ups, planned_cycles=300, tolerance_cycles=5, hours_per_cycle=2.0,
+                 loss_so_far_fraction=0.25, domain_failures=["c_rate 9 above"])
+    assert adv.decision == "stop"
+    assert adv.reason == "stop now: end of life (80 %) observed at cycle 137"
+    assert adv.end_of_life.cycle == (137.0, 137.0, 137.0)
+    assert adv.hours_saved_if_stopped == pytest.approx((300 - 150) * 2.0)
+    assert not ups[0].observed
+
+
+def test_extrapolated_eol_fails_in_domain_only_beyond_the_factor():
+    from ml.advice import extrapolation_violation
+
+    base = dict(planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                loss_so_far_fraction=0.05)
+    # EOL median 640: inside 4 x 160 = 640, outside 4 x 159 = 636
+    assert advise(STABLE, trained_max_cycle=160, **base).decision == "stop"
+    adv = advise(STABLE, trained_max_cycle=159, **base)
+    assert adv.decision == "continue" and adv.failed == ["in_domain"]
+    assert "predicted EOL cycle 640 beyond 4× the longest trained trajectory (159 cycles)" \
+        in adv.reason
+    assert extrapolation_violation(STABLE[-1], None) is None
+    assert advise(STABLE, trained_max_cycle=300, policy=AdvicePolicy(
+        max_extrapolation_factor=2.0), **base).decision == "continue"
 
 
 def test_observed_eol_cycle():

@@ -152,3 +152,61 @@ def test_row_order_and_capacity_scale_invariance(loaded):
             assert b["capacity_ah"][k] == pytest.approx(2.0 * a["capacity_ah"][k], rel=1e-6)
         assert b["loss_time_fraction"] == pytest.approx(a["loss_time_fraction"], rel=1e-6)
     assert doubled["attribution"]["time_share"] == pytest.approx(base["attribution"]["time_share"])
+
+
+def _fake_run(cap_fn, n_samples=3, spread=0.05):
+    """A model whose capacity samples at query i are ``cap_fn(i) + (-spread, 0, +spread)``."""
+    def run(inputs):
+        n_q = inputs["query_cycle"].shape[1]
+        mid = np.array([cap_fn(i) for i in range(n_q)], dtype=np.float32)
+        offs = np.linspace(-spread, spread, n_samples, dtype=np.float32)
+        cap = (mid[:, None] + offs[None, :])[None]
+        loss = np.full_like(cap, 0.01)
+        return {"capacity_fraction": cap, "loss_time_fraction": loss,
+                "loss_cycle_fraction": loss}
+    return run
+
+
+def test_cell_id_is_null_unless_given_or_in_the_history(loaded):
+    card, run = loaded
+    hist = _cell(40).drop(columns=["cell_id"])
+    assert forecast(hist, card=card, run=run, horizon_cycles=2)["cell_id"] is None
+    assert forecast(hist, card=card, run=run, horizon_cycles=2,
+                    cell_id="fileStem")["cell_id"] == "fileStem"
+    assert forecast(hist.assign(cell_id="X7"), card=card, run=run,
+                    horizon_cycles=2)["cell_id"] == "X7"
+
+
+def test_end_of_life_reports_reached_quantiles_and_censors_the_unreached(loaded):
+    import dataclasses
+
+    card, _ = loaded
+    card = dataclasses.replace(card, conformal={})
+    hist = _cell(40)
+    last = int(hist["cycle_index"].iloc[-1])
+    run = _fake_run(lambda i: 1.0 - 0.01 * i)
+    # quantiles of (c-0.05, c, c+0.05) at 5/50/95 %: c-0.045, c, c+0.045; threshold 0.8:
+    # p05 curve crosses at i = 16, p50 at i = 21, p95 at i = 25
+    out = forecast(hist, card=card, run=run, horizon_cycles=22, eol_fraction=0.8)
+    eol = out["end_of_life"]
+    assert eol["cycle_index"] == {"p05": last + 16, "p50": last + 21, "p95": last + 22}
+    assert eol["censored"] == {"p05": False, "p50": False, "p95": True}
+    rows = {r["cycle_index"]: r for r in out["forecast"]}
+    assert eol["test_time_second"]["p95"] == rows[last + 22]["test_time_second"]
+    full = forecast(hist, card=card, run=run, horizon_cycles=30, eol_fraction=0.8)["end_of_life"]
+    assert full["cycle_index"] == {"p05": last + 16, "p50": last + 21, "p95": last + 25}
+    assert not any(full["censored"].values())
+    assert forecast(hist, card=card, run=run, horizon_cycles=20,
+                    eol_fraction=0.8)["end_of_life"] is None
+
+
+def test_non_finite_model_output_is_a_422(loaded):
+    from data_registry.errors import FadecastError
+
+    card, _ = loaded
+    run = _fake_run(lambda i: np.nan if i == 3 else 0.99)
+    with pytest.raises(FadecastError) as err:
+        forecast(_cell(40), card=card, run=run, horizon_cycles=5)
+    assert err.value.code == "forecast_not_finite"
+    assert err.value.http_status == 422
+    assert "capacity_fraction" in str(err.value)
