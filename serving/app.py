@@ -50,7 +50,11 @@ def create_app(settings: Settings | None = None, *,
     app = FastAPI(title="fadecast", version="1", lifespan=lifespan,
                   description="Battery capacity-fade forecasts with intervals, the time/cycle "
                               "split of the loss, and early-stopping advice for ageing tests.")
-    app.dependency_overrides[get_settings] = lambda: chosen
+
+    async def settings_of_this_app() -> Settings:  # async: no thread-pool hop per request
+        return chosen
+
+    app.dependency_overrides[get_settings] = settings_of_this_app
     app.state.slot = ModelSlot(forecaster)
     app.state.reload_lock = asyncio.Lock()
     install_error_handlers(app)

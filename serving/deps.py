@@ -12,12 +12,16 @@ from serving.settings import Settings, get_settings
 __all__ = ["current_model", "model_slot", "require_admin"]
 
 
-def model_slot(request: Request) -> ModelSlot:
-    """The app's model slot (created in the lifespan)."""
+# The dependencies are ``async def`` (they never block): FastAPI runs a plain ``def``
+# dependency in its thread pool, a thread hop per dependency per request.
+
+
+async def model_slot(request: Request) -> ModelSlot:
+    """The app's model slot (created with the app)."""
     return request.app.state.slot
 
 
-def current_model(slot: ModelSlot = Depends(model_slot)) -> OnnxForecaster:
+async def current_model(slot: ModelSlot = Depends(model_slot)) -> OnnxForecaster:
     """The forecaster this request will use from start to end (503 when none is loaded)."""
     return slot.require()
 
