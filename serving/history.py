@@ -8,6 +8,7 @@ the cell's position against the card's training domain).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,9 @@ OPTIONAL_COLUMNS = (
 )
 
 
+_ROW_GETTER = operator.itemgetter(*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+
+
 def frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
     """Per-cycle DataFrame from validated history rows (pydantic models or mappings).
 
@@ -40,7 +44,11 @@ def frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
     """
     dicts = [r if isinstance(r, Mapping) else r.__dict__ for r in rows]
     names = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
-    table = np.array([[d.get(n) for n in names] for d in dicts], dtype=np.float64)
+    try:  # validated rows carry every field (None when absent): one C-level getter per row
+        values = list(map(_ROW_GETTER, dicts))
+    except KeyError:  # plain mappings may lack optional keys
+        values = [[d.get(n) for n in names] for d in dicts]
+    table = np.array(values, dtype=np.float64)
     table = table.reshape(len(dicts), len(names)).T.copy()  # one contiguous row per column
     data: dict[str, np.ndarray] = {
         "cycle_index": np.fromiter((d["cycle_index"] for d in dicts), dtype=np.int64,

@@ -71,3 +71,17 @@ def test_parse_json_matches_json_loads_on_what_orjson_refuses():
     with pytest.raises(json.JSONDecodeError) as exc:
         parse_json(b'{"history": [')
     assert exc.value.pos == 13
+
+
+def test_per_request_dependencies_run_on_the_event_loop():
+    """A plain ``def`` dependency costs a thread-pool hop per request; these must stay async."""
+    import inspect
+
+    from serving.app import create_app
+    from serving.deps import current_model, model_slot
+    from serving.settings import get_settings
+
+    app = create_app()
+    assert inspect.iscoroutinefunction(current_model)
+    assert inspect.iscoroutinefunction(model_slot)
+    assert inspect.iscoroutinefunction(app.dependency_overrides[get_settings])
