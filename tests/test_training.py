@@ -40,6 +40,48 @@ def test_conformal_constant_is_the_kth_smallest_score():
     assert conformal_scale(raw, np.full(10, np.nan), 0.0)["n"] == 0
 
 
+def test_weighted_conformal_counts_each_source_and_cell_equally():
+    from ml.training.calibration import weighted_conformal_scale
+
+    # band [0, 1] (eps 0): y = 1 + s gives score s. Source A: cell a1 scores {0, 1} (weight
+    # 1/8 each), cell a2 score {2} (1/4); source B: one cell with eight scores of 10 (1/16 each).
+    scores = np.array([0.0, 1.0, 2.0] + [10.0] * 8)
+    raw = np.tile([0.0, 0.5, 1.0], (len(scores), 1))
+    cell = np.array(["a1", "a1", "a2"] + ["b1"] * 8)
+    group = np.array(["A"] * 3 + ["B"] * 8)
+    fit = weighted_conformal_scale(raw, 1.0 + scores, cell, group, 0.0, alpha=0.6)
+    # cumulative weights 1/8, 1/4, 1/2, ...: level 0.4 is first reached at score 2
+    assert fit["scale"] == pytest.approx(2.0) and fit["n_cells"] == 3 and fit["n"] == 11
+    assert weighted_conformal_scale(raw, 1.0 + scores, cell, group, 0.0,
+                                    alpha=0.75)["scale"] == pytest.approx(1.0)
+    # per point (unweighted), 8 of the 11 scores are 10: the same level would give 10
+    assert conformal_scale_unweighted(raw, 1.0 + scores) == pytest.approx(10.0)
+
+
+def conformal_scale_unweighted(raw, y):
+    from ml.training.calibration import conformal_scale
+
+    return conformal_scale(raw, y, 0.0, alpha=0.6)["scale"]
+
+
+def test_calibrate_runs_on_a_callable_and_on_the_torch_model():
+    from ml.models.fade_net import FadeNet
+    from ml.training.calibration import calibrate
+
+    torch.manual_seed(0)
+    cells = prepare_cells(make_fleet(6, seed=3))
+    scaler = fit_scaler(cells)
+    model = FadeNet(FEATURE_NAMES, d_model=16, n_heads=2, n_samples=8)
+    torch.manual_seed(1)
+    via_torch = calibrate(model, cells, scaler, 16)
+    torch.manual_seed(1)
+    via_run = calibrate(torch_runner(model), cells, scaler, 16)
+    assert via_torch["capacity"]["scale"] == pytest.approx(via_run["capacity"]["scale"],
+                                                           rel=1e-5)
+    assert via_torch["capacity"]["n_cells"] == 6
+    assert set(via_torch["by_source"]) == {str(c.meta.get("source", "?")) for c in cells}
+
+
 def test_committed_configs_load_and_flatten():
     for study in ("default", "tiny"):
         cfg = load_config(ROOT / "experiments" / study / "config.toml")
