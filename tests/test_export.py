@@ -81,3 +81,23 @@ def test_onnx_outputs_are_samples_of_the_right_shape(exported):
                        (out["capacity_fraction"] + out["loss_time_fraction"]
                         + out["loss_cycle_fraction"])[:, :1, :], atol=1e-5)
     assert (out["loss_time_fraction"] >= 0).all() and (out["loss_cycle_fraction"] >= 0).all()
+
+
+def test_training_domain_ranges_by_hand():
+    import pandas as pd
+
+    from ml.export.card import training_domain
+    from ml.training.dataset import PreparedCell
+
+    def cell(ret, cyc, src):
+        table = pd.DataFrame({"retention": ret, "cycle_index": cyc, "c_rate": [0.5] * len(cyc),
+                              "cycle_duration_hour": [2.0] * len(cyc),
+                              "temperature_celsius": [25.0] * len(cyc)})
+        return PreparedCell(src, table, np.zeros(len(cyc)), np.zeros(len(cyc)),
+                            {"source": src})
+
+    dom = training_domain([cell([1.0, 0.97, 0.93], [1, 2, 3], "a"),
+                           cell([0.99, 0.81, np.nan, 0.8], [5, 6, 7, 300], "b")])
+    assert dom["retention"] == [0.8, 1.0]
+    assert dom["cycle_index"] == [1.0, 300.0] and dom["cycles_seen"] == [3.0, 4.0]
+    assert dom["sources"] == ["a", "b"] and dom["n_cells"] == 2

@@ -22,8 +22,10 @@ def _range(values: list[float]) -> list[float] | None:
 def training_domain(cells: list[PreparedCell]) -> dict:
     """Ranges the model was trained on, for the advice policy's in-domain check.
 
-    ``c_rate`` (1/h), ``hours_per_cycle`` (h), ``cycles_seen`` (per cell), ``temperature_celsius``,
-    ``chemistry`` (distinct values where the source states it), ``sources``, ``n_cells``.
+    ``c_rate`` (1/h), ``hours_per_cycle`` (h), ``cycles_seen`` (per cell), ``cycle_index``
+    (its max = the longest trained trajectory, cycles), ``temperature_celsius``, ``retention``
+    (fraction of the reference capacity), ``chemistry`` (distinct values where the source states
+    it), ``sources``, ``n_cells``. ``ml.advice.domain_violations`` checks a cell against it.
     """
     def col(name: str) -> list[float]:
         return [float(x) for c in cells for x in c.table[name].to_numpy(dtype=float)]
@@ -33,6 +35,7 @@ def training_domain(cells: list[PreparedCell]) -> dict:
             "cycles_seen": _range([float(len(c.table)) for c in cells]),
             "cycle_index": _range(col("cycle_index")),
             "temperature_celsius": _range(col("temperature_celsius")),
+            "retention": _range(col("retention")),
             "chemistry": chem, "sources": sorted({str(c.meta.get("source", "?")) for c in cells}),
             "n_cells": len(cells)}
 
