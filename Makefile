@@ -30,7 +30,7 @@ test: setup
 train: setup
 	$(VENV)/bin/fadecast train --config experiments/default/config.toml
 
-bench: setup
+bench: train
 	$(PY) experiments/run_all.py
 
 clean:
