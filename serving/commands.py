@@ -11,6 +11,7 @@ import math
 import os
 import sys
 from argparse import Namespace
+from pathlib import Path
 from typing import Any
 
 from data_registry.errors import FadecastError
@@ -41,13 +42,15 @@ def _check_options(args: Namespace) -> None:
 
 def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
     """(raw per-cycle frame, cell id, metadata) from --cycles FILE.csv or --cell ID."""
-    from serving.history import read_cycles_csv
+    from serving.history import cycles_csv_cell_id, read_cycles_csv
 
     if args.cycles:
         frame, ignored = read_cycles_csv(args.cycles)
         if ignored:
             _note(f"note: ignored columns not used by the model: {', '.join(ignored)}")
-        return frame, None, {}
+        # the file's own cell_id column when it has one, else the file name without extension
+        cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
+        return frame, cell_id, {}
     from data_registry.store import Registry
     from serving.history import cell_history
 

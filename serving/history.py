@@ -19,7 +19,8 @@ import pandas as pd
 from data_registry.errors import InputFormatError, ValidationError
 
 __all__ = [
-    "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "domain_features", "frame_from_rows",
+    "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "cycles_csv_cell_id",
+    "domain_features", "frame_from_rows",
     "loss_so_far_fraction", "read_cycles_csv", "recent_hours_per_cycle", "reference_capacity_ah",
 ]
 
@@ -113,6 +114,40 @@ def read_cycles_csv(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     return frame, extra
 
 
+def cycles_csv_cell_id(path: str | Path) -> str | None:
+    """The cell id a per-cycle CSV states in its ``cell_id`` column.
+
+    Returns None when the file has no ``cell_id`` column or leaves it empty everywhere (the CLI
+    then reports the file stem).
+
+    Raises
+    ------
+    ValidationError
+        The column names more than one cell (the message names file, line and column).
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True,
+                          usecols=lambda c: str(c).strip().lstrip("\ufeff") == "cell_id")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"cannot read as CSV: {exc}", code="unreadable_csv",
+                               file=path.name) from exc
+    if raw.shape[1] == 0:
+        return None
+    ids = raw.iloc[:, 0].astype(str).str.strip().to_numpy()
+    given = np.flatnonzero(ids != "")
+    if not given.size:
+        return None
+    first = ids[given[0]]
+    other = given[ids[given] != first]
+    if other.size:
+        i = int(other[0])
+        raise ValidationError("a per-cycle file must hold one cell", code="several_cells",
+                              file=path.name, row=i + 2, column="cell_id",
+                              expected=repr(first), found=repr(ids[i]))
+    return str(first)
+
+
 def _check_monotone(frame: pd.DataFrame, *, file: str | None) -> None:
     cyc = frame["cycle_index"].to_numpy()
     t = frame["test_time_second"].to_numpy()
@@ -182,9 +217,29 @@ def recent_hours_per_cycle(test_time_second: np.ndarray, override: float | None 
     return float(np.median(np.diff(t)[-10:]) / 3600.0)
 
 
+def _retention(tail: pd.DataFrame, reference_ah: float | None) -> float | None:
+    """Median discharge capacity of ``tail`` / ``reference_ah`` (None when either is unknown)."""
+    if reference_ah is None or not (math.isfinite(reference_ah) and reference_ah > 0) or \
+            "discharge_capacity_ah" not in tail:
+        return None
+    q = pd.to_numeric(tail["discharge_capacity_ah"], errors="coerce").to_numpy(float)
+    q = q[np.isfinite(q)]
+    return float(np.median(q) / reference_ah) if q.size else None
+
+
 def domain_features(frame: pd.DataFrame, *, hours_per_cycle: float,
-                    meta: Mapping[str, Any] | None = None) -> dict[str, float | str | None]:
-    """The cell's summary in the names a card's domain summary may use (median of last 10)."""
+                    meta: Mapping[str, Any] | None = None,
+                    reference_ah: float | None = None) -> dict[str, float | str | None]:
+    """The cell's summary in the names a card's domain summary may use (median of last 10).
+
+    ``retention`` is the median of the last 10 discharge capacities / ``reference_ah``
+    (default the CONTRACTS reference: max discharge capacity of the first 3 cycles).
+    """
+    if reference_ah is None and "discharge_capacity_ah" in frame and len(frame):
+        first = pd.to_numeric(frame["discharge_capacity_ah"].iloc[:3], errors="coerce")
+        first = first.to_numpy(float)
+        first = first[np.isfinite(first)]
+        reference_ah = float(first.max()) if first.size else None
     tail = frame.tail(10)
 
     def med(name: str) -> float | None:
@@ -199,6 +254,7 @@ def domain_features(frame: pd.DataFrame, *, hours_per_cycle: float,
         "temperature_celsius": med("temperature_celsius"),
         "hours_per_cycle": hours_per_cycle if math.isfinite(hours_per_cycle) else None,
         "cycle_index": float(frame["cycle_index"].iloc[-1]),
+        "retention": _retention(tail, reference_ah),
     }
     for key in ("chemistry",):
         if meta and meta.get(key):

@@ -91,6 +91,22 @@ def _check_finite(doc: dict[str, Any], frame: pd.DataFrame,
         found=f"max retention {np.nanmax(q) / ref:.3g}")
 
 
+def _trained_max_cycle(domain: dict[str, Any] | None) -> float | None:
+    """The longest trained trajectory (cycles): the max of the card domain's ``cycle_index``
+    (``[lo, hi]`` or ``{"min", "max"}``), None when the card does not state it."""
+    rule = (domain or {}).get("cycle_index")
+    if isinstance(rule, dict):
+        hi = rule.get("max")
+    elif isinstance(rule, (list, tuple)) and len(rule) == 2:
+        hi = rule[1]
+    else:
+        return None
+    try:
+        return None if hi is None else float(hi)
+    except (TypeError, ValueError):
+        return None
+
+
 def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycles: int,
                     tolerance_cycles: float, eol_fraction: float = 0.8,
                     hours_per_cycle: float | None = None,
@@ -120,6 +136,10 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
               2 * last, last + 1)
     end = min(end, last + max_horizon_cycles)
     observed = observed_eol_cycle(cycles, discharge / ref, eol_fraction)
+    observed_hour = None  # test time (h) at the end of the observed end-of-life cycle
+    if observed is not None:
+        row = int(np.searchsorted(cycles, observed))
+        observed_hour = float(frame["test_time_second"].iloc[row]) / 3600.0
     policy = AdvicePolicy(stable_updates=n_updates, min_loss_fraction=min_loss_fraction,
                           interval_scale=model.interval_scale)
 
@@ -139,7 +159,9 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
         updates.append(update_from_forecast(doc, last_cycle=cut_cycle, reference_capacity_ah=ref,
                                             eol_fraction=eol_fraction,
                                             spec_min_cycles=spec_min_cycles, observed_eol=seen,
-                                            interval_scale=policy.interval_scale))
+                                            interval_scale=policy.interval_scale,
+                                            observed_eol_hour=observed_hour if seen is not None
+                                            else None))
     if not updates:  # a single-row history: forecast from what there is
         doc = forecast_document(model, frame, horizon_cycles=max(1, end - last),
                                 hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
@@ -149,12 +171,15 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
                                             eol_fraction=eol_fraction,
                                             spec_min_cycles=spec_min_cycles,
                                             observed_eol=observed,
-                                            interval_scale=policy.interval_scale))
-    failures = domain_violations(domain_features(frame, hours_per_cycle=pace, meta=meta),
+                                            interval_scale=policy.interval_scale,
+                                            observed_eol_hour=observed_hour))
+    failures = domain_violations(domain_features(frame, hours_per_cycle=pace, meta=meta,
+                                                 reference_ah=ref),
                                  model.domain)
     adv = advise(updates, planned_cycles=planned_cycles, tolerance_cycles=tolerance_cycles,
                  hours_per_cycle=pace, loss_so_far_fraction=loss_so_far_fraction(discharge, ref),
-                 domain_failures=failures, spec_min_cycles=spec_min_cycles, policy=policy)
+                 domain_failures=failures, spec_min_cycles=spec_min_cycles, policy=policy,
+                 trained_max_cycle=_trained_max_cycle(model.domain))
     now = adv.end_of_life
     body: dict[str, Any] = {
         "decision": adv.decision,

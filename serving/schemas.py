@@ -147,6 +147,7 @@ class _EndOfLife(BaseModel):
     threshold_fraction: float
     cycle_index: Quantiles
     test_time_second: Quantiles
+    censored: dict[str, bool] | None = None
 
 
 class ForecastResponse(BaseModel):

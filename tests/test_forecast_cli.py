@@ -40,7 +40,7 @@ def test_cli_json_equals_api(tmp_path, capsys, forecaster, serving_model_dir):  
     cli_doc = json.loads(out)
     assert "ignored columns not used by the model: operator" in err
     body = {"history": [{c: r[c] for c in COLUMNS} for r in rows], "horizon_cycles": 12,
-            "future_hours_per_cycle": 3}
+            "future_hours_per_cycle": 3, "cell": {"cell_id": "cell"}}  # the CLI: file stem
     with TestClient(create_app(Settings(), forecaster=forecaster)) as client:
         api_doc = client.post("/v1/forecast", json=body).json()
     assert cli_doc == api_doc
