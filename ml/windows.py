@@ -14,6 +14,7 @@ rows are all-zero in the mask, so the last row is the last observed cycle); ``qu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -142,18 +143,42 @@ def model_table(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = Non
                               expected=f">= {min_history} per-cycle rows", found="0 rows")
     df = _complete(cycles, nominal_capacity_ah)
     _check_history(df, min_history)
-    df["cycle_index"] = df["cycle_index"].astype("float64")
-    cipph = pd.to_numeric(df["coulombic_inefficiency_per_hour"], errors="coerce")
-    df["coulombic_inefficiency_per_hour"] = cipph.clip(-0.01, 0.01)
-    pol = pd.to_numeric(df.get("polarization_volt"), errors="coerce")
-    pol_start = pol.dropna().iloc[:FIRST_CYCLES].median() if pol.notna().any() else np.nan
-    df["polarization_rise_volt"] = pol - pol_start
-    aw = pd.to_numeric(df.get("aw_ohm_per_sqrt_s"), errors="coerce")
-    aw_start = aw.dropna().iloc[0] if aw.notna().any() else np.nan
-    df["aw_rise_fraction"] = aw / aw_start - 1.0 if aw_start and aw_start > 0 else np.nan
+    # numpy columns as writable arrays (pandas hands out read-only views), extension-typed ones
+    # (nullable Float64 / Int64, strings) as they are: the same dtypes the pandas ops kept
+    data = {c: _column_array(df[c]) for c in df.columns}
+    data["cycle_index"] = data["cycle_index"].astype(np.float64)
+    data["coulombic_inefficiency_per_hour"] = np.clip(_num(df, "coulombic_inefficiency_per_hour"),
+                                                      -0.01, 0.01)
+    pol = _num(df, "polarization_volt")
+    seen = pol[~np.isnan(pol)]
+    data["polarization_rise_volt"] = pol - (np.median(seen[:FIRST_CYCLES]) if seen.size else np.nan)
+    aw = _num(df, "aw_ohm_per_sqrt_s")
+    seen = aw[~np.isnan(aw)]
+    aw_start = seen[0] if seen.size else np.nan
+    data["aw_rise_fraction"] = aw / aw_start - 1.0 if aw_start and aw_start > 0 else \
+        np.full(len(df), np.nan)
     for name in FEATURE_NAMES:
-        df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
-    return df
+        if data[name].dtype != np.float64:
+            data[name] = pd.to_numeric(pd.Series(data[name]), errors="coerce").to_numpy(
+                np.float64, na_value=np.nan)
+    out = pd.DataFrame(data, copy=False)
+    out.attrs = dict(df.attrs)
+    return out
+
+
+def _column_array(series: pd.Series) -> Any:
+    values = series.array
+    if not isinstance(values, pd.arrays.NumpyExtensionArray):
+        return values
+    arr = series.to_numpy()
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def _num(df: pd.DataFrame, name: str) -> np.ndarray:
+    """Column ``name`` as float64 (NaN where absent, null or not a number)."""
+    if name not in df.columns:
+        return np.full(len(df), np.nan)
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
 def subsample_indices(n_rows: int, max_history: int) -> np.ndarray:
