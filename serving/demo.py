@@ -187,7 +187,9 @@ def main() -> int:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        print(f"service stopped (exit {proc.returncode})")
+        # uvicorn shuts down gracefully on SIGTERM, then re-raises it: -15 is a clean stop.
+        state = "cleanly" if proc.returncode in (0, -signal.SIGTERM) else f"exit {proc.returncode}"
+        print(f"service stopped ({state})")
     shutil.rmtree(work, ignore_errors=True)
     print("\ndemo done: `fadecast forecast` and `fadecast serve` now use the champion in "
           f"{home}")
