@@ -189,16 +189,31 @@ def subsample_indices(n_rows: int, max_history: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_rows - 1, max_history)).astype(int))
 
 
+#: Features that describe test CONDITIONS (not the fade signal itself). A value of one of them
+#: further than CONTEXT_Z_LIMIT standard deviations from the training mean is a condition the
+#: model never saw: it is masked (treated as unobserved, which training teaches the model to
+#: handle) rather than extrapolated. Seen: a 60 °C cell (z ≈ 6 for a 15–35 °C training set)
+#: flipped the time share of a time-driven C/10 cell from 0.81 to 0.24. The advice policy still
+#: reports the cell as outside the training domain.
+CONTEXT_FEATURES = ("temperature_celsius", "c_rate")
+CONTEXT_Z_LIMIT = 4.0
+
+
 def history_arrays(table: pd.DataFrame, scaler: FeatureScaler,
                    max_history: int) -> tuple[np.ndarray, np.ndarray]:
     """Scaled features and mask [T, F] (float32) of a :func:`model_table` output.
 
-    Missing values become 0 with mask 0; ``T <= max_history``.
+    Missing values become 0 with mask 0; ``T <= max_history``. Context features beyond
+    ``CONTEXT_Z_LIMIT`` standard deviations of the training data are masked too.
     """
     idx = subsample_indices(len(table), max_history)
     raw = table[list(scaler.features)].to_numpy(dtype="float64")[idx]
     mask = np.isfinite(raw)
     scaled = scaler.transform(np.where(mask, raw, np.nan))
+    for j, name in enumerate(scaler.features):
+        if name in CONTEXT_FEATURES:
+            with np.errstate(invalid="ignore"):
+                mask[:, j] &= np.abs(scaled[:, j]) <= CONTEXT_Z_LIMIT
     x = np.where(mask, scaled, 0.0).astype(np.float32)
     return x, mask.astype(np.float32)
 
