@@ -338,18 +338,13 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
                             notes=[f"already ingested (sha256 {f.sha256[:12]}…): {f.path}"
                                    for f in files])
     for s in new:
-        raw_final = reg.raw_path(s.report.sha256)
-        raw_final.parent.mkdir(parents=True, exist_ok=True)
         assert s.raw_tmp is not None
-        if raw_final.exists():
-            s.raw_tmp.unlink(missing_ok=True)
-        else:
-            os.chmod(s.raw_tmp, 0o444)  # never rewritten
-            os.replace(s.raw_tmp, raw_final)
-            fsync_dir(raw_final.parent)
+        _publish_raw(reg, s.report.sha256, s.raw_tmp)
         s.raw_tmp = None
         for c in s.companions:
-            _publish_raw(reg, c)
+            assert c.raw_tmp is not None
+            _publish_raw(reg, c.sha256, c.raw_tmp)
+            c.raw_tmp = None
         if s.part_tmp is not None and s.part_final is not None:
             os.replace(s.part_tmp, s.part_final)
             s.published.append(s.part_final)
@@ -407,18 +402,16 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
                         already_present=False, notes=notes)
 
 
-def _publish_raw(reg: Registry, c: _Companion) -> None:
-    """Move a staged raw copy to its content address (kept if that content is stored)."""
-    final = reg.raw_path(c.sha256)
+def _publish_raw(reg: Registry, sha256: str, raw_tmp: Path) -> None:
+    """Move a staged raw copy to its content address (dropped if that content is stored)."""
+    final = reg.raw_path(sha256)
     final.parent.mkdir(parents=True, exist_ok=True)
-    assert c.raw_tmp is not None
     if final.exists():
-        c.raw_tmp.unlink(missing_ok=True)
+        raw_tmp.unlink(missing_ok=True)
     else:
-        os.chmod(c.raw_tmp, 0o444)  # never rewritten
-        os.replace(c.raw_tmp, final)
+        os.chmod(raw_tmp, 0o444)  # never rewritten
+        os.replace(raw_tmp, final)
         fsync_dir(final.parent)
-    c.raw_tmp = None
 
 
 def _insert_raw(conn: Any, reg: Registry, sha256: str, size: int, name: str, now: Any) -> None:

@@ -9,16 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-DPI = 80
+from ml.training.plots import save_png  # noqa: E402
 
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
 
 
 def geslin_figure(rows: list[dict], path: Path) -> Path:
@@ -32,7 +24,7 @@ def geslin_figure(rows: list[dict], path: Path) -> Path:
     ax.set(xlabel="average C-rate (1/h)", ylabel="model time share (p50)", xscale="log",
            ylim=(0, 1))
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def nasa_figure(rows: list[dict], path: Path) -> Path:
@@ -47,7 +39,7 @@ def nasa_figure(rows: list[dict], path: Path) -> Path:
     ax.set(xlabel="rest before the cycle (h)", ylabel="capacity change (% of reference)",
            xscale="log")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def zhang_figure(series: list[dict], path: Path) -> Path:
@@ -59,4 +51,4 @@ def zhang_figure(series: list[dict], path: Path) -> Path:
     ax.set(xlabel="discharge capacity (mAh)", ylabel="A_w (Ω s$^{-1/2}$)")
     ax.invert_xaxis()
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -9,16 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-DPI = 80
+from ml.training.plots import save_png  # noqa: E402
 
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
 
 
 def cells_figure(tables: dict[str, pd.DataFrame], path: Path) -> Path:
@@ -33,7 +25,7 @@ def cells_figure(tables: dict[str, pd.DataFrame], path: Path) -> Path:
     ax2.set(xlabel="cycle", ylabel="A_w (Ω s$^{-1/2}$)", xscale="log", yscale="log")
     ax1.legend(fontsize=7)
     ax2.legend(fontsize=6)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def attribution_figure(att: pd.DataFrame, path: Path) -> Path:
@@ -45,7 +37,7 @@ def attribution_figure(att: pd.DataFrame, path: Path) -> Path:
     ax.set(xlabel="last observed cycle (C/10 cell)", ylabel="time share of the loss",
            ylim=(0, 1))
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def what_if_figure(history: pd.DataFrame, preds: dict[str, pd.DataFrame],
@@ -63,7 +55,7 @@ def what_if_figure(history: pd.DataFrame, preds: dict[str, pd.DataFrame],
         ax.plot(t["cycle"], t["retention"], ls="--", lw=1.2, label=label)
     ax.set(xlabel="cycle", ylabel="retention (of max of first 3 cycles)")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def advice_figure(replay: pd.DataFrame, true_eol: float, table: pd.DataFrame,
@@ -84,4 +76,4 @@ def advice_figure(replay: pd.DataFrame, true_eol: float, table: pd.DataFrame,
     ax2.set(xlabel="cycle of the advice call (calls before the true EOL)",
             ylabel="predicted EOL cycle (80 %)")
     ax2.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -14,7 +15,19 @@ import numpy as np
 from ml.inference import ModelCard, forecast
 from ml.sources import CellRecord
 
-__all__ = ["forecast_figures", "reliability_figure"]
+__all__ = ["forecast_figures", "reliability_figure", "save_png"]
+
+
+def save_png(fig, path: Path, *, dpi: int = 80) -> Path:
+    """Write ``fig`` as a small PNG at ``path`` atomically (temp file, then rename); close it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
 
 
 def _cut(rec: CellRecord, fraction: float) -> int:

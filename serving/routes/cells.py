@@ -107,22 +107,30 @@ def _load_cell(settings: Settings, cell_id: str) -> tuple[Any, dict[str, Any]]:
         registry.close()
 
 
+async def _stored_history(settings: Settings, cell_id: str, cell: Any
+                          ) -> tuple[Any, dict[str, Any], float | None]:
+    """The stored cell's per-cycle frame, its metadata (overridden by the request's ``cell``)
+    without ``cell_id``, and its nominal capacity (Ah) where known."""
+    frame, meta = await run_in_threadpool(_load_cell, settings, cell_id)
+    check_lengths(len(frame), None, settings)
+    if cell is not None:
+        meta.update(cell.model_dump(exclude_none=True))
+    nominal = meta.get("nominal_capacity_ah")
+    meta = {k: v for k, v in meta.items() if k != "cell_id"}
+    return frame, meta, float(nominal) if nominal is not None else None
+
+
 @router.post("/{cell_id}/forecast", response_model=ForecastResponse, responses=ERRORS | {
     404: {"model": ErrorBody}}, summary="forecast a registered cell from its stored cycles")
 async def forecast_cell(body: CellForecastRequest, cell_id: str = CELL_ID,
                         model: OnnxForecaster = Depends(current_model),
                         settings: Settings = Depends(get_settings)) -> JSONResponse:
     check_lengths(0, body.horizon_cycles, settings)
-    frame, meta = await run_in_threadpool(_load_cell, settings, cell_id)
-    check_lengths(len(frame), None, settings)
-    if body.cell is not None:
-        meta.update(body.cell.model_dump(exclude_none=True))
-    nominal = meta.get("nominal_capacity_ah")
+    frame, meta, nominal = await _stored_history(settings, cell_id, body.cell)
     doc = await run_in_threadpool(
         forecast_document, model, frame, horizon_cycles=body.horizon_cycles,
         hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
-        nominal_capacity_ah=float(nominal) if nominal is not None else None, cell_id=cell_id,
-        meta={k: v for k, v in meta.items() if k != "cell_id"})
+        nominal_capacity_ah=nominal, cell_id=cell_id, meta=meta)
     return FastJSONResponse(doc)
 
 
@@ -131,18 +139,13 @@ async def forecast_cell(body: CellForecastRequest, cell_id: str = CELL_ID,
 async def advise_cell(body: CellAdviceRequest, cell_id: str = CELL_ID,
                       model: OnnxForecaster = Depends(current_model),
                       settings: Settings = Depends(get_settings)) -> JSONResponse:
-    frame, meta = await run_in_threadpool(_load_cell, settings, cell_id)
-    check_lengths(len(frame), None, settings)
-    if body.cell is not None:
-        meta.update(body.cell.model_dump(exclude_none=True))
-    nominal = meta.get("nominal_capacity_ah")
+    frame, meta, nominal = await _stored_history(settings, cell_id, body.cell)
     doc = await run_in_threadpool(
         advice_document, model, frame, planned_cycles=body.planned_cycles,
         tolerance_cycles=body.tolerance_cycles, eol_fraction=body.eol_fraction,
-        hours_per_cycle=body.future_hours_per_cycle,
-        nominal_capacity_ah=float(nominal) if nominal is not None else None,
+        hours_per_cycle=body.future_hours_per_cycle, nominal_capacity_ah=nominal,
         spec_min_cycles=body.spec.min_cycles_to_eol if body.spec else None, cell_id=cell_id,
-        meta={k: v for k, v in meta.items() if k != "cell_id"},
+        meta=meta,
         n_updates=settings.advice_updates,
         update_every_cycles=settings.advice_update_every_cycles,
         min_loss_fraction=settings.advice_min_loss_fraction,
