@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"
@@ -21,6 +22,23 @@ def _shared_data() -> Path | None:
 
 
 SHARED_DATA = _shared_data()
+
+#: system tools some readers call, and what to install (tests marked ``needs_tool(NAME)`` skip
+#: with this reason where the tool is missing — a fresh machine without them still passes)
+SYSTEM_TOOLS = {"mdb-export": "mdbtools (apt-get install mdbtools) reads Arbin .res files"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs_tool(name): needs a system tool on PATH "
+                            "(skipped with the reason where it is missing)")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers(name="needs_tool"):
+        for tool in mark.args:
+            if shutil.which(tool) is None:
+                pytest.skip(f"system tool {tool} is not installed: "
+                            f"{SYSTEM_TOOLS.get(tool, 'install it to run this test')}")
 
 
 @pytest.fixture(autouse=True)

@@ -84,7 +84,11 @@ REFUSAL_WORDS = ("recognised but not supported", "optional extra", "system tool"
                  "value outside", "fastnda", "galvani", "mdbtools")
 
 
-@pytest.mark.parametrize("rel", ALL_FILES or ["(no shared data)"])
+NEEDS_MDB = pytest.mark.needs_tool("mdb-export")
+PARAMS = [pytest.param(r, marks=NEEDS_MDB) if r.endswith(".res") else r for r in ALL_FILES]
+
+
+@pytest.mark.parametrize("rel", PARAMS or ["(no shared data)"])
 def test_every_real_file_is_read_or_refused_precisely(shared_data, rel):
     path = shared_data / "parsers" / rel
     expected = EXPECTED.get(rel)
@@ -275,6 +279,7 @@ def test_excel_workbook(shared_data):
     assert df["voltage_volt"].iloc[0] == pytest.approx(2.637298583984375)
 
 
+@NEEDS_MDB
 def test_arbin_res(shared_data):
     src, df = read(shared_data, "navani_examples/arbin_example.res")
     assert len(df) == 2150 and [w.code for w in src.warnings] == ["records_reordered"]
