@@ -1,0 +1,1 @@
+"""Frozen copies of earlier implementations, kept only as references for equivalence tests."""

@@ -1,0 +1,131 @@
+"""Time versus cycle: when each cycle starts and ends, how long it rests, how fast it runs.
+
+Per-sample kernels give seconds per cycle; :func:`timing_columns` turns any per-cycle table
+(built from samples or brought by a user) into the ``_hour`` columns and C-rates.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reference.features_v1.columns import numeric_column
+from reference.features_v1.cycle_arrays import CycleColumns
+from reference.features_v1.sample_frame import SampleArrays
+
+#: Default "high voltage" threshold as a fraction of the cell's highest recorded voltage
+#: (e.g. 0.9 × 4.2 V = 3.78 V); a cell's ``high_voltage_threshold_volt`` metadata overrides it.
+HIGH_VOLTAGE_FRACTION = 0.9
+
+
+def timing_per_cycle(arr: SampleArrays,
+                     high_voltage_volt: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-cycle timing from samples (seconds).
+
+    Parameters
+    ----------
+    arr : sorted samples.
+    high_voltage_volt : float threshold per cell (V), indexed by cell code; default
+        ``HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage.
+
+    Returns
+    -------
+    ``cycle_start_second`` (first sample), ``test_time_second`` (last sample = end of cycle),
+    ``cycle_duration_second`` (end − previous cycle's end; end − start for a cell's first
+    cycle), ``rest_second`` (time at rest between the cycle's own samples),
+    ``rest_before_second`` (gap since the previous cycle's last sample),
+    ``charge_duration_second`` / ``discharge_duration_second`` (time with current flowing
+    that way), ``high_voltage_second`` (time with voltage >= the threshold).
+    """
+    st = arr.starts
+    ends = arr.ends
+    n = arr.n_rows
+    i = arr.current_a
+    thr = arr.rest_threshold_a
+    dt = arr.dt_s
+    half_i = np.abs(i)  # reused below as the interval's mean current
+    at_rest = half_i <= thr
+    # Interval k ends at row k; the interval ending at a segment's first row lies between
+    # cycles, so it is excluded from the in-cycle sums below (zeroed at ``st``).
+    rest_dt = np.zeros(n)
+    np.logical_and(at_rest[1:], at_rest[:-1], out=at_rest[1:])
+    np.multiply(dt[1:], at_rest[1:], out=rest_dt[1:])
+    del at_rest
+    half_i[0] = 0.0
+    np.add(i[1:], i[:-1], out=half_i[1:])
+    half_i *= 0.5  # mean current of the interval
+    ch_dt = dt * (half_i > thr)
+    np.negative(half_i, out=half_i)
+    dis_dt = np.multiply(dt, half_i > thr, out=half_i)
+    for a in (rest_dt, ch_dt, dis_dt):
+        a[st] = 0.0
+    v_sum = np.empty(n)
+    v_sum[0] = 2.0 * arr.voltage_v[0]
+    np.add(arr.voltage_v[1:], arr.voltage_v[:-1], out=v_sum[1:])
+    if high_voltage_volt is None:
+        high_voltage_volt = HIGH_VOLTAGE_FRACTION * arr.cell_max_voltage_v
+    hv = arr.per_cell(np.asarray(high_voltage_volt, dtype=np.float64))
+    hv2 = 2.0 * hv
+    hv_dt = np.multiply(dt, v_sum >= hv2, out=v_sum)
+
+    start_s = arr.time_s[st]
+    end_s = arr.time_s[ends]
+    prev_end = np.empty_like(end_s)
+    prev_end[0] = arr.time_s[st[0] - 1] if st[0] > 0 else start_s[0]
+    prev_end[1:] = end_s[:-1]
+    first_seg = arr.first_of_cell[st]
+    prev_end[first_seg] = start_s[first_seg]
+    return {
+        "cycle_start_second": start_s,
+        "test_time_second": end_s,
+        "cycle_duration_second": end_s - prev_end,
+        "rest_second": np.add.reduceat(rest_dt, st),
+        "rest_before_second": start_s - prev_end,
+        "charge_duration_second": np.add.reduceat(ch_dt, st),
+        "discharge_duration_second": np.add.reduceat(dis_dt, st),
+        "high_voltage_second": np.add.reduceat(hv_dt, st),
+    }
+
+
+def timing_columns(df: pd.DataFrame | CycleColumns, reference_ah: float,
+                   nominal_ah: float | None) -> dict[str, np.ndarray]:
+    """Hour columns and C-rates of one cell's per-cycle table (rows in cycle order).
+
+    ``elapsed_hour`` = test_time_second / 3600 (end of cycle); ``cycle_start_hour``;
+    ``cycle_duration_hour`` (given, else difference of consecutive end times; the first row's
+    end time when the table starts at cycle 0 or 1, else NaN); ``rest_hour``;
+    ``rest_before_hour``; ``high_voltage_hour`` and its cumulative sum
+    ``cumulative_high_voltage_hour``; ``charge_c_rate`` / ``discharge_c_rate`` = mean current
+    during charge / discharge over the C-rate capacity (``nominal_ah`` if known, else the
+    reference capacity), in 1/h; ``c_rate`` as given, else the discharge C-rate.
+    """
+    n = len(df)
+    nan = np.full(n, np.nan)
+    t = numeric_column(df, "test_time_second")
+    out: dict[str, np.ndarray] = {"elapsed_hour": t / 3600.0}
+    dur = numeric_column(df, "cycle_duration_second")
+    if not np.isfinite(dur).any():
+        dur = nan.copy()
+        if n > 1:
+            dur[1:] = np.diff(t)
+        # A table that starts at cycle 0 or 1 starts with the test: its first cycle lasted t.
+        if n and numeric_column(df, "cycle_index")[0] <= 1 and t[0] > 0:
+            dur[0] = t[0]
+    out["cycle_duration_hour"] = dur / 3600.0
+    start = numeric_column(df, "cycle_start_second")
+    out["cycle_start_hour"] = np.where(np.isfinite(start), start, t - dur) / 3600.0
+    out["rest_hour"] = numeric_column(df, "rest_second") / 3600.0
+    out["rest_before_hour"] = numeric_column(df, "rest_before_second") / 3600.0
+    hv = numeric_column(df, "high_voltage_second") / 3600.0
+    out["high_voltage_hour"] = hv
+    out["cumulative_high_voltage_hour"] = (np.cumsum(np.nan_to_num(hv)) if np.isfinite(hv).any()
+                                           else nan)
+    cap = nominal_ah if nominal_ah is not None and np.isfinite(nominal_ah) else reference_ah
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for kind in ("charge", "discharge"):
+            q = numeric_column(df, f"{kind}_capacity_ah")
+            h = numeric_column(df, f"{kind}_duration_second") / 3600.0
+            rate = np.where(h > 0, q / h / cap, np.nan)
+            out[f"{kind}_c_rate"] = np.where(np.isfinite(rate), rate, np.nan)
+    given = numeric_column(df, "c_rate")
+    out["c_rate"] = np.where(np.isfinite(given), given, out["discharge_c_rate"])
+    return out
