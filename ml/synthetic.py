@@ -24,7 +24,7 @@ import pandas as pd
 from data_registry.errors import FadecastError
 from ml.sources import CellRecord
 
-__all__ = ["CellParams", "make_fleet", "make_cell", "simulate_cell"]
+__all__ = ["CellParams", "make_fleet", "make_cell", "make_cohort", "simulate_cell"]
 
 HOUR_REF = 1000.0  # hours: scale of the time term
 CYCLE_REF = 100.0  # cycles: scale of the cycle term
@@ -263,4 +263,43 @@ def make_fleet(n_cells: int, seed: int = 0, *, easy: bool = False,
     for i in range(n_cells):
         params = _draw_params(i, rng, prefix, easy)
         cells.append(simulate_cell(params, seed=int(rng.integers(0, 2**31 - 1))))
+    return cells
+
+
+#: sibling protocols of a synthetic cohort: (C-rate, extra rest h, every n cycles) — the same
+#: four paces as the PyBaMM cohorts (slow; fast; fast with long rests; medium with storage)
+COHORT_PROTOCOLS: tuple[tuple[float, float, int], ...] = (
+    (0.2, 0.0, 1), (1.0, 0.0, 1), (1.0, 8.0, 1), (0.3, 48.0, 5))
+
+
+def make_cohort(name: str, seed: int, *,
+                protocols: tuple[tuple[float, float, int], ...] = COHORT_PROTOCOLS,
+                n_cycles: int = 200) -> list[CellRecord]:
+    """A cohort of synthetic SIBLING cells: one draw of the mechanism strengths, shapes and
+    temperature, run under each protocol of ``protocols`` (C-rate, extra rest hours at full
+    charge, every n cycles). The cycle-driven scale grows as ``sqrt(c_rate / 0.5)``; the
+    time-driven law is shared. Cell ids ``<name>_a``, ``<name>_b`` …; ``meta["cohort"]`` is
+    ``name``. Deterministic for a given seed.
+    """
+    if not protocols:
+        raise FadecastError("a cohort needs at least one protocol", code="bad_parameter",
+                            column="protocols", expected=">= 1 protocol", found="none")
+    rng = np.random.default_rng(seed)
+    a = float(np.exp(rng.uniform(np.log(0.04), np.log(0.25))))
+    b0 = float(np.exp(rng.uniform(np.log(0.02), np.log(0.12))))
+    p_exp = float(rng.uniform(0.4, 0.65))
+    q_exp = float(rng.uniform(0.9, 1.3))
+    temp = float(rng.choice([25.0, 35.0]))
+    nominal = float(rng.choice([1.1, 2.5, 5.0]))
+    noise = float(rng.uniform(0.0005, 0.002))
+    cells = []
+    for j, (c, rest, every) in enumerate(protocols):
+        params = CellParams(
+            cell_id=f"{name}_{chr(ord('a') + j)}", nominal_capacity_ah=nominal, c_rate=c,
+            rest_hour=rest, rest_every_n_cycles=every, time_scale=a, time_exponent=p_exp,
+            cycle_scale=b0 * np.sqrt(c / 0.5), cycle_exponent=q_exp, n_cycles=n_cycles,
+            noise_frac=noise, temperature_celsius=temp, stop_retention=0.65)
+        rec = simulate_cell(params, seed=int(rng.integers(0, 2**31 - 1)))
+        rec.meta.update(cohort=name, rest_every_n_cycles=every)
+        cells.append(rec)
     return cells

@@ -64,6 +64,9 @@ class SourceSpec:
 SOURCES: dict[str, SourceSpec] = {
     "pybamm-dev": SourceSpec("ml.sources.pybamm_dev:load", "pybamm-dev",
                              description="48 simulated cells with known time/cycle split"),
+    "pybamm-cohorts-dev": SourceSpec("ml.sources.pybamm_cohorts:load", "pybamm-cohorts-dev",
+                                     description="48 simulated sibling cells in 12 cohorts, "
+                                                 "known time/cycle split"),
     "severson-train": SourceSpec("ml.sources.severson:load", "severson2019",
                                  (("split", "train"),), "Severson 2019 LFP, train split"),
     "severson-test1": SourceSpec("ml.sources.severson:load", "severson2019",

@@ -1,0 +1,192 @@
+"""Learning the population prior and the interval scale (numpy/scipy; run offline).
+
+    python -m ml.cohort.training [--out ml/cohort/population_prior.json]
+
+1. **Prior.** For every TRAINING cohort with a known split — the ``train`` part of
+   ``pybamm-cohorts-dev`` (:data:`ml.sources.pybamm_cohorts.COHORT_SPLIT`) and synthetic
+   cohorts ``ml.synthetic.make_cohort(seed=TRAIN_SEEDS…)`` — the law's shared parameters are
+   fitted to the TRUE per-cycle time- and cycle-driven losses and the undegraded capacity.
+   The prior is the moment-matched mixture of the two sources (equal weight per source):
+   mean = average of the source means, variance = average within-source variance + variance of
+   the source means, with floors so no parameter is pinned.
+2. **Interval scale κ.** On the CALIBRATION cohorts (dev ``calibration`` part + synthetic
+   cohorts with ``CALIBRATION_SEEDS``), 40 % of each sibling seen, the smallest κ whose 90 %
+   time-share intervals cover ≥ 90 % of the truths (equal weight per source).
+The dev ``evaluation`` cohorts and synthetic ``EVALUATION_SEEDS`` are never read here.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from ml.cohort import law
+from ml.cohort.histories import CellHistory, history_from_frame
+from ml.cohort.posterior import fit_cohort
+from ml.cohort.prior import PopulationPrior, save_prior, weak_prior
+from ml.sources import CellRecord
+
+__all__ = ["TRAIN_SEEDS", "CALIBRATION_SEEDS", "EVALUATION_SEEDS", "SEEN_FRACTION",
+           "cut_cohort", "truth_share", "truth_law", "learn_prior", "calibrate_scale",
+           "grouped_cohorts"]
+
+TRAIN_SEEDS = tuple(range(7100, 7112))
+CALIBRATION_SEEDS = tuple(range(7200, 7206))
+EVALUATION_SEEDS = tuple(range(7300, 7306))  # scored by the evaluation suite only
+SEEN_FRACTION = 0.4
+_FLOOR_SD = np.array([0.5, 0.05, 0.5, 0.08, 0.2, 0.2, 15.0, 0.01, 0.01])
+_KAPPAS = np.round(np.concatenate([np.arange(0.5, 4.0, 0.25), np.arange(4.0, 40.0, 1.0)]), 2)
+
+
+def grouped_cohorts(records: list[CellRecord]) -> dict[str, list[CellRecord]]:
+    """``{cohort: [records]}`` in first-seen order (``meta["cohort"]``)."""
+    out: dict[str, list[CellRecord]] = {}
+    for r in records:
+        out.setdefault(str(r.meta.get("cohort")), []).append(r)
+    return out
+
+
+def _nominal(records: list[CellRecord]) -> float:
+    return float(records[0].meta.get("nominal_capacity_ah") or 1.0)
+
+
+def cut_cohort(records: list[CellRecord], fraction: float = SEEN_FRACTION
+               ) -> list[CellHistory]:
+    """Each sibling's first ``fraction`` of cycles (at least 3) as histories."""
+    out = []
+    for r in records:
+        h = history_from_frame(r.cycles, r.cell_id)
+        out.append(h.head(max(3, int(round(fraction * h.n)))))
+    return out
+
+
+def truth_share(record: CellRecord, n_seen: int) -> float:
+    """True time share at the ``n_seen``-th cycle (time / (time + cycle loss))."""
+    row = record.truth.iloc[n_seen - 1]
+    lt, lc = float(row["loss_time_frac"]), float(row["loss_cycle_frac"])
+    return lt / (lt + lc) if lt + lc > 0 else 0.5
+
+
+def truth_law(records: list[CellRecord]) -> np.ndarray:
+    """The law's shared parameters fitted to one cohort's TRUE loss curves (all cycles)."""
+    q_ref = _nominal(records)
+    cells = [history_from_frame(r.cycles, r.cell_id) for r in records]
+    lt_true = [r.truth["loss_time_frac"].to_numpy(float)[1:] for r in records]
+    lc_true = [r.truth["loss_cycle_frac"].to_numpy(float)[1:] for r in records]
+    none = []
+    for r, c in zip(records, cells):
+        if "capacity_none_ah" in r.truth:
+            none.append(float(np.median(r.truth["capacity_none_ah"].to_numpy(float)[1:])) / q_ref)
+        else:  # synthetic cells: the reversible rate loss of ml.synthetic
+            none.append(1.0 - 0.012 * c.typical_c_rate)
+    prior = weak_prior()
+
+    def resid(x: np.ndarray) -> np.ndarray:
+        th = x[None, :]
+        out = []
+        for c, lt, lc, q0 in zip(cells, lt_true, lc_true, none):
+            mlt, mlc = law.losses(c, th)
+            out += [mlt[0, 1:] - lt, mlc[0, 1:] - lc,
+                    np.atleast_1d(law.undegraded_fraction(c.typical_c_rate, th, 0.0)[0, 0] - q0)]
+        out.append(1e-3 * (x - prior.mean_array) / prior.sd_array)
+        return np.concatenate(out)
+
+    return least_squares(resid, prior.mean_array.copy(), method="trf", max_nfev=400).x
+
+
+def learn_prior(by_source: dict[str, list[list[CellRecord]]]) -> PopulationPrior:
+    """Moment-matched mixture (equal weight per source) of the per-cohort truth laws."""
+    means, variances, used = [], [], {}
+    for source, cohorts in by_source.items():
+        thetas = np.array([truth_law(c) for c in cohorts])
+        means.append(thetas.mean(axis=0))
+        variances.append(thetas.var(axis=0, ddof=1) if len(thetas) > 1 else
+                         np.zeros(thetas.shape[1]))
+        used[source] = [str(c[0].meta.get("cohort")) for c in cohorts]
+    means, variances = np.array(means), np.array(variances)
+    mean = means.mean(axis=0)
+    var = variances.mean(axis=0) + (means.var(axis=0) if len(means) > 1 else 0.0)
+    sd = np.maximum(np.sqrt(var), _FLOOR_SD)
+    weak = weak_prior()
+    # temperature is constant within every training cohort: Ea keeps the weak prior
+    mean[law.I_EA], sd[law.I_EA] = weak.mean[law.I_EA], weak.sd[law.I_EA]
+    # amplitudes vary by orders of magnitude between cohorts: keep them loose
+    for i in (law.I_LA, law.I_LB):
+        sd[i] = max(sd[i], 1.5)
+    return PopulationPrior(tuple(map(float, mean)), tuple(map(float, sd)), offset_sd=0.01,
+                           noise_floor=3e-4, interval_scale=1.0, name="population",
+                           provenance={"train_cohorts": used})
+
+
+def calibrate_scale(prior: PopulationPrior, by_source: dict[str, list[list[CellRecord]]],
+                    target: float = 0.90) -> tuple[float, dict[str, Any]]:
+    """Smallest κ whose 90 % time-share intervals cover ``target`` of the calibration truths
+    (equal weight per source). Returns (κ, coverage per source at κ)."""
+    unit = prior.with_scale(1.0)
+    per_source: dict[str, list[tuple[np.ndarray, np.ndarray, float]]] = {}
+    for source, cohorts in by_source.items():
+        for records in cohorts:
+            cells = cut_cohort(records)
+            post = fit_cohort(cells, unit, _nominal(records))
+            z = np.random.default_rng(20261206).standard_normal((400, post.mean.size))
+            root = np.linalg.cholesky(post.cov + 1e-18 * np.eye(post.mean.size)) \
+                if np.all(np.linalg.eigvalsh(post.cov) > 0) else None
+            if root is None:
+                w, v = np.linalg.eigh(post.cov)
+                root = v * np.sqrt(np.clip(w, 0, None))
+            for r, c in zip(records, cells):
+                per_source.setdefault(source, []).append(
+                    (post, z @ root.T, truth_share(r, c.n), post.index(c.cell_id)))
+    best, cover = float(_KAPPAS[-1]), {}
+    for kappa in _KAPPAS:
+        covs = {}
+        for source, items in per_source.items():
+            hits = []
+            for post, dz, truth, i in items:
+                shares = post.time_share_draws(post.mean + kappa * dz)[:, i]
+                lo, hi = np.quantile(shares, [0.05, 0.95])
+                hits.append(lo <= truth <= hi)
+            covs[source] = float(np.mean(hits))
+        if np.mean(list(covs.values())) >= target:
+            best, cover = float(kappa), covs
+            break
+        cover = covs
+    return best, cover
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Learn the prior and κ; write the JSON artifact."""
+    from ml.sources import available_sources, load_source
+    from ml.synthetic import make_cohort
+
+    ap = argparse.ArgumentParser(description="learn the cohort population prior")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    train = {"synthetic": [make_cohort(f"syn{s}", s) for s in TRAIN_SEEDS]}
+    calib = {"synthetic": [make_cohort(f"syncal{s}", s) for s in CALIBRATION_SEEDS]}
+    if "pybamm-cohorts-dev" in available_sources():
+        recs = load_source("pybamm-cohorts-dev")
+        groups = grouped_cohorts(recs)
+        train["pybamm-cohorts-dev"] = [g for g in groups.values()
+                                       if g[0].meta["cohort_part"] == "train"]
+        calib["pybamm-cohorts-dev"] = [g for g in groups.values()
+                                       if g[0].meta["cohort_part"] == "calibration"]
+    prior = learn_prior(train)
+    kappa, cover = calibrate_scale(prior, calib)
+    prior = prior.with_scale(kappa)
+    prior.provenance.update(
+        calibration_cohorts={s: [str(c[0].meta.get("cohort")) for c in v]
+                             for s, v in calib.items()},
+        calibration_coverage_90=cover, seen_fraction=SEEN_FRACTION,
+        synthetic_seeds={"train": list(TRAIN_SEEDS), "calibration": list(CALIBRATION_SEEDS),
+                         "evaluation_never_used_here": list(EVALUATION_SEEDS)})
+    path = save_prior(prior, args.out)
+    print(f"wrote {path}: interval_scale {kappa:g}, calibration coverage {cover}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
