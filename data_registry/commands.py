@@ -12,17 +12,84 @@ import json
 import sys
 from typing import Any
 
+from data_registry.errors import FadecastError
 from data_registry.manifest import IngestReport
 from data_registry.store import Registry
 
 
+def _cli_reader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The reader options of ``fadecast ingest``'s flags (names of ``Registry.ingest``)."""
+    opts = {"hours_per_cycle": getattr(args, "hours_per_cycle", None),
+            "c_rate": getattr(args, "c_rate", None),
+            "on_error": getattr(args, "on_error", None),
+            "capacity_column": getattr(args, "capacity_column", None),
+            "eis_sign": getattr(args, "eis_sign", None)}
+    return {k: v for k, v in opts.items() if v is not None and v != "raise"}
+
+
+def _usage_error(message: str, column: str, expected: str) -> FadecastError:
+    return FadecastError(message, code="bad_option", column=column, expected=expected,
+                         found="nothing")
+
+
 def ingest_command(args: argparse.Namespace) -> int:
-    """``fadecast ingest PATH... --cell-id ID [--format NAME] [--meta k=v ...] [--json]``."""
+    """``fadecast ingest PATH... --cell-id ID [--format NAME] [--meta k=v ...] [--json]``;
+    ``--list-formats`` / ``--list-columns`` print what is accepted and exit."""
+    if getattr(args, "list_formats", False) or getattr(args, "list_columns", False):
+        from data_registry.accepted import columns_text, formats_text
+
+        parts = []
+        if getattr(args, "list_formats", False):
+            parts.append(formats_text())
+        if getattr(args, "list_columns", False):
+            parts.append(columns_text())
+        print("\n\n".join(parts))
+        return 0
+    if not args.paths:
+        raise _usage_error("no file given", "PATH", "one or more files to ingest")
+    options = _cli_reader_options(args)
+    if getattr(args, "all_columns", False):
+        return _ingest_all_columns(args, options)
+    if not args.cell_id:
+        raise _usage_error("--cell-id is required", "--cell-id", "the cell's id, e.g. "
+                           "--cell-id cell07")
     with Registry() as reg:
         report = reg.ingest(list(args.paths), args.cell_id,
                             format_name=getattr(args, "format_name", None),
                             meta=list(getattr(args, "meta", None) or []),
-                            progress=not getattr(args, "no_progress", False))
+                            progress=not getattr(args, "no_progress", False),
+                            reader_options=options or None)
+    return _print_report(args, report)
+
+
+def _ingest_all_columns(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """``--all-columns``: each capacity column of a wide table becomes its own cell."""
+    from data_registry.readers.generic_csv import capacity_table
+    from data_registry.readers.sniff import read_head
+
+    if len(args.paths) != 1:
+        raise _usage_error("--all-columns takes one capacity table", "--all-columns",
+                           "exactly one file")
+    info = capacity_table(read_head(args.paths[0]))
+    if info is None:
+        raise FadecastError("not a capacity table with one column per cell",
+                            code="not_capacity_table", file=str(args.paths[0]),
+                            column="--all-columns",
+                            expected="a cycle column and one capacity column per cell",
+                            found="another layout")
+    code = 0
+    for column in info["candidates"]:
+        cell = f"{args.cell_id or ''}{column}"
+        with Registry() as reg:
+            report = reg.ingest(list(args.paths), cell, format_name="capacity_table_csv",
+                                meta=list(getattr(args, "meta", None) or []),
+                                progress=not getattr(args, "no_progress", False),
+                                reader_options={**options, "capacity_column": column})
+        code = max(code, _print_report(args, report))
+    return code
+
+
+def _print_report(args: argparse.Namespace, report: IngestReport) -> int:
     for w in report.warnings:
         print(w.line(), file=sys.stderr)
     for note in report.notes:

@@ -173,20 +173,24 @@ def _stage_file(reg: Registry, path: Path, cell_id: str, format_name: str | None
     staged.append(item)  # from now on a failure discards its files
     hasher = RawCopy(path, item.raw_tmp)
     hash_first = _raw_size_known(reg, size) or size in {s.report.size_bytes for s in staged[:-1]}
+    check_after = not hash_first
     if hash_first:
         hasher.run()  # maybe a duplicate: know before parsing
         hasher.join()
-        if _is_duplicate(reg, item, hasher.sha256, cell_id, seen):
+        if _owned_by_other_cells(reg, hasher.sha256, cell_id):
+            check_after = True  # validate the format first: an unreadable file says so
+        elif _is_duplicate(reg, item, hasher.sha256, cell_id, seen):
             return item
     else:
         hasher.start()  # no stored file has this size, so the content is new: hash beside
     try:
         _parse_into_part(reg, path, cell_id, format_name, chunk_rows, tails, item, seq=seq,
-                         opener=opener, bar=bar, on_chunk=on_chunk, read_opts=read_opts)
+                         opener=opener, bar=bar, on_chunk=on_chunk, read_opts=read_opts,
+                         display=Path(name).name if name != str(path) else None)
     finally:
         hasher.join(quiet=True)
     hasher.join()
-    if not hash_first and _is_duplicate(reg, item, hasher.sha256, cell_id, seen):
+    if check_after and _is_duplicate(reg, item, hasher.sha256, cell_id, seen):
         return item
     if item.part_tmp is not None:
         fsync_file(item.part_tmp)
@@ -221,9 +225,15 @@ def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str |
                      chunk_rows: int, tails: dict[str, Tail], item: _Staged, *, seq: int,
                      opener: Opener, bar: Progress,
                      on_chunk: Callable[[int], None] | None,
-                     read_opts: Mapping[str, Any] | None = None) -> None:
+                     read_opts: Mapping[str, Any] | None = None,
+                     display: str | None = None) -> None:
     """Stream the reader's chunks into a temp Parquet part (memory bounded by a chunk)."""
-    source = opener(path, format_name=format_name, chunk_rows=chunk_rows, **(read_opts or {}))
+    extra: dict[str, Any] = {"cell_id": cell_id}
+    if display:
+        extra["display_name"] = display
+    source = opener(path, format_name=format_name, chunk_rows=chunk_rows, **(read_opts or {}),
+                    **extra)
+    item.source_metadata = json_safe(dict(source.metadata or {}))
     kind = source.kind
     if kind not in TABLES:
         raise StoreError(f"reader '{source.format_name}' returned unknown kind '{kind}'",
@@ -254,6 +264,11 @@ def _parse_into_part(reg: Registry, path: Path, cell_id: str, format_name: str |
     writer.close()
     item.warnings = list(source.warnings)
     item.source_metadata = json_safe(dict(source.metadata or {}))
+    if getattr(source, "on_error", "raise") != "raise":
+        item.source_metadata["on_error"] = source.on_error
+        skipped = [r for w in item.warnings if w.code == "row_skipped"
+                   for r in (w.details or {}).get("rows", [])]
+        item.source_metadata["skipped_rows"] = json_safe(skipped)
     item.companion_paths = [Path(p) for p in getattr(source, "companions", None) or []]
     if writer.rows == 0:
         item.part_tmp.unlink(missing_ok=True)
@@ -268,12 +283,24 @@ def _raw_size_known(reg: Registry, size: int) -> bool:
         return bool(conn.execute(q).scalar())
 
 
+def _owned_by_other_cells(reg: Registry, sha256: str, cell_id: str) -> bool:
+    with reg.catalog.reading() as conn:
+        owners = reg.catalog.ingests_of_raw(conn, sha256)
+    return any(o["cell_id"] != cell_id for o in owners)
+
+
 def _is_duplicate(reg: Registry, item: _Staged, sha256: str, cell_id: str,
                   seen: dict[str, str]) -> bool:
-    """True if this content is already stored for this cell; error if for another cell."""
+    """True if this content is already stored for this cell; error if for another cell
+    (unless each cell reads another column of it: a wide table, one capacity column per
+    cell)."""
     item.report.sha256 = sha256
     with reg.catalog.reading() as conn:
         owners = reg.catalog.ingests_of_raw(conn, sha256)
+    column = (item.source_metadata or {}).get("capacity_column")
+    if column is not None:
+        owners = [o for o in owners
+                  if (o.get("source_metadata") or {}).get("capacity_column") == column]
     others = sorted({o["cell_id"] for o in owners if o["cell_id"] != cell_id})
     if others:
         raise StoreError(

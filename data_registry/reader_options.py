@@ -13,7 +13,20 @@ from data_registry.errors import StoreError
 #: reader options :meth:`Registry.ingest` forwards to ``open_source`` → (type, low, high)
 READER_OPTIONS: dict[str, tuple[type, float, float]] = {
     "protocol_hours_per_cycle": (float, 0.0, 1e5),
+    "c_rate": (float, 0.0, 1e4),
     "max_line_bytes": (int, 1.0, float(1 << 30)),
+}
+#: reader options that take one of a few words, or any text → allowed values (None = any)
+CHOICE_OPTIONS: dict[str, tuple[str, ...] | None] = {
+    "on_error": ("raise", "skip-row"),
+    "eis_sign": ("auto", "im", "minus_im"),
+    "capacity_column": None,
+}
+#: the CLI flag of each option, named in errors (a user of the CLI never sees Python names)
+CLI_FLAGS: dict[str, str] = {
+    "protocol_hours_per_cycle": "--hours-per-cycle", "c_rate": "--c-rate",
+    "max_line_bytes": "--max-line-bytes", "on_error": "--on-error",
+    "eis_sign": "--eis-sign", "capacity_column": "--capacity-column",
 }
 
 
@@ -27,10 +40,29 @@ def reader_options_for(options: Mapping[str, Any] | None,
     out: dict[str, Any] = {}
     if "protocol_hours_per_cycle" in meta:
         out["protocol_hours_per_cycle"] = meta["protocol_hours_per_cycle"]
-    for key, value in dict(options or {}).items():
+    options = dict(options or {})
+    if "hours_per_cycle" in options:  # the CLI / API spelling
+        options.setdefault("protocol_hours_per_cycle", options.pop("hours_per_cycle"))
+        if options.get("hours_per_cycle") is None:
+            options.pop("hours_per_cycle", None)
+    choices: dict[str, Any] = {}
+    for key in list(options):
+        if key in CHOICE_OPTIONS:
+            value = options.pop(key)
+            allowed = CHOICE_OPTIONS[key]
+            if value is None:
+                continue
+            if not isinstance(value, str) or (allowed is not None and value not in allowed):
+                raise StoreError(f"reader option '{key}' is not valid",
+                                 code="invalid_reader_option", column=key,
+                                 expected=f"one of {list(allowed)}" if allowed else "a name",
+                                 found=repr(value))
+            choices[key] = value
+    for key, value in options.items():
         if key not in READER_OPTIONS:
+            known = sorted([*READER_OPTIONS, *CHOICE_OPTIONS, "hours_per_cycle"])
             raise StoreError("unknown reader option", code="invalid_reader_option", column=key,
-                             expected=f"one of {sorted(READER_OPTIONS)}", found=repr(key))
+                             expected=f"one of {known}", found=repr(key))
         if value is None:
             continue
         if key in out and _as_float(out[key]) != _as_float(value):
@@ -50,6 +82,7 @@ def reader_options_for(options: Mapping[str, Any] | None,
                              column=key, expected=f"a {kind.__name__} in ({lo:g}, {hi:g})",
                              found=repr(value))
         out[key] = number
+    out.update(choices)
     return out
 
 

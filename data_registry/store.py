@@ -23,7 +23,6 @@ from __future__ import annotations
 import difflib
 import fcntl
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,16 +43,8 @@ from data_registry.parts import (PARQUET_OPTIONS, PartWriter, RawCopy,  # noqa: 
 from data_registry.schema import TABLES
 
 KINDS = ("samples", "cycles", "eis")
-CELL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=@-]{0,127}$")
-
-
-def check_cell_id(cell_id: str) -> str:
-    """``cell_id`` if it is a valid identifier (it names a folder), else ``StoreError``."""
-    if not isinstance(cell_id, str) or not CELL_ID_PATTERN.match(cell_id):
-        raise StoreError("invalid cell id", code="invalid_cell_id", column="cell_id",
-                         expected="1-128 characters from A-Z a-z 0-9 . _ + = @ -, starting with "
-                                  "a letter or digit", found=repr(cell_id))
-    return cell_id
+# the one cell-id rule (re-exported here for callers from before it moved)
+from data_registry.cell_ids import CELL_ID_PATTERN, check_cell_id  # noqa: E402,F401
 
 
 class Registry:
@@ -241,7 +232,10 @@ class Registry:
                          "kind": i["kind"], "format_name": i["format_name"],
                          "reader_version": i["reader_version"],
                          "schema_version": i["schema_version"], "rows": i["rows"],
-                         "companions": sides.get(i["ingest_id"], [])}
+                         "companions": sides.get(i["ingest_id"], []),
+                         "on_error": (i.get("source_metadata") or {}).get("on_error", "raise"),
+                         "skipped_rows": (i.get("source_metadata") or {}).get(
+                             "skipped_rows", [])}
                         for i in self.catalog.cell_ingests(conn, m["cell_id"])
                         if i["ingest_id"] in wanted]
         return out

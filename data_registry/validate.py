@@ -23,6 +23,17 @@ from data_registry.schema import CYCLES, EIS, SAMPLES, Table
 
 #: rows of the next chunk the out-of-order rule looks at
 LOOKAHEAD = 2
+#: how many row lines one warning lists in its details (the count is always exact)
+MAX_LISTED_ROWS = 10_000
+#: ``on_error`` policies: refuse the file at the first bad row, or skip bad rows (each one's
+#: line and reason stored with the ingest, warning ``row_skipped``)
+ON_ERROR_POLICIES = ("raise", "skip-row")
+#: a cumulative counter (capacity, energy) slightly below zero is integration noise when it is
+#: no more negative than this fraction of the counter's scale (the largest value seen of that
+#: quantity in the file so far, both directions): clamped to 0, warning ``counter_noise_clamped``
+COUNTER_NOISE_TOLERANCE = 1e-2
+_COUNTER_GROUPS = {"capacity": ("charging_capacity_ah", "discharging_capacity_ah"),
+                   "energy": ("charging_energy_wh", "discharging_energy_wh")}
 
 
 class _Tally:
@@ -41,15 +52,25 @@ class _Tally:
             self.items[code] = IngestWarning(code, message, self.file, row, column, count,
                                              dict(details))
         else:
+            merged = dict(old.details)
+            for key, value in details.items():  # per-row lists (lines, skipped rows) add up
+                if isinstance(value, list) and isinstance(merged.get(key), list):
+                    merged[key] = (merged[key] + value)[:MAX_LISTED_ROWS]
             self.items[code] = IngestWarning(code, old.message, old.file, old.row, old.column,
-                                             old.count + count, old.details)
+                                             old.count + count, merged)
 
 
-def check_table(df: pd.DataFrame, table: Table, file: str) -> pd.DataFrame:
+def check_table(df: pd.DataFrame, table: Table, file: str, *, on_error: str = "raise",
+                skipped: list[dict] | None = None,
+                defer_lower: str | None = None) -> pd.DataFrame:
     """Schema checks of one chunk: required columns, finite values, integers, bounds.
 
     Returns the frame with integer columns cast to int64 and float columns to float64. Raises
-    :class:`ValidationError` naming the first offending row (``source_row``) and column.
+    :class:`ValidationError` naming the first offending row (``source_row``) and column; with
+    ``on_error="skip-row"`` the offending rows are dropped instead and each is appended to
+    ``skipped`` as ``{"line", "column", "code", "reason", "found"}``. ``defer_lower`` names a
+    column whose lower bound the caller checks later (time: an isolated negative glitch row is
+    an out-of-order row, dropped by the ordering rule).
     """
     missing = [c for c in table.required if c != "cell_id" and c not in df.columns]
     if missing:
@@ -59,6 +80,33 @@ def check_table(df: pd.DataFrame, table: Table, file: str) -> pd.DataFrame:
             found=f"{[c for c in df.columns if c != 'source_row']}")
     rows = (df["source_row"].to_numpy() if "source_row" in df.columns
             else np.arange(1, len(df) + 1))
+    skip = on_error == "skip-row"
+    drop = np.zeros(len(df), dtype=bool)
+
+    def fail(mask: np.ndarray, error: ValidationError, found) -> None:
+        """Raise ``error`` (policy raise) or mark the ``mask`` rows as skipped."""
+        if not skip:
+            raise error
+        new = mask & ~drop
+        if skipped is not None:
+            for i in np.flatnonzero(new)[:MAX_LISTED_ROWS]:
+                skipped.append({"line": int(rows[i]), "column": error.column,
+                                "code": error.code, "reason": error.message.split(" (")[0],
+                                "found": found(int(i))})
+        drop[:] |= mask
+
+    if skip and "_not_numeric" in df.columns:  # cells the lenient CSV parse could not read
+        text = df["_not_numeric"].to_numpy(dtype=object)
+        bad = pd.notna(text)
+        if bad.any():
+            for i in np.flatnonzero(bad)[:MAX_LISTED_ROWS]:
+                col, _, found = str(text[i]).partition("=")
+                if skipped is not None:
+                    skipped.append({"line": int(rows[i]), "column": col, "code": "not_numeric",
+                                    "reason": "non-numeric value", "found": found})
+            drop |= bad
+    if "_not_numeric" in df.columns:
+        df = df.drop(columns="_not_numeric")
     casts = {}
     for col in df.columns:
         if col == "source_row":
@@ -77,38 +125,42 @@ def check_table(df: pd.DataFrame, table: Table, file: str) -> pd.DataFrame:
         finite = np.isfinite(values)
         if not finite.all():
             nan = np.isnan(values)
-            bad = ~finite if spec.required else ~finite & ~nan
+            bad = (~finite if spec.required else ~finite & ~nan) & ~drop
             if bad.any():
                 i = int(np.argmax(bad))
                 found = "an empty/NaN value" if nan[i] else repr(str(values[i]))
-                raise ValidationError(
+                fail(bad, ValidationError(
                     "missing or non-finite value" + _count_note(bad), code="not_finite",
                     file=file, row=int(rows[i]), column=col, expected="a finite number",
-                    found=found)
-        lo = -np.inf if spec.lo is None else spec.lo
+                    found=found),
+                    lambda k: "an empty/NaN value" if nan[k] else repr(str(values[k])))
+        lo = -np.inf if spec.lo is None or col == defer_lower else spec.lo
         hi = np.inf if spec.hi is None else spec.hi
-        outside = finite & ((values < lo) | (values > hi))
+        outside = finite & ((values < lo) | (values > hi)) & ~drop
         if outside.any():
             i = int(np.argmax(outside))
             code = "negative_value" if spec.lo == 0.0 and values[i] < 0 else "out_of_range"
-            raise ValidationError(
+            fail(outside, ValidationError(
                 "value outside the physically possible range" + _count_note(outside),
                 code=code, file=file, row=int(rows[i]), column=col,
                 expected=f"{spec.unit or 'a value'} in [{_fmt(lo)}, {_fmt(hi)}]",
-                found=f"{values[i]:g}")
+                found=f"{values[i]:g}"), lambda k: f"{values[k]:g}")
         if spec.dtype == "int64":
-            frac = finite & (values != np.round(values))
+            frac = finite & (values != np.round(values)) & ~drop
             if frac.any():
                 i = int(np.argmax(frac))
-                raise ValidationError(
+                fail(frac, ValidationError(
                     "expected a whole number", code="not_integer", file=file, row=int(rows[i]),
-                    column=col, expected="an integer", found=f"{values[i]:g}")
+                    column=col, expected="an integer", found=f"{values[i]:g}"),
+                    lambda k: f"{values[k]:g}")
             if df[col].dtype != np.int64:
-                casts[col] = (pd.array(values, dtype="Int64") if not finite.all()
-                              else values.astype(np.int64))
+                ok = finite | drop
+                casts[col] = (pd.array(np.where(drop, 0.0, values), dtype="Int64")
+                              if not ok.all() else np.where(drop, 0.0, values).astype(np.int64))
     if "source_row" in df.columns and df["source_row"].dtype != np.int64:
         casts["source_row"] = df["source_row"].to_numpy(dtype=np.int64)
-    return df.assign(**casts) if casts else df
+    out = df.assign(**casts) if casts else df
+    return out[~drop] if drop.any() else out
 
 
 def _count_note(mask: np.ndarray) -> str:
@@ -129,14 +181,21 @@ class TableValidator:
         The canonical table (SAMPLES, CYCLES or EIS).
     file:
         File name used in every error and warning.
+    on_error:
+        ``"raise"`` (default): the first bad row refuses the file; ``"skip-row"``: bad rows are
+        dropped, each one's line and reason kept in ONE warning ``row_skipped``
+        (``details["rows"]``).
     """
 
     time_column: str | None = None
     counter_column: str | None = None
 
-    def __init__(self, table: Table, file: str) -> None:
+    def __init__(self, table: Table, file: str, on_error: str = "raise") -> None:
+        if on_error not in ON_ERROR_POLICIES:
+            raise ValueError(f"on_error must be one of {ON_ERROR_POLICIES}, got {on_error!r}")
         self.table = table
         self.file = file
+        self.on_error = on_error
         self.tally = _Tally(file)
         self._ctx: np.ndarray = np.empty(0)  # raw times of the last rows of the previous chunk
         self._last_kept_t = -np.inf
@@ -156,12 +215,46 @@ class TableValidator:
         empty at the end of the file): the out-of-order rule needs two rows of context.
         """
         df = self.prepare(df)
-        df = check_table(df, self.table, self.file)
+        skipped: list[dict] = []
+        df = check_table(df, self.table, self.file, on_error=self.on_error, skipped=skipped,
+                         defer_lower=self.time_column)
+        self._note_skipped(skipped)
         df = self.correct(df)
         if self.time_column is None or self.time_column not in df.columns:
             return self._dedupe(self._renumber(df))
         nxt = np.empty(0) if lookahead is None else np.asarray(lookahead, dtype=np.float64)
         return self._order(df, self.scale_time(nxt))
+
+    def _note_skipped(self, skipped: list[dict]) -> None:
+        if skipped:
+            first = skipped[0]
+            self.tally.add("row_skipped", f"rows with unusable values skipped (policy "
+                           f"skip-row); first: line {first['line']}, column "
+                           f"'{first['column']}': {first['reason']} (found {first['found']})",
+                           first["line"], first["column"], len(skipped), rows=skipped)
+
+    def _check_lower_time(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The time column's lower bound, checked after the ordering rule dropped glitches."""
+        spec = self.table.column(self.time_column)
+        if spec.lo is None or not len(df):
+            return df
+        t = df[self.time_column].to_numpy(dtype=np.float64)
+        low = t < spec.lo
+        if not low.any():
+            return df
+        rows = df["source_row"].to_numpy()
+        i = int(np.argmax(low))
+        if self.on_error != "skip-row":
+            raise ValidationError(
+                "value outside the physically possible range" + _count_note(low),
+                code="negative_value", file=self.file, row=int(rows[i]),
+                column=self.time_column, expected=f"{spec.unit} in [{_fmt(spec.lo)}, inf]",
+                found=f"{t[i]:g}")
+        self._note_skipped([{"line": int(rows[k]), "column": self.time_column,
+                             "code": "negative_value",
+                             "reason": "value outside the physically possible range",
+                             "found": f"{t[k]:g}"} for k in np.flatnonzero(low)])
+        return df[~low]
 
     def finish(self) -> pd.DataFrame | None:
         """End of file: nothing is held back (kept for callers that stream by hand)."""
@@ -194,10 +287,14 @@ class TableValidator:
         drop = low | high
         if drop.any():
             i = int(np.argmax(drop))
+            idx = np.flatnonzero(drop)[:MAX_LISTED_ROWS]
             self.tally.add("time_backwards_row",
-                           f"isolated out-of-order time row dropped ({self.time_column} "
-                           f"{cur[i]:g} s between {prev[i]:g} s and {nx1[i]:g} s)",
-                           int(rows[i]), self.time_column, int(drop.sum()))
+                           f"isolated out-of-order time row at line {int(rows[i])} dropped "
+                           f"({self.time_column} {cur[i]:g} s between {prev[i]:g} s and "
+                           f"{nx1[i]:g} s)",
+                           int(rows[i]), self.time_column, int(drop.sum()),
+                           lines=[int(rows[k]) for k in idx],
+                           times=[float(cur[k]) for k in idx])
         self._ctx = np.concatenate((self._ctx, t))[-2:]
         kept = df[~drop] if drop.any() else df
         kt = kept[self.time_column].to_numpy(dtype=np.float64)
@@ -212,7 +309,7 @@ class TableValidator:
                 expected=f">= {before:g} s", found=f"{kt[i]:g} s")
         if len(kt):
             self._last_kept_t = kt[-1]
-        return self._dedupe(self._renumber(kept))
+        return self._dedupe(self._renumber(self._check_lower_time(kept)))
 
     def _renumber(self, df: pd.DataFrame) -> pd.DataFrame:
         col = self.counter_column
@@ -274,12 +371,52 @@ class SampleValidator(TableValidator):
     time_column = "test_time_second"
     counter_column = "cycle_count"
 
-    def __init__(self, file: str) -> None:
-        super().__init__(SAMPLES, file)
+    def __init__(self, file: str, on_error: str = "raise") -> None:
+        super().__init__(SAMPLES, file, on_error)
         self.corrections: UnitCorrection | None = None
         self._cycle_filled = False
+        self._scale = {group: 0.0 for group in _COUNTER_GROUPS}
 
     def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
+        return self._clamp_counter_noise(self._fill_cycle(df))
+
+    def _clamp_counter_noise(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Counter values in [−tolerance × scale, 0) → 0, warning ``counter_noise_clamped``
+        (scale = the largest value of that quantity in the file so far, this chunk included).
+        More negative values are left for the schema check (an error, or a skipped row)."""
+        changes = {}
+        for group, cols in _COUNTER_GROUPS.items():
+            present = [c for c in cols if c in df.columns]
+            if not present:
+                continue
+            arrays = {c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+                      for c in present}
+            for v in arrays.values():
+                finite = v[np.isfinite(v)]
+                if finite.size:
+                    self._scale[group] = max(self._scale[group], float(np.abs(finite).max()))
+            limit = COUNTER_NOISE_TOLERANCE * self._scale[group]
+            for col, v in arrays.items():
+                noise = (v < 0) & (v >= -limit)
+                if not noise.any() or limit <= 0:
+                    continue
+                rows = df["source_row"].to_numpy()
+                idx = np.flatnonzero(noise)
+                unit = "Ah" if group == "capacity" else "Wh"
+                worst = float(v[noise].min())
+                self.tally.add(
+                    "counter_noise_clamped",
+                    f"{col} slightly below zero ({worst:.3g} {unit} at line {int(rows[idx[0]])}) "
+                    f"within the tolerance of {COUNTER_NOISE_TOLERANCE:g} × the counter's scale "
+                    f"({self._scale[group]:.4g} {unit}): read as integration noise and set to 0 "
+                    "(the raw file keeps the value)", int(rows[idx[0]]), col, int(noise.sum()),
+                    lines=[int(rows[k]) for k in idx[:MAX_LISTED_ROWS]],
+                    values=[float(v[k]) for k in idx[:MAX_LISTED_ROWS]],
+                    tolerance=COUNTER_NOISE_TOLERANCE, scale=self._scale[group])
+                changes[col] = np.where(noise, 0.0, v)
+        return df.assign(**changes) if changes else df
+
+    def _fill_cycle(self, df: pd.DataFrame) -> pd.DataFrame:
         if "cycle_count" in df.columns and (self._cycle_filled or df["cycle_count"].isna().all()):
             if not self._cycle_filled:
                 self.tally.add("cycle_count_missing",
@@ -308,8 +445,8 @@ class CycleValidator(TableValidator):
     time_column = "test_time_second"
     counter_column = None
 
-    def __init__(self, file: str) -> None:
-        super().__init__(CYCLES, file)
+    def __init__(self, file: str, on_error: str = "raise") -> None:
+        super().__init__(CYCLES, file, on_error)
         self._last_index: int | None = None
 
     def correct(self, df: pd.DataFrame) -> pd.DataFrame:
@@ -330,13 +467,50 @@ class CycleValidator(TableValidator):
 class EisValidator(TableValidator):
     """EIS rows: schema only (frequency order is free; spectra are identified by id)."""
 
-    def __init__(self, file: str) -> None:
-        super().__init__(EIS, file)
+    def __init__(self, file: str, on_error: str = "raise", eis_sign: str = "auto") -> None:
+        super().__init__(EIS, file, on_error)
+        if eis_sign not in EIS_SIGNS:
+            raise ValueError(f"eis_sign must be one of {EIS_SIGNS}, got {eis_sign!r}")
+        self.eis_sign = eis_sign
+        self._negate: bool | None = None if eis_sign == "auto" else eis_sign == "minus_im"
 
+    def correct(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Im(Z) sign: a file storing −Z″ is negated to the canonical Im(Z) (decided once, on
+        the first chunk, so one file is never half converted)."""
+        if not len(df) or "z_imag_ohm" not in df.columns:
+            return df
+        if self._negate is None:
+            im = df["z_imag_ohm"].to_numpy(dtype=np.float64)
+            positive = float(np.mean(im > 0))
+            self._negate = len(im) >= MIN_EIS_POINTS and positive >= 0.5
+            if self._negate:
+                self.tally.add(
+                    "eis_imaginary_sign_flipped",
+                    f"{positive:.0%} of the imaginary parts are positive: the file stores −Z″ "
+                    "(positive for capacitive/diffusive behaviour); negated to Im(Z) "
+                    "(pass --eis-sign im if the file really holds Im(Z))",
+                    int(df["source_row"].iloc[0]), "z_imag_ohm", 1,
+                    positive_fraction=positive)
+        elif self._negate and not self.tally.items.get("eis_imaginary_sign_flipped"):
+            self.tally.add("eis_imaginary_sign_flipped", "the file holds −Z″ (--eis-sign "
+                           "minus_im): negated to Im(Z)", int(df["source_row"].iloc[0]),
+                           "z_imag_ohm", 1)
+        return df.assign(z_imag_ohm=-df["z_imag_ohm"]) if self._negate else df
+
+
+#: how the imaginary part of an EIS file is written: decide, Im(Z), or −Im(Z)
+EIS_SIGNS = ("auto", "im", "minus_im")
+#: fewest EIS points on which the sign is decided automatically
+MIN_EIS_POINTS = 5
 
 VALIDATORS = {"samples": SampleValidator, "cycles": CycleValidator, "eis": EisValidator}
 
 
-def make_validator(kind: str, file: str) -> TableValidator:
-    """The validator for a source ``kind`` ("samples" | "cycles" | "eis")."""
-    return VALIDATORS[kind](file)
+def make_validator(kind: str, file: str, on_error: str = "raise",
+                   eis_sign: str = "auto") -> TableValidator:
+    """The validator for a source ``kind`` ("samples" | "cycles" | "eis"); ``on_error`` is
+    ``"raise"`` or ``"skip-row"`` (see :class:`TableValidator`); ``eis_sign`` (EIS only) is
+    ``"auto"``, ``"im"`` or ``"minus_im"``."""
+    if kind == "eis":
+        return EisValidator(file, on_error, eis_sign)
+    return VALIDATORS[kind](file, on_error)

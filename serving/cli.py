@@ -46,14 +46,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--home", help="registry folder (default: $FADECAST_HOME or ./fadecast-data)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("ingest", help="ingest cycler exports or EIS spectra into the registry")
-    s.add_argument("paths", nargs="+", metavar="PATH")
-    s.add_argument("--cell-id", required=True)
-    s.add_argument("--format", dest="format_name", default=None,
-                   help="reader name (default: detect by content)")
-    s.add_argument("--meta", action="append", type=_meta_pair, default=[], metavar="KEY=VALUE")
-    s.add_argument("--json", action="store_true")
-    s.add_argument("--no-progress", action="store_true")
+    s = sub.add_parser("ingest", help="ingest cycler exports or EIS spectra into the registry",
+                       description="Store raw cycler exports, per-cycle capacity tables or EIS "
+                       "spectra of ONE cell (format detected by content; see --list-formats). "
+                       "The raw file is kept verbatim; every warning is printed on stderr.")
+    s.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files of the cell, in time order (later files continue earlier ones)")
+    s.add_argument("--cell-id", default=None,
+                   help="the cell's id (letters, digits, . _ -); required unless listing")
+    s.add_argument("--format", "--eis-format", dest="format_name", default=None,
+                   metavar="NAME", help="reader name (default: detect by content; "
+                   "see --list-formats)")
+    s.add_argument("--meta", action="append", type=_meta_pair, default=[], metavar="KEY=VALUE",
+                   help="cell metadata, repeatable: chemistry=…, nominal_capacity_ah=…, "
+                   "active_mass_g=…, temperature_celsius=…, protocol=…")
+    s.add_argument("--hours-per-cycle", type=float, default=None, metavar="H",
+                   help="per-cycle table without a clock: cycle n ends at n × H hours "
+                   "(stored as estimated)")
+    s.add_argument("--c-rate", type=float, default=None, metavar="C",
+                   help="per-cycle table without a clock: estimate 2/C hours per cycle "
+                   "(charge + discharge at C, no rests; stored as estimated)")
+    s.add_argument("--on-error", choices=("raise", "skip-row"), default="raise",
+                   help="raise (default): refuse the file at its first bad row; skip-row: "
+                   "drop bad rows and store each one's line and reason with the ingest")
+    s.add_argument("--capacity-column", default=None, metavar="NAME",
+                   help="capacity table with one column per cell: the column to read "
+                   "(default: the only one, or the one named like --cell-id)")
+    s.add_argument("--all-columns", action="store_true",
+                   help="capacity table with one column per cell: ingest every column as its "
+                   "own cell (cell id = --cell-id prefix + column name)")
+    s.add_argument("--eis-sign", choices=("auto", "im", "minus_im"), default=None,
+                   help="EIS files: auto (default) detects a stored -Im(Z) and negates it; "
+                   "im / minus_im state what the file holds")
+    s.add_argument("--list-formats", action="store_true",
+                   help="print every readable format (name, kind, needs) and exit")
+    s.add_argument("--list-columns", action="store_true",
+                   help="print the accepted column names (canonical and aliases) and exit")
+    s.add_argument("--json", action="store_true", help="print the ingest report as JSON")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     for name in ("cells", "datasets"):
         s = sub.add_parser(name, help=f"list registered {name}")

@@ -128,7 +128,7 @@ def test_per_cycle_file_without_time_ingested_with_stated_hours_per_cycle(capsys
     """``--meta hours_per_cycle=2.5``: cycle n ends at n × 2.5 h = n × 9000 s (estimated)."""
     src = str(test_data / "readers" / "generic_cycles_no_time.csv")
     code, out, err = _run(capsys, "ingest", src, "--cell-id", "nt", "--no-progress")
-    assert code == 2 and "protocol_hours_per_cycle" in err  # refused without the protocol
+    assert code == 2 and "--hours-per-cycle" in err  # refused without the protocol, naming the flag
     code, out, err = _run(capsys, "ingest", src, "--cell-id", "nt", "--meta",
                           "hours_per_cycle=2.5", "--json", "--no-progress")
     assert code == 0, err

@@ -71,8 +71,8 @@ EXPECTED: dict[str, object] = {
     "novonix_beep/test_Nova_Form-CH01-01_short.csv": "novonix_csv",
     "novonix_beep/test_Nova_Form-CH01-01_short_metadata.csv":
         (ValidationError, "missing_column",
-         r"column 'test_time_second': per-cycle file has no elapsed-time column; give the "
-         r"protocol's hours per cycle \(ingest option protocol_hours_per_cycle\)"),
+         r"column 'test_time_second': per-cycle file has no elapsed-time column; estimate it "
+         r"from the protocol with --hours-per-cycle H or --c-rate C"),
     "pec_cellpy/Test25195.csv": "pec_csv",
     "pec_cellpy/Test25205.csv": "pec_csv",
     "pec_cellpy/Test25209.csv": "pec_csv",

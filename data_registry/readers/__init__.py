@@ -19,7 +19,10 @@ __all__ = ["FORMATS", "Format", "Source", "detect", "open_source", "MAX_LINE_BYT
 
 def open_source(path: str | Path, *, format_name: str | None = None,
                 chunk_rows: int = 1_000_000, max_line_bytes: int = MAX_LINE_BYTES,
-                protocol_hours_per_cycle: float | None = None) -> Source:
+                protocol_hours_per_cycle: float | None = None, c_rate: float | None = None,
+                on_error: str = "raise", capacity_column: str | None = None,
+                eis_sign: str | None = None, cell_id: str | None = None,
+                display_name: str | None = None) -> Source:
     """Open a raw file as a :class:`Source` of canonical, validated chunks.
 
     Parameters
@@ -36,9 +39,47 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     protocol_hours_per_cycle:
         For per-cycle files without elapsed time: hours per cycle of the stated protocol
         (``test_time_second`` is then estimated and flagged).
+    c_rate:
+        The same from a C-rate when the hours are not given: 2 / C hours per cycle.
+    on_error:
+        ``"raise"`` (default) refuses the file at its first bad row; ``"skip-row"`` drops bad
+        rows (unreadable, non-finite, out-of-range values) and lists each one's line and reason
+        in ONE warning ``row_skipped``.
+    capacity_column:
+        For a capacity table with several capacity columns (one per cell): the one to read
+        (default: the only one, or the one named like ``cell_id``).
+    eis_sign:
+        For EIS files: ``"auto"`` (default: detect a stored −Im(Z) and negate it, warning
+        ``eis_imaginary_sign_flipped``), ``"im"`` (the file holds Im(Z)) or ``"minus_im"``.
+    cell_id:
+        The cell the file is ingested as (a hint some readers use, e.g. the capacity column).
+    display_name:
+        The name errors and warnings give the file (e.g. the client's file name of an upload
+        staged under a temp name); default the file's own name.
     """
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    if on_error not in ("raise", "skip-row"):
+        raise InputFormatError("unknown on-error policy", code="invalid_reader_option",
+                               column="on_error", expected="'raise' or 'skip-row'",
+                               found=repr(on_error))
+    try:
+        source = _open(path, format_name, chunk_rows, max_line_bytes, protocol_hours_per_cycle,
+                       c_rate, capacity_column, eis_sign, cell_id)
+    except FadecastError as exc:
+        if display_name and exc.file in (Path(path).name, str(path)):
+            exc.file = Path(display_name).name
+        raise
+    source.on_error = on_error
+    source.eis_sign = eis_sign or "auto"
+    if display_name:
+        source.display_name = Path(display_name).name
+    return source
+
+
+def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_bytes: int,
+          protocol_hours_per_cycle: float | None, c_rate: float | None,
+          capacity_column: str | None, eis_sign: str | None, cell_id: str | None) -> Source:
     head = read_head(path)
     if format_name is None:
         fmt = detect_head(head)
@@ -57,10 +98,14 @@ def open_source(path: str | Path, *, format_name: str | None = None,
             f"a gzip'd {fmt.name} file cannot be read in place (its reader needs the plain "
             "file)", code="gzip_unsupported", file=head.name,
             expected=f"an uncompressed {fmt.description}", found="gzip data")
+    extra = {k: v for k, v in (("c_rate", c_rate), ("capacity_column", capacity_column),
+                               ("cell_id", cell_id)) if v is not None}
     try:
-        return opener(fmt)(head, chunk_rows, format_name=fmt.name, max_line_bytes=max_line_bytes,
-                       protocol_hours_per_cycle=protocol_hours_per_cycle)
+        source = opener(fmt)(head, chunk_rows, format_name=fmt.name,
+                             max_line_bytes=max_line_bytes,
+                             protocol_hours_per_cycle=protocol_hours_per_cycle, **extra)
     except FadecastError as exc:
         if exc.file is None:
             exc.file = head.name
         raise
+    return source

@@ -46,6 +46,10 @@ MAX_CHUNK_BYTES = 32 << 20
 PREFETCH_CHUNKS = 2
 
 
+#: extra text column of a lenient parse: ``"column=value"`` of a row's first non-numeric cell
+NOT_NUMERIC = "__not_numeric__"
+
+
 class Columns:
     """The parsed columns of one chunk (a pyarrow Table), read as pandas or numpy on demand."""
 
@@ -87,6 +91,9 @@ class CsvLayout:
     decimal_comma: bool = False
     gzip: bool = False
     quote_char: str | bool = '"'
+    #: non-numeric values become NaN instead of an error; the row's first such cell is named
+    #: in the extra text column ``NOT_NUMERIC`` as ``"column=value"`` (policy skip-row)
+    lenient: bool = False
     numeric: tuple[str, ...] = field(default_factory=tuple)
     text: tuple[str, ...] = field(default_factory=tuple)
 
@@ -371,8 +378,11 @@ def _parse_chunk(chunk: bytes, base: int, layout: CsvLayout, limit: int, name: s
     try:
         table = _read(chunk, layout, wanted, types, max(_BLOCK_BYTES, 2 * limit + 2))
     except pa.ArrowInvalid as exc:
-        _explain(exc, chunk, base, layout, wanted, name, starts, ends, final)
-        raise  # pragma: no cover - _explain always raises
+        text = str(exc)
+        if not (layout.lenient and ("conversion error" in text or "invalid value" in text)):
+            _explain(exc, chunk, base, layout, wanted, name, starts, ends, final)
+            raise  # pragma: no cover - _explain always raises
+        table = _lenient_table(chunk, layout, wanted, limit)
     if table.num_rows != len(lines):
         _refuse_bare_cr(np.frombuffer(chunk, dtype=np.uint8), base, starts, name)
         raise InputFormatError(
@@ -380,6 +390,31 @@ def _parse_chunk(chunk: bytes, base: int, layout: CsvLayout, limit: int, name: s
             row=int(lines[0]) if len(lines) else base + 1,
             expected=f"{len(lines)} records (one per line)", found=f"{table.num_rows} records")
     return Columns(table.combine_chunks()), lines.astype(np.int64, copy=False)
+
+
+def _lenient_table(chunk: bytes, layout: CsvLayout, wanted: list[str], limit: int) -> pa.Table:
+    """The chunk with non-numeric cells as NaN and column ``NOT_NUMERIC`` naming the first
+    such cell of each row (error path of the skip-row policy only)."""
+    as_text = _read(chunk, layout, wanted, {c: pa.string() for c in wanted},
+                    max(len(chunk) + 1, _BLOCK_BYTES, 2 * limit + 2)).to_pandas()
+    flag = pd.Series(pd.NA, index=as_text.index, dtype=object)
+    arrays = {}
+    for col in wanted:
+        raw = as_text[col]
+        if col not in layout.numeric:
+            arrays[col] = pa.array(raw, type=pa.string(), from_pandas=True)
+            continue
+        values = raw.str.replace(",", ".", regex=False) if layout.decimal_comma else raw
+        num = pd.to_numeric(values.str.strip(), errors="coerce")
+        bad = (raw.notna().to_numpy() & num.isna().to_numpy()
+               & ~raw.str.strip().str.lower().isin(["nan", "-nan"])
+               .to_numpy(dtype=bool, na_value=False))
+        first = bad & flag.isna().to_numpy()
+        flag[first] = col + "=" + raw[first].str.slice(0, 40)
+        arrays[col] = pa.array(num.to_numpy(dtype=np.float64, na_value=np.nan),
+                               type=pa.float64())
+    arrays[NOT_NUMERIC] = pa.array(flag, type=pa.string(), from_pandas=True)
+    return pa.table(arrays)
 
 
 def _complete_last_line(chunk: bytes, layout: CsvLayout) -> bytes:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from data_registry.errors import InputFormatError, UnknownFormatError
 from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive, bdf,
-                                   biologic_mpr, biologic_text, excel, generic_csv, indigo, maccor,
+                                   biologic_mpr, biologic_text, eis_text, excel, generic_csv,
+                                   indigo, maccor,
                                    maccor_eis, neware_binary, neware_csv, neware_regular,
                                    novonix, pec, refused)
 from data_registry.readers.sniff import Head, read_head
@@ -49,6 +50,14 @@ FORMATS: tuple[Format, ...] = (
     Format("generic_eis_csv", "eis", "", _generic("generic_eis_csv"),
            _R + "generic_csv:open_generic", "EIS spectra CSV (CONTRACTS.md layout)",
            generic=True),
+    Format("capacity_table_csv", "cycles", "", _generic("capacity_table_csv"),
+           _R + "generic_csv:open_generic", "per-cycle capacity table: a cycle column and one "
+           "or more capacity columns (one per cell), any headers; unit from the header or "
+           "inferred", generic=True),
+    Format("eis_text", "eis", "", eis_text.is_headerless_eis,
+           _R + "eis_text:open_headerless_eis", "headerless EIS text export: columns f, Z′, "
+           "Z″ or −Z″ (optional |Z|, cycle) identified by content; spectra split where the "
+           "sweep restarts", generic=True),
     Format("arbin_csv", "samples", "", arbin_csv.is_arbin_csv,
            _R + "arbin_csv:open_arbin_csv", "Arbin CSV export (+ _Metadata.csv sidecar)"),
     Format("arbin_metadata_csv", "samples", "unsupported", arbin_csv.is_arbin_metadata,

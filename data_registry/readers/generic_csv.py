@@ -22,7 +22,7 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.headers import match_headers
+from data_registry.readers.headers import match_headers, norm
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head
 from data_registry.schema import CYCLES, EIS, SAMPLES
@@ -48,9 +48,17 @@ SAMPLE_STEMS: dict[str, str] = {
 }
 CYCLE_STEMS: dict[str, str] = {
     "cycle": "cycle_index", "cycle_number": "cycle_index", "cycle_count": "cycle_index",
+    "cycle_no": "cycle_index", "cycle_nr": "cycle_index", "cycle_id": "cycle_index",
+    "cycles": "cycle_index", "cyc": "cycle_index", "cycle#": "cycle_index",
     "test_time": "test_time_second", "time": "test_time_second",
     "elapsed_time": "test_time_second",
     "discharge_capacity": "discharge_capacity_ah", "charge_capacity": "charge_capacity_ah",
+    "capacity": "discharge_capacity_ah", "discharging_capacity": "discharge_capacity_ah",
+    "discharge_cap": "discharge_capacity_ah", "dis_capacity": "discharge_capacity_ah",
+    "dchg_capacity": "discharge_capacity_ah", "qd": "discharge_capacity_ah",
+    "q_discharge": "discharge_capacity_ah", "capacity_discharge": "discharge_capacity_ah",
+    "charging_capacity": "charge_capacity_ah", "chg_capacity": "charge_capacity_ah",
+    "qc": "charge_capacity_ah", "q_charge": "charge_capacity_ah",
     "discharge_energy": "discharge_energy_wh", "charge_energy": "charge_energy_wh",
     "temperature": "temperature_celsius", "internal_resistance": "internal_resistance_ohm",
     "cycle_duration": "cycle_duration_second", "rest": "rest_second",
@@ -86,6 +94,94 @@ def _mapped(head: Head, name: str) -> list[Mapped]:
         return []
 
 
+#: headers of a cycle-number column (normalised) in a capacity table
+CYCLE_HEADERS = {k for k, v in CYCLE_STEMS.items() if v == "cycle_index"} | {"cycle_index"}
+#: headers of a leading row-index column (pandas ``to_csv`` writes an unnamed one)
+INDEX_HEADERS = {"", "unnamed_0", "index", "#", "row", "no"}
+#: first words of headers that make a table per-sample data, never a capacity table
+_SAMPLE_WORDS = {k.split("_")[0] for k, v in SAMPLE_STEMS.items()
+                 if v in ("voltage_volt", "current_ampere")} | {"ewe", "volts", "amps", "i", "u"}
+#: a unitless capacity column whose median exceeds this is read as mAh (warned)
+MAH_THRESHOLD = 20.0
+
+
+def _capacity_factor(header: str, values: np.ndarray, file: str,
+                     column: str) -> tuple[float, IngestWarning | None]:
+    """Factor to Ah of a capacity column: its header's unit, else inferred from its values
+    (median > :data:`MAH_THRESHOLD` → mAh, warning ``capacity_unit_inferred``; else Ah)."""
+    from data_registry.units import split_header, unit_factor
+
+    name, unit = split_header(header)
+    if unit is None:
+        _, tail = (norm(header).rpartition("_")[0], norm(header).rpartition("_")[2])
+        unit = tail if unit_factor("capacity", tail) is not None and "_" in norm(header) \
+            else None
+    if unit is not None and unit_factor("capacity", unit) is not None:
+        return float(unit_factor("capacity", unit)), None
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size and float(np.median(v)) > MAH_THRESHOLD:
+        return 1e-3, IngestWarning(
+            "capacity_unit_inferred", f"capacity column '{header}' names no unit and its "
+            f"median is {float(np.median(v)):.4g} (> {MAH_THRESHOLD:g}): read as mAh; write "
+            "the unit in the header (e.g. 'capacity_mAh' or 'capacity (Ah)') to be sure",
+            file, 1, column, 1, {"median": float(np.median(v)), "unit": "mAh"})
+    return 1.0, None
+
+
+def _sample_rows(head: Head, delimiter: str, limit: int = 20) -> list[list[str]]:
+    return [[f.strip().strip('"').strip() for f in line.split(delimiter)]
+            for line in head.lines[1:1 + limit] if line.strip()]
+
+
+def _numeric(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _is_time(header: str, file: str) -> bool:
+    from data_registry.readers.headers import match_header
+
+    try:
+        m = match_header(header, ["test_time_second"], CYCLE_STEMS, file)
+    except ValidationError:
+        return False
+    return m is not None and m.target == "test_time_second"
+
+
+def capacity_table(head: Head) -> dict | None:
+    """A per-cycle capacity table with a cycle column and one or more capacity columns whose
+    headers need not be capacity names (``,Cycle,Cell24``; wide ``Cycle, A1, A2, …`` = one
+    column per cell). Returns ``{"cycle", "index", "time", "candidates"}`` or None."""
+    if not head.is_text or not head.lines:
+        return None
+    d = head.delimiter(head.lines[0])
+    names = [f.strip().strip('"').strip() for f in head.lines[0].split(d)]
+    normed = [norm(n.split("(")[0].split("[")[0]) for n in names]
+    cycle = next((i for i, n in enumerate(normed) if n in CYCLE_HEADERS), None)
+    if cycle is None or len(names) < 2:
+        return None
+    rows = _sample_rows(head, d)
+    if not rows or any(len(r) != len(names) for r in rows):
+        return None
+    if any(_numeric(r[cycle]) is None for r in rows):
+        return None
+    if any(n.split("_")[0] in _SAMPLE_WORDS for n in normed):
+        return None  # a per-sample file (voltage, current), not a capacity table
+    index = [i for i, n in enumerate(normed) if i != cycle and n in INDEX_HEADERS]
+    time = next((i for i, n in enumerate(names) if i != cycle and _is_time(n, head.name)),
+                None)
+    candidates = [names[i] for i in range(len(names))
+                  if i != cycle and i not in index and i != time
+                  and all(r[i] == "" or _numeric(r[i]) is not None for r in rows)
+                  and any(r[i] != "" for r in rows)]
+    if not candidates:
+        return None
+    return {"cycle": names[cycle], "index": [names[i] for i in index],
+            "time": names[time] if time is not None else None, "candidates": candidates}
+
+
 def detect_layout(head: Head) -> str | None:
     """Which generic layout the head's first line is (or None).
 
@@ -101,16 +197,25 @@ def detect_layout(head: Head) -> str | None:
         hits = len(SIGNATURES[name] & targets)
         scores[name] = (hits == len(SIGNATURES[name]), hits)
     best = max(scores, key=lambda n: scores[n])
-    return best if scores[best][1] >= 2 else None
+    if scores[best][1] >= 2:
+        return best
+    return "capacity_table_csv" if capacity_table(head) is not None else None
 
 
 def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                  protocol_hours_per_cycle: float | None = None,
-                 max_line_bytes: int = MAX_LINE_BYTES, **_: object) -> Source:
+                 max_line_bytes: int = MAX_LINE_BYTES, c_rate: float | None = None,
+                 capacity_column: str | None = None, cell_id: str | None = None,
+                 **_: object) -> Source:
     """Open a generic CSV of the given layout (see module doc)."""
+    if format_name == "capacity_table_csv":
+        return open_capacity_table(head, chunk_rows, protocol_hours_per_cycle, c_rate,
+                                   capacity_column, cell_id, max_line_bytes)
     kind, stems, canonical = LAYOUTS[format_name]
     layout, warns = layout_from_head(head, 0)
     columns = match_headers(layout.names, canonical, stems, head.name, 1)
+    if kind == "cycles":
+        columns = _infer_capacity_units(head, layout, columns, warns)
     unknown = [n for n in layout.names if n and n not in {m.source for m in columns}]
     if unknown:
         warns.append(IngestWarning("unknown_columns", f"columns ignored: {unknown[:10]}",
@@ -122,11 +227,96 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
         if "measurement_id" in {m.target for m in columns}:
             post = _eis_post(columns)
     if kind == "cycles" and "test_time_second" not in {m.target for m in columns}:
-        post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle)
+        post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle, c_rate)
         warns.append(w)
     return csv_source(head, format_name=format_name, reader_version=READER_VERSION, kind=kind,
                       layout=layout, columns=columns, chunk_rows=chunk_rows, warnings=warns,
                       post=post, max_line_bytes=max_line_bytes)
+
+
+def _column_values(head: Head, layout, source: str) -> np.ndarray:
+    names = list(layout.names)
+    if source not in names:
+        return np.empty(0)
+    k = names.index(source)
+    vals = []
+    for line in head.lines[layout.data_line - 1:layout.data_line + 199]:
+        fields = line.split(layout.delimiter)
+        if k < len(fields):
+            v = _numeric(fields[k].strip().strip('"'))
+            if v is not None:
+                vals.append(v)
+    return np.asarray(vals, dtype=np.float64)
+
+
+def _infer_capacity_units(head: Head, layout, columns: list[Mapped],
+                          warns: list[IngestWarning]) -> list[Mapped]:
+    """Capacity columns matched by a unitless alias (``capacity``, ``Qd``): unit inferred."""
+    out = []
+    for m in columns:
+        if m.target in ("discharge_capacity_ah", "charge_capacity_ah") and \
+                norm(m.source) != m.target:
+            factor, w = _capacity_factor(m.source, _column_values(head, layout, m.source),
+                                         head.name, m.source)
+            if w is not None:
+                warns.append(w)
+            m = Mapped(m.source, m.target, factor, m.text)
+        out.append(m)
+    return out
+
+
+def open_capacity_table(head: Head, chunk_rows: int, hours: float | None,
+                        c_rate: float | None, capacity_column: str | None,
+                        cell_id: str | None, max_line_bytes: int = MAX_LINE_BYTES) -> Source:
+    """A cycle column and one capacity column chosen among the table's numeric columns:
+    the only one, ``capacity_column``, or the one named like the cell id."""
+    info = capacity_table(head)
+    if info is None:
+        raise ValidationError("not a per-cycle capacity table", code="not_capacity_table",
+                              file=head.name, row=1, expected="a cycle column and a capacity "
+                              "column", found=f"header {head.fields(0)}")
+    layout, warns = layout_from_head(head, 0)
+    cands = info["candidates"]
+    if capacity_column is not None:
+        if capacity_column not in cands:
+            raise ValidationError(
+                f"no capacity column '{capacity_column}' in the table", code="unknown_column",
+                file=head.name, row=1, column=capacity_column,
+                expected=f"one of {cands}", found=repr(capacity_column))
+        chosen = capacity_column
+    elif len(cands) == 1:
+        chosen = cands[0]
+    elif cell_id is not None and cell_id in cands:
+        chosen = cell_id
+    else:
+        raise ValidationError(
+            f"the table has {len(cands)} capacity columns (one per cell?); choose one with "
+            "--capacity-column NAME (or a --cell-id equal to a column name), or ingest every "
+            "column as its own cell with --all-columns", code="several_capacity_columns",
+            file=head.name, row=1, expected="one capacity column", found=f"columns {cands}")
+    factor, w = _capacity_factor(chosen, _column_values(head, layout, chosen), head.name,
+                                 chosen)
+    if w is not None:
+        warns.append(w)
+    columns = [Mapped(info["cycle"], "cycle_index", 1.0),
+               Mapped(chosen, "discharge_capacity_ah", factor)]
+    if info["time"] is not None:
+        time = match_headers([info["time"]], ["test_time_second"], CYCLE_STEMS, head.name, 1)
+        columns += time
+    ignored = [n for n in layout.names if n not in {m.source for m in columns}
+               and n not in info["index"]]
+    if ignored:
+        warns.append(IngestWarning("unknown_columns", f"columns ignored: {ignored[:10]}",
+                                   head.name, 1, None, len(ignored)))
+    post = None
+    if "test_time_second" not in {m.target for m in columns}:
+        post, columns, w = estimated_time(head, columns, hours, c_rate)
+        warns.append(w)
+    source = csv_source(head, format_name="capacity_table_csv", reader_version=READER_VERSION,
+                        kind="cycles", layout=layout, columns=columns, chunk_rows=chunk_rows,
+                        warnings=warns, post=post, max_line_bytes=max_line_bytes,
+                        metadata={"capacity_column": chosen, "capacity_columns": cands})
+    return source
 
 
 def _eis_post(columns: list[Mapped]):
@@ -139,16 +329,23 @@ def _eis_post(columns: list[Mapped]):
     return post
 
 
-def estimated_time(head: Head, columns: list[Mapped], hours: float | None):
+def estimated_time(head: Head, columns: list[Mapped], hours: float | None,
+                   c_rate: float | None = None):
     """Post-step, column list and warning that estimate ``test_time_second`` of a per-cycle
-    file as ``cycle_index × hours`` (flagged ``test_time_estimated = 1``); refuses without
-    ``hours``."""
+    file as ``cycle_index × hours`` (flagged ``test_time_estimated = 1``); ``hours`` may come
+    from a C-rate (2 / C h per cycle: one charge and one discharge at C, no rests); refuses
+    without either."""
+    how = f"{hours:g} h per cycle (stated protocol)" if hours else ""
+    if (hours is None or not hours > 0) and c_rate is not None and c_rate > 0:
+        hours = 2.0 / float(c_rate)
+        how = f"{hours:g} h per cycle from C-rate {c_rate:g} (2/C: charge + discharge, no rests)"
     if hours is None or not hours > 0:
         raise ValidationError(
-            "per-cycle file has no elapsed-time column; give the protocol's hours per cycle "
-            "(ingest option protocol_hours_per_cycle) to estimate it", code="missing_column",
+            "per-cycle file has no elapsed-time column; estimate it from the protocol with "
+            "--hours-per-cycle H or --c-rate C", code="missing_column",
             file=head.name, row=1, column="test_time_second",
-            expected="a test_time_second column or protocol_hours_per_cycle > 0",
+            expected="a test_time_second column, or --hours-per-cycle H / --c-rate C (API "
+                     "options hours_per_cycle / c_rate)",
             found=f"header {head.fields(0)}")
     seconds = float(hours) * 3600.0
 
@@ -157,5 +354,6 @@ def estimated_time(head: Head, columns: list[Mapped], hours: float | None):
                             test_time_estimated=np.int64(1))
     placeholder = Mapped(columns[0].source, "test_time_second", 0.0)
     w = IngestWarning("test_time_estimated", f"test_time_second estimated as cycle_index × "
-                      f"{hours:g} h (stated protocol)", head.name, 1, "test_time_second")
+                      f"{how}", head.name, 1, "test_time_second", 1,
+                      {"hours_per_cycle": float(hours)})
     return post, columns + [placeholder], w

@@ -34,6 +34,9 @@ COLUMN_MAP: dict[str, str] = {
     "Cyc#": "cycle_count", "Cycle C": "cycle_count",
     "Step": "step_count",
     "Test (Sec)": "test_time_second", "TestTime": "test_time_second",
+    "Test (Min)": "test_time_second", "Test (Hr)": "test_time_second",
+    "Test (Hrs)": "test_time_second", "Test Time (Sec)": "test_time_second",
+    "Test Time (Min)": "test_time_second", "Test Time (Hr)": "test_time_second",
     "Amps": "current_ampere", "Current [A]": "current_ampere",
     "Volts": "voltage_volt", "Voltage [V]": "voltage_volt",
     "Amp-hr": "_capacity_ah", "Cap. [Ah]": "_capacity_ah",
@@ -45,6 +48,8 @@ TEXT_COLUMNS = {"_state", "_wall_clock"}
 CHARGE, DISCHARGE = ("C",), ("D",)
 #: wall-clock seconds per TestTime unit → the unit's factor to seconds
 TIME_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
+#: the unit a Maccor clock header writes → factor to seconds (Maccor's export setting)
+HEADER_TIME_UNITS = {"(Sec)": 1.0, "(Min)": 60.0, "(Hr)": 3600.0, "(Hrs)": 3600.0}
 
 
 def header_index(head: Head) -> int | None:
@@ -66,7 +71,8 @@ def open_maccor(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTE
     time_col = next((n for n, t in present.items() if t == "test_time_second"), None)
     first = _first_row(head, i, layout.names)
     duration = bool(time_col and ":" in first.get(time_col, ""))
-    factor = 1.0
+    factor = next((f for unit, f in HEADER_TIME_UNITS.items()
+                   if time_col and time_col.endswith(unit)), 1.0)
     if time_col == "TestTime" and not duration:
         factor, w = _infer_time_unit(head, i, layout.names)
         warns.append(w)

@@ -89,11 +89,12 @@ def open_novonix(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYT
 
 
 def open_novonix_summary(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
-                         protocol_hours_per_cycle: float | None = None, **_: object) -> Source:
+                         protocol_hours_per_cycle: float | None = None,
+                         c_rate: float | None = None, **_: object) -> Source:
     """Open a Novonix per-cycle summary (needs ``protocol_hours_per_cycle``)."""
     layout, warns = layout_from_head(head, 0, delimiter=",")
     columns = [Mapped(n, *SUMMARY_MAP[n]) for n in layout.names if n in SUMMARY_MAP]
-    post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle)
+    post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle, c_rate)
     return csv_source(head, format_name="novonix_summary_csv", reader_version="1",
                       kind="cycles", layout=layout, columns=columns, chunk_rows=chunk_rows,
                       warnings=warns + [w], post=post, max_line_bytes=max_line_bytes)

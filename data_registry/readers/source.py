@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from data_registry.errors import IngestWarning, InputFormatError, ValidationError
-from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout, stream_records
+from data_registry.errors import FadecastError, IngestWarning, InputFormatError, ValidationError
+from data_registry.readers.csv_stream import (MAX_LINE_BYTES, NOT_NUMERIC, CsvLayout,
+                                              stream_records)
 from data_registry.readers.sniff import Head
 from data_registry.schema import TABLES
 from data_registry.validate import LOOKAHEAD, make_validator
@@ -40,6 +41,12 @@ class Source:
     produce: Callable[[list[IngestWarning]], Iterator[pd.DataFrame]] | None = None
     _open_warnings: list[IngestWarning] = field(default_factory=list, repr=False)
     companions: list[Path] = field(default_factory=list)
+    #: "raise" (refuse at the first bad row) or "skip-row" (drop bad rows, warning row_skipped)
+    on_error: str = "raise"
+    #: the file name errors and warnings give (an upload's client file name); default path.name
+    display_name: str | None = None
+    #: EIS only: "auto" (detect a stored −Z″), "im" or "minus_im"
+    eis_sign: str = "auto"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -48,9 +55,27 @@ class Source:
 
     def chunks(self) -> Iterator[pd.DataFrame]:
         """Yield validated canonical chunks (re-iterable: each call re-reads the file)."""
+        if not self.display_name or self.display_name == self.path.name:
+            return self._chunks()
+        return self._renamed_chunks()
+
+    def _renamed_chunks(self) -> Iterator[pd.DataFrame]:
+        """:meth:`_chunks` with errors and warnings naming ``display_name``."""
+        own = (self.path.name, str(self.path))
+        try:
+            yield from self._chunks()
+        except FadecastError as exc:
+            if exc.file in own:
+                exc.file = self.display_name
+            raise
+        finally:
+            self.warnings[:] = [replace(w, file=self.display_name) if w.file in own else w
+                                for w in self.warnings]
+
+    def _chunks(self) -> Iterator[pd.DataFrame]:
         sink = list(self._open_warnings)
         self.warnings = sink
-        validator = make_validator(self.kind, self.path.name)
+        validator = make_validator(self.kind, self.path.name, self.on_error, self.eis_sign)
         order = _columns(self.kind)
         n_rows = 0
         raw_chunks = _with_lookahead(self.produce(sink), LOOKAHEAD)
@@ -163,12 +188,16 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
     # factor 0 marks a placeholder that ``post`` fills (a split counter, a parsed time)
     rank = {c: i for i, c in enumerate(_columns(kind))}
     columns = sorted(columns, key=lambda m: rank.get(m.target, len(rank)))  # canonical order
+    columns, post = _duration_time(head, layout, columns, post)
     numeric = tuple(dict.fromkeys(m.source for m in columns if not m.text and m.factor != 0.0))
     text = tuple(dict.fromkeys(m.source for m in columns if m.text and m.factor != 0.0))
     layout = CsvLayout(**{**layout.__dict__, "numeric": numeric, "text": text})
+    holder: list[Source] = []
 
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
-        for raw, lines in stream_records(head.path, layout, chunk_rows=chunk_rows,
+        lenient = bool(holder) and holder[0].on_error == "skip-row"
+        use = CsvLayout(**{**layout.__dict__, "lenient": True}) if lenient else layout
+        for raw, lines in stream_records(head.path, use, chunk_rows=chunk_rows,
                                          max_line_bytes=max_line_bytes):
             out = {"source_row": lines}
             for m in columns:
@@ -179,11 +208,53 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
             frame = pd.DataFrame(out, copy=False)
             if post is not None:
                 frame = post(frame, raw, sink)
+            if lenient and NOT_NUMERIC in raw:
+                frame["_not_numeric"] = raw[NOT_NUMERIC].to_numpy(dtype=object)
             yield frame
 
-    return Source(path=head.path, format_name=format_name, reader_version=reader_version,
-                  kind=kind, metadata=dict(metadata or {}), warnings=list(warnings or []),
-                  produce=produce)
+    source = Source(path=head.path, format_name=format_name, reader_version=reader_version,
+                    kind=kind, metadata=dict(metadata or {}), warnings=list(warnings or []),
+                    produce=produce)
+    holder.append(source)
+    return source
+
+
+def _first_values(head: Head, layout: CsvLayout) -> dict[str, str]:
+    """Header name → text of the first non-empty data line in the head."""
+    start = max(layout.data_line - 1, 0)
+    for line in head.lines[start:start + 5]:
+        if line.strip():
+            return dict(zip(layout.names, (f.strip().strip('"').strip()
+                                           for f in line.split(layout.delimiter))))
+    return {}
+
+
+def _duration_time(head: Head, layout: CsvLayout, columns: list[Mapped], post):
+    """A numeric elapsed-time column whose first value is written as a duration
+    (``HH:MM:SS``, ``1d 02:03:04``, ``1.02:03:04``) is read as text and parsed
+    (:func:`data_registry.units.parse_duration`), whatever the unit the header names."""
+    from data_registry.units import parse_duration
+
+    m = next((c for c in columns if c.target == "test_time_second" and not c.text
+              and c.factor != 0.0), None)
+    if m is None or ":" not in _first_values(head, layout).get(m.source, ""):
+        return columns, post
+    columns = [Mapped(c.source, c.target, c.factor, True) if c is m else c for c in columns]
+
+    def parse(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
+        text = raw[m.source]
+        secs = parse_duration(text)
+        bad = np.isnan(secs) & text.notna().to_numpy()
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise InputFormatError(
+                "unreadable elapsed time", code="not_duration", file=head.name,
+                row=int(frame["source_row"].iloc[k]), column=m.source,
+                expected="seconds, or a duration such as '12:03:04', '1d 02:03:04'",
+                found=repr(str(text.iloc[k])))
+        frame["test_time_second"] = secs
+        return frame if post is None else post(frame, raw, sink)
+    return columns, parse
 
 
 def frame_source(head: Head, *, format_name: str, reader_version: str, kind: str,
