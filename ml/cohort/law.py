@@ -2,7 +2,7 @@
 
 For cell i at the end of cycle k, as a fraction of the cohort's reference capacity::
 
-    capacity = c0 + g · (rate_i − 0.5) + δ_i − L_time(τ_ik) − L_cycle(S_ik)
+    capacity = c0 + g · (rate_i − 0.5) + δ_i − L_time(τ_ik) − L_cycle(S_ik) + k · L_time · L_cycle
 
 * ``τ`` (kilohours): Arrhenius-weighted elapsed time in which rest hours count ``w`` times an
   operating hour, ``τ_k = Σ_{j≤k} f(T_j) · (operating_j + w · rest_j) / 1000`` with
@@ -10,13 +10,16 @@ For cell i at the end of cycle k, as a fraction of the cohort's reference capaci
 * ``L_time = A · τ^p`` — time-driven (calendar-like, side reactions) loss;
 * ``S`` (hectocycles): rate-weighted cycle count ``S_k = Σ_{j≤k} (c_j / 0.5)^β / 100``;
 * ``L_cycle = B · S^q`` — cycle-driven (mechanical) loss whose rate grows with C-rate;
+* ``+ k · L_time · L_cycle`` — the two mechanisms partly remove the same capacity (the
+  interaction is negative); it is split evenly between them when shares are reported
+  (:func:`split_losses`, the convention of the PyBaMM truth files);
 * ``c0 + g · (rate_i − 0.5)`` — the undegraded capacity (rate losses lower it at high C-rate),
   ``δ_i`` — the per-cell random level (small, N(0, σ_δ²) by the population prior).
 
 Shared parameters, in the order of :data:`SHARED`: ``log_time_scale`` (ln A),
 ``time_exponent`` (p), ``log_cycle_scale`` (ln B), ``cycle_exponent`` (q), ``rate_exponent``
 (β), ``log_rest_weight`` (ln w), ``activation_kj_per_mol`` (Ea), ``capacity_at_ref_rate``
-(c0), ``capacity_rate_slope`` (g). The per-cell offsets δ_i follow.
+(c0), ``capacity_rate_slope`` (g), ``interaction`` (k). The per-cell offsets δ_i follow.
 """
 from __future__ import annotations
 
@@ -28,12 +31,12 @@ __all__ = ["SHARED", "RATE_REF", "losses", "capacity_fraction", "time_share"]
 
 SHARED = ("log_time_scale", "time_exponent", "log_cycle_scale", "cycle_exponent",
           "rate_exponent", "log_rest_weight", "activation_kj_per_mol", "capacity_at_ref_rate",
-          "capacity_rate_slope")
+          "capacity_rate_slope", "interaction")
 RATE_REF = 0.5
 GAS_CONSTANT = 8.314462618e-3  # kJ / (mol K)
 T_REF_K = 298.15
 _MIN_EXPONENT = 0.05
-(I_LA, I_P, I_LB, I_Q, I_BETA, I_LW, I_EA, I_C0, I_G) = range(len(SHARED))
+(I_LA, I_P, I_LB, I_Q, I_BETA, I_LW, I_EA, I_C0, I_G, I_K) = range(len(SHARED))
 
 
 def _col(theta: np.ndarray, i: int) -> np.ndarray:
@@ -87,14 +90,30 @@ def undegraded_fraction(rate: float, theta: np.ndarray, offset: np.ndarray | flo
     return _col(theta, I_C0) + _col(theta, I_G) * (rate - RATE_REF) + off
 
 
+def interaction(lt: np.ndarray, lc: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """The (negative) overlap of the two losses, ``−k · L_time · L_cycle``, shape of ``lt``."""
+    theta = np.atleast_2d(theta)
+    return -_col(theta, I_K) * lt * lc
+
+
+def split_losses(cell: CellHistory, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(time-driven, cycle-driven) losses with the interaction shared evenly (Shapley)."""
+    lt, lc = losses(cell, theta)
+    half = 0.5 * interaction(lt, lc, theta)
+    return lt + half, lc + half
+
+
 def capacity_fraction(cell: CellHistory, theta: np.ndarray,
                       offset: np.ndarray | float) -> np.ndarray:
     """Capacity as a fraction of the reference at every cycle, shape (K, n)."""
     lt, lc = losses(cell, theta)
-    return undegraded_fraction(cell.typical_c_rate, theta, offset) - lt - lc
+    return (undegraded_fraction(cell.typical_c_rate, theta, offset) - lt - lc
+            - interaction(lt, lc, theta))
 
 
 def time_share(lt: np.ndarray, lc: np.ndarray) -> np.ndarray:
-    """Time-driven loss / (time + cycle loss); 0.5 where both are ~0."""
+    """Time-driven loss / (time + cycle loss) of split losses; 0.5 where both are ~0."""
+    lt = np.maximum(lt, 0.0)
+    lc = np.maximum(lc, 0.0)
     total = lt + lc
     return np.where(total > 1e-12, lt / np.where(total > 1e-12, total, 1.0), 0.5)

@@ -62,7 +62,7 @@ class CohortPosterior:
         out = np.empty((draws.shape[0], len(self.cells)))
         th = self.shared(draws)
         for i, cell in enumerate(self.cells):
-            lt, lc = law.losses(cell, th)
+            lt, lc = law.split_losses(cell, th)
             out[:, i] = law.time_share(lt[:, -1], lc[:, -1])
         return out
 
