@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from ml.features.jit import kernel
+
 MIN_POINTS = 12
 MAX_CANDIDATES = 80
 EDGE_POINTS = 3
@@ -37,12 +39,13 @@ def _f_quantiles(q: float, dfn: int, dof: np.ndarray) -> np.ndarray:
     return table[dof]
 
 
-def _hinge_fits_py(xs, yc, cand, a01, a11, b0, b1, yy, det, mx, beta2, rss):  # pragma: no cover
+@kernel
+def _hinge_fits(xs, yc, cand, a01, a11, b0, b1, yy, det, mx, beta2, rss):  # pragma: no cover
     """For every candidate breakpoint j and prefix end i: the 3×3 normal equations of the
     hinge fit (running sums), their determinant, largest |entry|, the hinge coefficient and
     the RSS — the same floating-point operations, in the same order, as the numpy
     formulation (cumsum is sequential; einsum sums terms as (t0 + t2) + t1), so the values
-    are bit-identical. Compiled by numba (``_hinge_fits``)."""
+    are bit-identical. Compiled by numba on first use."""
     n = xs.shape[0]
     for j in range(cand.shape[0]):
         cj = cand[j]
@@ -87,19 +90,6 @@ def _hinge_fits_py(xs, yc, cand, a01, a11, b0, b1, yy, det, mx, beta2, rss):  # 
             mx[j, i] = m
             beta2[j, i] = be2
             rss[j, i] = yy[i] - ((be0 * bb0 + be2 * b2) + be1 * bb1)
-
-
-_KERNEL = None
-
-
-def _hinge_fits(*args: np.ndarray) -> None:
-    """:func:`_hinge_fits_py` compiled by numba on first use (cached on disk)."""
-    global _KERNEL
-    if _KERNEL is None:
-        from numba import njit
-
-        _KERNEL = njit(cache=True, nogil=True, error_model="numpy")(_hinge_fits_py)
-    _KERNEL(*args)
 
 
 def _line_fit(xs: np.ndarray, yc: np.ndarray, a01: np.ndarray, a11: np.ndarray,

@@ -16,6 +16,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
+from ml.features.jit import kernel
 from ml.features.sample_frame import SampleArrays
 
 GRID_POINTS = 1000
@@ -131,6 +132,179 @@ def _reference_position(cycles: np.ndarray, has_discharge: np.ndarray) -> int | 
     return int(ge2[0]) if ge2.size else int(cand[0])
 
 
+@kernel
+def _q_of_v_rows(dis, voltage, starts, ends, grid, out):  # pragma: no cover
+    """Q(V) on ``grid`` of the segments [starts[r], ends[r]) into ``out[r]``: the running sum
+    of the positive discharge increments, interpolated against the running minimum of their
+    voltages — :func:`discharge_q_of_v` over ``curve_points`` for every row at once
+    (sequential cumsum; numba's ``np.interp`` is numpy's algorithm, ties included)."""
+    for r in range(starts.shape[0]):
+        a, b = starts[r], ends[r]
+        k = 0
+        for i in range(a, b):
+            if dis[i] > 0:
+                k += 1
+        if k == 0:
+            out[r, :] = np.nan
+            continue
+        q = np.empty(k)
+        env = np.empty(k)
+        k = 0
+        for i in range(a, b):
+            if dis[i] > 0:
+                if k == 0:
+                    q[0] = dis[i]
+                    env[0] = voltage[i]
+                else:
+                    q[k] = q[k - 1] + dis[i]
+                    env[k] = voltage[i] if voltage[i] < env[k - 1] else env[k - 1]
+                k += 1
+        out[r, :] = np.interp(grid, env[::-1].copy(), q[::-1].copy())
+
+
+@kernel
+def _second_peaks(smooth, first, threshold, out):  # pragma: no cover
+    """Per row of ``smooth``: the index of the highest local maximum other than ``first[r]``
+    whose prominence is >= ``threshold[r]`` (-1 if none) — scipy's ``find_peaks`` with a
+    ``prominence`` bound (plateau midpoints, bases searched to the first higher sample)."""
+    n = smooth.shape[1]
+    for r in range(smooth.shape[0]):
+        x = smooth[r]
+        best = -1
+        i = 1
+        while i < n - 1:
+            if x[i - 1] < x[i]:
+                ahead = i + 1
+                while ahead < n - 1 and x[ahead] == x[i]:
+                    ahead += 1
+                if x[ahead] < x[i]:
+                    peak = (i + ahead - 1) // 2
+                    top = x[peak]
+                    left = top
+                    j = peak
+                    while j >= 0 and x[j] <= top:
+                        if x[j] < left:
+                            left = x[j]
+                        j -= 1
+                    right = top
+                    j = peak
+                    while j <= n - 1 and x[j] <= top:
+                        if x[j] < right:
+                            right = x[j]
+                        j += 1
+                    prominence = top - max(left, right)
+                    if threshold[r] <= prominence and peak != first[r]:
+                        if best < 0 or x[peak] > x[best]:
+                            best = peak
+                    i = ahead
+            i += 1
+        out[r] = best
+
+
+#: Truncation of the Gaussian kernel in standard deviations (scipy's default).
+GAUSSIAN_TRUNCATE = 4.0
+
+
+def gaussian_weights(sigma: float) -> np.ndarray:
+    """The 1-D Gaussian kernel ``gaussian_filter1d(…, sigma)`` correlates with (radius
+    ``int(4 σ + 0.5)``), computed the way scipy computes it."""
+    radius = int(GAUSSIAN_TRUNCATE * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1)
+    phi = np.exp(-0.5 / (sigma * sigma) * x ** 2)
+    return (phi / phi.sum())[::-1]
+
+
+@kernel
+def _smooth_rows(values, weights, out):  # pragma: no cover
+    """``gaussian_filter1d(values, σ, mode="nearest", axis=-1)`` for a symmetric kernel
+    ``weights`` [2r+1]: scipy's symmetric correlation loop (centre term, then the pairs from the
+    outermost in), so each output sees the same operations; the loop over outputs is the inner
+    one, which lets the compiler use SIMD lanes without reordering any sum."""
+    n = values.shape[1]
+    r = weights.shape[0] // 2
+    ext = np.empty(n + 2 * r)
+    acc = np.empty(n)
+    for row in range(values.shape[0]):
+        x = values[row]
+        for i in range(r):
+            ext[i] = x[0]
+            ext[r + n + i] = x[n - 1]
+        ext[r:r + n] = x
+        o = acc
+        c = ext[r:r + n]
+        w0 = weights[r]
+        for i in range(n):
+            o[i] = c[i] * w0
+        for j in range(-r, 0):
+            w = weights[r + j]
+            lo = ext[r + j:r + j + n]
+            hi = ext[r - j:r - j + n]
+            for i in range(n):
+                o[i] = o[i] + (lo[i] + hi[i]) * w
+        out[row, :] = o
+
+
+def _peaks_of_rows(grid: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
+    """:func:`dqdv_peaks` of every row of ``q`` (Q(V) curves on one uniform ``grid``), with
+    the same numpy/scipy operations along the last axis → float [rows, 4]."""
+    out = np.full((q.shape[0], 4), np.nan)
+    ok = np.isfinite(q).all(axis=1)
+    if grid.size < 5 or not ok.any():
+        return out
+    rows = np.flatnonzero(ok)
+    dqdv = -np.gradient(q[rows], step, axis=-1)
+    sigma = max(1.0, DQDV_SMOOTHING_FRACTION * grid.size)
+    weights = gaussian_weights(sigma)
+    if (np.abs(weights - weights[::-1]) <= np.finfo(float).eps).all():
+        smooth = np.empty_like(dqdv)
+        _smooth_rows(dqdv, weights, smooth)
+    else:  # pragma: no cover - a Gaussian kernel is symmetric
+        smooth = gaussian_filter1d(dqdv, sigma, mode="nearest", axis=-1)
+    k = np.argmax(smooth, axis=1)
+    top = smooth[np.arange(rows.size), k]
+    k2 = np.empty(rows.size, dtype=np.int64)
+    _second_peaks(smooth, k, SECOND_PEAK_PROMINENCE * np.maximum(np.abs(top), 1e-300), k2)
+    found = k2 >= 0
+    k2c = np.maximum(k2, 0)
+    out[rows, 0] = grid[k]
+    out[rows, 1] = top
+    out[rows, 2] = np.where(found, grid[k2c], np.nan)
+    out[rows, 3] = np.where(found, smooth[np.arange(rows.size), k2c], np.nan)
+    return out
+
+
+@kernel
+def _pow_1_5(values, out):  # pragma: no cover
+    """``v ** 1.5`` by libm ``pow``, as Python's float power computes it."""
+    for i in range(values.shape[0]):
+        out[i] = values[i] ** 1.5
+
+
+def _summaries_of_rows(q_ref: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`delta_q_summary` of every row of ``q`` against ``q_ref``, row-wise numpy
+    reductions (the same pairwise sums as the 1-D calls); rows with a non-finite point go
+    through :func:`delta_q_summary` itself."""
+    dq = q - q_ref[None, :]
+    n = dq.shape[1]
+    finite = np.isfinite(dq).all(axis=1)
+    mean = dq.mean(axis=1)
+    dev = dq - mean[:, None]
+    var = np.mean(dev * dev, axis=1)
+    lo, hi = dq.min(axis=1), dq.max(axis=1)
+    spread = hi - lo
+    var15 = np.empty_like(var)
+    _pow_1_5(var, var15)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew = np.mean(dev * dev * dev, axis=1) / var15
+    skewed = (n > 2) & (spread > 1e-12 * np.maximum(np.abs(dq).max(axis=1), 1e-300))
+    out = {"delta_q_v_variance_ah2": var, "delta_q_v_minimum_ah": lo, "delta_q_v_mean_ah": mean,
+           "delta_q_v_skewness": np.where(skewed, skew, np.nan)}
+    for r in np.flatnonzero(~finite):  # rare: a curve with a non-finite point
+        for name, val in delta_q_summary(q_ref, q[r]).items():
+            out[name][r] = val
+    return out
+
+
 def curve_descriptors(arr: SampleArrays, flows: dict[str, np.ndarray],
                       grid_points: int = GRID_POINTS) -> pd.DataFrame:
     """ΔQ(V) summaries and dQ/dV peak per (cell, cycle) segment, in segment order.
@@ -169,17 +343,18 @@ def curve_descriptors(arr: SampleArrays, flows: dict[str, np.ndarray],
             continue
         grid, step = np.linspace(env[-1], env[0], grid_points, retstep=True)
         q_ref = discharge_q_of_v(q_ref_pts, v_ref_pts, grid)
-        for k, seg in enumerate(segs):
-            if not has[k]:
-                continue
-            q_pts, v_pts = curve_points(seg)
-            q = discharge_q_of_v(q_pts, v_pts, grid)
-            (out["dqdv_peak_voltage_volt"][seg], out["dqdv_peak_ah_per_volt"][seg],
-             out["dqdv_peak2_voltage_volt"][seg], out["dqdv_peak2_ah_per_volt"][seg]) = dqdv_peaks(
-                grid, q, spacing_v=step)
-            if k < ref_pos:
-                continue
-            for name, val in delta_q_summary(q_ref, q).items():
-                out[name][seg] = val
-            out["delta_q_v_reference_cycle"][seg] = arr.seg_cycle[segs[ref_pos]]
+        rows = segs[has]
+        q = np.empty((rows.size, grid.size))
+        _q_of_v_rows(dis, arr.voltage_v, arr.starts[rows], ends[rows], grid, q)
+        peaks = _peaks_of_rows(grid, q, step)
+        for col, name in enumerate(("dqdv_peak_voltage_volt", "dqdv_peak_ah_per_volt",
+                                    "dqdv_peak2_voltage_volt", "dqdv_peak2_ah_per_volt")):
+            out[name][rows] = peaks[:, col]
+        later = np.flatnonzero(has)[np.flatnonzero(has) >= ref_pos]
+        if later.size == 0:
+            continue
+        summary = _summaries_of_rows(q_ref, q[np.searchsorted(np.flatnonzero(has), later)])
+        for name, val in summary.items():
+            out[name][segs[later]] = val
+        out["delta_q_v_reference_cycle"][segs[later]] = arr.seg_cycle[segs[ref_pos]]
     return pd.DataFrame(out)
