@@ -43,10 +43,13 @@ class CohortPosterior:
     def n_shared(self) -> int:
         return len(law.SHARED)
 
-    def draws(self, n: int = N_DRAWS, seed: int = _SEED) -> np.ndarray:
-        """(n, P + cells) draws of N(mean, κ² cov) (fixed seed: answers are reproducible)."""
+    def draws(self, n: int = N_DRAWS, seed: int = _SEED, scale: float | None = None
+              ) -> np.ndarray:
+        """(n, P + cells) draws of N(mean, κ² cov) (fixed seed: answers are reproducible);
+        κ = ``scale`` or the prior's time-share ``interval_scale``."""
+        kappa = self.prior.interval_scale if scale is None else scale
         z = np.random.default_rng(seed).standard_normal((n, self.mean.size))
-        return self.mean + self.prior.interval_scale * z @ _cov_root(self.cov).T
+        return self.mean + kappa * z @ _cov_root(self.cov).T
 
     def shared(self, draws: np.ndarray) -> np.ndarray:
         return draws[:, :self.n_shared]

@@ -4,7 +4,8 @@
 :data:`ml.cohort.law.SHARED`, a Gaussian ``mean`` / ``sd`` learned from training cohorts
 (:mod:`ml.cohort.training`), the per-cell level spread ``offset_sd``, the residual-noise floor
 and ``interval_scale`` — the factor on the Laplace covariance chosen on held-aside calibration
-cohorts so that 90 % time-share intervals cover 90 % of the truth. The service loads it with
+cohorts so that 90 % time-share intervals cover 90 % of the truth, and
+``capacity_interval_scale``, the same for what-if capacity bands. The service loads it with
 numpy only; when the file is absent a weak built-in prior (:func:`weak_prior`) is used and the
 answer's ``cohort.prior`` says so.
 """
@@ -37,6 +38,7 @@ class PopulationPrior:
     interval_scale: float = 1.0
     name: str = "weak"
     provenance: dict[str, Any] = field(default_factory=dict)
+    capacity_interval_scale: float = 1.0
 
     @property
     def mean_array(self) -> np.ndarray:
@@ -49,7 +51,14 @@ class PopulationPrior:
     def with_scale(self, scale: float) -> "PopulationPrior":
         """The same prior with another interval scale (calibration)."""
         return PopulationPrior(self.mean, self.sd, self.offset_sd, self.noise_floor,
-                               float(scale), self.name, dict(self.provenance))
+                               float(scale), self.name, dict(self.provenance),
+                               self.capacity_interval_scale)
+
+    def with_capacity_scale(self, scale: float) -> "PopulationPrior":
+        """The same prior with another capacity-band scale (calibration)."""
+        return PopulationPrior(self.mean, self.sd, self.offset_sd, self.noise_floor,
+                               self.interval_scale, self.name, dict(self.provenance),
+                               float(scale))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -81,7 +90,8 @@ def load_prior(path: str | os.PathLike[str] | None = None) -> PopulationPrior:
         sd = tuple(float(shared[n]["sd"]) for n in SHARED)
         return PopulationPrior(mean, sd, float(d["offset_sd"]), float(d["noise_floor"]),
                                float(d["interval_scale"]), str(d.get("name", p.stem)),
-                               dict(d.get("provenance", {})))
+                               dict(d.get("provenance", {})),
+                               float(d.get("capacity_interval_scale", 1.0)))
     except (ValueError, KeyError, TypeError) as exc:
         raise FadecastError(f"cohort prior file is not valid: {exc}", code="bad_model",
                             file=str(p), expected="the JSON written by ml.cohort.training",

@@ -1,45 +1,70 @@
 """The reference the cohort model must beat: a plain joint least-squares fit over siblings.
 
-``capacity_i(k) / Q_ref = c_i − a · √(hours) − b · (rate_i / 0.5)^β · N / 100`` with a per-cell
-intercept ``c_i``, a shared ``a`` and a shared ``b``, ``β`` (no prior, no posterior, no rests
-or temperature). Its time share at a cell's last observed cycle is ``a√t / (a√t + b …)``.
+``capacity_i(k) / Q_ref = c_i − a · √(hours / 1000) − b · (rate_i / 0.5)^β · N / 100`` with a
+per-cell intercept ``c_i`` and shared ``a``, ``b``, ``β`` (no prior, no posterior, no rests
+or temperature). Its time share at a cell's last observed cycle is ``a√t / (a√t + b …)``; a
+planned sibling is forecast with the mean intercept.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import least_squares
 
 from ml.cohort.histories import CellHistory
 
-__all__ = ["reference_time_shares"]
+__all__ = ["ReferenceFit", "reference_fit", "reference_time_shares"]
 
 
 def _terms(cell: CellHistory) -> tuple[np.ndarray, np.ndarray]:
     return np.sqrt(cell.hours / 1000.0), cell.cycle_index / 100.0
 
 
-def reference_time_shares(cells: list[CellHistory], reference_ah: float) -> dict[str, float]:
-    """Joint least squares over ``cells``; time share at each cell's last observed cycle."""
+@dataclass(frozen=True)
+class ReferenceFit:
+    """Fitted intercepts (by cell id) and the shared a, b, β."""
+
+    intercepts: dict[str, float]
+    a: float
+    b: float
+    beta: float
+
+    def parts(self, cell: CellHistory) -> tuple[np.ndarray, np.ndarray]:
+        """(time, cycle) loss fractions at every cycle of ``cell``."""
+        st, nc = _terms(cell)
+        return self.a * st, self.b * (cell.typical_c_rate / 0.5) ** self.beta * nc
+
+    def predict(self, cell: CellHistory) -> np.ndarray:
+        """Capacity fraction at every cycle (own intercept if fitted, else the mean)."""
+        c = self.intercepts.get(cell.cell_id, float(np.mean(list(self.intercepts.values()))))
+        lt, lc = self.parts(cell)
+        return c - lt - lc
+
+
+def reference_fit(cells: list[CellHistory], reference_ah: float) -> ReferenceFit:
+    """Joint least squares over ``cells`` (capacities as fractions of ``reference_ah``)."""
     n = len(cells)
     rates = np.array([c.typical_c_rate for c in cells])
+    terms = [_terms(c) for c in cells]
+    ys = [c.capacity_ah / reference_ah for c in cells]
 
     def resid(x: np.ndarray) -> np.ndarray:
         a, b, beta = np.exp(x[n]), np.exp(x[n + 1]), x[n + 2]
-        out = []
-        for i, c in enumerate(cells):
-            st, nc = _terms(c)
-            f = x[i] - a * st - b * (rates[i] / 0.5) ** beta * nc
-            out.append(c.capacity_ah / reference_ah - f)
-        return np.concatenate(out)
+        return np.concatenate([y - (x[i] - a * st - b * (rates[i] / 0.5) ** beta * nc)
+                               for i, (y, (st, nc)) in enumerate(zip(ys, terms))])
 
-    x0 = np.concatenate([[np.max(c.capacity_ah[:3]) / reference_ah for c in cells],
-                         [np.log(0.05), np.log(0.03), 0.5]])
+    x0 = np.concatenate([[np.max(y[:3]) for y in ys], [np.log(0.05), np.log(0.03), 0.5]])
     x = least_squares(resid, x0, method="trf", max_nfev=400).x
-    a, b, beta = np.exp(x[n]), np.exp(x[n + 1]), x[n + 2]
+    return ReferenceFit({c.cell_id: float(x[i]) for i, c in enumerate(cells)},
+                        float(np.exp(x[n])), float(np.exp(x[n + 1])), float(x[n + 2]))
+
+
+def reference_time_shares(cells: list[CellHistory], reference_ah: float) -> dict[str, float]:
+    """The reference's time share at each cell's last observed cycle."""
+    fit = reference_fit(cells, reference_ah)
     out = {}
-    for i, c in enumerate(cells):
-        st, nc = _terms(c)
-        lt = a * st[-1]
-        lc = b * (rates[i] / 0.5) ** beta * nc[-1]
-        out[c.cell_id] = float(lt / (lt + lc)) if lt + lc > 0 else 0.5
+    for c in cells:
+        lt, lc = fit.parts(c)
+        out[c.cell_id] = float(lt[-1] / (lt[-1] + lc[-1])) if lt[-1] + lc[-1] > 0 else 0.5
     return out

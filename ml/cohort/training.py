@@ -13,6 +13,8 @@
    cohorts with ``CALIBRATION_SEEDS``), 30, 40 and 50 % of each sibling seen, the smallest κ whose 90 %
    time-share intervals cover ≥ 90 % of the truths in EVERY source (a scale that is right
    for one kind of cohort is not averaged away by another).
+3. **Capacity-band scale.** The same for what-if capacity bands (one sibling forecast as a
+   plan from the others at 60 %).
 The dev ``evaluation`` cohorts and synthetic ``EVALUATION_SEEDS`` are never read here.
 """
 from __future__ import annotations
@@ -163,6 +165,30 @@ def calibrate_scale(prior: PopulationPrior, by_source: dict[str, list[list[CellR
     return best, cover
 
 
+def calibrate_capacity_scale(prior: PopulationPrior,
+                             by_source: dict[str, list[list[CellRecord]]],
+                             target: float = 0.90) -> tuple[float, dict[str, float]]:
+    """Smallest capacity-band scale (bisection on [1, 64]) whose what-if 90 % bands cover
+    ``target`` of the measured capacities in every source (one sibling from the others at
+    60 %, :func:`ml.evaluation.cohorts.what_if_scores`)."""
+    from ml.evaluation.cohorts import what_if_scores
+
+    def cover(scale: float) -> dict[str, float]:
+        p = prior.with_capacity_scale(scale)
+        return {s: float(what_if_scores(c, p)["coverage"].mean()) for s, c in by_source.items()}
+
+    lo, hi = 1.0, 64.0
+    if min(cover(lo).values()) >= target:
+        return lo, cover(lo)
+    for _ in range(7):
+        mid = float(np.sqrt(lo * hi))
+        if min(cover(mid).values()) >= target:
+            hi = mid
+        else:
+            lo = mid
+    return round(hi, 3), cover(hi)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Learn the prior and κ; write the JSON artifact."""
     from ml.sources import available_sources, load_source
@@ -183,14 +209,18 @@ def main(argv: list[str] | None = None) -> int:
     prior = learn_prior(train)
     kappa, cover = calibrate_scale(prior, calib)
     prior = prior.with_scale(kappa)
+    cap_scale, cap_cover = calibrate_capacity_scale(prior, calib)
+    prior = prior.with_capacity_scale(cap_scale)
     prior.provenance.update(
+        capacity_band_coverage_90=cap_cover,
         calibration_cohorts={s: [str(c[0].meta.get("cohort")) for c in v]
                              for s, v in calib.items()},
         calibration_coverage_90=cover, seen_fraction=SEEN_FRACTION,
         synthetic_seeds={"train": list(TRAIN_SEEDS), "calibration": list(CALIBRATION_SEEDS),
                          "evaluation_never_used_here": list(EVALUATION_SEEDS)})
     path = save_prior(prior, args.out)
-    print(f"wrote {path}: interval_scale {kappa:g}, calibration coverage {cover}")
+    print(f"wrote {path}: interval_scale {kappa:g}, calibration coverage {cover}; "
+          f"capacity band scale {cap_scale:g}, coverage {cap_cover}")
     return 0
 
 
