@@ -92,6 +92,62 @@ def _hinge_fits(xs, yc, cand, a01, a11, b0, b1, yy, det, mx, beta2, rss):  # pra
             rss[j, i] = yy[i] - ((be0 * bb0 + be2 * b2) + be1 * bb1)
 
 
+@kernel
+def _select_knee(rss, beta2, solvable, cand_idx, rss_line, yy, f_prof, f_sig, xc, half_step,
+                 out):  # pragma: no cover
+    """Per prefix i: the best admissible breakpoint (smallest RSS among candidates with
+    ``EDGE_POINTS`` points on each side and a steepening, first on ties as ``argmin``), the F
+    test against the straight line and the profile interval → ``out`` rows knee, ci_low,
+    ci_high, stderr (NaN where no significant knee) — the numpy formulation's operations,
+    in order, per prefix."""
+    n_cand, n = rss.shape
+    masked = np.empty(n_cand)
+    for i in range(n):
+        m = i + 1
+        best = 0
+        for j in range(n_cand):
+            if (cand_idx[j] >= EDGE_POINTS and cand_idx[j] <= m - 1 - EDGE_POINTS
+                    and solvable[j, i] and beta2[j, i] < 0):
+                v = rss[j, i]
+                masked[j] = v if (v != v or v >= 0.0) else 0.0
+            else:
+                masked[j] = np.inf
+        rss_min = masked[0]
+        for j in range(1, n_cand):  # argmin: the first minimum, or the first NaN
+            if rss_min != rss_min:
+                break
+            if masked[j] < rss_min or masked[j] != masked[j]:
+                rss_min = masked[j]
+                best = j
+        dof = float(m - 4 if m - 4 > 1 else 1)
+        line = rss_line[i]
+        line = line if (line != line or line >= 0.0) else 0.0
+        f_stat = (line - rss_min) / 2.0 / (rss_min / dof)
+        gain = line - rss_min
+        floor = yy[i] if (yy[i] != yy[i] or yy[i] >= 1e-300) else 1e-300
+        significant = (m >= MIN_POINTS and np.isfinite(rss_min) and gain > 1e-9 * floor
+                       and (f_stat > f_sig[i] or rss_min <= 1e-12 * floor))
+        if not significant:
+            for k in range(4):
+                out[k, i] = np.nan
+            continue
+        bound = rss_min * (1.0 + f_prof[i] / dof) + 1e-300
+        lo = np.inf
+        hi = -np.inf
+        for j in range(n_cand):
+            if masked[j] <= bound:
+                if xc[j] < lo:
+                    lo = xc[j]
+                if xc[j] > hi:
+                    hi = xc[j]
+        lo = lo - half_step
+        hi = hi + half_step
+        out[0, i] = xc[best]
+        out[1, i] = lo
+        out[2, i] = hi
+        out[3, i] = (hi - lo) / (2 * 1.96)
+
+
 def _line_fit(xs: np.ndarray, yc: np.ndarray, a01: np.ndarray, a11: np.ndarray,
               b0: np.ndarray, b1: np.ndarray, yy: np.ndarray) -> np.ndarray:
     """RSS of the straight-line fit on every prefix (closed-form 2×2 normal equations)."""
@@ -147,33 +203,15 @@ def knee_columns(cycle: np.ndarray, capacity_ah: np.ndarray) -> dict[str, np.nda
     with np.errstate(invalid="ignore", over="ignore"):
         solvable = np.abs(det) > 1e-12 * mx ** 3
     rss_l = _line_fit(xs, yc, a01, a11, b0, b1, yy0)
-    m = np.arange(1, n + 1)  # points in the prefix ending at each row
-    # A candidate is usable for a prefix if EDGE_POINTS points lie on each side of it.
-    valid = (cand_idx[:, None] >= EDGE_POINTS) & (cand_idx[:, None] <= m[None, :] - 1
-                                                  - EDGE_POINTS)
-    valid &= solvable & (beta2 < 0)
-    rss_masked = np.where(valid, np.maximum(rss_h, 0.0), np.inf)
-    best = np.argmin(rss_masked, axis=0)
-    cols = np.arange(n)
-    rss_min = rss_masked[best, cols]
-    dof = np.maximum(m - 4, 1)
-    f_prof = _f_quantiles(0.95, 1, dof)
-    f_sig = _f_quantiles(0.99, 2, dof)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f_stat = (np.maximum(rss_l, 0.0) - rss_min) / 2.0 / (rss_min / dof)
-        # Round-off on noise-free data can fake a tiny improvement: demand a real one.
-        gain = np.maximum(rss_l, 0.0) - rss_min
-        real_gain = gain > 1e-9 * np.maximum(yy0, 1e-300)
-        significant = (m >= MIN_POINTS) & np.isfinite(rss_min) & real_gain & (
-            (f_stat > f_sig) | (rss_min <= 1e-12 * np.maximum(yy0, 1e-300)))
-        inside = rss_masked <= (rss_min * (1.0 + f_prof / dof))[None, :] + 1e-300
+    dof = np.maximum(np.arange(1, n + 1) - 4, 1)  # prefix points - 4
     xc = x[cand_idx]
     # The candidate grid is coarse on long series: widen the interval by half a grid step.
     half_step = 0.5 * float(np.median(np.diff(xc))) if xc.size > 1 else 0.0
-    lo = np.where(inside, xc[:, None], np.inf).min(axis=0) - half_step
-    hi = np.where(inside, xc[:, None], -np.inf).max(axis=0) + half_step
-    knee = xc[best]
+    res = np.empty((4, n))
+    _select_knee(rss_h, beta2, solvable, cand_idx.astype(np.int64), rss_l, yy0,
+                 _f_quantiles(0.95, 1, dof), _f_quantiles(0.99, 2, dof), xc, half_step, res)
+    knee, lo, hi, stderr = res
     for key, val in (("knee_cycle", knee), ("knee_cycle_ci_low", lo),
-                     ("knee_cycle_ci_high", hi), ("knee_cycle_stderr", (hi - lo) / (2 * 1.96))):
-        out[key][rows] = np.where(significant, val, np.nan)
+                     ("knee_cycle_ci_high", hi), ("knee_cycle_stderr", stderr)):
+        out[key][rows] = val
     return out
