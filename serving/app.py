@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from data_registry.errors import FadecastError
 from serving.errors import BodySizeLimit, install_error_handlers
 from serving.routes import admin, advice, cells, forecast, health
 from serving.runtime import ModelSlot, OnnxForecaster, load_forecaster
@@ -42,10 +41,12 @@ def create_app(settings: Settings | None = None, *,
         if app.state.slot.current is None:
             try:
                 app.state.slot.swap(await asyncio.to_thread(load_forecaster, chosen.model_uri))
-            except (FadecastError, OSError) as exc:
-                app.state.slot.last_error = str(exc)
+            except Exception as exc:  # noqa: BLE001 - not ready; /readyz says why (no path)
+                app.state.slot.last_error = getattr(exc, "code", None) or "model_unloadable"
                 log.error("no model loaded at start-up: %s", exc)
         yield
+        if app.state.registry is not None:
+            app.state.registry.close()
 
     app = FastAPI(title="fadecast", version="1", lifespan=lifespan,
                   description="Battery capacity-fade forecasts with intervals, the time/cycle "
@@ -57,6 +58,9 @@ def create_app(settings: Settings | None = None, *,
     app.dependency_overrides[get_settings] = settings_of_this_app
     app.state.slot = ModelSlot(forecaster)
     app.state.reload_lock = asyncio.Lock()
+    app.state.settings = chosen
+    app.state.registry = None  # one Registry per app, opened on first use (serving.cell_store)
+    app.state.write_limiter = None  # uploads' own thread limiter (serving.cell_store)
     install_error_handlers(app)
     for module in (health, forecast, advice, cells, admin):
         app.include_router(module.router)

@@ -1,7 +1,15 @@
-"""FastAPI dependencies shared by the routers: settings, the model slot, the admin guard."""
+"""FastAPI dependencies shared by the routers: settings, the model slot, token scopes.
+
+Scopes: ``read`` < ``write`` < ``admin``; a token grants its own scope and the lower ones
+(``FADECAST_SERVE_ADMIN_TOKEN`` → admin, write, read; ``…_WRITE_TOKEN`` → write, read;
+``…_READ_TOKEN`` → read). Reads are open unless a read token is configured (so a local
+``fadecast serve`` and ``make demo`` work without one); writes and admin calls always need a
+token of their scope, and answer 401 while none is configured.
+"""
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 
@@ -9,7 +17,12 @@ from serving.errors import ServiceError
 from serving.runtime import ModelSlot, OnnxForecaster
 from serving.settings import Settings, get_settings
 
-__all__ = ["current_model", "model_slot", "require_admin"]
+__all__ = ["SCOPES", "current_model", "model_slot", "require_admin", "require_read",
+           "require_scope", "require_write"]
+
+SCOPES = ("read", "write", "admin")
+_ENV = {"read": "FADECAST_SERVE_READ_TOKEN", "write": "FADECAST_SERVE_WRITE_TOKEN",
+        "admin": "FADECAST_SERVE_ADMIN_TOKEN"}
 
 
 # The dependencies are ``async def`` (they never block): FastAPI runs a plain ``def``
@@ -26,15 +39,61 @@ async def current_model(slot: ModelSlot = Depends(model_slot)) -> OnnxForecaster
     return slot.require()
 
 
-def require_admin(request: Request, settings: Settings = Depends(get_settings)) -> None:
-    """Check ``Authorization: Bearer <token>`` in constant time; 401 when missing or wrong."""
-    expected = settings.admin_token.get_secret_value() if settings.admin_token else ""
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    ok = bool(expected) and scheme.lower() == "bearer" and \
-        hmac.compare_digest(given.strip().encode(), expected.encode())
-    if not ok:
-        raise ServiceError("missing or wrong bearer token" if expected else
-                           "admin routes are disabled (no admin token configured)",
-                           code="unauthorized", http_status=401,
-                           headers={"WWW-Authenticate": "Bearer"})
+def _tokens(settings: Settings) -> list[tuple[str, str]]:
+    """Configured (scope, token) pairs, highest scope first."""
+    out = []
+    for scope, secret in (("admin", settings.admin_token), ("write", settings.write_token),
+                          ("read", settings.read_token)):
+        if secret is not None and secret.get_secret_value():
+            out.append((scope, secret.get_secret_value()))
+    return out
+
+
+def _grants(held: str, needed: str) -> bool:
+    return SCOPES.index(held) >= SCOPES.index(needed)
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[None]]:
+    """A dependency that checks ``Authorization: Bearer <token>`` for ``scope``.
+
+    401 ``unauthorized`` for a missing or unknown token (or while no token of the scope is
+    configured), 403 ``insufficient_scope`` for a valid token of a lower scope. Tokens are
+    compared in constant time.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    async def check(request: Request, settings: Settings = Depends(get_settings)) -> None:
+        tokens = _tokens(settings)
+        if scope == "read" and settings.read_token is None:
+            return  # open reads
+        able = [t for s, t in tokens if _grants(s, scope)]
+        if not able:
+            raise ServiceError(f"{scope} routes are disabled (no {scope} token configured: set "
+                               f"{_ENV[scope]})" if scope != "admin" else
+                               "admin routes are disabled (no admin token configured)",
+                               code="unauthorized", http_status=401,
+                               headers={"WWW-Authenticate": "Bearer"})
+        kind, _, given = request.headers.get("authorization", "").partition(" ")
+        given_b = given.strip().encode()
+        held = None
+        if kind.lower() == "bearer" and given_b:
+            for s, t in tokens:  # every comparison runs: no early exit on a match
+                if hmac.compare_digest(given_b, t.encode()) and held is None:
+                    held = s
+        if held is None:
+            raise ServiceError("missing or wrong bearer token", code="unauthorized",
+                               http_status=401, headers={"WWW-Authenticate": "Bearer"})
+        if not _grants(held, scope):
+            raise ServiceError(f"this token has scope '{held}'; this route needs '{scope}'",
+                               code="insufficient_scope", http_status=403,
+                               headers={"WWW-Authenticate":
+                                        f'Bearer error="insufficient_scope", scope="{scope}"'})
+
+    check.__name__ = f"require_{scope}"
+    return check
+
+
+require_read = require_scope("read")
+require_write = require_scope("write")
+require_admin = require_scope("admin")

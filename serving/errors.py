@@ -2,12 +2,15 @@
 
 ``FadecastError`` → its ``http_status`` and ``to_dict()``; pydantic validation → 422; bodies
 over the configured size → 413 (checked while the body streams in, before it is parsed). Anything
-else → 500 with the same shape (the schemathesis test asserts there is none).
+else → 500 with the same shape, a request id and NO exception text or server path (the
+schemathesis test asserts there is none; the log keeps the traceback under the id).
 """
 from __future__ import annotations
 
 import json
 import logging
+import re
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -18,9 +21,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from data_registry.errors import FadecastError
 
-__all__ = ["BodySizeLimit", "ServiceError", "error_body", "install_error_handlers"]
+__all__ = ["BodySizeLimit", "ServiceError", "error_body", "install_error_handlers",
+           "internal_error_response", "request_id"]
 
 log = logging.getLogger("fadecast.serving")
+_ID_RE = re.compile(r"[A-Za-z0-9._-]+")
 
 
 class ServiceError(FadecastError):
@@ -83,9 +88,26 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal_error", f"{type(exc).__name__}: {exc}"),
-                            status_code=500)
+        return internal_error_response(request, exc)
+
+
+def request_id(request: Request) -> str:
+    """The caller's ``X-Request-ID`` when it is a plain token, else a fresh one."""
+    given = request.headers.get("x-request-id", "")
+    if 0 < len(given) <= 64 and _ID_RE.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+def internal_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """A 500 that names a request id and nothing else: the exception, its text and any server
+    path go to the log only (under that id)."""
+    rid = request_id(request)
+    log.error("internal error %s on %s %s", rid, request.method, request.url.path,
+              exc_info=(type(exc), exc, exc.__traceback__))
+    body = error_body("internal_error", f"internal error (request id {rid}); the service log "
+                      "has the details under that id", None, request_id=rid)
+    return JSONResponse(body, status_code=500, headers={"X-Request-ID": rid})
 
 
 class BodySizeLimit:

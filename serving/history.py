@@ -168,30 +168,21 @@ def _check_monotone(frame: pd.DataFrame, *, file: str | None) -> None:
 def cell_history(registry: Any, cell_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A registered cell's per-cycle frame and metadata.
 
-    Cells stored as per-cycle summaries are read as they are; cells stored as raw samples go
-    through ``ml.features.build_cycle_table`` (the one feature path). Only the CONTRACTS input
-    columns are kept, so the model derives its features the same way for every source.
+    Cells stored as per-cycle summaries are read as they are; cells stored as raw samples are
+    read from their STORED per-cycle table (``ml.features.cell_table``: built once through
+    ``ml.features``, the one feature path, then extended as samples arrive). Only the
+    CONTRACTS input columns are kept, so the model derives its features the same way for every
+    source. The CLI and the API both come here (:mod:`serving.cell_store`).
 
     Raises
     ------
     NotFoundError
         Unknown cell, or a cell with neither cycles nor samples.
     """
-    from data_registry.errors import NotFoundError
+    from serving.cell_store import _state, cell_frame
 
-    meta = dict(registry.cell_metadata(cell_id) or {})
-    cycles = registry.load_cycles(cell_id)
-    if cycles is None or len(cycles) == 0:
-        samples = registry.load_samples(cell_id)
-        if samples is None or len(samples) == 0:
-            raise NotFoundError(f"cell '{cell_id}' has no cycles or samples yet",
-                                code="cell_empty", column="cell_id")
-        from ml.features import build_cycle_table
-
-        cycles = build_cycle_table(samples, cells={cell_id: meta} if meta else None)
-    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in cycles.columns]
-    frame = cycles[keep].sort_values("cycle_index").reset_index(drop=True)
-    return frame, meta
+    key, meta, has_cycles = _state(registry, cell_id)
+    return cell_frame(registry, cell_id, key, meta, has_cycles), meta
 
 
 def reference_capacity_ah(discharge_ah: np.ndarray, nominal_capacity_ah: float | None) -> float:

@@ -101,10 +101,43 @@ class OnnxForecaster:
                               "discharge_capacity_ah": 1.0 - 0.001 * np.arange(n)})
         self.forecast(frame, horizon_cycles=5)
 
+    def probe(self) -> None:
+        """Validate this model before it serves: a forecast of a plain 40-cycle history must
+        give finite, ordered quantiles for every requested cycle.
+
+        Raises
+        ------
+        FadecastError
+            ``model_probe_failed`` naming what was wrong (no server path).
+        """
+        n = 40
+        cyc = np.arange(1, n + 1)
+        frame = pd.DataFrame({"cycle_index": cyc, "test_time_second": 7200.0 * cyc,
+                              "discharge_capacity_ah": 1.0 - 0.002 * cyc})
+        doc = self.forecast(frame, horizon_cycles=20)
+        rows = doc.get("forecast") or []
+        problem = None
+        if [r.get("cycle_index") for r in rows] != list(range(n + 1, n + 21)):
+            problem = "the forecast rows are not the 20 requested cycles"
+        else:
+            for r in rows:
+                q = r.get("capacity_ah") or {}
+                vals = [q.get(k) for k in ("p05", "p50", "p95")]
+                if not all(isinstance(v, float) and np.isfinite(v) for v in vals):
+                    problem = f"capacity at cycle {r['cycle_index']} is not finite"
+                    break
+                if not vals[0] <= vals[1] <= vals[2]:
+                    problem = f"quantiles at cycle {r['cycle_index']} are not ordered"
+                    break
+        if problem:
+            raise FadecastError(f"the model failed its probe forecast: {problem}",
+                                code="model_probe_failed")
+
     def describe(self) -> dict[str, Any]:
         """What ``GET /v1/models`` shows about this model."""
+        # no server path: a client learns which model answers, not where it lives
         out: dict[str, Any] = {"name": self.name, "version": self.version,
-                               "path": str(self.path), "loaded_at_unix": self.loaded_at}
+                               "loaded_at_unix": self.loaded_at}
         for key in ("features", "dataset_hash", "metrics", "quantile_levels", "n_samples"):
             value = _card_get(self.card, key, None)
             if value is not None:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from data_registry.cell_ids import CELL_ID_MAX_LENGTH, CELL_ID_REGEX
+
 __all__ = [
     "AdviceRequest", "AdviceResponse", "CellAdviceRequest", "CellForecastRequest", "CellInfo",
     "ErrorBody",
@@ -25,7 +27,7 @@ class CellInfo(BaseModel):
     """Optional metadata of the cell the history belongs to."""
 
     model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
-    cell_id: str | None = Field(None, max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+    cell_id: str | None = Field(None, max_length=CELL_ID_MAX_LENGTH, pattern=CELL_ID_REGEX)
     nominal_capacity_ah: float | None = Field(None, gt=0, le=1e5, description="Ah")
     chemistry: str | None = Field(None, max_length=64)
     active_mass_g: float | None = Field(None, gt=0, le=1e6)

@@ -25,7 +25,23 @@ class Settings(BaseSettings):
     model_uri: str | None = Field(
         None, description="model URI: None/'champion' (MLflow registry), a folder or a .onnx")
     admin_token: SecretStr | None = Field(
-        None, description="bearer token for /v1/admin/*; admin routes answer 401 when unset")
+        None, description="bearer token of scope admin (/v1/admin/*; also grants write and "
+        "read); admin routes answer 401 when unset")
+    write_token: SecretStr | None = Field(
+        None, description="bearer token of scope write (uploads; also grants read); uploads "
+        "answer 401 when neither it nor the admin token is set")
+    read_token: SecretStr | None = Field(
+        None, description="bearer token of scope read; when set, every /v1 read route needs "
+        "it (or a write/admin token); when unset, reads are open")
+    max_concurrent_writes: int = Field(
+        2, ge=1, le=64, description="uploads parsed at once (their own thread limiter, so "
+        "uploads never take the threads forecasts use)")
+    max_batch_cells: int = Field(1_000, ge=1, description="most histories in one batch request")
+    webhook_url: str | None = Field(
+        None, max_length=2000, description="`fadecast follow`: URL posted when a followed "
+        "cell's advice flips (HMAC-SHA256-signed JSON)")
+    webhook_secret: SecretStr | None = Field(
+        None, description="key of the webhook's HMAC-SHA256 signature (X-Fadecast-Signature)")
     max_body_bytes: int = Field(4_000_000, gt=0, description="largest JSON request body")
     max_upload_bytes: int = Field(256_000_000, gt=0, description="largest raw-data upload")
     max_history_cycles: int = Field(20_000, gt=0, description="longest accepted history")

@@ -31,7 +31,8 @@ def test_health_and_not_ready_without_model(no_model_client):
     assert no_model_client.get("/healthz").json() == {"status": "ok"}
     r = no_model_client.get("/readyz")
     assert r.status_code == 503
-    assert r.json()["code"] == "model_not_loaded" and "nowhere" in r.json()["message"]
+    assert r.json()["code"] == "model_not_loaded" and "model_not_found" in r.json()["message"]
+    assert "nowhere" not in r.text and "/tmp" not in r.text  # no server path
     body = {"history": [{"cycle_index": 1, "test_time_second": 1, "discharge_capacity_ah": 1}],
             "horizon_cycles": 5}
     r = no_model_client.post("/v1/forecast", json=body)
@@ -76,7 +77,8 @@ def test_streamed_body_over_limit_without_length_is_413(no_model_client):
         for _ in range(10):
             yield b"x" * 1_000
 
-    r = no_model_client.post("/v1/cells/c1/samples?filename=a.csv", content=chunks())
+    r = no_model_client.post("/v1/cells/c1/samples?filename=a.csv", content=chunks(),
+                             headers={"Authorization": "Bearer s3cret"})
     assert r.status_code == 413 and r.json()["code"] == "body_too_large"
     assert "5000 bytes" in r.json()["message"]
     staging = Path(os.environ["FADECAST_HOME"]) / "tmp"

@@ -26,8 +26,9 @@ def _csv(rows, bad_row=None):
 
 @pytest.fixture
 def client(forecaster, serving_model_dir):  # noqa: F811
-    settings = Settings(model_uri=str(serving_model_dir), admin_token="tok")
-    with TestClient(create_app(settings, forecaster=forecaster)) as c:
+    settings = Settings(model_uri=str(serving_model_dir), admin_token="tok", write_token="wtok")
+    with TestClient(create_app(settings, forecaster=forecaster),
+                    headers={"Authorization": "Bearer wtok"}) as c:
         yield c
 
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from serving.deps import current_model
+from serving.deps import current_model, require_read
 from serving.history import frame_from_rows
 from serving.json_route import FastJSONRoute
 from serving.responses import FastJSONResponse
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/v1", tags=["advice"], route_class=FastJSONRoute)
 
 
 @router.post("/advice", response_model=AdviceResponse, responses=ERRORS,
+             dependencies=[Depends(require_read)],
              summary="stop or continue an ageing test")
 async def post_advice(body: AdviceRequest, model: OnnxForecaster = Depends(current_model),
                       settings: Settings = Depends(get_settings)) -> JSONResponse:

@@ -1,27 +1,41 @@
-"""Stored cells: upload raw cycler data, forecast a registered cell from the registry.
+"""Stored cells: append raw cycler data (write scope), forecast / advise a registered cell.
 
-``POST /v1/cells/{cell_id}/samples`` streams the raw body to a temp file inside FADECAST_HOME
-(never holding it in memory; the body-size guard stops it at the configured limit), ingests it
-through ``data_registry.store.Registry`` (which validates before it commits, so a bad file leaves
-the stored cell unchanged) and deletes the temp file.
+``POST /v1/cells/{cell_id}/samples`` streams the raw body to a temp file inside
+``FADECAST_HOME/tmp`` (written from a worker thread, never on the event loop; the body-size
+guard stops it at the configured limit), then appends it through the same idempotent path as
+``fadecast follow`` (:func:`serving.cell_store.append_and_extend`): rows the cell already holds
+are skipped, the parse runs outside any lock, the commit under the cell's own lock, on the
+uploads' own thread limiter. A file that fails validation, or a client that disconnects
+mid-upload, leaves the stored cell unchanged; the temp file is always removed; errors name the
+client's file name, never a server path.
+
+Forecasts of a stored cell read its stored per-cycle table (``ml.features.cell_table``),
+cached in memory per cell version.
 """
 from __future__ import annotations
 
-import dataclasses
-import os
+import gzip
+import logging
 import re
+import shutil
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect
 
-from serving.deps import current_model
-from serving.history import cell_history
-from serving.responses import FastJSONResponse
+from data_registry.cell_ids import CELL_ID_MAX_LENGTH, CELL_ID_REGEX
+from data_registry.errors import FadecastError
+from serving.cell_store import app_frames, app_registry, append_and_extend, write_limiter
+from serving.deps import current_model, require_read, require_write
+from serving.errors import ServiceError
 from serving.predict import advice_document, clean_json, forecast_document
+from serving.responses import FastJSONResponse
 from serving.routes.forecast import ERRORS, check_lengths
 from serving.runtime import OnnxForecaster
 from serving.schemas import (
@@ -31,87 +45,134 @@ from serving.schemas import (
 from serving.settings import Settings, get_settings
 
 router = APIRouter(prefix="/v1/cells", tags=["cells"])
-CELL_ID = PathParam(max_length=128, pattern=r"^[A-Za-z0-9_.\-]+$")
+log = logging.getLogger("fadecast.serving")
+CELL_ID = PathParam(max_length=CELL_ID_MAX_LENGTH, pattern=CELL_ID_REGEX,
+                    description="cell id: 1-128 of A-Z a-z 0-9 . _ + = @ -, starting with a "
+                                "letter or digit (the registry's rule)")
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]+")
 _RAW_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+_AUTH = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}}
+#: OpenAPI links: after an upload, the same cell can be forecast and advised (clients and the
+#: stateful schemathesis test follow them)
+_LINKS = {name: {"operationId": op, "parameters": {"cell_id": "$request.path.cell_id"}}
+          for name, op in (("ForecastCell", "forecast_cell"), ("AdviseCell", "advise_cell"))}
+WRITE_BLOCK_BYTES = 1 << 20
+#: errors of a file that cannot be decoded → what to tell the user (no exception text)
+_UNREADABLE = ((EOFError, "the compressed data ends early (a truncated upload?)"),
+               (gzip.BadGzipFile, "it is not a valid gzip file"),
+               (zlib.error, "the compressed data is corrupt"),
+               (UnicodeDecodeError, "it is not text in a supported encoding"))
 
 
-def _registry(settings: Settings) -> Any:
-    from data_registry.store import Registry
+def _staging(settings: Settings, name: str) -> tuple[Path, Path]:
+    staging = settings.resolved_home() / "tmp"
+    staging.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=staging))
+    return folder, folder / name
 
-    return Registry(home=settings.resolved_home())
 
+def _reader_options(hours_per_cycle: float | None, c_rate: float | None,
+                    on_error: str | None) -> dict[str, Any]:
+    """The upload's ingest options, as ``fadecast ingest`` takes them (checked by the
+    registry's own rules)."""
+    from data_registry import reader_options as ro
 
-def _as_dict(report: Any) -> dict[str, Any]:
-    if hasattr(report, "to_dict"):
-        return clean_json(report.to_dict())
-    if dataclasses.is_dataclass(report) and not isinstance(report, type):
-        return clean_json(dataclasses.asdict(report))
-    if isinstance(report, dict):
-        return clean_json(report)
-    return {"summary": str(report)}
+    given = {"protocol_hours_per_cycle": hours_per_cycle, "c_rate": c_rate,
+             "on_error": on_error}
+    known = set(ro.READER_OPTIONS) | set(getattr(ro, "CHOICE_OPTIONS", {}))
+    out = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        if key not in known:
+            raise ServiceError(f"option '{key}' is not supported by this registry version",
+                               code="unsupported_option", http_status=422, column=key)
+        out[key] = value
+    return out
 
 
 @router.post("/{cell_id}/samples", response_model=UploadResponse, openapi_extra=_RAW_BODY,
-             responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody},
-                        413: {"model": ErrorBody}, 415: {"model": ErrorBody},
-                        422: {"model": ErrorBody}},
-             summary="upload raw cycler data for a cell (any format the registry reads)")
+             status_code=201, dependencies=[Depends(require_write)],
+             responses=_AUTH | {201: {"links": _LINKS}, 400: {"model": ErrorBody},
+                                409: {"model": ErrorBody},
+                                413: {"model": ErrorBody}, 415: {"model": ErrorBody},
+                                422: {"model": ErrorBody}},
+             summary="append raw cycler data to a cell (any format the registry reads; rows "
+                     "already stored are skipped)")
 async def upload_samples(request: Request, cell_id: str = CELL_ID,
                          filename: str = Query("upload.csv", max_length=200,
                                                description="original file name (format hint)"),
                          format_name: str | None = Query(None, alias="format", max_length=64,
-                                                         pattern=r"^[a-z0-9_\-]+$"),
-                         settings: Settings = Depends(get_settings)) -> JSONResponse:
-    home = settings.resolved_home()
-    staging = home / "tmp"
-    staging.mkdir(parents=True, exist_ok=True)
+                                                         pattern=r"^[a-z0-9_\-]+$",
+                                                         description="reader name (default: "
+                                                         "detect by content)"),
+                         hours_per_cycle: float | None = Query(
+                             None, gt=0, lt=1e5, description="protocol hours per cycle (per-"
+                             "cycle files without elapsed time get an estimated clock)"),
+                         c_rate: float | None = Query(None, gt=0, lt=1e4,
+                                                      description="protocol C-rate"),
+                         on_error: str | None = Query(None, pattern=r"^(raise|skip-row)$",
+                                                      description="a bad row: raise (default) "
+                                                      "or skip-row (recorded as a warning)"),
+                         settings: Settings = Depends(get_settings)) -> Response:
+    options = _reader_options(hours_per_cycle, c_rate, on_error)
     name = _SAFE_NAME.sub("_", Path(filename).name).strip("._") or "upload.csv"
-    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=staging))
-    path = folder / name
+    folder, path = await anyio.to_thread.run_sync(_staging, settings, name)
     size = 0
     try:
-        with open(path, "wb") as fh:
+        fh = await anyio.to_thread.run_sync(open, path, "wb")
+        try:
+            block = bytearray()
             async for chunk in request.stream():
                 size += len(chunk)
-                fh.write(chunk)
-        if size == 0:
-            from serving.errors import ServiceError
-
-            raise ServiceError("the upload is empty", code="empty_upload", http_status=422)
-        registry = _registry(settings)
-        try:
-            report = await run_in_threadpool(registry.ingest, [path], cell_id,
-                                             format_name=format_name)
+                block += chunk
+                if len(block) >= WRITE_BLOCK_BYTES:
+                    await anyio.to_thread.run_sync(fh.write, bytes(block))
+                    block.clear()
+            if block:
+                await anyio.to_thread.run_sync(fh.write, bytes(block))
         finally:
-            registry.close()
-        info = _as_dict(report)
-        warnings = [w for w in info.get("warnings", []) if isinstance(w, dict)]
-        files = info.get("files") or [{}]
+            await anyio.to_thread.run_sync(fh.close)
+        if size == 0:
+            raise ServiceError("the upload is empty", code="empty_upload", http_status=422)
+        reg = app_registry(request.app)
+        try:
+            report, _ = await anyio.to_thread.run_sync(
+                lambda: append_and_extend(reg, path, cell_id, source_name=name,
+                                          format_name=format_name, reader_options=options),
+                limiter=write_limiter(request.app))
+        except FadecastError:
+            raise
+        except _UNREADABLE_TYPES as exc:
+            why = next(text for kind, text in _UNREADABLE if isinstance(exc, kind))
+            raise ServiceError(f"cannot read the upload '{name}': {why}",
+                               code="unreadable_file", http_status=422) from exc
+        info = clean_json(report.to_dict())
         return JSONResponse(clean_json({"cell_id": cell_id, "bytes": size,
-                                        "format_name": files[0].get("format_name"),
-                                        "warnings": warnings, "report": info}),
+                                        "format_name": report.format_name,
+                                        "warnings": info["warnings"], "report": info}),
                             status_code=201)
+    except ClientDisconnect:
+        log.info("upload to cell %s: client disconnected after %d bytes; nothing stored",
+                 cell_id, size)
+        return Response(status_code=400)  # nobody is listening; nothing was stored
     finally:
-        if path.exists():
-            os.unlink(path)
-        folder.rmdir()
+        await anyio.to_thread.run_sync(lambda: shutil.rmtree(folder, ignore_errors=True))
 
 
-def _load_cell(settings: Settings, cell_id: str) -> tuple[Any, dict[str, Any]]:
-    registry = _registry(settings)
-    try:
-        return cell_history(registry, cell_id)
-    finally:
-        registry.close()
+_UNREADABLE_TYPES = tuple(kind for kind, _ in _UNREADABLE)
 
 
-async def _stored_history(settings: Settings, cell_id: str, cell: Any
+def _load_cell(request: Request, cell_id: str) -> tuple[Any, dict[str, Any]]:
+    return app_frames(request.app).get(app_registry(request.app), cell_id)
+
+
+async def _stored_history(request: Request, settings: Settings, cell_id: str, cell: Any
                           ) -> tuple[Any, dict[str, Any], float | None]:
     """The stored cell's per-cycle frame, its metadata (overridden by the request's ``cell``)
     without ``cell_id``, and its nominal capacity (Ah) where known."""
-    frame, meta = await run_in_threadpool(_load_cell, settings, cell_id)
+    frame, meta = await run_in_threadpool(_load_cell, request, cell_id)
     check_lengths(len(frame), None, settings)
     if cell is not None:
         meta.update(cell.model_dump(exclude_none=True))
@@ -120,13 +181,16 @@ async def _stored_history(settings: Settings, cell_id: str, cell: Any
     return frame, meta, float(nominal) if nominal is not None else None
 
 
-@router.post("/{cell_id}/forecast", response_model=ForecastResponse, responses=ERRORS | {
-    404: {"model": ErrorBody}}, summary="forecast a registered cell from its stored cycles")
-async def forecast_cell(body: CellForecastRequest, cell_id: str = CELL_ID,
+@router.post("/{cell_id}/forecast", response_model=ForecastResponse,
+             dependencies=[Depends(require_read)],
+             responses=ERRORS | _AUTH | {404: {"model": ErrorBody}},
+             operation_id="forecast_cell",
+             summary="forecast a registered cell from its stored per-cycle table")
+async def forecast_cell(request: Request, body: CellForecastRequest, cell_id: str = CELL_ID,
                         model: OnnxForecaster = Depends(current_model),
                         settings: Settings = Depends(get_settings)) -> JSONResponse:
     check_lengths(0, body.horizon_cycles, settings)
-    frame, meta, nominal = await _stored_history(settings, cell_id, body.cell)
+    frame, meta, nominal = await _stored_history(request, settings, cell_id, body.cell)
     doc = await run_in_threadpool(
         forecast_document, model, frame, horizon_cycles=body.horizon_cycles,
         hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
@@ -134,12 +198,15 @@ async def forecast_cell(body: CellForecastRequest, cell_id: str = CELL_ID,
     return FastJSONResponse(doc)
 
 
-@router.post("/{cell_id}/advice", response_model=AdviceResponse, responses=ERRORS | {
-    404: {"model": ErrorBody}}, summary="stop or continue the test of a registered cell")
-async def advise_cell(body: CellAdviceRequest, cell_id: str = CELL_ID,
+@router.post("/{cell_id}/advice", response_model=AdviceResponse,
+             dependencies=[Depends(require_read)],
+             responses=ERRORS | _AUTH | {404: {"model": ErrorBody}},
+             operation_id="advise_cell",
+             summary="stop or continue the test of a registered cell")
+async def advise_cell(request: Request, body: CellAdviceRequest, cell_id: str = CELL_ID,
                       model: OnnxForecaster = Depends(current_model),
                       settings: Settings = Depends(get_settings)) -> JSONResponse:
-    frame, meta, nominal = await _stored_history(settings, cell_id, body.cell)
+    frame, meta, nominal = await _stored_history(request, settings, cell_id, body.cell)
     doc = await run_in_threadpool(
         advice_document, model, frame, planned_cycles=body.planned_cycles,
         tolerance_cycles=body.tolerance_cycles, eol_fraction=body.eol_fraction,

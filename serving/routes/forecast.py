@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from serving.deps import current_model
+from serving.deps import current_model, require_read
 from serving.errors import ServiceError
 from serving.history import frame_from_rows
 from serving.json_route import FastJSONRoute
@@ -15,7 +15,8 @@ from serving.schemas import ErrorBody, ForecastRequest, ForecastResponse
 from serving.settings import Settings, get_settings
 
 router = APIRouter(prefix="/v1", tags=["forecast"], route_class=FastJSONRoute)
-ERRORS = {413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
+ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 413: {"model": ErrorBody},
+          422: {"model": ErrorBody}, 503: {"model": ErrorBody}}
 
 
 def check_lengths(n_history: int, horizon_cycles: int | None, settings: Settings) -> None:
@@ -31,6 +32,7 @@ def check_lengths(n_history: int, horizon_cycles: int | None, settings: Settings
 
 
 @router.post("/forecast", response_model=ForecastResponse, responses=ERRORS,
+             dependencies=[Depends(require_read)],
              summary="forecast one cell's capacity trajectory")
 async def post_forecast(body: ForecastRequest, model: OnnxForecaster = Depends(current_model),
                         settings: Settings = Depends(get_settings)) -> JSONResponse:

@@ -1,0 +1,221 @@
+"""The stored per-cycle table of a registered cell, EXTENDED as samples arrive (never rebuilt).
+
+``FADECAST_HOME/cycle_tables/cell=<id>.parquet`` holds the per-sample reductions of
+:func:`ml.features.sample_cycles.sample_cycles` (one row per cycle, before completion) and,
+in its schema metadata, which sample ingests it covers and the cell-wide thresholds it used
+(rest current, highest voltage). When new sample ingests appear, only the cycles that changed
+are recomputed: the last stored cycle (possibly incomplete when it was stored) and the new
+ones, read from the Parquet parts that hold them, with one earlier row as context so time
+differences across the boundary equal the whole table's. The completion step
+(``complete_cycle_table``: reference capacity, hours, C-rates …) is O(cycles) and runs on the
+whole table each time, through the ONE feature path.
+
+The result equals ``build_cycle_table(samples, voltage_curves=False)`` of all the cell's
+samples computed with the same cell-wide thresholds (a test checks it column by column). A
+full rebuild happens only when the stored table cannot be extended exactly: the first call,
+samples removed or reordered, a new optional column, or a new largest |I| (it moves the rest
+threshold, hence rest and charge/discharge durations — model inputs — of earlier cycles).
+
+One deliberate difference from a batch ``build_cycle_table``: the high-voltage threshold
+(0.9 × the cell's highest voltage, unless ``high_voltage_threshold_volt`` metadata fixes it)
+stays the one of the first build, since a degrading cell's highest voltage creeps up every
+cycle and would force a rebuild per cycle. It only affects ``high_voltage_second`` (and its
+hour columns), which no model input uses; ``fadecast features`` on the finished cell uses the
+whole-test maximum.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.features import cycle_input
+from ml.features.sample_cycles import sample_cycles
+from ml.features.sample_frame import OPTIONAL_FLOAT, REST_CURRENT_FRACTION, prepare_samples
+
+__all__ = ["StoredCycleTable", "cell_cycle_table", "table_path"]
+
+#: Bump when the stored reductions change meaning (forces one rebuild of every stored table).
+TABLE_VERSION = 1
+_META_KEY = b"fadecast.cycle_table"
+
+
+@dataclass
+class StoredCycleTable:
+    """A cell's raw per-cycle table and what it covers."""
+
+    table: pd.DataFrame
+    ingest_ids: list[int]
+    rest_threshold_a: float
+    max_voltage_v: float
+    columns: list[str]
+    extended: bool = False  #: True when this call extended the stored table
+    rebuilt: bool = False  #: True when this call rebuilt it from all samples
+    recomputed_cycles: list[int] = field(default_factory=list)
+
+    def state(self) -> dict[str, Any]:
+        return {"version": TABLE_VERSION, "ingest_ids": self.ingest_ids,
+                "rest_threshold_a": self.rest_threshold_a, "max_voltage_v": self.max_voltage_v,
+                "columns": self.columns}
+
+
+def table_path(home: Path, cell_id: str) -> Path:
+    """Where a cell's per-cycle table is stored."""
+    return home / "cycle_tables" / f"cell={cell_id}.parquet"
+
+
+def _read(path: Path) -> StoredCycleTable | None:
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid):
+        return None
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    if raw is None:
+        return None
+    state = json.loads(raw)
+    if state.get("version") != TABLE_VERSION:
+        return None
+    return StoredCycleTable(table.to_pandas(), [int(i) for i in state["ingest_ids"]],
+                            float(state["rest_threshold_a"]), float(state["max_voltage_v"]),
+                            list(state["columns"]))
+
+
+def _write(path: Path, stored: StoredCycleTable) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.Table.from_pandas(stored.table, preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                           _META_KEY: json.dumps(stored.state()).encode()})
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cycles-", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _present_columns(reg: Any, parts: list[str]) -> list[str]:
+    """Optional sample columns with at least one value in these parts (Parquet statistics)."""
+    present: set[str] = set()
+    for p in parts:
+        meta = pq.ParquetFile(reg.home / p).metadata
+        for j in range(meta.num_columns):
+            name = meta.schema.column(j).name
+            if name in present or name not in OPTIONAL_FLOAT + ("step_count", "source_row"):
+                continue
+            nulls = 0
+            for g in range(meta.num_row_groups):
+                stats = meta.row_group(g).column(j).statistics
+                nulls += stats.null_count if stats is not None and stats.has_null_count else 0
+            if nulls < meta.num_rows:
+                present.add(name)
+    return sorted(present)
+
+
+def _thresholds(arr: Any) -> tuple[float, float]:
+    return float(arr.cell_rest_threshold_a[0]), float(arr.cell_max_voltage_v[0])
+
+
+def _high_voltage(meta: dict[str, Any], vmax: float) -> np.ndarray | None:
+    hv = cycle_input.meta_float(meta, "high_voltage_threshold_volt")
+    return None if not hv else np.array([hv])
+
+
+def _rebuild(reg: Any, cell_id: str, meta: dict[str, Any], ingests: list[dict[str, Any]]
+             ) -> StoredCycleTable:
+    samples = reg.load_samples(cell_id)
+    arr = prepare_samples(samples, default_cell_id=cell_id)
+    raw = sample_cycles(arr, high_voltage_volt=_high_voltage(meta, 0.0), voltage_curves=False)
+    thr, vmax = _thresholds(arr)
+    cols = [c for c in samples.columns if c in OPTIONAL_FLOAT + ("step_count", "source_row")]
+    return StoredCycleTable(raw, [int(i["ingest_id"]) for i in ingests], thr, vmax,
+                            sorted(cols), rebuilt=True,
+                            recomputed_cycles=[int(c) for c in raw["cycle_index"]])
+
+
+def _extend(reg: Any, cell_id: str, meta: dict[str, Any], stored: StoredCycleTable,
+            ingests: list[dict[str, Any]]) -> StoredCycleTable | None:
+    """Recompute the last stored cycle and the new ones; None when only a rebuild is exact."""
+    ids = [int(i["ingest_id"]) for i in ingests]
+    if ids[:len(stored.ingest_ids)] != stored.ingest_ids or not len(stored.table):
+        return None
+    new = ingests[len(stored.ingest_ids):]
+    new_parts = [i["part_path"] for i in new if i["part_path"]]
+    if set(_present_columns(reg, new_parts)) - set(stored.columns):
+        return None
+    last = int(stored.table["cycle_index"].iloc[-1])
+    old = ingests[:len(stored.ingest_ids)]
+    # parts holding cycle `last`, from the last one that also holds an earlier row (context)
+    first = 0
+    for k, ing in enumerate(old):
+        if ing["part_path"] and ing["cycle_first"] is not None and ing["cycle_first"] < last:
+            first = k
+    parts = [i["part_path"] for i in old[first:] + new if i["part_path"]]
+    wanted = ["test_time_second", "voltage_volt", "current_ampere", "cycle_count",
+              *stored.columns]
+    frames = [pq.read_table(reg.home / p, columns=wanted).to_pandas() for p in parts]
+    samples = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    cyc = samples["cycle_count"].to_numpy()
+    keep = np.flatnonzero(cyc >= last)
+    if not keep.size:
+        return None
+    lead = 1 if keep[0] > 0 else 0
+    sub = samples.iloc[keep[0] - lead:].reset_index(drop=True)
+    thr_new = float(np.abs(sub["current_ampere"].to_numpy()).max()) * REST_CURRENT_FRACTION
+    vmax_new = float(np.nanmax(sub["voltage_volt"].to_numpy()))
+    if thr_new > stored.rest_threshold_a:
+        return None  # a new largest |I| moves the rest threshold: earlier cycles would change
+    del vmax_new  # the high-voltage threshold stays as first stored (see the module doc)
+    arr = prepare_samples(sub, default_cell_id=cell_id)
+    arr.cell_rest_threshold_a = np.array([stored.rest_threshold_a])
+    arr.cell_max_voltage_v = np.array([stored.max_voltage_v])
+    if lead:
+        if arr.n_segments < 2 or arr.starts[1] != 1:
+            return None
+        arr = arr._view(0, arr.n_rows, 1, arr.n_segments)
+    fresh = sample_cycles(arr, high_voltage_volt=_high_voltage(meta, stored.max_voltage_v),
+                          voltage_curves=False)
+    kept = stored.table[stored.table["cycle_index"] < last]
+    table = pd.concat([kept, fresh[list(kept.columns)]], ignore_index=True) \
+        if set(fresh.columns) == set(kept.columns) else None
+    if table is None:
+        return None
+    return StoredCycleTable(table, ids, stored.rest_threshold_a, stored.max_voltage_v,
+                            stored.columns, extended=True,
+                            recomputed_cycles=[int(c) for c in fresh["cycle_index"]])
+
+
+def cell_cycle_table(reg: Any, cell_id: str, meta: dict[str, Any] | None = None, *,
+                     write: bool = True) -> StoredCycleTable | None:
+    """The cell's raw per-cycle table, brought up to date with its stored samples.
+
+    Extends (or, when it must, rebuilds) the stored table and saves it atomically when
+    ``write``. Returns None when the cell has no samples. Call under the cell's lock
+    (:func:`data_registry.append.cell_lock`) when several writers may run.
+    """
+    with reg.catalog.reading() as conn:
+        ingests = reg.catalog.cell_ingests(conn, cell_id, "samples")
+    if not ingests:
+        return None
+    meta = dict(meta or {})
+    path = table_path(reg.home, cell_id)
+    stored = _read(path)
+    ids = [int(i["ingest_id"]) for i in ingests]
+    if stored is not None and stored.ingest_ids == ids:
+        return stored
+    result = _extend(reg, cell_id, meta, stored, ingests) \
+        if stored is not None and len(stored.table) >= 2 else None
+    if result is None:
+        result = _rebuild(reg, cell_id, meta, ingests)
+    if write:
+        _write(path, result)
+    return result
