@@ -25,17 +25,8 @@ def sample_cycles(arr: SampleArrays, *, high_voltage_volt: np.ndarray | None = N
     DataFrame with ``cell_id``, ``cycle_index`` and the capacity (Ah), energy (Wh), timing (s)
     and voltage (V) columns of :mod:`capacity`, :mod:`timing` and :mod:`polarization`.
     """
-    parts = []
-    for blk in arr.segment_blocks(block_rows):
-        flows = capacity.charge_flows(blk)
-        cols: dict[str, np.ndarray] = {
-            "cell_id": np.asarray(blk.cell_ids, dtype=object)[blk.seg_cell],
-            "cycle_index": blk.seg_cycle.astype(np.int64),
-        }
-        cols.update(timing.timing_per_cycle(blk, high_voltage_volt))
-        cols.update(capacity.capacity_per_cycle(blk, flows))
-        cols.update(polarization.voltage_per_cycle(blk, flows))
-        parts.append(pd.DataFrame(cols))
+    parts = [pd.DataFrame(block_columns(blk, high_voltage_volt))
+             for blk in arr.segment_blocks(block_rows)]
     table = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     if voltage_curves:
         # ΔQ(V) needs each cell's reference cycle: blocks of whole cells.
@@ -45,3 +36,18 @@ def sample_cycles(arr: SampleArrays, *, high_voltage_volt: np.ndarray | None = N
         table = table.join(curves[0] if len(curves) == 1 else pd.concat(curves,
                                                                         ignore_index=True))
     return table
+
+
+def block_columns(blk: SampleArrays, high_voltage_volt: np.ndarray | None = None
+                  ) -> dict[str, np.ndarray]:
+    """The per-cycle columns of one block of whole cycles (see :func:`sample_cycles`); a block
+    that starts inside a cell carries the previous row as context (``segment_blocks``)."""
+    flows = capacity.charge_flows(blk)
+    cols: dict[str, np.ndarray] = {
+        "cell_id": np.asarray(blk.cell_ids, dtype=object)[blk.seg_cell],
+        "cycle_index": blk.seg_cycle.astype(np.int64),
+    }
+    cols.update(timing.timing_per_cycle(blk, high_voltage_volt))
+    cols.update(capacity.capacity_per_cycle(blk, flows))
+    cols.update(polarization.voltage_per_cycle(blk, flows))
+    return cols

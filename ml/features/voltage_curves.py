@@ -11,6 +11,8 @@ so the descriptors are causal.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.ndimage import gaussian_filter1d
@@ -319,42 +321,73 @@ def curve_descriptors(arr: SampleArrays, flows: dict[str, np.ndarray],
              "delta_q_v_skewness", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
              "dqdv_peak_ah_per_volt", "dqdv_peak2_voltage_volt", "dqdv_peak2_ah_per_volt"]
     out = {k: np.full(arr.n_segments, np.nan) for k in names}
-    ends = arr.ends + 1
     dis = flows["discharge_ah"]
-    dis_mask = dis > 0
     seg_total = np.add.reduceat(dis, arr.starts)
     cell_seg_starts = np.flatnonzero(np.diff(arr.seg_cell, prepend=-1) != 0)
     cell_seg_ends = np.append(cell_seg_starts[1:], arr.n_segments)
     for s0, s1 in zip(cell_seg_starts, cell_seg_ends):
         segs = np.arange(s0, s1)
         has = seg_total[segs] > 0
-        ref_pos = _reference_position(arr.seg_cycle[segs], has)
-        if ref_pos is None:
+        ref = reference_curve(arr, dis, segs, has, grid_points)
+        if ref is None:
             continue
-
-        def curve_points(seg: int) -> tuple[np.ndarray, np.ndarray]:
-            sl = slice(arr.starts[seg], ends[seg])
-            m = dis_mask[sl]
-            return np.cumsum(dis[sl][m]), arr.voltage_v[sl][m]
-
-        q_ref_pts, v_ref_pts = curve_points(segs[ref_pos])
-        env = np.minimum.accumulate(v_ref_pts)
-        if env.size < 2 or env[0] - env[-1] <= 0:
-            continue
-        grid, step = np.linspace(env[-1], env[0], grid_points, retstep=True)
-        q_ref = discharge_q_of_v(q_ref_pts, v_ref_pts, grid)
-        rows = segs[has]
-        q = np.empty((rows.size, grid.size))
-        _q_of_v_rows(dis, arr.voltage_v, arr.starts[rows], ends[rows], grid, q)
-        peaks = _peaks_of_rows(grid, q, step)
-        for col, name in enumerate(("dqdv_peak_voltage_volt", "dqdv_peak_ah_per_volt",
-                                    "dqdv_peak2_voltage_volt", "dqdv_peak2_ah_per_volt")):
-            out[name][rows] = peaks[:, col]
-        later = np.flatnonzero(has)[np.flatnonzero(has) >= ref_pos]
-        if later.size == 0:
-            continue
-        summary = _summaries_of_rows(q_ref, q[np.searchsorted(np.flatnonzero(has), later)])
-        for name, val in summary.items():
-            out[name][segs[later]] = val
-        out["delta_q_v_reference_cycle"][segs[later]] = arr.seg_cycle[segs[ref_pos]]
+        curve_rows(arr, dis, segs[has], arr.seg_cycle[segs[has]], ref, out)
     return pd.DataFrame(out)
+
+
+@dataclass(frozen=True)
+class ReferenceCurve:
+    """A cell's ΔQ(V) reference: its cycle number and Q(V) on the voltage ``grid`` (uniform,
+    spacing ``step``) that every cycle of the cell is evaluated on."""
+
+    cycle: int
+    grid: np.ndarray
+    step: float
+    q: np.ndarray
+
+
+def reference_curve(arr: SampleArrays, dis: np.ndarray, segs: np.ndarray, has: np.ndarray,
+                    grid_points: int = GRID_POINTS) -> ReferenceCurve | None:
+    """The reference cycle of one cell (segments ``segs`` of ``arr``; ``has`` = segment
+    discharged) and its Q(V); None when the cell has no usable discharge."""
+    ref_pos = _reference_position(arr.seg_cycle[segs], has)
+    if ref_pos is None:
+        return None
+    seg = segs[ref_pos]
+    sl = slice(arr.starts[seg], arr.ends[seg] + 1)
+    m = dis[sl] > 0
+    q_pts, v_pts = np.cumsum(dis[sl][m]), arr.voltage_v[sl][m]
+    env = np.minimum.accumulate(v_pts)
+    if env.size < 2 or env[0] - env[-1] <= 0:
+        return None
+    grid, step = np.linspace(env[-1], env[0], grid_points, retstep=True)
+    return ReferenceCurve(int(arr.seg_cycle[seg]), grid, float(step),
+                          discharge_q_of_v(q_pts, v_pts, grid))
+
+
+#: Cycles whose Q(V) curves are processed together (bounds the [cycles × grid] temporaries).
+CURVE_ROWS = 2048
+
+
+def curve_rows(arr: SampleArrays, dis: np.ndarray, rows: np.ndarray, cycles: np.ndarray,
+               ref: ReferenceCurve, out: dict[str, np.ndarray]) -> None:
+    """dQ/dV peaks of the discharging segments ``rows`` of ``arr`` (cycle numbers
+    ``cycles``) and, from the reference cycle on, their ΔQ(V) summaries, written into ``out``
+    at positions ``rows``. Each row depends only on its own samples and ``ref``, so any split
+    of a cell's cycles into blocks gives the same values."""
+    names = ("dqdv_peak_voltage_volt", "dqdv_peak_ah_per_volt", "dqdv_peak2_voltage_volt",
+             "dqdv_peak2_ah_per_volt")
+    ends = arr.ends + 1
+    for a in range(0, rows.size, CURVE_ROWS):
+        chunk, cyc = rows[a:a + CURVE_ROWS], cycles[a:a + CURVE_ROWS]
+        q = np.empty((chunk.size, ref.grid.size))
+        _q_of_v_rows(dis, arr.voltage_v, arr.starts[chunk], ends[chunk], ref.grid, q)
+        peaks = _peaks_of_rows(ref.grid, q, ref.step)
+        for col, name in enumerate(names):
+            out[name][chunk] = peaks[:, col]
+        later = cyc >= ref.cycle
+        if not later.any():
+            continue
+        for name, val in _summaries_of_rows(ref.q, q[later]).items():
+            out[name][chunk[later]] = val
+        out["delta_q_v_reference_cycle"][chunk[later]] = ref.cycle
