@@ -268,9 +268,14 @@ class Catalog:
             .label("eis_rows"),
             sa.func.min(ingests.c.time_start_second).label("time_start_second"),
             sa.func.max(ingests.c.time_end_second).label("time_end_second"),
+            sa.func.min(sa.case((ingests.c.kind == "samples", ingests.c.cycle_first),
+                                else_=None)).label("sample_cycle_first"),
+            sa.func.max(sa.case((ingests.c.kind == "samples", ingests.c.cycle_last),
+                                else_=None)).label("sample_cycle_last"),
         ).group_by(ingests.c.cell_id).subquery())
         q = (sa.select(cells, agg.c.files, agg.c.sample_rows, agg.c.cycle_rows, agg.c.eis_rows,
-                       agg.c.time_start_second, agg.c.time_end_second)
+                       agg.c.time_start_second, agg.c.time_end_second,
+                       agg.c.sample_cycle_first, agg.c.sample_cycle_last)
              .select_from(cells.outerjoin(agg, agg.c.cell_id == cells.c.cell_id))
              .order_by(cells.c.cell_id))
         return [dict(r) for r in conn.execute(q).mappings()]

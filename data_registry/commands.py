@@ -138,7 +138,9 @@ def cells_command(args: argparse.Namespace) -> int:
         return 0
     rows = [[c["cell_id"], c["chemistry"] or "", _num(c["nominal_capacity_ah"]),
              _num(c["active_mass_g"]), str(c["files"]), f"{c['sample_rows']:,}",
-             f"{c['cycle_rows']:,}", f"{c['eis_rows']:,}", _hours(c)] for c in cells]
+             f"{c.get('cycles', c['cycle_rows']):,}", f"{c['eis_rows']:,}", _hours(c)]
+            for c in cells]
+    # "cycles" = per-cycle rows, or for raw-sample cells the span of the cycle counter
     print(_table(["cell_id", "chemistry", "nominal_ah", "mass_g", "files", "samples", "cycles",
                   "eis", "hours"], rows))
     return 0

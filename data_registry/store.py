@@ -370,7 +370,17 @@ def _cell_summary(r: Mapping[str, Any]) -> dict[str, Any]:
             "files": int(r["files"] or 0), "sample_rows": int(r["sample_rows"] or 0),
             "cycle_rows": int(r["cycle_rows"] or 0), "eis_rows": int(r["eis_rows"] or 0),
             "time_start_second": r["time_start_second"],
-            "time_end_second": r["time_end_second"]}
+            "time_end_second": r["time_end_second"], "cycles": _cycles(r)}
+
+
+def _cycles(r: Mapping[str, Any]) -> int:
+    """Cycles of a cell: its per-cycle rows, else the span of its samples' cycle counter."""
+    if r.get("cycle_rows"):
+        return int(r["cycle_rows"])
+    first, last = r.get("sample_cycle_first"), r.get("sample_cycle_last")
+    if first is None or last is None:
+        return 0
+    return int(last) - int(first) + 1
 
 
 def _not_found(what: str, name: str, known: Sequence[str]) -> NotFoundError:

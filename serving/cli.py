@@ -28,7 +28,11 @@ HANDLERS: dict[str, str] = {
     "evaluate": "ml.evaluation.commands:evaluate_command",
     "forecast": "serving.commands:forecast_command",
     "backtest": "serving.commands:backtest_command",
+    "attribute": "serving.cohort_commands:attribute_command",
+    "cohort": "serving.cohort_commands:cohort_command",
+    "advice": "serving.commands:advice_command",
     "serve": "serving.commands:serve_command",
+    "ui": "serving.commands:ui_command",
 }
 
 
@@ -37,6 +41,13 @@ def _meta_pair(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"--meta expects key=value, got '{text}'")
     key, value = text.split("=", 1)
     return key.strip(), value.strip()
+
+
+def _plan_pair(text: str) -> tuple[str, str]:
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"--plan expects NAME=FILE.csv, got '{text}'")
+    name, path = text.split("=", 1)
+    return name.strip(), path.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,55 +98,157 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in ("cells", "datasets"):
         s = sub.add_parser(name, help=f"list registered {name}")
-        s.add_argument("--json", action="store_true")
+        s.add_argument("--json", action="store_true", help="print a JSON list on stdout")
     s = sub.add_parser("show", help="show one cell: metadata, files, lineage, warnings")
-    s.add_argument("cell_id")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("cell_id", help="a registered cell (see `fadecast cells`)")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     s = sub.add_parser("features", help="per-cycle descriptor table of a registered cell")
-    s.add_argument("cell_id")
+    s.add_argument("cell_id", help="a registered cell (see `fadecast cells`)")
     s.add_argument("-o", "--output", default=None, help="FILE.csv or FILE.parquet (default stdout)")
-    s.add_argument("--no-voltage-curves", action="store_true")
+    s.add_argument("--no-voltage-curves", action="store_true",
+                   help="skip the Q(V), dQ(V) and dQ/dV descriptors (faster)")
 
     s = sub.add_parser("warburg", help="Warburg coefficient A_w per EIS spectrum")
     g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--eis", default=None, metavar="FILE")
-    g.add_argument("--cell", default=None, metavar="ID")
-    s.add_argument("--json", action="store_true")
+    g.add_argument("--eis", default=None, metavar="FILE",
+                   help="an EIS file (any format `fadecast ingest --list-formats` marks eis)")
+    g.add_argument("--cell", default=None, metavar="ID",
+                   help="a registered cell's stored spectra")
+    s.add_argument("--eis-format", "--format", dest="format_name", default=None,
+                   metavar="NAME", help="EIS reader name (default: detect by content), e.g. "
+                   "eis_text, generic_eis_csv, biologic_peis_txt, maccor_eis")
+    s.add_argument("--eis-sign", choices=("auto", "im", "minus_im"), default=None,
+                   help="auto (default): a file storing -Z'' is detected and negated; im / "
+                   "minus_im: state what the file holds")
+    s.add_argument("--json", action="store_true",
+                   help="print a JSON list, one item per spectrum")
 
     s = sub.add_parser("train", help="train a forecaster from a study config (tracked in MLflow)")
-    s.add_argument("--config", required=True)
-    s.add_argument("--tracking-uri", default=None)
-    s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--config", required=True, metavar="FILE.toml",
+                   help="study config, e.g. experiments/default/config.toml")
+    s.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: the SQLite store in FADECAST_HOME)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     s = sub.add_parser("evaluate", help="print the quality figures of a model")
     s.add_argument("--model", default=None, help="model URI (default: the champion)")
-    s.add_argument("--tracking-uri", default=None)
+    s.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: the SQLite store in FADECAST_HOME)")
     s.add_argument("--suite", action="append", default=None,
-                   help="pybamm-dev | severson | synthetic | geslin2024 | nasa-pcoe (default: all available)")
-    s.add_argument("--json", action="store_true")
+                   help="pybamm-dev | severson | synthetic | geslin2024 | nasa-pcoe | pybamm-cohorts (default: all available)")
+    s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
-    s = sub.add_parser("forecast", help="forecast one cell's capacity trajectory")
+    s = sub.add_parser("forecast", help="forecast one cell's capacity trajectory",
+                       description="Forecast a cell's capacity for the next N cycles with "
+                       "p05/p50/p95 bands, its end of life and the time-driven share of its "
+                       "fade so far.")
     g = s.add_mutually_exclusive_group(required=True)
-    g.add_argument("--cycles", default=None, metavar="FILE.csv")
-    g.add_argument("--cell", default=None, metavar="ID")
-    s.add_argument("--horizon-cycles", type=int, required=True)
-    s.add_argument("--hours-per-cycle", type=float, default=None)
-    s.add_argument("--eol", type=float, default=0.8)
-    s.add_argument("--nominal-capacity-ah", type=float, default=None)
+    g.add_argument("--cycles", default=None, metavar="FILE.csv",
+                   help="per-cycle table: cycle_index, test_time_second, discharge_capacity_ah"
+                   " (or any table `fadecast ingest` reads as per-cycle, e.g. Cycle,Capacity)")
+    g.add_argument("--cell", default=None, metavar="ID", help="a registered cell")
+    s.add_argument("--horizon-cycles", type=int, required=True, metavar="N",
+                   help="how many cycles ahead to forecast")
+    s.add_argument("--hours-per-cycle", type=float, default=None, metavar="H",
+                   help="hours per future cycle (default: median of the last 10 observed); "
+                   "also estimates the clock of a history that has none")
+    s.add_argument("--c-rate", type=float, default=None, metavar="C",
+                   help="instead of --hours-per-cycle: 2/C hours per cycle (charge + "
+                   "discharge at C, no rests)")
+    s.add_argument("--capacity-column", default=None, metavar="NAME",
+                   help="capacity table with one column per cell: the column to forecast")
+    s.add_argument("--eol", type=float, default=0.8, metavar="FRACTION",
+                   help="end-of-life threshold as a fraction of the reference capacity "
+                   "(default 0.8)")
+    s.add_argument("--nominal-capacity-ah", type=float, default=None, metavar="Q",
+                   help="reference capacity in Ah (default: max discharge capacity of the "
+                   "first 3 cycles)")
     s.add_argument("--model", default=None, help="model URI or local .onnx (default: champion)")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true",
+                   help="print exactly one JSON document on stdout (notes go to stderr)")
+
+    s = sub.add_parser("advice", help="stop or continue a running test (POST /v1/advice)",
+                       description="Early-stopping advice for one cell: stop when its end of "
+                       "life is known within the tolerance, else continue.")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--cycles", default=None, metavar="FILE.csv",
+                   help="per-cycle table of the cell (as for `fadecast forecast`)")
+    g.add_argument("--cell", default=None, metavar="ID", help="a registered cell")
+    s.add_argument("--planned-cycles", type=int, required=True, metavar="N",
+                   help="cycles the test plan runs to")
+    s.add_argument("--tolerance-cycles", type=float, required=True, metavar="T",
+                   help="end of life counts as known when p95 - p05 <= 2 T cycles")
+    s.add_argument("--min-cycles-to-eol", type=float, default=None, metavar="N",
+                   help="pass/fail spec: the cell passes if it reaches N cycles before EOL")
+    s.add_argument("--eol", type=float, default=0.8, metavar="FRACTION",
+                   help="end-of-life threshold as a fraction of the reference (default 0.8)")
+    s.add_argument("--hours-per-cycle", type=float, default=None, metavar="H",
+                   help="hours per future cycle; also estimates a missing clock")
+    s.add_argument("--c-rate", type=float, default=None, metavar="C",
+                   help="instead of --hours-per-cycle: 2/C hours per cycle")
+    s.add_argument("--capacity-column", default=None, metavar="NAME",
+                   help="capacity table with one column per cell: the column to use")
+    s.add_argument("--nominal-capacity-ah", type=float, default=None, metavar="Q",
+                   help="reference capacity in Ah (default: max of the first 3 cycles)")
+    s.add_argument("--model", default=None, help="model URI or local .onnx (default: champion)")
+    s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     s = sub.add_parser("backtest", help="replay finished cells through the early-stopping policy")
-    s.add_argument("--model", default=None)
-    s.add_argument("--suite", action="append", default=None)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--model", default=None, help="model URI or folder (default: the champion)")
+    s.add_argument("--suite", action="append", default=None,
+                   help="synthetic | pybamm-dev (repeatable; default: all available)")
+    s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+
+    s = sub.add_parser("attribute", help="split a cohort's fade into time and cycle parts",
+                       description="Fit one shared time/cycle degradation law jointly to "
+                       "sibling cells (same design, different protocols): time share per cell "
+                       "with 90 % intervals, which sibling to run next, what-if plans. One "
+                       "cell is answered too, with a wide interval and the advice to run a "
+                       "sibling. Every run is recorded in MLflow.")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--cycles", nargs="+", default=None, metavar="FILE.csv",
+                   help="per-cycle tables (one cell each, or several told apart by cell_id)")
+    g.add_argument("--cohort", default=None, metavar="NAME",
+                   help="a registry cohort (cells ingested with --meta cohort=NAME)")
+    g.add_argument("--cells", nargs="+", default=None, metavar="ID", help="registered cells")
+    s.add_argument("--plan", action="append", type=_plan_pair, default=[],
+                   metavar="NAME=FILE.csv", help="a planned sibling: cycle_index, "
+                   "test_time_second (planned clock), optional c_rate, rest_second, "
+                   "temperature_celsius (repeatable)")
+    s.add_argument("--horizon-cycles", type=int, default=None, metavar="N",
+                   help="also forecast each cell N cycles ahead at its recent pace")
+    s.add_argument("--nominal-capacity-ah", type=float, default=None, metavar="Q",
+                   help="reference capacity in Ah (required when cells differ in nominal "
+                   "capacity)")
+    s.add_argument("--model", default=None, metavar="URI",
+                   help="population prior JSON (default: the one shipped in ml/cohort)")
+    s.add_argument("--name", dest="cohort_name", default=None,
+                   help="cohort name to report for --cycles/--cells")
+    s.add_argument("--tracking-uri", default=None,
+                   help="MLflow tracking URI (default: the SQLite store in FADECAST_HOME)")
+    s.add_argument("--no-track", action="store_true", help="do not record an MLflow run")
+    s.add_argument("--json", action="store_true",
+                   help="print exactly one JSON document on stdout (notes go to stderr)")
+
+    s = sub.add_parser("cohort", help="list a cohort's cells, or add cells to it")
+    s.add_argument("name", help="cohort name (letters, digits, _ . -)")
+    s.add_argument("--add", nargs="+", default=None, metavar="CELL",
+                   help="registered cells to put into the cohort")
+    s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     s = sub.add_parser("serve", help="run the prediction API")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--model", default=None)
-    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    s.add_argument("--model", default=None,
+                   help="model URI, folder or .onnx file (default: the champion)")
+    s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+    s = sub.add_parser("ui", help="open the MLflow UI on this home's runs and models")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=5000, help="TCP port (default 5000)")
+    s.add_argument("--print-only", action="store_true",
+                   help="print the mlflow command and URL instead of starting it")
     return p
 
 

@@ -33,6 +33,9 @@ def _check_options(args: Namespace) -> None:
     if args.hours_per_cycle is not None and not (math.isfinite(args.hours_per_cycle)
                                                  and args.hours_per_cycle > 0):
         raise bad("--hours-per-cycle", "a finite number of hours > 0", args.hours_per_cycle)
+    c_rate = getattr(args, "c_rate", None)
+    if c_rate is not None and not (math.isfinite(c_rate) and c_rate > 0):
+        raise bad("--c-rate", "a finite C-rate > 0 (1/h)", c_rate)
     if not (math.isfinite(args.eol) and 0 < args.eol < 1):
         raise bad("--eol", "a fraction in (0, 1)", args.eol)
     if args.nominal_capacity_ah is not None and not (math.isfinite(args.nominal_capacity_ah)
@@ -45,11 +48,21 @@ def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
     from serving.history import cycles_csv_cell_id, read_cycles_csv
 
     if args.cycles:
-        frame, ignored = read_cycles_csv(args.cycles)
+        try:
+            frame, ignored = read_cycles_csv(args.cycles)
+        except FadecastError as exc:
+            if exc.code != "missing_column":
+                raise
+            # not the canonical layout: any per-cycle table the registry's readers accept
+            # (aliases, units, a capacity table; a missing clock estimated from the flags)
+            frame, ignored = _read_any_cycles(args, exc)
         if ignored:
             _note(f"note: ignored columns not used by the model: {', '.join(ignored)}")
         # the file's own cell_id column when it has one, else the file name without extension
-        cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
+        try:
+            cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
+        except FadecastError:
+            cell_id = Path(args.cycles).stem
         return frame, cell_id, {}
     from data_registry.store import Registry
     from serving.history import cell_history
@@ -57,9 +70,44 @@ def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
     registry = Registry()
     try:
         frame, meta = cell_history(registry, args.cell)
+        try:
+            stored = registry.load_cycles(args.cell, columns=["test_time_estimated"])
+            if len(stored) and (stored["test_time_estimated"].fillna(0) == 1).any():
+                frame.attrs["test_time_estimated"] = True
+        except Exception:  # noqa: BLE001 - a cell of samples only has no per-cycle rows
+            pass
     finally:
         registry.close()
     return frame, args.cell, meta
+
+
+def _read_any_cycles(args: Namespace, first: FadecastError) -> tuple[Any, list[str]]:
+    """A per-cycle table through ``data_registry.readers`` (kind ``cycles``), the clock
+    estimated from ``--hours-per-cycle`` / ``--c-rate`` where the file has none."""
+    from data_registry.readers import open_source
+    from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+
+    try:
+        source = open_source(args.cycles, protocol_hours_per_cycle=args.hours_per_cycle,
+                             c_rate=getattr(args, "c_rate", None),
+                             capacity_column=getattr(args, "capacity_column", None))
+    except FadecastError as exc:
+        if exc.code in ("unknown_format", "ambiguous_format"):
+            raise first from exc  # the canonical layout's error says what is missing
+        raise
+    if source.kind != "cycles":
+        raise first
+    table = source.read()
+    for w in source.warnings:
+        _note(w.line())
+    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in table.columns]
+    frame = table[keep].reset_index(drop=True)
+    if "test_time_estimated" in table and (table["test_time_estimated"] == 1).any():
+        frame.attrs["test_time_estimated"] = True
+    ignored = [c for c in table.columns
+               if c not in keep and c not in ("source_row", "test_time_estimated")
+               and table[c].notna().any()]
+    return frame, ignored
 
 
 def forecast_command(args: Namespace) -> int:
@@ -72,15 +120,65 @@ def forecast_command(args: Namespace) -> int:
     nominal = args.nominal_capacity_ah
     if nominal is None and meta.get("nominal_capacity_ah") is not None:
         nominal = float(meta["nominal_capacity_ah"])
+    estimated = bool(frame.attrs.get("test_time_estimated"))
+    hours = args.hours_per_cycle
+    if hours is None and getattr(args, "c_rate", None):
+        hours = 2.0 / float(args.c_rate)
     model = load_forecaster(args.model)
     doc = forecast_document(model, frame, horizon_cycles=args.horizon_cycles,
-                            hours_per_cycle=args.hours_per_cycle, eol_fraction=args.eol,
+                            hours_per_cycle=hours, eol_fraction=args.eol,
                             nominal_capacity_ah=nominal, cell_id=cell_id,
                             meta={k: v for k, v in meta.items() if k != "cell_id"})
+    if estimated:
+        # optional extension of the forecast document: the history's clock was estimated
+        doc["test_time_estimated"] = True
+        _note("note: test_time_estimated: the history has no clock of its own; elapsed "
+              "time was estimated from the protocol (hours per cycle / C-rate), so the "
+              "time-driven share and every time in this forecast rest on that estimate")
     if args.json:
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
         return 0
     print(_human_forecast(doc))
+    return 0
+
+
+def advice_command(args: Namespace) -> int:
+    """``fadecast advice (--cycles FILE | --cell ID) --planned-cycles N --tolerance-cycles T``:
+    the ``POST /v1/advice`` answer (same code path) on stdout."""
+    from serving.predict import advice_document
+    from serving.runtime import load_forecaster
+
+    args.horizon_cycles = 1  # the shared option check
+    _check_options(args)
+    if args.planned_cycles < 1 or not (math.isfinite(args.tolerance_cycles)
+                                       and args.tolerance_cycles > 0):
+        raise FadecastError("option out of range", code="bad_option",
+                            column="--planned-cycles/--tolerance-cycles",
+                            expected="planned cycles >= 1 and tolerance > 0",
+                            found=f"{args.planned_cycles}, {args.tolerance_cycles}")
+    frame, cell_id, meta = _load_history(args)
+    nominal = args.nominal_capacity_ah
+    if nominal is None and meta.get("nominal_capacity_ah") is not None:
+        nominal = float(meta["nominal_capacity_ah"])
+    hours = args.hours_per_cycle
+    if hours is None and getattr(args, "c_rate", None):
+        hours = 2.0 / float(args.c_rate)
+    model = load_forecaster(args.model)
+    doc = advice_document(model, frame, planned_cycles=args.planned_cycles,
+                          tolerance_cycles=args.tolerance_cycles, eol_fraction=args.eol,
+                          hours_per_cycle=hours, nominal_capacity_ah=nominal,
+                          spec_min_cycles=args.min_cycles_to_eol, cell_id=cell_id,
+                          meta={k: v for k, v in meta.items() if k != "cell_id"})
+    if frame.attrs.get("test_time_estimated"):
+        doc["test_time_estimated"] = True
+        _note("note: test_time_estimated: the history's clock was estimated from the "
+              "protocol; hours saved and the time-driven share rest on that estimate")
+    if args.json:
+        from serving.predict import clean_json
+
+        sys.stdout.write(json.dumps(clean_json(doc), allow_nan=False) + "\n")
+        return 0
+    print(f"{doc['decision']}: {doc.get('reason', '')}")
     return 0
 
 
@@ -148,13 +246,93 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.1f} %"
 
 
+#: uvicorn logging: one line per server event and one access line per request, on stderr,
+#: each with a UTC timestamp (``fadecast serve`` runs under systemd, docker or a terminal)
+LOG_CONFIG: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "default": {"()": "uvicorn.logging.DefaultFormatter",
+                    "fmt": "%(asctime)s %(levelprefix)s %(message)s", "use_colors": False},
+        "access": {"()": "uvicorn.logging.AccessFormatter", "use_colors": False,
+                   "fmt": '%(asctime)s access: %(client_addr)s "%(request_line)s" '
+                          '%(status_code)s'},
+    },
+    "handlers": {
+        "default": {"formatter": "default", "class": "logging.StreamHandler",
+                    "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler",
+                   "stream": "ext://sys.stderr"},
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+}
+
+
+def _model_line(uri: str | None) -> str:
+    """``model NAME vVERSION (where)`` of the model the service will load (or why not)."""
+    from data_registry.home import fadecast_home
+
+    try:
+        from ml.model_store import resolve_model
+
+        folder = Path(resolve_model(uri))
+        card = json.loads((folder / "model_card.json").read_text())
+        return (f"model {card.get('name', '?')} v{card.get('version', '?')} "
+                f"({uri or 'champion'}; {folder})")
+    except FadecastError as exc:
+        return (f"no model loaded yet ({exc.message}); FADECAST_HOME={fadecast_home()} — "
+                "train one (`fadecast train` or `make demo`), then POST /v1/admin/reload")
+    except Exception as exc:  # noqa: BLE001 - the service itself reports load errors too
+        return f"model {uri or 'champion'} not resolved here ({type(exc).__name__}: {exc})"
+
+
 def serve_command(args: Namespace) -> int:
-    """``fadecast serve [--host 127.0.0.1] [--port 8000] [--model URI] [--workers N]``."""
+    """``fadecast serve [--host 127.0.0.1] [--port 8000] [--model URI] [--workers N]``: logs
+    its address, the model it serves and one access line per request on stderr."""
     import uvicorn
 
     if args.model:
         os.environ["FADECAST_SERVE_MODEL_URI"] = args.model
+    _note(f"fadecast serve: listening on http://{args.host}:{args.port} "
+          f"({max(1, int(args.workers))} worker(s)); docs at /docs, health at /healthz")
+    _note(f"fadecast serve: {_model_line(args.model)}")
     uvicorn.run("serving.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=max(1, int(args.workers)), loop="uvloop", http="httptools",
-                log_level="warning", access_log=False)
+                log_level="info", access_log=True, log_config=LOG_CONFIG)
     return 0
+
+
+def ui_command(args: Namespace) -> int:
+    """``fadecast ui [--host 127.0.0.1] [--port 5000] [--print-only]``: the MLflow UI on
+    this home's tracking store and artifacts (runs, metrics, the registry's champion)."""
+    import shutil
+    import subprocess
+
+    from data_registry.home import mlflow_artifact_root, mlflow_tracking_uri
+
+    tracking = mlflow_tracking_uri()
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking,
+           "--default-artifact-root", mlflow_artifact_root().as_uri(),
+           "--host", str(args.host), "--port", str(int(args.port))]
+    url = f"http://{args.host}:{int(args.port)}"
+    _note("fadecast ui: " + " ".join(shlex_quote(c) for c in cmd))
+    print(url)
+    if getattr(args, "print_only", False):
+        return 0
+    if shutil.which(sys.executable) is None:  # pragma: no cover - the interpreter runs us
+        return 1
+    _note(f"fadecast ui: open {url} in a browser (Ctrl-C stops it)")
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)

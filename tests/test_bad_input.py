@@ -295,13 +295,16 @@ def test_gzipped_binary_format_is_refused_clearly(tmp_path):
     assert e.value.code == "gzip_unsupported"
 
 
-def test_eis_without_measurement_id_is_refused(tmp_path):
+def test_eis_without_measurement_id_is_split_where_the_sweep_restarts(tmp_path):
+    """No spectrum id: a new spectrum starts where the frequency sweep turns back (issue 11)."""
     p = tmp_path / "eis.csv"
-    p.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n100,0.1,-0.01\n10,0.2,-0.02\n")
-    with pytest.raises(ValidationError, match=r"eis.csv:1 column 'measurement_id': missing "
-                       r"required column") as e:
-        open_source(p)
-    assert e.value.code == "missing_column"
+    p.write_text("frequency_hz,z_real_ohm,z_imag_ohm\n100,0.1,-0.01\n10,0.2,-0.02\n"
+                 "100,0.1,-0.01\n10,0.25,-0.03\n1,0.3,-0.04\n")
+    src = open_source(p)
+    df = src.read()
+    assert df["measurement_id"].tolist() == ["eis#1", "eis#1", "eis#2", "eis#2", "eis#2"]
+    assert [(w.code, w.row, w.column) for w in src.warnings] == [
+        ("eis_spectra_split", 1, "measurement_id")]
 
 
 def test_utf16_is_refused_clearly(tmp_path):
@@ -319,3 +322,95 @@ def test_legacy_xls_is_recognised_but_refused(tmp_path):
                        r"Excel .xls \(OLE2\) workbook: save it as .xlsx") as e:
         open_source(p)
     assert e.value.code == "unsupported_format"
+
+
+# --- tolerances (issue 11): each one names its exact warning code, or the error it must give ---
+# id, file text, open_source options, expected warning codes, check of the canonical rows
+TOLERANCES = [
+    ("glitch_row_negative_time",
+     _rows("0,3.5,0,1", "100,3.6,0,1", "-84.8,3.6,0,1", "200,3.6,0,1", "300,3.6,0,1"), {},
+     ["time_backwards_row"], lambda df: df["test_time_second"].tolist() == [0, 100, 200, 300]),
+    ("counter_noise_clamped",
+     "test_time_second,voltage_volt,current_ampere,cycle_count,discharging_energy_wh\n"
+     "0,3.6,-1,1,0\n10,3.6,-1,1,0.01\n20,3.6,-1,2,-9.7e-06\n30,3.6,-1,2,0.01\n", {},
+     ["counter_noise_clamped"],
+     lambda df: df["discharging_energy_wh"].tolist() == [0.0, 0.01, 0.0, 0.01]),
+    ("minute_clock",
+     "time_min,voltage_volt,current_ampere,cycle_count\n0,3.5,0,1\n1.5,3.6,1,1\n", {},
+     [], lambda df: df["test_time_second"].tolist() == [0.0, 90.0]),
+    ("day_hour_clock",
+     "time,voltage_volt,current_ampere,cycle_count\n0d 00:00:00,3.5,0,1\n1d 02:03:04,3.6,1,1\n",
+     {}, [], lambda df: df["test_time_second"].tolist() == [0.0, 93784.0]),
+    ("skip_row_policy",
+     _rows("0,3.5,0,1", "10,ERR,0,1", "20,3.6,0,1", "30,99,0,1"), {"on_error": "skip-row"},
+     ["row_skipped"], lambda df: df["source_row"].tolist() == [2, 4]),
+    ("flipped_eis_sign",
+     "measurement_id,frequency_hz,z_real_ohm,z_imag_ohm\n"
+     + "".join(f"a,{f},{0.05 + 0.01 * k},{0.002 * (k + 1)}\n"
+               for k, f in enumerate((1000, 100, 10, 1, 0.1, 0.01))), {},
+     ["eis_imaginary_sign_flipped"], lambda df: (df["z_imag_ohm"] < 0).all()),
+    ("clockless_per_cycle_table_with_hours",
+     "Cycle,Capacity (mAh)\n1,150.2\n2,150.0\n3,149.7\n", {"protocol_hours_per_cycle": 2.0},
+     ["test_time_estimated"],
+     lambda df: df["test_time_second"].tolist() == [7200.0, 14400.0, 21600.0]
+     and df["discharge_capacity_ah"].tolist() == [0.1502, 0.15, 0.1497]
+     and (df["test_time_estimated"] == 1).all()),
+]
+
+
+@pytest.mark.parametrize("case", TOLERANCES, ids=[c[0] for c in TOLERANCES])
+def test_tolerances_warn_with_their_code(tmp_path, case):
+    _, text, options, codes, check = case
+    p = tmp_path / "tol.csv"
+    p.write_text(text)
+    src = open_source(p, **options)
+    df = src.read()
+    assert [w.code for w in src.warnings if w.code != "unknown_columns"] == codes
+    assert all(w.file == "tol.csv" and w.row is not None for w in src.warnings)
+    assert check(df), df.to_dict("list")
+
+
+def test_glitch_warning_names_its_line(tmp_path):
+    p = tmp_path / "tol.csv"
+    p.write_text(_rows("0,3.5,0,1", "100,3.6,0,1", "-84.8,3.6,0,1", "200,3.6,0,1"))
+    src = open_source(p)
+    src.read()
+    (w,) = src.warnings
+    assert "at line 4" in w.message and w.details["lines"] == [4]
+
+
+def test_counter_noise_beyond_tolerance_is_an_error(tmp_path):
+    """−0.005 Wh against a 0.01 Wh scale is 50 %, not noise: refused, naming line and column."""
+    p = tmp_path / "bad.csv"
+    p.write_text("test_time_second,voltage_volt,current_ampere,cycle_count,discharging_energy_wh"
+                 "\n0,3.6,-1,1,0\n10,3.6,-1,1,0.01\n20,3.6,-1,2,-0.005\n")
+    with pytest.raises(ValidationError) as e:
+        open_source(p).read()
+    assert (e.value.code, e.value.row, e.value.column) == ("negative_value", 4,
+                                                           "discharging_energy_wh")
+
+
+def test_clockless_per_cycle_table_names_the_cli_flags(tmp_path):
+    p = tmp_path / "caps.csv"
+    p.write_text(",Cycle,Cell24\n0,1,1.10\n1,2,1.09\n")
+    with pytest.raises(ValidationError) as e:
+        open_source(p).read()
+    assert e.value.code == "missing_column" and e.value.column == "test_time_second"
+    assert "--hours-per-cycle H or --c-rate C" in str(e.value)
+    assert "protocol_hours_per_cycle" not in str(e.value)
+
+
+def test_skip_row_lists_each_line_and_reason(tmp_path):
+    p = tmp_path / "tol.csv"
+    p.write_text(_rows("0,3.5,0,1", "10,ERR,0,1", "20,3.6,0,1", "30,99,0,1", "40,3.6,0,1.5"))
+    src = open_source(p, on_error="skip-row")
+    df = src.read()
+    assert df["source_row"].tolist() == [2, 4]
+    (w,) = src.warnings
+    assert w.count == 3
+    assert [(r["line"], r["column"], r["code"]) for r in w.details["rows"]] == [
+        (3, "voltage_volt", "not_numeric"), (5, "voltage_volt", "out_of_range"),
+        (6, "cycle_count", "not_integer")]
+    with pytest.raises(InputFormatError) as e:  # the default policy still refuses
+        open_source(p).read()
+    assert (e.value.code, e.value.row) == ("not_numeric", 3)

@@ -67,6 +67,14 @@ EIS_STEMS: dict[str, str] = {
     "frequency": "frequency_hz", "freq": "frequency_hz",
     "z_real": "z_real_ohm", "re_z": "z_real_ohm", "zreal": "z_real_ohm",
     "z_imag": "z_imag_ohm", "im_z": "z_imag_ohm", "zimag": "z_imag_ohm",
+    "re(z)": "z_real_ohm", "z'": "z_real_ohm", "zre": "z_real_ohm", "z_re": "z_real_ohm",
+    "real": "z_real_ohm", "zreal_ohm": "z_real_ohm",
+    # imaginary-part headers, whatever their sign: the validator decides the sign by content
+    # (a stored −Z″ is negated to Im(Z), warning eis_imaginary_sign_flipped)
+    "im(z)": "z_imag_ohm", "z''": "z_imag_ohm", "zim": "z_imag_ohm", "z_im": "z_imag_ohm",
+    "imag": "z_imag_ohm", "-im(z)": "z_imag_ohm", "-z''": "z_imag_ohm", "-zim": "z_imag_ohm",
+    "-z_imag": "z_imag_ohm", "minus_z_imag": "z_imag_ohm",
+    "freq_hz": "frequency_hz", "f": "frequency_hz",
     "measurement": "measurement_id", "spectrum": "measurement_id",
     "cycle": "cycle_count", "test_time": "test_time_second", "time": "test_time_second",
     "voltage": "voltage_volt", "soc": "state_of_charge",
@@ -226,6 +234,17 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                    for m in columns]
         if "measurement_id" in {m.target for m in columns}:
             post = _eis_post(columns)
+        elif {"frequency_hz", "z_real_ohm", "z_imag_ohm"} <= {m.target for m in columns}:
+            # no spectrum id: spectra split where the frequency sweep restarts (or the cycle
+            # changes), ids <file stem>#<n>
+            from data_registry.readers.eis_text import sweep_splitter
+
+            post = sweep_splitter(head.path.stem)
+            columns.append(Mapped(columns[0].source, "measurement_id", 0.0))
+            warns.append(IngestWarning(
+                "eis_spectra_split", "no measurement_id column: spectra split where the "
+                "frequency sweep restarts or the cycle changes (ids <file>#1, #2, …)",
+                head.name, 1, "measurement_id"))
     if kind == "cycles" and "test_time_second" not in {m.target for m in columns}:
         post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle, c_rate)
         warns.append(w)

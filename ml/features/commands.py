@@ -101,24 +101,29 @@ def _json_value(v: Any) -> Any:
     return v
 
 
-def read_eis_file(path: str) -> pd.DataFrame:
-    """EIS rows of a file through ``data_registry.readers.open_source`` (kind ``eis``)."""
+def read_eis_file(path: str, format_name: str | None = None,
+                  eis_sign: str | None = None) -> pd.DataFrame:
+    """EIS rows of a file through ``data_registry.readers.open_source`` (kind ``eis``):
+    format detected by content unless ``format_name``; a stored −Z″ is detected and negated
+    unless ``eis_sign`` (``"im"`` | ``"minus_im"``) says what the file holds."""
     from data_registry.readers import open_source
 
-    source = open_source(path)
+    source = open_source(path, format_name=format_name, eis_sign=eis_sign)
     if source.kind != "eis":
         raise InputFormatError("file holds no EIS spectra", code="wrong_kind", file=str(path),
                                expected="an EIS file (frequency_hz, z_real_ohm, z_imag_ohm)",
                                found=f"{source.format_name} ({source.kind})")
+    table = source.read()  # the validator's warnings (e.g. the sign) exist once it is read
     for w in source.warnings:
         print(w.line(), file=sys.stderr)
-    return source.read()
+    return table
 
 
 def warburg_command(args: argparse.Namespace) -> int:
     """``fadecast warburg (--eis FILE | --cell ID) [--json]``: one A_w fit per spectrum."""
     if getattr(args, "eis", None):
-        eis = read_eis_file(args.eis)
+        eis = read_eis_file(args.eis, getattr(args, "format_name", None),
+                            getattr(args, "eis_sign", None))
     else:
         from data_registry.store import Registry
 

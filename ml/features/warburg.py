@@ -132,6 +132,9 @@ def fit_warburg(spectrum: pd.DataFrame) -> dict[str, Any]:
         out["reason"] = ("no diffusion region: no run of >= {} frequencies with a Nyquist "
                          "slope in [{}, {}] and Z' linear in w^-1/2".format(
                              MIN_POINTS, NYQUIST_SLOPE_MIN, NYQUIST_SLOPE_MAX))
+        if np.mean(zi > 0) >= 0.5:  # the commonest cause: −Z″ stored where Im(Z) belongs
+            out["reason"] += ("; Im(Z) is positive at most frequencies: the data look like "
+                              "-Z'' (read the file with --eis-sign minus_im or auto)")
         return out
     # Diffusion is the LOW-frequency process: prefer the run reaching the lowest frequency,
     # then the longest run, then the best linearity.
