@@ -29,14 +29,112 @@ def _find(folder: Path, name: str) -> Path | None:
     return hits[0] if hits else None
 
 
+#: the champion as last resolved: {uri, tracking, name, version, folder, stamp}
+POINTER_FILE = "resolved.json"
+
+
+def _registry_stamp(tracking: str) -> list[int] | None:
+    """Size and mtime (ns) of a local SQLite registry and its WAL: any write changes it, so a
+    cached alias resolution is reused only while the registry is untouched. None otherwise."""
+    if not tracking.startswith("sqlite:///"):
+        return None
+    db = Path(tracking[len("sqlite:///"):])
+    out: list[int] = []
+    for p in (db, db.with_name(db.name + "-wal")):
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            out += [0, 0]
+            continue
+        out += [st.st_size, st.st_mtime_ns]
+    return out
+
+
+def _pointer_path() -> Path:
+    return fadecast_home() / "models" / POINTER_FILE
+
+
+def _cached_resolution(uri: str, tracking: str) -> Path | None:
+    """The folder an earlier call resolved ``uri`` to, if the registry has not changed since
+    (no mlflow import: a CLI forecast stays fast)."""
+    import json
+
+    stamp = _registry_stamp(tracking)
+    if stamp is None:
+        return None
+    try:
+        entry = json.loads(_pointer_path().read_text()).get(uri)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not entry or entry.get("tracking") != tracking or entry.get("stamp") != stamp:
+        return None
+    folder = fadecast_home() / entry["folder"]
+    if (folder / MODEL_FILE).is_file() and (folder / CARD_FILE).is_file():
+        return folder
+    return None
+
+
+def _remember_resolution(uri: str, tracking: str, folder: Path) -> None:
+    import json
+
+    stamp = _registry_stamp(tracking)
+    if stamp is None:
+        return
+    path = _pointer_path()
+    try:
+        table = json.loads(path.read_text())
+        if not isinstance(table, dict):
+            table = {}
+    except (OSError, ValueError):
+        table = {}
+    table[uri] = {"tracking": tracking, "stamp": stamp,
+                  "folder": folder.relative_to(fadecast_home()).as_posix()}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(table))
+    os.replace(tmp, path)
+
+
+def _local_artifacts(source: str) -> str:
+    """A ``file:`` artifact URI of a home that was moved or copied, pointed at this home's
+    ``mlflow/artifacts`` (MLflow stores absolute locations; the home's layout is fixed)."""
+    from urllib.parse import unquote, urlparse
+
+    from data_registry.home import mlflow_artifact_root
+
+    if not source.startswith("file:"):
+        return source
+    path = Path(unquote(urlparse(source).path))
+    if path.exists():
+        return source
+    parts = path.parts
+    for i in range(len(parts) - 1):
+        if parts[i] == "mlflow" and parts[i + 1] == "artifacts":
+            moved = mlflow_artifact_root().joinpath(*parts[i + 2:])
+            if moved.exists():
+                return moved.as_uri()
+    return source
+
+
 def _from_registry(uri: str, tracking_uri: str | None) -> Path:
+    tracking = tracking_uri or mlflow_tracking_uri()
+    if uri in ("", "champion"):
+        uri = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
+    cached = _cached_resolution(uri, tracking)
+    if cached is not None:
+        return cached
+    folder = _resolve_registry(uri, tracking)
+    try:
+        _remember_resolution(uri, tracking, folder)
+    except OSError:
+        pass  # a read-only home: resolve again next time
+    return folder
+
+
+def _resolve_registry(uri: str, tracking: str) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    tracking = tracking_uri or mlflow_tracking_uri()
     client = mlflow.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
-    if uri in ("", "champion"):
-        uri = f"models:/{REGISTERED_NAME}@{CHAMPION_ALIAS}"
     ref = uri[len("models:/"):]
     try:
         if "@" in ref:
@@ -58,7 +156,7 @@ def _from_registry(uri: str, tracking_uri: str | None) -> Path:
     try:
         # Ask the registry for the artifact location itself: a "models:/" URI would be
         # resolved against MLflow's default registry (./mlflow.db), not this one.
-        source = client.get_model_version_download_uri(name, mv.version)
+        source = _local_artifacts(client.get_model_version_download_uri(name, mv.version))
         got = Path(mlflow.artifacts.download_artifacts(
             artifact_uri=source, dst_path=str(tmp / "raw"), tracking_uri=tracking))
         onnx_file, card_file = _find(got, MODEL_FILE), _find(got, CARD_FILE)
