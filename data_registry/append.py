@@ -54,6 +54,8 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {"samples": ("test_time_second", "step
                                            "cycles": ("cycle_index",)}
 STAGING = "tmp"
 _PREFIX = "append-"
+#: staging folders named ``<prefix><pid>-…`` (appends; the upload route's raw bodies)
+STAGING_PREFIXES = (_PREFIX, "upload-")
 
 
 @dataclass
@@ -107,14 +109,15 @@ def cell_lock(home: Path, cell_id: str) -> Iterator[float]:
 
 
 def sweep_staging(home: Path) -> list[Path]:
-    """Remove staging folders of appends whose process is gone (killed mid-append)."""
+    """Remove staging folders (appends, upload bodies) whose process is gone (killed)."""
     removed = []
     root = home / STAGING
     for entry in list(root.iterdir()) if root.is_dir() else []:
-        if not entry.name.startswith(_PREFIX):
+        prefix = next((p for p in STAGING_PREFIXES if entry.name.startswith(p)), None)
+        if prefix is None:
             continue
         try:
-            pid = int(entry.name[len(_PREFIX):].split("-", 1)[0])
+            pid = int(entry.name[len(prefix):].split("-", 1)[0])
         except ValueError:
             continue
         if pid != os.getpid() and not _alive(pid):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -68,7 +69,7 @@ _UNREADABLE = ((EOFError, "the compressed data ends early (a truncated upload?)"
 def _staging(settings: Settings, name: str) -> tuple[Path, Path]:
     staging = settings.resolved_home() / "tmp"
     staging.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=staging))
+    folder = Path(tempfile.mkdtemp(prefix=f"upload-{os.getpid()}-", dir=staging))
     return folder, folder / name
 
 
