@@ -65,6 +65,10 @@ class ModelCard:
         "rule": "nominal_capacity_ah when given, else max discharge_capacity_ah of the first 3 "
                 "cycles", "first_cycles": 3})
     training_domain: dict = field(default_factory=dict)
+    #: early-life cycle-life heads applied by :func:`forecast` (``ml.models.cycle_life_head``)
+    cycle_life: dict = field(default_factory=dict)
+    #: every training source with its licence and cell counts (``ml.sources.provenance``)
+    training_data: list = field(default_factory=list)
     dataset_hash: str = ""
     metrics: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
@@ -147,8 +151,12 @@ def band(samples: np.ndarray, conformal: Mapping[str, float] | None,
 
 def apply_conformal(q: np.ndarray, conformal: Mapping[str, float] | None,
                     lo: float = 0.0, hi: float = np.inf) -> np.ndarray:
-    """Widen raw quantiles ``q`` [..., 3] by ``scale * (q95 - q05 + eps)`` per side."""
+    """Widen raw quantiles ``q`` [..., 3] by ``scale * (q95 - q05 + eps)`` per side (cards of
+    the ``"additive"`` method; ``"quadrature"`` cards are applied by
+    :func:`ml.uncertainty.compose_band` with the per-cell floor instead)."""
     q = np.array(q, dtype=np.float64)
+    if conformal and conformal.get("method") == "quadrature":
+        return np.clip(q, lo, hi)
     if conformal:
         pad = float(conformal.get("scale", 0.0)) * (q[..., 2] - q[..., 0] +
                                                     float(conformal.get("eps", 0.0)))
@@ -210,7 +218,8 @@ def _q(values: np.ndarray) -> dict[str, float]:
 
 def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
              horizon_cycles: int, hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
-             nominal_capacity_ah: float | None = None, cell_id: str | None = None) -> dict:
+             nominal_capacity_ah: float | None = None, cell_id: str | None = None,
+             chemistry: str | None = None) -> dict:
     """The CONTRACTS forecast JSON for one cell.
 
     Parameters
@@ -231,11 +240,16 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     cell_id:
         Reported ``cell_id`` (e.g. the CSV file stem); default the history's single
         ``cell_id`` value if it has that column, else None (null in JSON).
+    chemistry:
+        The caller's statement of the chemistry (judged against the training domain).
 
     Returns
     -------
     dict
-        CONTRACTS forecast JSON. ``end_of_life`` is null only when the p50 capacity stays above
+        CONTRACTS forecast JSON plus ``domain`` (``{"in_domain", "reasons", "checked"}``,
+        :func:`ml.domain.judge_domain`: out of domain widens the bands) and
+        ``uncertainty`` (noise floor, identifiability weight of the time share, the
+        cycle-life head used if any). ``end_of_life`` is null only when the p50 capacity stays above
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
         (and its time) with ``end_of_life["censored"][key] = True`` (additive field; False for
@@ -277,17 +291,79 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     ref = float(table["reference_capacity_ah"].iloc[0])
     _check_finite({"capacity_fraction": cap, "loss_time_fraction": lt,
                    "loss_cycle_fraction": lc}, n_rows=len(table), ref=ref)
-    q_cap = band(cap[1:], card.conformal.get("capacity"), lo=0.0)
+    from ml.domain import judge_domain, request_conditions
+    from ml.uncertainty import (OOD_WIDENING, compose_band, history_noise,
+                                identifiability_weight, share_band, trend_floor)
+
+    pace = float(np.median(np.diff(hours))) if len(hours) > 1 else float(hours[0] - last_hour)
+    domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
+                                             chemistry=chemistry), card.training_domain)
+    knee = _cycle_life_knee(card, frame, table, cycles, cap[1:], last_cycle,
+                            nominal_capacity_ah, chemistry)
+    if knee is not None:
+        cap[1:], extra = knee.pop("cap"), knee.pop("extra")
+        lc[1:] = lc[1:] + extra
+    retention = table["retention"].to_numpy(dtype=float)
+    noise = history_noise(retention)
+    floor = trend_floor(table["cycle_index"].to_numpy(float), retention, cycles, noise=noise)
+    conf = card.conformal.get("capacity") or {}
+    widen = 1.0 if domain["in_domain"] else OOD_WIDENING
+    raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
+    if conf.get("method") == "quadrature":
+        q_cap = compose_band(raw, floor, float(conf.get("scale", 0.0)), widen)
+    else:  # a card calibrated with the older additive rule: same floor and widening after it
+        q_cap = compose_band(apply_conformal(raw, conf, lo=-np.inf), floor, 0.0, widen)
+    q_cap = np.clip(q_cap, 0.0, None)
     share = lt[0] / np.maximum(lt[0] + lc[0], 1e-9)
-    q_share = band(share, card.conformal.get("time_share"), lo=0.0, hi=1.0)
+    unknown = identifiability_weight(retention, noise)
+    if not domain["in_domain"]:
+        unknown = max(unknown, 0.5)
+    q_share = share_band(share, unknown, card.conformal.get("time_share"))
+    domain["widened"] = None if domain["in_domain"] else (
+        f"outside the training domain: the model's capacity spread x{OOD_WIDENING:g} and the "
+        "time share mixed at least half-and-half with 'unknown'")
     lt_med = np.median(lt[1:], axis=-1)
     lc_med = np.median(lc[1:], axis=-1)
     rows = [{"cycle_index": int(cycles[i]), "test_time_second": float(hours[i] * 3600.0),
              "capacity_ah": _q(q_cap[i] * ref),
              "loss_time_fraction": float(lt_med[i]), "loss_cycle_fraction": float(lc_med[i])}
             for i in range(len(cycles))]
+    uncertainty = {"observation_noise_fraction": noise,
+                   "floor_fraction_first": float(floor[0]), "floor_fraction_last": float(floor[-1]),
+                   "time_share_unknown_weight": unknown, "cycle_life_head": knee}
     return {"model": {"name": card.name, "version": card.version},
             "cell_id": cell_id,
             "forecast": rows,
             "end_of_life": _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)),
-            "attribution": {"time_share": _q(q_share)}}
+            "attribution": {"time_share": _q(q_share),
+                            "identifiable": bool(unknown < 0.5)},
+            "domain": domain,
+            "uncertainty": uncertainty}
+
+
+def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame, table: pd.DataFrame,
+                     cycles: np.ndarray, cap: np.ndarray, last_cycle: float,
+                     nominal_capacity_ah: float | None, chemistry: str | None) -> dict | None:
+    """Apply the card's cycle-life head (if one fits this history) to the samples ``cap``
+    [H, K]; returns ``{"head", "eol_cycle_median", "log10_sd", "cap", "extra"}`` or None."""
+    head = card.cycle_life or {}
+    if not head.get("heads"):
+        return None
+    from ml.models.cycle_life_head import apply_knee, eol_draws, head_features, select_head
+
+    ref = float(table["reference_capacity_ah"].iloc[0])
+    source = frame if all(c in frame.columns for c in ("cycle_index", "discharge_capacity_ah")) \
+        else table
+    features = head_features(source, ref)
+    durations = table["cycle_duration_hour"].to_numpy(dtype=float)
+    durations = durations[np.isfinite(durations)]
+    pace = float(np.median(durations)) if durations.size else None
+    chosen = select_head(head, features, nominal_given=nominal_capacity_ah is not None,
+                         hours_per_cycle=pace, chemistry=chemistry)
+    if chosen is None:
+        return None
+    name, mu, sd = chosen
+    draws = eol_draws(mu, sd, last_cycle, cap.shape[1])
+    new, extra = apply_knee(cap, cycles, last_cycle, draws, float(head.get("knee_exponent", 3.0)))
+    return {"head": name, "eol_cycle_median": float(np.median(draws)), "log10_sd": sd,
+            "cap": new, "extra": extra}

@@ -15,10 +15,24 @@ from data_registry.errors import FadecastError, NotFoundError
 from data_registry.home import fadecast_home, mlflow_tracking_uri
 from ml.inference import CARD_FILE, MODEL_FILE
 
-__all__ = ["resolve_model", "REGISTERED_NAME", "CHAMPION_ALIAS"]
+__all__ = ["resolve_model", "shipped_model_dir", "REGISTERED_NAME", "CHAMPION_ALIAS",
+           "SHIPPED_MODEL_DIR"]
 
 REGISTERED_NAME = "fadecast-forecaster"
 CHAMPION_ALIAS = "champion"
+#: the production model the repository ships (``make train`` writes it; commit it)
+SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "models" / "production"
+
+
+def shipped_model_dir() -> Path | None:
+    """The shipped production model folder, or None when absent.
+
+    ``FADECAST_SHIPPED_MODEL`` overrides the location (an empty value: no shipped model)."""
+    env = os.environ.get("FADECAST_SHIPPED_MODEL")
+    folder = SHIPPED_MODEL_DIR if env is None else (Path(env).expanduser() if env else None)
+    if folder is None or not ((folder / MODEL_FILE).is_file() and (folder / CARD_FILE).is_file()):
+        return None
+    return folder.resolve()
 
 
 def _find(folder: Path, name: str) -> Path | None:
@@ -184,9 +198,11 @@ def resolve_model(uri: str | os.PathLike[str] | None = None, *,
     Parameters
     ----------
     uri:
-        ``None`` or ``"champion"`` → ``models:/fadecast-forecaster@champion`` in FADECAST_HOME's
-        MLflow registry; ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``; a folder; or an
-        ``.onnx`` file with ``model_card.json`` beside it.
+        ``None`` → the user's own champion (``models:/fadecast-forecaster@champion`` in
+        FADECAST_HOME's MLflow registry) when there is one, else the SHIPPED production model
+        (:func:`shipped_model_dir`); ``"champion"`` → the champion only;
+        ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``; a folder; or an ``.onnx`` file with
+        ``model_card.json`` beside it.
     tracking_uri:
         Registry to ask (default ``data_registry.home.mlflow_tracking_uri()``).
 
@@ -195,8 +211,21 @@ def resolve_model(uri: str | os.PathLike[str] | None = None, *,
     NotFoundError
         Nothing at ``uri``, no champion yet, or a card missing beside the ONNX file.
     """
-    if uri is None or str(uri) in ("champion",) or str(uri).startswith("models:/"):
-        return _from_registry("" if uri is None else str(uri), tracking_uri)
+    if uri is None:
+        shipped = shipped_model_dir()
+        tracking = tracking_uri or mlflow_tracking_uri()
+        if shipped is not None and tracking.startswith("sqlite:///") and \
+                not Path(tracking[len("sqlite:///"):]).exists():
+            return shipped  # no registry at all in this home: no champion (no mlflow import)
+        try:
+            return _from_registry("", tracking_uri)
+        except NotFoundError as exc:
+            if shipped is None:
+                exc.message = f"{exc.message}; and no shipped model at {SHIPPED_MODEL_DIR}"
+                raise
+            return shipped
+    if str(uri) in ("champion",) or str(uri).startswith("models:/"):
+        return _from_registry(str(uri), tracking_uri)
     path = Path(uri).expanduser()
     if path.is_dir():
         for name in (MODEL_FILE, CARD_FILE):

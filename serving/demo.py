@@ -2,8 +2,9 @@
 
 1. ingest the two bundled PTO example cells (C/10 and 0.3C raw time series) into the registry;
 2. print the registry's contents and the C/10 cell's per-cycle descriptors;
-3. train a forecaster on a synthetic fleet with a known time/cycle split (tracked in MLflow and
-   registered as ``fadecast-forecaster@champion`` in FADECAST_HOME, unless a champion exists);
+3. use the user's own champion (FADECAST_HOME's MLflow registry) if there is one, else the
+   production model shipped in ``models/production`` (a checkout without it trains a small
+   model on a synthetic fleet instead);
 4. forecast a held-out synthetic cell and the C/10 cell, with the time/cycle decomposition and
    the 0.3C what-if;
 5. start the API (``fadecast serve``), send one forecast and one advice request, print both
@@ -135,8 +136,19 @@ def main() -> int:
                         "coulombic_efficiency", "polarization_volt") if c in feats.columns]
     print(feats[cols].iloc[[0, 9, 19, 29, len(feats) - 1]].to_string(index=False))
 
-    banner("3. Train on a synthetic fleet (MLflow run; champion registered in FADECAST_HOME)")
-    run("train", "--config", str(DEMO_CONFIG), "--no-progress")
+    banner("3. The model: your own champion in FADECAST_HOME if any, else the shipped one")
+    from ml.model_store import shipped_model_dir
+
+    shipped = shipped_model_dir()
+    if shipped is None:  # a checkout without models/production: train a small one
+        print("no shipped production model in this checkout; training a small one on a "
+              "synthetic fleet (MLflow run; champion registered in FADECAST_HOME)")
+        run("train", "--config", str(DEMO_CONFIG), "--no-progress")
+    else:
+        card = json.loads((shipped / "model_card.json").read_text(encoding="utf-8"))
+        print(f"shipped production model {card.get('version')} at {shipped}, trained on: "
+              + ", ".join(f"{d['source']} ({d['licence']})"
+                          for d in card.get("training_data", [])))
 
     banner("4. Forecast: a held-out synthetic cell, then the C/10 cell and its 0.3C what-if")
     from ml.synthetic import make_cell  # numpy/pandas only
@@ -170,6 +182,9 @@ def main() -> int:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         _wait_ready(f"{base}/readyz", proc)
+        with urllib.request.urlopen(f"{base}/", timeout=30) as page:  # the web pages
+            print(f"web pages: {base}/ (HTTP {page.status}; a cell at {base}/cells/pto-c10, "
+                  f"the model at {base}/model) while the demo's service runs")
         history = _history_rows(seen_csv)
         body = {"cell": {"cell_id": "demo-heldout", "nominal_capacity_ah": 5.0},
                 "history": history, "horizon_cycles": 40}
@@ -191,8 +206,9 @@ def main() -> int:
         state = "cleanly" if proc.returncode in (0, -signal.SIGTERM) else f"exit {proc.returncode}"
         print(f"service stopped ({state})")
     shutil.rmtree(work, ignore_errors=True)
-    print("\ndemo done: `fadecast forecast` and `fadecast serve` now use the champion in "
-          f"{home}")
+    print("\ndemo done: `fadecast forecast` and `fadecast serve` use your champion in "
+          f"{home} when there is one, else the shipped model")
+    print("web pages: run `fadecast serve` and open http://127.0.0.1:8000/")
     return 0
 
 

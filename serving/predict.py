@@ -65,9 +65,13 @@ def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cyc
     cell_id, meta:
         Reported cell id; further metadata (unused by the forecast itself).
     """
-    doc = model.forecast(frame, horizon_cycles=horizon_cycles, hours_per_cycle=hours_per_cycle,
-                         eol_fraction=eol_fraction, nominal_capacity_ah=nominal_capacity_ah,
-                         cell_id=cell_id)
+    chemistry = (meta or {}).get("chemistry")
+    from ml.inference import forecast
+
+    doc = forecast(frame, card=model.card, run=model.run, horizon_cycles=horizon_cycles,
+                   hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
+                   nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id,
+                   chemistry=str(chemistry) if chemistry else None)
     _check_finite(doc, frame, nominal_capacity_ah)
     return clean_json(doc)
 
@@ -173,9 +177,16 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
                                             observed_eol=observed,
                                             interval_scale=policy.interval_scale,
                                             observed_eol_hour=observed_hour))
-    failures = domain_violations(domain_features(frame, hours_per_cycle=pace, meta=meta,
-                                                 reference_ah=ref),
-                                 model.domain)
+    # the domain of the LATEST forecast (every conditioning input, ml.domain) plus the older
+    # summary check (retention) — one list of reasons
+    domain = dict(doc.get("domain") or {"in_domain": True, "reasons": [], "checked": []})
+    legacy = domain_violations(domain_features(frame, hours_per_cycle=pace, meta=meta,
+                                               reference_ah=ref),
+                               {k: v for k, v in model.domain.items()
+                                if k == "retention"})
+    failures = list(domain.get("reasons") or []) + [r for r in legacy
+                                                     if r not in (domain.get("reasons") or [])]
+    domain = {**domain, "in_domain": not failures, "reasons": failures}
     adv = advise(updates, planned_cycles=planned_cycles, tolerance_cycles=tolerance_cycles,
                  hours_per_cycle=pace, loss_so_far_fraction=loss_so_far_fraction(discharge, ref),
                  domain_failures=failures, spec_min_cycles=spec_min_cycles, policy=policy,
@@ -192,6 +203,7 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
         "hours_saved_if_stopped": adv.hours_saved_if_stopped,
         "checks": adv.checks,
         "model": {"name": model.name, "version": model.version},
+        "domain": domain,
     }
     if spec_min_cycles is not None:
         body["pass_probability"] = adv.pass_probability

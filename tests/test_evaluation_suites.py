@@ -19,10 +19,15 @@ from ml.evaluation.trajectory import (calibrate_band, cut, evaluate_trajectories
 from ml.sources import CellRecord
 
 
-def _sqrt_cell(cell_id="exact", n=50, a=0.01, b=0.0005):
-    """Capacity exactly 5 Ah * (1 - a*sqrt(t) - b*N); truth split known; uneven rests."""
+def _sqrt_cell(cell_id="exact", n=50, a=0.01, b=0.0005, steady_from=None):
+    """Capacity exactly 5 Ah * (1 - a*sqrt(t) - b*N); truth split known; uneven rests. With
+    ``steady_from``, cycles after it last the median of the 10 durations before it (so the
+    schedule planned at that cut is the true one)."""
     cyc = np.arange(1, n + 1)
-    hours = np.cumsum(6.0 + np.array([0.0, 5.0, 11.0])[cyc % 3])
+    dur = 6.0 + np.array([0.0, 5.0, 11.0])[cyc % 3]
+    if steady_from is not None:
+        dur[steady_from:] = np.median(dur[steady_from - 10:steady_from])
+    hours = np.cumsum(dur)
     lt, lc = a * np.sqrt(hours), b * cyc
     cycles = pd.DataFrame({"cell_id": cell_id, "cycle_index": cyc,
                            "test_time_second": hours * 3600.0,
@@ -35,8 +40,11 @@ def test_cut_and_truth_share_by_hand():
     rec = _sqrt_cell(n=50)
     seen, fc, fh = cut(rec)
     assert seen == 20 and fc[0] == 21 and len(fc) == 30
-    assert fh[0] == pytest.approx(rec.cycles["test_time_second"].iloc[20] / 3600)
-    t = fh[0] - (6.0 + [0.0, 5.0, 11.0][21 % 3])  # hours at the end of cycle 20
+    # the PLANNED schedule: hours at cycle 20 + the median of the last 10 durations per cycle
+    t = rec.cycles["test_time_second"].iloc[19] / 3600  # hours at the end of cycle 20
+    durations = 6.0 + np.array([0.0, 5.0, 11.0])[np.arange(11, 21) % 3]
+    assert fh == pytest.approx(t + np.median(durations) * (fc - 20))
+    assert fh[0] != pytest.approx(rec.cycles["test_time_second"].iloc[20] / 3600)  # not truth
     share = 0.01 * np.sqrt(t) / (0.01 * np.sqrt(t) + 0.0005 * 20)
     assert true_time_share(rec, seen) == pytest.approx(share)
     short = _sqrt_cell(n=8)
@@ -50,7 +58,8 @@ def test_first_crossing_interpolates():
 
 
 def test_naive_is_exact_on_its_own_law():
-    cells = [_sqrt_cell("c1"), _sqrt_cell("c2", a=0.004, b=0.001)]
+    cells = [_sqrt_cell("c1", steady_from=20), _sqrt_cell("c2", a=0.004, b=0.001,
+                                                           steady_from=20)]
     res = evaluate_trajectories(cells, {"naive_sqrt": BaselineForecaster("naive_sqrt", 0.0),
                                         "persistence": BaselineForecaster("persistence")})
     naive = res["figures"]["naive_sqrt"]
@@ -69,7 +78,8 @@ def test_naive_is_exact_on_its_own_law():
 
 
 def test_calibrate_band_by_hand():
-    cells = [_sqrt_cell("c1"), _sqrt_cell("c2", a=0.004, b=0.001)]
+    cells = [_sqrt_cell("c1", steady_from=20), _sqrt_cell("c2", a=0.004, b=0.001,
+                                                           steady_from=20)]
     assert calibrate_band(cells, "naive_sqrt") == pytest.approx(0.0, abs=1e-9)
     scores = []
     for rec in cells:  # persistence: |q_k - q_20| / ref / sqrt(k), k = 1 … 30

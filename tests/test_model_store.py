@@ -40,6 +40,14 @@ def test_missing_card_and_missing_path_are_named(folder, tmp_path):
         resolve_model(tmp_path / "nowhere")
 
 
-def test_empty_registry_has_no_champion():
+def test_empty_registry_has_no_champion(monkeypatch):
     with pytest.raises(NotFoundError, match="fadecast-forecaster@champion"):
+        resolve_model("champion")
+    monkeypatch.setenv("FADECAST_SHIPPED_MODEL", "")  # no shipped model either
+    with pytest.raises(NotFoundError, match="no shipped model"):
         resolve_model()
+
+
+def test_without_a_champion_the_shipped_model_answers(folder, monkeypatch):
+    monkeypatch.setenv("FADECAST_SHIPPED_MODEL", str(folder))
+    assert resolve_model() == folder.resolve()

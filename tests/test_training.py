@@ -182,11 +182,14 @@ def test_splits_are_by_cell_without_leakage():
 
     splits = load_splits(DataConfig(synthetic_cells=30, sources=(), val_fraction=0.2,
                                     test_fraction=0.2))
-    ids = {name: {r.cell_id for r in getattr(splits, name)} for name in ("train", "val", "test")}
-    assert ids["train"] and ids["val"] and ids["test"]
-    assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"])
-    assert not (ids["val"] & ids["test"])
-    assert len(ids["train"] | ids["val"] | ids["test"]) == 30
+    names = ("train", "val", "calib", "test")
+    ids = {name: {r.cell_id for r in getattr(splits, name)} for name in names}
+    assert ids["train"] and ids["val"] and ids["calib"] and ids["test"]
+    # calibration cells are neither trained on nor used to pick epochs / champions
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not (ids[a] & ids[b]), (a, b)
+    assert len(set().union(*ids.values())) == 30
     again = load_splits(DataConfig(synthetic_cells=30, sources=()))
     assert [r.cell_id for r in again.val] == [r.cell_id for r in splits.val]
 

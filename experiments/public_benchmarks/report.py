@@ -155,6 +155,20 @@ def _rows_table(rows: list[dict], columns: list[str]) -> list[str]:
     return lines
 
 
+def _seen_line(res: dict, section: str) -> list[str]:
+    """Whether the model trained on this section's sources, READ from its card (recorded in
+    ``res['model']['training_sources']`` by run.py); nothing when unknown."""
+    from ml.evaluation.by_source import seen_label
+
+    trained = (res.get("model") or {}).get("training_sources")
+    needs = (res.get("section_sources") or {}).get(section)
+    if trained is None or not needs:
+        return []
+    labels = {src: seen_label(src, set(trained)) for src in needs}
+    text = "; ".join(f"`{src}`: {lab}" for src, lab in labels.items())
+    return [f"In the model's training data (from its card): {text}.", ""]
+
+
 def write(res: dict, path: Path) -> Path:
     """Write the report atomically; every figure comes from ``res`` (run ``res['run_id']``)."""
     run = res["run_id"]
@@ -185,6 +199,7 @@ def write(res: dict, path: Path) -> Path:
               "written `_at_` (MLflow refuses `@`)."]
     for name, got in s.items():
         lines += ["", f"## {name}", "", f"_{got['seconds']:.0f} s; run `{run}`._", ""]
+        lines += _seen_line(res, name)
         lines += commentary.get(name, [])
         if name == "severson":
             lines += ["Literature (not measured here):", ""]

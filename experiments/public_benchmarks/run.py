@@ -103,8 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         res["skipped"]["all"] = "../shared/data is absent (set FADECAST_SHARED_DATA)"
     have = set(available_sources())
     model = _model(model_uri, uri)
-    res["model"] = None if model is None else {"name": model.card.name,
-                                               "version": model.card.version}
+    from ml.evaluation.by_source import card_sources
+
+    # which sources trained the model is READ from its card, never written by hand
+    res["model"] = None if model is None else {
+        "name": model.card.name, "version": model.card.version,
+        "training_sources": sorted(card_sources(model.card))}
+    res["section_sources"] = {name: list(needs) for name, (needs, _) in SECTIONS.items()}
     for name, (needs, func) in SECTIONS.items():
         if args.only and name not in args.only:
             continue

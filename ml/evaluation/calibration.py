@@ -1,4 +1,7 @@
-"""Calibration: reliability curves and split-conformal constants grouped BY CELL.
+"""Calibration: THE one implementation of the split-conformal quantiles (plain, weighted per
+source and cell, by cell), reliability curves and interval scores. ``ml.training.calibration``
+gathers a model's scores on calibration cells and calls these; ``ml.evaluation.trajectory``
+calibrates the baselines' bands with the same functions.
 
 Split conformal (Vovk; Romano et al. 2019 for the quantile-regression score): compute a
 nonconformity score on calibration data the model never saw, take its
@@ -17,8 +20,8 @@ import pandas as pd
 
 from data_registry.errors import ValidationError
 
-__all__ = ["reliability_curve", "conformal_quantile", "interval_scores",
-           "split_conformal_by_cell"]
+__all__ = ["reliability_curve", "conformal_quantile", "weighted_conformal_quantile",
+           "interval_scores", "split_conformal_by_cell"]
 
 
 def reliability_curve(y_true: Any, quantiles: Mapping[float, Any]) -> pd.DataFrame:
@@ -87,3 +90,26 @@ def split_conformal_by_cell(cell_ids: Any, scores: Any, alpha: float = 0.1, *,
     grouped = frame.groupby("cell", sort=True)["score"]
     per_cell = grouped.max() if within_cell == "max" else grouped.quantile(float(within_cell))
     return conformal_quantile(per_cell.to_numpy(), alpha)
+
+
+def weighted_conformal_quantile(scores: Any, cell: Any, group: Any, alpha: float) -> float:
+    """The smallest score whose cumulative weight reaches ``1 − alpha``, each ``group``
+    (source) weighing the same and, inside a group, each ``cell`` the same (a point weighs
+    ``1 / (n_groups · n_cells_of_group · n_points_of_cell)``)."""
+    s = np.asarray(scores, dtype="float64").ravel()
+    cell, group = np.asarray(cell).ravel(), np.asarray(group).ravel()
+    if s.size == 0:
+        raise ValidationError("conformal scores must be non-empty", code="bad_value",
+                              expected="scores", found="0 values")
+    w = np.zeros(s.size)
+    groups = np.unique(group)
+    for g in groups:
+        in_g = group == g
+        cells = np.unique(cell[in_g])
+        for c in cells:
+            m = in_g & (cell == c)
+            w[m] = 1.0 / (len(groups) * len(cells) * m.sum())
+    order = np.argsort(s, kind="stable")
+    cum = np.cumsum(w[order])
+    k = min(int(np.searchsorted(cum, (1 - alpha) * cum[-1] - 1e-12)), s.size - 1)
+    return float(s[order][k])

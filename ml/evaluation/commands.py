@@ -1,8 +1,10 @@
 """``fadecast evaluate [--model URI] [--suite NAME ...] [--json] [--tracking-uri URI]``.
 
 Runs the suites (default: every suite whose data exist) on the model (default: the registry's
-champion; when there is none and no ``--model`` was given, the baselines alone, with a note)
-and on the baselines. Tables go to stdout; with ``--json`` stdout holds exactly one JSON
+champion, else the shipped production model; when there is neither and no ``--model`` was
+given, the baselines alone, with a note) and on the baselines, then prints the per-source table
+(``ml.evaluation.by_source``: model next to the √t + N fit, "in training" read from the card).
+Tables go to stdout; with ``--json`` stdout holds exactly one JSON
 document and notes go to stderr. With ``--tracking-uri`` the figures are also logged as their
 own MLflow run (experiment ``fadecast-evaluation``) through ``ml.training.tracking``.
 """
@@ -102,6 +104,11 @@ def evaluate_command(args: argparse.Namespace) -> int:
         if not args.json:
             print(format_table(result))
             print()
+    from ml.evaluation.by_source import format_source_table, source_rows
+
+    by_source = source_rows(results, None if model is None else model.card)
+    if not args.json:
+        print(format_source_table(by_source))
     model_info = None if model is None else {"name": model.card.name,
                                              "version": model.card.version}
     run_id = None
@@ -109,6 +116,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
         run_id = log_evaluation(results, model_info, args.tracking_uri)
         _note(f"logged to MLflow run {run_id} at {args.tracking_uri}")
     if args.json:
-        doc = {"model": model_info, "mlflow_run_id": run_id, "suites": results}
+        doc = {"model": model_info, "mlflow_run_id": run_id, "suites": results,
+               "by_source": by_source}
         print(json.dumps(plain(doc), allow_nan=False))
     return 0

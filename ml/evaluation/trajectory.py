@@ -1,11 +1,15 @@
 """Trajectory suites (pybamm-dev, synthetic): see the first 40 % of each held-out cell, forecast
-the rest given the TRUE future schedule (cycles and elapsed hours: the what-if), and score
+the rest given the PLANNED future schedule (the pace known at the cut, never the future's true
+hours), and score
 
 - |time-share error| at the last observed cycle against the known truth (median, p90);
 - capacity error over the unseen cycles, mean |Δ retention| in % of the reference capacity;
 - 90 % interval coverage and mean width (% of reference) of the p05–p95 band;
 - for methods that give one (the model), coverage and mean width of the time-share p05–p95
-  band: a model that cannot separate the two losses must say so with a wide band.
+  band: a model that cannot separate the two losses must say so with a wide band;
+- end-of-life error (% of the true cycle) on cells whose observed future crosses 80 % of the
+  reference (``eol_error_pct`` over ``eol_cells``; a forecast that does not cross within the
+  observed future is scored at its last cycle — a lower bound of its error).
 """
 from __future__ import annotations
 
@@ -15,23 +19,38 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ml.evaluation.calibration import conformal_quantile
-from ml.evaluation.forecasters import BaselineForecaster
+from ml.evaluation.forecasters import BaselineForecaster, first_crossing
 from ml.evaluation.metrics import summary_quantiles, time_share_errors
 from ml.models.baselines import retention_history
 from ml.sources import CellRecord
 
 OBSERVED_FRACTION = 0.4
 MIN_OBSERVED = 5
+EOL_FRACTION = 0.8  # end of life for the EOL-error figure: 80 % of the reference capacity
+
+
+def planned_future_hours(history, future_cycle: np.ndarray) -> np.ndarray:
+    """Elapsed hours at ``future_cycle`` as planned at the cut: the last observed hour plus
+    the median duration of the last 10 observed cycles per cycle ahead (the CONTRACTS default
+    of ``fadecast forecast``). The future's TRUE hours are never used: at constant current a
+    faded cell's cycles get shorter, so they would leak the capacity being forecast."""
+    t = history["test_time_second"].to_numpy(dtype="float64") / 3600.0
+    n = history["cycle_index"].to_numpy(dtype="float64")
+    steps = np.diff(t)[-10:] / np.maximum(np.diff(n)[-10:], 1.0)
+    steps = steps[np.isfinite(steps)]
+    pace = float(np.median(steps)) if steps.size else 1.0
+    return t[-1] + pace * (np.asarray(future_cycle, dtype="float64") - n[-1])
 
 
 def cut(record: CellRecord, observed_fraction: float = OBSERVED_FRACTION
         ) -> tuple[int, np.ndarray, np.ndarray]:
-    """(rows observed, future cycle numbers, future elapsed hours) for one cell."""
+    """(rows observed, future cycle numbers, PLANNED future elapsed hours) for one cell
+    (:func:`planned_future_hours`)."""
     n = len(record.cycles)
     seen = min(max(MIN_OBSERVED, math.ceil(observed_fraction * n)), n - 1)
     future = record.cycles.iloc[seen:]
-    return (seen, future["cycle_index"].to_numpy(dtype="float64"),
-            future["test_time_second"].to_numpy(dtype="float64") / 3600.0)
+    fc = future["cycle_index"].to_numpy(dtype="float64")
+    return seen, fc, planned_future_hours(record.cycles.iloc[:seen], fc)
 
 
 def true_time_share(record: CellRecord, seen: int) -> float:
@@ -67,13 +86,15 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
     "per_cell": [...], "failures": {method: [messages]}}``; figures in % except shares."""
     per_cell, failures = [], {m: [] for m in methods}
     acc = {m: {"ts_err": [], "cap_err": [], "cover": [], "width": [], "ts_cover": [],
-               "ts_width": []} for m in methods}
+               "ts_width": [], "eol_err": []} for m in methods}
     for rec in cells:
         seen, fc, fh = cut(rec, observed_fraction)
         history = rec.cycles.iloc[:seen]
         _, _, _, ref = retention_history(history)
         truth_q = rec.cycles["discharge_capacity_ah"].to_numpy()[seen:] / ref
         share_true = true_time_share(rec, seen) if rec.truth is not None else float("nan")
+        eol_true = first_crossing(fc, truth_q, EOL_FRACTION) \
+            if float(np.min(truth_q[:1], initial=1.0)) >= EOL_FRACTION else None
         row = {"cell_id": rec.cell_id, "observed_cycles": seen, "future_cycles": len(fc),
                "time_share_true": share_true}
         for name, method in methods.items():
@@ -87,6 +108,13 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
             a["cap_err"].append(float(err.mean()))
             row[f"{name}_capacity_error_pct"] = float(err.mean())
             row[f"{name}_time_share"] = f.time_share
+            if eol_true is not None:
+                # a forecast that never crosses within the observed future is scored at the
+                # last observed cycle: a LOWER bound of its error
+                eol_pred = first_crossing(fc, f.p50, EOL_FRACTION)
+                eol_pred = float(fc[-1]) if eol_pred is None else eol_pred
+                a["eol_err"].append(abs(eol_pred - eol_true) / eol_true * 100.0)
+                row[f"{name}_eol_error_pct"] = a["eol_err"][-1]
             if np.isfinite(f.time_share) and np.isfinite(share_true):
                 a["ts_err"].append(float(time_share_errors([f.time_share], [share_true])[0]))
                 if f.time_share_band is not None:
@@ -113,6 +141,8 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
         fig["time_share_coverage_90_pct"] = (float(np.mean(a["ts_cover"])) * 100.0
                                              if a["ts_cover"] else float("nan"))
         fig["time_share_interval_width_90"] = _mean(a["ts_width"])
+        fig["eol_error_pct"] = _mean(a["eol_err"])
+        fig["eol_cells"] = len(a["eol_err"])
         figures[name] = fig
     return {"figures": figures, "per_cell": per_cell, "failures": failures}
 

@@ -19,23 +19,36 @@ def _range(values: list[float]) -> list[float] | None:
     return [float(v.min()), float(v.max())] if v.size else None
 
 
-def training_domain(cells: list[PreparedCell]) -> dict:
+def training_domain(cells: list[PreparedCell], cut_range: tuple[float, float] = (0.2, 0.8)
+                    ) -> dict:
     """Ranges the model was trained on, for the advice policy's in-domain check.
 
     ``c_rate`` (1/h), ``hours_per_cycle`` (h), ``cycles_seen`` (per cell), ``cycle_index``
     (its max = the longest trained trajectory, cycles), ``temperature_celsius``, ``retention``
-    (fraction of the reference capacity), ``chemistry`` (distinct values where the source states
-    it), ``sources``, ``n_cells``. ``ml.advice.domain_violations`` checks a cell against it.
+    (fraction of the reference capacity), ``reference_capacity_ah`` (capacity scale, Ah),
+    ``history_cycles`` (shortest and longest training window), ``chemistry`` (distinct values
+    where the cell or its source's provenance states it), ``sources``, ``n_cells``. ``ml.advice.domain_violations`` checks a cell against it.
     """
     def col(name: str) -> list[float]:
         return [float(x) for c in cells for x in c.table[name].to_numpy(dtype=float)]
 
-    chem = sorted({str(c.meta["chemistry"]) for c in cells if c.meta.get("chemistry")})
+    from ml.sources.provenance import provenance
+
+    chem = sorted({str(c.meta["chemistry"]) for c in cells if c.meta.get("chemistry")} |
+                  {str(provenance(str(c.meta.get("source", "?"))).chemistry) for c in cells
+                   if provenance(str(c.meta.get("source", "?"))).chemistry})
+    refs = [float(c.table["reference_capacity_ah"].iloc[0]) for c in cells
+            if "reference_capacity_ah" in c.table.columns and len(c.table)]
+    # the history lengths the training windows had: cut at cut_range of each cell (>= 3 rows)
+    shortest = [max(3, int(round(cut_range[0] * len(c.table)))) for c in cells]
+    longest = [max(3, int(round(cut_range[1] * len(c.table)))) for c in cells]
     return {"c_rate": _range(col("c_rate")), "hours_per_cycle": _range(col("cycle_duration_hour")),
             "cycles_seen": _range([float(len(c.table)) for c in cells]),
             "cycle_index": _range(col("cycle_index")),
             "temperature_celsius": _range(col("temperature_celsius")),
             "retention": _range(col("retention")),
+            "reference_capacity_ah": _range(refs),
+            "history_cycles": ([float(min(shortest)), float(max(longest))] if cells else None),
             "chemistry": chem, "sources": sorted({str(c.meta.get("source", "?")) for c in cells}),
             "n_cells": len(cells)}
 

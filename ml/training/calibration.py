@@ -1,14 +1,22 @@
-"""Split-conformal calibration on validation cells (by cell: no validation cell was trained on).
+"""Split-conformal calibration of a model on CALIBRATION cells (by cell: never trained on, and
+never used to pick the epoch or the champion — ``ml.training.pipeline`` keeps a separate
+calibration split). The quantile math lives in ONE place, ``ml.evaluation.calibration``; this
+module only gathers a model's scores.
 
-Score of a point: ``s = max(q05 - y, y - q95) / (q95 - q05 + eps)``; the stored constant is the
-level-``(1 - alpha)`` quantile of the scores, so widening the raw band by
-``scale * (q95 - q05 + eps)`` per side covers ~90 % of held-out points.
+Capacity (method ``"quadrature"``, ``ml.uncertainty``): the served band is, per side,
+``sqrt(((1 + s) · m)² + f²)`` with m the model's half-width and f the per-cell floor (observation
+noise + the history's trend extrapolation); the score of a point is the smallest ``s`` that covers
+it (:func:`ml.uncertainty.conformal_score`) and the stored ``scale`` is the weighted 90 % quantile
+of the scores. Time share (method ``"additive"``): ``s = max(q05 - y, y - q95) / (q95 - q05 +
+eps)``, the band widened by ``scale · (q95 − q05 + eps)`` per side.
 
 The quantile is WEIGHTED so every source (synthetic, pybamm-dev, severson-train, …) counts
 equally and, inside a source, every cell counts equally (each point weighs
 ``1 / (n_sources · n_cells_of_source · n_points_of_cell)``): long trajectories do not dominate
-their source, and a source with many validation cells does not set the band for the others.
+their source, and a source with many calibration cells does not set the band for the others.
 Per-source constants (same per-cell weighting) are stored beside the pooled one for reporting.
+Cuts see only the PLANNED schedule: future hours = last observed hour + the median duration of
+the last 10 observed cycles per cycle (what ``fadecast forecast`` assumes by default).
 """
 from __future__ import annotations
 
@@ -17,11 +25,13 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ml.evaluation.calibration import conformal_quantile, weighted_conformal_quantile
 from ml.inference import band
 from ml.models.fade_net import FadeNet
 from ml.scaling import FeatureScaler
 from ml.training.dataset import PreparedCell, cut_windows, stack_windows
 from ml.training.loop import predict_batch
+from ml.uncertainty import conformal_score, history_noise, trend_floor
 
 __all__ = ["conformal_scale", "weighted_conformal_scale", "calibrate", "CUT_FRACTIONS"]
 
@@ -37,54 +47,44 @@ def _scores(raw: np.ndarray, y: np.ndarray, eps: float) -> np.ndarray:
 
 
 def conformal_scale(raw: np.ndarray, y: np.ndarray, eps: float, alpha: float = 0.1) -> dict:
-    """Conformal constant for raw bands ``raw`` [N, 3] and observations ``y`` [N] (every point
-    weighs the same; the finite-sample ⌈(n + 1)(1 − α)⌉-th smallest score)."""
+    """Additive conformal constant for raw bands ``raw`` [N, 3] and observations ``y`` [N]
+    (every point weighs the same; the finite-sample ⌈(n + 1)(1 − α)⌉-th smallest score, the
+    largest when that exceeds n)."""
     ok = np.isfinite(y)
     raw, y = raw[ok], y[ok]
     n = len(y)
     if n == 0:
         return {"scale": 0.0, "eps": eps, "n": 0, "level": 1 - alpha}
-    s = np.sort(_scores(raw, y, eps))
-    k = min(int(np.ceil((n + 1) * (1 - alpha))), n)  # the k-th smallest score (split conformal)
-    return {"scale": float(s[k - 1]), "eps": eps, "n": int(n), "level": 1 - alpha}
+    scores = _scores(raw, y, eps)
+    q = conformal_quantile(scores, alpha)
+    return {"scale": float(q if np.isfinite(q) else scores.max()), "eps": eps, "n": int(n),
+            "level": 1 - alpha}
 
 
 def weighted_conformal_scale(raw: np.ndarray, y: np.ndarray, cell: np.ndarray,
                              group: np.ndarray, eps: float, alpha: float = 0.1) -> dict:
-    """Conformal constant with equal weight per ``group`` and, inside a group, per ``cell``.
+    """Additive conformal constant with equal weight per ``group`` and, inside a group, per
+    ``cell`` (see :func:`ml.evaluation.calibration.weighted_conformal_quantile`).
 
-    Parameters
-    ----------
-    raw, y:
-        Raw bands [N, 3] and observations [N] (fractions of the reference; NaN y skipped).
-    cell, group:
-        Cell id and group (source) of every point [N].
-    eps:
-        Added to the band width in the score's denominator.
-
-    Returns
-    -------
-    ``{"scale", "eps", "n", "n_cells", "level"}``: the smallest score whose cumulative weight
-    reaches ``1 - alpha``.
+    Returns ``{"scale", "eps", "n", "n_cells", "level"}``.
     """
     ok = np.isfinite(y)
     raw, y, cell, group = raw[ok], y[ok], np.asarray(cell)[ok], np.asarray(group)[ok]
     if len(y) == 0:
         return {"scale": 0.0, "eps": eps, "n": 0, "n_cells": 0, "level": 1 - alpha}
-    s = _scores(raw, y, eps)
-    w = np.zeros(len(y))
-    groups = np.unique(group)
-    for g in groups:
-        in_g = group == g
-        cells = np.unique(cell[in_g])
-        for c in cells:
-            m = in_g & (cell == c)
-            w[m] = 1.0 / (len(groups) * len(cells) * m.sum())
-    order = np.argsort(s, kind="stable")
-    cum = np.cumsum(w[order])
-    k = min(int(np.searchsorted(cum, (1 - alpha) * cum[-1] - 1e-12)), len(s) - 1)
-    return {"scale": float(s[order][k]), "eps": eps, "n": int(len(y)),
-            "n_cells": int(len(np.unique(cell))), "level": 1 - alpha}
+    return {"scale": weighted_conformal_quantile(_scores(raw, y, eps), cell, group, alpha),
+            "eps": eps, "n": int(len(y)), "n_cells": int(len(np.unique(cell))),
+            "level": 1 - alpha}
+
+
+def _quadrature_scale(scores: np.ndarray, cell: np.ndarray, group: np.ndarray,
+                      alpha: float) -> dict:
+    ok = np.isfinite(scores)
+    if not ok.any():
+        return {"method": "quadrature", "scale": 0.0, "n": 0, "n_cells": 0, "level": 1 - alpha}
+    return {"method": "quadrature",
+            "scale": weighted_conformal_quantile(scores[ok], cell[ok], group[ok], alpha),
+            "n": int(ok.sum()), "n_cells": int(len(np.unique(cell[ok]))), "level": 1 - alpha}
 
 
 def calibrate(model: FadeNet | torch.nn.Module | Predict, cells: list[PreparedCell], scaler: FeatureScaler,
@@ -109,16 +109,16 @@ def calibrate(model: FadeNet | torch.nn.Module | Predict, cells: list[PreparedCe
     pts = _points(predict, cells, scaler, max_history)
     if pts is None:
         return {}
-    cap_raw, cap_y, cap_cell, cap_src, sh_raw, sh_y, sh_cell, sh_src = pts
-    out = {"capacity": weighted_conformal_scale(cap_raw, cap_y, cap_cell, cap_src,
-                                                CAPACITY_EPS, alpha),
-           "time_share": weighted_conformal_scale(sh_raw, sh_y, sh_cell, sh_src, SHARE_EPS,
-                                                  alpha),
-           "weighting": "equal per source, equal per cell within a source"}
+    cap_score, cap_cell, cap_src, sh_raw, sh_y, sh_cell, sh_src = pts
+    out = {"capacity": _quadrature_scale(cap_score, cap_cell, cap_src, alpha),
+           "time_share": {"method": "additive", **weighted_conformal_scale(
+               sh_raw, sh_y, sh_cell, sh_src, SHARE_EPS, alpha)},
+           "weighting": "equal per source, equal per cell within a source",
+           "schedule": "planned: median duration of the last 10 observed cycles"}
     out["by_source"] = {
-        str(src): {"capacity": weighted_conformal_scale(
-            cap_raw[cap_src == src], cap_y[cap_src == src], cap_cell[cap_src == src],
-            cap_src[cap_src == src], CAPACITY_EPS, alpha)["scale"]}
+        str(src): {"capacity": _quadrature_scale(cap_score[cap_src == src],
+                                                 cap_cell[cap_src == src],
+                                                 cap_src[cap_src == src], alpha)["scale"]}
         for src in np.unique(cap_src)}
     out["calibration_sources"] = sorted({str(c.meta.get("source", "?")) for c in cells})
     return out
@@ -126,24 +126,32 @@ def calibrate(model: FadeNet | torch.nn.Module | Predict, cells: list[PreparedCe
 
 def _points(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
             max_history: int) -> tuple[np.ndarray, ...] | None:
-    """Raw bands, truths, cell ids and sources of every scored point over ``CUT_FRACTIONS``."""
-    cap, ys, cap_cell, cap_src = [], [], [], []
+    """Capacity scores, time-share bands and truths, cell ids and sources of every scored point
+    over ``CUT_FRACTIONS`` (planned schedule)."""
+    cap, cap_cell, cap_src = [], [], []
     sh, ts, sh_cell, sh_src = [], [], [], []
     ids = np.array([c.cell_id for c in cells], dtype=object)
     srcs = np.array([str(c.meta.get("source", "?")) for c in cells], dtype=object)
     for frac in CUT_FRACTIONS:
-        windows = cut_windows(cells, fraction=frac, scaler=scaler, max_history=max_history)
+        windows = cut_windows(cells, fraction=frac, scaler=scaler, max_history=max_history,
+                              planned=True)
         if not windows:
             continue
         batch = stack_windows(windows)
         out = predict({k: batch[k] for k in ("history", "history_mask", "query_cycle",
                                              "query_hour")})
         q = np.asarray(out["capacity_fraction"])[:, 1:]
-        n_q = q.shape[1]
-        cap.append(band(q, None, lo=-np.inf).reshape(-1, 3))
-        ys.append(batch["target_capacity"][:, 1:].reshape(-1))
-        cap_cell.append(np.repeat(ids, n_q))
-        cap_src.append(np.repeat(srcs, n_q))
+        raw = band(q, None, lo=-np.inf)  # [B, H, 3]
+        y = batch["target_capacity"][:, 1:]
+        for b, w in enumerate(windows):
+            floor = trend_floor(w["hist_cycle"], w["hist_retention"],
+                                batch["query_cycle"][b, 1:],
+                                noise=history_noise(w["hist_retention"]))
+            score = conformal_score(raw[b], floor, y[b])
+            score[~np.isfinite(y[b])] = np.nan
+            cap.append(score)
+            cap_cell.append(np.repeat(ids[b], len(score)))
+            cap_src.append(np.repeat(srcs[b], len(score)))
         lt = np.asarray(out["loss_time_fraction"])[:, 0]
         lc = np.asarray(out["loss_cycle_fraction"])[:, 0]
         sh.append(band(lt / np.maximum(lt + lc, 1e-9), None, lo=0.0, hi=1.0))
@@ -154,5 +162,4 @@ def _points(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
         sh_src.append(srcs)
     if not cap:
         return None
-    return tuple(np.concatenate(v) for v in (cap, ys, cap_cell, cap_src, sh, ts, sh_cell,
-                                             sh_src))
+    return tuple(np.concatenate(v) for v in (cap, cap_cell, cap_src, sh, ts, sh_cell, sh_src))

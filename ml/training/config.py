@@ -38,6 +38,12 @@ class DataConfig:
     split_seed: int = 0
     val_fraction: float = 0.2
     test_fraction: float = 0.2
+    #: share of each source's held-out (non-train, non-test) cells kept for CALIBRATION; the
+    #: rest choose the epoch and the champion (never the same cells)
+    calibration_share: float = 0.5
+    #: sources whose cells (with a ``cycle_life`` label) fit the early-life cycle-life heads
+    #: (``ml.models.cycle_life_head``); only their TRAIN splits — test splits stay unseen
+    cycle_life_sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,10 @@ class StudyConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     register: bool = True
     model_version_label: str = "1"
+    #: folder (relative to the repository root) the model is SHIPPED to after training, e.g.
+    #: "models/production"; empty = not shipped. Shipping refuses sources whose licence is not
+    #: known to allow it (``ml.sources.provenance``).
+    ship_to: str = ""
 
 
 def _build(cls: type, table: dict, where: str) -> Any:
@@ -132,8 +142,13 @@ def load_config(path: str | Path) -> StudyConfig:
         raise
     check_option("time_term", cfg.model.time_term, TIME_TERMS)
     check_option("cycle_term", cfg.model.cycle_term, CYCLE_TERMS)
-    for name in cfg.data.sources:
+    for name in cfg.data.sources + cfg.data.cycle_life_sources:
         check_option("data.sources", name, SOURCES)
+    if not 0.0 <= cfg.data.calibration_share < 1.0:
+        raise FadecastError("calibration_share must lie in [0, 1)", code="bad_config",
+                            file=str(path), column="data.calibration_share",
+                            expected="a fraction in [0, 1)",
+                            found=repr(cfg.data.calibration_share))
     return cfg
 
 

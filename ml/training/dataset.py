@@ -18,6 +18,7 @@ from ml.sources import CellRecord
 from ml.windows import FEATURES, FEATURE_NAMES, history_arrays, model_table, stack_histories
 
 __all__ = ["PreparedCell", "prepare_cells", "fit_scaler", "sample_windows", "cut_windows",
+           "planned_hours",
            "stack_windows",
            "dataset_hash", "cells_frame"]
 
@@ -70,8 +71,23 @@ def fit_scaler(cells: list[PreparedCell]) -> FeatureScaler:
     return scaler.fit(rows)
 
 
+def planned_hours(hist: pd.DataFrame, query_cycle: np.ndarray) -> np.ndarray:
+    """Elapsed hours at ``query_cycle`` as a user would plan them at the cut: the last observed
+    hour + the median duration of the last 10 observed cycles per cycle ahead (the CONTRACTS
+    default of ``fadecast forecast``). Never the future's true hours: a faded cell's shorter
+    cycles would leak its capacity into the inputs."""
+    hours = hist["elapsed_hour"].to_numpy(dtype=float)
+    dur = hist["cycle_duration_hour"].to_numpy(dtype=float)[-10:]
+    dur = dur[np.isfinite(dur)]
+    pace = float(np.median(dur)) if dur.size else (
+        float(np.median(np.diff(hours))) if len(hours) > 1 else 1.0)
+    last_cycle = float(hist["cycle_index"].iloc[-1])
+    q = np.asarray(query_cycle, dtype=float)
+    return hours[-1] + pace * (q - last_cycle)
+
+
 def _window(cell: PreparedCell, cut: int, n_queries: int, scaler: FeatureScaler,
-            max_history: int, drop_optional: bool) -> dict:
+            max_history: int, drop_optional: bool, planned: bool = False) -> dict:
     hist = cell.table.iloc[:cut]
     x, m = history_arrays(hist, scaler, max_history)
     if drop_optional:
@@ -85,8 +101,13 @@ def _window(cell: PreparedCell, cut: int, n_queries: int, scaler: FeatureScaler,
         future = np.unique(np.round(np.linspace(cut, n - 1, n_queries)).astype(int))
     q = np.concatenate([[cut - 1], future])
     t = cell.table
+    query_hour = t["elapsed_hour"].to_numpy()[q]
+    if planned:
+        query_hour = planned_hours(hist, t["cycle_index"].to_numpy(dtype=float)[q])
     return {"x": x, "m": m, "query_cycle": t["cycle_index"].to_numpy()[q],
-            "query_hour": t["elapsed_hour"].to_numpy()[q],
+            "query_hour": query_hour,
+            "hist_cycle": hist["cycle_index"].to_numpy(dtype=float),
+            "hist_retention": hist["retention"].to_numpy(dtype=float),
             "target_capacity": t["retention"].to_numpy()[q],
             "target_time": cell.loss_time[q], "target_cycle": cell.loss_cycle[q]}
 
@@ -126,13 +147,14 @@ def sample_windows(cells: list[PreparedCell], rng: np.random.Generator, *, per_c
 
 
 def cut_windows(cells: list[PreparedCell], *, fraction: float, scaler: FeatureScaler,
-                max_history: int, n_queries: int = 1000) -> list[dict]:
-    """One window per cell cut at ``fraction`` of its cycles, queries = ALL later cycles."""
+                max_history: int, n_queries: int = 1000, planned: bool = False) -> list[dict]:
+    """One window per cell cut at ``fraction`` of its cycles, queries = ALL later cycles;
+    with ``planned`` the query hours are the schedule known at the cut (:func:`planned_hours`)."""
     out = []
     for cell in cells:
         n = len(cell.table)
         cut = min(max(int(round(fraction * n)), 3), n - 1)
-        out.append(_window(cell, cut, n_queries, scaler, max_history, False))
+        out.append(_window(cell, cut, n_queries, scaler, max_history, False, planned))
     return out
 
 

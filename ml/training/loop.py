@@ -84,7 +84,8 @@ def fit(model: FadeNet, train: list[PreparedCell], val: list[PreparedCell],
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(settings.epochs, 1))
     val_batch = stack_windows(cut_windows(val, fraction=0.4, scaler=scaler,
                                           max_history=settings.max_history,
-                                          n_queries=settings.n_queries)) if val else None
+                                          n_queries=settings.n_queries,
+                                          planned=True)) if val else None
     best, best_state, history = np.inf, None, []
     bar = tqdm(range(settings.epochs), desc="train", file=sys.stderr, disable=not progress)
     for epoch in bar:

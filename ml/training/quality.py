@@ -1,7 +1,7 @@
 """Quality figures of a model on held-out cells, through the SAME path serving uses
 (``ml.inference.forecast`` with the card), scored by ``ml.evaluation.trajectory``.
 
-Figures (evaluation protocol): first 40 % of each cell seen, the true future schedule given;
+Figures (evaluation protocol): first 40 % of each cell seen, the PLANNED future schedule given;
 |time-share error| median and p90, capacity error (% of reference), 90 % coverage and width —
 for the model and for the naive per-cell fit ``q = c0 - a*sqrt(t) - b*N``.
 """

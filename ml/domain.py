@@ -1,0 +1,159 @@
+"""Is a forecast request inside the model's training domain? Judged on EVERY conditioning input.
+
+A forecast conditions on the planned pace (hours per future cycle), the observed pace, the C-rate,
+the temperature, the capacity scale (reference capacity, Ah), the chemistry where the caller states
+it, and the history length. Each is compared with the range the card's ``training_domain`` records
+(``ml.export.card.training_domain``):
+
+* positive scale quantities (hours per cycle, C-rate, reference capacity) on a LOG scale: inside
+  when within ``lo / RELATIVE_SLACK`` … ``hi · RELATIVE_SLACK`` (a 1 h/cycle request against a
+  trained 3.15–300 h range is outside, which a linear "5 % of the span" slack missed);
+* temperature on a linear scale with ``TEMPERATURE_SLACK_C`` degrees either side;
+* chemistry against the trained list (case-insensitive) when both sides state one;
+* history length: shorter than the shortest window the model was trained on, or longer than
+  ``HORIZON_FACTOR`` × the longest trained trajectory.
+
+Pure functions over a per-cycle model table (``ml.windows.model_table``) and plain dicts.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["same_chemistry", "RELATIVE_SLACK", "TEMPERATURE_SLACK_C", "HORIZON_FACTOR", "request_conditions",
+           "judge_domain"]
+
+#: a positive quantity within a factor 1.1 beyond the trained range still counts as inside
+RELATIVE_SLACK = 1.1
+#: temperatures within 2 °C of the trained range count as inside
+TEMPERATURE_SLACK_C = 2.0
+#: a history longer than this many times the longest trained trajectory is outside
+HORIZON_FACTOR = 4.0
+
+_LOG_SCALE = (("hours_per_cycle", "planned hours per cycle", "h"),
+              ("observed_hours_per_cycle", "observed hours per cycle", "h"),
+              ("c_rate", "C-rate", "1/h"),
+              ("reference_capacity_ah", "reference capacity", "Ah"))
+#: which training-domain entry each request condition is judged against
+_DOMAIN_KEY = {"hours_per_cycle": "hours_per_cycle", "observed_hours_per_cycle": "hours_per_cycle",
+               "c_rate": "c_rate", "reference_capacity_ah": "reference_capacity_ah",
+               "temperature_celsius": "temperature_celsius"}
+
+
+def same_chemistry(stated: str, trained: str) -> bool:
+    """True when ``stated`` names ``trained`` (case-insensitive), or its cathode part:
+    "LFP" matches "LFP/graphite"."""
+    a, b = str(stated).strip().lower(), str(trained).strip().lower()
+    return a == b or a == b.split("/")[0].strip() or b == a.split("/")[0].strip()
+
+
+def _median_tail(table: pd.DataFrame, name: str, n: int = 10) -> float | None:
+    if name not in table.columns:
+        return None
+    v = pd.to_numeric(table[name], errors="coerce").to_numpy(float)[-n:]
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if v.size else None
+
+
+def request_conditions(table: pd.DataFrame, *, planned_hours_per_cycle: float,
+                       chemistry: str | None = None) -> dict[str, Any]:
+    """The conditioning inputs of one forecast request.
+
+    Parameters
+    ----------
+    table:
+        The history as :func:`ml.windows.model_table` returns it (``cycle_duration_hour``,
+        ``c_rate``, ``temperature_celsius``, ``reference_capacity_ah`` …).
+    planned_hours_per_cycle:
+        The pace the forecast assumes for future cycles (h).
+    chemistry:
+        The caller's statement of the cell chemistry, if any.
+    """
+    ref = _median_tail(table, "reference_capacity_ah", n=len(table))
+    temps = pd.to_numeric(table.get("temperature_celsius", pd.Series(dtype=float)),
+                          errors="coerce").to_numpy(float)
+    temps = temps[np.isfinite(temps)]
+    return {"hours_per_cycle": float(planned_hours_per_cycle),
+            "observed_hours_per_cycle": _median_tail(table, "cycle_duration_hour"),
+            "c_rate": _median_tail(table, "c_rate"),
+            "temperature_celsius": (float(np.median(temps)) if temps.size else None),
+            "temperature_range_celsius": ([float(temps.min()), float(temps.max())]
+                                          if temps.size else None),
+            "reference_capacity_ah": ref,
+            "chemistry": chemistry or None,
+            "history_cycles": int(len(table)),
+            "last_cycle_index": float(table["cycle_index"].iloc[-1])}
+
+
+def _range(rule: Any) -> tuple[float | None, float | None]:
+    if isinstance(rule, Mapping):
+        lo, hi = rule.get("min"), rule.get("max")
+    elif isinstance(rule, (list, tuple)) and len(rule) == 2:
+        lo, hi = rule
+    else:
+        return None, None
+    try:
+        return (None if lo is None else float(lo)), (None if hi is None else float(hi))
+    except (TypeError, ValueError):
+        return None, None
+
+
+def _ok(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and not math.isfinite(value))
+
+
+def judge_domain(conditions: Mapping[str, Any], domain: Mapping[str, Any] | None) -> dict:
+    """``{"in_domain": bool, "reasons": [...], "checked": [...]}`` for one request.
+
+    ``reasons`` has one line per condition outside the trained range (naming the value and the
+    range); ``checked`` lists the conditions that could be judged (both sides known). A card
+    without a training domain judges nothing and says so in ``reasons`` (not in domain: the
+    model's domain is unknown).
+    """
+    if not domain:
+        return {"in_domain": False, "reasons": ["the model card records no training domain"],
+                "checked": []}
+    reasons: list[str] = []
+    checked: list[str] = []
+    for name, label, unit in _LOG_SCALE:
+        value = conditions.get(name)
+        lo, hi = _range(domain.get(_DOMAIN_KEY[name]))
+        if not _ok(value) or lo is None or hi is None:
+            continue
+        checked.append(name)
+        v = float(value)
+        if v <= 0 or v < lo / RELATIVE_SLACK:
+            reasons.append(f"{label} {v:.4g} {unit} below the trained range {lo:.4g}–{hi:.4g}")
+        elif v > hi * RELATIVE_SLACK:
+            reasons.append(f"{label} {v:.4g} {unit} above the trained range {lo:.4g}–{hi:.4g}")
+    lo, hi = _range(domain.get("temperature_celsius"))
+    temps = conditions.get("temperature_range_celsius")
+    if temps and lo is not None and hi is not None:
+        checked.append("temperature_celsius")
+        if temps[0] < lo - TEMPERATURE_SLACK_C or temps[1] > hi + TEMPERATURE_SLACK_C:
+            reasons.append(f"temperature {temps[0]:.4g}–{temps[1]:.4g} °C outside the trained "
+                           f"range {lo:.4g}–{hi:.4g} °C")
+    chem = conditions.get("chemistry")
+    allowed = [str(a) for a in (domain.get("chemistry") or [])]
+    if chem and allowed:
+        checked.append("chemistry")
+        if not any(same_chemistry(chem, a) for a in allowed):
+            reasons.append(f"chemistry '{chem}' not among the trained {sorted(allowed)}")
+    n = conditions.get("history_cycles")
+    lo, hi = _range(domain.get("history_cycles"))
+    if _ok(n) and lo is not None:
+        checked.append("history_cycles")
+        if float(n) < lo:
+            reasons.append(f"history of {int(n)} cycles shorter than any trained window "
+                           f"({lo:.0f} cycles)")
+    _, longest = _range(domain.get("cycle_index"))
+    last = conditions.get("last_cycle_index")
+    if _ok(last) and longest is not None:
+        checked.append("last_cycle_index")
+        if float(last) > HORIZON_FACTOR * longest:
+            reasons.append(f"cycle {float(last):.0f} beyond {HORIZON_FACTOR:g}× the longest "
+                           f"trained trajectory ({longest:.0f} cycles)")
+    return {"in_domain": not reasons, "reasons": reasons, "checked": checked}

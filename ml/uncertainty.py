@@ -1,0 +1,167 @@
+"""Honest forecast bands: model spread + observation noise + trend extrapolation, never zero.
+
+The capacity band of a forecast is built from three parts (all in retention units, fractions of
+the reference capacity):
+
+* the MODEL's spread — the p05/p50/p95 of its posterior samples, scaled by the split-conformal
+  factor ``1 + s`` fitted on calibration cells (:func:`conformal_score` is the score);
+* the OBSERVATION noise of this cell — a robust standard deviation of the history's cycle-to-cycle
+  scatter (:func:`history_noise`); a future measurement scatters at least that much;
+* the EXTRAPOLATION uncertainty of the history's own trend — the prediction interval of a straight
+  line fitted to the history (:func:`trend_floor`), which grows with the distance ahead and with
+  the history's curvature/noise.
+
+The last two form the per-cell FLOOR ``f`` (half-width of a 90 % interval); each side of the band
+is ``sqrt(((1 + s) · m)² + f²)`` with ``m`` the model's half-width on that side. The floor is
+derived from the history alone — no constant — and is positive for any history whose capacity
+moves at all; a perfectly constant history falls back to the reported resolution
+(:data:`QUANTISATION_FRACTION`).
+
+The time share is widened where the data cannot identify it (:func:`share_band`): before any fade
+rises above the noise, the model's share samples are mixed with a uniform share, so the answer is
+"unknown", never a confident 0.00.
+"""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+__all__ = ["Z90", "QUANTISATION_FRACTION", "OOD_WIDENING", "history_noise", "trend_floor",
+           "compose_band", "conformal_score", "share_band", "identifiability_weight"]
+
+Z90 = NormalDist().inv_cdf(0.95)  # half-width of a 90 % normal interval, in sd
+#: a history whose retention never changes: its scatter is taken as the resolution a capacity is
+#: usually reported with (0.1 % of the reference), since zero scatter cannot be measured
+QUANTISATION_FRACTION = 1e-3
+#: outside the training domain the model's spread is multiplied by this factor (a policy, stated
+#: in the card and the answer's domain reasons; not a measurement)
+OOD_WIDENING = 2.0
+
+
+def history_noise(retention: np.ndarray) -> float:
+    """Robust sd of the history's cycle-to-cycle scatter (retention units).
+
+    ``1.4826 · MAD(Δr − median Δr) / √2``: differences remove the slow trend, the MAD ignores the
+    odd outlier cycle, and the √2 undoes the differencing. Falls back to the
+    :data:`QUANTISATION_FRACTION` when fewer than 3 finite values exist or the scatter is zero.
+    """
+    r = np.asarray(retention, dtype=float)
+    r = r[np.isfinite(r)]
+    if r.size < 3:
+        return QUANTISATION_FRACTION
+    d = np.diff(r)
+    mad = float(np.median(np.abs(d - np.median(d))))
+    sigma = 1.4826 * mad / math.sqrt(2.0)
+    if sigma > 0:
+        return sigma
+    steps = np.abs(d[d != 0])
+    return float(steps.min()) / math.sqrt(12.0) if steps.size else QUANTISATION_FRACTION
+
+
+def trend_floor(cycles: np.ndarray, retention: np.ndarray, future_cycles: np.ndarray, *,
+                noise: float | None = None) -> np.ndarray:
+    """Half-width (90 %) of the prediction interval of a straight-line trend, at ``future_cycles``.
+
+    OLS of retention on cycle over the history; residual sd = max(the fit's residual sd, the
+    :func:`history_noise`); the usual prediction-interval formula
+    ``z · σ · sqrt(1 + 1/n + (N − N̄)² / Sxx)``. Returns [H] (retention units, > 0).
+    """
+    n_arr = np.asarray(cycles, dtype=float)
+    r = np.asarray(retention, dtype=float)
+    ok = np.isfinite(n_arr) & np.isfinite(r)
+    n_arr, r = n_arr[ok], r[ok]
+    sigma_noise = history_noise(r) if noise is None else float(noise)
+    fut = np.asarray(future_cycles, dtype=float)
+    if n_arr.size < 3 or np.ptp(n_arr) == 0:
+        return np.full(fut.shape, Z90 * sigma_noise * math.sqrt(2.0))
+    mean_n = float(n_arr.mean())
+    sxx = float(np.sum((n_arr - mean_n) ** 2))
+    slope, intercept = np.polyfit(n_arr, r, 1)
+    resid = r - (intercept + slope * n_arr)
+    dof = max(n_arr.size - 2, 1)
+    sigma = max(math.sqrt(float(np.sum(resid ** 2)) / dof), sigma_noise)
+    return Z90 * sigma * np.sqrt(1.0 + 1.0 / n_arr.size + (fut - mean_n) ** 2 / sxx)
+
+
+def compose_band(q: np.ndarray, floor: np.ndarray, scale: float = 0.0,
+                 widening: float = 1.0) -> np.ndarray:
+    """Final band [..., 3] from raw model quantiles ``q`` [..., 3] and the per-point floor.
+
+    Each side: ``sqrt((widening · max(1 + scale, 0) · m)² + floor²)`` around the model median,
+    with ``m`` the model's half-width on that side. Never narrower than ``floor`` (> 0).
+    """
+    q = np.array(q, dtype=np.float64)
+    f = np.broadcast_to(np.asarray(floor, dtype=np.float64), q.shape[:-1])
+    k = widening * max(1.0 + float(scale), 0.0)
+    lo = np.sqrt((k * (q[..., 1] - q[..., 0])) ** 2 + f ** 2)
+    hi = np.sqrt((k * (q[..., 2] - q[..., 1])) ** 2 + f ** 2)
+    out = q.copy()
+    out[..., 0] = q[..., 1] - lo
+    out[..., 2] = q[..., 1] + hi
+    return out
+
+
+def conformal_score(q: np.ndarray, floor: np.ndarray, y: np.ndarray,
+                    eps: float = 1e-4) -> np.ndarray:
+    """The smallest ``scale`` for which :func:`compose_band` covers ``y`` (per point).
+
+    With d = distance of ``y`` from the median on its side and m the model half-width there:
+    ``sqrt(max(d² − f², 0)) / max(m, eps) − 1`` (−1 when the floor alone covers it).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    f = np.broadcast_to(np.asarray(floor, dtype=np.float64), y.shape)
+    below = y < q[..., 1]
+    d = np.where(below, q[..., 1] - y, y - q[..., 1])
+    m = np.where(below, q[..., 1] - q[..., 0], q[..., 2] - q[..., 1])
+    need = np.sqrt(np.maximum(d ** 2 - f ** 2, 0.0))
+    return need / np.maximum(m, eps) - 1.0
+
+
+def identifiability_weight(retention: np.ndarray, noise: float) -> float:
+    """Weight (0–1) of "the share is unknown": 1 while the observed loss is within the noise.
+
+    Observed loss = max of the first 3 retentions − median of the last 3; the weight falls
+    linearly from 1 at zero loss to 0 at 3 noise sd (then the fade is clearly measured).
+    """
+    r = np.asarray(retention, dtype=float)
+    r = r[np.isfinite(r)]
+    if r.size < 3:
+        return 1.0
+    loss = float(np.max(r[:3]) - np.median(r[-3:]))
+    sd = max(float(noise), QUANTISATION_FRACTION)
+    return float(np.clip(1.0 - loss / (3.0 * sd), 0.0, 1.0))
+
+
+def share_band(samples: np.ndarray, unknown_weight: float, conformal: dict | None = None
+               ) -> np.ndarray:
+    """(p05, p50, p95) of the time share from the model's samples [K], widened where the data
+    cannot identify it: the quantiles of the mixture (1 − w) · model + w · Uniform(0, 1)."""
+    from ml.inference import band
+
+    s = np.clip(np.asarray(samples, dtype=np.float64).ravel(), 0.0, 1.0)
+    w = float(np.clip(unknown_weight, 0.0, 1.0))
+    if w <= 0.0:
+        return band(s, conformal, lo=0.0, hi=1.0)
+    model_q = band(s, conformal, lo=0.0, hi=1.0)
+    # quantiles of the mixture by bisection on its CDF
+    def cdf(x: float) -> float:
+        return (1.0 - w) * float(np.mean(s <= x)) + w * x
+
+    out = []
+    for level in (0.05, 0.5, 0.95):
+        lo, hi = 0.0, 1.0
+        for _ in range(40):
+            mid = 0.5 * (lo + hi)
+            if cdf(mid) < level:
+                lo = mid
+            else:
+                hi = mid
+        out.append(hi)
+    q = np.array(out)
+    # never narrower than the model's own (conformal) band
+    q[0] = min(q[0], model_q[0]) if w < 1.0 else q[0]
+    q[2] = max(q[2], model_q[2]) if w < 1.0 else q[2]
+    return np.clip(q, 0.0, 1.0)
