@@ -37,7 +37,8 @@ TRAJECTORY_FIGURES = (
     ("time_share_abs_error_median", "share"), ("time_share_abs_error_p90", "share"),
     ("time_share_coverage_90_pct", "%"), ("time_share_interval_width_90", "share"),
     ("capacity_error_pct_of_reference", "%"), ("coverage_90_pct", "%"),
-    ("interval_width_90_pct_of_reference", "%"), ("cells_scored", "cells"))
+    ("interval_width_90_pct_of_reference", "%"), ("eol_error_pct", "%"),
+    ("eol_cells", "cells"), ("cells_scored", "cells"))
 
 
 def available_suites(root: str | Path | None = None) -> list[str]:
@@ -92,8 +93,8 @@ def _pybamm_dev(model: Any, root: Any) -> dict:
     out = _trajectory_suite([by_id[c] for c in split["test"]],
                             [by_id[c] for c in split["val"]], model)
     out["notes"].append("test cells = split_by_cell(records, seed=0)['test']; first 40 % of "
-                        "each trajectory seen; true future hours given; baseline bands "
-                        "calibrated on the val cells")
+                        "each trajectory seen; planned future hours (pace of the last 10 "
+                        "observed cycles); baseline bands calibrated on the val cells")
     return out
 
 
