@@ -160,6 +160,13 @@ class ForecastResponse(BaseModel):
     forecast: list[_ForecastRow]
     end_of_life: _EndOfLife | None
     attribution: dict[str, Any]
+    domain: dict[str, Any] | None = Field(
+        None, description="{in_domain, reasons, checked, widened}: every conditioning input "
+        "(hours per cycle, C-rate, temperature, capacity scale, chemistry, history length) "
+        "against the model card's training domain; out of domain widens the bands")
+    uncertainty: dict[str, Any] | None = Field(
+        None, description="observation-noise floor, time-share identifiability weight, "
+        "cycle-life head used (if any)")
 
 
 class _AdviceEol(BaseModel):
@@ -178,6 +185,9 @@ class AdviceResponse(BaseModel):
     hours_saved_if_stopped: float = Field(description="remaining planned test hours")
     checks: dict[str, bool]
     model: _ModelRef
+    domain: dict[str, Any] | None = Field(
+        None, description="{in_domain, reasons, checked}: the latest forecast's domain "
+        "judgement; any reason fails the in_domain check")
 
 
 class ErrorBody(BaseModel):
