@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from serving.errors import BodySizeLimit, install_error_handlers
 from serving.routes import admin, advice, cells, forecast, health
+from serving.routes import cohorts  # POST /v1/cohorts/attribution
 from serving.runtime import ModelSlot, OnnxForecaster, load_forecaster
 from serving.settings import Settings, get_settings
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *,
     install_error_handlers(app)
     for module in (health, forecast, advice, cells, admin):
         app.include_router(module.router)
+    app.include_router(cohorts.router)
     app.add_middleware(BodySizeLimit, default_bytes=chosen.max_body_bytes,
                        upload_bytes=chosen.max_upload_bytes)
     return app

@@ -54,18 +54,23 @@ class CellHistory:
                            self.temperature_celsius[:k], cap, self.estimated)
 
 
-def _column(frame: pd.DataFrame, name: str, where: str) -> np.ndarray | None:
+def _column(frame: pd.DataFrame, name: str, where: str,
+            required: bool = True) -> np.ndarray | None:
+    """``frame[name]`` as floats; None when absent or all blank. A required column must be
+    finite everywhere; an optional one may have blanks (filled with its median) but no inf."""
     if name not in frame.columns:
         return None
     values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
-    if np.isnan(values).all():
+    if np.isnan(values).all() and not required:
         return None
-    bad = ~np.isfinite(values)
+    bad = np.isinf(values) | (np.isnan(values) if required else np.zeros(values.shape, bool))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise ValidationError(f"{where}: value is not a finite number", code="bad_value",
                               file=where, row=i + 2, column=name, expected="a finite float",
                               found=repr(frame[name].iloc[i]))
+    if np.isnan(values).any():
+        values = np.where(np.isnan(values), np.nanmedian(values), values)
     return values
 
 
@@ -93,7 +98,7 @@ def history_from_frame(frame: pd.DataFrame, cell_id: str, *, plan: bool = False,
                               expected="at least one row", found="none")
     cyc = _column(frame, "cycle_index", where)
     t = _column(frame, "test_time_second", where)
-    if cyc is None or t is None:
+    if cyc is None or t is None:  # pragma: no cover - required columns raise above
         raise ValidationError(f"{where}: cycle_index and test_time_second must be numbers",
                               code="bad_value", file=where, column="test_time_second",
                               expected="finite floats", found="NaN")
@@ -109,23 +114,23 @@ def history_from_frame(frame: pd.DataFrame, cell_id: str, *, plan: bool = False,
                               expected="a non-decreasing clock >= 0", found=f"{t[i]:g}")
     hours = t / 3600.0
     duration = np.diff(np.concatenate([[0.0], hours]))
-    dur_col = _column(frame, "cycle_duration_second", where)
+    dur_col = _column(frame, "cycle_duration_second", where, required=False)
     if dur_col is not None:
         duration = np.where(dur_col > 0, dur_col / 3600.0, duration)
     estimated = []
-    rest = _column(frame, "rest_second", where)
+    rest = _column(frame, "rest_second", where, required=False)
     if rest is None:
         rest_h = np.zeros_like(hours)
         estimated.append("rest_second")
     else:
         rest_h = np.clip(rest / 3600.0, 0.0, None)
     operating = np.clip(duration - rest_h, 1e-6, None)
-    c_rate = _column(frame, "c_rate", where)
+    c_rate = _column(frame, "c_rate", where, required=False)
     if c_rate is None or np.any(c_rate <= 0):
         guess = np.clip(2.0 / operating, 0.01, 20.0)
         c_rate = guess if c_rate is None else np.where(c_rate > 0, c_rate, guess)
         estimated.append("c_rate")
-    temp = _column(frame, "temperature_celsius", where)
+    temp = _column(frame, "temperature_celsius", where, required=False)
     if temp is None:
         temp = np.full_like(hours, REFERENCE_TEMPERATURE_C)
         estimated.append("temperature_celsius")

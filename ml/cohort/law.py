@@ -83,6 +83,43 @@ def losses(cell: CellHistory, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return lt, lc
 
 
+def _grouped_sum(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inv = np.unique(keys, return_inverse=True)
+    return uniq, np.bincount(inv, weights=values, minlength=uniq.size)
+
+
+def last_split_losses(cell: CellHistory, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(time, cycle) losses with the interaction split, at the LAST cycle only, each (K,).
+
+    Equal to ``split_losses(cell, theta)[:, -1]`` but summed per distinct temperature and
+    C-rate, so it costs (draws × distinct values) instead of (draws × cycles).
+    """
+    theta = np.atleast_2d(theta)
+    ea = theta[:, I_EA:I_EA + 1]
+    w = np.exp(np.clip(theta[:, I_LW:I_LW + 1], -5.0, 5.0))
+    inv_t = 1.0 / (cell.temperature_celsius + 273.15) - 1.0 / T_REF_K
+    t_u, op_u = _grouped_sum(inv_t[:-1], cell.operating_hour[:-1])
+    _, rest_u = _grouped_sum(inv_t[:-1], cell.rest_hour[:-1])
+    arr_u = np.exp(np.clip(-ea / GAS_CONSTANT * t_u[None, :], -30, 30))
+    arr_n = np.exp(np.clip(-ea[:, 0] / GAS_CONSTANT * inv_t[-1], -30, 30))
+    tau = ((arr_u * (op_u[None, :] + w * rest_u[None, :])).sum(axis=1)
+           + 0.5 * arr_n * cell.operating_hour[-1]) / 1000.0
+    beta = theta[:, I_BETA:I_BETA + 1]
+    logc = np.log(cell.c_rate / RATE_REF)
+    c_u, n_u = _grouped_sum(logc, np.ones_like(logc))
+    wts = np.exp(np.clip(beta * c_u[None, :], -30, 30))
+    w_n = np.exp(np.clip(beta[:, 0] * logc[-1], -30, 30))
+    w_1 = np.exp(np.clip(beta[:, 0] * logc[0], -30, 30))
+    s = ((wts * n_u[None, :]).sum(axis=1) - 0.5 * w_n
+         + (float(cell.cycle_index[0]) - 1.0) * w_1) / 100.0
+    p = np.maximum(theta[:, I_P], _MIN_EXPONENT)
+    q = np.maximum(theta[:, I_Q], _MIN_EXPONENT)
+    lt = np.exp(np.clip(theta[:, I_LA], -30, 5)) * np.power(np.maximum(tau, 1e-12), p)
+    lc = np.exp(np.clip(theta[:, I_LB], -30, 5)) * np.power(np.maximum(s, 1e-12), q)
+    half = -0.5 * theta[:, I_K] * lt * lc
+    return lt + half, lc + half
+
+
 def undegraded_fraction(rate: float, theta: np.ndarray, offset: np.ndarray | float) -> np.ndarray:
     """c0 + g (rate − 0.5) + δ, shape (K, 1)."""
     theta = np.atleast_2d(theta)

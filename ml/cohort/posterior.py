@@ -65,8 +65,8 @@ class CohortPosterior:
         out = np.empty((draws.shape[0], len(self.cells)))
         th = self.shared(draws)
         for i, cell in enumerate(self.cells):
-            lt, lc = law.split_losses(cell, th)
-            out[:, i] = law.time_share(lt[:, -1], lc[:, -1])
+            lt, lc = law.last_split_losses(cell, th)
+            out[:, i] = law.time_share(lt, lc)
         return out
 
 

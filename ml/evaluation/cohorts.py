@@ -151,7 +151,10 @@ def run_cohort_suite(root: Any = None, prior: PopulationPrior | None = None) -> 
              f"scale {prior.capacity_interval_scale:g}",
              "these cohorts use the same four protocols as the training cohorts: the figures "
              "are interpolation in protocol, not in mechanism strengths"]
-    return {"cells": att["cell_id"].tolist(), "figures": _figures(att, wif),
-            "synthetic_figures": _figures(satt, swif),
+    synthetic = _figures(satt, swif)
+    for row in synthetic:
+        row["figure"] = f"synthetic:{row['figure']}"
+    return {"cells": att["cell_id"].tolist(), "figures": _figures(att, wif) + synthetic,
             "per_cell": att.to_dict(orient="records"),
+            "synthetic_per_cell": satt.to_dict(orient="records"),
             "what_if": wif.to_dict(orient="records"), "notes": notes}

@@ -30,7 +30,7 @@ from ml.sources import available_sources, load_source, split_by_cell
 
 __all__ = ["SUITES", "HELDOUT_SEED", "available_suites", "run_suite", "format_table"]
 
-SUITES = ("pybamm-dev", "severson", "synthetic", "geslin2024", "nasa-pcoe")
+SUITES = ("pybamm-dev", "severson", "synthetic", "geslin2024", "nasa-pcoe", "pybamm-cohorts")
 HELDOUT_SEED = 90210
 NAIVE = "naive_sqrt"
 TRAJECTORY_FIGURES = (
@@ -45,6 +45,8 @@ def available_suites(root: str | Path | None = None) -> list[str]:
     """Suites whose data exist (``synthetic`` needs ``ml.synthetic`` only)."""
     have = set(available_sources(root))
     out = []
+    if "pybamm-cohorts-dev" in have:  # cohort attribution (ml.evaluation.cohorts)
+        out.append("pybamm-cohorts")
     if "pybamm-dev" in have:
         out.append("pybamm-dev")
     if {"severson-train", "severson-test1"} <= have:
@@ -156,7 +158,14 @@ def _severson(model: Any, root: Any) -> dict:
             "notes": notes}
 
 
+def _pybamm_cohorts(model: Any, root: Any) -> dict:
+    from ml.evaluation.cohorts import run_cohort_suite  # the cohort law needs no model
+
+    return run_cohort_suite(root)
+
+
 _RUNNERS = {"pybamm-dev": _pybamm_dev, "severson": _severson, "synthetic": _synthetic,
+            "pybamm-cohorts": _pybamm_cohorts,
             "geslin2024": lambda model, root: _split_suite("geslin2024", model, root),
             "nasa-pcoe": lambda model, root: _split_suite("nasa-pcoe", model, root)}
 
