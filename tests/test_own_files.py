@@ -234,3 +234,82 @@ def test_cells_counts_cycles_of_raw_sample_cells(capsys):
     at = header.index("cycles")
     assert row[at:at + 6].strip() == "1"
 
+
+
+# --- operations -----------------------------------------------------------------------------
+
+def test_champion_resolution_is_cached_until_the_registry_changes(tmp_path):
+    from data_registry.home import fadecast_home
+    from ml import model_store
+
+    home = fadecast_home()
+    db = home / "mlflow" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"registry v1")
+    folder = home / "models" / "fadecast-forecaster" / "v3"
+    folder.mkdir(parents=True)
+    (folder / "model.onnx").write_bytes(b"onnx")
+    (folder / "model_card.json").write_text("{}")
+    tracking = f"sqlite:///{db}"
+    uri = "models:/fadecast-forecaster@champion"
+    model_store._remember_resolution(uri, tracking, folder)
+    assert model_store._cached_resolution(uri, tracking) == folder
+    # the pointer is relative to the home: a moved or copied home keeps it
+    assert json.loads((home / "models" / "resolved.json").read_text())[uri]["folder"] == \
+        "models/fadecast-forecaster/v3"
+    db.write_bytes(b"registry v2, alias moved")  # any registry write invalidates it
+    assert model_store._cached_resolution(uri, tracking) is None
+
+
+def test_artifacts_of_a_moved_home_are_found_in_this_home(tmp_path):
+    from data_registry.home import mlflow_artifact_root
+    from ml.model_store import _local_artifacts
+
+    here = mlflow_artifact_root() / "1" / "models" / "m-abc" / "artifacts"
+    here.mkdir(parents=True)
+    old = "file:///old/place/fadecast-data/mlflow/artifacts/1/models/m-abc/artifacts"
+    assert _local_artifacts(old) == here.as_uri()
+    assert _local_artifacts("s3://bucket/x") == "s3://bucket/x"
+
+
+def test_ui_prints_the_mlflow_command_on_this_homes_store(capsys):
+    from data_registry.home import mlflow_artifact_root, mlflow_tracking_uri
+
+    code, out, err = _run(capsys, "ui", "--port", "5055", "--print-only")
+    assert code == 0 and out.strip() == "http://127.0.0.1:5055"
+    assert "-m mlflow ui --backend-store-uri " + mlflow_tracking_uri() in err
+    assert "--default-artifact-root " + mlflow_artifact_root().as_uri() in err
+
+
+@pytest.mark.slow
+def test_serve_logs_address_model_and_one_line_per_request(serving_model_dir):
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(port),
+                             "--model", str(serving_model_dir)], cwd=root,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, ok = time.time() + 60, False
+        while time.time() < deadline and not ok:
+            try:
+                ok = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                            timeout=2).status == 200
+            except OSError:
+                time.sleep(0.3)
+        assert ok
+    finally:
+        proc.terminate()
+        err = proc.communicate(timeout=20)[1]
+    assert f"fadecast serve: listening on http://127.0.0.1:{port}" in err
+    assert "fadecast serve: model fadecast-forecaster vquick-0" in err
+    assert 'access: 127.0.0.1:' in err and '"GET /healthz HTTP/1.1" 200' in err

@@ -13,7 +13,6 @@ the fade steepens (c < 0) and the hinge beats a straight line by an F test at 1 
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 from ml.features.jit import kernel
 
@@ -34,6 +33,8 @@ def _f_quantiles(q: float, dfn: int, dof: np.ndarray) -> np.ndarray:
     top = int(dof.max()) if dof.size else 1
     if table is None or table.size <= top:
         size = max(top + 1, 2 * (table.size if table is not None else 256))
+        from scipy import stats  # lazy: scipy.stats costs ~1 s of import on a CLI cold start
+
         table = stats.f.ppf(q, dfn, np.arange(size, dtype=np.float64))
         _F_CACHE[(q, dfn)] = table
     return table[dof]

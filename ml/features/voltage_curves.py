@@ -15,8 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.ndimage import gaussian_filter1d
-from scipy.signal import find_peaks
 
 from ml.features.jit import kernel
 from ml.features.sample_frame import SampleArrays
@@ -106,6 +104,9 @@ def dqdv_peaks(grid_v: np.ndarray, q_ah: np.ndarray,
         return np.nan, np.nan, np.nan, np.nan
     dqdv = -np.gradient(q_ah, spacing_v if spacing_v is not None else grid_v)
     sigma = max(1.0, DQDV_SMOOTHING_FRACTION * grid_v.size)
+    from scipy.ndimage import gaussian_filter1d  # lazy: scipy.signal/ndimage cost ~1 s of
+    from scipy.signal import find_peaks  # import on a CLI cold start that never needs them
+
     smooth = gaussian_filter1d(dqdv, sigma, mode="nearest")
     k = int(np.argmax(smooth))
     top = float(smooth[k])
@@ -261,6 +262,8 @@ def _peaks_of_rows(grid: np.ndarray, q: np.ndarray, step: float) -> np.ndarray:
         smooth = np.empty_like(dqdv)
         _smooth_rows(dqdv, weights, smooth)
     else:  # pragma: no cover - a Gaussian kernel is symmetric
+        from scipy.ndimage import gaussian_filter1d
+
         smooth = gaussian_filter1d(dqdv, sigma, mode="nearest", axis=-1)
     k = np.argmax(smooth, axis=1)
     top = smooth[np.arange(rows.size), k]
