@@ -25,6 +25,11 @@ demo: setup
 	$(PY) -m serving.demo
 
 test: setup
+	@# Chromium for the web-page tests: installed when missing and root with apt (best effort;
+	@# without it those tests skip with the reason).
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	    echo "note: chromium not installed; web-page browser tests will skip"; }
 	$(PY) -m pytest -p no:cacheprovider
 
 train: setup

@@ -17,6 +17,7 @@ from serving.routes import admin, advice, cells, forecast, health
 from serving.routes import cohorts  # POST /v1/cohorts/attribution
 from serving.runtime import ModelSlot, OnnxForecaster, load_forecaster
 from serving.settings import Settings, get_settings
+from serving.web import pages, views
 
 __all__ = ["create_app"]
 
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, *,
     for module in (health, forecast, advice, cells, admin):
         app.include_router(module.router)
     app.include_router(cohorts.router)
+    app.include_router(views.router)  # JSON the web pages draw (GET /v1/cells, /v1/views/...)
+    app.include_router(pages.router)  # the web pages themselves (path /), not in OpenAPI
     app.add_middleware(BodySizeLimit, default_bytes=chosen.max_body_bytes,
                        upload_bytes=chosen.max_upload_bytes)
     return app
