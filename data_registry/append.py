@@ -55,7 +55,7 @@ KEY_COLUMNS: dict[str, tuple[str, ...]] = {"samples": ("test_time_second", "step
 STAGING = "tmp"
 _PREFIX = "append-"
 #: staging folders named ``<prefix><pid>-…`` (appends; the upload route's raw bodies)
-STAGING_PREFIXES = (_PREFIX, "upload-")
+STAGING_PREFIXES = (_PREFIX, "upload-", "follow-")
 
 
 @dataclass

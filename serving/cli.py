@@ -32,6 +32,7 @@ HANDLERS: dict[str, str] = {
     "cohort": "serving.cohort_commands:cohort_command",
     "advice": "serving.commands:advice_command",
     "serve": "serving.commands:serve_command",
+    "follow": "serving.follow:follow_command",
     "ui": "serving.commands:ui_command",
 }
 
@@ -243,6 +244,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=None,
                    help="model URI, folder or .onnx file (default: the champion)")
     s.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+
+    s = sub.add_parser(
+        "follow", help="follow a running test: append new rows, advise at each cycle",
+        description="Tail a cycler export still being written (or a folder where new files "
+        "appear): append only new rows (idempotent: re-reading or a restart adds nothing "
+        "twice), extend the cell's per-cycle table, forecast and advise at each completed "
+        "cycle, and POST a signed webhook when the advice flips. The webhook secret comes "
+        "from FADECAST_SERVE_WEBHOOK_SECRET (never the command line).")
+    s.add_argument("path", metavar="PATH", help="the export file, or a folder of exports")
+    s.add_argument("--cell-id", required=True, help="the cell's id")
+    s.add_argument("--planned-cycles", type=int, required=True, metavar="N",
+                   help="cycle the test is planned to end at")
+    s.add_argument("--tolerance-cycles", type=float, default=None, metavar="T",
+                   help="end of life known to +/- T cycles is enough (default 5%% of N)")
+    s.add_argument("--eol", type=float, default=0.8, help="end-of-life fraction (default 0.8)")
+    s.add_argument("--spec-min-cycles", type=float, default=None, metavar="N",
+                   help="acceptance spec: the cell passes when its EOL is at or after N")
+    s.add_argument("--format", dest="format_name", default=None, metavar="NAME",
+                   help="reader name (default: detect by content)")
+    s.add_argument("--meta", action="append", type=_meta_pair, default=[], metavar="KEY=VALUE",
+                   help="cell metadata, repeatable (as for ingest)")
+    s.add_argument("--hours-per-cycle", type=float, default=None, metavar="H",
+                   help="as for ingest: clock of per-cycle exports without time")
+    s.add_argument("--c-rate", type=float, default=None, metavar="C", help="as for ingest")
+    s.add_argument("--on-error", choices=("raise", "skip-row"), default=None,
+                   help="as for ingest (default raise)")
+    s.add_argument("--model", default=None, help="model URI (default: the champion)")
+    s.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                   help="seconds between polls (default 1)")
+    s.add_argument("--webhook-url", default=None, metavar="URL",
+                   help="POST here when the advice flips (default FADECAST_SERVE_WEBHOOK_URL)")
+    s.add_argument("--once", action="store_true", help="one poll, deliver webhooks, exit")
+    s.add_argument("--exit-on-stop", action="store_true",
+                   help="exit once the advice is stop")
+    s.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS",
+                   help="exit after this long without new rows")
+    s.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
 
     s = sub.add_parser("ui", help="open the MLflow UI on this home's runs and models")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -1,0 +1,175 @@
+"""``fadecast follow``: a growing export appended idempotently, the per-cycle table extended
+(equal to a batch build), advice at each completed cycle, a signed webhook on the flip."""
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_registry.append import append_file
+from data_registry.store import Registry
+from ml.features.cell_table import cell_cycle_table
+from ml.synthetic import make_cell
+from ml.synthetic_samples import csv_header, csv_rows, sample_rows
+from serving.follow import FollowConfig, Follower
+from serving.webhook import SIGNATURE_HEADER, verify
+from test_serving_model import forecaster, serving_model_dir  # noqa: F401
+
+ROOT = Path(__file__).resolve().parent.parent
+RAW = ROOT / "examples" / "pto_c10_raw.csv"
+SECRET = "s3cret-key"
+
+
+def test_stored_table_extended_at_random_cuts_equals_a_full_build(tmp_path):
+    """Appends cut anywhere (mid-cycle too): the extended table equals the per-sample
+    reduction of all samples with the same thresholds, column by column."""
+    from ml.features import complete_cycle_table
+    from ml.features.sample_cycles import sample_cycles
+    from ml.features.sample_frame import prepare_samples
+
+    lines = RAW.read_bytes().splitlines(keepends=True)
+    reg = Registry()
+    cuts = sorted(np.random.default_rng(0).choice(np.arange(40, len(lines)), 9,
+                                                  replace=False).tolist()) + [len(lines)]
+    kinds = []
+    for n in cuts:
+        snap = tmp_path / "snap.csv"
+        snap.write_bytes(b"".join(lines[:n]))
+        append_file(reg, snap, "c1", source_name=f"pto#{n}")
+        stored = cell_cycle_table(reg, "c1")
+        kinds.append("extended" if stored.extended else "rebuilt" if stored.rebuilt else "kept")
+        assert stored.recomputed_cycles[0] <= int(stored.table["cycle_index"].iloc[-1])
+    assert kinds.count("extended") >= 5  # mostly extended, not rebuilt
+    arr = prepare_samples(reg.load_samples("c1"), default_cell_id="c1")
+    arr.cell_rest_threshold_a = np.array([stored.rest_threshold_a])
+    arr.cell_max_voltage_v = np.array([stored.max_voltage_v])
+    full = sample_cycles(arr, voltage_curves=False)
+    pd.testing.assert_frame_equal(stored.table.reset_index(drop=True),
+                                  full[list(stored.table.columns)].reset_index(drop=True),
+                                  check_dtype=False, rtol=1e-9, atol=0)
+    a = complete_cycle_table(stored.table, {"c1": {}})
+    b = complete_cycle_table(full, {"c1": {}})
+    pd.testing.assert_frame_equal(a, b, check_dtype=False, rtol=1e-9, atol=0)
+    reg.close()
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    fail_first = 0
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        cls = type(self)
+        cls.seen.append((dict(self.headers), body))
+        status = 503 if len(cls.seen) <= cls.fail_first else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def receiver():
+    handler = type("Receiver", (_Receiver,), {"seen": [], "fail_first": 2})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", handler
+    server.shutdown()
+    server.server_close()
+
+
+def _growing_export(path: Path):
+    """A cell that reaches 80 % near cycle 70, written cycle by cycle."""
+    cycles = make_cell("f", seed=3, stop_retention=0.5, c_rate=0.5, time_scale=0.04,
+                       cycle_scale=0.25, n_cycles=90).cycles
+    samples = sample_rows(cycles, 5.0, points_per_step=3)
+    path.write_bytes(csv_header())
+    return cycles, samples
+
+
+def _write_cycles(path: Path, samples: pd.DataFrame, lo: int, hi: int, partial: bool = False):
+    rows = samples[(samples["cycle_count"] >= lo) & (samples["cycle_count"] <= hi)]
+    text = csv_rows(rows)
+    if partial:  # a half-written last line
+        text += b"123.5,91,1,2.5"
+    with open(path, "ab") as fh:
+        fh.write(text)
+
+
+def test_follow_advises_each_completed_cycle_and_signs_the_flip_webhook(
+        forecaster, receiver, tmp_path):  # noqa: F811
+    url, handler = receiver
+    export = tmp_path / "running.csv"
+    cycles, samples = _growing_export(export)
+    cfg = FollowConfig(path=export, cell_id="run1", planned_cycles=400, tolerance_cycles=20,
+                       meta={"nominal_capacity_ah": 5.0}, webhook_url=url,
+                       webhook_secret=SECRET)
+    events: list[dict] = []
+    reg = Registry()
+    follower = Follower(reg, forecaster, cfg, events.append)
+    _write_cycles(export, samples, 1, 40, partial=False)
+    follower.poll()
+    lo = 41
+    while lo <= 85:
+        _write_cycles(export, samples, lo, lo + 4)
+        follower.poll()
+        lo += 5
+    assert follower.sender.flush(20)
+    follower.sender.stop()
+    advised = [e["cycle_index"] for e in events if e["event"] in ("advice", "advice_error")]
+    assert advised == list(range(3, 85))  # every completed cycle once (85 may still run)
+    errors = [e for e in events if e["event"] == "advice_error"]
+    assert len(errors) <= 3 and {e["code"] for e in errors} <= {"history_too_short"}
+    flips = [e for e in events if e["event"] == "flip"]
+    assert len(flips) == 1 and flips[0]["to"] == "stop"
+    q = cycles.set_index("cycle_index")["discharge_capacity_ah"] / 5.0
+    assert q.loc[flips[0]["cycle_index"]] < 0.8 < q.loc[:flips[0]["cycle_index"] - 1].min()
+    # delivered after two 503s, same key and valid signature every time
+    assert len(handler.seen) == 3
+    keys = {h["Idempotency-Key"] for h, _ in handler.seen}
+    assert keys == {flips[0]["key"]}
+    for headers, body in handler.seen:
+        assert verify(body, headers[SIGNATURE_HEADER], SECRET)
+        assert not verify(body, headers[SIGNATURE_HEADER], "other-key")
+    payload = json.loads(handler.seen[-1][1])
+    assert payload["decision"] == "stop" and payload["cell_id"] == "run1"
+    assert [e["status"] for e in events if e["event"].startswith("webhook")] == [503, 503, 200]
+    # idempotent: every stored row once, in order; a restart (offsets from the catalog) and a
+    # re-read of the whole file from byte 0 (another path to the same bytes) add nothing
+    stored = reg.load_samples("run1")
+    assert len(stored) == int((samples["cycle_count"] <= 85).sum())
+    again: list[dict] = []
+    Follower(reg, forecaster, cfg, again.append).poll()
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(export.read_bytes())
+    Follower(reg, forecaster, FollowConfig(path=copy, cell_id="run1", planned_cycles=400,
+                                           tolerance_cycles=20), again.append).poll()
+    assert len(reg.load_samples("run1")) == len(stored)
+    assert not [e for e in again if e["event"] in ("flip", "advice")]
+    assert [e["rows"] for e in again if e["event"] == "appended"] == [0]
+    reg.close()
+
+
+def test_follow_cli_once_json_events(forecaster, serving_model_dir, tmp_path,  # noqa: F811
+                                     capsys):
+    from serving.cli import main
+
+    export = tmp_path / "cli.csv"
+    cycles, samples = _growing_export(export)
+    _write_cycles(export, samples, 1, 12, partial=True)
+    code = main(["follow", str(export), "--cell-id", "cli1", "--planned-cycles", "300",
+                 "--model", str(serving_model_dir), "--once", "--json"])
+    assert code == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    appended = [e for e in events if e["event"] == "appended"]
+    assert appended and appended[0]["cycle_last"] == 12
+    assert [e["cycle_index"] for e in events
+            if e["event"] in ("advice", "advice_error")] == list(range(3, 12))
