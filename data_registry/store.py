@@ -102,11 +102,18 @@ class Registry:
         progress:
             Show a progress bar on stderr.
         reader_options:
-            Passed to the reader (:func:`data_registry.readers.open_source`):
-            ``protocol_hours_per_cycle`` (per-cycle files without elapsed time get an estimated
-            clock, flagged ``test_time_estimated = 1``), ``max_line_bytes``. A
+            Passed to the reader (:func:`data_registry.readers.open_source`); the CLI flags of
+            ``fadecast ingest`` and the upload API use the same names:
+            ``hours_per_cycle`` (= ``protocol_hours_per_cycle``) or ``c_rate`` (2/C h per
+            cycle): per-cycle files without elapsed time get an estimated clock, flagged
+            ``test_time_estimated = 1``; ``on_error`` ``"raise"`` (default) | ``"skip-row"``
+            (bad rows dropped, each one's line and reason kept in the lineage:
+            ``lineage()[i]["skipped_rows"]``); ``capacity_column`` (a capacity table with one
+            column per cell; default the only one or the one named like ``cell_id``);
+            ``eis_sign`` ``"auto"`` | ``"im"`` | ``"minus_im"``; ``max_line_bytes``. A
             ``protocol_hours_per_cycle`` (alias ``hours_per_cycle``) given in ``meta`` is
-            forwarded too, and kept as cell metadata.
+            forwarded too, and kept as cell metadata. Errors and warnings name the file as
+            ``source_names`` gives it (an upload's client file name, never a temp path).
         **options:
             ``chunk_rows``, ``source_names``, ``on_chunk`` (see
             :func:`data_registry.ingest.run_ingest`).

@@ -313,3 +313,20 @@ def test_serve_logs_address_model_and_one_line_per_request(serving_model_dir):
     assert f"fadecast serve: listening on http://127.0.0.1:{port}" in err
     assert "fadecast serve: model fadecast-forecaster vquick-0" in err
     assert 'access: 127.0.0.1:' in err and '"GET /healthz HTTP/1.1" 200' in err
+
+
+def test_registry_ingest_takes_the_upload_routes_options():
+    """The keyword options the upload API forwards (stable names, None = not given)."""
+    from data_registry.errors import StoreError
+
+    opts = {"hours_per_cycle": 2.0, "c_rate": None, "on_error": "raise",
+            "capacity_column": None, "eis_sign": None}
+    with Registry() as reg:
+        rep = reg.ingest(TOL / "capacity_cell24.csv", "up1", reader_options=opts,
+                         source_names=["Cell24 capacities.csv"])
+        assert rep.rows == 30 and rep.files[0].format_name == "capacity_table_csv"
+        assert reg.load_cycles("up1")["test_time_second"].iloc[0] == 7200.0
+        with pytest.raises(StoreError) as e:
+            reg.ingest(TOL / "capacity_cell24.csv", "up2",
+                       reader_options={"on_error": "ignore"})
+        assert (e.value.code, e.value.column) == ("invalid_reader_option", "on_error")
