@@ -158,6 +158,21 @@ def _is_time(header: str, file: str) -> bool:
     return m is not None and m.target == "test_time_second"
 
 
+def _other_quantity(header: str, file: str) -> str | None:
+    """The canonical per-cycle column a header names when it is NOT a discharge capacity
+    (charge capacity, energy, temperature …): such a column is never read as one."""
+    from data_registry.readers.headers import match_header
+
+    canonical = [c for c in CYCLES.names if c != "cell_id"]
+    try:
+        m = match_header(header, canonical, CYCLE_STEMS, file)
+    except ValidationError:
+        return "unknown unit"
+    if m is None or m.target == "discharge_capacity_ah":
+        return None
+    return m.target
+
+
 def capacity_table(head: Head) -> dict | None:
     """A per-cycle capacity table with a cycle column and one or more capacity columns whose
     headers need not be capacity names (``,Cycle,Cell24``; wide ``Cycle, A1, A2, …`` = one
@@ -182,6 +197,7 @@ def capacity_table(head: Head) -> dict | None:
                 None)
     candidates = [names[i] for i in range(len(names))
                   if i != cycle and i not in index and i != time
+                  and _other_quantity(names[i], head.name) is None
                   and all(r[i] == "" or _numeric(r[i]) is not None for r in rows)
                   and any(r[i] != "" for r in rows)]
     if not candidates:
