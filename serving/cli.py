@@ -22,7 +22,7 @@ HANDLERS: dict[str, str] = {
     "cells": "data_registry.commands:cells_command",
     "datasets": "data_registry.commands:datasets_command",
     "show": "data_registry.commands:show_command",
-    "features": "ml.features.commands:features_command",
+    "features": "ml.fleet.commands:features_command",
     "warburg": "ml.features.commands:warburg_command",
     "train": "ml.training.commands:train_command",
     "evaluate": "ml.evaluation.commands:evaluate_command",
@@ -49,6 +49,20 @@ def _plan_pair(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"--plan expects NAME=FILE.csv, got '{text}'")
     name, path = text.split("=", 1)
     return name.strip(), path.strip()
+
+
+def _cluster_options(s: argparse.ArgumentParser) -> None:
+    """Options of the --all (fleet) runs: where the dask workers are."""
+    s.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="with --all: an existing dask scheduler (tcp://host:8786); default: "
+                   "a local cluster of --workers processes")
+    s.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --all: local worker processes (default: one per core; 0 = in "
+                   "this process, without dask)")
+    s.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="with --all: memory per local worker, e.g. 2GiB (default: machine "
+                   "memory / workers)")
+    s.add_argument("--no-progress", action="store_true", help="with --all: no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,9 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("cell_id", help="a registered cell (see `fadecast cells`)")
     s.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
-    s = sub.add_parser("features", help="per-cycle descriptor table of a registered cell")
-    s.add_argument("cell_id", help="a registered cell (see `fadecast cells`)")
-    s.add_argument("-o", "--output", default=None, help="FILE.csv or FILE.parquet (default stdout)")
+    s = sub.add_parser("features", help="per-cycle descriptor table of a registered cell "
+                       "(or of every cell with --all, on dask)")
+    s.add_argument("cell_id", nargs="?", help="a registered cell (see `fadecast cells`)")
+    s.add_argument("-o", "--output", default=None, help="FILE.csv or FILE.parquet (default "
+                   "stdout); with --all: a folder (a file per cell) or FILE.parquet")
+    s.add_argument("--all", action="store_true",
+                   help="every registered cell, mapped over dask workers")
+    s.add_argument("--max-cell-rows", type=float, default=None, metavar="N",
+                   help="with --all: cells with more sample rows are processed in cycle "
+                   "blocks (default: from the workers' memory limit)")
+    _cluster_options(s)
     s.add_argument("--no-voltage-curves", action="store_true",
                    help="skip the Q(V), dQ(V) and dQ/dV descriptors (faster)")
 
@@ -149,6 +171,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-cycle table: cycle_index, test_time_second, discharge_capacity_ah"
                    " (or any table `fadecast ingest` reads as per-cycle, e.g. Cycle,Capacity)")
     g.add_argument("--cell", default=None, metavar="ID", help="a registered cell")
+    g.add_argument("--all", action="store_true",
+                   help="every registered cell, on dask workers, into -o FILE.parquet")
+    s.add_argument("-o", "--output", default=None, metavar="FILE.parquet",
+                   help="with --all: the forecasts, one row per cell and forecast cycle")
+    _cluster_options(s)
     s.add_argument("--horizon-cycles", type=int, required=True, metavar="N",
                    help="how many cycles ahead to forecast")
     s.add_argument("--hours-per-cycle", type=float, default=None, metavar="H",

@@ -43,7 +43,8 @@ def _check_options(args: Namespace) -> None:
         raise bad("--nominal-capacity-ah", "a capacity in Ah > 0", args.nominal_capacity_ah)
 
 
-def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
+def _load_history(args: Namespace, registry: Any = None
+                  ) -> tuple[Any, str | None, dict[str, Any]]:
     """(raw per-cycle frame, cell id, metadata) from --cycles FILE.csv or --cell ID."""
     from serving.history import cycles_csv_cell_id, read_cycles_csv
 
@@ -67,7 +68,8 @@ def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
     from data_registry.store import Registry
     from serving.history import cell_history
 
-    registry = Registry()
+    own = registry is None
+    registry = Registry() if registry is None else registry
     try:
         frame, meta = cell_history(registry, args.cell)
         try:
@@ -77,7 +79,8 @@ def _load_history(args: Namespace) -> tuple[Any, str | None, dict[str, Any]]:
         except Exception:  # noqa: BLE001 - a cell of samples only has no per-cycle rows
             pass
     finally:
-        registry.close()
+        if own:
+            registry.close()
     return frame, args.cell, meta
 
 
@@ -112,26 +115,14 @@ def _read_any_cycles(args: Namespace, first: FadecastError) -> tuple[Any, list[s
 
 def forecast_command(args: Namespace) -> int:
     """``fadecast forecast (--cycles FILE.csv | --cell ID) --horizon-cycles N ... [--json]``."""
-    from serving.predict import forecast_document
     from serving.runtime import load_forecaster
 
+    if getattr(args, "all", False):
+        from serving.fleet_forecast import forecast_all_command
+        return forecast_all_command(args)
     _check_options(args)
-    frame, cell_id, meta = _load_history(args)
-    nominal = args.nominal_capacity_ah
-    if nominal is None and meta.get("nominal_capacity_ah") is not None:
-        nominal = float(meta["nominal_capacity_ah"])
-    estimated = bool(frame.attrs.get("test_time_estimated"))
-    hours = args.hours_per_cycle
-    if hours is None and getattr(args, "c_rate", None):
-        hours = 2.0 / float(args.c_rate)
-    model = load_forecaster(args.model)
-    doc = forecast_document(model, frame, horizon_cycles=args.horizon_cycles,
-                            hours_per_cycle=hours, eol_fraction=args.eol,
-                            nominal_capacity_ah=nominal, cell_id=cell_id,
-                            meta={k: v for k, v in meta.items() if k != "cell_id"})
-    if estimated:
-        # optional extension of the forecast document: the history's clock was estimated
-        doc["test_time_estimated"] = True
+    doc = forecast_doc(args, lambda: load_forecaster(args.model))
+    if doc.get("test_time_estimated"):
         _note("note: test_time_estimated: the history has no clock of its own; elapsed "
               "time was estimated from the protocol (hours per cycle / C-rate), so the "
               "time-driven share and every time in this forecast rest on that estimate")
@@ -140,6 +131,30 @@ def forecast_command(args: Namespace) -> int:
         return 0
     print(_human_forecast(doc))
     return 0
+
+
+def forecast_doc(args: Namespace, model: Any, registry: Any = None) -> dict[str, Any]:
+    """The forecast document of one cell (``args.cycles`` or ``args.cell``) by ``model()``
+    (called once the history is read, so a bad cell is reported before a missing model) —
+    the per-cell code of ``fadecast forecast`` and of ``fadecast forecast --all``."""
+    from serving.predict import forecast_document
+
+    frame, cell_id, meta = _load_history(args, registry)
+    nominal = args.nominal_capacity_ah
+    if nominal is None and meta.get("nominal_capacity_ah") is not None:
+        nominal = float(meta["nominal_capacity_ah"])
+    estimated = bool(frame.attrs.get("test_time_estimated"))
+    hours = args.hours_per_cycle
+    if hours is None and getattr(args, "c_rate", None):
+        hours = 2.0 / float(args.c_rate)
+    doc = forecast_document(model(), frame, horizon_cycles=args.horizon_cycles,
+                            hours_per_cycle=hours, eol_fraction=args.eol,
+                            nominal_capacity_ah=nominal, cell_id=cell_id,
+                            meta={k: v for k, v in meta.items() if k != "cell_id"})
+    if estimated:
+        # optional extension of the forecast document: the history's clock was estimated
+        doc["test_time_estimated"] = True
+    return doc
 
 
 def advice_command(args: Namespace) -> int:
