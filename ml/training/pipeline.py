@@ -362,8 +362,10 @@ def ship_model(model_dir: Path, target: Path) -> Path:
             print("  " + line, file=sys.stderr)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".ship-"))
+    tmp.chmod(0o755)  # a repository folder, not a private temp dir
     for name in (MODEL_FILE, CARD_FILE):
-        shutil.copy2(Path(model_dir) / name, tmp / name)
+        shutil.copyfile(Path(model_dir) / name, tmp / name)
+        (tmp / name).chmod(0o644)
     backup = target.parent / f".{target.name}.old"
     if target.exists():
         if backup.exists():
