@@ -7,9 +7,9 @@ the reference capacity):
   factor ``1 + s`` fitted on calibration cells (:func:`conformal_score` is the score);
 * the OBSERVATION noise of this cell — a robust standard deviation of the history's cycle-to-cycle
   scatter (:func:`history_noise`); a future measurement scatters at least that much;
-* the EXTRAPOLATION uncertainty of the history's own trend — the prediction interval of a straight
-  line fitted to the history (:func:`trend_floor`), which grows with the distance ahead and with
-  the history's curvature/noise.
+* the EXTRAPOLATION uncertainty that noise leaves in the history's trend — the prediction
+  interval of a straight line fitted to n noisy points (:func:`trend_floor`), which grows with
+  the distance ahead.
 
 The last two form the per-cell FLOOR ``f`` (half-width of a 90 % interval); each side of the band
 is ``sqrt(((1 + s) · m)² + f²)`` with ``m`` the model's half-width on that side. The floor is
@@ -64,9 +64,13 @@ def trend_floor(cycles: np.ndarray, retention: np.ndarray, future_cycles: np.nda
                 noise: float | None = None) -> np.ndarray:
     """Half-width (90 %) of the prediction interval of a straight-line trend, at ``future_cycles``.
 
-    OLS of retention on cycle over the history; residual sd = max(the fit's residual sd, the
-    :func:`history_noise`); the usual prediction-interval formula
+    σ is the history's cycle-to-cycle scatter (:func:`history_noise`), not the straight line's
+    residual: a smooth curved history (√t fade) is the MODEL's business, whose own spread is
+    calibrated; the floor is what noise alone leaves unknown — a future point scatters by σ and a
+    trend estimated from n noisy points is uncertain by the usual prediction-interval formula
     ``z · σ · sqrt(1 + 1/n + (N − N̄)² / Sxx)``. Returns [H] (retention units, > 0).
+    (Measured: with σ = max(line residual, scatter) the pybamm-dev test band covered 98.8 % at
+    1.6× the naive band's width — the curvature was counted as noise.)
     """
     n_arr = np.asarray(cycles, dtype=float)
     r = np.asarray(retention, dtype=float)
@@ -78,11 +82,7 @@ def trend_floor(cycles: np.ndarray, retention: np.ndarray, future_cycles: np.nda
         return np.full(fut.shape, Z90 * sigma_noise * math.sqrt(2.0))
     mean_n = float(n_arr.mean())
     sxx = float(np.sum((n_arr - mean_n) ** 2))
-    slope, intercept = np.polyfit(n_arr, r, 1)
-    resid = r - (intercept + slope * n_arr)
-    dof = max(n_arr.size - 2, 1)
-    sigma = max(math.sqrt(float(np.sum(resid ** 2)) / dof), sigma_noise)
-    return Z90 * sigma * np.sqrt(1.0 + 1.0 / n_arr.size + (fut - mean_n) ** 2 / sxx)
+    return Z90 * sigma_noise * np.sqrt(1.0 + 1.0 / n_arr.size + (fut - mean_n) ** 2 / sxx)
 
 
 def compose_band(q: np.ndarray, floor: np.ndarray, scale: float = 0.0,

@@ -42,15 +42,16 @@ def test_history_noise_of_a_constant_history_is_the_reporting_resolution():
         0.01 / math.sqrt(12))
 
 
-def test_trend_floor_is_the_prediction_interval_of_a_line():
-    # points (0, 1.0), (1, 0.9), (2, 1.0): fit r = 0.9667, residuals 1/30, -2/30, 1/30
+def test_trend_floor_is_the_prediction_interval_of_a_noisy_line():
+    # cycles 0, 1, 2 (mean 1, Sxx 2), scatter sd 0.01, asked at cycle 4
     n, r = np.array([0.0, 1.0, 2.0]), np.array([1.0, 0.9, 1.0])
-    sigma = math.sqrt((1 + 4 + 1) / 900 / 1)  # dof = 1
-    want = Z90 * sigma * math.sqrt(1 + 1 / 3 + (4.0 - 1.0) ** 2 / 2.0)
-    got = trend_floor(n, r, np.array([4.0]), noise=0.0)
+    want = Z90 * 0.01 * math.sqrt(1 + 1 / 3 + (4.0 - 1.0) ** 2 / 2.0)
+    got = trend_floor(n, r, np.array([4.0]), noise=0.01)
     assert got[0] == pytest.approx(want)
-    # farther ahead -> wider
-    assert trend_floor(n, r, np.array([10.0]), noise=0.0)[0] > got[0]
+    # farther ahead -> wider; the default sigma is the history's own scatter
+    assert trend_floor(n, r, np.array([10.0]), noise=0.01)[0] > got[0]
+    assert trend_floor(n, r, np.array([4.0]))[0] == pytest.approx(
+        want / 0.01 * history_noise(r))
 
 
 def test_compose_band_adds_model_spread_and_floor_in_quadrature():
