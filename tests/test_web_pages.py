@@ -364,7 +364,14 @@ def test_cohort_and_model_pages(service, browser):
     names = page.evaluate("document.getElementById('overlay-plot').data.map(t => t.name)")
     assert len(names) == 2 and any(n.startswith("pto-c10") for n in names)
     assert len(page.evaluate("document.getElementById('split-plot').data[0].y")) == 2
-    assert page.inner_text("#attribution").strip()
+    # issue 9's POST /v1/cohorts/attribution, fed the stored siblings' histories by the page
+    page.wait_for_selector("#next-protocol, #attribution-status", timeout=30_000)
+    assert page.query_selector("#next-protocol"), page.inner_text("#attribution")
+    assert "run a sibling" in page.inner_text("#next-protocol") or \
+        "pinned" in page.inner_text("#next-protocol")
+    splits = page.evaluate("document.getElementById('split-plot').data.map(t => t.name)")
+    assert splits == ["each cell alone (p50)", "cohort fit (p50)"]
+    assert page.eval_on_selector_all("#cohort-law tbody tr", "rs => rs.length") >= 4
     _shot(page, "cohort")
     assert not _tab_through(page)
     p.close()

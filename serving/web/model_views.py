@@ -64,7 +64,8 @@ def mlflow_run(model: OnnxForecaster) -> dict[str, Any]:
                 "run_name": run.info.run_name, "status": run.info.status,
                 "start_time_unix": run.info.start_time / 1000.0 if run.info.start_time else None,
                 "registered": registered, "tracking_uri": _redact(uri),
-                "open_with": f"mlflow ui --backend-store-uri '{_redact(uri)}'"}
+                "open_with": "fadecast ui (the MLflow UI on this FADECAST_HOME), then this run "
+                             "in its experiment"}
     except Exception as exc:  # noqa: BLE001 - the card still shows without its run
         return {"run_id": run_id, "run_id_prefix": prefix,
                 "note": f"MLflow run not readable: {type(exc).__name__}"}

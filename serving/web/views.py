@@ -59,7 +59,8 @@ def _model_key(model: OnnxForecaster) -> tuple[str, str, float]:
 
 def _frame(app: Any, cell_id: str) -> tuple[Any, dict]:
     """The cell's per-cycle frame and metadata: the very frame the cell forecast route uses."""
-    return app_frames(app).get(app_registry(app), cell_id)
+    got = app_frames(app).get(app_registry(app), cell_id)  # (frame, meta[, version stamp])
+    return got[0], got[1]
 
 
 def _state_of(states: dict[str, dict], cell_id: str) -> dict[str, Any]:
@@ -177,6 +178,19 @@ async def view_whatif(request: Request, cell_id: str = CELL_ID,
     return FastJSONResponse(doc)
 
 
+def _has_route(routes: Any, path: str) -> bool:
+    """Whether ``path`` is served, looking inside included routers too (FastAPI keeps those
+    as wrappers around the router they include)."""
+    for route in routes or ():
+        if getattr(route, "path", None) == path:
+            return True
+        inner = getattr(route, "original_router", None) or getattr(route, "app", None)
+        if inner is not None and inner is not route and \
+                _has_route(getattr(inner, "routes", None), path):
+            return True
+    return False
+
+
 def _history_rows(frame: Any) -> list[dict[str, Any]]:
     """A frame as API history rows (NaN fields left out, non-positive capacities skipped)."""
     rows = []
@@ -244,7 +258,7 @@ def _cohort(app: Any, settings: Settings, model: OnnxForecaster, name: str,
 async def view_cohort(request: Request, name: str = COHORT,
                       model: OnnxForecaster = Depends(current_model),
                       settings: Settings = Depends(get_settings)) -> FastJSONResponse:
-    has = any(getattr(r, "path", None) == ATTRIBUTION_PATH for r in request.app.routes)
+    has = _has_route(request.app.routes, ATTRIBUTION_PATH)
     doc = await run_in_threadpool(_cohort, request.app, settings, model, name, has)
     return FastJSONResponse(doc)
 

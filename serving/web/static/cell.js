@@ -97,16 +97,21 @@
       { x: T.aw_top_of_charge.cycle_index, y: T.aw_top_of_charge.value, type: "scatter", mode: "markers",
         marker: { color: C.vermillion, size: 8, symbol: "triangle-up" }, name: "top of charge" },
     ];
-    await P.react("aw-plot", aw, small("Cycle number", "A_w (Ω·s^-½)"), plotConfig);
-    await P.react("pol-plot", [{ x: T.polarization_volt.cycle_index, y: T.polarization_volt.value, type: "scatter",
-      mode: "lines", line: { color: C.purple }, name: "polarization" }], small("Cycle number", "Polarization (V)"), plotConfig);
-    await P.react("ci-plot", [{ x: T.coulombic_inefficiency.cycle_index, y: T.coulombic_inefficiency.value.map((v) => 100 * v),
-      type: "scatter", mode: "lines", line: { color: C.sky }, name: "1 − CE" }], small("Cycle number", "Coulombic inefficiency 1 − CE (%)"), plotConfig);
-    for (const [name, pts, msg] of [["aw", T.aw_baseline.cycle_index.length + T.aw_top_of_charge.cycle_index.length,
-                                      "No EIS spectra stored for this cell: A_w needs in-situ impedance (ingest an EIS file with --cell-id " + id + ")."],
-                                     ["pol", T.polarization_volt.cycle_index.length, "No mean charge/discharge voltages: polarization needs voltage data."],
-                                     ["ci", T.coulombic_inefficiency.cycle_index.length, "No charge capacities: coulombic efficiency needs both directions."]]) {
-      document.getElementById(name + "-note").textContent = pts ? pts + " points" : msg;
+    const plots = [
+      ["aw", aw, small("Cycle number", "A_w (Ω·s^-½)"), T.aw_baseline.cycle_index.length + T.aw_top_of_charge.cycle_index.length,
+       "No EIS spectra stored for this cell: A_w needs in-situ impedance (ingest an EIS file with --cell-id " + id + ")."],
+      ["pol", [{ x: T.polarization_volt.cycle_index, y: T.polarization_volt.value, type: "scatter",
+                 mode: "lines", line: { color: C.purple }, name: "polarization" }], small("Cycle number", "Polarization (V)"),
+       T.polarization_volt.cycle_index.length, "No mean charge/discharge voltages: polarization needs voltage data."],
+      ["ci", [{ x: T.coulombic_inefficiency.cycle_index, y: T.coulombic_inefficiency.value.map((v) => 100 * v),
+                type: "scatter", mode: "lines", line: { color: C.sky }, name: "1 − CE" }], small("Cycle number", "1 − CE (%)"),
+       T.coulombic_inefficiency.cycle_index.length, "No charge capacities: coulombic efficiency needs both directions."],
+    ];
+    for (const [name, traces, lay, pts, msg] of plots) {
+      const div = document.getElementById(name + "-plot");
+      document.getElementById(name + "-note").textContent = pts ? pts + " points." : msg;
+      if (pts) { div.hidden = false; await P.react(div, traces, lay, plotConfig); }
+      else { div.hidden = true; }
     }
   }
 
@@ -217,9 +222,11 @@
       el("dl", { class: "kv" },
         el("dt", {}, "EOL cycle (p05–p95)"), el("dd", {}, fmt.q(e.cycle_index)),
         el("dt", {}, "EOL elapsed (h)"), el("dd", {}, fmt.q(e.elapsed_hour)),
-        el("dt", {}, "Hours saved if stopped"), el("dd", {}, fmt.num(a.hours_saved_if_stopped))),
+        el("dt", {}, "Hours saved if stopped"), el("dd", {}, fmt.num(a.hours_saved_if_stopped) + " h")),
       el("h3", { class: "note" }, "Checks (training domain and stop rule)"),
       el("ul", { class: "checks", id: "advice-checks" }, checks.map(([k, ok]) => el("li", { class: ok ? null : "fail" }, k.replace(/_/g, " ") + (ok ? "" : " — not met")))),
+      a.domain && a.domain.reasons && a.domain.reasons.length
+        ? el("ul", { class: "note", id: "domain-reasons" }, a.domain.reasons.map((r) => el("li", {}, r))) : null,
       el("p", { class: "note" }, "Plan from " + p.source + "."), form);
   }
 

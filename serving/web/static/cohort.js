@@ -24,11 +24,11 @@
     const y = cells.map((c) => c.cell_id);
     const p50 = cells.map((c) => 100 * c.time_share.p50);
     await P.react("split-plot", [
-      { type: "bar", orientation: "h", y, x: p50, name: "time-driven share (p50)", marker: { color: "#E69F00" },
+      { type: "bar", orientation: "h", y, x: p50, name: "each cell alone (p50)", marker: { color: "#E69F00" },
         error_x: { type: "data", symmetric: false, array: cells.map((c, i) => 100 * c.time_share.p95 - p50[i]),
                    arrayminus: cells.map((c, i) => p50[i] - 100 * c.time_share.p05), color: "#000" },
         hovertemplate: "%{x:.0f} %<extra>time share</extra>" },
-    ], layout("Time-driven share of the loss so far (%)", "", { xaxis: { range: [0, 100], title: { text: "Time-driven share of the loss so far (%)" } },
+    ], layout("Time-driven share (%)", "", { xaxis: { range: [0, 100], title: { text: "Time-driven share of the loss (%)" }, automargin: true },
              margin: { l: 120, r: 16, t: 8, b: 48 }, hovermode: "closest", showlegend: false }), plotConfig);
   }
 
@@ -42,19 +42,36 @@
     try {
       const doc = await api(st.doc.attribution_route, { method: "POST", json: st.doc.attribution_request });
       const idf = doc.identifiability || {};
-      const law = doc.cohort || {};
-      const scalars = Object.entries(law).filter(([, v]) => v === null || typeof v !== "object");
-      const nested = Object.entries(law).filter(([, v]) => v !== null && typeof v === "object" && !Array.isArray(v));
+      const law = (doc.cohort || {}).law || {};
+      const params = Object.entries(law.parameters || {});
+      const next = idf.next_protocol || null;
+      const cells = doc.cells || [];
       box.replaceChildren(
+        el("p", { id: "next-protocol", class: "readout" }, el("b", {}, "Next protocol: "), idf.advice || "–"),
+        next ? el("p", { class: "note" }, "Best candidate: " + next.label + " for " + fmt.num(next.hours) + " h (" + fmt.num(next.cycles) + " cycles): expected 90 % width of the time share " +
+          fmt.num(next.expected_time_share_width, 2) + ", now " + fmt.num(next.time_share_width_now, 2) + ".") : null,
+        next && next.candidates ? el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Candidate protocols" },
+          el("table", { id: "candidates-table" }, el("caption", { class: "note", style: "text-align:left" }, "Candidate sibling protocols, by the expected time-share interval width they would leave (computed from the cohort posterior)"),
+            el("thead", {}, el("tr", {}, ["protocol", "cycles", "hours (h)", "expected width"].map((h) => el("th", { scope: "col" }, h)))),
+            el("tbody", {}, next.candidates.slice(0, 6).map((c) => el("tr", {}, el("th", { scope: "row" }, c.label),
+              el("td", { class: "num" }, fmt.num(c.cycles)), el("td", { class: "num" }, fmt.num(c.hours)), el("td", { class: "num" }, fmt.num(c.expected_time_share_width, 3))))))) : null,
         el("h3", {}, "Shared law"),
-        el("dl", { class: "kv", id: "cohort-law" }, scalars.map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "number" ? fmt.num(v, 4) : String(v))]),
-          nested.map(([k, v]) => [el("dt", {}, k), el("dd", {}, Object.entries(v).map(([a, b]) => a + " " + (typeof b === "number" ? fmt.num(b, 4) : JSON.stringify(b))).join(" · "))])),
-        el("h3", {}, "Each cell in the cohort fit"),
-        el("ul", { id: "cohort-cells" }, (doc.cells || []).map((c) => el("li", {}, c.cell_id + ": time share " + fmt.q(c.attribution && c.attribution.time_share, 2) + " at cycle " + fmt.num(c.last_cycle_index)))),
-        el("h3", {}, "Next protocol"),
-        el("p", { id: "next-protocol" }, idf.advice || "–"),
-        idf.next_protocol ? el("dl", { class: "kv" }, Object.entries(idf.next_protocol).map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "number" ? fmt.num(v, 3) : JSON.stringify(v))])) : null,
-        el("p", { class: "note" }, "Time-share interval width with these siblings: " + fmt.num(idf.time_share_width, 3) + "."));
+        el("p", { class: "note" }, el("code", {}, law.form || "")),
+        params.length ? el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Cohort law parameters" },
+          el("table", { id: "cohort-law" }, el("caption", { class: "note", style: "text-align:left" }, "Posterior of the shared law's parameters (p05, p50, p95)"),
+            el("thead", {}, el("tr", {}, ["parameter", "p05", "p50", "p95"].map((h) => el("th", { scope: "col" }, h)))),
+            el("tbody", {}, params.map(([k, q]) => el("tr", {}, el("th", { scope: "row" }, k),
+              ["p05", "p50", "p95"].map((x) => el("td", { class: "num" }, fmt.num(q && q[x], 3)))))))) : null);
+      // the cohort fit's split beside each cell's own
+      const P = await window.FC.plotly();
+      const ys = cells.map((c) => c.cell_id);
+      const p50 = cells.map((c) => 100 * c.attribution.time_share.p50);
+      await P.addTraces("split-plot", { type: "bar", orientation: "h", y: ys, x: p50, name: "cohort fit (p50)", marker: { color: "#0072B2" },
+        error_x: { type: "data", symmetric: false, array: cells.map((c, i) => 100 * c.attribution.time_share.p95 - p50[i]),
+                   arrayminus: cells.map((c, i) => p50[i] - 100 * c.attribution.time_share.p05), color: "#000" },
+        hovertemplate: "%{x:.0f} %<extra>cohort fit</extra>" });
+      await P.relayout("split-plot", { showlegend: true, barmode: "group" });
+      document.getElementById("split-note").textContent = "Orange: each cell alone (p50, 5–95 %); blue: the cohort fit over all siblings (POST " + st.doc.attribution_route + ").";
     } catch (err) {
       box.replaceChildren(el("p", { class: "error", role: "alert", id: "attribution-status" }, "Cohort attribution failed: " + (err.body && err.body.code ? err.body.code + ": " : "") + err.message));
     }
@@ -82,7 +99,7 @@
           el("section", { class: "card", "aria-labelledby": "split-title" },
             el("h2", { id: "split-title" }, "Each cell's split"),
             el("div", { id: "split-plot", class: "plot", role: "img", "aria-label": "Time-driven share per cell with 90 % intervals" }),
-            el("p", { class: "note" }, "Single-cell attribution (p50, 5–95 %) at each cell's last cycle."))),
+            el("p", { class: "note", id: "split-note" }, "Single-cell attribution (p50, 5–95 %) at each cell's last cycle."))),
         el("section", { class: "card", "aria-labelledby": "cells-title" }, el("h2", { id: "cells-title" }, "Cells"),
           el("ul", {}, st.doc.cells.map((c) => el("li", {}, el("a", { href: "/cells/" + encodeURIComponent(c.cell_id) }, c.cell_id),
             c.error ? " — " + c.error.code + ": " + c.error.message

@@ -126,9 +126,11 @@
   const fmt = {
     num(v, d) { return v === null || v === undefined || !isFinite(v) ? "–" : Number(v).toFixed(d === undefined ? 0 : d); },
     pct(v, d) { return v === null || v === undefined || !isFinite(v) ? "–" : (100 * v).toFixed(d === undefined ? 1 : d) + " %"; },
+    /* "p50 (p05–p95)"; a missing bound lies beyond the forecast ("beyond"). */
     q(q, d) {
       if (!q || q.p50 === null || q.p50 === undefined) return "–";
-      return fmt.num(q.p50, d) + " (" + fmt.num(q.p05, d) + "–" + fmt.num(q.p95, d) + ")";
+      const b = (v) => v === null || v === undefined ? "beyond" : fmt.num(v, d);
+      return fmt.num(q.p50, d) + " (" + b(q.p05) + "–" + b(q.p95) + ")";
     },
     when(iso) {
       if (!iso) return "–";
