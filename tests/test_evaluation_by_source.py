@@ -1,0 +1,50 @@
+"""The per-source table of `fadecast evaluate`: "in training" read from the card, figures
+picked from the suites' rows (hand-built results)."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from ml.evaluation.by_source import card_sources, format_source_table, seen_label, source_rows
+
+CARD = SimpleNamespace(training_domain={"sources": ["synthetic", "pybamm-dev",
+                                                    "severson-train"]},
+                       training_data=[{"source": "severson-qdlin-train"}])
+
+
+def _rows(values: dict) -> list[dict]:
+    return [{"figure": f, "values": v} for f, v in values.items()]
+
+
+def test_seen_is_read_from_the_card():
+    assert card_sources(CARD) == {"synthetic", "pybamm-dev", "severson-train",
+                                  "severson-qdlin-train"}
+    seen = card_sources(CARD)
+    assert seen_label("pybamm-dev", seen) == "yes"
+    assert seen_label("geslin2024", seen) == "no"
+    assert seen_label("severson-test1", seen) == \
+        "sibling (severson-qdlin-train, severson-train)"
+
+
+def test_rows_put_model_and_naive_side_by_side():
+    results = [
+        {"suite": "geslin2024", "cells": ["a", "b"], "figures": _rows({
+            "capacity_error_pct_of_reference": {"model": 0.9, "naive_sqrt": 1.5},
+            "coverage_90_pct": {"model": 91.0, "naive_sqrt": 88.0},
+            "eol_error_pct": {"model": 10.0, "naive_sqrt": 12.0}})},
+        {"suite": "severson", "cells": ["c"], "figures": _rows({
+            "cycles_to_80pct_mape_pct@100": {"model": 29.0, "naive_sqrt": 355.0},
+            "cycles_to_80pct_mape_pct@100_qdlin": {"model": 11.6}})}]
+    rows = source_rows(results, CARD)
+    assert rows[0] == {"source": "geslin2024", "in_training": "no", "cells": 2,
+                       "model_capacity_error_pct": 0.9, "naive_capacity_error_pct": 1.5,
+                       "model_eol_error_pct": 10.0, "naive_eol_error_pct": 12.0,
+                       "model_coverage_90_pct": 91.0, "naive_coverage_90_pct": 88.0,
+                       "model_time_share_error_median": None,
+                       "naive_time_share_error_median": None,
+                       "model_time_share_error_p90": None, "naive_time_share_error_p90": None}
+    assert rows[1]["source"] == "severson-test1" and rows[1]["model_eol_error_pct"] == 29.0
+    assert rows[1]["model_eol_error_pct_with_delta_q"] == 11.6
+    text = format_source_table(rows)
+    assert "geslin2024" in text and "0.900" in text and "sibling" in text
+    # without a model card nothing is claimed about training data
+    assert source_rows(results, None)[0]["in_training"] == "-"
