@@ -303,6 +303,14 @@ def test_cell_page_speed_whatif_keyboard_and_phone_width(service, browser):
     assert "What-if" in page.inner_text("#whatif-readout")
     print("web: what-if updates " + ", ".join(f"{t:.0f}" for t in times) +
           " ms (input to redrawn plot: request + redraw; not asserted)")
+    # series toggles by keyboard (the plot's legend follows)
+    page.focus("#show-observed")
+    page.keyboard.press("Space")
+    page.wait_for_function("""() => document.getElementById('capacity-plot').data
+        .find(t => t.name === 'observed').visible === 'legendonly'""")
+    page.keyboard.press("Space")
+    page.wait_for_function("""() => document.getElementById('capacity-plot').data
+        .find(t => t.name === 'observed').visible === true""")
     # the C-rate + rest mode drives the same forecast
     page.check("#mode-crate")
     page.wait_for_function("!document.getElementById('whatif-crate').disabled")

@@ -14,7 +14,7 @@
     const scale = (a) => a.map((v) => v === null ? null : v * k);
     const traces = [
       { x: xs(hist.cycle_index, hist.test_time_hour), y: scale(hist.discharge_capacity_ah), type: "scatter",
-        mode: "markers", marker: { size: 4, color: C.black }, name: "observed",
+        mode: "markers", marker: { size: 4, color: C.black }, name: "observed", legendgroup: "observed",
         hovertemplate: "%{y:.4g} " + st.unit.name + "<extra>observed</extra>" },
       ...band(xs(f.cycle_index, f.test_time_hour), scale(f.capacity_ah.p05), scale(f.capacity_ah.p95),
               "current plan 90 % band", "rgba(0,158,115,0.22)", "plan"),
@@ -55,11 +55,39 @@
     return { shapes, annotations: ann };
   }
 
+  /* Series shown on the capacity plot: the checkboxes under it and the plot's legend agree. */
+  const SERIES_NAMES = { observed: "observed", plan: "current plan", whatif: "what-if", eol: "end-of-life marker" };
+  st.hidden = new Set();
+
   async function drawCapacity() {
     const P = await window.FC.plotly();
     const sa = capacityShapes();
-    await P.react("capacity-plot", capacityTraces(),
-      layout(X(st.xHours), "Discharge capacity (" + st.unit.name + ")", sa), plotConfig);
+    if (st.hidden.has("eol")) { sa.shapes = sa.shapes.slice(0, 1); sa.annotations = sa.annotations.slice(0, 1); }
+    const traces = capacityTraces().map((t) => Object.assign(t, { visible: st.hidden.has(t.legendgroup) ? "legendonly" : true }));
+    const div = document.getElementById("capacity-plot");
+    await P.react(div, traces, layout(X(st.xHours), "Discharge capacity (" + st.unit.name + ")", sa), plotConfig);
+    if (!div.dataset.legendHooked) {
+      div.dataset.legendHooked = "1";
+      div.on("plotly_legendclick", (ev) => {
+        const group = ev.data[ev.curveNumber].legendgroup;
+        if (group) { toggleSeries(group, st.hidden.has(group)); }
+        return false;  // the page redraws with the new state
+      });
+    }
+  }
+
+  function toggleSeries(group, show) {
+    if (show) st.hidden.delete(group); else st.hidden.add(group);
+    const box = document.getElementById("show-" + group);
+    if (box) box.checked = show;
+    drawCapacity();
+  }
+
+  function seriesControls() {
+    return el("fieldset", { class: "series" }, el("legend", {}, "Show on the plot"),
+      Object.entries(SERIES_NAMES).map(([group, label]) => el("label", { class: "inline", for: "show-" + group },
+        el("input", { type: "checkbox", id: "show-" + group, checked: !st.hidden.has(group),
+                      onchange: (e) => toggleSeries(group, e.target.checked) }), label)));
   }
 
   async function drawLoss() {
@@ -264,6 +292,7 @@
         el("section", { class: "card", "aria-labelledby": "cap-title" },
           el("div", { class: "row", style: "justify-content:space-between" }, el("h2", { id: "cap-title" }, "Capacity and forecast"), xToggle),
           el("div", { id: "capacity-plot", class: "plot", role: "img", "aria-label": "Discharge capacity per cycle with the forecast's 90 % band and the end-of-life marker" }),
+          seriesControls(),
           el("p", { class: "note" }, "Observed points, the forecast median and its 90 % band; dotted line = end-of-life threshold; vertical line and shading = predicted EOL (p50, p05–p95). " + eolLine(doc.forecast) + ".")),
         el("div", {}, whatifPanel())),
       el("div", { class: "grid" },
