@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from serving.errors import BodySizeLimit, install_error_handlers
-from serving.routes import admin, advice, cells, forecast, health
+from serving.routes import admin, advice, batch, cells, forecast, health
 from serving.routes import cohorts  # POST /v1/cohorts/attribution
 from serving.runtime import ModelSlot, OnnxForecaster, load_forecaster
 from serving.settings import Settings, get_settings
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *,
     app.state.registry = None  # one Registry per app, opened on first use (serving.cell_store)
     app.state.write_limiter = None  # uploads' own thread limiter (serving.cell_store)
     install_error_handlers(app)
-    for module in (health, forecast, advice, cells, admin):
+    for module in (health, forecast, batch, advice, cells, admin):
         app.include_router(module.router)
     app.include_router(cohorts.router)
     app.include_router(views.router)  # JSON the web pages draw (GET /v1/cells, /v1/views/...)

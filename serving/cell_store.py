@@ -6,7 +6,8 @@ served from each cell's STORED per-cycle table (never re-featurized from raw sam
 commit under the cell's lock), then the cell's stored per-cycle table is extended under the
 same cell lock (``ml.features.cell_table``). ``CellFrames`` caches each cell's model-input
 frame in memory, keyed by the cell's ingest ids and metadata, so a forecast of an unchanged
-cell costs one catalog query and no Parquet read.
+cell costs one catalog query and no Parquet read; ``ResponseCache`` keeps the rendered answer
+of a stored-cell forecast/advice until the cell, the model or the request changes.
 """
 from __future__ import annotations
 
@@ -119,8 +120,9 @@ class CellFrames:
         self.hits = 0
         self.misses = 0
 
-    def get(self, reg: Any, cell_id: str) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """(frame, metadata) of a registered cell (``NotFoundError`` for an unknown one)."""
+    def get(self, reg: Any, cell_id: str) -> tuple[pd.DataFrame, dict[str, Any], Any]:
+        """(frame, metadata, version stamp) of a registered cell (``NotFoundError`` for an
+        unknown one); the stamp changes whenever the cell's data or metadata does."""
         key, meta, has_cycles = _state(reg, cell_id)
         stamp = (key, repr(sorted(meta.items())))
         with self._lock:
@@ -128,7 +130,7 @@ class CellFrames:
             if item is not None and item[0] == stamp:
                 self._items.move_to_end(cell_id)
                 self.hits += 1
-                return item[1], dict(item[2])
+                return item[1], dict(item[2]), stamp
         frame = cell_frame(reg, cell_id, key, meta, has_cycles)
         with self._lock:
             self.misses += 1
@@ -136,7 +138,43 @@ class CellFrames:
             self._items.move_to_end(cell_id)
             while len(self._items) > self.max_cells:
                 self._items.popitem(last=False)
-        return frame, dict(meta)
+        return frame, dict(meta), stamp
+
+
+class ResponseCache:
+    """Rendered answers of stored-cell routes, keyed by (route, cell, cell version stamp,
+    model identity, request body): a stored cell that did not change since the last identical
+    request is answered without recomputing (the forecast is a pure function of those)."""
+
+    def __init__(self, max_items: int = 2048) -> None:
+        self.max_items = max_items
+        self._items: OrderedDict[Any, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> bytes | None:
+        with self._lock:
+            body = self._items.get(key)
+            if body is not None:
+                self._items.move_to_end(key)
+            return body
+
+    def put(self, key: Any, body: bytes) -> None:
+        with self._lock:
+            self._items[key] = body
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+
+def app_responses(app: Any) -> ResponseCache:
+    """The app's stored-cell response cache (created on first use)."""
+    cache = getattr(app.state, "cell_responses", None)
+    if cache is None:
+        with _LOCK:
+            cache = getattr(app.state, "cell_responses", None)
+            if cache is None:
+                cache = ResponseCache()
+                app.state.cell_responses = cache
+    return cache
 
 
 def app_frames(app: Any) -> CellFrames:

@@ -42,13 +42,19 @@ def parse_json(body: bytes) -> Any:
     return json.loads(body)
 
 
-def check_history_lengths(data: Any, limit: int) -> None:
+def check_history_lengths(data: Any, limit: int, max_items: int | None = None) -> None:
     """422 ``history_too_long`` before any row is validated: the body's ``history`` (or each
-    ``items[i].history`` of a batch) may hold at most ``limit`` rows."""
+    ``items[i].history`` of a batch) may hold at most ``limit`` rows; a batch at most
+    ``max_items`` items (``batch_too_large``)."""
     if not isinstance(data, dict):
         return
     found = [("history", data.get("history"))]
     items = data.get("items")
+    if max_items is not None and isinstance(items, list) and len(items) > max_items:
+        from serving.errors import ServiceError
+
+        raise ServiceError(f"{len(items)} items, more than the limit of {max_items}",
+                           code="batch_too_large", http_status=422, column="items")
     if isinstance(items, list):
         found += [(f"items.{i}.history", it.get("history")) for i, it in enumerate(items)
                   if isinstance(it, dict)]
@@ -84,7 +90,8 @@ class FastJSONRoute(APIRoute):
                     data = await fast.json()
                 except ValueError:
                     data = None  # FastAPI's own parse reports it (invalid_json, position)
-                check_history_lengths(data, limit.max_history_cycles)
+                check_history_lengths(data, limit.max_history_cycles,
+                                      getattr(limit, "max_batch_cells", None))
             return await handler(fast)
 
         return route_handler

@@ -210,3 +210,32 @@ class UploadResponse(BaseModel):
 
 class ModelsResponse(BaseModel):
     models: list[dict[str, Any]]
+
+
+class BatchForecastRequest(BaseModel):
+    """``POST /v1/forecast/batch``: many histories, one forecast each (same rules as
+    ``POST /v1/forecast`` per item)."""
+
+    model_config = _STRICT
+    items: list[ForecastRequest] = Field(min_length=1, description="one entry per cell")
+
+
+class BatchItemError(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class BatchItem(BaseModel):
+    index: int = Field(description="position of the item in the request")
+    ok: bool
+    forecast: ForecastResponse | None = None
+    error: BatchItemError | None = None
+
+
+class BatchForecastResponse(BaseModel):
+    """One result per item, in request order; an item the model cannot forecast carries its
+    error and does not fail the others."""
+
+    results: list[BatchItem]
+    cells_per_second: float = Field(description="items / server compute time of this batch")

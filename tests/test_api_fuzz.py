@@ -15,7 +15,8 @@ from serving.settings import Settings
 from test_serving_model import forecaster, serving_model_dir  # noqa: F401
 
 
-OPERATIONS = ["GET /healthz", "GET /readyz", "POST /v1/forecast", "POST /v1/advice",
+OPERATIONS = ["GET /healthz", "GET /readyz", "POST /v1/forecast", "POST /v1/forecast/batch",
+              "POST /v1/advice",
               "POST /v1/cells/{cell_id}/samples", "POST /v1/cells/{cell_id}/forecast",
               "POST /v1/cells/{cell_id}/advice",
               "GET /v1/models", "POST /v1/admin/reload"]

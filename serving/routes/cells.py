@@ -10,7 +10,8 @@ mid-upload, leaves the stored cell unchanged; the temp file is always removed; e
 client's file name, never a server path.
 
 Forecasts of a stored cell read its stored per-cycle table (``ml.features.cell_table``),
-cached in memory per cell version.
+cached in memory per cell version; the rendered answer is reused until the cell, the model or
+the request changes (:class:`serving.cell_store.ResponseCache`).
 """
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from starlette.requests import ClientDisconnect
 
 from data_registry.cell_ids import CELL_ID_MAX_LENGTH, CELL_ID_REGEX
 from data_registry.errors import FadecastError
-from serving.cell_store import app_frames, app_registry, append_and_extend, write_limiter
+from serving.cell_store import (app_frames, app_registry, app_responses, append_and_extend,
+                                write_limiter)
 from serving.deps import current_model, require_read, require_write
 from serving.errors import ServiceError
 from serving.predict import advice_document, clean_json, forecast_document
@@ -165,21 +167,28 @@ async def upload_samples(request: Request, cell_id: str = CELL_ID,
 _UNREADABLE_TYPES = tuple(kind for kind, _ in _UNREADABLE)
 
 
-def _load_cell(request: Request, cell_id: str) -> tuple[Any, dict[str, Any]]:
+def _load_cell(request: Request, cell_id: str) -> tuple[Any, dict[str, Any], Any]:
     return app_frames(request.app).get(app_registry(request.app), cell_id)
 
 
 async def _stored_history(request: Request, settings: Settings, cell_id: str, cell: Any
-                          ) -> tuple[Any, dict[str, Any], float | None]:
+                          ) -> tuple[Any, dict[str, Any], float | None, Any]:
     """The stored cell's per-cycle frame, its metadata (overridden by the request's ``cell``)
-    without ``cell_id``, and its nominal capacity (Ah) where known."""
-    frame, meta = await run_in_threadpool(_load_cell, request, cell_id)
+    without ``cell_id``, its nominal capacity (Ah) where known, and its version stamp."""
+    frame, meta, stamp = await run_in_threadpool(_load_cell, request, cell_id)
     check_lengths(len(frame), None, settings)
     if cell is not None:
         meta.update(cell.model_dump(exclude_none=True))
     nominal = meta.get("nominal_capacity_ah")
     meta = {k: v for k, v in meta.items() if k != "cell_id"}
-    return frame, meta, float(nominal) if nominal is not None else None
+    return frame, meta, float(nominal) if nominal is not None else None, stamp
+
+
+def _cache_key(route: str, cell_id: str, stamp: Any, model: OnnxForecaster, body: Any,
+               settings: Settings) -> Any:
+    return (route, cell_id, stamp, id(model), model.loaded_at, body.model_dump_json(),
+            settings.advice_updates, settings.advice_update_every_cycles,
+            settings.advice_min_loss_fraction, settings.max_horizon_cycles)
 
 
 @router.post("/{cell_id}/forecast", response_model=ForecastResponse,
@@ -191,12 +200,19 @@ async def forecast_cell(request: Request, body: CellForecastRequest, cell_id: st
                         model: OnnxForecaster = Depends(current_model),
                         settings: Settings = Depends(get_settings)) -> JSONResponse:
     check_lengths(0, body.horizon_cycles, settings)
-    frame, meta, nominal = await _stored_history(request, settings, cell_id, body.cell)
+    frame, meta, nominal, stamp = await _stored_history(request, settings, cell_id, body.cell)
+    cache = app_responses(request.app)
+    key = _cache_key("forecast", cell_id, stamp, model, body, settings)
+    hit = cache.get(key)
+    if hit is not None:
+        return Response(hit, media_type="application/json")
     doc = await run_in_threadpool(
         forecast_document, model, frame, horizon_cycles=body.horizon_cycles,
         hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
         nominal_capacity_ah=nominal, cell_id=cell_id, meta=meta)
-    return FastJSONResponse(doc)
+    response = FastJSONResponse(doc)
+    cache.put(key, bytes(response.body))
+    return response
 
 
 @router.post("/{cell_id}/advice", response_model=AdviceResponse,
@@ -207,7 +223,12 @@ async def forecast_cell(request: Request, body: CellForecastRequest, cell_id: st
 async def advise_cell(request: Request, body: CellAdviceRequest, cell_id: str = CELL_ID,
                       model: OnnxForecaster = Depends(current_model),
                       settings: Settings = Depends(get_settings)) -> JSONResponse:
-    frame, meta, nominal = await _stored_history(request, settings, cell_id, body.cell)
+    frame, meta, nominal, stamp = await _stored_history(request, settings, cell_id, body.cell)
+    cache = app_responses(request.app)
+    key = _cache_key("advice", cell_id, stamp, model, body, settings)
+    hit = cache.get(key)
+    if hit is not None:
+        return Response(hit, media_type="application/json")
     doc = await run_in_threadpool(
         advice_document, model, frame, planned_cycles=body.planned_cycles,
         tolerance_cycles=body.tolerance_cycles, eol_fraction=body.eol_fraction,
@@ -218,4 +239,6 @@ async def advise_cell(request: Request, body: CellAdviceRequest, cell_id: str = 
         update_every_cycles=settings.advice_update_every_cycles,
         min_loss_fraction=settings.advice_min_loss_fraction,
         max_horizon_cycles=settings.max_horizon_cycles)
-    return FastJSONResponse(doc)
+    response = FastJSONResponse(doc)
+    cache.put(key, bytes(response.body))
+    return response
