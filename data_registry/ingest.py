@@ -377,6 +377,7 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
             s.published.append(s.part_final)
             s.part_tmp = None
             fsync_dir(s.part_final.parent)
+            reg.storage.publish(s.part_final)  # object storage, if any: before the catalog
     warnings: list[IngestWarning] = []
     with reg.catalog.transaction() as conn:
         cell_row = reg.catalog.cell_row(conn, cell_id)
@@ -439,6 +440,7 @@ def _publish_raw(reg: Registry, sha256: str, raw_tmp: Path) -> None:
         os.chmod(raw_tmp, 0o444)  # never rewritten
         os.replace(raw_tmp, final)
         fsync_dir(final.parent)
+    reg.storage.publish(final)  # object storage, if any: before the catalog commit
 
 
 def _insert_raw(conn: Any, reg: Registry, sha256: str, size: int, name: str, now: Any) -> None:

@@ -12,7 +12,9 @@ Layout under ``FADECAST_HOME``::
     registry.lock                             held while an operation writes
 
 Files are written to a ``*.tmp`` path, fsync'ed and moved into place with ``os.replace``; the
-catalog commit comes last. Only parts the catalog references are ever read, so an ingest that
+catalog commit comes last. With a store URL (:mod:`data_registry.storage`) raw files and parts
+are also PUT to object storage before that commit, and parts are read from there. Only parts
+the catalog references are ever read, so an ingest that
 died half way is invisible; its temp files are removed by the next writer.
 
 Every ingest adds a version of the per-cell dataset ``cell:<cell_id>``; named datasets are
@@ -30,7 +32,6 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from data_registry.catalog import Catalog, iso_utc, record_dataset
 from data_registry.errors import NotFoundError, StoreError
@@ -41,6 +42,7 @@ from data_registry.manifest import DatasetRef, IngestReport, cell_version
 from data_registry.parts import (PARQUET_OPTIONS, PartWriter, RawCopy,  # noqa: F401
                                  arrow_schema, copy_and_hash, fsync_dir, fsync_file, to_arrow)
 from data_registry.schema import TABLES
+from data_registry.storage import Storage
 
 KINDS = ("samples", "cycles", "eis")
 # the one cell-id rule (re-exported here for callers from before it moved)
@@ -61,10 +63,15 @@ class Registry:
     """
 
     def __init__(self, home: str | os.PathLike[str] | None = None,
-                 catalog_url: str | None = None, *, chunk_rows: int = 100_000) -> None:
+                 catalog_url: str | None = None, *, chunk_rows: int = 100_000,
+                 store_url: str | None = None,
+                 store_options: Mapping[str, Any] | None = None) -> None:
         self.home = fadecast_home(home)
         self.catalog = Catalog(catalog_url or default_catalog_url(self.home))
         self.chunk_rows = int(chunk_rows)
+        # raw files and parts: under home, or also in an fsspec store (data_registry.storage)
+        self.storage = Storage(self.home, store_url,
+                               dict(store_options) if store_options is not None else None)
 
     def __repr__(self) -> str:
         return f"Registry(home={str(self.home)!r})"
@@ -353,8 +360,7 @@ class Registry:
                 raise StoreError(f"unknown {kind} column", code="unknown_column",
                                  column=unknown[0], expected=f"one of {schema.names}",
                                  found=repr(unknown[0]))
-        tables = [pq.read_table(self.home / p, columns=list(columns) if columns else None)
-                  for p in parts]
+        tables = [self.storage.read_parquet(p, columns) for p in parts]
         if not tables:
             table = schema.empty_table()
             if columns:

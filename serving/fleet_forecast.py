@@ -70,7 +70,7 @@ def forecast_fleet(registry: Any, args: Namespace, output: str, *, client: Any =
     """Forecasts of every cell of ``registry`` (cell-id order) into ``output`` (.parquet).
     ``client`` None runs them in this process. Returns ``cells``, ``rows``, ``failed``."""
     from ml.fleet.cluster import ordered_map
-    from ml.fleet.features import _REGISTRIES, write_parquet
+    from ml.fleet.features import _REGISTRIES, registry_spec, write_parquet
 
     out = Path(output)
     if out.suffix.lower() != ".parquet":
@@ -78,8 +78,7 @@ def forecast_fleet(registry: Any, args: Namespace, output: str, *, client: Any =
                                code="bad_output_format", file=str(out),
                                expected="FILE.parquet", found=out.suffix or "no suffix")
     cells = [c["cell_id"] for c in registry.cells()]
-    spec = {"home": str(registry.home), "catalog_url": registry.catalog.url,
-            "options": {k: getattr(args, k, None) for k in _OPTIONS}}
+    spec = {**registry_spec(registry), "options": {k: getattr(args, k, None) for k in _OPTIONS}}
     if client is None:
         _REGISTRIES[(spec["home"], spec["catalog_url"])] = registry
         results: Any = ((k, forecast_cell(c, spec)) for k, c in enumerate(cells))

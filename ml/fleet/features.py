@@ -38,8 +38,16 @@ def worker_registry(spec: dict[str, Any]) -> Any:
     key = (spec["home"], spec["catalog_url"])
     reg = _REGISTRIES.get(key)
     if reg is None:
-        reg = _REGISTRIES[key] = Registry(spec["home"], spec["catalog_url"])
+        reg = _REGISTRIES[key] = Registry(spec["home"], spec["catalog_url"],
+                                          store_url=spec.get("store_url"),
+                                          store_options=spec.get("store_options"))
     return reg
+
+
+def registry_spec(registry: Any) -> dict[str, Any]:
+    """What a worker needs to open ``registry``: home, catalog URL, store URL and options."""
+    return {"home": str(registry.home), "catalog_url": registry.catalog.url,
+            **registry.storage.spec()}
 
 
 def plan_cells(registry: Any, cell_ids: Sequence[str] | None = None,
@@ -79,9 +87,11 @@ def featurize_cell(job: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
             from ml.fleet.cell_stream import stream_cycle_table
 
             eis = reg.load_eis(cid)
-            table = stream_cycle_table([str(reg.home / p) for p in job["parts"]], cid,
+            store = reg.storage
+            table = stream_cycle_table([store.location(p) for p in job["parts"]], cid,
                                        reg.cell_metadata(cid), eis=eis if len(eis) else None,
-                                       voltage_curves=spec["voltage_curves"])
+                                       voltage_curves=spec["voltage_curves"],
+                                       opener=store.open if store.remote else None)
         else:
             table = cell_cycle_table(reg, cid, voltage_curves=spec["voltage_curves"])
     except FadecastError as exc:
@@ -178,8 +188,8 @@ def featurize_fleet(registry: Any, output: str | os.PathLike[str], *, client: An
         budget = worker_memory_bytes(client) if client is not None else math.inf
         max_cell_rows = MEMORY_SHARE * budget / BYTES_PER_SAMPLE_ROW
     jobs = plan_cells(registry, cell_ids, max_cell_rows)
-    spec = {"home": str(registry.home), "catalog_url": registry.catalog.url,
-            "voltage_curves": voltage_curves, "out_dir": None if single else str(out)}
+    spec = {**registry_spec(registry), "voltage_curves": voltage_curves,
+            "out_dir": None if single else str(out)}
     if client is None:
         _REGISTRIES[(spec["home"], spec["catalog_url"])] = registry
         results: Any = ((k, featurize_cell(job, spec)) for k, job in enumerate(jobs))
