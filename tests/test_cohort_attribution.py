@@ -33,13 +33,19 @@ def cohort():
     return make_cohort("t", SEED)
 
 
-def test_known_split_recovered_within_interval(cohort):
+def test_known_split_recovered_within_interval():
+    """Four siblings of one known law (√t time loss, a = 0.12 at 1000 h; linear cycle loss,
+    0.05 per 100 cycles at 0.5C, ∝ √C-rate): the split is recovered inside the interval."""
+    cohort = [_sibling(c, h, n, seed=i) for i, (c, h, n) in
+              enumerate(((0.2, 0.0, 1), (1.0, 0.0, 1), (1.0, 8.0, 1), (0.3, 48.0, 5)))]
     res = solve(_inputs(cohort, 80), with_design=False)
+    errors = []
     for rec, cell in zip(cohort, res.document["cells"]):
         q = cell["attribution"]["time_share"]
         truth = _truth_share(rec, 80)
         assert q["p05"] <= truth <= q["p95"], (rec.cell_id, q, truth)
-        assert abs(q["p50"] - truth) < 0.06, (rec.cell_id, q, truth)
+        errors.append(abs(q["p50"] - truth))
+    assert max(errors) < 0.05, errors
     # the joint least-squares reference rides along in the same answer
     assert set(res.document["cohort"]["reference_fit"]["time_share"]) == \
         {r.cell_id for r in cohort}

@@ -4,7 +4,8 @@
 
 Cells (raw time series + EIS, ``cells.py``) → ``Registry.ingest`` → ``build_cycle_table`` (A_w
 included) → the champion model (or one trained from ``train.toml`` when there is none) → the
-FastAPI service in process → attribution, what-if and advice replay. Everything is logged as
+FastAPI service in process → attribution, what-if and advice replay; and the cohort law
+(``ml.cohort``, ``cohort.py``) on the two cryomilled siblings. Everything is logged as
 one MLflow run (metrics + plots + tables) in FADECAST_HOME's tracking store; ``report.md`` and
 the PNGs beside it are rewritten from the run's figures and cite its run id.
 """
@@ -30,6 +31,7 @@ import pandas as pd  # noqa: E402
 
 import analyses  # noqa: E402
 import cells  # noqa: E402
+import cohort as cohort_study  # noqa: E402
 import plots  # noqa: E402
 import report  # noqa: E402
 from data_registry.home import fadecast_home, mlflow_tracking_uri  # noqa: E402
@@ -52,6 +54,8 @@ def run(cfg: dict, model_uri: str, tracking_uri: str, out_dir: Path) -> dict:
     truths = {cid: pd.read_csv(info["truth"]) for cid, info in made.items()}
     registry = Registry()
     tables = ingest_and_featurize(made, registry)
+    # the cohort law (ml.cohort) needs no trained model: the two cryomilled siblings jointly
+    coh = cohort_study.analyse(tables, truths)
     model_dir, model_info = resolve_study_model(model_uri, HERE / cfg["train_config"],
                                                 tracking_uri)
     k = cells.rates()
@@ -158,6 +162,9 @@ def run(cfg: dict, model_uri: str, tracking_uri: str, out_dir: Path) -> dict:
     pngs.append(plots.what_if_figure(hist, main[0], main[1], w["main_cut"],
                                      out_dir / "what_if.png"))
     pngs.append(plots.advice_figure(replay_full, true_eol, tab, out_dir / "advice.png"))
+    pngs.append(cohort_study.figure(coh, tables, out_dir / "cohort.png"))
+    coh.pop("_curves", None)
+    res["cohort"] = coh
     res["seconds"] = time.perf_counter() - start
 
     params = {"model": model_uri, "model_dir": str(model_dir), **model_info,

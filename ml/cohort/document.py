@@ -198,8 +198,9 @@ def solve(cells: list[CellInput], plans: list[PlanInput] | None = None, *,
         "reference_capacity_ah": ref_ah,
         "law": {"parameters": params,
                 "noise_fraction": {h.cell_id: float(s) for h, s in zip(hist, post.noise)},
-                "form": "c0 + g(rate-0.5) + level_i - A*tau^p - B*S^q + k*Lt*Lc; tau = "
-                        "Arrhenius-weighted kilohours (rests x w), S = sum (c/0.5)^beta / 100"},
+                "form": "c0 + g(rate-0.5) + level_i - A*max(tau-tau_on,0)^p - B*S^q + "
+                        "k*Lt*Lc; tau = Arrhenius-weighted kilohours (rests x w), S = sum "
+                        "(c/0.5)^beta / 100; shares split the interaction evenly"},
         "prior": {"name": prior.name, "interval_scale": prior.interval_scale,
                   "capacity_interval_scale": prior.capacity_interval_scale}}
     if with_reference:

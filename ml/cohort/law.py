@@ -7,8 +7,11 @@ For cell i at the end of cycle k, as a fraction of the cohort's reference capaci
 * ``τ`` (kilohours): Arrhenius-weighted elapsed time in which rest hours count ``w`` times an
   operating hour, ``τ_k = Σ_{j≤k} f(T_j) · (operating_j + w · rest_j) / 1000`` with
   ``f(T) = exp(−Ea/R · (1/T − 1/298.15 K))``;
-* ``L_time = A · τ^p`` — time-driven (calendar-like, side reactions) loss;
-* ``S`` (hectocycles): rate-weighted cycle count ``S_k = Σ_{j≤k} (c_j / 0.5)^β / 100``;
+* ``L_time = A · max(τ − τ_on, 0)^p`` — time-driven (calendar-like, side reactions) loss,
+  with an optional onset ``τ_on`` (kh; ``max(τ_on, 0)``: a negative value means none) for
+  interfaces that hold before they decay;
+* ``S`` (hectocycles): rate-weighted cycle count ``S_k = Σ_{j<k} (c_j / 0.5)^β / 100`` plus half
+  of cycle k, with β floored at 0 (mechanical, cycle-driven loss never falls with C-rate);
 * ``L_cycle = B · S^q`` — cycle-driven (mechanical) loss whose rate grows with C-rate;
 * ``+ k · L_time · L_cycle`` — the two mechanisms partly remove the same capacity (the
   interaction is negative); it is split evenly between them when shares are reported
@@ -19,7 +22,7 @@ For cell i at the end of cycle k, as a fraction of the cohort's reference capaci
 Shared parameters, in the order of :data:`SHARED`: ``log_time_scale`` (ln A),
 ``time_exponent`` (p), ``log_cycle_scale`` (ln B), ``cycle_exponent`` (q), ``rate_exponent``
 (β), ``log_rest_weight`` (ln w), ``activation_kj_per_mol`` (Ea), ``capacity_at_ref_rate``
-(c0), ``capacity_rate_slope`` (g), ``interaction`` (k). The per-cell offsets δ_i follow.
+(c0), ``capacity_rate_slope`` (g), ``interaction`` (k), ``time_onset_kh`` (τ_on). The per-cell offsets δ_i follow.
 """
 from __future__ import annotations
 
@@ -31,12 +34,12 @@ __all__ = ["SHARED", "RATE_REF", "losses", "capacity_fraction", "time_share"]
 
 SHARED = ("log_time_scale", "time_exponent", "log_cycle_scale", "cycle_exponent",
           "rate_exponent", "log_rest_weight", "activation_kj_per_mol", "capacity_at_ref_rate",
-          "capacity_rate_slope", "interaction")
+          "capacity_rate_slope", "interaction", "time_onset_kh")
 RATE_REF = 0.5
 GAS_CONSTANT = 8.314462618e-3  # kJ / (mol K)
 T_REF_K = 298.15
 _MIN_EXPONENT = 0.05
-(I_LA, I_P, I_LB, I_Q, I_BETA, I_LW, I_EA, I_C0, I_G, I_K) = range(len(SHARED))
+(I_LA, I_P, I_LB, I_Q, I_BETA, I_LW, I_EA, I_C0, I_G, I_K, I_ON) = range(len(SHARED))
 
 
 def _col(theta: np.ndarray, i: int) -> np.ndarray:
@@ -63,7 +66,7 @@ def effective_kilohours(cell: CellHistory, theta: np.ndarray) -> np.ndarray:
 
 def stress_hectocycles(cell: CellHistory, theta: np.ndarray) -> np.ndarray:
     """S (hundreds of rate-weighted cycles) at the end of every cycle, shape (K, n)."""
-    beta = _col(theta, I_BETA)
+    beta = np.maximum(_col(theta, I_BETA), 0.0)  # cycle loss never falls with C-rate
     ratio = np.log(cell.c_rate / RATE_REF)[None, :]
     per = np.exp(np.clip(beta * ratio, -30, 30))
     # cycles skipped in the index (a table that starts at cycle 5) count as cycles run alike
@@ -78,7 +81,8 @@ def losses(cell: CellHistory, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray
     s = stress_hectocycles(cell, theta)
     p = np.maximum(_col(theta, I_P), _MIN_EXPONENT)
     q = np.maximum(_col(theta, I_Q), _MIN_EXPONENT)
-    lt = np.exp(np.clip(_col(theta, I_LA), -30, 5)) * np.power(np.maximum(tau, 1e-12), p)
+    onset = np.maximum(_col(theta, I_ON), 0.0)
+    lt = np.exp(np.clip(_col(theta, I_LA), -30, 5)) * np.power(np.maximum(tau - onset, 1e-12), p)
     lc = np.exp(np.clip(_col(theta, I_LB), -30, 5)) * np.power(np.maximum(s, 1e-12), q)
     return lt, lc
 
@@ -104,7 +108,7 @@ def last_split_losses(cell: CellHistory, theta: np.ndarray) -> tuple[np.ndarray,
     arr_n = np.exp(np.clip(-ea[:, 0] / GAS_CONSTANT * inv_t[-1], -30, 30))
     tau = ((arr_u * (op_u[None, :] + w * rest_u[None, :])).sum(axis=1)
            + 0.5 * arr_n * cell.operating_hour[-1]) / 1000.0
-    beta = theta[:, I_BETA:I_BETA + 1]
+    beta = np.maximum(theta[:, I_BETA:I_BETA + 1], 0.0)
     logc = np.log(cell.c_rate / RATE_REF)
     c_u, n_u = _grouped_sum(logc, np.ones_like(logc))
     wts = np.exp(np.clip(beta * c_u[None, :], -30, 30))
@@ -114,7 +118,8 @@ def last_split_losses(cell: CellHistory, theta: np.ndarray) -> tuple[np.ndarray,
          + (float(cell.cycle_index[0]) - 1.0) * w_1) / 100.0
     p = np.maximum(theta[:, I_P], _MIN_EXPONENT)
     q = np.maximum(theta[:, I_Q], _MIN_EXPONENT)
-    lt = np.exp(np.clip(theta[:, I_LA], -30, 5)) * np.power(np.maximum(tau, 1e-12), p)
+    onset = np.maximum(theta[:, I_ON], 0.0)
+    lt = np.exp(np.clip(theta[:, I_LA], -30, 5)) * np.power(np.maximum(tau - onset, 1e-12), p)
     lc = np.exp(np.clip(theta[:, I_LB], -30, 5)) * np.power(np.maximum(s, 1e-12), q)
     half = -0.5 * theta[:, I_K] * lt * lc
     return lt + half, lc + half

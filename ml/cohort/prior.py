@@ -69,8 +69,8 @@ class PopulationPrior:
 
 def weak_prior() -> PopulationPrior:
     """Wide defaults (used before a prior is learned): √t-like time, linear cycle loss."""
-    mean = (np.log(0.1), 0.5, np.log(0.03), 1.0, 1.0, 0.0, 50.0, 1.0, -0.02, 0.5)
-    sd = (2.5, 0.35, 2.5, 0.45, 1.0, 0.7, 15.0, 0.2, 0.05, 1.0)
+    mean = (np.log(0.1), 0.5, np.log(0.03), 1.0, 1.0, 0.0, 50.0, 1.0, -0.02, 0.5, 0.0)
+    sd = (2.5, 0.35, 2.5, 0.45, 1.0, 0.7, 15.0, 0.2, 0.05, 1.0, 2.0)
     return PopulationPrior(tuple(map(float, mean)), tuple(map(float, sd)))
 
 
