@@ -13,7 +13,12 @@ Times are CPU seconds on one thread (rows/s per core), best of ``--repeat``.
 3. the whole ``build_cycle_table`` (with and without voltage curves), with its peak memory
    (tracemalloc: numpy and pandas buffers are traced).
 
+4. against the plain pandas groupby of capacity, time and mean voltage per cycle (the issue-13
+   baseline) and against the previous implementation (``tests/reference/features_v1``, the
+   frozen copy; its tables are checked equal to today's, bit for bit).
+
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python experiments/benchmarks/featurize.py --rows 10000000``
+(issue 13's table: ``--rows 4000000 --cells 200``)
 Prints one line per measurement; ``--json`` prints one JSON document instead.
 """
 from __future__ import annotations
@@ -117,6 +122,29 @@ def naive_pandas(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def plain_groupby(df: pd.DataFrame) -> pd.DataFrame:
+    """The plain pandas baseline of the issue: capacity, time and mean voltage per cycle."""
+    return df.groupby(["cell_id", "cycle_count"], observed=True).agg(
+        charge_capacity_ah=("charging_capacity_ah", "max"),
+        discharge_capacity_ah=("discharging_capacity_ah", "max"),
+        test_time_second=("test_time_second", "last"),
+        mean_voltage_volt=("voltage_volt", "mean"))
+
+
+def previous_build():
+    """``build_cycle_table`` as it was before the issue-13 speed work (the frozen copy the
+    equivalence tests compare against), or None outside a checkout with tests/."""
+    import sys
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[2] / "tests"
+    if not (tests / "reference" / "features_v1").is_dir():
+        return None
+    sys.path.insert(0, str(tests))
+    from reference.features_v1 import build_cycle_table as old
+    return old
+
+
 def fast_descriptors(df: pd.DataFrame) -> pd.DataFrame:
     """prepare_samples + the reduceat kernels build_cycle_table runs (block by block)."""
     cols = sample_cycles(prepare_samples(df), voltage_curves=False)
@@ -186,6 +214,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--rows-per-cycle", type=int, default=500)
+    p.add_argument("--cells", type=int, default=None,
+                   help="spread the rows over this many cells (default: 200 cycles per cell)")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
@@ -195,13 +225,17 @@ def main() -> None:
     except ImportError:
         pass
 
-    df = make_samples(args.rows, args.rows_per_cycle)
+    per_cell = (max(1, args.rows // args.rows_per_cycle // args.cells) if args.cells
+                else 200)
+    df = make_samples(args.rows, args.rows_per_cycle, cycles_per_cell=per_cell)
     n = len(df)
     input_mib = df.memory_usage(deep=True).sum() / 2 ** 20
     res: dict[str, object] = {"rows": n, "cells": int(df["cell_id"].nunique()),
                               "cycles": int(df.groupby(["cell_id", "cycle_count"],
                                                        observed=True).ngroups),
                               "input_mib": round(input_mib, 1)}
+    # numba kernels compile (or load from their disk cache) on first use: not timed
+    build_cycle_table(df.iloc[:20 * args.rows_per_cycle], voltage_curves=True)
     t_fast, fast = best_of(lambda: fast_descriptors(df), args.repeat, "fast")
     t_naive, naive = best_of(lambda: naive_pandas(df), max(1, args.repeat - 1), "naive")
     # The same rows as ONE long cell (cells laid end to end in time and cycle number).
@@ -220,7 +254,16 @@ def main() -> None:
     t_curves, _ = best_of(lambda: [curve_descriptors(b, f) for b, f in blocks], 1)
     blocks = []
     t_build, table = best_of(lambda: build_cycle_table(df, voltage_curves=False), args.repeat)
-    t_build_all, _ = best_of(lambda: build_cycle_table(df, voltage_curves=True), 1)
+    t_build_all, table_all = best_of(lambda: build_cycle_table(df, voltage_curves=True), 1)
+    t_plain, _ = best_of(lambda: plain_groupby(df), args.repeat)
+    old = previous_build()
+    t_old = t_old_all = float("nan")
+    if old is not None:  # the previous implementation, same table, values checked equal
+        t_old, old_table = best_of(lambda: old(df, voltage_curves=False), 1)
+        pd.testing.assert_frame_equal(table, old_table, check_exact=True)
+        t_old_all, old_table = best_of(lambda: old(df, voltage_curves=True), 1)
+        pd.testing.assert_frame_equal(table_all, old_table, check_exact=True)
+        old_table = None
     res.update({
         "per_cycle_descriptors_s": round(t_fast, 3),
         "per_cycle_descriptors_mrows_per_s": round(n / t_fast / 1e6, 1),
@@ -236,6 +279,15 @@ def main() -> None:
         "build_cycle_table_s": round(t_build, 3),
         "build_cycle_table_mrows_per_s": round(n / t_build / 1e6, 1),
         "build_cycle_table_with_curves_s": round(t_build_all, 3),
+        "plain_groupby_s": round(t_plain, 3),
+        "plain_groupby_mrows_per_s": round(n / t_plain / 1e6, 1),
+        "build_basic_vs_plain_groupby": round(t_plain / t_build, 2),
+        "build_with_curves_mrows_per_s": round(n / t_build_all / 1e6, 1),
+        "curves_part_mrows_per_s": round(n / max(t_build_all - t_build, 1e-9) / 1e6, 1),
+        "previous_build_basic_mrows_per_s": round(n / t_old / 1e6, 1),
+        "previous_build_with_curves_mrows_per_s": round(n / t_old_all / 1e6, 1),
+        "speedup_basic_vs_previous": round(t_old / t_build, 1),
+        "speedup_with_curves_vs_previous": round(t_old_all / t_build_all, 1),
         "output_rows": len(table),
         "peak_mib_build_cycle_table": round(peak_mib(
             lambda: build_cycle_table(df, voltage_curves=False)), 1),
