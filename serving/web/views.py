@@ -92,6 +92,11 @@ def _listing(app: Any, settings: Settings, model: OnnxForecaster) -> dict[str, A
                                    advice_kwargs=_advice_kwargs(settings))
             except FadecastError as exc:  # one unreadable cell never hides the others
                 return {"error": {"code": exc.code, "message": str(exc.message)}}
+            except Exception:  # noqa: BLE001 - logged; the row says so without internals
+                log.exception("web listing: cell %s could not be forecast", cell_id)
+                return {"error": {"code": "forecast_failed",
+                                  "message": "this cell could not be forecast (see the "
+                                             "service log)"}}
 
         key = (st["state"], _model_key(model))
         rows.append({**base, **cache.get_or_compute(("row", cell_id), key, compute)})

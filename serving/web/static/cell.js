@@ -184,6 +184,9 @@
       hOut.textContent = fmt.num(hMap.to(+hRange.value), 2) + " h per cycle";
       cOut.textContent = "C/" + fmt.num(1 / cMap.to(+cRange.value), 1) + " = " + fmt.num(cMap.to(+cRange.value), 2) + " C";
       rOut.textContent = fmt.num(+rRange.value, 2) + " h rest per cycle";
+      hOut.dataset.value = String(hMap.to(+hRange.value));
+      cOut.dataset.value = String(cMap.to(+cRange.value));
+      rOut.dataset.value = rRange.value;
     }
     let timer = null;
     async function update() {
@@ -201,7 +204,7 @@
         window.FC.perf.whatifUpdates = (window.FC.perf.whatifUpdates || 0) + 1;
         readout.replaceChildren(
           el("p", {}, el("b", {}, "Current plan"), " " + fmt.num(f.hours_per_cycle, 2) + " h/cycle: " + eolLine(f)),
-          el("p", {}, el("b", {}, "What-if"), " " + fmt.num(w.hours_per_cycle, 2) + " h/cycle: " + eolLine(w)));
+          el("p", { id: "whatif-line", "data-hours": String(w.hours_per_cycle) }, el("b", {}, "What-if"), " " + fmt.num(w.hours_per_cycle, 2) + " h/cycle: " + eolLine(w)));
         document.body.dataset.whatif = String(window.FC.perf.whatifUpdates);
       } catch (err) {
         if (err.name !== "AbortError") readout.replaceChildren(el("p", { class: "error", role: "alert" }, err.message));
