@@ -8,12 +8,16 @@
 4. forecast a held-out synthetic cell and the C/10 cell, with the time/cycle decomposition and
    the 0.3C what-if;
 5. start the API (``fadecast serve``), send one forecast and one advice request, print both
-   responses, and stop the service.
+   responses, and stop the service;
+6. follow a running test (``fadecast follow``): an export written cycle by cycle, the advice at
+   each completed cycle, the flip to stop and its signed webhook received by a local listener
+   (started and stopped by the demo).
 
 Every step runs the real ``fadecast`` command line, as a user would.
 """
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
@@ -114,6 +118,112 @@ def _summary(doc: dict) -> str:
     return "\n".join(lines)
 
 
+class _Hook(http.server.BaseHTTPRequestHandler):
+    """The demo's webhook listener: records each POST and checks its signature."""
+
+    secret = ""
+    received: list = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        from serving.webhook import SIGNATURE_HEADER, verify
+
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        ok = verify(body, self.headers.get(SIGNATURE_HEADER), type(self).secret)
+        type(self).received.append({"key": self.headers.get("Idempotency-Key"),
+                                    "signature_ok": ok, "payload": json.loads(body)})
+        self.send_response(200 if ok else 401)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def follow_running_test(work: Path) -> None:
+    """Write a fast-fading synthetic cell's export cycle by cycle while ``fadecast follow``
+    tails it; the follower exits once advised to stop, after its webhook was delivered."""
+    import secrets
+    import threading
+
+    from ml.synthetic import make_cell
+    from ml.synthetic_samples import csv_header, csv_rows, sample_rows
+
+    seed = int(time.time()) % 997  # a new cell each run (its raw bytes differ)
+    cell_id = f"demo-running-{time.strftime('%Y%m%d-%H%M%S')}"
+    cycles = make_cell(cell_id, seed=seed, stop_retention=0.5, c_rate=0.5, time_scale=0.04,
+                       cycle_scale=0.25, n_cycles=90).cycles
+    samples = sample_rows(cycles, 5.0, points_per_step=4)
+    export = work / "running_test.csv"
+    export.write_bytes(csv_header() + csv_rows(samples[samples["cycle_count"] <= 30]))
+    handler = type("Hook", (_Hook,), {"secret": secrets.token_hex(16), "received": []})
+    listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.server_address[1]}/hook"
+    cmd = ["follow", str(export), "--cell-id", cell_id, "--planned-cycles", "400",
+           "--tolerance-cycles", "20", "--meta", "nominal_capacity_ah=5.0", "--interval", "0.2",
+           "--webhook-url", url, "--exit-on-stop", "--json"]
+    print(f"webhook listener on {url}; FADECAST_SERVE_WEBHOOK_SECRET set for the follower")
+    print(f"$ fadecast {' '.join(cmd)}")
+    proc = subprocess.Popen(_fadecast() + cmd, stdout=subprocess.PIPE, text=True, bufsize=1,
+                            env={**os.environ,
+                                 "FADECAST_SERVE_WEBHOOK_SECRET": handler.secret})
+    events: list[dict] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            ev = json.loads(line)
+            events.append(ev)
+            kind = ev.get("event")
+            if kind == "advice" and (ev["cycle_index"] % 5 == 0 or ev["decision"] == "stop"):
+                eol = ev["end_of_life"]["cycle_index"]
+                print(f"  cycle {ev['cycle_index']:3d}: {ev['decision']:8s} (EOL cycle p50 "
+                      f"{eol['p50']}, 90 % {eol['p05']}-{eol['p95']}; advised in "
+                      f"{1000 * ev['second']:.0f} ms)", flush=True)
+            elif kind == "flip":
+                print(f"  advice flipped at cycle {ev['cycle_index']}: {ev['from']} -> "
+                      f"{ev['to']}; webhook queued", flush=True)
+            elif kind in ("webhook_delivered", "webhook_retry", "webhook_failed", "error"):
+                print(f"  {kind}: {json.dumps({k: v for k, v in ev.items() if k != 'event'})}",
+                      flush=True)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline and not any(
+                e.get("event") in ("advice", "advice_error") and e["cycle_index"] >= 29
+                for e in list(events)):
+            time.sleep(0.1)  # the follower first catches up with the 30 cycles written
+        print("  (caught up; the test now runs one cycle every 0.5 s)", flush=True)
+        for c in range(31, int(cycles["cycle_index"].max()) + 1):
+            if proc.poll() is not None:
+                break
+            time.sleep(0.5)  # one cycle of the test every 0.5 s
+            with open(export, "ab") as fh:
+                fh.write(csv_rows(samples[samples["cycle_count"] == c]))
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reader.join(timeout=10)
+        listener.shutdown()
+        listener.server_close()
+    stops = [e for e in events if e.get("event") == "flip" and e.get("to") == "stop"]
+    if not stops:
+        raise SystemExit("demo step failed: the followed test was never advised to stop")
+    for hook in handler.received:
+        p = hook["payload"]
+        print(f"webhook received: Idempotency-Key {hook['key']}, HMAC-SHA256 signature "
+              f"{'verified' if hook['signature_ok'] else 'WRONG'}; {p['cell_id']} at cycle "
+              f"{p['cycle_index']}: {p['previous_decision']} -> {p['decision']} "
+              f"({p['reason']})")
+    if not handler.received:
+        raise SystemExit("demo step failed: no webhook reached the listener")
+    print(f"follower exited (code {proc.returncode}); listener stopped; nothing left running")
+
+
 def main() -> int:
     home = Path(os.environ.get("FADECAST_HOME", ROOT / "fadecast-data"))
     os.environ["FADECAST_HOME"] = str(home)
@@ -205,6 +315,9 @@ def main() -> int:
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it: -15 is a clean stop.
         state = "cleanly" if proc.returncode in (0, -signal.SIGTERM) else f"exit {proc.returncode}"
         print(f"service stopped ({state})")
+    banner("6. Follow a running test: the export grows cycle by cycle; the advice flips to stop "
+           "and a signed webhook reaches a local listener")
+    follow_running_test(work)
     shutil.rmtree(work, ignore_errors=True)
     print("\ndemo done: `fadecast forecast` and `fadecast serve` use your champion in "
           f"{home} when there is one, else the shipped model")
