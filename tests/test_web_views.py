@@ -128,3 +128,29 @@ def test_model_view_reports_card_and_run(client):
     assert m["version"] == "quick-0" and m["training_domain"]["sources"] == ["synthetic"]
     assert {"capacity", "time_share"} <= set(m["conformal"])
     assert m["mlflow"]["run_id"] is None and "names no MLflow run" in m["mlflow"]["note"]
+
+
+def test_aw_points_placed_by_cycle_or_time_and_split_by_voltage():
+    """One point per fitted spectrum: at its cycle_count, else at the first cycle ending at or
+    after its time; top of charge = within 0.05 V of the event's highest voltage when the
+    event spans > 0.2 V (ml.features.warburg_trend.top_of_charge)."""
+    import numpy as np
+    import pandas as pd
+
+    from serving.web.cell_views import aw_points
+
+    table = pd.DataFrame({"cycle_index": [1, 2, 3], "test_time_second": [3600., 7200., 10800.]})
+    f = np.logspace(3, -2, 30)
+    w = 2 * np.pi * f
+    rows = []
+    for mid, cyc, t, volt, sigma in (("a", 1, np.nan, 3.0, 0.011), ("b", 1, np.nan, 3.4, 0.05),
+                                     ("c", np.nan, 5000.0, 3.0, 0.012)):
+        rows += [{"measurement_id": mid, "cycle_count": cyc, "test_time_second": t,
+                  "voltage_volt": volt, "frequency_hz": fi,
+                  "z_real_ohm": 0.05 + sigma / np.sqrt(wi), "z_imag_ohm": -sigma / np.sqrt(wi)}
+                 for fi, wi in zip(f, w)]
+    got = aw_points(table, pd.DataFrame(rows), None)
+    assert got["baseline"]["cycle_index"] == [1.0, 2.0]  # 5000 s ends in cycle 2 (7200 s)
+    assert got["baseline"]["value"] == pytest.approx([0.011, 0.012], rel=1e-3)
+    assert got["top_of_charge"]["cycle_index"] == [1.0]
+    assert got["top_of_charge"]["value"] == pytest.approx([0.05], rel=1e-3)

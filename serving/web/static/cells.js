@@ -74,11 +74,13 @@
     const adviceSel = el("select", { id: "advice-filter", onchange: (e) => { state.advice = e.target.value; renderRows(tbody, status); } },
       el("option", { value: "" }, "any"), el("option", { value: "stop" }, "stop"),
       el("option", { value: "continue" }, "continue"), el("option", { value: "error" }, "no forecast"));
+    const refresh = el("button", { type: "button", id: "cells-refresh", onclick: () => state.reload && state.reload() }, "Refresh");
     const section = el("section", { class: "card", "aria-labelledby": "cells-title" },
       el("h2", { id: "cells-title" }, "Registered cells"),
       el("div", { class: "row" },
         el("div", {}, el("label", { for: "cell-filter" }, "Filter"), search),
-        el("div", {}, el("label", { for: "advice-filter" }, "Advice"), adviceSel)),
+        el("div", {}, el("label", { for: "advice-filter" }, "Advice"), adviceSel),
+        el("div", {}, refresh, el("span", { class: "note", id: "cells-when" }))),
       status,
       el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Cells table (scrolls sideways)" },
         el("table", { id: "cells-table" },
@@ -171,6 +173,7 @@
     const doc = await api("/v1/cells");
     state.rows = doc.cells;
     t.refresh();
+    document.getElementById("cells-when").textContent = " as of " + new Date().toLocaleTimeString();
     return doc;
   }
 
@@ -180,6 +183,9 @@
     const head = el("div", {}, el("h1", {}, "Cells"),
       el("p", { class: "sub", id: "model-line" }, "Forecasts and advice from the loaded model."));
     main.replaceChildren(head, uploader(async (id) => { state.fresh = id; await load(t); }), t.section);
+    state.reload = () => load(t).catch((err) => window.FC.showError(t.section, err));
+    // running tests keep adding cycles (fadecast follow): refresh while the page is in view
+    setInterval(() => { if (document.visibilityState === "visible") state.reload(); }, 60000);
     try {
       const doc = await load(t);
       document.getElementById("model-line").textContent = "Forecasts and advice by model " + doc.model.name + " v" + doc.model.version + ".";
