@@ -68,12 +68,39 @@ def append_and_extend(reg: Any, path: Path, cell_id: str, *, source_name: str,
     Returns (``AppendReport``, ``StoredCycleTable`` or None for per-cycle cells).
     """
     from data_registry.append import append_file
+    from data_registry.errors import StoreError
 
-    report = append_file(reg, path, cell_id, source_name=source_name, raw_path=raw_path,
-                         format_name=format_name, meta=meta, reader_options=reader_options,
-                         source_metadata=source_metadata)
+    try:
+        report = append_file(reg, path, cell_id, source_name=source_name, raw_path=raw_path,
+                             format_name=format_name, meta=meta, reader_options=reader_options,
+                             source_metadata=source_metadata)
+    except StoreError as exc:
+        if exc.code != "append_unsupported_kind":
+            raise
+        return _ingest_whole(reg, path, cell_id, source_name=source_name,
+                             format_name=format_name, meta=meta,
+                             reader_options=reader_options), None
     table = extend_table(reg, cell_id) if report.kind == "samples" else None
     return report, table
+
+
+def _ingest_whole(reg: Any, path: Path, cell_id: str, *, source_name: str,
+                  format_name: str | None, meta: Mapping[str, Any] | None,
+                  reader_options: Mapping[str, Any] | None) -> Any:
+    """EIS spectra (new measurement ids, not rows to deduplicate): the ingest transaction,
+    reported in the append report's shape."""
+    from data_registry.append import AppendReport
+
+    rep = reg.ingest([path], cell_id, format_name=format_name, meta=meta,
+                     reader_options=reader_options, source_names=[source_name])
+    files = rep.files or []
+    out = AppendReport(cell_id, source_name, kind=files[0].kind if files else None,
+                       format_name=files[0].format_name if files else None,
+                       rows_read=rep.rows, rows_new=rep.rows,
+                       already_present=rep.already_present,
+                       dataset_version=rep.version, warnings=list(rep.warnings),
+                       elapsed_second=rep.elapsed_second)
+    return out
 
 
 def _state(reg: Any, cell_id: str) -> tuple[tuple[Any, ...], dict[str, Any], bool]:

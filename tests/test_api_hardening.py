@@ -214,3 +214,14 @@ def test_corrupt_model_on_reload_is_refused_and_the_old_one_keeps_serving(
     assert client.get("/v1/models").json()["models"][0] == before
     r = client.post("/v1/forecast", json={"history": history_rows(20), "horizon_cycles": 3})
     assert r.status_code == 200
+
+
+def test_eis_uploads_still_go_through_the_ingest_transaction(client, test_data):
+    for name in ("eis_m1.csv", "eis_m2.csv"):
+        r = client.post(f"/v1/cells/Z/samples?filename={name}",
+                        content=(test_data / "store" / name).read_bytes())
+        assert r.status_code == 201, r.text
+        assert r.json()["report"]["kind"] == "eis" and r.json()["report"]["rows"] > 0
+    r = client.post("/v1/cells/Z/samples?filename=again.csv",
+                    content=(test_data / "store" / "eis_m1.csv").read_bytes())
+    assert r.status_code == 201 and r.json()["report"]["already_present"] is True
