@@ -66,12 +66,11 @@ def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cyc
         Reported cell id; further metadata (unused by the forecast itself).
     """
     chemistry = (meta or {}).get("chemistry")
-    from ml.inference import forecast
-
-    doc = forecast(frame, card=model.card, run=model.run, horizon_cycles=horizon_cycles,
-                   hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
-                   nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id,
-                   chemistry=str(chemistry) if chemistry else None)
+    # the stated chemistry is judged against the training domain (passed only when given)
+    extra = {"chemistry": str(chemistry)} if chemistry else {}
+    doc = model.forecast(frame, horizon_cycles=horizon_cycles, hours_per_cycle=hours_per_cycle,
+                         eol_fraction=eol_fraction, nominal_capacity_ah=nominal_capacity_ah,
+                         cell_id=cell_id, **extra)
     _check_finite(doc, frame, nominal_capacity_ah)
     return clean_json(doc)
 

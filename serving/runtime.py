@@ -84,14 +84,15 @@ class OnnxForecaster:
     def forecast(self, table: pd.DataFrame, *, horizon_cycles: int,
                  hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
                  nominal_capacity_ah: float | None = None,
-                 cell_id: str | None = None) -> dict[str, Any]:
+                 cell_id: str | None = None, chemistry: str | None = None) -> dict[str, Any]:
         """The CONTRACTS forecast JSON for one cell's per-cycle rows (features computed inside,
         through ``ml.features`` — the one feature path)."""
         from ml.inference import forecast
 
         return forecast(table, card=self.card, run=self.run, horizon_cycles=horizon_cycles,
                         hours_per_cycle=hours_per_cycle, eol_fraction=eol_fraction,
-                        nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id)
+                        nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id,
+                        chemistry=chemistry)
 
     def warm_up(self) -> None:
         """One throw-away forecast so the first real request pays no import or JIT cost."""

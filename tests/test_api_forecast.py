@@ -10,7 +10,9 @@ from serving.app import create_app
 from serving.settings import Settings
 from test_serving_model import forecaster, history_rows, serving_model_dir  # noqa: F401
 
-CONTRACT_KEYS = {"model", "cell_id", "forecast", "end_of_life", "attribution"}
+# the CONTRACTS keys, extended by the domain judgement and the uncertainty parts
+CONTRACT_KEYS = {"model", "cell_id", "forecast", "end_of_life", "attribution", "domain",
+                 "uncertainty"}
 ROW_KEYS = {"cycle_index", "test_time_second", "capacity_ah", "loss_time_fraction",
             "loss_cycle_fraction"}
 
@@ -172,7 +174,9 @@ def test_advice_out_of_domain_says_so(client):
     doc = client.post("/v1/advice", json={"history": rows, "planned_cycles": 500,
                                           "tolerance_cycles": 1000}).json()
     assert doc["decision"] == "continue" and not doc["checks"]["in_domain"]
-    assert "c_rate 5 above the trained range 0.1–1" in doc["reason"]
+    assert "C-rate 5 1/h above the trained range 0.1–1" in doc["reason"]
+    assert doc["domain"]["in_domain"] is False
+    assert any("C-rate 5 1/h" in r for r in doc["domain"]["reasons"])
 
 
 def test_advice_bad_input(client):
