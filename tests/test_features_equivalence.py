@@ -108,6 +108,15 @@ def test_counter_gaps_recorded_columns_and_odd_cycles():
     both(df.reset_index(drop=True))
 
 
+def test_one_named_cell_as_a_registry_loads_it():
+    df = fleet_samples(n_cells=1, n_cycles=20, seed=8)
+    df["cell_id"] = df["cell_id"].astype("str")
+    both(df)
+    df.loc[5, "cell_id"] = None  # a missing id is still an error, not the cell
+    with pytest.raises(Exception, match="cell_id is missing"):
+        build_cycle_table(df)
+
+
 def test_one_unnamed_cell_in_small_blocks():
     df = fleet_samples(n_cells=1, n_cycles=40, rows_per_cycle=24, seed=6).drop(
         columns=["cell_id"])

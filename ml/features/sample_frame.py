@@ -260,6 +260,10 @@ def prepare_samples(samples: pd.DataFrame, *, default_cell_id: str = "cell") -> 
             remap[used[order]] = np.arange(used.size)
             codes = remap[raw_codes]
         cell_ids = [str(x) for x in names[order]]
+    elif "cell_id" in samples.columns and _single_value(samples["cell_id"]):
+        # one cell (a registry load): no need to factorize millions of equal strings
+        cell_ids = [str(samples["cell_id"].iloc[0])]
+        codes = np.zeros(len(samples), dtype=np.uint8)
     elif "cell_id" in samples.columns:
         codes, uniques = pd.factorize(samples["cell_id"], sort=True)
         if (codes < 0).any():
@@ -303,6 +307,16 @@ def prepare_samples(samples: pd.DataFrame, *, default_cell_id: str = "cell") -> 
         cell_ids=cell_ids, cell_codes=codes, time_s=time_s, voltage_v=voltage,
         current_a=current, cycle=cycle, starts=starts, first_of_cell=first_of_cell,
         extra=extra)
+
+
+def _single_value(col: pd.Series) -> bool:
+    """Whether every row holds the same non-null value (checked cheaply: first == last, then
+    one vectorised comparison)."""
+    first = col.iloc[0]
+    if not isinstance(first, str) or col.iloc[-1] != first:
+        return False
+    same = (col == first).all(skipna=False)  # a missing id is NA or False, never skipped
+    return same is not pd.NA and bool(same)
 
 
 def per_row(per_cell: np.ndarray, cell_starts: np.ndarray, n: int) -> np.ndarray:

@@ -50,9 +50,7 @@ def fleet_client(scheduler: str | None = None, *, workers: int | None = None,
 
 def worker_memory_bytes(client: Any) -> float:
     """The smallest worker memory limit of the cluster in bytes (inf when unlimited)."""
-    limits = [w.get("memory_limit") or 0 for w in
-              client.scheduler_info().get("workers", {}).values()]
-    limits = [x for x in limits if x > 0]
+    limits = [x for x in client.run(_memory_limit).values() if x]
     return float(min(limits)) if limits else math.inf
 
 
@@ -97,3 +95,9 @@ def ordered_map(client: Any, func: Callable[..., Any], items: Sequence[Any], *ar
 def _token(item: Any) -> str:
     text = str(item.get("cell_id", "")) if isinstance(item, dict) else str(item)
     return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in text)[:60]
+
+
+def _memory_limit(dask_worker: Any) -> int:
+    """A worker's memory limit in bytes (0 = none); run on the workers (fresh, unlike the
+    client's cached scheduler info)."""
+    return int(dask_worker.memory_manager.memory_limit or 0)

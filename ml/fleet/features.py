@@ -27,6 +27,9 @@ from data_registry.errors import FadecastError
 BYTES_PER_SAMPLE_ROW = 256
 #: Share of a worker's memory limit one cell may use before it is processed in cycle blocks.
 MEMORY_SHARE = 0.5
+#: Resident memory of an idle worker process (Python, numpy/pandas/scipy/numba, distributed):
+#: not available to cells (measured ~300 MiB).
+WORKER_BASELINE_BYTES = 400 * 2 ** 20
 
 _REGISTRIES: dict[tuple[str, str], Any] = {}
 
@@ -48,6 +51,13 @@ def registry_spec(registry: Any) -> dict[str, Any]:
     """What a worker needs to open ``registry``: home, catalog URL, store URL and options."""
     return {"home": str(registry.home), "catalog_url": registry.catalog.url,
             **registry.storage.spec()}
+
+
+def cell_rows_budget(worker_memory_bytes: float) -> float:
+    """Sample rows a cell may have to be processed whole by a worker with this memory limit
+    (``MEMORY_SHARE`` of what the idle worker leaves, at ``BYTES_PER_SAMPLE_ROW``)."""
+    free = max(worker_memory_bytes - WORKER_BASELINE_BYTES, 0.0)
+    return MEMORY_SHARE * free / BYTES_PER_SAMPLE_ROW
 
 
 def plan_cells(registry: Any, cell_ids: Sequence[str] | None = None,
@@ -175,7 +185,7 @@ def featurize_fleet(registry: Any, output: str | os.PathLike[str], *, client: An
     path); otherwise on the dask cluster of ``client``.
 
     ``max_cell_rows``: cells with more sample rows are processed in cycle blocks (default:
-    ``MEMORY_SHARE`` × the smallest worker memory limit / ``BYTES_PER_SAMPLE_ROW``).
+    :func:`cell_rows_budget` of the smallest worker memory limit).
 
     Returns a summary: ``cells``, ``cycles``, ``streamed`` (cells done in blocks),
     ``failed`` ({cell_id: message}), ``output``.
@@ -186,7 +196,7 @@ def featurize_fleet(registry: Any, output: str | os.PathLike[str], *, client: An
     single = out.suffix.lower() == ".parquet"
     if max_cell_rows is None:
         budget = worker_memory_bytes(client) if client is not None else math.inf
-        max_cell_rows = MEMORY_SHARE * budget / BYTES_PER_SAMPLE_ROW
+        max_cell_rows = cell_rows_budget(budget)
     jobs = plan_cells(registry, cell_ids, max_cell_rows)
     spec = {**registry_spec(registry), "voltage_curves": voltage_curves,
             "out_dir": None if single else str(out)}
