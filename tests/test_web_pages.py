@@ -181,6 +181,8 @@ class Page:
 
     def close(self) -> None:
         assert not self.errors, "browser console errors:\n" + "\n".join(self.errors)
+        text = self.page.inner_text("body")
+        assert "[object " not in text and "undefined" not in text and "NaN" not in text, text
         self.context.close()
 
 
