@@ -15,7 +15,7 @@ import numpy as np
 
 from ml.cohort import law
 from ml.cohort.histories import CellHistory
-from ml.cohort.posterior import CohortPosterior, _Problem, fit_cohort  # noqa: F401
+from ml.cohort.posterior import CohortPosterior, _Problem, tempered_cov
 
 __all__ = ["Candidate", "CANDIDATES", "planned_cell", "time_share_widths", "rank_candidates"]
 
@@ -64,13 +64,14 @@ def planned_cell(cand: Candidate, *, hours_budget: float, base_rest_hour: float,
 
 def time_share_widths(post: CohortPosterior, cov: np.ndarray | None = None,
                       n_existing: int | None = None) -> np.ndarray:
-    """90 % widths (p95 − p05) of each existing cell's time share under ``cov``."""
+    """90 % widths (p95 − p05) of each existing cell's time share under ``cov`` (default:
+    the posterior's own, interval scale included)."""
     n_existing = len(post.cells) if n_existing is None else n_existing
     cov = post.cov if cov is None else cov
     size = post.mean.size
     z = np.random.default_rng(7).standard_normal((300, cov.shape[0]))
     w, v = np.linalg.eigh((cov + cov.T) / 2.0)
-    draws = post.prior.interval_scale * z @ (v * np.sqrt(np.clip(w, 0, None))).T
+    draws = z @ (v * np.sqrt(np.clip(w, 0, None))).T
     draws = post.mean + draws[:, :size]
     shares = post.time_share_draws(draws)[:, :n_existing]
     q = np.quantile(shares, [0.05, 0.95], axis=0)
@@ -86,10 +87,8 @@ def _augmented_cov(post: CohortPosterior, extra: CellHistory) -> np.ndarray:
                       f * post.reference_ah)
     noise = np.concatenate([post.noise, [float(np.median(post.noise))]])
     prob = _Problem([*post.cells, sim], post.reference_ah, post.prior, noise)
-    jac = prob.jacobian(x)
-    h = jac.T @ jac
-    w, v = np.linalg.eigh((h + h.T) / 2.0)
-    cov = (v / np.clip(w, 1e-12 * max(w.max(), 1.0), None)) @ v.T
+    h_data, h_prior = prob.curvatures(x)
+    cov = tempered_cov(h_data, h_prior, post.prior.interval_scale, post.fixed)
     # keep the existing parameters' block (the new offset is marginalised out)
     return cov[:post.mean.size, :post.mean.size]
 

@@ -7,8 +7,11 @@ per cell offset ``δ_i / σ_δ``. The MAP is found by ``scipy.optimize.least_squ
 starts (time-heavy, balanced, cycle-heavy); the noise levels are re-estimated from the MAP
 residuals and the fit repeated once. The posterior is the Laplace approximation
 ``N(θ̂, κ² (JᵀJ)⁻¹)`` with J the Jacobian of the scaled residuals (central differences) and κ
-the prior's calibrated ``interval_scale``. Quantiles come from draws of that Gaussian pushed
-through the law.
+the prior's calibrated ``interval_scale`` applied to the DATA part only (a tempered
+likelihood): precision = JdᵀJd / κ² + JpᵀJp, so residual correlation widens what the data
+decided and leaves prior-dominated directions at the prior's width. A time onset the MAP puts
+at ≤ 0 (none) is conditioned on — the Laplace curvature cannot see the one-sided kink.
+Quantiles come from draws of that Gaussian pushed through the law.
 """
 from __future__ import annotations
 
@@ -34,10 +37,21 @@ class CohortPosterior:
     cells: list[CellHistory]
     reference_ah: float
     mean: np.ndarray  # shared (P) then one offset per cell
-    cov: np.ndarray
+    h_data: np.ndarray  # Gauss-Newton curvature of the scaled data residuals
+    h_prior: np.ndarray  # curvature of the prior rows
     noise: np.ndarray  # per cell, fraction of reference
     prior: PopulationPrior
     cost: float
+    fixed: tuple[int, ...] = ()  # parameters conditioned on (held at the MAP)
+
+    def cov_at(self, scale: float | None = None) -> np.ndarray:
+        """Covariance with the data curvature tempered by κ² (κ = ``scale`` or the prior's)."""
+        kappa = self.prior.interval_scale if scale is None else scale
+        return tempered_cov(self.h_data, self.h_prior, kappa, self.fixed)
+
+    @property
+    def cov(self) -> np.ndarray:
+        return self.cov_at()
 
     @property
     def n_shared(self) -> int:
@@ -45,11 +59,10 @@ class CohortPosterior:
 
     def draws(self, n: int = N_DRAWS, seed: int = _SEED, scale: float | None = None
               ) -> np.ndarray:
-        """(n, P + cells) draws of N(mean, κ² cov) (fixed seed: answers are reproducible);
-        κ = ``scale`` or the prior's time-share ``interval_scale``."""
-        kappa = self.prior.interval_scale if scale is None else scale
+        """(n, P + cells) draws of the tempered Laplace posterior (fixed seed: answers are
+        reproducible); κ = ``scale`` or the prior's time-share ``interval_scale``."""
         z = np.random.default_rng(seed).standard_normal((n, self.mean.size))
-        return self.mean + kappa * z @ _cov_root(self.cov).T
+        return self.mean + z @ _cov_root(self.cov_at(scale)).T
 
     def shared(self, draws: np.ndarray) -> np.ndarray:
         return draws[:, :self.n_shared]
@@ -68,6 +81,18 @@ class CohortPosterior:
             lt, lc = law.last_split_losses(cell, th)
             out[:, i] = law.time_share(lt, lc)
         return out
+
+
+def tempered_cov(h_data: np.ndarray, h_prior: np.ndarray, kappa: float,
+                 fixed: tuple[int, ...] = ()) -> np.ndarray:
+    """inv(h_data / κ² + h_prior), with the ``fixed`` parameters' rows/columns zeroed."""
+    h = h_data / kappa ** 2 + h_prior
+    free = np.setdiff1d(np.arange(h.shape[0]), np.asarray(fixed, dtype=int))
+    sub = h[np.ix_(free, free)]
+    w, v = np.linalg.eigh((sub + sub.T) / 2.0)
+    cov = np.zeros_like(h)
+    cov[np.ix_(free, free)] = (v / np.clip(w, 1e-12 * max(w.max(), 1.0), None)) @ v.T
+    return cov
 
 
 def _cov_root(cov: np.ndarray) -> np.ndarray:
@@ -103,6 +128,13 @@ class _Problem:
 
     def residuals(self, x: np.ndarray) -> np.ndarray:
         return self.batch(x[None, :])[0]
+
+    def curvatures(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(data, prior) Gauss–Newton curvatures JᵀJ at ``x``."""
+        jac = self.jacobian(x)
+        n_prior = x.size  # one prior row per parameter, appended last
+        jd, jp = jac[:-n_prior], jac[-n_prior:]
+        return jd.T @ jd, jp.T @ jp
 
     def jacobian(self, x: np.ndarray) -> np.ndarray:
         """Central differences of the scaled residuals, all columns in one vectorised call."""
@@ -149,9 +181,11 @@ def fit_cohort(cells: list[CellHistory], prior: PopulationPrior,
         best = least_squares(prob.residuals, x, jac=prob.jacobian, method="lm",
                              max_nfev=200, x_scale="jac")
         x = best.x
-    jac = prob.jacobian(x)
-    h = jac.T @ jac
-    w, v = np.linalg.eigh((h + h.T) / 2.0)
-    cov = (v / np.clip(w, 1e-12 * max(w.max(), 1.0), None)) @ v.T
-    return CohortPosterior(list(cells), float(reference_ah), x, cov, noise, prior,
-                           float(best.cost))
+    fixed: tuple[int, ...] = ()
+    if x[law.I_ON] <= 0.0:  # no onset: condition on it (the kink has no curvature)
+        x = x.copy()
+        x[law.I_ON] = 0.0
+        fixed = (law.I_ON,)
+    h_data, h_prior = prob.curvatures(x)
+    return CohortPosterior(list(cells), float(reference_ah), x, h_data, h_prior, noise, prior,
+                           float(best.cost), fixed)

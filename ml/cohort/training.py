@@ -172,22 +172,16 @@ def calibrate_scale(prior: PopulationPrior, by_source: dict[str, list[list[CellR
         for records, fraction in ((r, f) for r in cohorts for f in CALIBRATION_CUTS):
             cells = cut_cohort(records, fraction)
             post = fit_cohort(cells, unit, _nominal(records))
-            z = np.random.default_rng(20261206).standard_normal((400, post.mean.size))
-            root = np.linalg.cholesky(post.cov + 1e-18 * np.eye(post.mean.size)) \
-                if np.all(np.linalg.eigvalsh(post.cov) > 0) else None
-            if root is None:
-                w, v = np.linalg.eigh(post.cov)
-                root = v * np.sqrt(np.clip(w, 0, None))
             for r, c in zip(records, cells):
                 per_source.setdefault(source, []).append(
-                    (post, z @ root.T, truth_share(r, c.n), post.index(c.cell_id)))
+                    (post, truth_share(r, c.n), post.index(c.cell_id)))
     best, cover = float(_KAPPAS[-1]), {}
     for kappa in _KAPPAS:
         covs = {}
         for source, items in per_source.items():
             hits = []
-            for post, dz, truth, i in items:
-                shares = post.time_share_draws(post.mean + kappa * dz)[:, i]
+            for post, truth, i in items:
+                shares = post.time_share_draws(post.draws(scale=kappa))[:, i]
                 lo, hi = np.quantile(shares, [0.05, 0.95])
                 hits.append(lo <= truth <= hi)
             covs[source] = float(np.mean(hits))
