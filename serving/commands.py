@@ -313,7 +313,8 @@ def serve_command(args: Namespace) -> int:
     if args.model:
         os.environ["FADECAST_SERVE_MODEL_URI"] = args.model
     _note(f"fadecast serve: listening on http://{args.host}:{args.port} "
-          f"({max(1, int(args.workers))} worker(s)); docs at /docs, health at /healthz")
+          f"({max(1, int(args.workers))} worker(s)); web pages at /, docs at /docs, health "
+          f"at /healthz")
     _note(f"fadecast serve: {_model_line(args.model)}")
     uvicorn.run("serving.app:create_app", factory=True, host=args.host, port=args.port,
                 workers=max(1, int(args.workers)), loop="uvloop", http="httptools",

@@ -131,7 +131,7 @@
       ["pol", [{ x: T.polarization_volt.cycle_index, y: T.polarization_volt.value, type: "scatter",
                  mode: "lines", line: { color: C.purple }, name: "polarization" }], small("Cycle number", "Polarization (V)"),
        T.polarization_volt.cycle_index.length, "No mean charge/discharge voltages: polarization needs voltage data."],
-      ["ci", [{ x: T.coulombic_inefficiency.cycle_index, y: T.coulombic_inefficiency.value.map((v) => 100 * v),
+      ["ci", [{ x: T.coulombic_inefficiency.cycle_index, y: T.coulombic_inefficiency.value.map((v) => Math.round(1e8 * v) / 1e6),  // %, float noise removed
                 type: "scatter", mode: "lines", line: { color: C.sky }, name: "1 − CE" }], small("Cycle number", "1 − CE (%)"),
        T.coulombic_inefficiency.cycle_index.length, "No charge capacities: coulombic efficiency needs both directions."],
     ];

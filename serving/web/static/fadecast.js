@@ -102,8 +102,9 @@
   function layout(xTitle, yTitle, extra) {
     return Object.assign({
       margin: { l: 64, r: 16, t: 8, b: 48 },
-      xaxis: { title: { text: xTitle }, zeroline: false, automargin: true },
-      yaxis: { title: { text: yTitle }, zeroline: false, automargin: true },
+      // exponents as powers of ten, never SI letters ("10f", "2µ") that read like units
+      xaxis: { title: { text: xTitle }, zeroline: false, automargin: true, exponentformat: "power" },
+      yaxis: { title: { text: yTitle }, zeroline: false, automargin: true, exponentformat: "power" },
       legend: narrow() ? { orientation: "h", y: -0.3 } : { orientation: "h", y: 1.12 },
       hovermode: "x unified",
       font: { family: "system-ui, sans-serif", size: 13 },
