@@ -47,7 +47,8 @@ from data_registry.parts import PartWriter, arrow_schema, copy_and_hash, fsync_f
 from data_registry.reader_options import reader_options_for
 from data_registry.schema import TABLES
 
-__all__ = ["KEY_COLUMNS", "AppendReport", "append_file", "cell_lock", "sweep_staging"]
+__all__ = ["KEY_COLUMNS", "AppendReport", "append_file", "cell_lock", "read_part",
+           "sweep_staging"]
 
 #: The columns that identify a stored row of each kind (idempotency keys).
 KEY_COLUMNS: dict[str, tuple[str, ...]] = {"samples": ("test_time_second", "step_count"),
@@ -371,9 +372,17 @@ def stored_keys(reg: Any, cell_id: str, kind: str, since_time: float | None = No
                 ing["time_end_second"] < since_time:
             continue
         cols = list(dict.fromkeys((*KEY_COLUMNS[kind], time_col)))
-        table = pq.read_table(reg.home / ing["part_path"], columns=cols)
+        table = read_part(reg, ing["part_path"], cols)
         keys.append(row_keys(table, kind))
     return np.concatenate(keys) if keys else np.empty(0, np.complex128)
+
+
+def read_part(reg: Any, rel: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """A stored part (from the registry's object store when it has one)."""
+    storage = getattr(reg, "storage", None)
+    if storage is not None:
+        return storage.read_parquet(rel, columns)
+    return pq.read_table(reg.home / rel, columns=list(columns) if columns else None)
 
 
 def _check_old_rows_stored(reg: Any, cell_id: str, kind: str, keys: np.ndarray,

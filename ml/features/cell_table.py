@@ -106,8 +106,10 @@ def _write(path: Path, stored: StoredCycleTable) -> None:
 def _present_columns(reg: Any, parts: list[str]) -> list[str]:
     """Optional sample columns with at least one value in these parts (Parquet statistics)."""
     present: set[str] = set()
+    storage = getattr(reg, "storage", None)
     for p in parts:
-        meta = pq.ParquetFile(reg.home / p).metadata
+        src = storage.open(p) if storage is not None else reg.home / p
+        meta = pq.ParquetFile(src).metadata
         for j in range(meta.num_columns):
             name = meta.schema.column(j).name
             if name in present or name not in OPTIONAL_FLOAT + ("step_count", "source_row"):
@@ -162,7 +164,9 @@ def _extend(reg: Any, cell_id: str, meta: dict[str, Any], stored: StoredCycleTab
     parts = [i["part_path"] for i in old[first:] + new if i["part_path"]]
     wanted = ["test_time_second", "voltage_volt", "current_ampere", "cycle_count",
               *stored.columns]
-    frames = [pq.read_table(reg.home / p, columns=wanted).to_pandas() for p in parts]
+    from data_registry.append import read_part
+
+    frames = [read_part(reg, p, wanted).to_pandas() for p in parts]
     samples = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     cyc = samples["cycle_count"].to_numpy()
     keep = np.flatnonzero(cyc >= last)
