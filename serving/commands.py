@@ -60,10 +60,7 @@ def _load_history(args: Namespace, registry: Any = None
         if ignored:
             _note(f"note: ignored columns not used by the model: {', '.join(ignored)}")
         # the file's own cell_id column when it has one, else the file name without extension
-        try:
-            cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
-        except FadecastError:
-            cell_id = Path(args.cycles).stem
+        cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
         return frame, cell_id, {}
     from data_registry.store import Registry
     from serving.history import cell_history
