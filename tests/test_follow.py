@@ -173,3 +173,49 @@ def test_follow_cli_once_json_events(forecaster, serving_model_dir, tmp_path,  #
     assert appended and appended[0]["cycle_last"] == 12
     assert [e["cycle_index"] for e in events
             if e["event"] in ("advice", "advice_error")] == list(range(3, 12))
+
+
+def test_follow_a_folder_where_new_files_appear(test_data, tmp_path):
+    """Exports split across files: each followed from its own offset, new ones as they
+    appear; no model needed to append."""
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    store = test_data / "store"
+    events: list[dict] = []
+    reg = Registry()
+    follower = Follower(reg, None, FollowConfig(path=folder, cell_id="dir1",
+                                                planned_cycles=10, tolerance_cycles=2),
+                        events.append)
+    (folder / "a_part1.csv").write_bytes((store / "cell_part1.csv").read_bytes())
+    assert follower.poll()
+    (folder / "b_part2.csv").write_bytes((store / "cell_part2.csv").read_bytes())
+    assert follower.poll()
+    assert not follower.poll()  # nothing new
+    full = pd.read_csv(store / "cell_full.csv")
+    stored = reg.load_samples("dir1")
+    assert len(stored) == len(full)
+    assert np.array_equal(stored["test_time_second"].to_numpy(),
+                          full["test_time_second"].to_numpy())
+    assert [e["file"] for e in events if e["event"] == "appended"] == ["a_part1.csv",
+                                                                       "b_part2.csv"]
+    reg.close()
+
+
+def test_a_webhook_not_delivered_before_exit_is_sent_by_the_next_run(
+        forecaster, receiver, tmp_path):  # noqa: F811
+    from serving.webhook import Outbox, WebhookSender
+
+    url, handler = receiver
+    handler.fail_first = 0
+    outbox = Outbox(tmp_path / "outbox")
+    outbox.put("k1", "advice.flipped", {"cell_id": "x", "decision": "stop"})
+    dead = WebhookSender(outbox, "http://127.0.0.1:9/nothing", SECRET, max_attempts=2).start()
+    assert not dead.flush(3.0) or outbox.pending()
+    dead.stop()
+    assert [p["key"] for p in outbox.pending()] == ["k1"]  # kept: at least once
+    events: list[dict] = []
+    alive = WebhookSender(outbox, url, SECRET, emit=events.append).start()
+    assert alive.flush(10.0)
+    alive.stop()
+    assert outbox.pending() == [] and len(handler.seen) == 1
+    assert handler.seen[0][0]["Idempotency-Key"] == "k1"
