@@ -195,8 +195,10 @@ def verdicts(res: dict, cfg: dict) -> dict[str, str]:
             f"(its clock and C-rate only) is off by {_f(p['mae_pct_of_reference'], 1)} % of "
             f"the reference on average (band coverage {_f(p['coverage_pct'], 0)} %): it ends "
             f"at retention {_f(p['retention_p50_last'])} against a measured "
-            f"{_f(p['retention_measured_last'])} — one constant-rate cell cannot tell that "
-            "its fade was time, so the plan inherits the prior's split.")
+            f"{_f(p['retention_measured_last'])}: one constant-rate cell pins its own share "
+            "only through the prior and the curve's shape, and not the shape of the time law "
+            "(onset and exponent trade off along its single hours-per-cycle line), so the "
+            "plan, which lives at a third of the hours, is mapped with the wrong curvature.")
     adv = res["advice"]
     api = adv["first_stop_full"]
     dom = sum("training domain" in r["reason"] for r in adv["full"])
