@@ -154,3 +154,21 @@ def test_aw_points_placed_by_cycle_or_time_and_split_by_voltage():
     assert got["baseline"]["value"] == pytest.approx([0.011, 0.012], rel=1e-3)
     assert got["top_of_charge"]["cycle_index"] == [1.0]
     assert got["top_of_charge"]["value"] == pytest.approx([0.05], rel=1e-3)
+
+
+def test_listing_answers_at_once_and_fills_in_pending_rows(client):
+    for i in range(3):
+        r = client.post(f"/v1/cells/P{i}/samples?filename=p{i}.csv",
+                        content=_csv(history_rows(30, seed=i)), headers=WRITE)
+        assert r.status_code == 201, r.text
+    first = client.get("/v1/cells?budget_ms=0").json()
+    assert first["pending"] == 3 and all(r["pending"] for r in first["cells"])
+    assert [r["cell_id"] for r in first["cells"]] == ["P0", "P1", "P2"]
+    seen = 0
+    for _ in range(5):  # a tiny budget still computes one row per call
+        doc = client.get("/v1/cells?budget_ms=1").json()
+        seen += 1
+        if doc["pending"] == 0:
+            break
+    assert doc["pending"] == 0 and seen <= 3
+    assert all(r["advice"]["decision"] in {"stop", "continue"} for r in doc["cells"])

@@ -42,6 +42,12 @@ class CellCache:
         self._lock = threading.Lock()
         self.size = size
 
+    def peek(self, name: Hashable, state: Hashable) -> Any:
+        """The cached value for ``name`` at ``state``, or None."""
+        with self._lock:
+            hit = self._items.get(name)
+            return hit[1] if hit is not None and hit[0] == state else None
+
     def get_or_compute(self, name: Hashable, state: Hashable, compute: Callable[[], Any]) -> Any:
         with self._lock:
             hit = self._items.get(name)

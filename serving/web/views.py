@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Path as PathParam, Query, Request
@@ -73,12 +74,18 @@ def _state_of(states: dict[str, dict], cell_id: str) -> dict[str, Any]:
     return states[cell_id]
 
 
-def _listing(app: Any, settings: Settings, model: OnnxForecaster) -> dict[str, Any]:
+def _listing(app: Any, settings: Settings, model: OnnxForecaster,
+             budget_s: float) -> dict[str, Any]:
+    """Every cell's row; rows not cached yet are computed until ``budget_s`` has passed (at
+    least one per call when the budget is positive), the rest come back ``"pending": true``
+    so a large registry answers at once and fills in over the next calls."""
     from data_registry.errors import FadecastError
 
     cache = _cache(app)
     states = cv.catalog_states(app_registry(app))
     rows = []
+    deadline = time.monotonic() + budget_s
+    computed = 0
     for cell_id, st in states.items():
         base = {"cell_id": cell_id, "cohort": cv.cohort_name(st["metadata"]),
                 "chemistry": st["metadata"].get("chemistry"), "files": st["files"],
@@ -99,16 +106,26 @@ def _listing(app: Any, settings: Settings, model: OnnxForecaster) -> dict[str, A
                                              "service log)"}}
 
         key = (st["state"], _model_key(model))
-        rows.append({**base, **cache.get_or_compute(("row", cell_id), key, compute)})
-    return {"cells": rows, "model": {"name": model.name, "version": model.version}}
+        row = cache.peek(("row", cell_id), key)
+        if row is None and (time.monotonic() < deadline or (budget_s > 0 and not computed)):
+            row = cache.get_or_compute(("row", cell_id), key, compute)
+            computed += 1
+        rows.append({**base, **(row if row is not None else {"pending": True})})
+    return {"cells": rows, "pending": sum(1 for r in rows if r.get("pending")),
+            "model": {"name": model.name, "version": model.version}}
 
 
-@router.get("/v1/cells", responses={**_AUTH, 503: {"model": ErrorBody}},
+@router.get("/v1/cells", responses={**_AUTH, 422: {"model": ErrorBody},
+                                   503: {"model": ErrorBody}},
             summary="every registered cell with its last cycle, retention, predicted end of "
                     "life (p50 and 90 % band) and stop/continue advice")
-async def list_cells(request: Request, model: OnnxForecaster = Depends(current_model),
+async def list_cells(request: Request,
+                     budget_ms: int = Query(1500, ge=0, le=60_000, description=(
+                         "time to spend computing rows not cached yet; the others come back "
+                         "with \"pending\": true (ask again)")),
+                     model: OnnxForecaster = Depends(current_model),
                      settings: Settings = Depends(get_settings)) -> FastJSONResponse:
-    doc = await run_in_threadpool(_listing, request.app, settings, model)
+    doc = await run_in_threadpool(_listing, request.app, settings, model, budget_ms / 1000.0)
     return FastJSONResponse(doc)
 
 

@@ -16,7 +16,7 @@
 
   function eolText(r) {
     const e = r.end_of_life;
-    if (!e) return r.error ? "–" : "beyond horizon";
+    if (!e) return r.error || r.pending ? "–" : "beyond horizon";
     const c = e.cycle_index, cens = e.censored || {};
     return fmt.num(c.p50) + " (" + fmt.num(c.p05) + "–" + fmt.num(c.p95) + (cens.p95 ? "+" : "") + ")";
   }
@@ -48,7 +48,8 @@
       el("td", {}, r.advice
         ? [el("span", { class: "badge " + r.advice.decision }, r.advice.decision), " ",
            el("span", { class: "note" }, r.advice.reason)]
-        : (r.error ? el("span", { class: "note" }, r.error.code + ": " + r.error.message) : "–")),
+        : (r.error ? el("span", { class: "note" }, r.error.code + ": " + r.error.message)
+                   : (r.pending ? el("span", { class: "note" }, "computing…") : "–"))),
       el("td", {}, fmt.when(r.updated_at)))));
     status.textContent = rows.length + " of " + state.rows.length + " cells shown";
   }
@@ -169,10 +170,15 @@
       form);
   }
 
+  /* Rows the service has not computed yet come back "pending": ask again until none is. */
   async function load(t) {
-    const doc = await api("/v1/cells");
-    state.rows = doc.cells;
-    t.refresh();
+    let doc = await api("/v1/cells");
+    state.rows = doc.cells; t.refresh();
+    while (doc.pending > 0) {
+      document.getElementById("cells-when").textContent = " computing forecasts: " + doc.pending + " cell(s) to go…";
+      doc = await api("/v1/cells");
+      state.rows = doc.cells; t.refresh();
+    }
     document.getElementById("cells-when").textContent = " as of " + new Date().toLocaleTimeString();
     return doc;
   }
