@@ -361,6 +361,10 @@ def test_cells_table_sorts_filters_and_takes_a_dropped_file(service, browser):
     assert page.is_enabled("#upload-go")
     missing = _tab_through(page)
     assert not missing, f"never reached by Tab: {missing}"
+    page.set_viewport_size({"width": 390, "height": 844})  # the wide table scrolls in its box
+    page.wait_for_timeout(200)
+    assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+    _shot(page, "cells-phone")
     p.close()
 
 
