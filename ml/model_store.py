@@ -82,13 +82,18 @@ def _cached_resolution(uri: str, tracking: str) -> Path | None:
         return None
     if not entry or entry.get("tracking") != tracking or entry.get("stamp") != stamp:
         return None
+    if entry.get("missing"):  # the registry had no such model and has not changed since
+        raise NotFoundError(**entry["missing"])
     folder = fadecast_home() / entry["folder"]
     if (folder / MODEL_FILE).is_file() and (folder / CARD_FILE).is_file():
         return folder
     return None
 
 
-def _remember_resolution(uri: str, tracking: str, folder: Path) -> None:
+def _remember_resolution(uri: str, tracking: str, folder: Path | None,
+                         missing: NotFoundError | None = None) -> None:
+    """Record what ``uri`` resolved to (a folder, or ``missing``: the not-found error) with
+    the registry's stamp."""
     import json
 
     stamp = _registry_stamp(tracking)
@@ -101,8 +106,14 @@ def _remember_resolution(uri: str, tracking: str, folder: Path) -> None:
             table = {}
     except (OSError, ValueError):
         table = {}
-    table[uri] = {"tracking": tracking, "stamp": stamp,
-                  "folder": folder.relative_to(fadecast_home()).as_posix()}
+    if folder is not None:
+        table[uri] = {"tracking": tracking, "stamp": stamp,
+                      "folder": folder.relative_to(fadecast_home()).as_posix()}
+    elif missing is not None:
+        table[uri] = {"tracking": tracking, "stamp": stamp, "missing": {
+            "message": missing.message, "code": missing.code, "column": missing.column,
+            "expected": missing.expected, "found": missing.found}}
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(table))
     os.replace(tmp, path)
@@ -136,7 +147,15 @@ def _from_registry(uri: str, tracking_uri: str | None) -> Path:
     cached = _cached_resolution(uri, tracking)
     if cached is not None:
         return cached
-    folder = _resolve_registry(uri, tracking)
+    try:
+        folder = _resolve_registry(uri, tracking)
+    except NotFoundError as exc:
+        if exc.code == "model_not_found":  # no champion yet: remembered until the registry
+            try:                           # changes (the shipped model answers meanwhile)
+                _remember_resolution(uri, tracking, None, exc)
+            except OSError:
+                pass
+        raise
     try:
         _remember_resolution(uri, tracking, folder)
     except OSError:

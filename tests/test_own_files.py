@@ -326,3 +326,21 @@ def test_registry_ingest_takes_the_upload_routes_options():
             reg.ingest(TOL / "capacity_cell24.csv", "up2",
                        reader_options={"on_error": "ignore"})
         assert (e.value.code, e.value.column) == ("invalid_reader_option", "on_error")
+
+
+def test_a_missing_champion_is_remembered_until_the_registry_changes():
+    from data_registry.errors import NotFoundError
+    from data_registry.home import fadecast_home
+    from ml import model_store
+
+    db = fadecast_home() / "mlflow" / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b"empty registry")
+    tracking, uri = f"sqlite:///{db}", "models:/fadecast-forecaster@champion"
+    model_store._remember_resolution(uri, tracking, None, NotFoundError(
+        "no registered model", code="model_not_found", column="model", found=uri))
+    with pytest.raises(NotFoundError, match="no registered model") as e:
+        model_store._cached_resolution(uri, tracking)
+    assert e.value.code == "model_not_found"
+    db.write_bytes(b"a model was registered")
+    assert model_store._cached_resolution(uri, tracking) is None
