@@ -62,7 +62,8 @@ def append_and_extend(reg: Any, path: Path, cell_id: str, *, source_name: str,
                       raw_path: Path | None = None, format_name: str | None = None,
                       meta: Mapping[str, Any] | None = None,
                       reader_options: Mapping[str, Any] | None = None,
-                      source_metadata: Mapping[str, Any] | None = None) -> tuple[Any, Any]:
+                      source_metadata: Mapping[str, Any] | None = None,
+                      trusted_rows: int | None = None) -> tuple[Any, Any]:
     """Append a file's new rows to a cell, then extend its stored per-cycle table.
 
     Returns (``AppendReport``, ``StoredCycleTable`` or None for per-cycle cells).
@@ -73,7 +74,7 @@ def append_and_extend(reg: Any, path: Path, cell_id: str, *, source_name: str,
     try:
         report = append_file(reg, path, cell_id, source_name=source_name, raw_path=raw_path,
                              format_name=format_name, meta=meta, reader_options=reader_options,
-                             source_metadata=source_metadata)
+                             source_metadata=source_metadata, trusted_rows=trusted_rows)
     except StoreError as exc:
         if exc.code != "append_unsupported_kind":
             raise

@@ -67,6 +67,21 @@ class _Tracked:
     offset: int = 0
     size_seen: int = -1
     stable_polls: int = 0
+    identity: list | None = None  # [st_dev, st_ino, sha256 of the 4 KiB before offset]
+    lines: int | None = None  # newlines in [0, offset) when the prefix is known unchanged
+
+
+_TAIL_BYTES = 4096
+
+
+def _identity(src: Path, offset: int) -> list:
+    """What says the committed prefix of ``src`` is still the same bytes: the file's device and
+    inode, and the hash of the 4 KiB before ``offset``."""
+    st = src.stat()
+    with open(src, "rb") as fh:
+        fh.seek(max(0, offset - _TAIL_BYTES))
+        tail = fh.read(min(offset, _TAIL_BYTES))
+    return [st.st_dev, st.st_ino, hashlib.sha256(tail).hexdigest()]
 
 
 class Follower:
@@ -117,7 +132,9 @@ class Follower:
             info = (r.get("source_metadata") or {}).get("follow") or {}
             if info.get("path"):
                 t = self.files.setdefault(info["path"], _Tracked())
-                t.offset = max(t.offset, int(info.get("byte_end") or 0))
+                end = int(info.get("byte_end") or 0)
+                if end >= t.offset:
+                    t.offset, t.identity, t.lines = end, info.get("identity"), None
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -185,6 +202,16 @@ class Follower:
                     fin.seek(t.offset)
                     fd.write(fin.read(end - t.offset))
                 raw = delta
+            trusted = None
+            if t.offset > 0 and not binary and t.identity is not None and \
+                    _identity(snap, t.offset)[2] == t.identity[2] and \
+                    list(_identity(src, 0)[:2]) == list(t.identity[:2]):
+                if t.lines is None:
+                    with open(snap, "rb") as fh:
+                        t.lines = fh.read(t.offset).count(b"\n")
+                trusted = t.lines  # the committed prefix is unchanged: its rows are stored
+            identity = _identity(src, end)
+            identity[2] = _identity(snap, end)[2]
             started = time.perf_counter()
             report, table = append_and_extend(
                 self.reg, snap, self.cfg.cell_id,
@@ -192,10 +219,17 @@ class Follower:
                 format_name=self.cfg.format_name, meta=self.cfg.meta or None,
                 reader_options=self.cfg.reader_options or None,
                 source_metadata={"follow": {"path": key, "byte_start": t.offset,
-                                            "byte_end": end}})
+                                            "byte_end": end, "identity": identity}},
+                trusted_rows=trusted)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-        t.offset = end
+        if t.lines is not None and trusted is not None:
+            with open(src, "rb") as fh:
+                fh.seek(t.offset)
+                t.lines += fh.read(end - t.offset).count(b"\n")
+        else:
+            t.lines = None
+        t.offset, t.identity = end, identity
         self.emit({"event": "appended", "file": src.name, "rows": report.rows_new,
                    "rows_already_stored": report.rows_already_stored,
                    "cycle_last": report.cycle_last, "byte_end": end,

@@ -219,3 +219,30 @@ def test_a_webhook_not_delivered_before_exit_is_sent_by_the_next_run(
     alive.stop()
     assert outbox.pending() == [] and len(handler.seen) == 1
     assert handler.seen[0][0]["Idempotency-Key"] == "k1"
+
+
+def test_polls_do_not_read_the_stored_keys_back_while_the_prefix_is_unchanged(
+        tmp_path, monkeypatch):
+    import data_registry.append as append
+
+    calls = []
+    real = append.stored_keys
+    monkeypatch.setattr(append, "stored_keys", lambda *a, **k: calls.append(1) or real(*a, **k))
+    lines = RAW.read_bytes().splitlines(keepends=True)
+    export = tmp_path / "grow.csv"
+    reg = Registry()
+    follower = Follower(reg, None, FollowConfig(path=export, cell_id="g1", planned_cycles=50,
+                                                tolerance_cycles=5), lambda e: None)
+    for n in (500, 1500, 2600, len(lines)):
+        export.write_bytes(b"".join(lines[:n]))
+        assert follower.poll()
+    assert calls == []  # every poll trusted the committed prefix
+    assert len(reg.load_samples("g1")) == len(lines) - 1
+    # a rewritten file (new inode, other bytes before the offset) is checked row by row
+    export.unlink()
+    export.write_bytes(b"".join(lines[:1]) + b"".join(ln.replace(b",1,1,", b",1,2,", 1)
+                                                     for ln in lines[1:50]))
+    follower.poll()
+    assert calls  # verified against the stored keys: a conflict, reported as an error event
+    assert len(reg.load_samples("g1")) == len(lines) - 1
+    reg.close()
