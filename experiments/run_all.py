@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python experiments/run_all.py [--full] [--skip NAME ...]
 
 Order: the seed study (it resolves the champion, or trains its fallback model), the public
-benchmarks (on the same model), then ``experiments/benchmarks/{ingest,featurize,serving,cohort}.py`` —
+benchmarks (on the same model), then ``experiments/benchmarks/{ingest,featurize,serving,load,cohort}.py`` —
 each a subprocess, at moderate sizes by default (``--full``: the 10 M-row figures). The README's
 generated part is rewritten from what those processes printed, with the machine they ran on.
 """
@@ -32,6 +32,7 @@ BENCHMARKS = {
     "featurize": ("benchmarks/featurize.py", ["--rows", "1000000", "--repeat", "1"],
                   ["--rows", "10000000"]),
     "serving": ("benchmarks/serving.py", ["--quick"], []),
+    "load": ("benchmarks/load.py", ["--quick"], []),
     "cohort": ("benchmarks/cohort.py", ["--repeats", "3"], ["--repeats", "5"]),
 }
 
