@@ -139,11 +139,11 @@ async def upload_samples(request: Request, cell_id: str = CELL_ID,
             await anyio.to_thread.run_sync(fh.close)
         if size == 0:
             raise ServiceError("the upload is empty", code="empty_upload", http_status=422)
-        reg = app_registry(request.app)
-        try:
+        try:  # the catalog (opened on first use) and the parse: all on a worker thread
             report, _ = await anyio.to_thread.run_sync(
-                lambda: append_and_extend(reg, path, cell_id, source_name=name,
-                                          format_name=format_name, reader_options=options),
+                lambda: append_and_extend(app_registry(request.app), path, cell_id,
+                                          source_name=name, format_name=format_name,
+                                          reader_options=options),
                 limiter=write_limiter(request.app))
         except FadecastError:
             raise
