@@ -257,8 +257,8 @@ def main() -> int:
     else:
         card = json.loads((shipped / "model_card.json").read_text(encoding="utf-8"))
         print(f"shipped production model {card.get('version')} at {shipped}, trained on: "
-              + ", ".join(f"{d['source']} ({d['licence']})"
-                          for d in card.get("training_data", [])))
+              + ", ".join(dict.fromkeys(f"{d['source']} ({d['licence']})"
+                                        for d in card.get("training_data", []))))
 
     banner("4. Forecast: a held-out synthetic cell, then the C/10 cell and its 0.3C what-if")
     from ml.synthetic import make_cell  # numpy/pandas only
