@@ -104,9 +104,11 @@ def _check_history(df: pd.DataFrame, min_rows: int) -> None:
         raise ValidationError("history too short", code="history_too_short",
                               column="cycle_index", expected=f">= {min_rows} cycles",
                               found=f"{len(df)} cycles")
-    bad = ~np.isfinite(df["retention"].to_numpy(dtype=float)) | (df["retention"] <= 0)
+    retention = df["retention"].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(retention) | (retention <= 0)
     if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
+        i = int(np.flatnonzero(bad)[0])
         raise ValidationError("discharge capacity must be a positive number",
                               code="bad_value", row=i + 1, column="discharge_capacity_ah",
                               expected="a float > 0",
@@ -178,7 +180,10 @@ def _num(df: pd.DataFrame, name: str) -> np.ndarray:
     """Column ``name`` as float64 (NaN where absent, null or not a number)."""
     if name not in df.columns:
         return np.full(len(df), np.nan)
-    return pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64, na_value=np.nan)
+    col = df[name]
+    if col.dtype == np.float64 and isinstance(col.array, pd.arrays.NumpyExtensionArray):
+        return col.to_numpy()  # already plain float64 (NaN where missing): no conversion
+    return pd.to_numeric(col, errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
 def subsample_indices(n_rows: int, max_history: int) -> np.ndarray:
@@ -207,7 +212,13 @@ def history_arrays(table: pd.DataFrame, scaler: FeatureScaler,
     ``CONTEXT_Z_LIMIT`` standard deviations of the training data are masked too.
     """
     idx = subsample_indices(len(table), max_history)
-    raw = table[list(scaler.features)].to_numpy(dtype="float64")[idx]
+    cols = [table[f] for f in scaler.features]
+    if all(c.dtype == np.float64 for c in cols):  # model_table's output: plain float columns
+        raw = np.empty((len(idx), len(cols)))
+        for j, c in enumerate(cols):  # only the kept rows (no [rows, F] frame copy first)
+            raw[:, j] = c.to_numpy()[idx]
+    else:
+        raw = table[list(scaler.features)].to_numpy(dtype="float64")[idx]
     mask = np.isfinite(raw)
     scaled = scaler.transform(np.where(mask, raw, np.nan))
     for j, name in enumerate(scaler.features):
@@ -257,8 +268,8 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
                                                                  hours_per_cycle is not None
                                                                  else pace))
     steps = np.arange(1, int(horizon_cycles) + 1, dtype=float)
-    last_cycle = float(table["cycle_index"].iloc[-1])
-    last_hour = float(table["elapsed_hour"].iloc[-1])
+    last_cycle = float(table["cycle_index"].to_numpy()[-1])
+    last_hour = float(table["elapsed_hour"].to_numpy()[-1])
     return last_cycle + steps, last_hour + pace * steps
 
 
