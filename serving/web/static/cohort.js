@@ -38,6 +38,11 @@
         el("code", {}, st.doc.attribution_route), " is not served. The split above is each cell's own single-cell attribution, which a constant-protocol cell cannot pin down."));
       return;
     }
+    if ((st.doc.attribution_request.cells || []).length < 2) {
+      box.replaceChildren(el("p", { id: "attribution-status" }, "A cohort fit needs at least two siblings with cycles; this cohort has " +
+        st.doc.attribution_request.cells.length + ". Add a sibling run under another protocol (fadecast ingest … --meta cohort=" + name + ")."));
+      return;
+    }
     box.replaceChildren(el("p", { role: "status" }, "Fitting the cohort law (POST " + st.doc.attribution_route + ")…"));
     try {
       const doc = await api(st.doc.attribution_route, { method: "POST", json: st.doc.attribution_request });
