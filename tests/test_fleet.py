@@ -146,6 +146,13 @@ def test_features_all_on_a_local_cluster_survives_a_killed_worker(tmp_path):
             pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "fleet.parquet"), want,
                                           check_exact=True)
             assert killed[0] not in client.run(os.getpid).values()
+            # the CLI on the same cluster by its address (--scheduler), a file per cell
+            address = client.scheduler.address
+            assert main(["features", "--all", "--scheduler", address, "--no-progress",
+                         "-o", str(tmp_path / "by-address")]) == 0
+            got = pd.concat([pd.read_parquet(tmp_path / "by-address" / f"cell-{i:02d}.parquet")
+                             for i in range(12)], ignore_index=True)
+            pd.testing.assert_frame_equal(got, want, check_exact=True)
     finally:
         reg.close()
 
