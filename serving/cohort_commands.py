@@ -206,11 +206,11 @@ def attribute_command(args: Namespace) -> int:
     prior = load_prior(_prior_path(args.model) if args.model else None)
     cells, name = _inputs(args)
     plans = _plans(list(args.plan or []))
+    result = solve(cells, plans, cohort_name=name, nominal_capacity_ah=args.nominal_capacity_ah,
+                   horizon_cycles=args.horizon_cycles, prior=prior)
     if len(cells) == 1:
         _note("one cell: answered from the population prior and its own curve; the interval "
               "is wide and the advice says which sibling to run")
-    result = solve(cells, plans, cohort_name=name, nominal_capacity_ah=args.nominal_capacity_ah,
-                   horizon_cycles=args.horizon_cycles, prior=prior)
     if not args.no_track:
         rid = _track(args, cells, plans, result)
         _note(f"MLflow run {rid} (experiment fadecast-cohorts)")

@@ -66,7 +66,7 @@ def _column(frame: pd.DataFrame, name: str, where: str,
     bad = np.isinf(values) | (np.isnan(values) if required else np.zeros(values.shape, bool))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValidationError(f"{where}: value is not a finite number", code="bad_value",
+        raise ValidationError("value is not a finite number", code="bad_value",
                               file=where, row=i + 2, column=name, expected="a finite float",
                               found=repr(frame[name].iloc[i]))
     if np.isnan(values).any():
@@ -90,26 +90,26 @@ def history_from_frame(frame: pd.DataFrame, cell_id: str, *, plan: bool = False,
         if name not in frame.columns:
             what = "a plan needs its clock" if name == "test_time_second" and plan else \
                 "required column missing"
-            raise ValidationError(f"{where}: {what}", code="missing_column", file=where,
+            raise ValidationError(what, code="missing_column", file=where,
                                   row=1, column=name, expected=", ".join(need),
                                   found=", ".join(map(str, frame.columns[:12])) or "no columns")
     if len(frame) == 0:
-        raise ValidationError(f"{where}: no cycles", code="empty_history", file=where,
+        raise ValidationError("no cycles", code="empty_history", file=where,
                               expected="at least one row", found="none")
     cyc = _column(frame, "cycle_index", where)
     t = _column(frame, "test_time_second", where)
     if cyc is None or t is None:  # pragma: no cover - required columns raise above
-        raise ValidationError(f"{where}: cycle_index and test_time_second must be numbers",
+        raise ValidationError("cycle_index and test_time_second must be numbers",
                               code="bad_value", file=where, column="test_time_second",
                               expected="finite floats", found="NaN")
     if np.any(np.diff(cyc) <= 0):
         i = int(np.flatnonzero(np.diff(cyc) <= 0)[0]) + 1
-        raise ValidationError(f"{where}: cycle indexes must increase", code="non_increasing_cycles",
+        raise ValidationError("cycle indexes must increase", code="non_increasing_cycles",
                               file=where, row=i + 2, column="cycle_index",
                               expected=f"> {cyc[i - 1]:g}", found=f"{cyc[i]:g}")
     if np.any(np.diff(t) < 0) or t[0] < 0:
         i = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1 if np.any(np.diff(t) < 0) else 0
-        raise ValidationError(f"{where}: test time must not decrease", code="time_backwards",
+        raise ValidationError("test time must not decrease", code="time_backwards",
                               file=where, row=i + 2, column="test_time_second",
                               expected="a non-decreasing clock >= 0", found=f"{t[i]:g}")
     hours = t / 3600.0
@@ -139,7 +139,7 @@ def history_from_frame(frame: pd.DataFrame, cell_id: str, *, plan: bool = False,
         cap = _column(frame, "discharge_capacity_ah", where)
         if cap is None or np.any(cap <= 0):
             i = 0 if cap is None else int(np.flatnonzero(cap <= 0)[0])
-            raise ValidationError(f"{where}: discharge capacity must be a positive number",
+            raise ValidationError("discharge capacity must be a positive number",
                                   code="bad_value", file=where, row=i + 2,
                                   column="discharge_capacity_ah", expected="> 0 Ah",
                                   found=repr(frame["discharge_capacity_ah"].iloc[i]))

@@ -50,14 +50,16 @@ def reference_fit(cells: list[CellHistory], reference_ah: float) -> ReferenceFit
     ys = [c.capacity_ah / reference_ah for c in cells]
 
     def resid(x: np.ndarray) -> np.ndarray:
-        a, b, beta = np.exp(x[n]), np.exp(x[n + 1]), x[n + 2]
+        a, b = np.exp(np.clip(x[n:n + 2], -30.0, 5.0))
+        beta = float(np.clip(x[n + 2], -5.0, 5.0))
         return np.concatenate([y - (x[i] - a * st - b * (rates[i] / 0.5) ** beta * nc)
                                for i, (y, (st, nc)) in enumerate(zip(ys, terms))])
 
     x0 = np.concatenate([[np.max(y[:3]) for y in ys], [np.log(0.05), np.log(0.03), 0.5]])
     x = least_squares(resid, x0, method="trf", max_nfev=400).x
+    a, b = np.exp(np.clip(x[n:n + 2], -30.0, 5.0))
     return ReferenceFit({c.cell_id: float(x[i]) for i, c in enumerate(cells)},
-                        float(np.exp(x[n])), float(np.exp(x[n + 1])), float(x[n + 2]))
+                        float(a), float(b), float(np.clip(x[n + 2], -5.0, 5.0)))
 
 
 def reference_time_shares(cells: list[CellHistory], reference_ah: float) -> dict[str, float]:
