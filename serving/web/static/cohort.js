@@ -28,7 +28,7 @@
         error_x: { type: "data", symmetric: false, array: cells.map((c, i) => 100 * c.time_share.p95 - p50[i]),
                    arrayminus: cells.map((c, i) => p50[i] - 100 * c.time_share.p05), color: "#000" },
         hovertemplate: "%{x:.0f} %<extra>time share</extra>" },
-    ], layout("Time-driven share (%)", "", { xaxis: { range: [0, 100], title: { text: "Time-driven share of the loss (%)" }, automargin: true },
+    ], layout("Time-driven share (%)", "", { xaxis: { range: [0, 100], title: { text: "Time-driven share (%)" }, automargin: true },
              margin: { l: 120, r: 16, t: 8, b: 48 }, hovermode: "closest", showlegend: false }), plotConfig);
   }
 
