@@ -19,7 +19,7 @@ OPERATIONS = ["GET /healthz", "GET /readyz", "POST /v1/forecast", "POST /v1/fore
               "POST /v1/advice",
               "POST /v1/cells/{cell_id}/samples", "POST /v1/cells/{cell_id}/forecast",
               "POST /v1/cells/{cell_id}/advice",
-              "GET /v1/models", "POST /v1/admin/reload"]
+              "GET /v1/models", "POST /v1/admin/reload", "POST /v1/cohorts/attribution"]
 
 
 RAW = Path(__file__).resolve().parent.parent / "examples" / "pto_c10_raw.csv"
