@@ -93,6 +93,8 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     for c in wanted:
         if c == "cell_id":
             data[c] = pd.array(np.asarray(ids, dtype=object)[code], dtype="str")
+        elif all(c not in new and c not in part for part, new in cells_done):
+            data[c] = np.full(len(code), np.nan)  # underivable for every cell: one array
         else:
             data[c] = _joined([_column(c, part, new) for part, new in cells_done])
     out = pd.DataFrame(data, copy=False)
