@@ -310,7 +310,10 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
     raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
     if conf.get("method") == "quadrature":
-        q_cap = compose_band(raw, floor, float(conf.get("scale", 0.0)), widen)
+        scale = float(conf.get("scale", 0.0))
+        if knee is not None:  # the conformal scale was fitted on head-free bands: it may not
+            scale = max(scale, 0.0)  # shrink the head's own (cross-validated) EOL spread
+        q_cap = compose_band(raw, floor, scale, widen)
     else:  # a card calibrated with the older additive rule: same floor and widening after it
         q_cap = compose_band(apply_conformal(raw, conf, lo=-np.inf), floor, 0.0, widen)
     q_cap = np.clip(q_cap, 0.0, None)
