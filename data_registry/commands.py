@@ -138,11 +138,12 @@ def cells_command(args: argparse.Namespace) -> int:
         return 0
     rows = [[c["cell_id"], c["chemistry"] or "", _num(c["nominal_capacity_ah"]),
              _num(c["active_mass_g"]), str(c["files"]), f"{c['sample_rows']:,}",
-             f"{c.get('cycles', c['cycle_rows']):,}", f"{c['eis_rows']:,}", _hours(c)]
+             f"{c.get('cycles', c['cycle_rows']):,}", f"{c['eis_rows']:,}", _hours(c),
+             c.get("cohort") or ""]
             for c in cells]
     # "cycles" = per-cycle rows, or for raw-sample cells the span of the cycle counter
     print(_table(["cell_id", "chemistry", "nominal_ah", "mass_g", "files", "samples", "cycles",
-                  "eis", "hours"], rows))
+                  "eis", "hours", "cohort"], rows))
     return 0
 
 

@@ -383,7 +383,8 @@ def _cell_summary(r: Mapping[str, Any]) -> dict[str, Any]:
             "files": int(r["files"] or 0), "sample_rows": int(r["sample_rows"] or 0),
             "cycle_rows": int(r["cycle_rows"] or 0), "eis_rows": int(r["eis_rows"] or 0),
             "time_start_second": r["time_start_second"],
-            "time_end_second": r["time_end_second"], "cycles": _cycles(r)}
+            "time_end_second": r["time_end_second"], "cycles": _cycles(r),
+            "cohort": (r.get("metadata") or {}).get("cohort")}
 
 
 def _cycles(r: Mapping[str, Any]) -> int:

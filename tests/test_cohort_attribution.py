@@ -205,6 +205,10 @@ def test_registry_cohort_then_attribute_is_an_mlflow_run(capsys, tmp_path, cohor
     assert code == 2 and "nope" in err
     code, out, err = _run(capsys, "show", "t_b", "--json")
     assert json.loads(out)["metadata"]["cohort"] == "lot7"
+    code, out, err = _run(capsys, "cells", "--json")
+    assert {c["cell_id"]: c["cohort"] for c in json.loads(out)} == {"t_a": "lot7", "t_b": "lot7"}
+    code, out, err = _run(capsys, "cells")
+    assert out.splitlines()[0].split()[-1] == "cohort" and out.splitlines()[1].endswith("lot7")
     code, out, err = _run(capsys, "attribute", "--cohort", "lot7", "--json")
     assert code == 0, err
     doc = json.loads(out)
