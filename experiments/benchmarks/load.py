@@ -245,14 +245,34 @@ def store_cell(home: Path, cycles) -> None:
         reg.close()
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children (the uvicorn workers), in seconds."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def sweep(port: int, path: str, body: Path, rates: list[float], duration: float,
-          clients: int, label: str) -> list[dict]:
+          clients: int, label: str, server_pid: int) -> list[dict]:
     results = []
     for rate in rates:
+        cpu0 = _cpu_seconds(server_pid)
         r = load_step(port, path, body, rate, duration, clients)
+        r["server_cpu_ms"] = (_cpu_seconds(server_pid) - cpu0) * 1e3 / max(r["requests"], 1)
         results.append(r)
         print(f"  {label:22s} {rate:6.0f} req/s: achieved {r['achieved_rps']:7.1f}  p50 "
-              f"{r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  errors {r['errors']}"
+              f"{r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  errors {r['errors']}  "
+              f"server CPU {r['server_cpu_ms']:.2f} ms/request"
               + (f" {r['error_kinds']}" if r["errors"] else ""), flush=True)
         if r["errors"] or r["p99_ms"] > 4 * P99_GOAL_MS:
             break
@@ -481,15 +501,19 @@ def main() -> None:
                   f"processes, {duration:.0f} s per step (latency from each request's "
                   "scheduled send time):")
             res_body = sweep(port, "/v1/forecast", body, rates, duration, args.clients,
-                             "POST /v1/forecast")
+                             "POST /v1/forecast", server.pid)
             res_cell = sweep(port, "/v1/cells/bench/forecast", cell_body, rates, duration,
-                             args.clients, "stored cell forecast")
+                             args.clients, "stored cell forecast", server.pid)
             for label, res in (("POST /v1/forecast (history in body)", res_body),
                                ("POST /v1/cells/{id}/forecast (stored cell)", res_cell)):
                 b = best(res)
+                cpu = float(np.median([r["server_cpu_ms"] for r in res]))
                 print(f"highest rate held, p99 <= {P99_GOAL_MS:.0f} ms, 0 errors, {label}: "
                       + (f"{b['rate']:.0f} req/s (p50 {b['p50_ms']:.1f} ms, p99 "
-                         f"{b['p99_ms']:.1f} ms)" if b else "none of the steps"))
+                         f"{b['p99_ms']:.1f} ms)" if b else "none of the steps")
+                      + f"; server CPU {cpu:.2f} ms/request -> CPU-bound ceiling ~"
+                      f"{args.workers * 1000 / max(cpu, 1e-3):.0f} req/s on {args.workers} free "
+                      "core(s) (derived, not measured)")
             bt = batch_rate(port, rows, 100, args.workers, 2 if args.quick else 3)
             print(f"batch: {bt['items']} x {HISTORY_CYCLES}-cycle histories per request "
                   f"({bt['body_kib']:.0f} KiB), {bt['requests']} requests ({args.workers} at a "
