@@ -9,7 +9,6 @@ median residual noise is added to capacities.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ml.cohort import law
 from ml.cohort.histories import CellHistory
@@ -73,11 +72,6 @@ def cell_forecast(post: CohortPosterior, i: int, draws: np.ndarray,
     """The next ``horizon_cycles`` cycles of observed cell ``i`` (its own fitted level)."""
     cell = post.cells[i]
     ext = extend_history(cell, horizon_cycles)
-    # the typical rate of the extended history must stay the observed one (the level's covariate)
+    # future cycles repeat the last C-rate (the level follows the median rate of all cycles)
     return forecast_rows(post, ext, draws, post.offset(draws, i), slice(cell.n, None))
 
-
-def plan_frame_summary(plan: pd.DataFrame) -> dict:
-    """Short description of a plan table (cycles, hours) for notes."""
-    return {"cycles": int(len(plan)),
-            "hours": float(pd.to_numeric(plan["test_time_second"]).iloc[-1] / 3600.0)}
