@@ -225,3 +225,22 @@ def test_eis_uploads_still_go_through_the_ingest_transaction(client, test_data):
     r = client.post("/v1/cells/Z/samples?filename=again.csv",
                     content=(test_data / "store" / "eis_m1.csv").read_bytes())
     assert r.status_code == 201 and r.json()["report"]["already_present"] is True
+
+
+def test_upload_takes_the_ingest_options_as_query_parameters(client):
+    """A per-cycle table without a clock: ``hours_per_cycle`` estimates it (as ``fadecast
+    ingest --hours-per-cycle``); an option value out of range is a 422 naming it."""
+    csv = b"cycle_index,discharge_capacity_ah\n" + b"".join(
+        f"{i},{1.0 - 0.001 * i:.4f}\n".encode() for i in range(1, 31))
+    r = client.post("/v1/cells/H/samples?filename=h.csv&hours_per_cycle=2.5", content=csv)
+    assert r.status_code == 201, r.text
+    reg = Registry()
+    try:
+        cycles = reg.load_cycles("H")
+    finally:
+        reg.close()
+    assert cycles["test_time_second"].tolist()[:2] == [9000.0, 18000.0]
+    r = client.post("/v1/cells/H2/samples?filename=h.csv&hours_per_cycle=-1", content=csv)
+    assert r.status_code == 422 and r.json()["field"] == "hours_per_cycle"
+    r = client.post("/v1/cells/H3/samples?filename=h.csv&on_error=ignore", content=csv)
+    assert r.status_code == 422 and r.json()["field"] == "on_error"
