@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,21 @@ def test_empty_registry_has_no_champion(monkeypatch):
 def test_without_a_champion_the_shipped_model_answers(folder, monkeypatch):
     monkeypatch.setenv("FADECAST_SHIPPED_MODEL", str(folder))
     assert resolve_model() == folder.resolve()
+
+
+def test_a_users_champion_overrides_the_shipped_model(folder, tmp_path, monkeypatch):
+    import ml.model_store as store
+    from data_registry.home import mlflow_tracking_uri
+
+    shipped = tmp_path / "shipped"
+    shutil.copytree(folder, shipped)
+    monkeypatch.setenv("FADECAST_SHIPPED_MODEL", str(shipped))
+    # no registry in this home: the shipped model, without asking mlflow
+    monkeypatch.setattr(store, "_from_registry", lambda *a, **k: pytest.fail("asked mlflow"))
+    assert resolve_model() == shipped.resolve()
+    # a registry with a champion: the champion wins
+    db = mlflow_tracking_uri()[len("sqlite:///"):]
+    Path(db).parent.mkdir(parents=True, exist_ok=True)
+    Path(db).touch()
+    monkeypatch.setattr(store, "_from_registry", lambda uri, tracking: folder)
+    assert resolve_model() == folder
