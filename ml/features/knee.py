@@ -149,21 +149,46 @@ def _select_knee(rss, beta2, solvable, cand_idx, rss_line, yy, f_prof, f_sig, xc
         out[3, i] = (hi - lo) / (2 * 1.96)
 
 
-def _line_fit(xs: np.ndarray, yc: np.ndarray, a01: np.ndarray, a11: np.ndarray,
-              b0: np.ndarray, b1: np.ndarray, yy: np.ndarray) -> np.ndarray:
-    """RSS of the straight-line fit on every prefix (closed-form 2×2 normal equations)."""
-    p = np.arange(1, xs.size + 1, dtype=np.float64)
-    q, r = a01, a11
-    det = p * r - q * q
-    scale = np.maximum(np.maximum(p, np.abs(q)), np.abs(r))
-    scale = scale * scale
-    with np.errstate(divide="ignore", invalid="ignore"):
-        beta0 = (r * b0 + (-q) * b1) / det
-        beta1 = ((-q) * b0 + p * b1) / det
-        ok = np.abs(det) > 1e-12 * scale
-        beta0 = np.where(ok, beta0, np.nan)
-        beta1 = np.where(ok, beta1, np.nan)
-    return yy - (beta0 * b0 + beta1 * b1)
+@kernel
+def _prefix_line_fits(xs, yc, sums, rss):  # pragma: no cover
+    """Running sums of x, x², y, xy, y² (``sums`` rows, sequential like ``np.cumsum``) and the
+    RSS of the straight-line fit on every prefix from its closed-form 2×2 normal equations
+    (NaN where singular) — the numpy formulation's operations, in order."""
+    n = xs.shape[0]
+    for i in range(n):
+        x, y = xs[i], yc[i]
+        if i == 0:
+            sums[0, 0], sums[1, 0], sums[2, 0] = x, x * x, y
+            sums[3, 0], sums[4, 0] = x * y, y * y
+        else:
+            sums[0, i] = sums[0, i - 1] + x
+            sums[1, i] = sums[1, i - 1] + x * x
+            sums[2, i] = sums[2, i - 1] + y
+            sums[3, i] = sums[3, i - 1] + x * y
+            sums[4, i] = sums[4, i - 1] + y * y
+        p = float(i + 1)
+        q, r = sums[0, i], sums[1, i]
+        b0, b1 = sums[2, i], sums[3, i]
+        det = p * r - q * q
+        scale = p if p >= abs(q) else abs(q)
+        scale = scale if scale >= abs(r) else abs(r)
+        scale = scale * scale
+        if abs(det) > 1e-12 * scale:
+            beta0 = (r * b0 + (-q) * b1) / det
+            beta1 = ((-q) * b0 + p * b1) / det
+            rss[i] = sums[4, i] - (beta0 * b0 + beta1 * b1)
+        else:
+            rss[i] = np.nan
+
+
+@kernel
+def _median_step(xc):  # pragma: no cover
+    """``np.median(np.diff(xc))`` (the middle value, or the mean of the two middle ones)."""
+    d = np.sort(xc[1:] - xc[:-1])
+    m = d.shape[0]
+    if m % 2:
+        return d[m // 2]
+    return (d[m // 2 - 1] + d[m // 2]) / 2.0
 
 
 def knee_columns(cycle: np.ndarray, capacity_ah: np.ndarray) -> dict[str, np.ndarray]:
@@ -196,18 +221,18 @@ def knee_columns(cycle: np.ndarray, capacity_ah: np.ndarray) -> dict[str, np.nda
     cand_idx = np.unique(np.linspace(EDGE_POINTS, n - 1 - EDGE_POINTS,
                                      min(MAX_CANDIDATES, n - 2 * EDGE_POINTS)).astype(int))
     c = xs[cand_idx]
-    a01, a11 = np.cumsum(xs), np.cumsum(xs * xs)
-    b0, b1, yy0 = np.cumsum(yc), np.cumsum(xs * yc), np.cumsum(yc * yc)
+    sums, rss_l = np.empty((5, n)), np.empty(n)
+    _prefix_line_fits(xs, yc, sums, rss_l)
+    a01, a11, b0, b1, yy0 = sums
     shape = (c.size, n)
     det, mx, beta2, rss_h = (np.empty(shape) for _ in range(4))
     _hinge_fits(xs, yc, c, a01, a11, b0, b1, yy0, det, mx, beta2, rss_h)
     with np.errstate(invalid="ignore", over="ignore"):
         solvable = np.abs(det) > 1e-12 * mx ** 3
-    rss_l = _line_fit(xs, yc, a01, a11, b0, b1, yy0)
     dof = np.maximum(np.arange(1, n + 1) - 4, 1)  # prefix points - 4
     xc = x[cand_idx]
     # The candidate grid is coarse on long series: widen the interval by half a grid step.
-    half_step = 0.5 * float(np.median(np.diff(xc))) if xc.size > 1 else 0.0
+    half_step = 0.5 * float(_median_step(xc)) if xc.size > 1 else 0.0
     res = np.empty((4, n))
     _select_knee(rss_h, beta2, solvable, cand_idx.astype(np.int64), rss_l, yy0,
                  _f_quantiles(0.95, 1, dof), _f_quantiles(0.99, 2, dof), xc, half_step, res)
