@@ -34,7 +34,9 @@ def test_rows_put_model_and_naive_side_by_side():
         {"suite": "severson", "cells": ["c"], "figures": _rows({
             "cycles_to_80pct_mape_pct@100": {"model": 29.0, "naive_sqrt": 355.0},
             "cycles_to_80pct_mape_pct@100_qdlin": {"model": 11.6}})}]
-    rows = source_rows(results, CARD)
+    cohort = {"suite": "pybamm-cohorts", "cells": [], "figures": _rows({"law_error": {}})}
+    rows = source_rows(results + [cohort], CARD)
+    assert len(rows) == 2  # a non-trajectory suite gets no row
     assert rows[0] == {"source": "geslin2024", "in_training": "no", "cells": 2,
                        "model_capacity_error_pct": 0.9, "naive_capacity_error_pct": 1.5,
                        "model_eol_error_pct": 10.0, "naive_eol_error_pct": 12.0,
