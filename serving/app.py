@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from serving.deps import SettingsScope
 from serving.errors import BodySizeLimit, install_error_handlers
 from serving.routes import admin, advice, batch, cells, forecast, health
 from serving.routes import cohorts  # POST /v1/cohorts/attribution
@@ -54,10 +55,9 @@ def create_app(settings: Settings | None = None, *,
                   description="Battery capacity-fade forecasts with intervals, the time/cycle "
                               "split of the loss, and early-stopping advice for ageing tests.")
 
-    async def settings_of_this_app() -> Settings:  # async: no thread-pool hop per request
-        return chosen
-
-    app.dependency_overrides[get_settings] = settings_of_this_app
+    # no dependency_overrides (FastAPI re-analyses every dependency per request when there is
+    # one): routes use serving.deps.app_settings; get_settings() sees this app's settings
+    # through SettingsScope (added last, so it wraps everything)
     app.state.slot = ModelSlot(forecaster)
     app.state.reload_lock = asyncio.Lock()
     app.state.settings = chosen
@@ -71,4 +71,5 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(pages.router)  # the web pages themselves (path /), not in OpenAPI
     app.add_middleware(BodySizeLimit, default_bytes=chosen.max_body_bytes,
                        upload_bytes=chosen.max_upload_bytes)
+    app.add_middleware(SettingsScope, settings=chosen)
     return app

@@ -6,6 +6,7 @@ Inject with ``Depends(get_settings)``; tests pass a ``Settings`` to ``create_app
 """
 from __future__ import annotations
 
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,7 +60,21 @@ class Settings(BaseSettings):
         return fadecast_home(self.home)
 
 
-@lru_cache(maxsize=1)
+#: the settings of the app serving the current request (bound by ``serving.deps.SettingsScope``)
+_CURRENT: ContextVar[Settings | None] = ContextVar("fadecast_serve_settings", default=None)
+
+
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
+    """The settings of the app serving this request when called inside one (``create_app``
+    binds them per request), else the process-wide settings read once from the environment.
+
+    The API routes depend on :func:`serving.deps.app_settings` instead; this stays a plain
+    function for direct calls (``fadecast follow``) and routes that use it.
+    """
+    current = _CURRENT.get()
+    return current if current is not None else _env_settings()
+
+
+@lru_cache(maxsize=1)
+def _env_settings() -> Settings:
     return Settings()

@@ -78,10 +78,12 @@ def test_per_request_dependencies_run_on_the_event_loop():
     import inspect
 
     from serving.app import create_app
-    from serving.deps import current_model, model_slot
-    from serving.settings import get_settings
+    from serving.deps import app_settings, current_model, model_slot, require_read
 
     app = create_app()
     assert inspect.iscoroutinefunction(current_model)
     assert inspect.iscoroutinefunction(model_slot)
-    assert inspect.iscoroutinefunction(app.dependency_overrides[get_settings])
+    assert inspect.iscoroutinefunction(app_settings)
+    assert inspect.iscoroutinefunction(require_read)
+    # no dependency override: with one, FastAPI re-analyses every dependency on every request
+    assert app.dependency_overrides == {}

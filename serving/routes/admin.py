@@ -10,11 +10,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from data_registry.errors import FadecastError
-from serving.deps import model_slot, require_admin, require_read
+from serving.deps import app_settings, model_slot, require_admin, require_read
 from serving.errors import ServiceError
 from serving.runtime import ModelSlot, OnnxForecaster, load_forecaster
 from serving.schemas import ErrorBody, ModelsResponse
-from serving.settings import Settings, get_settings
+from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["admin"])
 log = logging.getLogger("fadecast.serving")
@@ -41,7 +41,7 @@ async def list_models(slot: ModelSlot = Depends(model_slot)) -> dict:
              summary="load a model and swap it in without dropping in-flight requests")
 async def reload_model(request: Request, body: ReloadRequest | None = None,
                        slot: ModelSlot = Depends(model_slot),
-                       settings: Settings = Depends(get_settings)) -> dict:
+                       settings: Settings = Depends(app_settings)) -> dict:
     uri = (body.model_uri if body and body.model_uri else None) or settings.model_uri
     lock: asyncio.Lock = request.app.state.reload_lock
     async with lock:

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from serving.deps import current_model, require_read
+from serving.deps import app_settings, current_model, require_read
 from serving.history import frame_from_rows
 from serving.json_route import FastJSONRoute
 from serving.responses import FastJSONResponse
@@ -13,7 +13,7 @@ from serving.predict import advice_document
 from serving.routes.forecast import ERRORS, check_lengths
 from serving.runtime import OnnxForecaster
 from serving.schemas import AdviceRequest, AdviceResponse
-from serving.settings import Settings, get_settings
+from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["advice"], route_class=FastJSONRoute)
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["advice"], route_class=FastJSONRoute)
              dependencies=[Depends(require_read)],
              summary="stop or continue an ageing test")
 async def post_advice(body: AdviceRequest, model: OnnxForecaster = Depends(current_model),
-                      settings: Settings = Depends(get_settings)) -> JSONResponse:
+                      settings: Settings = Depends(app_settings)) -> JSONResponse:
     check_lengths(len(body.history), None, settings)
     cell = body.cell
     doc = await run_in_threadpool(

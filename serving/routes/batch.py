@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from data_registry.errors import FadecastError
-from serving.deps import current_model, require_read
+from serving.deps import app_settings, current_model, require_read
 from serving.errors import ServiceError
 from serving.history import frame_from_rows
 from serving.json_route import FastJSONRoute
@@ -25,7 +25,7 @@ from serving.responses import FastJSONResponse
 from serving.routes.forecast import ERRORS, check_lengths
 from serving.runtime import OnnxForecaster
 from serving.schemas import BatchForecastRequest, BatchForecastResponse, ForecastRequest
-from serving.settings import Settings, get_settings
+from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["forecast"], route_class=FastJSONRoute)
 
@@ -60,7 +60,7 @@ def batch_documents(model: OnnxForecaster, items: list[ForecastRequest]) -> dict
              summary="forecast many cells' histories in one request")
 async def post_forecast_batch(body: BatchForecastRequest,
                               model: OnnxForecaster = Depends(current_model),
-                              settings: Settings = Depends(get_settings)) -> JSONResponse:
+                              settings: Settings = Depends(app_settings)) -> JSONResponse:
     if len(body.items) > settings.max_batch_cells:
         raise ServiceError(f"{len(body.items)} items, more than the limit of "
                            f"{settings.max_batch_cells}", code="batch_too_large",

@@ -35,7 +35,7 @@ from data_registry.cell_ids import CELL_ID_MAX_LENGTH, CELL_ID_REGEX
 from data_registry.errors import FadecastError
 from serving.cell_store import (app_frames, app_registry, app_responses, append_and_extend,
                                 write_limiter)
-from serving.deps import current_model, require_read, require_write
+from serving.deps import app_settings, current_model, require_read, require_write
 from serving.errors import ServiceError
 from serving.predict import advice_document, clean_json, forecast_document
 from serving.responses import FastJSONResponse
@@ -45,7 +45,7 @@ from serving.schemas import (
     AdviceResponse, CellAdviceRequest, CellForecastRequest, ErrorBody, ForecastResponse,
     UploadResponse,
 )
-from serving.settings import Settings, get_settings
+from serving.settings import Settings
 
 router = APIRouter(prefix="/v1/cells", tags=["cells"])
 log = logging.getLogger("fadecast.serving")
@@ -118,7 +118,7 @@ async def upload_samples(request: Request, cell_id: str = CELL_ID,
                          on_error: str | None = Query(None, pattern=r"^(raise|skip-row)$",
                                                       description="a bad row: raise (default) "
                                                       "or skip-row (recorded as a warning)"),
-                         settings: Settings = Depends(get_settings)) -> Response:
+                         settings: Settings = Depends(app_settings)) -> Response:
     options = _reader_options(hours_per_cycle, c_rate, on_error)
     name = _SAFE_NAME.sub("_", Path(filename).name).strip("._") or "upload.csv"
     folder, path = await anyio.to_thread.run_sync(_staging, settings, name)
@@ -198,7 +198,7 @@ def _cache_key(route: str, cell_id: str, stamp: Any, model: OnnxForecaster, body
              summary="forecast a registered cell from its stored per-cycle table")
 async def forecast_cell(request: Request, body: CellForecastRequest, cell_id: str = CELL_ID,
                         model: OnnxForecaster = Depends(current_model),
-                        settings: Settings = Depends(get_settings)) -> JSONResponse:
+                        settings: Settings = Depends(app_settings)) -> JSONResponse:
     check_lengths(0, body.horizon_cycles, settings)
     frame, meta, nominal, stamp = await _stored_history(request, settings, cell_id, body.cell)
     cache = app_responses(request.app)
@@ -222,7 +222,7 @@ async def forecast_cell(request: Request, body: CellForecastRequest, cell_id: st
              summary="stop or continue the test of a registered cell")
 async def advise_cell(request: Request, body: CellAdviceRequest, cell_id: str = CELL_ID,
                       model: OnnxForecaster = Depends(current_model),
-                      settings: Settings = Depends(get_settings)) -> JSONResponse:
+                      settings: Settings = Depends(app_settings)) -> JSONResponse:
     frame, meta, nominal, stamp = await _stored_history(request, settings, cell_id, body.cell)
     cache = app_responses(request.app)
     key = _cache_key("advice", cell_id, stamp, model, body, settings)

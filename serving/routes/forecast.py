@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from serving.deps import current_model, require_read
+from serving.deps import app_settings, current_model, require_read
 from serving.errors import ServiceError
 from serving.history import frame_from_rows
 from serving.json_route import FastJSONRoute
@@ -12,7 +12,7 @@ from serving.responses import FastJSONResponse
 from serving.predict import forecast_document
 from serving.runtime import OnnxForecaster
 from serving.schemas import ErrorBody, ForecastRequest, ForecastResponse
-from serving.settings import Settings, get_settings
+from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["forecast"], route_class=FastJSONRoute)
 ERRORS = {401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 413: {"model": ErrorBody},
@@ -35,7 +35,7 @@ def check_lengths(n_history: int, horizon_cycles: int | None, settings: Settings
              dependencies=[Depends(require_read)],
              summary="forecast one cell's capacity trajectory")
 async def post_forecast(body: ForecastRequest, model: OnnxForecaster = Depends(current_model),
-                        settings: Settings = Depends(get_settings)) -> JSONResponse:
+                        settings: Settings = Depends(app_settings)) -> JSONResponse:
     check_lengths(len(body.history), body.horizon_cycles, settings)
     cell = body.cell
     # CPU-bound but ~milliseconds: running inline beats a thread hop at high request rates.
