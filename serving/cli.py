@@ -244,6 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME=FILE.csv", help="a planned sibling: cycle_index, "
                    "test_time_second (planned clock), optional c_rate, rest_second, "
                    "temperature_celsius (repeatable)")
+    s.add_argument("--plan-clock", choices=("given", "follows-capacity"), default="given",
+                   help="plans' clocks as given, or each planned cycle shortened by the "
+                   "constant-current time its predicted fade saves (needs c_rate)")
     s.add_argument("--horizon-cycles", type=int, default=None, metavar="N",
                    help="also forecast each cell N cycles ahead at its recent pace")
     s.add_argument("--nominal-capacity-ah", type=float, default=None, metavar="Q",

@@ -167,7 +167,8 @@ def _track(args: Namespace, cells: list[Any], plans: list[Any], result: Any) -> 
               "model": f"{doc['model']['name']}:{doc['model']['version']}",
               "reference_capacity_ah": f"{doc['cohort']['reference_capacity_ah']:.6g}",
               "horizon_cycles": str(args.horizon_cycles),
-              "plans": ",".join(p.name for p in plans) or "-"}
+              "plans": ",".join(p.name for p in plans) or "-",
+              "plan_clock": str(getattr(args, "plan_clock", None) or "given")}
     params.update({f"input_sha256.{k}"[:250]: v[:16] for k, v in digests.items()})
     uri = tracking.resolve_tracking_uri(getattr(args, "tracking_uri", None))
     with tracking.training_run("fadecast-cohorts", params, tracking_uri=uri,
@@ -207,7 +208,9 @@ def attribute_command(args: Namespace) -> int:
     cells, name = _inputs(args)
     plans = _plans(list(args.plan or []))
     result = solve(cells, plans, cohort_name=name, nominal_capacity_ah=args.nominal_capacity_ah,
-                   horizon_cycles=args.horizon_cycles, prior=prior)
+                   horizon_cycles=args.horizon_cycles, prior=prior,
+                   plan_clock=str(getattr(args, "plan_clock", None) or "given"
+                                  ).replace("-", "_"))
     if len(cells) == 1:
         _note("one cell: answered from the population prior and its own curve; the interval "
               "is wide and the advice says which sibling to run")

@@ -6,7 +6,7 @@ cycles per cell or plan, a horizon of at most 5,000 cycles.
 """
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -67,6 +67,10 @@ class CohortAttributionRequest(BaseModel):
     cohort: CohortInfo | None = None
     cells: list[CohortCell] = Field(min_length=1, max_length=50)
     plans: list[PlannedSibling] = Field(default_factory=list, max_length=10)
+    plan_clock: Literal["given", "follows_capacity"] = Field(
+        "given", description="plans' clocks as given, or each planned cycle shortened by the "
+        "constant-current time its predicted fade saves, 2(1 - capacity/reference)/c_rate h "
+        "(needs c_rate)")
     horizon_cycles: int | None = Field(None, ge=1, le=5_000)
 
 

@@ -108,3 +108,35 @@ def test_nan_literal_is_422(client):
     r = client.post("/v1/cohorts/attribution", content=raw,
                     headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["field"] == "cells.0.history.0.test_time_second"
+
+
+def test_plan_clock_follows_capacity_matches_the_library(client, body):
+    from ml.cohort.document import CellInput, PlanInput, attribute
+    from serving.cohort_schemas import PlanRow
+    from serving.history import frame_from_rows
+    from serving.routes.cohorts import frame_from_rows_plan
+    from serving.schemas import HistoryRow
+
+    b = copy.deepcopy(body)
+    b["plan_clock"] = "follows_capacity"
+    r = client.post("/v1/cohorts/attribution", json=b)
+    assert r.status_code == 200, r.text
+    got = r.json()["plans"][0]
+    want = attribute(
+        [CellInput(c["cell_id"], frame_from_rows([HistoryRow(**h) for h in c["history"]]),
+                   f"cells[{i}]") for i, c in enumerate(b["cells"])],
+        [PlanInput("next", frame_from_rows_plan([PlanRow(**p) for p in
+                                                 b["plans"][0]["schedule"]]), "plans[0]")],
+        cohort_name="api", horizon_cycles=3, plan_clock="follows_capacity")["plans"][0]
+    assert got["clock"] == want["clock"] == "follows_capacity"
+    assert [x["test_time_second"] for x in got["forecast"]] == \
+        pytest.approx([x["test_time_second"] for x in want["forecast"]])
+    given = client.post("/v1/cohorts/attribution", json=body).json()["plans"][0]
+    assert given["clock"] == "given"
+    assert got["forecast"][-1]["test_time_second"] < given["forecast"][-1]["test_time_second"]
+    bad = client.post("/v1/cohorts/attribution", json={**b, "plan_clock": "recorded"})
+    assert bad.status_code == 422 and bad.json()["field"] == "plan_clock", bad.text
+    for row in b["plans"][0]["schedule"]:
+        row.pop("c_rate", None)
+    r = client.post("/v1/cohorts/attribution", json=b)
+    assert r.status_code == 422 and r.json()["field"] == "plans.0.schedule.0.c_rate", r.text

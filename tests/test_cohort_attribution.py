@@ -179,6 +179,15 @@ def test_cli_attribute_json_is_one_document_and_bad_input_one_line(capsys, tmp_p
     assert doc["cells"][0]["forecast"][0]["cycle_index"] == 51
     assert doc["plans"][0]["name"] == "next" and len(doc["plans"][0]["forecast"]) == 20
     assert set(doc) == {"model", "cohort", "cells", "plans", "identifiability"}
+    assert doc["plans"][0]["clock"] == "given"
+    code, out, err = _run(capsys, "attribute", "--cycles", *paths, str(both), "--plan",
+                          f"next={plan}", "--plan-clock", "follows-capacity", "--no-track",
+                          "--json")
+    assert code == 0, err
+    follows = json.loads(out)["plans"][0]
+    assert follows["clock"] == "follows_capacity"
+    assert follows["forecast"][-1]["test_time_second"] <= \
+        doc["plans"][0]["forecast"][-1]["test_time_second"]
     bad = tmp_path / "bad.csv"
     bad.write_text("cycle_index,test_time_second,discharge_capacity_ah\n1,10,1.0\n2,nan,1.0\n"
                    "3,30,1.0\n")
@@ -243,3 +252,62 @@ def test_dev_cohort_split_recovered(shared_data):
         q = doc["attribution"]["time_share"]
         assert q["p05"] <= truth_share(r, c.n) <= q["p95"]
         assert abs(q["p50"] - truth_share(r, c.n)) < 0.04
+
+
+def test_plan_clock_follows_the_predicted_capacity(cohort):
+    """``plan_clock="follows_capacity"``: every planned cycle is shortened by the
+    constant-current time its predicted fade saves, 2 (1 − capacity/reference) / c_rate h,
+    with the capacity the law predicts on that very clock (a fixed point); rests are kept."""
+    from ml.cohort import law
+    from ml.cohort.plans import clock_following_capacity
+
+    target = cohort[0]  # C/5 with no extra rest: ~10 h per cycle at full capacity
+    plan = target.cycles[["cycle_index", "test_time_second", "c_rate", "rest_second"]].head(80)
+    cells = _inputs(cohort[1:], 80)
+    given = solve(cells, [PlanInput("p", plan, "plan.csv")], with_design=False)
+    follows = solve(cells, [PlanInput("p", plan, "plan.csv")], with_design=False,
+                    plan_clock="follows_capacity")
+    assert given.document["plans"][0]["clock"] == "given"
+    assert follows.document["plans"][0]["clock"] == "follows_capacity"
+    h0, h1 = given.plans[0], follows.plans[0]
+    np.testing.assert_allclose(h1.rest_hour, h0.rest_hour)
+    theta = follows.posterior.mean[None, :len(law.SHARED)]
+    frac = law.capacity_fraction(h1, theta, 0.0)[0]  # the law on the shortened clock
+    frac = np.minimum(frac, 1.0)  # above the reference capacity: never lengthened
+    c = h0.c_rate
+    np.testing.assert_allclose(h1.operating_hour, h0.operating_hour - 2 * (1 - frac) / c,
+                               atol=0.02)  # a 4-step fixed point: within ~1 min per cycle
+    np.testing.assert_allclose(np.diff(h1.hours), h1.operating_hour[1:] + h1.rest_hour[1:])
+    assert h1.hours[0] == pytest.approx(h1.operating_hour[0] + h1.rest_hour[0])
+    # faded by cycle 80, so the clock runs behind the given one and the rows say so
+    t_given = given.document["plans"][0]["forecast"][-1]["test_time_second"]
+    t_follows = follows.document["plans"][0]["forecast"][-1]["test_time_second"]
+    saved_h = (t_given - t_follows) / 3600
+    assert saved_h == pytest.approx(float(np.sum(2 * (1 - frac) / c)), rel=0.02) and \
+        saved_h > 20
+    # a shorter clock means less time-driven loss: capacity no lower than on the given clock
+    assert follows.document["plans"][0]["forecast"][-1]["capacity_ah"]["p50"] >= \
+        given.document["plans"][0]["forecast"][-1]["capacity_ah"]["p50"] - 1e-9
+
+
+@pytest.mark.parametrize("plan_cols, clock, code, column", [
+    (["cycle_index", "test_time_second"], "follows_capacity", "missing_column", "c_rate"),
+    (["cycle_index", "test_time_second", "c_rate"], "recorded", "bad_option", "plan_clock"),
+])
+def test_plan_clock_bad_input_names_the_field(cohort, plan_cols, clock, code, column):
+    plan = cohort[3].cycles[plan_cols].head(10)
+    with pytest.raises(FadecastError) as e:
+        solve(_inputs(cohort[:3], 40), [PlanInput("p", plan, "plans[0]")], with_design=False,
+              plan_clock=clock)
+    assert e.value.code == code and e.value.column == column, e.value
+
+
+def test_binomial_interval_of_a_coverage_count():
+    """Clopper–Pearson by hand: 16/16 → lower bound 0.025^(1/16) = 0.7941; 0/10 → upper
+    1 − 0.025^(1/10) = 0.3085; a 44/48 interval contains 44/48 and 0.90."""
+    from ml.evaluation.cohorts import binomial_interval
+
+    assert binomial_interval(16, 16) == (pytest.approx(0.025 ** (1 / 16), abs=1e-6), 1.0)
+    assert binomial_interval(0, 10) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-6))
+    lo, hi = binomial_interval(44, 48)
+    assert lo < 0.90 < 44 / 48 < hi < 1.0

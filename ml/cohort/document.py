@@ -27,7 +27,7 @@ from data_registry.errors import ValidationError
 from ml.cohort import law
 from ml.cohort.design import rank_candidates
 from ml.cohort.histories import CellHistory, history_from_frame
-from ml.cohort.plans import cell_forecast, plan_forecast
+from ml.cohort.plans import PLAN_CLOCKS, cell_forecast, plan_forecast, with_plan_clock
 from ml.cohort.posterior import CohortPosterior, fit_cohort
 from ml.cohort.prior import PopulationPrior, load_prior
 from ml.cohort.reference import reference_time_shares
@@ -166,8 +166,16 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
 def solve(cells: list[CellInput], plans: list[PlanInput] | None = None, *,
           cohort_name: str | None = None, nominal_capacity_ah: float | None = None,
           horizon_cycles: int | None = None, prior: PopulationPrior | None = None,
-          with_reference: bool = True, with_design: bool = True) -> Attribution:
-    """Fit the cohort and build the answer (see the module docstring for the contract)."""
+          with_reference: bool = True, with_design: bool = True,
+          plan_clock: str = "given") -> Attribution:
+    """Fit the cohort and build the answer (see the module docstring for the contract).
+
+    ``plan_clock``: ``"given"`` (plans' clocks as sent) or ``"follows_capacity"`` (each
+    planned cycle shortened by the constant-current time its predicted fade saves, see
+    :mod:`ml.cohort.plans`)."""
+    if plan_clock not in PLAN_CLOCKS:
+        raise _bad("unknown plan clock", "plan_clock", " or ".join(PLAN_CLOCKS),
+                   repr(plan_clock), code="bad_option")
     if horizon_cycles is not None and not (1 <= int(horizon_cycles) <= MAX_HORIZON):
         raise _bad("horizon out of range", "horizon_cycles", f"1 … {MAX_HORIZON}",
                    repr(horizon_cycles), code="bad_option")
@@ -176,6 +184,15 @@ def solve(cells: list[CellInput], plans: list[PlanInput] | None = None, *,
     planned = _plans(list(plans or []), {h.cell_id for h in hist})
     ref_ah = _reference_ah(cells, hist, nominal_capacity_ah)
     post = fit_cohort(hist, prior, ref_ah)
+    if plan_clock != "given":
+        for p, h in zip(plans or [], planned):
+            if "c_rate" in h.estimated:
+                raise ValidationError(
+                    f"plan {p.name!r}: a clock that follows capacity needs the C-rate",
+                    code="missing_column", file=p.where, row=2, column="c_rate",
+                    expected="c_rate per planned cycle (plan_clock follows_capacity)",
+                    found="no c_rate column")
+    planned = [with_plan_clock(post, p, plan_clock) for p in planned]
     draws = post.draws()
     cap_draws = post.draws(scale=prior.capacity_interval_scale)
     shares = post.time_share_draws(draws)
@@ -214,6 +231,7 @@ def solve(cells: list[CellInput], plans: list[PlanInput] | None = None, *,
     ident = rank_candidates(post) if with_design else None
     document = {"model": model_ref(prior), "cohort": cohort, "cells": cell_docs,
                 "plans": [{"name": p.cell_id, "forecast": plan_forecast(post, p, cap_draws),
+                           "clock": plan_clock,
                            "estimated_inputs": list(p.estimated)} for p in planned],
                 "identifiability": ident}
     return Attribution(_finite(document), post, draws, planned)

@@ -61,7 +61,7 @@ async def post_cohort_attribution(body: CohortAttributionRequest) -> JSONRespons
         doc = await asyncio.to_thread(
             attribute, cells, plans, cohort_name=cohort.name if cohort else None,
             nominal_capacity_ah=cohort.nominal_capacity_ah if cohort else None,
-            horizon_cycles=body.horizon_cycles, prior=_prior())
+            horizon_cycles=body.horizon_cycles, prior=_prior(), plan_clock=body.plan_clock)
     except FadecastError as exc:
         text = exc.message
         if exc.expected is not None or exc.found is not None:
