@@ -99,6 +99,31 @@ def test_features_all_in_process_equals_per_cell_tables(tmp_path, capsys):
     assert "4 cells, 56 cycles" in capsys.readouterr().err
 
 
+def test_one_file_in_cell_order_whatever_the_arrival_order(tmp_path):
+    """Tables arriving out of order wait in spill files, not in memory; the file holds them
+    in order, and no spill file is left."""
+    from ml.fleet.features import OrderedParquet
+
+    reg = _registry(tmp_path, n_cells=4, n_cycles=6)
+    try:
+        tables = [cell_cycle_table(reg, c["cell_id"]) for c in reg.cells()]
+    finally:
+        reg.close()
+    out = OrderedParquet(tmp_path / "ordered.parquet")
+    for k in (3, 1, 2):  # cell 2 produced nothing
+        out.add(k, tables[k] if k != 2 else None)
+    assert out.rows == 0 and len(list(out.spill.iterdir())) == 2
+    out.add(0, tables[0])
+    assert out.rows == sum(len(tables[k]) for k in (0, 1, 3))
+    assert not list(out.spill.iterdir())
+    out.close()
+    want = pd.concat([tables[0], tables[1], tables[3]], ignore_index=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ordered.parquet"), want,
+                                  check_exact=True)
+    assert sorted(p.name for p in tmp_path.iterdir() if "ordered" in p.name) == [
+        "ordered.parquet"]
+
+
 def test_features_all_reports_bad_cells_and_options(tmp_path, capsys):
     reg = _registry(tmp_path, n_cells=2, n_cycles=5)
     eis = tmp_path / "eis.csv"

@@ -64,9 +64,13 @@ def ordered_map(client: Any, func: Callable[..., Any], items: Sequence[Any], *ar
     from the cluster as soon as they are yielded, so memory stays bounded."""
     from distributed import as_completed
 
+    import uuid
+
+    run = uuid.uuid4().hex[:12]  # keys unique per run: two runs on one scheduler never mix
     futures = []
     for k, item in enumerate(items):
-        futures.append(client.submit(func, item, *args, key=f"{label}-{k}-{_token(item)}",
+        futures.append(client.submit(func, item, *args,
+                                     key=f"{label}-{run}-{k}-{_token(item)}",
                                      retries=TASK_RETRIES, pure=False,
                                      priority=priorities[k] if priorities else 0))
     index = {f.key: k for k, f in enumerate(futures)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -129,8 +130,9 @@ def write_parquet(table: pd.DataFrame, path: Path) -> str:
 
 
 class OrderedParquet:
-    """Writes per-cell tables to ONE Parquet file in cell order as they arrive in any order
-    (out-of-order tables wait in memory; the file appears by rename when closed)."""
+    """Writes per-cell tables to ONE Parquet file in cell order as they arrive in any order:
+    a table that arrives early waits in a spill file beside the output (not in memory), so
+    the client's memory stays bounded; the file appears by rename when closed."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -138,7 +140,9 @@ class OrderedParquet:
         fd, self.tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp",
                                         dir=self.path.parent)
         os.close(fd)
-        self.pending: dict[int, pd.DataFrame | None] = {}
+        self.spill = Path(tempfile.mkdtemp(prefix=self.path.name + ".", suffix=".spill",
+                                           dir=self.path.parent))
+        self.pending: dict[int, Path | None] = {}
         self.next = 0
         self.writer: pq.ParquetWriter | None = None
         self.schema: pa.Schema | None = None
@@ -146,21 +150,34 @@ class OrderedParquet:
 
     def add(self, index: int, table: pd.DataFrame | None) -> None:
         """Table number ``index`` (None: that cell produced nothing)."""
-        self.pending[index] = table
-        while self.next in self.pending:
-            t = self.pending.pop(self.next)
-            self.next += 1
-            if t is None:
-                continue
-            if self.schema is None:
-                arrow = pa.Table.from_pandas(t, preserve_index=False)
-                self.schema = arrow.schema
-                self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        if index != self.next:
+            if table is not None:
+                spilled = self.spill / f"{index}.parquet"
+                table.to_parquet(spilled, index=False)
+                self.pending[index] = spilled
             else:
-                arrow = pa.Table.from_pandas(t, schema=self.schema, preserve_index=False)
-            assert self.writer is not None
-            self.writer.write_table(arrow)
-            self.rows += len(t)
+                self.pending[index] = None
+            return
+        if table is not None:
+            self._write(table)
+        self.next += 1
+        while self.next in self.pending:
+            entry = self.pending.pop(self.next)
+            self.next += 1
+            if entry is not None:
+                self._write(pd.read_parquet(entry))
+                entry.unlink()
+
+    def _write(self, t: pd.DataFrame) -> None:
+        if self.schema is None:
+            arrow = pa.Table.from_pandas(t, preserve_index=False)
+            self.schema = arrow.schema
+            self.writer = pq.ParquetWriter(self.tmp, self.schema)
+        else:
+            arrow = pa.Table.from_pandas(t, schema=self.schema, preserve_index=False)
+        assert self.writer is not None
+        self.writer.write_table(arrow)
+        self.rows += len(t)
 
     def close(self, empty: pd.DataFrame | None = None) -> None:
         if self.writer is None:
@@ -168,11 +185,13 @@ class OrderedParquet:
         else:
             self.writer.close()
         os.replace(self.tmp, self.path)
+        shutil.rmtree(self.spill, ignore_errors=True)
 
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.close()
         Path(self.tmp).unlink(missing_ok=True)
+        shutil.rmtree(self.spill, ignore_errors=True)
 
 
 def featurize_fleet(registry: Any, output: str | os.PathLike[str], *, client: Any = None,
