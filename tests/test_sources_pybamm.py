@@ -31,7 +31,7 @@ def test_bad_value_names_file_row_and_column(test_data):
 def test_unknown_cell_and_unknown_source_are_clear(test_data):
     with pytest.raises(NotFoundError, match="tiny_z"):
         load_source("pybamm-dev", root=test_data / "sources", cells=["tiny_z"])
-    with pytest.raises(FadecastError, match=r"best matches are \['pybamm-dev'\]"):
+    with pytest.raises(FadecastError, match=r"best matches are \['pybamm-dev', "):
         load_source("pybamm_dev", root=test_data / "sources")
 
 
