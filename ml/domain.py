@@ -50,15 +50,28 @@ def same_chemistry(stated: str, trained: str) -> bool:
     return a == b or a == b.split("/")[0].strip() or b == a.split("/")[0].strip()
 
 
-def _median_tail(table: pd.DataFrame, name: str, n: int = 10) -> float | None:
+def _rows(table: Any) -> int:
+    """Cycles in a model table (a DataFrame, or ``ml.windows.ModelColumns`` with ``n_rows``)."""
+    n = getattr(table, "n_rows", None)
+    return len(table) if n is None else int(n)
+
+
+def _float_values(col: Any) -> np.ndarray:
+    """A column as float64 (NaN where not a number): plain float64 arrays as they are."""
+    if isinstance(col, np.ndarray) and col.dtype == np.float64:
+        return col
+    return pd.to_numeric(col, errors="coerce").to_numpy(float)
+
+
+def _median_tail(table: Any, name: str, n: int = 10) -> float | None:
     if name not in table.columns:
         return None
-    v = pd.to_numeric(table[name], errors="coerce").to_numpy(float)[-n:]
+    v = _float_values(table[name])[-n:]
     v = v[np.isfinite(v)]
     return float(np.median(v)) if v.size else None
 
 
-def request_conditions(table: pd.DataFrame, *, planned_hours_per_cycle: float,
+def request_conditions(table: Any, *, planned_hours_per_cycle: float,
                        chemistry: str | None = None) -> dict[str, Any]:
     """The conditioning inputs of one forecast request.
 
@@ -66,16 +79,20 @@ def request_conditions(table: pd.DataFrame, *, planned_hours_per_cycle: float,
     ----------
     table:
         The history as :func:`ml.windows.model_table` returns it (``cycle_duration_hour``,
-        ``c_rate``, ``temperature_celsius``, ``reference_capacity_ah`` …).
+        ``c_rate``, ``temperature_celsius``, ``reference_capacity_ah`` …), or its columns as
+        arrays (:func:`ml.windows.model_columns`).
     planned_hours_per_cycle:
         The pace the forecast assumes for future cycles (h).
     chemistry:
         The caller's statement of the cell chemistry, if any.
     """
-    ref = _median_tail(table, "reference_capacity_ah", n=len(table))
-    temps = pd.to_numeric(table.get("temperature_celsius", pd.Series(dtype=float)),
-                          errors="coerce").to_numpy(float)
+    n_rows = _rows(table)
+    ref = _median_tail(table, "reference_capacity_ah", n=n_rows)
+    temps = table.get("temperature_celsius")
+    temps = _float_values(pd.Series(dtype=float) if temps is None else temps)
     temps = temps[np.isfinite(temps)]
+    last = table["cycle_index"]
+    last = last.iloc[-1] if isinstance(last, pd.Series) else last[-1]
     return {"hours_per_cycle": float(planned_hours_per_cycle),
             "observed_hours_per_cycle": _median_tail(table, "cycle_duration_hour"),
             "c_rate": _median_tail(table, "c_rate"),
@@ -84,8 +101,8 @@ def request_conditions(table: pd.DataFrame, *, planned_hours_per_cycle: float,
                                           if temps.size else None),
             "reference_capacity_ah": ref,
             "chemistry": chemistry or None,
-            "history_cycles": int(len(table)),
-            "last_cycle_index": float(table["cycle_index"].iloc[-1])}
+            "history_cycles": int(n_rows),
+            "last_cycle_index": float(last)}
 
 
 def _range(rule: Any) -> tuple[float | None, float | None]:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from data_registry.errors import FadecastError, NotFoundError, ValidationError
 from ml.scaling import FeatureScaler
-from ml.windows import WindowSpec, future_schedule, make_windows, model_table
+from ml.windows import WindowSpec, column_values, future_schedule, make_windows, model_columns
 
 __all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "band", "apply_conformal",
            "OUTPUTS", "INPUTS", "CARD_FILE", "MODEL_FILE"]
@@ -271,11 +271,13 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
                               column="eol_fraction", expected="a float in (0, 1)",
                               found=repr(eol_fraction))
     spec = card.window_spec()
-    table = model_table(frame, nominal_capacity_ah=nominal_capacity_ah,
-                        min_history=spec.min_history)
+    # the model table's columns as arrays (ml.windows.model_columns: model_table's values
+    # without the DataFrame; every read below is a dict lookup, not a pandas column access)
+    table = model_columns(frame, nominal_capacity_ah=nominal_capacity_ah,
+                          min_history=spec.min_history)
     cycles, hours = future_schedule(table, horizon_cycles, hours_per_cycle)
-    last_cycle = float(table["cycle_index"].iloc[-1])
-    last_hour = float(table["elapsed_hour"].iloc[-1])
+    last_cycle = float(table["cycle_index"][-1])
+    last_hour = float(table["elapsed_hour"][-1])
     # query 0 = the last observed cycle, where the time share is defined
     inputs = make_windows(table, scaler=card.feature_scaler(), spec=spec,
                           query_cycle=np.concatenate([[last_cycle], cycles]),
@@ -288,9 +290,9 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     cap = np.asarray(out["capacity_fraction"], dtype=np.float64)[0]  # [H+1, K]
     lt = np.asarray(out["loss_time_fraction"], dtype=np.float64)[0]
     lc = np.asarray(out["loss_cycle_fraction"], dtype=np.float64)[0]
-    ref = float(table["reference_capacity_ah"].iloc[0])
+    ref = float(table["reference_capacity_ah"][0])
     _check_finite({"capacity_fraction": cap, "loss_time_fraction": lt,
-                   "loss_cycle_fraction": lc}, n_rows=len(table), ref=ref)
+                   "loss_cycle_fraction": lc}, n_rows=table.n_rows, ref=ref)
     from ml.domain import judge_domain, request_conditions
     from ml.uncertainty import (OOD_WIDENING, compose_band, history_noise,
                                 identifiability_weight, share_band, trend_floor)
@@ -303,9 +305,10 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     if knee is not None:
         cap[1:], extra = knee.pop("cap"), knee.pop("extra")
         lc[1:] = lc[1:] + extra
-    retention = table["retention"].to_numpy(dtype=float)
+    retention = np.asarray(table["retention"], dtype=float)
     noise = history_noise(retention)
-    floor = trend_floor(table["cycle_index"].to_numpy(float), retention, cycles, noise=noise)
+    floor = trend_floor(np.asarray(table["cycle_index"], dtype=float), retention, cycles,
+                        noise=noise)
     conf = card.conformal.get("capacity") or {}
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
     raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
@@ -327,10 +330,13 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
         "time share mixed at least half-and-half with 'unknown'")
     lt_med = np.median(lt[1:], axis=-1)
     lc_med = np.median(lc[1:], axis=-1)
-    rows = [{"cycle_index": int(cycles[i]), "test_time_second": float(hours[i] * 3600.0),
-             "capacity_ah": _q(q_cap[i] * ref),
-             "loss_time_fraction": float(lt_med[i]), "loss_cycle_fraction": float(lc_med[i])}
-            for i in range(len(cycles))]
+    # the rows from whole-array products turned into Python numbers at once (the same values
+    # as the per-row float()/int() conversions)
+    rows = [{"cycle_index": c, "test_time_second": t,
+             "capacity_ah": {"p05": q[0], "p50": q[1], "p95": q[2]},
+             "loss_time_fraction": a, "loss_cycle_fraction": b}
+            for c, t, q, a, b in zip(cycles.astype(np.int64).tolist(), (hours * 3600.0).tolist(),
+                                     (q_cap * ref).tolist(), lt_med.tolist(), lc_med.tolist())]
     uncertainty = {"observation_noise_fraction": noise,
                    "floor_fraction_first": float(floor[0]), "floor_fraction_last": float(floor[-1]),
                    "time_share_unknown_weight": unknown, "cycle_life_head": knee}
@@ -354,11 +360,11 @@ def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame, table: pd.DataFrame,
         return None
     from ml.models.cycle_life_head import apply_knee, eol_draws, head_features, select_head
 
-    ref = float(table["reference_capacity_ah"].iloc[0])
+    ref = float(column_values(table, "reference_capacity_ah")[0])
     source = frame if all(c in frame.columns for c in ("cycle_index", "discharge_capacity_ah")) \
-        else table
+        else (table if isinstance(table, pd.DataFrame) else table.frame())
     features = head_features(source, ref)
-    durations = table["cycle_duration_hour"].to_numpy(dtype=float)
+    durations = np.asarray(column_values(table, "cycle_duration_hour"), dtype=float)
     durations = durations[np.isfinite(durations)]
     pace = float(np.median(durations)) if durations.size else None
     chosen = select_head(head, features, nominal_given=nominal_capacity_ah is not None,

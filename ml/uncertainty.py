@@ -24,6 +24,7 @@ rises above the noise, the model's share samples are mixed with a uniform share,
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from statistics import NormalDist
 
 import numpy as np
@@ -146,9 +147,18 @@ def share_band(samples: np.ndarray, unknown_weight: float, conformal: dict | Non
     if w <= 0.0:
         return band(s, conformal, lo=0.0, hi=1.0)
     model_q = band(s, conformal, lo=0.0, hi=1.0)
-    # quantiles of the mixture by bisection on its CDF
-    def cdf(x: float) -> float:
-        return (1.0 - w) * float(np.mean(s <= x)) + w * x
+    # quantiles of the mixture by bisection on its CDF; the share of samples <= x is counted
+    # on a sorted list (the same count / K as ``np.mean(s <= x)``, without a numpy call per
+    # step) unless a sample is NaN (or there are none), where the numpy form is kept
+    ordered = np.sort(s).tolist()
+    if ordered and np.isfinite(s).all():
+        k = len(ordered)
+
+        def cdf(x: float) -> float:
+            return (1.0 - w) * (bisect_right(ordered, x) / k) + w * x
+    else:
+        def cdf(x: float) -> float:
+            return (1.0 - w) * float(np.mean(s <= x)) + w * x
 
     out = []
     for level in (0.05, 0.5, 0.95):

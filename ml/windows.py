@@ -22,7 +22,8 @@ import pandas as pd
 from data_registry.errors import FadecastError, ValidationError
 from ml.scaling import FeatureScaler
 
-__all__ = ["FEATURES", "WindowSpec", "model_table", "reference_capacity", "subsample_indices",
+__all__ = ["FEATURES", "WindowSpec", "model_table", "model_columns", "ModelColumns", "table_rows",
+           "column_values", "reference_capacity", "subsample_indices",
            "history_arrays", "stack_histories", "future_schedule", "make_windows"]
 
 #: (name, unit, transform) of every model input feature, in model order.
@@ -115,6 +116,108 @@ def _check_history(df: pd.DataFrame, min_rows: int) -> None:
                               found=repr(df["discharge_capacity_ah"].iloc[i]))
 
 
+class ModelColumns(dict):
+    """:func:`model_table`'s columns as plain arrays (name → ndarray, or the extension array of
+    a non-numpy column such as ``cell_id``), in table order, without a DataFrame around them.
+
+    Serving reads a handful of columns a few times per request; a pandas column access costs
+    tens of microseconds (string column index, ``__finalize__`` copying ``attrs``), a dict
+    lookup nothing. ``n_rows`` is the number of cycles (``len`` is the number of columns, as
+    for any dict); ``attrs`` the feature path's table attrs; ``columns`` the names.
+    """
+
+    __slots__ = ("n_rows", "attrs")
+
+    def __init__(self, data: dict[str, Any], n_rows: int, attrs: dict | None = None) -> None:
+        super().__init__(data)
+        self.n_rows = int(n_rows)
+        self.attrs = dict(attrs or {})
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Column names in table order (as ``DataFrame.columns`` for ``in`` tests)."""
+        return tuple(self)
+
+    def frame(self) -> pd.DataFrame:
+        """The same columns as a DataFrame (what :func:`model_table` returns)."""
+        out = pd.DataFrame(dict(self), copy=False)
+        out.attrs = dict(self.attrs)
+        return out
+
+
+def table_rows(table: pd.DataFrame | ModelColumns) -> int:
+    """Number of cycles of a :func:`model_table` / :func:`model_columns` output."""
+    return table.n_rows if isinstance(table, ModelColumns) else len(table)
+
+
+def column_values(table: pd.DataFrame | ModelColumns, name: str) -> Any:
+    """Column ``name`` of a model table as an array (``Series.to_numpy()`` for a DataFrame)."""
+    col = table[name]
+    return col.to_numpy() if isinstance(col, pd.Series) else col
+
+
+def _frame_arrays(df: pd.DataFrame) -> dict[str, Any]:
+    """``{column: values}`` of a DataFrame: numpy columns as writable arrays (pandas hands out
+    read-only views), extension-typed ones (nullable Float64 / Int64, strings) as they are."""
+    arrays = getattr(df, "_iter_column_arrays", None)
+    if arrays is None:  # pragma: no cover - pandas without the (private) fast iterator
+        return {c: _column_array(df[c]) for c in df.columns}
+    out: dict[str, Any] = {}
+    for name, values in zip(df.columns, arrays()):
+        if isinstance(values, np.ndarray):
+            out[name] = values if values.flags.writeable else values.copy()
+        else:
+            out[name] = values
+    if len(out) != df.shape[1]:  # pragma: no cover - duplicate column names: the slow path
+        return {c: _column_array(df[c]) for c in df.columns}
+    return out
+
+
+def _check_columns(data: dict[str, Any], n_rows: int, min_rows: int) -> None:
+    """:func:`_check_history` on plain arrays: the common (valid) case is judged with numpy;
+    anything suspicious is handed to :func:`_check_history` on a frame of the same columns, so
+    every error (and its order of precedence) is exactly the one it raises."""
+    suspicious = n_rows < min_rows
+    ids = data.get("cell_id")
+    if ids is not None and not suspicious:
+        suspicious = len(pd.unique(ids)) > 1
+    if not suspicious:
+        retention = np.asarray(data["retention"], dtype=float)
+        with np.errstate(invalid="ignore"):
+            suspicious = bool((~np.isfinite(retention) | (retention <= 0)).any())
+    if suspicious:
+        _check_history(pd.DataFrame(data, copy=False), min_rows)
+
+
+def model_columns(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = None,
+                  min_history: int = 3) -> ModelColumns:
+    """:func:`model_table`'s columns as plain arrays (:class:`ModelColumns`), the same values
+    and dtypes, without building the output DataFrame (the serving path reads these)."""
+    if not isinstance(cycles, pd.DataFrame) or len(cycles) == 0:
+        raise ValidationError("history is empty", code="empty_input", column="history",
+                              expected=f">= {min_history} per-cycle rows", found="0 rows")
+    df = _complete(cycles, nominal_capacity_ah)
+    n = len(df)
+    data = _frame_arrays(df)
+    _check_columns(data, n, min_history)
+    data["cycle_index"] = data["cycle_index"].astype(np.float64)
+    data["coulombic_inefficiency_per_hour"] = np.clip(
+        _num_array(data, "coulombic_inefficiency_per_hour", n), -0.01, 0.01)
+    pol = _num_array(data, "polarization_volt", n)
+    seen = pol[~np.isnan(pol)]
+    data["polarization_rise_volt"] = pol - (np.median(seen[:FIRST_CYCLES]) if seen.size else np.nan)
+    aw = _num_array(data, "aw_ohm_per_sqrt_s", n)
+    seen = aw[~np.isnan(aw)]
+    aw_start = seen[0] if seen.size else np.nan
+    data["aw_rise_fraction"] = aw / aw_start - 1.0 if aw_start and aw_start > 0 else \
+        np.full(n, np.nan)
+    for name in FEATURE_NAMES:
+        if data[name].dtype != np.float64:
+            data[name] = pd.to_numeric(pd.Series(data[name]), errors="coerce").to_numpy(
+                np.float64, na_value=np.nan)
+    return ModelColumns(data, n, df.attrs)
+
+
 def model_table(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = None,
                 min_history: int = 3) -> pd.DataFrame:
     """Validate a per-cycle history and add every model feature column.
@@ -131,7 +234,7 @@ def model_table(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = Non
     -------
     DataFrame
         Sorted by ``cycle_index``, with :data:`FEATURE_NAMES` columns (NaN where unknown) and
-        ``reference_capacity_ah``.
+        ``reference_capacity_ah`` (:func:`model_columns` gives the same columns as arrays).
 
     Raises
     ------
@@ -140,32 +243,19 @@ def model_table(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = Non
         going backwards), or several cells, a non-positive capacity, or fewer than
         ``min_history`` cycles (the message names row and column).
     """
-    if not isinstance(cycles, pd.DataFrame) or len(cycles) == 0:
-        raise ValidationError("history is empty", code="empty_input", column="history",
-                              expected=f">= {min_history} per-cycle rows", found="0 rows")
-    df = _complete(cycles, nominal_capacity_ah)
-    _check_history(df, min_history)
-    # numpy columns as writable arrays (pandas hands out read-only views), extension-typed ones
-    # (nullable Float64 / Int64, strings) as they are: the same dtypes the pandas ops kept
-    data = {c: _column_array(df[c]) for c in df.columns}
-    data["cycle_index"] = data["cycle_index"].astype(np.float64)
-    data["coulombic_inefficiency_per_hour"] = np.clip(_num(df, "coulombic_inefficiency_per_hour"),
-                                                      -0.01, 0.01)
-    pol = _num(df, "polarization_volt")
-    seen = pol[~np.isnan(pol)]
-    data["polarization_rise_volt"] = pol - (np.median(seen[:FIRST_CYCLES]) if seen.size else np.nan)
-    aw = _num(df, "aw_ohm_per_sqrt_s")
-    seen = aw[~np.isnan(aw)]
-    aw_start = seen[0] if seen.size else np.nan
-    data["aw_rise_fraction"] = aw / aw_start - 1.0 if aw_start and aw_start > 0 else \
-        np.full(len(df), np.nan)
-    for name in FEATURE_NAMES:
-        if data[name].dtype != np.float64:
-            data[name] = pd.to_numeric(pd.Series(data[name]), errors="coerce").to_numpy(
-                np.float64, na_value=np.nan)
-    out = pd.DataFrame(data, copy=False)
-    out.attrs = dict(df.attrs)
-    return out
+    return model_columns(cycles, nominal_capacity_ah=nominal_capacity_ah,
+                         min_history=min_history).frame()
+
+
+def _num_array(data: dict[str, Any], name: str, n_rows: int) -> np.ndarray:
+    """:func:`_num` on a dict of column arrays."""
+    if name not in data:
+        return np.full(n_rows, np.nan)
+    col = data[name]
+    if isinstance(col, np.ndarray) and col.dtype == np.float64:
+        return col  # already plain float64 (NaN where missing): no conversion
+    return pd.to_numeric(pd.Series(col, copy=False), errors="coerce").to_numpy(
+        np.float64, na_value=np.nan)
 
 
 def _column_array(series: pd.Series) -> Any:
@@ -211,14 +301,16 @@ def history_arrays(table: pd.DataFrame, scaler: FeatureScaler,
     Missing values become 0 with mask 0; ``T <= max_history``. Context features beyond
     ``CONTEXT_Z_LIMIT`` standard deviations of the training data are masked too.
     """
-    idx = subsample_indices(len(table), max_history)
+    idx = subsample_indices(table_rows(table), max_history)
     cols = [table[f] for f in scaler.features]
     if all(c.dtype == np.float64 for c in cols):  # model_table's output: plain float columns
         raw = np.empty((len(idx), len(cols)))
         for j, c in enumerate(cols):  # only the kept rows (no [rows, F] frame copy first)
-            raw[:, j] = c.to_numpy()[idx]
+            raw[:, j] = (c.to_numpy() if isinstance(c, pd.Series) else c)[idx]
     else:
-        raw = table[list(scaler.features)].to_numpy(dtype="float64")[idx]
+        frame = table if isinstance(table, pd.DataFrame) else pd.DataFrame(
+            {f: table[f] for f in scaler.features}, copy=False)
+        raw = frame[list(scaler.features)].to_numpy(dtype="float64")[idx]
     mask = np.isfinite(raw)
     scaled = scaler.transform(np.where(mask, raw, np.nan))
     for j, name in enumerate(scaler.features):
@@ -258,7 +350,7 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
                               code="bad_value", column="horizon_cycles",
                               expected="an integer >= 1", found=repr(horizon_cycles))
     if hours_per_cycle is None:
-        pace = float(np.nanmedian(table["cycle_duration_hour"].to_numpy()[-10:]))
+        pace = float(np.nanmedian(column_values(table, "cycle_duration_hour")[-10:]))
     else:
         pace = float(hours_per_cycle)
     if not np.isfinite(pace) or pace <= 0:
@@ -268,8 +360,8 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
                                                                  hours_per_cycle is not None
                                                                  else pace))
     steps = np.arange(1, int(horizon_cycles) + 1, dtype=float)
-    last_cycle = float(table["cycle_index"].to_numpy()[-1])
-    last_hour = float(table["elapsed_hour"].to_numpy()[-1])
+    last_cycle = float(column_values(table, "cycle_index")[-1])
+    last_hour = float(column_values(table, "elapsed_hour")[-1])
     return last_cycle + steps, last_hour + pace * steps
 
 

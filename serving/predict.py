@@ -21,15 +21,35 @@ from serving.runtime import OnnxForecaster
 __all__ = ["advice_document", "clean_json", "forecast_document"]
 
 
+_PLAIN = frozenset({int, str, bool, type(None)})
+
+
+def _clean_dict(value: dict) -> dict:
+    """:func:`clean_json` of a plain dict, its plain leaves handled inline (a forecast has
+    hundreds of small dicts: one call per dict, not one per value)."""
+    out = {}
+    for k, v in value.items():
+        kind = type(v)
+        if kind is float:
+            out[k] = v if math.isfinite(v) else None
+        elif kind in _PLAIN:
+            out[k] = v
+        elif kind is dict:
+            out[k] = _clean_dict(v)
+        else:
+            out[k] = clean_json(v)
+    return out
+
+
 def clean_json(value: Any) -> Any:
     """Replace NaN/inf by None and numpy scalars by Python ones (strict JSON)."""
     kind = type(value)
     if kind is float:
         return value if math.isfinite(value) else None
     if kind is dict:
-        return {k: clean_json(v) for k, v in value.items()}
+        return _clean_dict(value)
     if kind is list or kind is tuple:
-        return [clean_json(v) for v in value]
+        return [_clean_dict(v) if type(v) is dict else clean_json(v) for v in value]
     if kind is int or kind is str or kind is bool or value is None:
         return value
     if isinstance(value, dict):
@@ -81,6 +101,8 @@ def _check_finite(doc: dict[str, Any], frame: pd.DataFrame,
     what usually causes it, instead of sending nulls a client would misread."""
     values = [v for row in doc.get("forecast", [])
               for v in (row.get("capacity_ah") or {}).values()]
+    if all(type(v) is float for v in values) and bool(np.isfinite(values).all()):
+        return  # the usual case, judged at once (the same verdict as the check below)
     if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
         return
     q = frame["discharge_capacity_ah"].to_numpy(float)
