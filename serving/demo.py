@@ -7,9 +7,11 @@
    model on a synthetic fleet instead);
 4. forecast a held-out synthetic cell and the C/10 cell, with the time/cycle decomposition and
    the 0.3C what-if;
-5. start the API (``fadecast serve``), send one forecast and one advice request, print both
+5. fit the two PTO cells as one cohort of siblings (``fadecast cohort``, ``fadecast
+   attribute``): each cell's time share and the next sibling protocol worth running;
+6. start the API (``fadecast serve``), send one forecast and one advice request, print both
    responses, and stop the service;
-6. follow a running test (``fadecast follow``): an export written cycle by cycle, the advice at
+7. follow a running test (``fadecast follow``): an export written cycle by cycle, the advice at
    each completed cycle, the flip to stop and its signed webhook received by a local listener
    (started and stopped by the demo).
 
@@ -285,11 +287,22 @@ def main() -> int:
     print("what if the rest of the test ran at 0.3C:")
     print(_summary(doc))
 
-    banner("5. The API: start, one forecast, one advice, stop")
+    banner("5. Sibling cells: the C/10 and 0.3C cells as one cohort (fadecast attribute)")
+    run("cohort", "pto", "--add", "pto-c10", "pto-c03")
+    cohort = json.loads(run("attribute", "--cohort", "pto", "--json", capture=True))
+    for c in cohort["cells"]:
+        ts = c["attribution"]["time_share"]
+        print(f"{c['cell_id']}: time share at cycle {c['last_cycle_index']}: {ts['p50']:.2f} "
+              f"(90 % interval {ts['p05']:.2f}-{ts['p95']:.2f})")
+    ident = cohort["identifiability"]
+    print(f"advice: {ident['advice']}")
+
+    banner("6. The API: start, one forecast, one advice, stop")
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
+    serve_log = open(work / "serve.log", "w", encoding="utf-8")  # its access lines, never a full pipe
     proc = subprocess.Popen(_fadecast() + ["serve", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=serve_log, text=True)
     try:
         _wait_ready(f"{base}/readyz", proc)
         with urllib.request.urlopen(f"{base}/", timeout=30) as page:  # the web pages
@@ -313,9 +326,11 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
         # uvicorn shuts down gracefully on SIGTERM, then re-raises it: -15 is a clean stop.
+        serve_log.close()
         state = "cleanly" if proc.returncode in (0, -signal.SIGTERM) else f"exit {proc.returncode}"
-        print(f"service stopped ({state})")
-    banner("6. Follow a running test: the export grows cycle by cycle; the advice flips to stop "
+        print(f"service stopped ({state}); its log: "
+              + " | ".join((work / "serve.log").read_text(encoding="utf-8").splitlines()[:2]))
+    banner("7. Follow a running test: the export grows cycle by cycle; the advice flips to stop "
            "and a signed webhook reaches a local listener")
     follow_running_test(work)
     shutil.rmtree(work, ignore_errors=True)

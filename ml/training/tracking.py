@@ -8,6 +8,7 @@ moves only to a model that beats the current champion on the same validation cel
 """
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -62,8 +63,13 @@ def log_datasets(frames: dict[str, pd.DataFrame], digest: str) -> None:
     for split, frame in frames.items():
         if frame is None or frame.empty:
             continue
-        ds = mlflow.data.from_pandas(frame, name=f"cycles-{split}", digest=digest[:32])
-        mlflow.log_input(ds, context=split)
+        with warnings.catch_warnings():
+            # MLflow's schema-inference hint about integer columns concerns model signatures,
+            # not logged inputs; it would reach every CLI user's terminal.
+            warnings.filterwarnings("ignore", message=".*Inferred schema contains integer",
+                                    category=UserWarning)
+            ds = mlflow.data.from_pandas(frame, name=f"cycles-{split}", digest=digest[:32])
+            mlflow.log_input(ds, context=split)
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
