@@ -1,7 +1,8 @@
 """The faster feature path gives the SAME values as the implementation it replaced.
 
-``tests/reference/features_v1`` is a frozen copy of ``ml.features`` from before the speed work
-(commit 309665f). Every table here is built by both and compared value for value
+``reference.features_v1`` is ``ml.features`` from before the speed work (commit 309665f),
+read from the repository's git history by ``tests/reference/__init__.py`` (no second copy
+of the code in the tree; the module skips with the reason where that history is absent). Every table here is built by both and compared value for value
 (``check_exact``: bit-identical floats, NaN in the same places, same dtypes and order) on
 varied inputs: many cells, counters or trapezoid integration, shuffled rows, step and
 source_row tie-breaks, NaN gaps in counters, temperature/IR columns, metadata thresholds,
@@ -19,10 +20,15 @@ from ml.features import build_cycle_table, complete_cycle_table
 from ml.features import knee as knee_now
 from ml.features.sample_cycles import sample_cycles
 from ml.features.sample_frame import prepare_samples
-from reference import features_v1 as ref
-from reference.features_v1 import knee as knee_ref
-from reference.features_v1.sample_cycles import sample_cycles as ref_sample_cycles
-from reference.features_v1.sample_frame import prepare_samples as ref_prepare_samples
+import reference
+
+if not reference.AVAILABLE:
+    pytest.skip(f"reference implementation unavailable: {reference.WHY_UNAVAILABLE}",
+                allow_module_level=True)
+from reference import features_v1 as ref  # noqa: E402 - after the availability check
+from reference.features_v1 import knee as knee_ref  # noqa: E402
+from reference.features_v1.sample_cycles import sample_cycles as ref_sample_cycles  # noqa: E402
+from reference.features_v1.sample_frame import prepare_samples as ref_prepare_samples  # noqa: E402
 
 
 def fleet_samples(n_cells: int = 5, n_cycles: int = 30, rows_per_cycle: int = 40,

@@ -14,7 +14,7 @@ Times are CPU seconds on one thread (rows/s per core), best of ``--repeat``.
    (tracemalloc: numpy and pandas buffers are traced).
 
 4. against the plain pandas groupby of capacity, time and mean voltage per cycle (the issue-13
-   baseline) and against the previous implementation (``tests/reference/features_v1``, the
+   baseline) and against the previous implementation (``reference.features_v1`` from git history, the
    frozen copy; its tables are checked equal to today's, bit for bit).
 
 Run: ``OMP_NUM_THREADS=1 .venv/bin/python experiments/benchmarks/featurize.py --rows 10000000``
@@ -138,9 +138,14 @@ def previous_build():
     from pathlib import Path
 
     tests = Path(__file__).resolve().parents[2] / "tests"
-    if not (tests / "reference" / "features_v1").is_dir():
+    if not (tests / "reference" / "__init__.py").is_file():
         return None
     sys.path.insert(0, str(tests))
+    import reference
+
+    if not reference.AVAILABLE:
+        print(f"note: previous implementation unavailable: {reference.WHY_UNAVAILABLE}")
+        return None
     from reference.features_v1 import build_cycle_table as old
     return old
 
