@@ -128,21 +128,36 @@ def client_main(args: argparse.Namespace) -> None:
     except ImportError:  # pragma: no cover
         pass
     payload = _request(args.path, Path(args.body).read_bytes())
+    start_at = args.start_at
+    if start_at <= 0:  # the parent names the start tick once every client has imported
+        print("ready", flush=True)
+        start_at = float(sys.stdin.readline())
     res = asyncio.run(_open_loop(args.port, payload, args.rate, args.duration, args.conns,
-                                 args.start_at))
+                                 start_at))
     print(json.dumps(res))
 
 
 def load_step(port: int, path: str, body: Path, rate: float, duration: float,
               clients: int) -> dict:
-    """One constant-rate step from ``clients`` processes (rate split evenly)."""
-    start_at = time.time() + 1.0  # all clients start on the same tick
+    """One constant-rate step from ``clients`` processes (rate split evenly).
+
+    The start tick is set once every client has started and imported (each prints "ready"):
+    a client still importing when its first request is due would count its own start-up as
+    server latency (seen: one 154 ms "request" at 25 req/s on a loaded machine).
+    """
     procs = [subprocess.Popen(
         [sys.executable, __file__, "--client", "--port", str(port), "--path", path,
          "--body", str(body), "--rate", str(rate / clients), "--duration", str(duration),
-         "--conns", "64", "--start-at", repr(start_at + k / rate)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        for k in range(clients)]
+         "--conns", "64"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT) for k in range(clients)]
+    for p in procs:
+        if p.stdout.readline().strip() != "ready":
+            raise RuntimeError(p.communicate(timeout=60)[1][-2000:])
+    start_at = time.time() + 0.2  # all clients start on the same tick
+    for k, p in enumerate(procs):
+        p.stdin.write(f"{start_at + k / rate!r}\n")
+        p.stdin.flush()
     lat, errors, n, elapsed = [], Counter(), 0, 0.0
     for p in procs:
         out, err = p.communicate(timeout=duration * 10 + 60)
@@ -402,7 +417,7 @@ def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
     from serving.responses import FastJSONResponse
     from serving.runtime import load_forecaster
     from serving.schemas import ForecastRequest
-    from ml.windows import make_windows, model_table
+    from ml.windows import _complete, make_windows, model_columns
 
     model = load_forecaster(model_uri)
     raw = body.read_bytes()
@@ -410,7 +425,7 @@ def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
     req = ForecastRequest.model_validate(data)
     frame = frame_from_rows(req.history)
     spec = model.card.window_spec()
-    table = model_table(frame, min_history=spec.min_history)
+    table = model_columns(frame, min_history=spec.min_history)
     q = np.arange(1.0, HORIZON_CYCLES + 2)
     inputs = make_windows(table, scaler=model.card.feature_scaler(), spec=spec,
                           query_cycle=q, query_hour=q)
@@ -421,8 +436,9 @@ def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
         "rows -> frame": lambda: frame_from_rows(req.history),
         "forecast, all of it (ml.inference)": lambda: model.forecast(
             frame, horizon_cycles=req.horizon_cycles),
-        "  of which model_table (features)": lambda: model_table(
+        "  of which model_columns (features)": lambda: model_columns(
             frame, min_history=spec.min_history),
+        "    of which complete_cycle_table": lambda: _complete(frame, None),
         "  of which make_windows": lambda: make_windows(
             table, scaler=model.card.feature_scaler(), spec=spec, query_cycle=q, query_hour=q),
         "  of which session.run": lambda: model.run(inputs),
