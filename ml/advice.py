@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from ml.domain import domain_bounds
+
 __all__ = [
     "AdvicePolicy", "Advice", "EolEstimate", "HORIZON_FACTOR", "advise", "domain_violations",
     "eol_estimate", "extrapolation_violation",
@@ -314,7 +316,7 @@ def domain_violations(features: Mapping[str, float | str | None],
                     value.lower() not in {a.lower() for a in allowed}:
                 out.append(f"{name} '{value}' not among the trained {sorted(allowed)}")
             continue
-        lo, hi = _bounds(rule)
+        lo, hi = domain_bounds(rule)
         if lo is None and hi is None:
             continue
         if name in upper_only:
@@ -344,19 +346,6 @@ def extrapolation_violation(est: EolEstimate, trained_max_cycle: float | None,
         return (f"predicted EOL cycle {mid:.0f} beyond {max_factor:g}× the longest trained "
                 f"trajectory ({float(trained_max_cycle):.0f} cycles)")
     return None
-
-
-def _bounds(rule: Any) -> tuple[float | None, float | None]:
-    if isinstance(rule, Mapping):
-        lo, hi = rule.get("min"), rule.get("max")
-    elif isinstance(rule, Sequence) and not isinstance(rule, str) and len(rule) == 2:
-        lo, hi = rule
-    else:
-        return None, None
-    try:
-        return (None if lo is None else float(lo)), (None if hi is None else float(hi))
-    except (TypeError, ValueError):
-        return None, None
 
 
 def _fmt_pct(est: EolEstimate) -> str:

@@ -105,7 +105,9 @@ def request_conditions(table: Any, *, planned_hours_per_cycle: float,
             "last_cycle_index": float(last)}
 
 
-def _range(rule: Any) -> tuple[float | None, float | None]:
+def domain_bounds(rule: Any) -> tuple[float | None, float | None]:
+    """(low, high) of one training-domain rule of the model card: ``{"min", "max"}`` or a
+    pair; (None, None) where the card holds no usable bounds."""
     if isinstance(rule, Mapping):
         lo, hi = rule.get("min"), rule.get("max")
     elif isinstance(rule, (list, tuple)) and len(rule) == 2:
@@ -137,7 +139,7 @@ def judge_domain(conditions: Mapping[str, Any], domain: Mapping[str, Any] | None
     checked: list[str] = []
     for name, label, unit in _LOG_SCALE:
         value = conditions.get(name)
-        lo, hi = _range(domain.get(_DOMAIN_KEY[name]))
+        lo, hi = domain_bounds(domain.get(_DOMAIN_KEY[name]))
         if not _ok(value) or lo is None or hi is None:
             continue
         checked.append(name)
@@ -146,7 +148,7 @@ def judge_domain(conditions: Mapping[str, Any], domain: Mapping[str, Any] | None
             reasons.append(f"{label} {v:.4g} {unit} below the trained range {lo:.4g}–{hi:.4g}")
         elif v > hi * RELATIVE_SLACK:
             reasons.append(f"{label} {v:.4g} {unit} above the trained range {lo:.4g}–{hi:.4g}")
-    lo, hi = _range(domain.get("temperature_celsius"))
+    lo, hi = domain_bounds(domain.get("temperature_celsius"))
     temps = conditions.get("temperature_range_celsius")
     if temps and lo is not None and hi is not None:
         checked.append("temperature_celsius")
@@ -160,13 +162,13 @@ def judge_domain(conditions: Mapping[str, Any], domain: Mapping[str, Any] | None
         if not any(same_chemistry(chem, a) for a in allowed):
             reasons.append(f"chemistry '{chem}' not among the trained {sorted(allowed)}")
     n = conditions.get("history_cycles")
-    lo, hi = _range(domain.get("history_cycles"))
+    lo, hi = domain_bounds(domain.get("history_cycles"))
     if _ok(n) and lo is not None:
         checked.append("history_cycles")
         if float(n) < lo:
             reasons.append(f"history of {int(n)} cycles shorter than any trained window "
                            f"({lo:.0f} cycles)")
-    _, longest = _range(domain.get("cycle_index"))
+    _, longest = domain_bounds(domain.get("cycle_index"))
     last = conditions.get("last_cycle_index")
     if _ok(last) and longest is not None:
         checked.append("last_cycle_index")
