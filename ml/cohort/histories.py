@@ -88,8 +88,10 @@ def history_from_frame(frame: pd.DataFrame, cell_id: str, *, plan: bool = False,
     need = ("cycle_index", "test_time_second") + (() if plan else ("discharge_capacity_ah",))
     for name in need:
         if name not in frame.columns:
-            what = "a plan needs its clock" if name == "test_time_second" and plan else \
-                "required column missing"
+            what = "a plan needs its clock" if name == "test_time_second" and plan else (
+                "required column missing (a table in another layout or without a clock: "
+                "ingest it first, `fadecast ingest FILE --cell-id ID --hours-per-cycle H`, "
+                "and name the cells with --cells or --cohort)")
             raise ValidationError(what, code="missing_column", file=where,
                                   row=1, column=name, expected=", ".join(need),
                                   found=", ".join(map(str, frame.columns[:12])) or "no columns")
