@@ -17,28 +17,11 @@ from ml.domain import request_conditions
 from ml.inference import forecast, load_model_dir
 from ml.synthetic import make_cell
 from ml.uncertainty import share_band
-from ml.windows import (FEATURE_NAMES, FIRST_CYCLES, ModelColumns, _check_history, _complete,
-                        future_schedule, history_arrays, model_columns, model_table)
+from ml.windows import (FEATURE_NAMES, ModelColumns, future_schedule, history_arrays,
+                        model_columns, model_table)
+from test_windows_fast_table import _reference_model_table as _reference_table
 
 PRODUCTION = Path(__file__).resolve().parents[1] / "models" / "production"
-
-
-def _reference_table(cycles, *, nominal_capacity_ah=None, min_history=3):
-    """``ml.windows.model_table`` as of d10dc0a (pandas per-column ops), the reference."""
-    df = _complete(cycles, nominal_capacity_ah)
-    _check_history(df, min_history)
-    df["cycle_index"] = df["cycle_index"].astype("float64")
-    cipph = pd.to_numeric(df["coulombic_inefficiency_per_hour"], errors="coerce")
-    df["coulombic_inefficiency_per_hour"] = cipph.clip(-0.01, 0.01)
-    pol = pd.to_numeric(df.get("polarization_volt"), errors="coerce")
-    pol_start = pol.dropna().iloc[:FIRST_CYCLES].median() if pol.notna().any() else np.nan
-    df["polarization_rise_volt"] = pol - pol_start
-    aw = pd.to_numeric(df.get("aw_ohm_per_sqrt_s"), errors="coerce")
-    aw_start = aw.dropna().iloc[0] if aw.notna().any() else np.nan
-    df["aw_rise_fraction"] = aw / aw_start - 1.0 if aw_start and aw_start > 0 else np.nan
-    for name in FEATURE_NAMES:
-        df[name] = pd.to_numeric(df[name], errors="coerce").astype("float64")
-    return df
 
 
 def _base(n=200, seed=7, **kw):

@@ -34,7 +34,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from open_loop import cpu_seconds, free_port, open_loop, post_request  # noqa: E402
+from open_loop import start_server as open_loop_server  # noqa: E402
+
 HISTORY_CYCLES = 200
 HORIZON_CYCLES = 100
 P99_GOAL_MS = 20.0
@@ -60,66 +62,6 @@ TOKEN = "bench-write"
 # ------------------------------------------------------------------------------ client side
 
 
-def _request(path: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"Authorization: Bearer {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    await reader.readexactly(length)
-    return status
-
-
-async def _open_loop(port: int, payload: bytes, rate: float, duration: float,
-                     max_conns: int, start_at: float) -> dict:
-    """Constant-rate sender: request i is due at start_at + i/rate (wall clock shared by the
-    client processes); latency from that due time."""
-    idle: asyncio.Queue = asyncio.Queue()
-    n_open = 0
-    lat: list[float] = []
-    errors = Counter()
-    n = int(rate * duration)
-
-    async def conn():
-        nonlocal n_open
-        if not idle.empty():
-            return idle.get_nowait()
-        if n_open < max_conns:
-            n_open += 1
-            return await asyncio.open_connection("127.0.0.1", port)
-        return await idle.get()
-
-    async def one(due: float):
-        try:
-            reader, writer = await conn()
-            writer.write(payload)
-            status = await asyncio.wait_for(_read_response(reader), 10)
-            idle.put_nowait((reader, writer))
-            if status != 200:
-                errors[str(status)] += 1
-        except Exception as exc:  # noqa: BLE001 - any failure counts as an error
-            errors[type(exc).__name__] += 1
-        lat.append(time.time() - due)
-
-    tasks = []
-    for i in range(n):
-        due = start_at + i / rate
-        delay = due - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(due)))
-    await asyncio.gather(*tasks)
-    return {"latency_s": lat, "errors": dict(errors), "requests": n,
-            "elapsed_s": time.time() - start_at}
-
-
 def client_main(args: argparse.Namespace) -> None:
     try:
         import uvloop
@@ -127,12 +69,12 @@ def client_main(args: argparse.Namespace) -> None:
         uvloop.install()
     except ImportError:  # pragma: no cover
         pass
-    payload = _request(args.path, Path(args.body).read_bytes())
+    payload = post_request(args.path, Path(args.body).read_bytes(), TOKEN)
     start_at = args.start_at
     if start_at <= 0:  # the parent names the start tick once every client has imported
         print("ready", flush=True)
         start_at = float(sys.stdin.readline())
-    res = asyncio.run(_open_loop(args.port, payload, args.rate, args.duration, args.conns,
+    res = asyncio.run(open_loop(args.port, payload, args.rate, args.duration, args.conns,
                                  start_at))
     print(json.dumps(res))
 
@@ -178,32 +120,10 @@ def load_step(port: int, path: str, body: Path, rate: float, duration: float,
 # ------------------------------------------------------------------------------ server side
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(model: str, home: Path, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "FADECAST_HOME": str(home), "FADECAST_SERVE_MODEL_URI": model,
-           "FADECAST_SERVE_WRITE_TOKEN": TOKEN, "OMP_NUM_THREADS": "1",
-           "FADECAST_SERVE_MAX_BODY_BYTES": "40000000"}
-    cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory", "--host",
-           "127.0.0.1", "--port", str(port), "--workers", str(workers), "--loop", "uvloop",
-           "--http", "httptools", "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if b" 200 " in s.recv(200):
-                    return proc
-        except OSError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("server did not become ready within 90 s")
+    return open_loop_server({"FADECAST_HOME": str(home), "FADECAST_SERVE_MODEL_URI": model,
+                             "FADECAST_SERVE_WRITE_TOKEN": TOKEN,
+                             "FADECAST_SERVE_MAX_BODY_BYTES": "40000000"}, port, workers)
 
 
 def _post(port: int, path: str, body: bytes, timeout: float = 120) -> tuple[int, bytes]:
@@ -260,30 +180,13 @@ def store_cell(home: Path, cycles) -> None:
         reg.close()
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its children (the uvicorn workers), in seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def sweep(port: int, path: str, body: Path, rates: list[float], duration: float,
           clients: int, label: str, server_pid: int) -> list[dict]:
     results = []
     for rate in rates:
-        cpu0 = _cpu_seconds(server_pid)
+        cpu0 = cpu_seconds(server_pid)
         r = load_step(port, path, body, rate, duration, clients)
-        r["server_cpu_ms"] = (_cpu_seconds(server_pid) - cpu0) * 1e3 / max(r["requests"], 1)
+        r["server_cpu_ms"] = (cpu_seconds(server_pid) - cpu0) * 1e3 / max(r["requests"], 1)
         results.append(r)
         print(f"  {label:22s} {rate:6.0f} req/s: achieved {r['achieved_rps']:7.1f}  p50 "
               f"{r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  errors {r['errors']}  "
@@ -506,7 +409,7 @@ def main() -> None:
         cell_body = tmp_path / "cell.json"
         cell_body.write_text(json.dumps({"horizon_cycles": HORIZON_CYCLES}))
         store_cell(home, cycles)
-        port = _free_port()
+        port = free_port()
         server = start_server(model, home, port, args.workers)
         try:
             for _ in range(10 * args.workers):  # every worker imported and warm

@@ -41,6 +41,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from open_loop import cpu_seconds, free_port, open_loop, post_request  # noqa: E402
+from open_loop import start_server as open_loop_server  # noqa: E402
+
 HISTORY_CYCLES = 200
 HORIZON_CYCLES = 100
 P99_LIMIT_MS = 50.0
@@ -152,95 +155,26 @@ def in_process(torch_model, model_dir: Path, n: int) -> dict:
 # HTTP: server + open-loop load generator (separate processes)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_server(model_dir: Path, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "FADECAST_SERVE_MODEL_URI": str(model_dir),
-           "FADECAST_SERVE_MAX_HISTORY_CYCLES": "20000", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "uvicorn", "serving.app:create_app", "--factory",
-           "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-           "--loop", "uvloop", "--http", "httptools", "--log-level", "warning",
-           "--no-access-log"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if b" 200 " in s.recv(200):
-                    return proc
-        except OSError:
-            pass
-        time.sleep(0.3)
-    proc.terminate()
-    raise RuntimeError("server did not become ready within 60 s")
+    return open_loop_server({"FADECAST_SERVE_MODEL_URI": str(model_dir),
+                             "FADECAST_SERVE_MAX_HISTORY_CYCLES": "20000"}, port, workers,
+                            ready_timeout_s=60.0)
 
 
 def _request_bytes(body: bytes) -> bytes:
-    head = (f"POST /v1/forecast HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json"
-            f"\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    return head + body
-
-
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":", 1)[1])
-    await reader.readexactly(length)
-    return status
+    return post_request("/v1/forecast", body)
 
 
 async def _open_loop(port: int, payload: bytes, rate: float, duration: float,
                      max_conns: int) -> dict:
-    idle: asyncio.Queue = asyncio.Queue()
-    n_open = 0
-    lat: list[float] = []
-    errors = 0
-    n = int(rate * duration)
-
-    async def conn():
-        nonlocal n_open
-        if not idle.empty():
-            return idle.get_nowait()
-        if n_open < max_conns:
-            n_open += 1
-            return await asyncio.open_connection("127.0.0.1", port)
-        return await idle.get()
-
-    async def one(scheduled: float):
-        nonlocal errors
-        try:
-            reader, writer = await conn()
-            writer.write(payload)
-            status = await asyncio.wait_for(_read_response(reader), 10)
-            idle.put_nowait((reader, writer))
-            if status != 200:
-                errors += 1
-        except Exception:  # noqa: BLE001 - any failure counts as an error
-            errors += 1
-        lat.append(time.perf_counter() - scheduled)
-
-    start = time.perf_counter() + 0.05
-    tasks = []
-    for i in range(n):
-        when = start + i / rate
-        delay = when - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(when)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
-    ms = np.array(lat) * 1e3
-    return {"rate_target": rate, "requests": n, "errors": errors,
-            "achieved_rps": n / elapsed, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max())}
+    """One open-loop step (see ``open_loop.open_loop``) summarised: p50/p99/max in ms."""
+    res = await open_loop(port, payload, rate, duration, max_conns, time.time() + 0.05)
+    ms = np.array(res["latency_s"]) * 1e3
+    return {"rate_target": rate, "requests": res["requests"],
+            "errors": sum(res["errors"].values()),
+            "achieved_rps": res["requests"] / res["elapsed_s"],
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max())}
 
 
 def loadgen_main(args: argparse.Namespace) -> None:
@@ -256,23 +190,6 @@ def loadgen_main(args: argparse.Namespace) -> None:
     print(json.dumps(res))
 
 
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its direct children (uvicorn workers), in seconds."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def _warm(port: int, body_path: Path, n: int = 10) -> None:
     """A few serial requests so every worker has imported its modules before timing."""
     payload = _request_bytes(body_path.read_bytes())
@@ -284,13 +201,13 @@ def _warm(port: int, body_path: Path, n: int = 10) -> None:
 
 def http_sweep(model_dir: Path, workers: int, rates: list[float], duration: float,
                body_path: Path) -> list[dict]:
-    port = _free_port()
+    port = free_port()
     server = start_server(model_dir, port, workers)
     results = []
     try:
         _warm(port, body_path, 5 * workers)
         for rate in rates:
-            cpu0 = _cpu_seconds(server.pid)
+            cpu0 = cpu_seconds(server.pid)
             out = subprocess.run(
                 [sys.executable, __file__, "--loadgen", "--port", str(port), "--rate", str(rate),
                  "--duration", str(duration), "--body", str(body_path), "--conns", "64"],
@@ -300,7 +217,7 @@ def http_sweep(model_dir: Path, workers: int, rates: list[float], duration: floa
             res = json.loads(out.stdout.strip().splitlines()[-1])
             res["workers"] = workers
             res["server_cpu_ms_per_request"] = \
-                (_cpu_seconds(server.pid) - cpu0) * 1e3 / max(res["requests"], 1)
+                (cpu_seconds(server.pid) - cpu0) * 1e3 / max(res["requests"], 1)
             results.append(res)
             print(f"  workers={workers} target {rate:6.0f} req/s: achieved "
                   f"{res['achieved_rps']:7.1f}  p50 {res['p50_ms']:7.2f} ms  p99 "
@@ -347,7 +264,7 @@ def parse_wrk(out: str) -> dict:
 def wrk_sweep(model_dir: Path, workers: int, conns: list[int], duration: float,
               body_path: Path) -> list[dict]:
     """One server; wrk at 1, 2, 4 … connections until p99 > the limit or an error."""
-    port = _free_port()
+    port = free_port()
     server = start_server(model_dir, port, workers)
     script = body_path.with_suffix(".lua")
     script.write_text('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -356,7 +273,7 @@ def wrk_sweep(model_dir: Path, workers: int, conns: list[int], duration: float,
     try:
         _warm(port, body_path, 5 * workers)
         for c in conns:
-            cpu0 = _cpu_seconds(server.pid)
+            cpu0 = cpu_seconds(server.pid)
             out = subprocess.run(["wrk", "-t1", f"-c{c}", f"-d{duration:.0f}s", "--latency",
                                   "-s", str(script), f"http://127.0.0.1:{port}/v1/forecast"],
                                  capture_output=True, text=True, timeout=duration * 10 + 60)
@@ -364,7 +281,7 @@ def wrk_sweep(model_dir: Path, workers: int, conns: list[int], duration: float,
                 raise RuntimeError(out.stderr[-2000:])
             res = parse_wrk(out.stdout)
             res.update(workers=workers, connections=c, server_cpu_ms_per_request=(
-                _cpu_seconds(server.pid) - cpu0) * 1e3 / max(res["requests"], 1))
+                cpu_seconds(server.pid) - cpu0) * 1e3 / max(res["requests"], 1))
             results.append(res)
             print(f"  workers={workers} wrk {c:3d} connection(s): {res['achieved_rps']:7.1f} "
                   f"req/s  p50 {res['p50_ms']:7.2f} ms  p99 {res['p99_ms']:8.2f} ms  errors "
