@@ -193,25 +193,23 @@ class ResponseCache:
                 self._items.popitem(last=False)
 
 
-def app_responses(app: Any) -> ResponseCache:
-    """The app's stored-cell response cache (created on first use)."""
-    cache = getattr(app.state, "cell_responses", None)
+def _app_cache(app: Any, attribute: str, factory: Any) -> Any:
+    """``app.state.<attribute>``, created by ``factory()`` on first use (double-checked)."""
+    cache = getattr(app.state, attribute, None)
     if cache is None:
         with _LOCK:
-            cache = getattr(app.state, "cell_responses", None)
+            cache = getattr(app.state, attribute, None)
             if cache is None:
-                cache = ResponseCache()
-                app.state.cell_responses = cache
+                cache = factory()
+                setattr(app.state, attribute, cache)
     return cache
+
+
+def app_responses(app: Any) -> ResponseCache:
+    """The app's stored-cell response cache (created on first use)."""
+    return _app_cache(app, "cell_responses", ResponseCache)
 
 
 def app_frames(app: Any) -> CellFrames:
     """The app's frame cache (created on first use)."""
-    frames = getattr(app.state, "cell_frames", None)
-    if frames is None:
-        with _LOCK:
-            frames = getattr(app.state, "cell_frames", None)
-            if frames is None:
-                frames = CellFrames()
-                app.state.cell_frames = frames
-    return frames
+    return _app_cache(app, "cell_frames", CellFrames)
