@@ -32,12 +32,9 @@ def _read_csv(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise InputFormatError("file not found", code="missing_file", file=str(path),
                                expected="an existing CSV file", found="nothing")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"cannot read as CSV: {exc}", code="unreadable_csv",
-                               file=path.name) from exc
-    raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
+    from serving.history import read_csv_text
+
+    raw = read_csv_text(path)
     for col in raw.columns:
         if col == "cell_id":
             continue

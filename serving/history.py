@@ -21,7 +21,7 @@ from data_registry.errors import InputFormatError, ValidationError
 __all__ = [
     "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "cycles_csv_cell_id",
     "domain_features", "frame_from_rows",
-    "loss_so_far_fraction", "read_cycles_csv", "recent_hours_per_cycle", "reference_capacity_ah",
+    "loss_so_far_fraction", "read_csv_text", "read_cycles_csv", "recent_hours_per_cycle", "reference_capacity_ah",
 ]
 
 REQUIRED_COLUMNS = ("cycle_index", "test_time_second", "discharge_capacity_ah")
@@ -60,6 +60,23 @@ def frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+def read_csv_text(path: Path) -> pd.DataFrame:
+    """A user's CSV as text cells (no NA guessing), header names stripped of spaces and BOM.
+
+    Raises
+    ------
+    InputFormatError
+        The file cannot be parsed as CSV (the message names the file).
+    """
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputFormatError(f"cannot read as CSV: {exc}", code="unreadable_csv",
+                               file=path.name) from exc
+    raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
+    return raw
+
+
 def read_cycles_csv(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
     """Read a user's per-cycle CSV: the required columns, the known optional ones.
 
@@ -73,12 +90,7 @@ def read_cycles_csv(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
         A value is not a finite number (the message names file, line and column).
     """
     path = Path(path)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputFormatError(f"cannot read as CSV: {exc}", code="unreadable_csv",
-                               file=path.name) from exc
-    raw.columns = [str(c).strip().lstrip("\ufeff") for c in raw.columns]
+    raw = read_csv_text(path)
     for name in REQUIRED_COLUMNS:
         if name not in raw.columns:
             raise InputFormatError("required column missing", code="missing_column",
