@@ -21,7 +21,8 @@ from data_registry.errors import InputFormatError, ValidationError
 __all__ = [
     "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "cycles_csv_cell_id",
     "domain_features", "frame_from_rows",
-    "loss_so_far_fraction", "read_csv_text", "read_cycles_csv", "recent_hours_per_cycle", "reference_capacity_ah",
+    "loss_so_far_fraction", "read_csv_text", "read_cycles_csv", "recent_hours_per_cycle",
+    "reference_capacity_ah",
 ]
 
 REQUIRED_COLUMNS = ("cycle_index", "test_time_second", "discharge_capacity_ah")
