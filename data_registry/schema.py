@@ -112,6 +112,13 @@ CYCLES = Table(
         Column("equivalent_full_cycles", "float64", "", "Cumulative equivalent full cycles.",
                lo=0.0),
         Column("internal_resistance_ohm", "float64", "Ω", "Internal resistance.", lo=0.0),
+        Column("aw_ohm_per_sqrt_s", "float64", "Ω s^-1/2",
+               "Warburg coefficient A_w fitted to this cycle's EIS spectrum.", lo=0.0),
+        Column("delta_q_v_variance_ah2", "float64", "Ah²",
+               "Variance of ΔQ(V) = Q_cycle(V) − Q_10(V) over the discharge.", lo=0.0),
+        Column("delta_q_v_minimum_ah", "float64", "Ah", "Minimum of ΔQ(V)."),
+        Column("delta_q_v_mean_ah", "float64", "Ah", "Mean of ΔQ(V)."),
+        Column("delta_q_v_skewness", "float64", "", "Skewness of ΔQ(V)."),
     ),
 )
 

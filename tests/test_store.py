@@ -322,3 +322,23 @@ def test_parts_encode_floats_byte_stream_split_lz4(reg, store_data):
     assert "BYTE_STREAM_SPLIT" not in col["cycle_count"].encodings  # integers: default
     whole = pd.read_csv(store_data / "cell_full.csv")
     assert reg.load_samples("cellA")["voltage_volt"].tolist() == whole["voltage_volt"].tolist()
+
+
+def test_per_cycle_table_keeps_aw_and_delta_q_columns(reg, tmp_path):
+    """A_w and the ΔQ(V) summaries are contract columns of a per-cycle table: ingesting one
+    stores them (they used to be dropped as unknown columns), NaN where a row leaves them out."""
+    path = tmp_path / "cycles.csv"
+    path.write_text("cycle_index,test_time_second,discharge_capacity_ah,aw_ohm_per_sqrt_s,"
+                    "delta_q_v_variance_ah2,delta_q_v_minimum_ah,delta_q_v_mean_ah,"
+                    "delta_q_v_skewness\n"
+                    "1,3600,1.000,0.10,,,,\n"
+                    "2,7200,0.990,0.11,,,,\n"
+                    "3,10800,0.985,0.12,1e-6,-0.002,-0.001,-0.5\n", encoding="utf-8")
+    report = reg.ingest([path], cell_id="aw1")
+    assert "unknown_columns" not in [w.code for w in report.warnings]
+    got = reg.load_cycles("aw1")
+    assert got["aw_ohm_per_sqrt_s"].tolist() == [0.10, 0.11, 0.12]
+    assert got["delta_q_v_minimum_ah"].isna().tolist() == [True, True, False]
+    last = got.iloc[2]
+    assert (last["delta_q_v_variance_ah2"], last["delta_q_v_minimum_ah"],
+            last["delta_q_v_mean_ah"], last["delta_q_v_skewness"]) == (1e-6, -0.002, -0.001, -0.5)
