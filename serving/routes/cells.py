@@ -184,6 +184,19 @@ async def _stored_history(request: Request, settings: Settings, cell_id: str, ce
     return frame, meta, float(nominal) if nominal is not None else None, stamp
 
 
+async def _cached_answer(request: Request, key: Any, compute: Any, *args: Any,
+                         **kwargs: Any) -> Response:
+    """The app's rendered answer for ``key``, else ``compute(*args, **kwargs)`` in a worker
+    thread, rendered and kept under ``key`` (a changed cell, model or body is a new key)."""
+    cache = app_responses(request.app)
+    hit = cache.get(key)
+    if hit is not None:
+        return Response(hit, media_type="application/json")
+    response = FastJSONResponse(await run_in_threadpool(compute, *args, **kwargs))
+    cache.put(key, bytes(response.body))
+    return response
+
+
 def _cache_key(route: str, cell_id: str, stamp: Any, model: OnnxForecaster, body: Any,
                settings: Settings) -> Any:
     return (route, cell_id, stamp, id(model), model.loaded_at, body.model_dump_json(),
@@ -201,18 +214,11 @@ async def forecast_cell(request: Request, body: CellForecastRequest, cell_id: st
                         settings: Settings = Depends(app_settings)) -> JSONResponse:
     check_lengths(0, body.horizon_cycles, settings)
     frame, meta, nominal, stamp = await _stored_history(request, settings, cell_id, body.cell)
-    cache = app_responses(request.app)
-    key = _cache_key("forecast", cell_id, stamp, model, body, settings)
-    hit = cache.get(key)
-    if hit is not None:
-        return Response(hit, media_type="application/json")
-    doc = await run_in_threadpool(
+    return await _cached_answer(
+        request, _cache_key("forecast", cell_id, stamp, model, body, settings),
         forecast_document, model, frame, horizon_cycles=body.horizon_cycles,
         hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
         nominal_capacity_ah=nominal, cell_id=cell_id, meta=meta)
-    response = FastJSONResponse(doc)
-    cache.put(key, bytes(response.body))
-    return response
 
 
 @router.post("/{cell_id}/advice", response_model=AdviceResponse,
@@ -224,12 +230,8 @@ async def advise_cell(request: Request, body: CellAdviceRequest, cell_id: str = 
                       model: OnnxForecaster = Depends(current_model),
                       settings: Settings = Depends(app_settings)) -> JSONResponse:
     frame, meta, nominal, stamp = await _stored_history(request, settings, cell_id, body.cell)
-    cache = app_responses(request.app)
-    key = _cache_key("advice", cell_id, stamp, model, body, settings)
-    hit = cache.get(key)
-    if hit is not None:
-        return Response(hit, media_type="application/json")
-    doc = await run_in_threadpool(
+    return await _cached_answer(
+        request, _cache_key("advice", cell_id, stamp, model, body, settings),
         advice_document, model, frame, planned_cycles=body.planned_cycles,
         tolerance_cycles=body.tolerance_cycles, eol_fraction=body.eol_fraction,
         hours_per_cycle=body.future_hours_per_cycle, nominal_capacity_ah=nominal,
@@ -239,6 +241,3 @@ async def advise_cell(request: Request, body: CellAdviceRequest, cell_id: str = 
         update_every_cycles=settings.advice_update_every_cycles,
         min_loss_fraction=settings.advice_min_loss_fraction,
         max_horizon_cycles=settings.max_horizon_cycles)
-    response = FastJSONResponse(doc)
-    cache.put(key, bytes(response.body))
-    return response
