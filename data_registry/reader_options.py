@@ -53,7 +53,7 @@ def reader_options_for(options: Mapping[str, Any] | None,
             if value is None:
                 continue
             if not isinstance(value, str) or (allowed is not None and value not in allowed):
-                raise StoreError(f"reader option '{key}' is not valid",
+                raise StoreError(f"reader option {_label(key)} is not valid",
                                  code="invalid_reader_option", column=key,
                                  expected=f"one of {list(allowed)}" if allowed else "a name",
                                  found=repr(value))
@@ -66,7 +66,7 @@ def reader_options_for(options: Mapping[str, Any] | None,
         if value is None:
             continue
         if key in out and _as_float(out[key]) != _as_float(value):
-            raise StoreError(f"reader option '{key}' contradicts the metadata",
+            raise StoreError(f"reader option {_label(key)} contradicts the metadata",
                              code="invalid_reader_option", column=key,
                              expected=f"{out[key]!r} (from the metadata)", found=repr(value))
         out[key] = value
@@ -78,12 +78,18 @@ def reader_options_for(options: Mapping[str, Any] | None,
         except (TypeError, ValueError, OverflowError):
             ok = False
         if not ok:
-            raise StoreError(f"reader option '{key}' is not valid", code="invalid_reader_option",
-                             column=key, expected=f"a {kind.__name__} in ({lo:g}, {hi:g})",
-                             found=repr(value))
+            raise StoreError(f"reader option {_label(key)} is not valid",
+                             code="invalid_reader_option", column=key,
+                             expected=f"a {kind.__name__} in ({lo:g}, {hi:g})", found=repr(value))
         out[key] = number
     out.update(choices)
     return out
+
+
+def _label(key: str) -> str:
+    """An option as a user of either interface knows it: ``'c_rate' (--c-rate)``."""
+    flag = CLI_FLAGS.get(key)
+    return f"'{key}' ({flag})" if flag else f"'{key}'"
 
 
 def _as_float(value: Any) -> float | None:
