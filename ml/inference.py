@@ -216,7 +216,8 @@ def _q(values: np.ndarray) -> dict[str, float]:
     return {"p05": float(values[0]), "p50": float(values[1]), "p95": float(values[2])}
 
 
-def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
+def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: ModelCard,
+             run: Any,
              horizon_cycles: int, hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
              nominal_capacity_ah: float | None = None, cell_id: str | None = None,
              chemistry: str | None = None) -> dict:
@@ -225,7 +226,8 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     Parameters
     ----------
     history:
-        Per-cycle rows (DataFrame or list of dicts) with at least ``cycle_index``,
+        Per-cycle rows (DataFrame, mapping of column → array, or list of row dicts) with at
+        least ``cycle_index``,
         ``test_time_second`` (s) and ``discharge_capacity_ah`` (Ah).
     card, run:
         The model card and ``run(inputs) -> outputs`` (or an onnxruntime session).
@@ -262,9 +264,9 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     FadecastError
         ``forecast_not_finite`` (HTTP 422) when the model returns NaN/inf for this history.
     """
-    frame = pd.DataFrame(history) if not isinstance(history, pd.DataFrame) else history
-    if cell_id is None and "cell_id" in frame.columns and len(frame):
-        ids = pd.unique(frame["cell_id"].dropna().astype(str))
+    frame = history if isinstance(history, (pd.DataFrame, Mapping)) else pd.DataFrame(history)
+    if cell_id is None and "cell_id" in frame:
+        ids = pd.Series(frame["cell_id"], copy=False).dropna().astype(str).unique()
         cell_id = str(ids[0]) if len(ids) == 1 else None
     if not (isinstance(eol_fraction, (int, float)) and 0.0 < float(eol_fraction) < 1.0):
         raise ValidationError("end-of-life fraction must lie in (0, 1)", code="bad_value",
@@ -295,7 +297,8 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
                    "loss_cycle_fraction": lc}, n_rows=table.n_rows, ref=ref)
     from ml.domain import judge_domain, request_conditions
     from ml.uncertainty import (OOD_WIDENING, compose_band, history_noise,
-                                identifiability_weight, share_band, trend_floor)
+                                identifiability_weight, share_band, trend_check,
+                                trend_floor)
 
     pace = float(np.median(np.diff(hours))) if len(hours) > 1 else float(hours[0] - last_hour)
     domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
@@ -312,6 +315,9 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
     conf = card.conformal.get("capacity") or {}
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
     raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
+    raw, floor = trend_check(raw, floor, np.asarray(table["cycle_index"], dtype=float),
+                             np.asarray(table["elapsed_hour"], dtype=float), retention, cycles,
+                             hours)
     if conf.get("method") == "quadrature":
         scale = float(conf.get("scale", 0.0))
         if knee is not None:  # the conformal scale was fitted on head-free bands: it may not
@@ -350,7 +356,7 @@ def forecast(history: pd.DataFrame | list[dict], *, card: ModelCard, run: Any,
             "uncertainty": uncertainty}
 
 
-def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame, table: pd.DataFrame,
+def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame | Mapping[str, Any], table: Any,
                      cycles: np.ndarray, cap: np.ndarray, last_cycle: float,
                      nominal_capacity_ah: float | None, chemistry: str | None) -> dict | None:
     """Apply the card's cycle-life head (if one fits this history) to the samples ``cap``
@@ -361,8 +367,8 @@ def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame, table: pd.DataFrame,
     from ml.models.cycle_life_head import apply_knee, eol_draws, head_features, select_head
 
     ref = float(column_values(table, "reference_capacity_ah")[0])
-    source = frame if all(c in frame.columns for c in ("cycle_index", "discharge_capacity_ah")) \
-        else (table if isinstance(table, pd.DataFrame) else table.frame())
+    source = frame if all(c in frame for c in ("cycle_index", "discharge_capacity_ah")) \
+        else table
     features = head_features(source, ref)
     durations = np.asarray(column_values(table, "cycle_duration_hour"), dtype=float)
     durations = durations[np.isfinite(durations)]

@@ -12,7 +12,15 @@ the reference capacity):
   the distance ahead.
 
 The last two form the per-cell FLOOR ``f`` (half-width of a 90 % interval); each side of the band
-is ``sqrt(((1 + s) · m)² + f²)`` with ``m`` the model's half-width on that side. The floor is
+is ``sqrt(((1 + s) · m)² + f²)`` with ``m`` the model's half-width on that side.
+
+A per-cell TREND CHECK (:func:`trend_check`) then guards against a model that is confidently
+wrong on a cell unlike its training cells: a √t + N least-squares fit of the history so far
+(:func:`sqrt_trend_fit`) adds (a) its own residual scale to the floor — a history that scatters
+around any smooth trend (capacity regeneration after rests, jumps) will scatter as much ahead —
+and (b) the gap between the model's median and the trend's forecast to the model's half-width on
+the trend's side, so where the two disagree the band reaches the trend. Both vanish on a cell
+the model and the trend agree on; both are derived from the history alone. The floor is
 derived from the history alone — no constant — and is positive for any history whose capacity
 moves at all; a perfectly constant history falls back to the reported resolution
 (:data:`QUANTISATION_FRACTION`).
@@ -30,7 +38,8 @@ from statistics import NormalDist
 import numpy as np
 
 __all__ = ["Z90", "QUANTISATION_FRACTION", "OOD_WIDENING", "history_noise", "trend_floor",
-           "compose_band", "conformal_score", "share_band", "identifiability_weight"]
+           "compose_band", "conformal_score", "share_band", "identifiability_weight",
+           "sqrt_trend_fit", "trend_check"]
 
 Z90 = NormalDist().inv_cdf(0.95)  # half-width of a 90 % normal interval, in sd
 #: a history whose retention never changes: its scatter is taken as the resolution a capacity is
@@ -84,6 +93,74 @@ def trend_floor(cycles: np.ndarray, retention: np.ndarray, future_cycles: np.nda
     mean_n = float(n_arr.mean())
     sxx = float(np.sum((n_arr - mean_n) ** 2))
     return Z90 * sigma_noise * np.sqrt(1.0 + 1.0 / n_arr.size + (fut - mean_n) ** 2 / sxx)
+
+
+def sqrt_trend_fit(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarray
+                   ) -> tuple[float, float, float] | None:
+    """``(c0, a, b)`` of r ≈ c0 − a·√t − b·N with a, b ≥ 0 (t hours, N cycles), least squares.
+
+    The per-cell √t + N fit of the evaluation's ``naive_sqrt`` baseline, solved exactly by trying
+    the four active sets of the two bounded coefficients (numpy only; a few µs). None when fewer
+    than 3 finite rows exist.
+    """
+    n = np.asarray(cycles, dtype=float)
+    t = np.asarray(hours, dtype=float)
+    r = np.asarray(retention, dtype=float)
+    ok = np.isfinite(n) & np.isfinite(t) & np.isfinite(r) & (t >= 0)
+    n, t, r = n[ok], t[ok], r[ok]
+    if n.size < 3:
+        return None
+    cols = (-np.sqrt(t), -n)
+    scales = [max(float(np.max(np.abs(c))), 1e-12) for c in cols]
+    best, best_sse = (float(np.mean(r)), 0.0, 0.0), float(np.sum((r - np.mean(r)) ** 2))
+    for active in ((0, 1), (0,), (1,)):
+        design = np.column_stack([np.ones_like(r)] + [cols[j] / scales[j] for j in active])
+        coef = np.linalg.lstsq(design, r, rcond=None)[0]
+        if np.any(coef[1:] < 0):
+            continue
+        sse = float(np.sum((design @ coef - r) ** 2))
+        if sse < best_sse - 1e-15:
+            ab = [0.0, 0.0]
+            for j, c in zip(active, coef[1:]):
+                ab[j] = float(c) / scales[j]
+            best, best_sse = (float(coef[0]), ab[0], ab[1]), sse
+    return best
+
+
+def trend_check(q: np.ndarray, floor: np.ndarray, cycles: np.ndarray, hours: np.ndarray,
+                retention: np.ndarray, future_cycles: np.ndarray, future_hours: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """``(q', floor')``: raw model quantiles [H, 3] and floor [H] checked against the history's
+    own √t + N trend (:func:`sqrt_trend_fit`), for :func:`compose_band`.
+
+    * ``floor' = sqrt(floor² + (Z90 · σ_fit)²)`` with σ_fit the trend's rms residual on the
+      history (retention units): scatter about a smooth trend is expected ahead too;
+    * with ``g = p50 − trend`` at each future point (trend from the PLANNED future hours), the
+      model's half-width on the trend's side becomes ``sqrt(m² + g²)`` (the lower side when the
+      trend lies below the median, else the upper one): the calibrated model spread then covers
+      the trend forecast too. The median is never moved.
+
+    Returns the inputs unchanged when the trend cannot be fitted (fewer than 3 rows).
+    """
+    q = np.array(q, dtype=np.float64)
+    f = np.asarray(floor, dtype=np.float64)
+    fit = sqrt_trend_fit(cycles, hours, retention)
+    if fit is None:
+        return q, f
+    c0, a, b = fit
+    n = np.asarray(cycles, dtype=float)
+    t = np.asarray(hours, dtype=float)
+    r = np.asarray(retention, dtype=float)
+    ok = np.isfinite(n) & np.isfinite(t) & np.isfinite(r) & (t >= 0)
+    resid = r[ok] - (c0 - a * np.sqrt(t[ok]) - b * n[ok])
+    sigma_fit = float(np.sqrt(np.mean(resid ** 2)))
+    trend = c0 - a * np.sqrt(np.maximum(np.asarray(future_hours, dtype=float), 0.0)) \
+        - b * np.asarray(future_cycles, dtype=float)
+    gap = q[..., 1] - trend
+    below, above = np.maximum(gap, 0.0), np.maximum(-gap, 0.0)
+    q[..., 0] = q[..., 1] - np.sqrt((q[..., 1] - q[..., 0]) ** 2 + below ** 2)
+    q[..., 2] = q[..., 1] + np.sqrt((q[..., 2] - q[..., 1]) ** 2 + above ** 2)
+    return q, np.sqrt(f ** 2 + (Z90 * sigma_fit) ** 2)
 
 
 def compose_band(q: np.ndarray, floor: np.ndarray, scale: float = 0.0,

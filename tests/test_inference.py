@@ -202,9 +202,22 @@ def test_end_of_life_reports_reached_quantiles_and_censors_the_unreached(loaded)
     assert eol["censored"] == {"p05": False, "p50": False, "p95": True}
     rows = {r["cycle_index"]: r for r in out["forecast"]}
     assert eol["test_time_second"]["p95"] == rows[last + 22]["test_time_second"]
+    # this history's own √t + N trend stays near 0.96: the band's upper side reaches that trend
+    # (ml.uncertainty.trend_check), so p95 stays unreached over 30 cycles as well
     full = forecast(hist, card=card, run=run, horizon_cycles=30, eol_fraction=0.8)["end_of_life"]
-    assert full["cycle_index"] == {"p05": last + 16, "p50": last + 21, "p95": last + 25}
+    assert full["cycle_index"] == {"p05": last + 16, "p50": last + 21, "p95": last + 30}
+    assert full["censored"] == {"p05": False, "p50": False, "p95": True}
+    # a history falling 0.01 per cycle (retention 0.61 at cycle 40) and a model that continues
+    # it: the trend agrees, every quantile is reached. 0.61 - 0.01 i -/+ 0.045 < 0.452 at
+    # i = 12 (p05), 16 (p50), 21 (p95)
+    ref = float(hist["discharge_capacity_ah"].iloc[:3].max())
+    linear = hist.assign(discharge_capacity_ah=ref * (1.0 - 0.01 * (hist["cycle_index"] - 1)))
+    run = _fake_run(lambda i: 0.61 - 0.01 * i)
+    full = forecast(linear, card=card, run=run, horizon_cycles=30,
+                    eol_fraction=0.452)["end_of_life"]
+    assert full["cycle_index"] == {"p05": last + 12, "p50": last + 16, "p95": last + 21}
     assert not any(full["censored"].values())
+    run = _fake_run(lambda i: 1.0 - 0.01 * i)
     assert forecast(hist, card=card, run=run, horizon_cycles=20,
                     eol_fraction=0.8)["end_of_life"] is None
 

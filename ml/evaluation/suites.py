@@ -91,39 +91,49 @@ def _trajectory_suite(test: list, calib: list, model: Any) -> dict:
             "per_cell": result["per_cell"], "notes": notes}
 
 
-def _pybamm_dev(model: Any, root: Any) -> dict:
-    recs = load_source("pybamm-dev", root=root)
-    split = split_by_cell(recs)
-    by_id = {r.cell_id: r for r in recs}
-    out = _trajectory_suite([by_id[c] for c in split["test"]],
-                            [by_id[c] for c in split["val"]], model)
-    out["notes"].append("test cells = split_by_cell(records, seed=0)['test']; first 40 % of "
-                        "each trajectory seen; planned future hours (pace of the last 10 "
-                        "observed cycles); baseline bands calibrated on the val cells")
-    return out
+#: the trajectory suites (test cells, calibration cells) of :func:`trajectory_cells`
+TRAJECTORY_SUITES = ("pybamm-dev", "synthetic", "geslin2024", "nasa-pcoe", "pybamm-cohorts-cells")
 
 
-def _split_suite(name: str, model: Any, root: Any) -> dict:
+def trajectory_cells(name: str, root: Any = None) -> tuple[list, list, list[str]]:
+    """``(test cells, calibration cells, notes)`` of a trajectory suite: the cells it scores and
+    the cells that calibrate the baselines' bands (never the same cells)."""
+    if name == "synthetic":
+        from ml.synthetic import make_fleet
+
+        return (make_fleet(24, seed=HELDOUT_SEED, prefix="heldout"),
+                make_fleet(12, seed=HELDOUT_SEED + 1, prefix="calib"),
+                [f"held-out fleet make_fleet(24, seed={HELDOUT_SEED}, prefix='heldout')"])
+    source = {"pybamm-cohorts-cells": "pybamm-cohorts-dev"}.get(name, name)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        recs = load_source(name, root=root)
+        recs = load_source(source, root=root)
     split = split_by_cell(recs)
     by_id = {r.cell_id: r for r in recs}
-    out = _trajectory_suite([by_id[c] for c in split["test"]],
-                            [by_id[c] for c in split["val"]], model)
-    out["notes"].append(f"test cells = split_by_cell({name} records, seed=0)['test']; first "
-                        "40 % seen; no time/cycle truth: capacity and interval figures only")
-    out["notes"] += [str(w.message) for w in caught]
-    return out
+    calib = [by_id[c] for c in split["val"]]
+    if name == "pybamm-cohorts-cells":
+        val = set(split["val"])
+        test = [r for r in recs if r.cell_id not in val]
+        notes = ["scored: every pybamm-cohorts-dev cell but split_by_cell's val cells "
+                 "(they calibrate the baseline bands); first 40 % seen; planned "
+                 "schedule; time/cycle truth from the simulator"]
+    elif name == "pybamm-dev":
+        test = [by_id[c] for c in split["test"]]
+        notes = ["test cells = split_by_cell(records, seed=0)['test']; first 40 % of "
+                 "each trajectory seen; planned future hours (pace of the last 10 "
+                 "observed cycles); baseline bands calibrated on the val cells"]
+    else:
+        test = [by_id[c] for c in split["test"]]
+        notes = [f"test cells = split_by_cell({name} records, seed=0)['test']; first "
+                 "40 % seen; no time/cycle truth: capacity and interval figures only"]
+        notes += [str(w.message) for w in caught]
+    return test, calib, notes
 
 
-def _synthetic(model: Any, root: Any) -> dict:
-    from ml.synthetic import make_fleet
-
-    test = make_fleet(24, seed=HELDOUT_SEED, prefix="heldout")
-    calib = make_fleet(12, seed=HELDOUT_SEED + 1, prefix="calib")
+def _trajectory(name: str, model: Any, root: Any) -> dict:
+    test, calib, notes = trajectory_cells(name, root)
     out = _trajectory_suite(test, calib, model)
-    out["notes"].append(f"held-out fleet make_fleet(24, seed={HELDOUT_SEED}, prefix='heldout')")
+    out["notes"] += notes
     return out
 
 
@@ -167,25 +177,9 @@ def _pybamm_cohorts(model: Any, root: Any) -> dict:
     return run_cohort_suite(root)
 
 
-def _pybamm_cohort_cells(model: Any, root: Any) -> dict:
-    """The pybamm-cohorts-dev cells as single cells (the trajectory protocol), scored on every
-    cell outside ``split_by_cell``'s val cells (which calibrate the baselines' bands): a
-    source with a KNOWN time/cycle split that the production model does not train on."""
-    recs = load_source("pybamm-cohorts-dev", root=root)
-    split = split_by_cell(recs)
-    val = set(split["val"])
-    out = _trajectory_suite([r for r in recs if r.cell_id not in val],
-                            [r for r in recs if r.cell_id in val], model)
-    out["notes"].append("scored: every pybamm-cohorts-dev cell but split_by_cell's val cells "
-                        "(they calibrate the baseline bands); first 40 % seen; planned "
-                        "schedule; time/cycle truth from the simulator")
-    return out
-
-
-_RUNNERS = {"pybamm-dev": _pybamm_dev, "severson": _severson, "synthetic": _synthetic,
-            "pybamm-cohorts": _pybamm_cohorts, "pybamm-cohorts-cells": _pybamm_cohort_cells,
-            "geslin2024": lambda model, root: _split_suite("geslin2024", model, root),
-            "nasa-pcoe": lambda model, root: _split_suite("nasa-pcoe", model, root)}
+_RUNNERS = {"severson": _severson, "pybamm-cohorts": _pybamm_cohorts,
+            **{name: (lambda model, root, _n=name: _trajectory(_n, model, root))
+               for name in TRAJECTORY_SUITES}}
 
 
 def run_suite(name: str, *, model: Any = None, root: str | Path | None = None) -> dict:
