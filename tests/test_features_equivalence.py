@@ -7,6 +7,16 @@ of the code in the tree; the module skips with the reason where that history is 
 varied inputs: many cells, counters or trapezoid integration, shuffled rows, step and
 source_row tie-breaks, NaN gaps in counters, temperature/IR columns, metadata thresholds,
 one-row cycles, cycles without discharge, blocks that start inside a cell, knees.
+
+Thresholds: the reference computes the rest-current and high-voltage thresholds on the WHOLE
+file (one per cell); today's build computes them causally (running maxima up to the end of
+each cycle, issue 10). The two coincide exactly when each cell's FIRST cycle already holds the
+cell's largest |I| and highest voltage — then every cycle's running maximum is the whole-file
+one. So every input below first goes through :func:`extremes_in_first_cycle`, which moves one
+sample of each cell's first cycle to those extremes (same rows, same order, same columns:
+every code path above is still exercised), and the tables are compared bit for bit. On the
+raw inputs, :func:`test_raw_inputs_differ_only_in_threshold_columns` checks that every column
+the thresholds do not touch is still bit-identical to the reference.
 """
 from __future__ import annotations
 
@@ -77,8 +87,59 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert a.attrs == b.attrs
 
 
+def extremes_in_first_cycle(samples: pd.DataFrame) -> pd.DataFrame:
+    """A copy where one sample of each cell's first cycle carries the cell's largest |I| (its
+    sign kept) and highest voltage, so causal thresholds equal whole-file ones (module doc)."""
+    df = samples.copy()
+    cell = (df["cell_id"].astype(str).to_numpy() if "cell_id" in df.columns
+            else np.zeros(len(df), dtype=object))
+    cyc = df["cycle_count"].to_numpy()
+    cur = df["current_ampere"].to_numpy(dtype=np.float64).copy()
+    volt = df["voltage_volt"].to_numpy(dtype=np.float64).copy()
+    for c in pd.unique(cell):
+        rows = np.flatnonzero(cell == c)
+        first = rows[cyc[rows] == cyc[rows].min()][0]
+        i_max = np.abs(cur[rows]).max()
+        cur[first] = i_max if cur[first] >= 0 else -i_max
+        volt[first] = volt[rows].max()
+    df["current_ampere"] = cur
+    df["voltage_volt"] = volt
+    return df
+
+
 def both(samples: pd.DataFrame, **kw) -> None:
+    samples = extremes_in_first_cycle(samples)
     assert_same(build_cycle_table(samples, **kw), ref.build_cycle_table(samples, **kw))
+
+
+#: Columns that depend on the rest-current or high-voltage threshold (directly or through the
+#: charge/discharge durations): the only ones allowed to differ on raw inputs.
+THRESHOLD_COLUMNS = ("rest_second", "rest_hour", "charge_duration_second",
+                     "discharge_duration_second", "charge_c_rate", "discharge_c_rate", "c_rate",
+                     "high_voltage_second", "high_voltage_hour", "cumulative_high_voltage_hour",
+                     "end_of_charge_voltage_volt", "end_of_discharge_voltage_volt")
+
+
+def test_raw_inputs_differ_only_in_threshold_columns():
+    """Unadjusted inputs (extremes reached late): every other column is bit-identical, and
+    the threshold columns do differ somewhere (so the adjustment above is not a no-op)."""
+    df = fleet_samples(n_cells=3, n_cycles=20, seed=11)
+    late = (df.cell_id == "cell-01") & (df.cycle_count == 15)
+    df.loc[late & (df.current_ampere > 0.1), "current_ampere"] *= 3.0  # a late fast charge
+    df.loc[late, "voltage_volt"] += 0.3  # and a late voltage peak
+    # an early trickle of 1.5 mA in the rests of cycles 3-5: above 0.1 % of the 0.8 A drawn so
+    # far (flow), below 0.1 % of the later 2.4 A (rest, for the whole-file threshold)
+    trickle = (df.cell_id == "cell-01") & df.cycle_count.between(3, 5) & (df.step_count == 2)
+    df.loc[trickle, "current_ampere"] = 1.5e-3
+    new, old = build_cycle_table(df), ref.build_cycle_table(df)
+    other = [c for c in old.columns if c not in THRESHOLD_COLUMNS]
+    assert_same(new[other], old[other])
+    differ = [c for c in THRESHOLD_COLUMNS
+              if not new[c].equals(old[c])]
+    assert {"rest_second", "high_voltage_second", "charge_duration_second"} <= set(differ)
+    early = new.cycle_index < 15  # only cycles before the late peak: the future leaked there
+    assert not new.loc[early & (new.cell_id == "cell-01"), "high_voltage_second"].equals(
+        old.loc[early & (old.cell_id == "cell-01"), "high_voltage_second"])
 
 
 @pytest.mark.parametrize("counters", [True, False])
@@ -127,6 +188,7 @@ def test_one_unnamed_cell_in_small_blocks():
     df = fleet_samples(n_cells=1, n_cycles=40, rows_per_cycle=24, seed=6).drop(
         columns=["cell_id"])
     both(df)
+    df = extremes_in_first_cycle(df)
     for block in (50, 333, 10_000):
         new = sample_cycles(prepare_samples(df), block_rows=block)
         old = ref_sample_cycles(ref_prepare_samples(df), block_rows=block)

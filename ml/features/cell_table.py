@@ -2,26 +2,22 @@
 
 ``FADECAST_HOME/cycle_tables/cell=<id>.parquet`` holds the per-sample reductions of
 :func:`ml.features.sample_cycles.sample_cycles` (one row per cycle, before completion) and,
-in its schema metadata, which sample ingests it covers and the cell-wide thresholds it used
-(rest current, highest voltage). When new sample ingests appear, only the cycles that changed
-are recomputed: the last stored cycle (possibly incomplete when it was stored) and the new
-ones, read from the Parquet parts that hold them, with one earlier row as context so time
-differences across the boundary equal the whole table's. The completion step
-(``complete_cycle_table``: reference capacity, hours, C-rates …) is O(cycles) and runs on the
-whole table each time, through the ONE feature path.
+in its schema metadata, which sample ingests it covers and the running maxima (largest |I|,
+highest voltage) of the cell's samples BEFORE its last stored cycle. When new sample ingests
+appear, only the cycles that changed are recomputed: the last stored cycle (possibly
+incomplete when it was stored) and the new ones, read from the Parquet parts that hold them,
+with one earlier row as context so time differences across the boundary equal the whole
+table's, and with the stored running maxima carried in so the thresholds equal the whole
+table's. The completion step (``complete_cycle_table``: reference capacity, hours, C-rates …)
+is O(cycles) and runs on the whole table each time, through the ONE feature path.
 
-The result equals ``build_cycle_table(samples, voltage_curves=False)`` of all the cell's
-samples computed with the same cell-wide thresholds (a test checks it column by column). A
-full rebuild happens only when the stored table cannot be extended exactly: the first call,
-samples removed or reordered, a new optional column, or a new largest |I| (it moves the rest
-threshold, hence rest and charge/discharge durations — model inputs — of earlier cycles).
-
-One deliberate difference from a batch ``build_cycle_table``: the high-voltage threshold
-(0.9 × the cell's highest voltage, unless ``high_voltage_threshold_volt`` metadata fixes it)
-stays the one of the first build, since a degrading cell's highest voltage creeps up every
-cycle and would force a rebuild per cycle. It only affects ``high_voltage_second`` (and its
-hour columns), which no model input uses; ``fadecast features`` on the finished cell uses the
-whole-test maximum.
+The thresholds the reductions use (rest current, high-voltage level) are causal — from the
+cell's samples up to the end of each cycle (:class:`ml.features.sample_frame.SampleArrays`) —
+so appending samples never changes an earlier cycle, and the result EQUALS
+``build_cycle_table(samples, voltage_curves=False)`` of all the cell's samples, every column
+including ``high_voltage_second`` (a test checks it with ``check_exact``). A full rebuild
+happens only when the stored table cannot be extended exactly: the first call, samples
+removed or reordered, a new optional column, a stored table of an older ``TABLE_VERSION``.
 """
 from __future__ import annotations
 
@@ -39,12 +35,13 @@ import pyarrow.parquet as pq
 
 from ml.features import cycle_input
 from ml.features.sample_cycles import sample_cycles
-from ml.features.sample_frame import OPTIONAL_FLOAT, REST_CURRENT_FRACTION, prepare_samples
+from ml.features.sample_frame import OPTIONAL_FLOAT, SampleArrays, prepare_samples
 
 __all__ = ["StoredCycleTable", "cell_cycle_table", "table_path"]
 
 #: Bump when the stored reductions change meaning (forces one rebuild of every stored table).
-TABLE_VERSION = 1
+#: 2: causal thresholds (running maxima before the last cycle stored instead of whole-cell ones).
+TABLE_VERSION = 2
 _META_KEY = b"fadecast.cycle_table"
 
 
@@ -54,8 +51,10 @@ class StoredCycleTable:
 
     table: pd.DataFrame
     ingest_ids: list[int]
-    rest_threshold_a: float
-    max_voltage_v: float
+    #: largest |I| (A) and highest voltage (V) of the samples of cycles before the last
+    #: stored cycle (NaN: the table has one cycle) — carried into the next extension.
+    prior_abs_current_a: float
+    prior_voltage_v: float
     columns: list[str]
     extended: bool = False  #: True when this call extended the stored table
     rebuilt: bool = False  #: True when this call rebuilt it from all samples
@@ -63,8 +62,16 @@ class StoredCycleTable:
 
     def state(self) -> dict[str, Any]:
         return {"version": TABLE_VERSION, "ingest_ids": self.ingest_ids,
-                "rest_threshold_a": self.rest_threshold_a, "max_voltage_v": self.max_voltage_v,
-                "columns": self.columns}
+                "prior_abs_current_a": _json_float(self.prior_abs_current_a),
+                "prior_voltage_v": _json_float(self.prior_voltage_v), "columns": self.columns}
+
+
+def _json_float(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _float(x: Any) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def table_path(home: Path, cell_id: str) -> Path:
@@ -84,8 +91,8 @@ def _read(path: Path) -> StoredCycleTable | None:
     if state.get("version") != TABLE_VERSION:
         return None
     return StoredCycleTable(table.to_pandas(), [int(i) for i in state["ingest_ids"]],
-                            float(state["rest_threshold_a"]), float(state["max_voltage_v"]),
-                            list(state["columns"]))
+                            _float(state["prior_abs_current_a"]),
+                            _float(state["prior_voltage_v"]), list(state["columns"]))
 
 
 def _write(path: Path, stored: StoredCycleTable) -> None:
@@ -123,11 +130,15 @@ def _present_columns(reg: Any, parts: list[str]) -> list[str]:
     return sorted(present)
 
 
-def _thresholds(arr: Any) -> tuple[float, float]:
-    return float(arr.cell_rest_threshold_a[0]), float(arr.cell_max_voltage_v[0])
+def _prior(arr: SampleArrays) -> tuple[float, float] | None:
+    """Running maxima (|I| A, V) through the second-to-last segment of ``arr`` (one cell),
+    i.e. before its last cycle; None when ``arr`` has fewer than 2 segments."""
+    if arr.n_segments < 2:
+        return None
+    return (float(arr.seg_abs_current_max_a[-2]), float(arr.seg_voltage_max_v[-2]))
 
 
-def _high_voltage(meta: dict[str, Any], vmax: float) -> np.ndarray | None:
+def _high_voltage(meta: dict[str, Any]) -> np.ndarray | None:
     hv = cycle_input.meta_float(meta, "high_voltage_threshold_volt")
     return None if not hv else np.array([hv])
 
@@ -136,10 +147,10 @@ def _rebuild(reg: Any, cell_id: str, meta: dict[str, Any], ingests: list[dict[st
              ) -> StoredCycleTable:
     samples = reg.load_samples(cell_id)
     arr = prepare_samples(samples, default_cell_id=cell_id)
-    raw = sample_cycles(arr, high_voltage_volt=_high_voltage(meta, 0.0), voltage_curves=False)
-    thr, vmax = _thresholds(arr)
+    raw = sample_cycles(arr, high_voltage_volt=_high_voltage(meta), voltage_curves=False)
+    prior = _prior(arr) or (float("nan"), float("nan"))
     cols = [c for c in samples.columns if c in OPTIONAL_FLOAT + ("step_count", "source_row")]
-    return StoredCycleTable(raw, [int(i["ingest_id"]) for i in ingests], thr, vmax,
+    return StoredCycleTable(raw, [int(i["ingest_id"]) for i in ingests], *prior,
                             sorted(cols), rebuilt=True,
                             recomputed_cycles=[int(c) for c in raw["cycle_index"]])
 
@@ -174,27 +185,24 @@ def _extend(reg: Any, cell_id: str, meta: dict[str, Any], stored: StoredCycleTab
         return None
     lead = 1 if keep[0] > 0 else 0
     sub = samples.iloc[keep[0] - lead:].reset_index(drop=True)
-    thr_new = float(np.abs(sub["current_ampere"].to_numpy()).max()) * REST_CURRENT_FRACTION
-    vmax_new = float(np.nanmax(sub["voltage_volt"].to_numpy()))
-    if thr_new > stored.rest_threshold_a:
-        return None  # a new largest |I| moves the rest threshold: earlier cycles would change
-    del vmax_new  # the high-voltage threshold stays as first stored (see the module doc)
+    if not np.isfinite(stored.prior_abs_current_a):
+        return None  # one stored cycle: nothing to carry, a rebuild is as cheap
     arr = prepare_samples(sub, default_cell_id=cell_id)
-    arr.cell_rest_threshold_a = np.array([stored.rest_threshold_a])
-    arr.cell_max_voltage_v = np.array([stored.max_voltage_v])
+    # The samples before cycle `last` reached these maxima; the thresholds of cycle `last`
+    # and later ones continue from them, as in a build from all samples.
+    arr.with_prior(np.array([stored.prior_abs_current_a]), np.array([stored.prior_voltage_v]))
     if lead:
         if arr.n_segments < 2 or arr.starts[1] != 1:
             return None
         arr = arr._view(0, arr.n_rows, 1, arr.n_segments)
-    fresh = sample_cycles(arr, high_voltage_volt=_high_voltage(meta, stored.max_voltage_v),
-                          voltage_curves=False)
+    fresh = sample_cycles(arr, high_voltage_volt=_high_voltage(meta), voltage_curves=False)
     kept = stored.table[stored.table["cycle_index"] < last]
     table = pd.concat([kept, fresh[list(kept.columns)]], ignore_index=True) \
         if set(fresh.columns) == set(kept.columns) else None
     if table is None:
         return None
-    return StoredCycleTable(table, ids, stored.rest_threshold_a, stored.max_voltage_v,
-                            stored.columns, extended=True,
+    prior = _prior(arr) or (stored.prior_abs_current_a, stored.prior_voltage_v)
+    return StoredCycleTable(table, ids, *prior, stored.columns, extended=True,
                             recomputed_cycles=[int(c) for c in fresh["cycle_index"]])
 
 

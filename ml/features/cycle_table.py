@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import ValidationError
-from ml.features import capacity, catalog, cycle_input, descriptors, timing
+from ml.features import capacity, catalog, cycle_input, descriptors
 from ml.features.cycle_arrays import CycleColumns
 from ml.features.sample_cycles import sample_cycles
 from ml.features.sample_frame import prepare_samples
@@ -168,18 +168,19 @@ def build_cycle_table(samples: pd.DataFrame, eis: pd.DataFrame | None = None,
 
     Returns
     -------
-    The per-cycle table, completed by :func:`complete_cycle_table`.
+    The per-cycle table, completed by :func:`complete_cycle_table`. The sample thresholds
+    (rest current, high-voltage level) are causal — from the cell's samples up to the end of
+    each cycle (:class:`ml.features.sample_frame.SampleArrays`) — so a cycle's row does not
+    depend on later samples.
     """
     meta = cycle_input.cell_metadata_map(cells)
     default_id = next(iter(meta)) if len(meta) == 1 else "cell"
     arr = prepare_samples(samples, default_cell_id=default_id)
-    hv = None
+    hv = None  # metadata thresholds; NaN = the causal default (ml.features.timing)
     if any(cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
            for c in arr.cell_ids):
-        vmax = arr.cell_max_voltage_v
         hv = np.array([cycle_input.meta_float(meta.get(c, {}), "high_voltage_threshold_volt")
-                       or timing.HIGH_VOLTAGE_FRACTION * vmax[k]
-                       for k, c in enumerate(arr.cell_ids)])
+                       or np.nan for c in arr.cell_ids])
     table = sample_cycles(arr, high_voltage_volt=hv, voltage_curves=voltage_curves)
     if eis is not None and len(eis):
         from ml.features.warburg_trend import align_warburg

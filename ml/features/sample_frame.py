@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import ValidationError
+from ml.features.jit import kernel
 
 REQUIRED = ("test_time_second", "voltage_volt", "current_ampere", "cycle_count")
 OPTIONAL_FLOAT = (
     "charging_capacity_ah", "discharging_capacity_ah", "charging_energy_wh",
     "discharging_energy_wh", "internal_resistance_ohm", "ambient_temperature_celsius",
 )
-#: A sample is "at rest" when |I| <= this fraction of the cell's largest |I| (unit-free, so
-#: mA and A inputs classify identically).
+#: A sample is "at rest" when |I| <= this fraction of the largest |I| the cell has drawn so far
+#: (up to the end of the sample's cycle; unit-free, so mA and A inputs classify identically).
 REST_CURRENT_FRACTION = 1e-3
 
 
@@ -45,14 +46,29 @@ class SampleArrays:
     first_of_cell : bool [n] — True on each cell's first row.
     extra : dict of optional float columns present in the input (same order).
 
-    cell_rest_threshold_a, cell_max_voltage_v : per cell code — |I| below which a row counts
-        as rest (``REST_CURRENT_FRACTION`` × the cell's largest |I|) and the cell's highest
-        voltage, fixed on the whole table so every block of a cell agrees.
+    prior_abs_current_a, prior_voltage_v : optional, per cell code — the largest |I| (A) and
+        voltage (V) of the cell's samples BEFORE this array's first segment of that cell (NaN:
+        none), for arrays that continue a cell (a stored table extended by new samples, a
+        streamed block). Default: the array starts each cell.
+    cell_rest_threshold_a, cell_max_voltage_v : optional, per cell code — FIXED thresholds for
+        every cycle of the cell (a caller that computed whole-file values elsewhere, e.g.
+        ``ml.fleet.cell_stream``). Default None: the causal thresholds below.
+
+    Thresholds are CAUSAL (known at the end of each cycle): for each (cell, cycle) segment,
+    ``seg_abs_current_max_a`` / ``seg_voltage_max_v`` are the largest |I| and voltage of the
+    cell's samples up to the end of that cycle (an expanding maximum over the cell's cycles).
+    A row is at rest when |I| <= ``REST_CURRENT_FRACTION`` × its cycle's
+    ``seg_abs_current_max_a``; the default high-voltage level is a fraction of
+    ``seg_voltage_max_v`` (:mod:`ml.features.timing`). So a cycle's descriptors depend on that
+    cycle and earlier ones only: a file truncated after cycle k gives cycles <= k the values
+    the whole file gives them. Views (``segment_blocks``, ``blocks``) share their parent's
+    per-segment values.
 
     Derived on first use: ``cell_starts``, ``runs`` (row 0 and each cell start),
     ``seg_cell`` / ``seg_cycle`` (cell code and cycle of each segment), ``ends``, ``dt_s``
-    (time since the previous row of the same cell, 0 on a cell's first row and on row 0) and
-    ``rest_threshold_a`` (per row; a 0-d array when all cells share one).
+    (time since the previous row of the same cell, 0 on a cell's first row and on row 0),
+    ``seg_abs_current_max_a``, ``seg_voltage_max_v``, ``seg_rest_threshold_a`` and
+    ``rest_threshold_a`` (per row, broadcastable; a 0-d array when every cycle shares one).
     """
 
     cell_ids: list[str]
@@ -66,20 +82,69 @@ class SampleArrays:
     extra: dict[str, np.ndarray]
     cell_rest_threshold_a: np.ndarray | None = None
     cell_max_voltage_v: np.ndarray | None = None
+    prior_abs_current_a: np.ndarray | None = None
+    prior_voltage_v: np.ndarray | None = None
+    _seg_maxima: tuple[np.ndarray, np.ndarray] | None = None
 
-    def __post_init__(self) -> None:
-        if self.cell_rest_threshold_a is None or self.cell_max_voltage_v is None:
-            runs = self.runs
-            codes = self.cell_codes[runs]
-            i_hi = np.maximum.reduceat(self.current_a, runs)
-            i_lo = np.minimum.reduceat(self.current_a, runs)
-            thr = np.zeros(len(self.cell_ids))
-            vmax = np.full(len(self.cell_ids), np.nan)
-            np.maximum.at(thr, codes, np.maximum(np.abs(i_hi), np.abs(i_lo))
-                          * REST_CURRENT_FRACTION)
-            np.fmax.at(vmax, codes, np.maximum.reduceat(self.voltage_v, runs))
-            self.cell_rest_threshold_a = thr
-            self.cell_max_voltage_v = vmax
+    def with_prior(self, abs_current_a: np.ndarray, voltage_v: np.ndarray) -> SampleArrays:
+        """Set the running maxima carried in from earlier samples (per cell code; NaN: none)
+        before any threshold is used; returns ``self``."""
+        self.prior_abs_current_a = np.asarray(abs_current_a, dtype=np.float64)
+        self.prior_voltage_v = np.asarray(voltage_v, dtype=np.float64)
+        self._seg_maxima = None
+        for name in ("seg_abs_current_max_a", "seg_voltage_max_v", "seg_rest_threshold_a",
+                     "rest_threshold_a"):
+            self.__dict__.pop(name, None)
+        return self
+
+    def _maxima(self) -> tuple[np.ndarray, np.ndarray]:
+        """(running max |I|, running max V) per segment, computed once per array tree."""
+        if self._seg_maxima is None:
+            st = self.starts
+            i_abs = np.maximum(np.abs(np.maximum.reduceat(self.current_a, st)),
+                               np.abs(np.minimum.reduceat(self.current_a, st)))
+            v_max = np.maximum.reduceat(self.voltage_v, st)
+            reset = self.first_of_cell[st]
+            reset[0] = True
+            codes = self.seg_cell
+            nan = np.full(i_abs.size, np.nan)
+            p_i = (nan if self.prior_abs_current_a is None
+                   else np.asarray(self.prior_abs_current_a, dtype=np.float64)[codes])
+            p_v = (nan if self.prior_voltage_v is None
+                   else np.asarray(self.prior_voltage_v, dtype=np.float64)[codes])
+            self._seg_maxima = (running_max(i_abs, reset, p_i), running_max(v_max, reset, p_v))
+        return self._seg_maxima
+
+    @property
+    def seg_abs_current_max_a(self) -> np.ndarray:
+        """Largest |I| (A) of the cell up to the end of each segment's cycle."""
+        return self._maxima()[0]
+
+    @property
+    def seg_voltage_max_v(self) -> np.ndarray:
+        """Highest voltage (V) of the cell up to the end of each segment's cycle."""
+        return self._maxima()[1]
+
+    @cached_property
+    def seg_rest_threshold_a(self) -> np.ndarray:
+        """|I| (A) at or below which a row of each segment counts as rest."""
+        if self.cell_rest_threshold_a is not None:
+            return np.asarray(self.cell_rest_threshold_a, dtype=np.float64)[self.seg_cell]
+        return self.seg_abs_current_max_a * REST_CURRENT_FRACTION
+
+    def seg_high_voltage_v(self, fraction: float,
+                           fixed_by_code: np.ndarray | None = None) -> np.ndarray:
+        """High-voltage level (V) per segment: ``fixed_by_code[cell]`` where finite (metadata),
+        else ``fraction`` × the highest voltage so far (or × ``cell_max_voltage_v``)."""
+        if self.cell_max_voltage_v is not None:
+            vmax = np.asarray(self.cell_max_voltage_v, dtype=np.float64)[self.seg_cell]
+        else:
+            vmax = self.seg_voltage_max_v
+        hv = fraction * vmax
+        if fixed_by_code is not None:
+            fixed = np.asarray(fixed_by_code, dtype=np.float64)[self.seg_cell]
+            hv = np.where(np.isfinite(fixed), fixed, hv)
+        return hv
 
     @property
     def n_rows(self) -> int:
@@ -122,7 +187,17 @@ class SampleArrays:
 
     @cached_property
     def rest_threshold_a(self) -> np.ndarray:
-        return self.per_cell(self.cell_rest_threshold_a)
+        return self.per_segment(self.seg_rest_threshold_a)
+
+    def per_segment(self, values_by_segment: np.ndarray) -> np.ndarray:
+        """Per-row (broadcastable) values from per-segment ones: a 0-d array when all agree;
+        rows before the first segment (a view's context row) take the first segment's."""
+        v = np.asarray(values_by_segment, dtype=np.float64)
+        if v.size == 1 or (v == v[0]).all():
+            return np.asarray(v[0])
+        lengths = np.diff(np.append(self.starts, self.n_rows))
+        lengths[0] += self.starts[0]
+        return np.repeat(v, lengths)
 
     def per_cell(self, values_by_code: np.ndarray) -> np.ndarray:
         """Per-row (broadcastable) values from an array indexed by cell code."""
@@ -137,7 +212,8 @@ class SampleArrays:
             starts=self.starts[sa:sb] - lo, first_of_cell=self.first_of_cell[lo:b],
             extra={k: v[lo:b] for k, v in self.extra.items()},
             cell_rest_threshold_a=self.cell_rest_threshold_a,
-            cell_max_voltage_v=self.cell_max_voltage_v)
+            cell_max_voltage_v=self.cell_max_voltage_v,
+            _seg_maxima=tuple(m[sa:sb] for m in self._maxima()))
 
     def segment_blocks(self, block_rows: int = BLOCK_ROWS) -> list[SampleArrays]:
         """Views of whole cycles, about ``block_rows`` rows each, in order.
@@ -317,6 +393,35 @@ def _single_value(col: pd.Series) -> bool:
         return False
     same = (col == first).all(skipna=False)  # a missing id is NA or False, never skipped
     return same is not pd.NA and bool(same)
+
+
+def _running_max(values, reset, prior, out):  # pragma: no cover - compiled by numba
+    run = values[0]
+    for s in range(values.shape[0]):
+        v = values[s]
+        if reset[s]:
+            run = v
+            p = prior[s]
+            if p > run:  # NaN (no prior) compares False
+                run = p
+        elif v > run:
+            run = v
+        out[s] = run
+
+
+_running_max_kernel = kernel(_running_max)
+
+
+def running_max(values: np.ndarray, reset: np.ndarray, prior: np.ndarray) -> np.ndarray:
+    """Expanding maximum of per-segment ``values`` that restarts where ``reset`` (a new cell)
+    at max(value, ``prior``) — ``prior`` NaN where nothing came before."""
+    out = np.empty(values.shape[0], dtype=np.float64)
+    if values.shape[0] < 64:  # not worth a compilation
+        _running_max(values, reset, prior, out)
+    else:
+        _running_max_kernel(np.ascontiguousarray(values, dtype=np.float64),
+                            np.ascontiguousarray(reset), np.ascontiguousarray(prior), out)
+    return out
 
 
 def per_row(per_cell: np.ndarray, cell_starts: np.ndarray, n: int) -> np.ndarray:

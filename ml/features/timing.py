@@ -12,8 +12,9 @@ from ml.features.columns import numeric_column
 from ml.features.cycle_arrays import CycleColumns
 from ml.features.sample_frame import SampleArrays
 
-#: Default "high voltage" threshold as a fraction of the cell's highest recorded voltage
-#: (e.g. 0.9 × 4.2 V = 3.78 V); a cell's ``high_voltage_threshold_volt`` metadata overrides it.
+#: Default "high voltage" threshold as a fraction of the highest voltage the cell has reached
+#: up to the end of the cycle (e.g. 0.9 × 4.2 V = 3.78 V) — causal, so a cycle's value never
+#: depends on later cycles; a cell's ``high_voltage_threshold_volt`` metadata overrides it.
 HIGH_VOLTAGE_FRACTION = 0.9
 
 
@@ -24,8 +25,12 @@ def timing_per_cycle(arr: SampleArrays,
     Parameters
     ----------
     arr : sorted samples.
-    high_voltage_volt : float threshold per cell (V), indexed by cell code; default
-        ``HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage.
+    high_voltage_volt : fixed threshold per cell (V), indexed by cell code; NaN (or None for
+        all cells) means the causal default ``HIGH_VOLTAGE_FRACTION`` × the highest voltage of
+        the cell up to the end of each cycle (``SampleArrays.seg_voltage_max_v``).
+
+    Rest and flow directions use ``arr.rest_threshold_a`` (causal too: a fraction of the
+    largest |I| up to the end of each cycle; see :class:`SampleArrays`).
 
     Returns
     -------
@@ -61,10 +66,8 @@ def timing_per_cycle(arr: SampleArrays,
     v_sum = np.empty(n)
     v_sum[0] = 2.0 * arr.voltage_v[0]
     np.add(arr.voltage_v[1:], arr.voltage_v[:-1], out=v_sum[1:])
-    if high_voltage_volt is None:
-        high_voltage_volt = HIGH_VOLTAGE_FRACTION * arr.cell_max_voltage_v
-    hv = arr.per_cell(np.asarray(high_voltage_volt, dtype=np.float64))
-    hv2 = 2.0 * hv
+    hv2 = arr.per_segment(2.0 * arr.seg_high_voltage_v(HIGH_VOLTAGE_FRACTION,
+                                                        high_voltage_volt))
     hv_dt = np.multiply(dt, v_sum >= hv2, out=v_sum)
 
     start_s = arr.time_s[st]
