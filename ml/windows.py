@@ -13,6 +13,7 @@ rows are all-zero in the mask, so the last row is the last observed cycle); ``qu
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,17 +72,20 @@ class WindowSpec:
                 "padding": "left (last row = last observed cycle)"}
 
 
-def _complete(cycles: pd.DataFrame, nominal_capacity_ah: float | None) -> pd.DataFrame:
-    """The ONE feature path (``ml.features.complete_cycle_table``), with the reference rule."""
-    from ml.features import complete_cycle_table
+def _complete(cycles: pd.DataFrame | Mapping[str, Any],
+              nominal_capacity_ah: float | None) -> tuple[dict[str, Any], list[str]]:
+    """The ONE feature path (``ml.features.complete_cycle_columns``), with the reference rule:
+    the model table's columns as arrays and the ignored input columns."""
+    from ml.features import complete_cycle_columns
 
     cells = None
     if nominal_capacity_ah is not None:
         reference_capacity(np.ones(1), nominal_capacity_ah)  # validates the value
-        ids = cycles["cell_id"].astype(str).unique() if "cell_id" in cycles.columns else []
+        ids = pd.unique(np.asarray(cycles["cell_id"]).astype(str)) if "cell_id" in cycles \
+            else []
         cell_id = str(ids[0]) if len(ids) else "cell"
         cells = {cell_id: {"nominal_capacity_ah": float(nominal_capacity_ah)}}
-    return complete_cycle_table(cycles, cells, columns=_TABLE_COLUMNS)
+    return complete_cycle_columns(cycles, cells, columns=_TABLE_COLUMNS)
 
 
 def reference_capacity(discharge_ah: np.ndarray, nominal_capacity_ah: float | None = None) -> float:
@@ -139,8 +143,12 @@ class ModelColumns(dict):
         return tuple(self)
 
     def frame(self) -> pd.DataFrame:
-        """The same columns as a DataFrame (what :func:`model_table` returns)."""
-        out = pd.DataFrame(dict(self), copy=False)
+        """The same columns as a DataFrame (what :func:`model_table` returns; ``cell_id`` as
+        pandas' string dtype, as ``complete_cycle_table`` gives it)."""
+        data = dict(self)
+        if isinstance(data.get("cell_id"), np.ndarray):
+            data["cell_id"] = pd.array(data["cell_id"], dtype="str")
+        out = pd.DataFrame(data, copy=False)
         out.attrs = dict(self.attrs)
         return out
 
@@ -154,23 +162,6 @@ def column_values(table: pd.DataFrame | ModelColumns, name: str) -> Any:
     """Column ``name`` of a model table as an array (``Series.to_numpy()`` for a DataFrame)."""
     col = table[name]
     return col.to_numpy() if isinstance(col, pd.Series) else col
-
-
-def _frame_arrays(df: pd.DataFrame) -> dict[str, Any]:
-    """``{column: values}`` of a DataFrame: numpy columns as writable arrays (pandas hands out
-    read-only views), extension-typed ones (nullable Float64 / Int64, strings) as they are."""
-    arrays = getattr(df, "_iter_column_arrays", None)
-    if arrays is None:  # pragma: no cover - pandas without the (private) fast iterator
-        return {c: _column_array(df[c]) for c in df.columns}
-    out: dict[str, Any] = {}
-    for name, values in zip(df.columns, arrays()):
-        if isinstance(values, np.ndarray):
-            out[name] = values if values.flags.writeable else values.copy()
-        else:
-            out[name] = values
-    if len(out) != df.shape[1]:  # pragma: no cover - duplicate column names: the slow path
-        return {c: _column_array(df[c]) for c in df.columns}
-    return out
 
 
 def _check_columns(data: dict[str, Any], n_rows: int, min_rows: int) -> None:
@@ -189,16 +180,17 @@ def _check_columns(data: dict[str, Any], n_rows: int, min_rows: int) -> None:
         _check_history(pd.DataFrame(data, copy=False), min_rows)
 
 
-def model_columns(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = None,
+def model_columns(cycles: pd.DataFrame | Mapping[str, Any], *,
+                  nominal_capacity_ah: float | None = None,
                   min_history: int = 3) -> ModelColumns:
     """:func:`model_table`'s columns as plain arrays (:class:`ModelColumns`), the same values
-    and dtypes, without building the output DataFrame (the serving path reads these)."""
-    if not isinstance(cycles, pd.DataFrame) or len(cycles) == 0:
+    (``cell_id`` as an object array of str), without a DataFrame in or out: ``cycles`` may be
+    a DataFrame or a mapping of column → array (``serving.history.columns_from_rows``)."""
+    if not isinstance(cycles, (pd.DataFrame, Mapping)) or _n_rows(cycles) == 0:
         raise ValidationError("history is empty", code="empty_input", column="history",
                               expected=f">= {min_history} per-cycle rows", found="0 rows")
-    df = _complete(cycles, nominal_capacity_ah)
-    n = len(df)
-    data = _frame_arrays(df)
+    data, ignored = _complete(cycles, nominal_capacity_ah)
+    n = len(data["cycle_index"])
     _check_columns(data, n, min_history)
     data["cycle_index"] = data["cycle_index"].astype(np.float64)
     data["coulombic_inefficiency_per_hour"] = np.clip(
@@ -215,7 +207,14 @@ def model_columns(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = N
         if data[name].dtype != np.float64:
             data[name] = pd.to_numeric(pd.Series(data[name]), errors="coerce").to_numpy(
                 np.float64, na_value=np.nan)
-    return ModelColumns(data, n, df.attrs)
+    return ModelColumns(data, n, {"ignored_columns": ignored})
+
+
+def _n_rows(cycles: pd.DataFrame | Mapping[str, Any]) -> int:
+    """Rows of a per-cycle DataFrame or of a mapping of columns (its first column's length)."""
+    if isinstance(cycles, pd.DataFrame):
+        return len(cycles)
+    return len(next(iter(cycles.values()))) if len(cycles) else 0
 
 
 def model_table(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = None,
@@ -256,14 +255,6 @@ def _num_array(data: dict[str, Any], name: str, n_rows: int) -> np.ndarray:
         return col  # already plain float64 (NaN where missing): no conversion
     return pd.to_numeric(pd.Series(col, copy=False), errors="coerce").to_numpy(
         np.float64, na_value=np.nan)
-
-
-def _column_array(series: pd.Series) -> Any:
-    values = series.array
-    if not isinstance(values, pd.arrays.NumpyExtensionArray):
-        return values
-    arr = series.to_numpy()
-    return arr if arr.flags.writeable else arr.copy()
 
 
 def _num(df: pd.DataFrame, name: str) -> np.ndarray:

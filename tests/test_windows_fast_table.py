@@ -8,12 +8,18 @@ import pandas as pd
 import pytest
 
 from ml.synthetic import make_cell
-from ml.windows import FEATURE_NAMES, FIRST_CYCLES, _check_history, _complete, model_table
+from ml.features import complete_cycle_table
+from ml.windows import FEATURE_NAMES, FIRST_CYCLES, _TABLE_COLUMNS, _check_history, model_table
 
 
 def _reference_model_table(cycles, *, nominal_capacity_ah=None, min_history=3):
-    """``ml.windows.model_table`` as of d10dc0a (pandas per-column ops)."""
-    df = _complete(cycles, nominal_capacity_ah)
+    """``ml.windows.model_table`` as of d10dc0a (pandas per-column ops on the DataFrame
+    ``complete_cycle_table`` returns)."""
+    cells = None
+    if nominal_capacity_ah is not None:
+        ids = cycles["cell_id"].astype(str).unique() if "cell_id" in cycles.columns else []
+        cells = {str(ids[0]) if len(ids) else "cell": {"nominal_capacity_ah": nominal_capacity_ah}}
+    df = complete_cycle_table(cycles, cells, columns=_TABLE_COLUMNS)
     _check_history(df, min_history)
     df["cycle_index"] = df["cycle_index"].astype("float64")
     cipph = pd.to_numeric(df["coulombic_inefficiency_per_hour"], errors="coerce")

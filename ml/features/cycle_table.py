@@ -7,7 +7,7 @@ the same function that completes a per-cycle table a user brings — so every co
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -63,14 +63,49 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     if not isinstance(cycles, pd.DataFrame):
         raise ValidationError("per-cycle table must be a DataFrame", code="bad_input",
                               expected="DataFrame", found=type(cycles).__name__)
-    if len(cycles) == 0:
+    data, ignored = complete_cycle_columns(cycles, cells, file=file, columns=columns)
+    if "cell_id" in data:
+        data["cell_id"] = pd.array(data["cell_id"], dtype="str")
+    out = pd.DataFrame(data, copy=False)
+    out.attrs["ignored_columns"] = ignored
+    return out
+
+
+def complete_cycle_columns(cycles: pd.DataFrame | Mapping[str, Any], cells: Any = None, *,
+                           file: str | None = None, columns: Iterable[str] | None = None
+                           ) -> tuple[dict[str, Any], list[str]]:
+    """:func:`complete_cycle_table` without a DataFrame around its input or output.
+
+    ``cycles`` is a DataFrame or a mapping of column name → 1-D array (all of one length);
+    returns ``(columns, ignored)``: the output columns as arrays (``cell_id`` as an object
+    array of str) with the same values as :func:`complete_cycle_table`'s, and the input
+    columns that were not used. The per-request serving path uses it (a 200-cycle history
+    spends more time in DataFrame construction than in the descriptors).
+    """
+    if isinstance(cycles, pd.DataFrame):
+        n_rows = len(cycles)
+        src_names = list(cycles.columns)
+    elif isinstance(cycles, Mapping):
+        lengths = {len(v) for v in cycles.values()}
+        if len(lengths) > 1:
+            raise ValidationError("per-cycle columns differ in length", code="bad_input",
+                                  file=file, expected="columns of one length",
+                                  found=str(sorted(lengths)))
+        n_rows = lengths.pop() if lengths else 0
+        src_names = list(cycles)
+    else:
+        raise ValidationError("per-cycle table must be a DataFrame", code="bad_input",
+                              expected="DataFrame or a mapping of columns",
+                              found=type(cycles).__name__)
+    if n_rows == 0:
         raise ValidationError("per-cycle table is empty", code="empty_input", file=file,
                               expected="at least one row", found="0 rows")
     wanted = descriptors.output_columns(columns)
     steps = descriptors.plan(wanted)
     meta = cycle_input.cell_metadata_map(cells)
-    ignored = [c for c in cycles.columns if c not in _INPUT_SET]
-    src = CycleColumns.from_frame(cycles, keep=_INPUT_SET)
+    ignored = [c for c in src_names if c not in _INPUT_SET]
+    src = (CycleColumns.from_frame(cycles, keep=_INPUT_SET) if isinstance(cycles, pd.DataFrame)
+           else CycleColumns({k: v for k, v in cycles.items() if k in _INPUT_SET}, n_rows))
     cycle_input.check_numeric(src, _NUMERIC, file)
     cycle_input.check_required(src, file, cycle_input.time_estimable(src, meta))
     ids, code = cycle_input.cell_codes(src, meta, file)
@@ -92,14 +127,12 @@ def complete_cycle_table(cycles: pd.DataFrame, cells: Any = None, *,
     data: dict[str, Any] = {}
     for c in wanted:
         if c == "cell_id":
-            data[c] = pd.array(np.asarray(ids, dtype=object)[code], dtype="str")
+            data[c] = np.asarray(ids, dtype=object)[code]
         elif all(c not in new and c not in part for part, new in cells_done):
             data[c] = np.full(len(code), np.nan)  # underivable for every cell: one array
         else:
             data[c] = _joined([_column(c, part, new) for part, new in cells_done])
-    out = pd.DataFrame(data, copy=False)
-    out.attrs["ignored_columns"] = ignored
-    return out
+    return data, ignored
 
 
 def _column(name: str, part: CycleColumns, new: dict[str, np.ndarray]) -> Any:

@@ -24,8 +24,8 @@ import pandas as pd
 from data_registry.errors import FadecastError, ValidationError
 
 __all__ = ["PersistenceBaseline", "NaiveSqrtBaseline", "PowerLawBaseline",
-           "ElasticNetCycleLife", "early_cycle_features", "TRAJECTORY_BASELINES",
-           "retention_history"]
+           "ElasticNetCycleLife", "early_cycle_features", "early_cycle_arrays",
+           "TRAJECTORY_BASELINES", "retention_history"]
 
 FIRST_CYCLES = 3
 
@@ -249,9 +249,36 @@ def early_cycle_features(cycles: pd.DataFrame, *, n_cycles: int = 100) -> dict[s
     columns; the last row that has them, at or before cycle n): log10 variance (Ah²),
     log10 |minimum|, log10 |mean| (Ah) and skewness.
     """
-    c = cycles[(cycles["cycle_index"] >= 2) & (cycles["cycle_index"] <= n_cycles)]
-    n = c["cycle_index"].to_numpy(dtype="float64")
-    q = c["discharge_capacity_ah"].to_numpy(dtype="float64")
+    cyc = cycles["cycle_index"].to_numpy(dtype="float64")
+    dq_row = None
+    if "delta_q_v_variance_ah2" in cycles.columns:
+        dq = cycles[(cycles["cycle_index"] <= n_cycles)
+                    & cycles["delta_q_v_variance_ah2"].notna()]
+        if len(dq):
+            row = dq.iloc[-1]
+            dq_row = tuple(float(row[c]) for c in _DELTA_Q_COLUMNS)
+    return early_cycle_arrays(cyc, cycles["discharge_capacity_ah"].to_numpy(dtype="float64"),
+                              dq_row, n_cycles=n_cycles)
+
+
+#: the per-cycle ΔQ(V) summary columns behind DELTA_Q_FEATURES, in that order
+_DELTA_Q_COLUMNS = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
+                    "delta_q_v_skewness")
+
+
+def early_cycle_arrays(cycle_index: np.ndarray, capacity_ah: np.ndarray,
+                       delta_q_row: tuple[float, float, float, float] | None = None, *,
+                       n_cycles: int = 100) -> dict[str, float]:
+    """:func:`early_cycle_features` on arrays (the serving path: no DataFrame).
+
+    ``cycle_index`` and ``capacity_ah`` (Ah) are one cell's rows in table order;
+    ``delta_q_row`` the ΔQ(V) summaries (variance Ah², minimum Ah, mean Ah, skewness) of the
+    row they come from, or None.
+    """
+    cycle_index = np.asarray(cycle_index, dtype="float64")
+    window = (cycle_index >= 2) & (cycle_index <= n_cycles)
+    n = cycle_index[window]
+    q = np.asarray(capacity_ah, dtype="float64")[window]
     ok = np.isfinite(q)
     n, q = n[ok], q[ok]
     if n.size < 10:
@@ -270,18 +297,14 @@ def early_cycle_features(cycles: pd.DataFrame, *, n_cycles: int = 100) -> dict[s
     out["log10_late_fade_rate"] = float(np.log10(max(-late_slope, FADE_RATE_FLOOR)))
     out["log10_capacity_drop"] = float(np.log10(max(-out["qn_minus_q2_ah"],
                                                     CAPACITY_DROP_FLOOR)))
-    if "delta_q_v_variance_ah2" in cycles.columns:
-        dq = cycles[(cycles["cycle_index"] <= n_cycles)
-                    & cycles["delta_q_v_variance_ah2"].notna()]
-        if len(dq):
-            row = dq.iloc[-1]
-            tiny = 1e-30
-            out.update({
-                "log10_delta_q_v_variance": float(np.log10(row["delta_q_v_variance_ah2"] + tiny)),
-                "log10_abs_delta_q_v_minimum": float(np.log10(abs(row["delta_q_v_minimum_ah"])
-                                                              + tiny)),
-                "log10_abs_delta_q_v_mean": float(np.log10(abs(row["delta_q_v_mean_ah"]) + tiny)),
-                "delta_q_v_skewness": float(row["delta_q_v_skewness"])})
+    if delta_q_row is not None:
+        variance, minimum, mean, skewness = delta_q_row
+        tiny = 1e-30
+        out.update({
+            "log10_delta_q_v_variance": float(np.log10(variance + tiny)),
+            "log10_abs_delta_q_v_minimum": float(np.log10(abs(minimum) + tiny)),
+            "log10_abs_delta_q_v_mean": float(np.log10(abs(mean) + tiny)),
+            "delta_q_v_skewness": float(skewness)})
     return out
 
 

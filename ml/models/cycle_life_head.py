@@ -33,7 +33,8 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-from ml.models.baselines import DELTA_Q_FEATURES, early_cycle_features
+from data_registry.errors import ValidationError
+from ml.models.baselines import DELTA_Q_FEATURES, early_cycle_arrays
 
 __all__ = ["HEADS", "WINDOW_CYCLES", "THRESHOLD_FRACTION", "head_features", "select_head",
            "eol_draws", "apply_knee", "fit_heads", "fit_knee_exponent"]
@@ -58,35 +59,42 @@ HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 
-def head_features(history: pd.DataFrame, reference_ah: float) -> dict[str, float] | None:
+def head_features(history: Mapping[str, Any], reference_ah: float) -> dict[str, float] | None:
     """Early-life features of one history, capacities in units of ``reference_ah``.
 
-    None when the history has not reached cycle ``WINDOW_CYCLES``, ends after
-    ``MAX_LAST_CYCLE``, or has too few cycles in 2…100. ΔQ(V) features only when a row at cycle 90…100 carries all four summaries.
+    ``history`` is a per-cycle DataFrame or a mapping of column name → array (the serving
+    path's columns). None when the history has not reached cycle ``WINDOW_CYCLES``, ends after
+    ``MAX_LAST_CYCLE``, or has too few cycles in 2…100. ΔQ(V) features only when a row at
+    cycle 90…100 carries all four summaries (the last such row, in table order).
     """
     if "cycle_index" not in history or "discharge_capacity_ah" not in history:
         return None
-    cyc = pd.to_numeric(history["cycle_index"], errors="coerce").to_numpy(float)
+    cyc = _numbers(history["cycle_index"])
     if not np.isfinite(cyc).any() or not WINDOW_CYCLES <= np.nanmax(cyc) <= MAX_LAST_CYCLE:
         return None
-    cols = ["cycle_index", "discharge_capacity_ah"] + [c for c in _DQ if c in history.columns]
-    t = history[cols].apply(pd.to_numeric, errors="coerce")
-    t["discharge_capacity_ah"] = t["discharge_capacity_ah"] / reference_ah
-    dq_ok = all(c in t.columns for c in _DQ)
-    if dq_ok:
-        t["delta_q_v_variance_ah2"] = t["delta_q_v_variance_ah2"] / reference_ah ** 2
-        t["delta_q_v_minimum_ah"] = t["delta_q_v_minimum_ah"] / reference_ah
-        t["delta_q_v_mean_ah"] = t["delta_q_v_mean_ah"] / reference_ah
-        near = t[(t["cycle_index"] >= WINDOW_CYCLES - 10) & (t["cycle_index"] <= WINDOW_CYCLES)
-                 & t[list(_DQ)].notna().all(axis=1)]
-        keep = t[list(_DQ)].notna().all(axis=1) & t.index.isin(near.index[-1:])
-        t.loc[~keep, list(_DQ)] = np.nan
-        if near.empty:
-            t = t.drop(columns=list(_DQ))
+    q = _numbers(history["discharge_capacity_ah"]) / reference_ah
+    dq_row = None
+    if all(c in history for c in _DQ):
+        variance, minimum, mean, skewness = (_numbers(history[c]) for c in _DQ)
+        complete = ~(np.isnan(variance) | np.isnan(minimum) | np.isnan(mean)
+                     | np.isnan(skewness))
+        near = np.flatnonzero((cyc >= WINDOW_CYCLES - 10) & (cyc <= WINDOW_CYCLES) & complete)
+        if near.size:
+            i = near[-1]
+            dq_row = (float(variance[i] / reference_ah ** 2), float(minimum[i] / reference_ah),
+                      float(mean[i] / reference_ah), float(skewness[i]))
     try:
-        return early_cycle_features(t, n_cycles=WINDOW_CYCLES)
-    except Exception:  # too few early cycles: no head, the model alone answers
-        return None
+        return early_cycle_arrays(cyc, q, dq_row, n_cycles=WINDOW_CYCLES)
+    except (ValidationError, ValueError, np.linalg.LinAlgError):  # too few early cycles (or
+        return None  # a degenerate fit): no head, the model alone answers
+
+
+def _numbers(values: Any) -> np.ndarray:
+    """A column as float64, NaN where not a number (``pd.to_numeric(errors="coerce")``)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
+        return values.astype(np.float64, copy=False)
+    return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(
+        np.float64, na_value=np.nan)
 
 
 def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, float] | None, *,
