@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ml.evaluation.forecasters import BaselineForecaster
-from ml.evaluation.trajectory import cut
+from ml.evaluation.trajectory import OBSERVED_FRACTION, cut
 from ml.models.baselines import NaiveSqrtBaseline, retention_history
 
 __all__ = ["band_points", "diagnose", "format_diagnosis", "HORIZON_THIRDS"]
@@ -52,14 +52,16 @@ def _recording() -> Iterator[list]:
         unc.compose_band = original
 
 
-def band_points(cells: Sequence[Any], card: Any, run: Any, source: str) -> pd.DataFrame:
-    """One row per scored future point of every cell (the ``fadecast evaluate`` cut)."""
+def band_points(cells: Sequence[Any], card: Any, run: Any, source: str, *,
+                observed_fraction: float = OBSERVED_FRACTION) -> pd.DataFrame:
+    """One row per scored future point of every cell (by default the ``fadecast evaluate`` cut:
+    the first 40 % seen, the planned schedule)."""
     from ml.inference import forecast
 
     naive = BaselineForecaster("naive_sqrt")
     rows = []
     for rec in cells:
-        seen, fc, fh = cut(rec)
+        seen, fc, fh = cut(rec, observed_fraction)
         history = rec.cycles.iloc[:seen]
         n_h, t_h, r_h, ref = retention_history(history)
         truth = rec.cycles["discharge_capacity_ah"].to_numpy(float)[seen:] / ref
