@@ -10,12 +10,11 @@ the last few forecast *updates* (the same cell forecast from a growing history) 
     the last ``stable_updates`` updates were all known and their medians agree within
     ``tolerance_cycles``;
 ``in_domain``
-    the cell sits inside the model's training domain (the card's domain summary), judged on what
-    the model conditions on (C-rate, hours per cycle, temperature, chemistry); how far the cell
-    has run (``cycle_index``, ``cycles_seen``) only fails it beyond
-    ``HORIZON_FACTOR`` × the longest trained trajectory (the model reads the cycle count through
-    log1p, and only the last ``max_history`` cycles, subsampled), and the predicted EOL median
-    fails it beyond ``AdvicePolicy.max_extrapolation_factor`` × that length;
+    the latest forecast's ``domain`` answer says the cell is inside the model's training domain
+    (:mod:`ml.domain`, the one domain judgement: every conditioning input, including the retention
+    so far; :func:`ml.domain.verdict_failures` turns the answer into ``domain_failures``), and the
+    predicted EOL median lies within ``AdvicePolicy.max_extrapolation_factor`` × the longest
+    trained trajectory;
 ``onset_ruled_out``
     a delayed onset or knee is no longer possible to miss: the cell has already lost at least
     ``min_loss_fraction`` of its reference capacity AND the EOL p95 is reached inside the forecast.
@@ -37,20 +36,14 @@ from typing import Any
 
 import numpy as np
 
-from ml.domain import domain_bounds
-
 __all__ = [
-    "AdvicePolicy", "Advice", "EolEstimate", "HORIZON_FACTOR", "advise", "domain_violations",
+    "AdvicePolicy", "Advice", "EolEstimate", "advise",
     "eol_estimate", "extrapolation_violation",
     "interval_scale_for_coverage", "observed_eol_cycle", "pass_probability",
     "update_from_forecast",
 ]
 
 _Z95 = 1.6448536269514722  # standard-normal quantile of 0.95
-#: a cell that has run more than this many times the longest trained trajectory (cycles) is out
-#: of domain: log1p(cycle) then lies > log(4) ≈ 1.4 beyond anything the model saw
-HORIZON_FACTOR = 4.0
-_HORIZON_FEATURES = ("cycle_index", "cycles_seen")
 
 
 @dataclass(frozen=True)
@@ -280,59 +273,6 @@ def update_from_forecast(forecast: Mapping[str, Any], *, last_cycle: int,
     return est
 
 
-def domain_violations(features: Mapping[str, float | str | None],
-                      domain: Mapping[str, Any] | None,
-                      upper_only: Sequence[str] = _HORIZON_FEATURES,
-                      horizon_factor: float = HORIZON_FACTOR) -> list[str]:
-    """Which of the cell's summary features fall outside the model's training domain.
-
-    Parameters
-    ----------
-    features:
-        The cell's summary (e.g. ``c_rate``, ``hours_per_cycle``, ``temperature_celsius``,
-        ``cycle_index``, ``chemistry``); None/NaN entries are not checked.
-    domain:
-        The card's domain summary: name → ``[lo, hi]``, ``{"min", "max"}`` or, for text such as
-        chemistry, a list of allowed strings. Names absent from either side are not checked.
-    upper_only:
-        How-far-the-cell-has-run features (cycle counts): checked against ``horizon_factor`` ×
-        the trained maximum only (a cell early in its life is not out of domain for having seen
-        fewer cycles, and a long test is judged on what the model conditions on, not its length).
-    horizon_factor:
-        Multiple of the trained maximum that an ``upper_only`` feature may reach.
-
-    Returns
-    -------
-    One human-readable line per violation, e.g. ``"c_rate 2.1 above the trained range 0.1–1"``.
-    """
-    out: list[str] = []
-    for name, rule in (domain or {}).items():
-        value = features.get(name)
-        if value is None or (isinstance(value, float) and not math.isfinite(value)):
-            continue
-        if isinstance(value, str):
-            allowed = [rule] if isinstance(rule, str) else list(rule or [])
-            if allowed and all(isinstance(a, str) for a in allowed) and \
-                    value.lower() not in {a.lower() for a in allowed}:
-                out.append(f"{name} '{value}' not among the trained {sorted(allowed)}")
-            continue
-        lo, hi = domain_bounds(rule)
-        if lo is None and hi is None:
-            continue
-        if name in upper_only:
-            if hi is not None and float(value) > horizon_factor * hi:
-                out.append(f"{name} {float(value):.4g} beyond {horizon_factor:g}× the longest "
-                           f"trained trajectory ({hi:.4g})")
-            continue
-        span = (hi - lo) if lo is not None and hi is not None else 0.0
-        slack = 0.05 * span  # within 5 % of the trained span counts as inside
-        if lo is not None and float(value) < lo - slack:
-            out.append(f"{name} {float(value):.4g} below the trained range {lo:.4g}–{hi:.4g}")
-        elif hi is not None and float(value) > hi + slack:
-            out.append(f"{name} {float(value):.4g} above the trained range {lo:.4g}–{hi:.4g}")
-    return out
-
-
 def extrapolation_violation(est: EolEstimate, trained_max_cycle: float | None,
                             max_factor: float = 4.0) -> str | None:
     """A reason line when the EOL median lies beyond ``max_factor`` × the longest trained
@@ -383,7 +323,9 @@ def advise(updates: Sequence[EolEstimate], *, planned_cycles: int, tolerance_cyc
     loss_so_far_fraction:
         Capacity lost so far as a fraction of the reference (1 − last retention).
     domain_failures:
-        Lines from :func:`domain_violations`; any entry fails the ``in_domain`` check.
+        Why the latest forecast is outside the training domain: the ``reasons`` of its
+        ``domain`` answer (:func:`ml.domain.verdict_failures`); any entry fails the
+        ``in_domain`` check, so the answer is ``continue`` (an observed EOL still stops).
     spec_min_cycles:
         Optional spec: the cell passes when EOL ≥ this cycle.
     trained_max_cycle:

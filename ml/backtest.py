@@ -20,14 +20,14 @@ import numpy as np
 import pandas as pd
 
 from ml.advice import AdvicePolicy, EolEstimate, advise, observed_eol_cycle, update_from_forecast
+from ml.domain import verdict_failures
 
 __all__ = ["BacktestConfig", "CellOutcome", "ForecastFn", "median_true_eol", "replay_cell",
            "run_backtest", "summarize", "true_end_of_life"]
 
 #: (history rows, horizon_cycles, nominal_capacity_ah, eol_fraction) -> CONTRACTS forecast JSON
+#: (with its ``domain`` answer, :mod:`ml.domain`, which gates a stop as in the API's advice)
 ForecastFn = Callable[[pd.DataFrame, int, "float | None", float], dict]
-#: history rows -> lines naming the domain checks that failed (empty = in domain)
-DomainFn = Callable[[pd.DataFrame], list]
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,6 @@ def true_end_of_life(cycles: pd.DataFrame, *, eol_fraction: float = 0.8,
 
 def replay_cell(cell_id: str, cycles: pd.DataFrame, forecast_fn: ForecastFn, *,
                 spec_min_cycles: float, nominal_capacity_ah: float | None = None,
-                domain_fn: DomainFn | None = None,
                 config: BacktestConfig = BacktestConfig()) -> CellOutcome | None:
     """Replay one finished cell; None when it never reached end of life (no truth to score).
 
@@ -88,7 +87,8 @@ def replay_cell(cell_id: str, cycles: pd.DataFrame, forecast_fn: ForecastFn, *,
     cycles:
         The cell's full per-cycle table (cycle_index increasing, test_time_second in s).
     forecast_fn:
-        Makes one forecast from a history prefix (see :data:`ForecastFn`).
+        Makes one forecast from a history prefix (see :data:`ForecastFn`); its ``domain``
+        answer out of domain keeps the test running (:func:`ml.domain.verdict_failures`).
     spec_min_cycles:
         The pass/fail spec: pass when the EOL cycle ≥ this.
     """
@@ -126,7 +126,7 @@ def replay_cell(cell_id: str, cycles: pd.DataFrame, forecast_fn: ForecastFn, *,
                                             spec_min_cycles=spec_min_cycles,
                                             interval_scale=config.policy.interval_scale))
         loss = float(1.0 - np.median(q[max(0, n_rows - 3):n_rows]) / ref)
-        failures = domain_fn(cycles.iloc[:n_rows]) if domain_fn else []
+        failures = verdict_failures(doc.get("domain"))
         decision = advise(updates[-config.policy.stable_updates:], planned_cycles=eol_cycle,
                           tolerance_cycles=tolerance, hours_per_cycle=0.0,
                           loss_so_far_fraction=loss, domain_failures=failures,
@@ -182,7 +182,6 @@ def summarize(outcomes: Sequence[CellOutcome]) -> dict[str, Any]:
 
 
 def run_backtest(cells: Sequence[Any], forecast_fn: ForecastFn, *, spec_min_cycles: float,
-                 domain_fn: DomainFn | None = None,
                  config: BacktestConfig = BacktestConfig(),
                  progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Replay ``cells`` (``ml.sources.CellRecord``-like) and return figures plus per-cell rows."""
@@ -190,7 +189,7 @@ def run_backtest(cells: Sequence[Any], forecast_fn: ForecastFn, *, spec_min_cycl
     for rec in cells:
         out = replay_cell(rec.cell_id, rec.cycles, forecast_fn, spec_min_cycles=spec_min_cycles,
                           nominal_capacity_ah=(rec.meta or {}).get("nominal_capacity_ah"),
-                          domain_fn=domain_fn, config=config)
+                          config=config)
         if out is not None:
             outcomes.append(out)
             if progress:

@@ -1,14 +1,21 @@
 """Is a forecast request inside the model's training domain? Judged on EVERY conditioning input.
 
+The ONE domain judgement of fadecast: every forecast answer carries its verdict (``domain``), and
+the advice answer and the backtest replay read the verdict of the forecast they decide on
+(:func:`verdict_failures`) — there is no second check that could disagree.
+
 A forecast conditions on the planned pace (hours per future cycle), the observed pace, the C-rate,
-the temperature, the capacity scale (reference capacity, Ah), the chemistry where the caller states
-it, and the history length. Each is compared with the range the card's ``training_domain`` records
-(``ml.export.card.training_domain``):
+the temperature, the capacity scale (reference capacity, Ah), the retention so far, the chemistry
+where the caller states it, and the history length. Each is compared with the range the card's
+``training_domain`` records (``ml.export.card.training_domain``):
 
 * positive scale quantities (hours per cycle, C-rate, reference capacity) on a LOG scale: inside
   when within ``lo / RELATIVE_SLACK`` … ``hi · RELATIVE_SLACK`` (a 1 h/cycle request against a
   trained 3.15–300 h range is outside, which a linear "5 % of the span" slack missed);
 * temperature on a linear scale with ``TEMPERATURE_SLACK_C`` degrees either side;
+* retention so far (median of the last 10 cycles' discharge capacity / the reference capacity)
+  on a linear scale, with ``RETENTION_SLACK`` × the trained span either side (a cell faded
+  further than any training cell, or far above its reference, is outside);
 * chemistry against the trained list (case-insensitive) when both sides state one;
 * history length: shorter than the shortest window the model was trained on, or longer than
   ``HORIZON_FACTOR`` × the longest trained trajectory.
@@ -23,8 +30,9 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["same_chemistry", "RELATIVE_SLACK", "TEMPERATURE_SLACK_C", "HORIZON_FACTOR", "request_conditions",
-           "judge_domain"]
+__all__ = ["same_chemistry", "RELATIVE_SLACK", "TEMPERATURE_SLACK_C", "RETENTION_SLACK",
+           "HORIZON_FACTOR", "RECENT_CYCLES", "request_conditions", "judge_domain",
+           "verdict_failures"]
 
 #: a positive quantity within a factor 1.1 beyond the trained range still counts as inside
 RELATIVE_SLACK = 1.1
@@ -32,6 +40,11 @@ RELATIVE_SLACK = 1.1
 TEMPERATURE_SLACK_C = 2.0
 #: a history longer than this many times the longest trained trajectory is outside
 HORIZON_FACTOR = 4.0
+#: retention within this fraction of the trained span beyond the range counts as inside
+#: (0.05: a 0.56–1.03 trained range admits 0.53–1.05)
+RETENTION_SLACK = 0.05
+#: the pace, C-rate and retention "so far" are medians of this many last cycles
+RECENT_CYCLES = 10
 
 _LOG_SCALE = (("hours_per_cycle", "planned hours per cycle", "h"),
               ("observed_hours_per_cycle", "observed hours per cycle", "h"),
@@ -63,7 +76,7 @@ def _float_values(col: Any) -> np.ndarray:
     return pd.to_numeric(col, errors="coerce").to_numpy(float)
 
 
-def _median_tail(table: Any, name: str, n: int = 10) -> float | None:
+def _median_tail(table: Any, name: str, n: int = RECENT_CYCLES) -> float | None:
     if name not in table.columns:
         return None
     v = _float_values(table[name])[-n:]
@@ -85,6 +98,9 @@ def request_conditions(table: Any, *, planned_hours_per_cycle: float,
         The pace the forecast assumes for future cycles (h).
     chemistry:
         The caller's statement of the cell chemistry, if any.
+
+    ``retention`` is the median of the table's last :data:`RECENT_CYCLES` ``retention`` values
+    (discharge capacity / reference capacity, the reference as CONTRACTS defines it).
     """
     n_rows = _rows(table)
     ref = _median_tail(table, "reference_capacity_ah", n=n_rows)
@@ -100,6 +116,7 @@ def request_conditions(table: Any, *, planned_hours_per_cycle: float,
             "temperature_range_celsius": ([float(temps.min()), float(temps.max())]
                                           if temps.size else None),
             "reference_capacity_ah": ref,
+            "retention": _median_tail(table, "retention"),
             "chemistry": chemistry or None,
             "history_cycles": int(n_rows),
             "last_cycle_index": float(last)}
@@ -127,10 +144,10 @@ def _ok(value: Any) -> bool:
 def judge_domain(conditions: Mapping[str, Any], domain: Mapping[str, Any] | None) -> dict:
     """``{"in_domain": bool, "reasons": [...], "checked": [...]}`` for one request.
 
-    ``reasons`` has one line per condition outside the trained range (naming the value and the
-    range); ``checked`` lists the conditions that could be judged (both sides known). A card
-    without a training domain judges nothing and says so in ``reasons`` (not in domain: the
-    model's domain is unknown).
+    ``reasons`` has one line per condition outside the trained range (naming the input, its
+    value and the trained range, with units); ``checked`` lists the conditions that could be
+    judged (both sides known). A card without a training domain judges nothing and says so in
+    ``reasons`` (not in domain: the model's domain is unknown).
     """
     if not domain:
         return {"in_domain": False, "reasons": ["the model card records no training domain"],
@@ -145,9 +162,24 @@ def judge_domain(conditions: Mapping[str, Any], domain: Mapping[str, Any] | None
         checked.append(name)
         v = float(value)
         if v <= 0 or v < lo / RELATIVE_SLACK:
-            reasons.append(f"{label} {v:.4g} {unit} below the trained range {lo:.4g}–{hi:.4g}")
+            reasons.append(f"{label} {v:.4g} {unit} below the trained range "
+                           f"{lo:.4g}–{hi:.4g} {unit}")
         elif v > hi * RELATIVE_SLACK:
-            reasons.append(f"{label} {v:.4g} {unit} above the trained range {lo:.4g}–{hi:.4g}")
+            reasons.append(f"{label} {v:.4g} {unit} above the trained range "
+                           f"{lo:.4g}–{hi:.4g} {unit}")
+    value = conditions.get("retention")
+    lo, hi = domain_bounds(domain.get("retention"))
+    if _ok(value) and lo is not None and hi is not None:
+        checked.append("retention")
+        v, slack = float(value), RETENTION_SLACK * max(hi - lo, 0.0)
+        side = "below" if v < lo - slack else "above" if v > hi + slack else None
+        if side:
+            ref = conditions.get("reference_capacity_ah")
+            of = f"the reference capacity {float(ref):.4g} Ah" if _ok(ref) else \
+                "the reference capacity"
+            reasons.append(f"retention so far {100 * v:.1f} % of {of}, median of the last "
+                           f"{RECENT_CYCLES} cycles, {side} the trained range "
+                           f"{100 * lo:.1f}–{100 * hi:.1f} %")
     lo, hi = domain_bounds(domain.get("temperature_celsius"))
     temps = conditions.get("temperature_range_celsius")
     if temps and lo is not None and hi is not None:
@@ -176,3 +208,14 @@ def judge_domain(conditions: Mapping[str, Any], domain: Mapping[str, Any] | None
             reasons.append(f"cycle {float(last):.0f} beyond {HORIZON_FACTOR:g}× the longest "
                            f"trained trajectory ({longest:.0f} cycles)")
     return {"in_domain": not reasons, "reasons": reasons, "checked": checked}
+
+
+def verdict_failures(verdict: Mapping[str, Any] | None) -> list[str]:
+    """The lines that fail the advice policy's ``in_domain`` check, read from a forecast's
+    ``domain`` answer (:func:`judge_domain`): its ``reasons`` when it is out of domain, none
+    when it is inside. A forecast without a ``domain`` answer (a stand-in forecaster that
+    judges nothing) fails nothing."""
+    if not verdict or verdict.get("in_domain", True):
+        return []
+    reasons = [str(r) for r in (verdict.get("reasons") or [])]
+    return reasons or ["outside the model's training domain (no reason given)"]

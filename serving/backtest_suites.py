@@ -56,17 +56,6 @@ def _forecast_fn(model: Any) -> Callable[[pd.DataFrame, int, float | None, float
     return run
 
 
-def _domain_fn(model: Any) -> Callable[[pd.DataFrame], list]:
-    from ml.advice import domain_violations
-    from serving.history import domain_features, recent_hours_per_cycle
-
-    def check(frame: pd.DataFrame) -> list:
-        pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float))
-        return domain_violations(domain_features(frame, hours_per_cycle=pace), model.domain)
-
-    return check
-
-
 def run_suites(model_uri: str | None, suites: Sequence[str] | None,
                progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Replay every requested suite (default: all available) through the early-stopping policy."""
@@ -90,6 +79,6 @@ def run_suites(model_uri: str | None, suites: Sequence[str] | None,
             continue
         spec = median_true_eol(train)
         report["suites"][name] = run_backtest(test, _forecast_fn(model), spec_min_cycles=spec,
-                                              domain_fn=_domain_fn(model), config=config,
+                                              config=config,
                                               progress=progress)
     return report

@@ -2,12 +2,12 @@
 per-cycle frame the model reads (``ml.inference`` completes it through ``ml.features`` — the one
 feature path; nothing here derives model features).
 
-Also the small per-history summaries the advice needs (reference capacity, recent pace,
-the cell's position against the card's training domain).
+Also the small per-history summaries the advice needs (reference capacity, recent pace, loss
+so far); whether a cell lies inside the model's training domain is judged by ``ml.domain`` alone,
+inside every forecast.
 """
 from __future__ import annotations
 
-import math
 import operator
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,7 +20,7 @@ from data_registry.errors import InputFormatError, ValidationError
 
 __all__ = [
     "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "cycles_csv_cell_id",
-    "domain_features", "frame_from_rows",
+    "frame_from_rows",
     "loss_so_far_fraction", "read_csv_text", "read_cycles_csv", "recent_hours_per_cycle",
     "reference_capacity_ah",
 ]
@@ -219,48 +219,3 @@ def recent_hours_per_cycle(test_time_second: np.ndarray, override: float | None 
     if t.size < 2:
         return float(t[-1] / 3600.0) if t.size else 0.0
     return float(np.median(np.diff(t)[-10:]) / 3600.0)
-
-
-def _retention(tail: pd.DataFrame, reference_ah: float | None) -> float | None:
-    """Median discharge capacity of ``tail`` / ``reference_ah`` (None when either is unknown)."""
-    if reference_ah is None or not (math.isfinite(reference_ah) and reference_ah > 0) or \
-            "discharge_capacity_ah" not in tail:
-        return None
-    q = pd.to_numeric(tail["discharge_capacity_ah"], errors="coerce").to_numpy(float)
-    q = q[np.isfinite(q)]
-    return float(np.median(q) / reference_ah) if q.size else None
-
-
-def domain_features(frame: pd.DataFrame, *, hours_per_cycle: float,
-                    meta: Mapping[str, Any] | None = None,
-                    reference_ah: float | None = None) -> dict[str, float | str | None]:
-    """The cell's summary in the names a card's domain summary may use (median of last 10).
-
-    ``retention`` is the median of the last 10 discharge capacities / ``reference_ah``
-    (default the CONTRACTS reference: max discharge capacity of the first 3 cycles).
-    """
-    if reference_ah is None and "discharge_capacity_ah" in frame and len(frame):
-        first = pd.to_numeric(frame["discharge_capacity_ah"].iloc[:3], errors="coerce")
-        first = first.to_numpy(float)
-        first = first[np.isfinite(first)]
-        reference_ah = float(first.max()) if first.size else None
-    tail = frame.tail(10)
-
-    def med(name: str) -> float | None:
-        if name not in tail:
-            return None
-        v = pd.to_numeric(tail[name], errors="coerce").to_numpy(float)
-        v = v[np.isfinite(v)]
-        return float(np.median(v)) if v.size else None
-
-    out: dict[str, float | str | None] = {
-        "c_rate": med("c_rate"),
-        "temperature_celsius": med("temperature_celsius"),
-        "hours_per_cycle": hours_per_cycle if math.isfinite(hours_per_cycle) else None,
-        "cycle_index": float(frame["cycle_index"].iloc[-1]),
-        "retention": _retention(tail, reference_ah),
-    }
-    for key in ("chemistry",):
-        if meta and meta.get(key):
-            out[key] = str(meta[key])
-    return out

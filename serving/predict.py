@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import ValidationError
-from ml.advice import AdvicePolicy, advise, domain_violations, observed_eol_cycle, \
-    update_from_forecast
-from serving.history import domain_features, loss_so_far_fraction, \
-    recent_hours_per_cycle, reference_capacity_ah
+from ml.advice import AdvicePolicy, advise, observed_eol_cycle, update_from_forecast
+from ml.domain import verdict_failures
+from serving.history import loss_so_far_fraction, recent_hours_per_cycle, reference_capacity_ah
 from serving.runtime import OnnxForecaster
 
 __all__ = ["advice_document", "clean_json", "forecast_document"]
@@ -147,6 +146,10 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
     ``update_every_cycles`` cycles back from the last one (default 0.8 × ``tolerance_cycles``,
     the spacing ``fadecast backtest`` replays with); each forecast runs to the same absolute end
     cycle, at least ``planned_cycles`` and the spec.
+
+    ``domain`` is the latest forecast's own ``domain`` answer (:mod:`ml.domain`), so a forecast
+    of the same history reports the same verdict; out of domain the decision is ``continue``
+    (unless the end of life is already observed) and the reason names what is outside.
     """
     if update_every_cycles is None:
         update_every_cycles = max(1, int(round(0.8 * tolerance_cycles)))
@@ -198,19 +201,13 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
                                             observed_eol=observed,
                                             interval_scale=policy.interval_scale,
                                             observed_eol_hour=observed_hour))
-    # the domain of the LATEST forecast (every conditioning input, ml.domain) plus the older
-    # summary check (retention) — one list of reasons
+    # the domain verdict is the LATEST forecast's (ml.domain, the one judgement: every
+    # conditioning input, retention so far included), reported as it is and gating the stop
     domain = dict(doc.get("domain") or {"in_domain": True, "reasons": [], "checked": []})
-    legacy = domain_violations(domain_features(frame, hours_per_cycle=pace, meta=meta,
-                                               reference_ah=ref),
-                               {k: v for k, v in model.domain.items()
-                                if k == "retention"})
-    failures = list(domain.get("reasons") or []) + [r for r in legacy
-                                                     if r not in (domain.get("reasons") or [])]
-    domain = {**domain, "in_domain": not failures, "reasons": failures}
     adv = advise(updates, planned_cycles=planned_cycles, tolerance_cycles=tolerance_cycles,
                  hours_per_cycle=pace, loss_so_far_fraction=loss_so_far_fraction(discharge, ref),
-                 domain_failures=failures, spec_min_cycles=spec_min_cycles, policy=policy,
+                 domain_failures=verdict_failures(domain), spec_min_cycles=spec_min_cycles,
+                 policy=policy,
                  trained_max_cycle=_trained_max_cycle(model.domain))
     now = adv.end_of_life
     body: dict[str, Any] = {

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from ml.advice import (
-    AdvicePolicy, EolEstimate, advise, domain_violations, eol_estimate, observed_eol_cycle,
+    AdvicePolicy, EolEstimate, advise, eol_estimate, observed_eol_cycle,
     interval_scale_for_coverage, pass_probability, update_from_forecast,
 )
+from ml.domain import judge_domain, verdict_failures
 
 
 def _est(last, p05, p50, p95, pp=None):
@@ -81,34 +82,38 @@ def test_unreached_p95_never_stops():
 
 
 def test_out_of_domain_says_which_check_failed():
-    bad = domain_violations({"c_rate": 2.1, "temperature_celsius": 25.0},
-                            {"c_rate": [0.1, 1.0], "temperature_celsius": {"min": 20, "max": 30}})
-    assert bad == ["c_rate 2.1 above the trained range 0.1–1"]
-    adv = advise(STABLE, planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
-                 loss_so_far_fraction=0.05, domain_failures=bad)
+    # the forecast's domain answer (ml.domain) is what gates the stop
+    verdict = judge_domain({"c_rate": 2.1, "temperature_range_celsius": [25.0, 25.0]},
+                           {"c_rate": [0.1, 1.0], "temperature_celsius": {"min": 20, "max": 30}})
+    bad = verdict_failures(verdict)
+    assert bad == ["C-rate 2.1 1/h above the trained range 0.1–1 1/h"]
+    base = dict(planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                loss_so_far_fraction=0.05)
+    assert advise(STABLE, **base).decision == "stop"  # the same updates, in domain
+    adv = advise(STABLE, domain_failures=bad, **base)
     assert adv.decision == "continue" and adv.failed == ["in_domain"]
-    assert "c_rate 2.1 above" in adv.reason
+    assert adv.checks == {"known": True, "stable": True, "in_domain": False,
+                          "onset_ruled_out": True}
+    assert "C-rate 2.1 1/h above" in adv.reason
 
 
-def test_domain_slack_and_text_rules():
-    # 5 % of the span is tolerated: 1.04 passes for [0, 1], 1.06 does not.
-    assert domain_violations({"c_rate": 1.04}, {"c_rate": [0.0, 1.0]}) == []
-    assert len(domain_violations({"c_rate": 1.06}, {"c_rate": [0.0, 1.0]})) == 1
-    assert domain_violations({"chemistry": "LFP"}, {"chemistry": ["lfp", "nmc"]}) == []
-    assert domain_violations({"chemistry": "LCO"}, {"chemistry": ["lfp"]}) == \
-        ["chemistry 'LCO' not among the trained ['lfp']"]
-    assert domain_violations({"c_rate": float("nan")}, {"c_rate": [0, 1]}) == []
-    # an early cell is not out of domain for having seen few cycles; a long test only beyond
-    # 4x the longest trained trajectory (a 1,000-cycle test of a model trained on <= 256 is in)
-    assert domain_violations({"cycle_index": 20.0}, {"cycle_index": [80, 250]}) == []
-    assert domain_violations({"cycle_index": 1000.0, "cycles_seen": 1000.0},
-                             {"cycle_index": [1, 256], "cycles_seen": [10, 256]}) == []
-    assert domain_violations({"cycle_index": 1001.0}, {"cycle_index": [80, 250]}) == \
-        ["cycle_index 1001 beyond 4× the longest trained trajectory (250)"]
-    assert domain_violations({"cycle_index": 600.0}, {"cycle_index": [80, 250]},
-                             horizon_factor=2.0) != []
-    # counts and source lists in the card are not ranges and are skipped
-    assert domain_violations({"c_rate": 0.5}, {"n_cells": 23, "sources": ["synthetic"]}) == []
+def test_retention_alone_out_of_domain_blocks_a_confident_stop():
+    # every other check passes; only the retention so far lies below the trained range
+    verdict = judge_domain({"retention": 0.5, "reference_capacity_ah": 2.0},
+                           {"retention": [0.6, 1.0]})
+    bad = verdict_failures(verdict)
+    assert bad == ["retention so far 50.0 % of the reference capacity 2 Ah, median of the "
+                   "last 10 cycles, below the trained range 60.0–100.0 %"]
+    adv = advise(STABLE, planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                 loss_so_far_fraction=0.5, domain_failures=bad)
+    assert adv.decision == "continue" and adv.failed == ["in_domain"]
+    assert adv.reason == f"continue: outside the model's training domain ({bad[0]})"
+    # a spec call that would otherwise be settled is held back as well
+    sure = [_est(100 + 10 * i, 620, 640, 660, pp=0.99) for i in range(3)]
+    spec = dict(planned_cycles=1000, tolerance_cycles=40, hours_per_cycle=1.0,
+                loss_so_far_fraction=0.5, spec_min_cycles=300)
+    assert advise(sure, **spec).decision == "stop"
+    assert advise(sure, domain_failures=bad, **spec).decision == "continue"
 
 
 def test_spec_pass_stops_before_eol_is_known():

@@ -83,11 +83,25 @@ def test_spec_decides_early_when_pass_is_certain():
 
 
 def test_out_of_domain_cell_runs_to_the_end():
-    out = replay_cell("C", _cell(), _oracle(0.05, []), spec_min_cycles=95,
-                      domain_fn=lambda frame: ["c_rate 3 above the trained range 0.1–1"])
+    # the replay reads each forecast's own domain answer (ml.domain), as the API's advice does
+    oracle = _oracle(0.05, [])
+    reason = "C-rate 3 1/h above the trained range 0.1–1 1/h"
+
+    def out_of_domain(frame, horizon, nominal, eol):
+        return {**oracle(frame, horizon, nominal, eol),
+                "domain": {"in_domain": False, "reasons": [reason], "checked": ["c_rate"]}}
+
+    out = replay_cell("C", _cell(), out_of_domain, spec_min_cycles=95)
     assert not out.stopped and out.stop_cycle == TRUE_EOL
     assert out.hours_saved_fraction == 0.0 and out.correct_call
-    assert "outside the model's training domain" in out.reason
+    assert out.reason == f"continue: outside the model's training domain ({reason})"
+
+    def in_domain(frame, horizon, nominal, eol):
+        return {**oracle(frame, horizon, nominal, eol),
+                "domain": {"in_domain": True, "reasons": [], "checked": ["c_rate"]}}
+
+    # the same answers in domain stop where the oracle without a domain answer does
+    assert replay_cell("C", _cell(), in_domain, spec_min_cycles=95).stop_cycle == 54
 
 
 def test_unfinished_cell_is_not_scored():

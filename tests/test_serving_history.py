@@ -6,8 +6,8 @@ import pytest
 
 from data_registry.errors import InputFormatError, ValidationError
 from serving.history import (
-    domain_features, frame_from_rows, loss_so_far_fraction, read_cycles_csv,
-    recent_hours_per_cycle, reference_capacity_ah,
+    frame_from_rows, loss_so_far_fraction, read_cycles_csv, recent_hours_per_cycle,
+    reference_capacity_ah,
 )
 from serving.schemas import HistoryRow
 
@@ -60,6 +60,11 @@ def test_summaries_by_hand():
     assert recent_hours_per_cycle(t, 3.5) == 3.5
     rows = [HistoryRow(cycle_index=i, test_time_second=3600 * i, discharge_capacity_ah=1.0,
                        c_rate=0.5 if i < 12 else 5.0) for i in range(1, 13)]
-    feats = domain_features(frame_from_rows(rows), hours_per_cycle=1.0)
-    assert feats["c_rate"] == 0.5 and feats["cycle_index"] == 12.0
-    assert feats["temperature_celsius"] is None
+    # API rows reach the one domain judgement (ml.domain) through the model table: medians
+    # of the last 10 cycles, so the one 5C cycle does not move the C-rate
+    from ml.domain import request_conditions
+    from ml.windows import model_table
+
+    cond = request_conditions(model_table(frame_from_rows(rows)), planned_hours_per_cycle=1.0)
+    assert cond["c_rate"] == 0.5 and cond["last_cycle_index"] == 12.0
+    assert cond["temperature_celsius"] is None and cond["retention"] == 1.0

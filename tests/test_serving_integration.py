@@ -1,19 +1,17 @@
 """The service passes the latest ``ml.inference`` / ``ml.advice`` fields through: observed-EOL
-hours, the trained-trajectory extrapolation check, the retention domain feature, the forecast's
-``censored`` flags, and the CSV stem as the CLI's cell id."""
+hours, the trained-trajectory extrapolation check, the forecast's ``censored`` flags, and the CSV
+stem as the CLI's cell id (the domain verdict, retention included: tests/test_advice_domain.py)."""
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from ml.advice import domain_violations
 from serving.app import create_app
 from serving.cli import main
-from serving.history import cycles_csv_cell_id, domain_features
+from serving.history import cycles_csv_cell_id
 from serving.predict import advice_document
 from serving.schemas import ForecastResponse
 from serving.settings import Settings
@@ -54,24 +52,6 @@ def test_predicted_eol_far_beyond_the_trained_trajectories_is_out_of_domain(
     wide = _WithDomain(forecaster, {"cycle_index": {"min": 1.0, "max": 1e6}})
     assert advice_document(wide, frame, planned_cycles=300,
                            tolerance_cycles=1000)["checks"]["in_domain"]
-
-
-def test_domain_features_retention_checks_the_cards_range(forecaster):  # noqa: F811
-    q = np.array([2.0, 2.1, 2.05] + [1.9] * 5 + [1.5] * 10)
-    frame = pd.DataFrame({"cycle_index": np.arange(1, 19), "test_time_second":
-                          3600.0 * np.arange(1, 19), "discharge_capacity_ah": q})
-    feats = domain_features(frame, hours_per_cycle=1.0)
-    assert feats["retention"] == pytest.approx(1.5 / 2.1)  # median of last 10 / max of first 3
-    assert domain_features(frame, hours_per_cycle=1.0, reference_ah=3.0)["retention"] == \
-        pytest.approx(0.5)
-    assert domain_violations(feats, {"retention": [0.8, 1.0]}) == [
-        "retention 0.7143 below the trained range 0.8–1"]
-    cell = pd.DataFrame(history_rows(60))
-    r = domain_features(cell, hours_per_cycle=1.0)["retention"]
-    model = _WithDomain(forecaster, {"retention": [r + 0.1, r + 0.2]})
-    doc = advice_document(model, cell, planned_cycles=300, tolerance_cycles=1000)
-    assert not doc["checks"]["in_domain"] and doc["decision"] == "continue"
-    assert f"retention {r:.4g} below the trained range" in doc["reason"]
 
 
 def test_forecast_response_keeps_the_censored_flags(forecaster, serving_model_dir):  # noqa: F811

@@ -117,10 +117,12 @@ def policy_replay(client: Any, cell_id: str, table: pd.DataFrame, *, spec_min_cy
 
     def forecast_fn(history: pd.DataFrame, horizon: int, nominal: float | None,
                     eol: float) -> dict:
-        return post(client, "/v1/forecast", {"cell": {"cell_id": cell_id},
-                                              "history": history_rows(history),
-                                              "horizon_cycles": int(horizon),
-                                              "eol_fraction": eol})
+        doc = post(client, "/v1/forecast", {"cell": {"cell_id": cell_id},
+                                             "history": history_rows(history),
+                                             "horizon_cycles": int(horizon),
+                                             "eol_fraction": eol})
+        doc.pop("domain", None)  # the replay gates on the forecast's domain answer: drop it
+        return doc
 
     out = replay_cell(cell_id, table, forecast_fn, spec_min_cycles=spec_min_cycles,
                       config=BacktestConfig(eol_fraction=eol_fraction))

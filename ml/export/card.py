@@ -21,13 +21,15 @@ def _range(values: list[float]) -> list[float] | None:
 
 def training_domain(cells: list[PreparedCell], cut_range: tuple[float, float] = (0.2, 0.8)
                     ) -> dict:
-    """Ranges the model was trained on, for the advice policy's in-domain check.
+    """Ranges the model was trained on, for the domain judgement of every forecast (and so of
+    the advice built on it).
 
     ``c_rate`` (1/h), ``hours_per_cycle`` (h), ``cycles_seen`` (per cell), ``cycle_index``
     (its max = the longest trained trajectory, cycles), ``temperature_celsius``, ``retention``
     (fraction of the reference capacity), ``reference_capacity_ah`` (capacity scale, Ah),
     ``history_cycles`` (shortest and longest training window), ``chemistry`` (distinct values
-    where the cell or its source's provenance states it), ``sources``, ``n_cells``. ``ml.advice.domain_violations`` checks a cell against it.
+    where the cell or its source's provenance states it), ``sources``, ``n_cells``.
+    ``ml.domain.judge_domain`` judges a request against it.
     """
     def col(name: str) -> list[float]:
         return [float(x) for c in cells for x in c.table[name].to_numpy(dtype=float)]
