@@ -457,6 +457,11 @@ def main() -> None:
               f"to its advice: p50 {fl['p50_s']:.2f} s, max {fl['max_s']:.2f} s "
               "(poll interval 0.2 s)" if fl["answered"] else "follow: no advice seen")
     print(f"end: {_uptime()}")
+    # last line: the figures as one JSON document (read by experiments/run_all.py)
+    print(json.dumps({"model": args.model or "quick model (trained here)",
+                      "p99_goal_ms": P99_GOAL_MS, "forecast_body": best(res_body),
+                      "forecast_stored_cell": best(res_cell), "batch": bt, "follow": fl},
+                     default=float))
 
 
 if __name__ == "__main__":
