@@ -51,7 +51,8 @@ def _values(result: dict, figure: str) -> dict:
 
 def source_rows(results: list[dict], card: Any) -> list[dict]:
     """One row per suite result: ``source``, ``in_training``, ``cells`` and model / naive
-    figures (capacity error % of reference, EOL error %, 90 % coverage, time-share error)."""
+    figures (capacity error % of reference, EOL error %, 90 % coverage and mean band width in %
+    of reference — a band that covers by being wide shows it —, time-share error)."""
     seen = card_sources(card)
     rows = []
     for res in results:
@@ -73,6 +74,8 @@ def source_rows(results: list[dict], card: Any) -> list[dict]:
                     res, "capacity_error_pct_of_reference").get(key)
                 row[f"{method}_eol_error_pct"] = _values(res, "eol_error_pct").get(key)
                 row[f"{method}_coverage_90_pct"] = _values(res, "coverage_90_pct").get(key)
+                row[f"{method}_width_90_pct"] = _values(
+                    res, "interval_width_90_pct_of_reference").get(key)
                 row[f"{method}_time_share_error_median"] = _values(
                     res, "time_share_abs_error_median").get(key)
                 row[f"{method}_time_share_error_p90"] = _values(
@@ -95,6 +98,7 @@ COLUMNS = (("source", "source"), ("in_training", "in training"), ("cells", "cell
            ("model_eol_error_pct", "EOL err % model"), ("naive_eol_error_pct", "naive"),
            ("model_eol_error_pct_with_delta_q", "EOL err % model+ΔQ"),
            ("model_coverage_90_pct", "cover90 % model"), ("naive_coverage_90_pct", "naive"),
+           ("model_width_90_pct", "width90 % model"), ("naive_width_90_pct", "naive"),
            ("model_time_share_error_median", "share err p50 model"),
            ("naive_time_share_error_median", "naive"),
            ("model_time_share_error_p90", "share err p90 model"),
