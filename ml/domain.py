@@ -76,12 +76,23 @@ def _float_values(col: Any) -> np.ndarray:
     return pd.to_numeric(col, errors="coerce").to_numpy(float)
 
 
+def _median(v: np.ndarray) -> float:
+    """``np.median`` of a non-empty finite array; a few values through ``sorted`` (the same
+    number: the middle value, or the two middle values' sum / 2), which costs ~1 us where
+    ``np.median`` costs ~15 us."""
+    if v.size > 32:
+        return float(np.median(v))
+    s = sorted(v.tolist())
+    m = len(s) // 2
+    return float(s[m]) if len(s) % 2 else float((s[m - 1] + s[m]) / 2.0)
+
+
 def _median_tail(table: Any, name: str, n: int = RECENT_CYCLES) -> float | None:
     if name not in table.columns:
         return None
     v = _float_values(table[name])[-n:]
     v = v[np.isfinite(v)]
-    return float(np.median(v)) if v.size else None
+    return _median(v) if v.size else None
 
 
 def request_conditions(table: Any, *, planned_hours_per_cycle: float,
@@ -112,7 +123,7 @@ def request_conditions(table: Any, *, planned_hours_per_cycle: float,
     return {"hours_per_cycle": float(planned_hours_per_cycle),
             "observed_hours_per_cycle": _median_tail(table, "cycle_duration_hour"),
             "c_rate": _median_tail(table, "c_rate"),
-            "temperature_celsius": (float(np.median(temps)) if temps.size else None),
+            "temperature_celsius": (_median(temps) if temps.size else None),
             "temperature_range_celsius": ([float(temps.min()), float(temps.max())]
                                           if temps.size else None),
             "reference_capacity_ah": ref,

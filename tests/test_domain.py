@@ -94,3 +94,15 @@ def test_verdict_failures_read_the_forecasts_domain_answer():
     # a card without a domain: the forecast says so, and the advice reads the same line
     unknown = judge_domain({"retention": 0.9}, {})
     assert verdict_failures(unknown) == ["the model card records no training domain"]
+
+
+def test_small_median_is_numpys_median_bit_for_bit():
+    from ml.domain import _median
+
+    rng = np.random.default_rng(7)
+    for size in (1, 2, 3, 9, 10, 11, 32, 33, 200):
+        for _ in range(20):
+            v = rng.normal(1.0, 0.3, size)
+            if size > 3:
+                v[: size // 3] = v[0]  # ties
+            assert _median(v) == float(np.median(v)), (size, v)
