@@ -31,7 +31,7 @@ from ml.models.fade_net import FadeNet
 from ml.scaling import FeatureScaler
 from ml.training.dataset import PreparedCell, cut_windows, stack_windows
 from ml.training.loop import predict_batch
-from ml.uncertainty import conformal_score, history_noise, trend_floor
+from ml.uncertainty import conformal_score, history_noise, trend_check, trend_floor
 
 __all__ = ["conformal_scale", "weighted_conformal_scale", "calibrate", "CUT_FRACTIONS"]
 
@@ -147,7 +147,12 @@ def _points(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
             floor = trend_floor(w["hist_cycle"], w["hist_retention"],
                                 batch["query_cycle"][b, 1:],
                                 noise=history_noise(w["hist_retention"]))
-            score = conformal_score(raw[b], floor, y[b])
+            # the served band's trend check (ml.inference.forecast) before scoring: the scale
+            # is calibrated on the band as it is served
+            rb, floor = trend_check(raw[b], floor, w["hist_cycle"], w["hist_hour"],
+                                    w["hist_retention"], batch["query_cycle"][b, 1:],
+                                    batch["query_hour"][b, 1:])
+            score = conformal_score(rb, floor, y[b])
             score[~np.isfinite(y[b])] = np.nan
             cap.append(score)
             cap_cell.append(np.repeat(ids[b], len(score)))

@@ -107,6 +107,7 @@ def _window(cell: PreparedCell, cut: int, n_queries: int, scaler: FeatureScaler,
     return {"x": x, "m": m, "query_cycle": t["cycle_index"].to_numpy()[q],
             "query_hour": query_hour,
             "hist_cycle": hist["cycle_index"].to_numpy(dtype=float),
+            "hist_hour": hist["elapsed_hour"].to_numpy(dtype=float),
             "hist_retention": hist["retention"].to_numpy(dtype=float),
             "target_capacity": t["retention"].to_numpy()[q],
             "target_time": cell.loss_time[q], "target_cycle": cell.loss_cycle[q]}
