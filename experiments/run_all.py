@@ -1,11 +1,23 @@
-"""``make bench``: run every study and benchmark, collect their figures into experiments/README.md.
+"""``make bench``: run every study, model-quality command and benchmark; write their figures.
 
-    OMP_NUM_THREADS=1 python experiments/run_all.py [--full] [--skip NAME ...]
+    OMP_NUM_THREADS=1 python experiments/run_all.py [--full] [--skip NAME ...] [--only NAME ...]
+        [--readme README.md] [--experiments-readme experiments/README.md]
+        [--model models/production] [--tracking-uri URI]
 
-Order: the seed study (it resolves the champion, or trains its fallback model), the public
-benchmarks (on the same model), then ``experiments/benchmarks/{ingest,featurize,serving,load,cohort}.py`` —
-each a subprocess, at moderate sizes by default (``--full``: the 10 M-row figures). The README's
-generated part is rewritten from what those processes printed, with the machine they ran on.
+Steps, in order (each a subprocess run from the repository root; ``--skip``/``--only`` take
+these names): ``seed`` (seed study), ``public`` (public benchmarks), ``evaluate`` (``fadecast
+evaluate`` on every available per-source suite, ``--json``), ``evaluate-cohorts`` (``fadecast
+evaluate --suite pybamm-cohorts``), ``severson`` (``experiments/severson_early_life/run.py``),
+``backtest`` (``fadecast backtest``), then ``experiments/benchmarks/{ingest,featurize,serving,
+load,cohort}.py`` at moderate sizes (``--full``: the 10 M-row figures). Model-quality steps use
+``--model`` (default: the shipped ``models/production`` that ``make train`` writes) and log to
+``--tracking-uri`` (default: the project's store, ``sqlite:///$FADECAST_HOME/mlflow/mlflow.db``).
+
+Two generated blocks are rewritten from what the steps printed (their last JSON line): the
+figures section of README.md between ``<!-- BEGIN GENERATED FIGURES (make bench) -->`` and
+``<!-- END GENERATED FIGURES -->`` (see ``experiments/readme_figures.py``; the run stops before
+any step if those markers are missing) and the run log of experiments/README.md. A skipped
+step keeps its previous section in README.md. Exit code 1 if any step failed.
 """
 from __future__ import annotations
 
@@ -22,6 +34,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+for _p in (str(HERE), str(ROOT)):  # readme_figures beside this file; the project's packages
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 README = HERE / "README.md"
 BEGIN, END = "<!-- BEGIN GENERATED (run_all.py) -->", "<!-- END GENERATED -->"
 
@@ -123,7 +138,7 @@ def render(results: list[dict], info: dict, full: bool) -> str:
                        for c in r["cmd"][1:])
         lines.append(f"| {r['name']} | {status} | {r['seconds']:.0f} | `{cmd}` |")
     for r in results:
-        if not r["name"].startswith("bench:"):
+        if not (r["name"].startswith("bench:") or r["name"] in BENCHMARKS):
             continue
         lines += ["", f"### {r['name']} (printed figures)", "", "```"]
         lines += r["stdout"].strip().splitlines()[-40:] or ["(no output)"]
@@ -134,59 +149,152 @@ def render(results: list[dict], info: dict, full: bool) -> str:
     return "\n".join(lines)
 
 
-def write_readme(block: str) -> None:
+def write_readme(block: str, path: Path | None = None) -> None:
     """Replace the generated block of experiments/README.md (atomic write)."""
-    text = README.read_text(encoding="utf-8") if README.is_file() else f"# experiments\n\n{BEGIN}\n{END}\n"
+    path = README if path is None else path
+    text = path.read_text(encoding="utf-8") if path.is_file() else f"# experiments\n\n{BEGIN}\n{END}\n"
     if BEGIN in text and END in text:
         head, rest = text.split(BEGIN, 1)
         tail = rest.split(END, 1)[1]
         text = head + block + tail
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
-    tmp = README.with_suffix(".md.tmp")
+    tmp = path.with_suffix(".md.tmp")
     tmp.write_text(text, encoding="utf-8")
-    tmp.replace(README)
+    tmp.replace(path)
+
+
+#: every step, in the order run (names for --skip / --only)
+MODEL_STEPS = ("evaluate", "evaluate-cohorts", "severson", "backtest")
+STEPS = ("seed", "public", *MODEL_STEPS, *BENCHMARKS)
+#: steps whose figures need ../shared/data (without it they are reported as not run)
+NEEDS_SHARED = {"seed": "partly", "public": "yes", "evaluate": "partly (only 'synthetic' without)",
+                "evaluate-cohorts": "yes", "severson": "yes",
+                "backtest": "partly (only 'synthetic' without)"}
+
+
+def _not_run(name: str, cmd: list[str], why: str) -> dict:
+    return {"name": name, "cmd": cmd, "code": -2, "seconds": 0.0, "stdout": why,
+            "stderr_tail": why, "json": None}
+
+
+def model_steps(py: str, model: str, tracking_uri: str) -> list[tuple[str, list[str] | None, str]]:
+    """``(name, command or None, why not)`` of the model-quality steps: the per-source
+    evaluation on every suite whose data exist, the cohort suite, Severson early life and the
+    advice backtest (suites needing ../shared/data are left out, with the reason)."""
+    from ml.evaluation.suites import available_suites
+    from ml.sources import available_sources
+
+    fc = [py, "-m", "serving.cli"]
+    have = available_suites()
+    per_source = [s for s in have if s != "pybamm-cohorts"]
+    out: list[tuple[str, list[str] | None, str]] = []
+    out.append(("evaluate", [*fc, "evaluate", "--model", model, "--tracking-uri", tracking_uri,
+                             *[a for s in per_source for a in ("--suite", s)], "--json"], ""))
+    out.append(("evaluate-cohorts",
+                [*fc, "evaluate", "--model", model, "--tracking-uri", tracking_uri, "--suite",
+                 "pybamm-cohorts", "--json"] if "pybamm-cohorts" in have else None,
+                "pybamm-cohorts-dev is not in ../shared/data"))
+    sev = "severson-qdlin-test1" in set(available_sources())
+    out.append(("severson", [py, "experiments/severson_early_life/run.py", "--split", "test1",
+                             "--model", model, "--json"] if sev else None,
+                "severson-qdlin-test1 is not in ../shared/data"))
+    bt = [a for s in (["synthetic", "pybamm-dev"] if "pybamm-dev" in have else ["synthetic"])
+          for a in ("--suite", s)]
+    out.append(("backtest", [*fc, "backtest", "--model", model, *bt, "--json"], ""))
+    return out
+
+
+def _model_line(model: str) -> str:
+    """Which model the model-quality figures measure: version and training run from its card."""
+    card = ROOT / model / "model_card.json"
+    try:
+        doc = json.loads(card.read_text())
+    except (OSError, ValueError):
+        return f"Model: `{model}` (no readable model card at {card})."
+    run = (doc.get("model") or {}).get("mlflow_run_id")
+    return (f"Model: `{model}`, {doc.get('name')} {doc.get('version')}, created "
+            f"{doc.get('created_utc')}" + (f", training run `{run}`" if run else "")
+            + " (`make train` = `fadecast train --config experiments/default/config.toml`).")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="benchmarks at their full 10 M rows")
-    ap.add_argument("--skip", nargs="*", default=[],
-                    help="steps to skip: seed, public, ingest, featurize, serving")
+    ap.add_argument("--skip", nargs="*", default=[], metavar="NAME",
+                    help=f"steps to skip: {', '.join(STEPS)}")
+    ap.add_argument("--only", nargs="*", default=None, metavar="NAME",
+                    help="run only these steps (the others keep their previous README section)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per step")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md",
+                    help="README whose generated figures block is rewritten (default README.md)")
+    ap.add_argument("--experiments-readme", type=Path, default=None,
+                    help="run log README (default experiments/README.md)")
+    ap.add_argument("--model", default="models/production",
+                    help="model of the model-quality steps (default: the shipped one)")
+    ap.add_argument("--tracking-uri", default=None,
+                    help="MLflow store of the evaluation runs (default: the project's, "
+                         "sqlite:///$FADECAST_HOME/mlflow/mlflow.db)")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.skip) - set(STEPS)) + sorted(set(args.only or ()) - set(STEPS))
+    if unknown:
+        ap.error(f"unknown step {unknown[0]!r}; steps are {', '.join(STEPS)}")
+    chosen = [s for s in STEPS if s not in args.skip and (args.only is None or s in args.only)]
+    from readme_figures import MarkersMissing, check_markers, render_block
+    from readme_figures import write_readme as write_figures
+
+    try:  # before hours of work: the README must hold the markers
+        previous = check_markers(args.readme)
+    except MarkersMissing as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     py = sys.executable
+    if args.tracking_uri is None:
+        from data_registry.home import mlflow_tracking_uri
+
+        args.tracking_uri = mlflow_tracking_uri()
     info = machine()
+    info["python_exe"] = py
+    info["invocation"] = "python experiments/run_all.py" + "".join(
+        f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    info["model_line"] = _model_line(args.model)
     results = []
     model_arg: list[str] = []
-    if "seed" not in args.skip:
-        seed = run("study: seed_pto_li3ps4", [py, str(HERE / "seed_pto_li3ps4" / "run.py")],
-                   args.timeout)
+    if "seed" in chosen:
+        seed = run("seed", [py, "experiments/seed_pto_li3ps4/run.py"], args.timeout)
         results.append(seed)
         res_path = HERE / "seed_pto_li3ps4" / "results.json"
         if seed["code"] == 0 and res_path.is_file():
             res = json.loads(res_path.read_text())
             if res.get("model_train_run_id"):  # no champion: reuse the seed's trained model
                 model_arg = ["--model", res["model_dir"]]
-    if "public" not in args.skip:
-        results.append(run("study: public_benchmarks",
-                           [py, str(HERE / "public_benchmarks" / "run.py"), *model_arg],
+    if "public" in chosen:
+        results.append(run("public", [py, "experiments/public_benchmarks/run.py", *model_arg],
                            args.timeout))
+    if any(s in chosen for s in MODEL_STEPS):
+        for name, cmd, why in model_steps(py, args.model, args.tracking_uri):
+            if name not in chosen:
+                continue
+            results.append(run(name, cmd, args.timeout) if cmd else _not_run(name, [], why))
     for name, (script, moderate, full) in BENCHMARKS.items():
-        if name in args.skip:
+        if name not in chosen:
             continue
         path = HERE / script
+        cmd = [py, f"experiments/{script}", *(full if args.full else moderate)]
+        if name == "load":
+            cmd += ["--model", args.model]
         if not path.is_file():
-            results.append({"name": f"bench:{name}", "cmd": [py, str(path)], "code": -2,
-                            "seconds": 0.0, "stdout": f"{script} not present",
-                            "stderr_tail": "", "json": None})
+            results.append(_not_run(name, cmd, f"{script} not present"))
             continue
-        results.append(run(f"bench:{name}", [py, str(path), *(full if args.full else moderate)],
-                           args.timeout))
-    write_readme(render(results, info, args.full))
-    print(f"wrote {README}", file=sys.stderr)
+        results.append(run(name, cmd, args.timeout))
+    write_readme(render(results, info, args.full), args.experiments_readme)
+    print(f"wrote {args.experiments_readme or README}", file=sys.stderr)
+    block = render_block(results, info, list(STEPS), previous,
+                         skipped=[s for s in STEPS if s not in chosen])
+    write_figures(args.readme, block)
+    print(f"wrote the generated figures of {args.readme}", file=sys.stderr)
     return 0 if all(r["code"] == 0 for r in results) else 1
 
 

@@ -1,0 +1,443 @@
+"""The main README's generated figures: from what ``make bench``'s steps printed to ONE block.
+
+``experiments/run_all.py`` runs each model-quality command and benchmark as a subprocess and hands
+the results here (``{"name", "cmd", "code", "seconds", "stdout", "json", ...}`` per step; ``json``
+is the last JSON line the step printed). :func:`render_block` turns them into the Markdown between
+:data:`BEGIN` and :data:`END` — per figure the value, the exact command, the MLflow run id (where
+the command makes one), the date and machine, and **missed** against the issue's target — and
+:func:`replace_block` swaps it into README.md. Pure functions on dicts and strings; no I/O but
+:func:`write_readme`.
+
+"In training" comes from ``fadecast evaluate``'s own per-source rows
+(``ml.evaluation.by_source.source_rows``, which reads the model card): never computed here.
+A step that was skipped keeps its section from the previous block (it says when it was made).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shlex
+from pathlib import Path
+from typing import Any, Iterable
+
+BEGIN = "<!-- BEGIN GENERATED FIGURES (make bench) -->"
+END = "<!-- END GENERATED FIGURES -->"
+SECTION = "<!-- figures: {name} -->"
+_SECTION_RE = re.compile(r"^<!-- figures: ([\w\-]+) -->$", re.M)
+
+#: targets of issue 10 (and the serving / cohort issues) the block checks
+COVERAGE_RANGE = (85.0, 95.0)
+SEVERSON_MAPE_TARGET, SEVERSON_MAPE_GOAL = 12.0, 10.0
+FORECAST_RPS_TARGET, FORECAST_RPS_GOAL, P99_MS = 500.0, 1000.0, 20.0
+BATCH_CELLS_PER_S = 5000.0
+FOLLOW_MAX_S = 1.0
+COHORT_BENCH_S = 2.0
+MISSED = "**missed**"
+
+
+class MarkersMissing(ValueError):
+    """The README lacks the generated-figures markers (or holds them twice / out of order)."""
+
+
+# ------------------------------------------------------------------------------ formatting
+def fmt(v: Any, digits: int = 3) -> str:
+    """A figure for the table: ``–`` for none/NaN; integers and values ≥ 100 without decimals,
+    ≥ 10 with one, ≥ 1 with two, below 1 with ``digits`` significant digits."""
+    if v is None or isinstance(v, bool):
+        return "–" if v is None else str(v)
+    if isinstance(v, (int, float)):
+        f = float(v)
+        if not math.isfinite(f):
+            return "–"
+        if isinstance(v, int) or abs(f) >= 100:
+            return f"{f:,.0f}"
+        if abs(f) >= 10:
+            return f"{f:.1f}"
+        return f"{f:.2f}" if abs(f) >= 1 else f"{f:.{digits}g}"
+    return str(v)
+
+
+def command_text(cmd: list[str], python: str | None = None) -> str:
+    """The command as a user types it from the repository root: the interpreter as ``python``,
+    ``python -m serving.cli`` as ``fadecast``."""
+    parts = list(cmd)
+    if parts and (parts[0] == python or Path(parts[0]).name.startswith("python")):
+        parts[0] = "python"
+    if parts[:3] == ["python", "-m", "serving.cli"]:
+        parts = ["fadecast", *parts[3:]]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def machine_line(info: dict) -> str:
+    """``<date>, <nproc> CPU(s) (<cpu>), <memory> RAM, <os>, Python <v>, <threads>``."""
+    return (f"{info['date']}, {info['nproc']} CPU(s) ({info['cpu']}), {info['memory']} RAM, "
+            f"{info['os']}, Python {info['python']}, {info['threads']}")
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def check(value: Any, target: str) -> bool | None:
+    """Does ``value`` meet ``target`` (``"<= 0.02"``, ``">= 500"``, ``"85-95"``)? None when
+    either is missing or the target is not one of those forms."""
+    x = _num(value)
+    if x is None or not target:
+        return None
+    t = target.replace("≤", "<=").replace("≥", ">=").replace("–", "-").replace("%", "").strip()
+    m = re.fullmatch(r"(<=|>=)\s*([\d.]+)", t)
+    if m:
+        return x <= float(m.group(2)) if m.group(1) == "<=" else x >= float(m.group(2))
+    m = re.fullmatch(r"([\d.]+)\s*-\s*([\d.]+)", t)
+    if m:
+        return float(m.group(1)) <= x <= float(m.group(2))
+    return None
+
+
+def mark(value: Any, target: str, text: str | None = None) -> str:
+    """``text`` (default: the formatted value) followed by **missed** if it misses ``target``."""
+    shown = fmt(value) if text is None else text
+    return f"{shown} {MISSED}" if check(value, target) is False else shown
+
+
+def _beats(model: Any, naive: Any) -> bool | None:
+    m, n = _num(model), _num(naive)
+    return None if m is None or n is None else m <= n
+
+
+def _pair(model: Any, naive: Any, target: bool = True) -> str:
+    """``model / naive`` (lower is better) with the better one in bold; **missed** when the
+    model loses and beating the √t + N fit is a ``target``."""
+    m, n = _num(model), _num(naive)
+    if m is None and n is None:
+        return "–"
+    won = _beats(model, naive)
+    left, right = fmt(model), fmt(naive)
+    if won is True:
+        left = f"**{left}**"
+    elif won is False:
+        right = f"**{right}**" + (f" {MISSED}" if target else "")
+    return f"{left} / {right}"
+
+
+# ------------------------------------------------------------------------------ sections
+def _head(title: str, r: dict, info: dict, run_id: str | None) -> list[str]:
+    cmd = command_text(r["cmd"], info.get("python_exe"))
+    run = f"MLflow run `{run_id}`" if run_id else "no MLflow run"
+    return [SECTION.format(name=r["name"]), f"**{title}** — `{cmd}`; {run}; "
+            f"{r.get('seconds', 0):.0f} s; {machine_line(info)}.", ""]
+
+
+def _failed(r: dict) -> list[str]:
+    if r.get("code") == 0 and r.get("json") is not None:
+        return []
+    if r.get("code") == 0:
+        return [f"**not measured**: the step printed no JSON figures "
+                f"(last output: `{(r.get('stdout') or '').strip()[-200:]}`)", ""]
+    tail = (r.get("stderr_tail") or r.get("stdout") or "").strip().splitlines()[-3:]
+    return [f"**failed** (exit {r.get('code')}): `{' / '.join(tail)[:400]}`", ""]
+
+
+def evaluate_section(r: dict, info: dict) -> list[str]:
+    """Per-source table of ``fadecast evaluate --json`` (its ``by_source`` rows)."""
+    doc = r.get("json") or {}
+    model = doc.get("model") or {}
+    title = (f"Single-cell forecasts by source, model {model.get('name', '?')} "
+             f"{model.get('version', '?')} next to the per-cell √t + N fit of the same run")
+    lines = _head(title, r, info, doc.get("mlflow_run_id")) + _failed(r)
+    rows = doc.get("by_source") or []
+    if not rows:
+        return lines
+    lines += ["| source | in training (model card) | cells | capacity error % (model / √t+N) "
+              "| 90 % coverage (model) | EOL error % (model / √t+N) "
+              "| time-share error p50 (model / √t+N) | time-share error p90 (model / √t+N) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        severson = "model_capacity_error_pct" not in row
+        eol = _pair(row.get("model_eol_error_pct"), row.get("naive_eol_error_pct"), False)
+        if severson and check(row.get("model_eol_error_pct"),
+                              f"<= {SEVERSON_MAPE_TARGET}") is False:
+            eol += f" (≤ {SEVERSON_MAPE_TARGET:g} % {MISSED})"
+        cover = row.get("model_coverage_90_pct")
+        cover_text = "–" if _num(cover) is None else mark(
+            cover, f"{COVERAGE_RANGE[0]:g}-{COVERAGE_RANGE[1]:g}", f"{fmt(cover)} %")
+        lines.append(" | ".join([
+            f"| {row['source']}", str(row.get("in_training", "-")), str(row.get("cells", "–")),
+            _pair(row.get("model_capacity_error_pct"), row.get("naive_capacity_error_pct")),
+            cover_text, eol,
+            _pair(row.get("model_time_share_error_median"),
+                  row.get("naive_time_share_error_median"), False),
+            _pair(row.get("model_time_share_error_p90"), row.get("naive_time_share_error_p90")),
+        ]) + " |")
+    lines += ["", "Targets: 90 % coverage 85–95 % per source; the model beats the √t + N fit on "
+              "capacity error and time-share p90 (**missed** marks each miss). 'no' = leave-one-"
+              "source-out; 'yes' = held-out cells of a trained source (interpolation).", ""]
+    return lines
+
+
+def _cohort_figure(doc: dict, name: str) -> dict:
+    for suite in doc.get("suites") or []:
+        for row in suite.get("figures") or []:
+            if row.get("figure") == name:
+                return row
+    return {}
+
+
+def cohorts_section(r: dict, info: dict) -> list[str]:
+    """``fadecast evaluate --suite pybamm-cohorts --json``: the cohort law against its targets."""
+    doc = r.get("json") or {}
+    lines = _head("Cohort attribution (dev evaluation cohorts)", r, info,
+                  doc.get("mlflow_run_id")) + _failed(r)
+    if not doc.get("suites"):
+        return lines
+    lines += ["| figure | cohort law | joint least-squares reference, same run | target |",
+              "|---|---|---|---|"]
+    for name, target in (("time_share_abs_error_median", "<= 0.02"),
+                         ("time_share_abs_error_p90", "<= 0.04"),
+                         ("time_share_coverage_90_pct", "85-95"),
+                         ("time_share_coverage_90_pct_pooled_cuts", "85-95"),
+                         ("what_if_capacity_error_pct_of_nominal", "<= 1"),
+                         ("cells_scored", "")):
+        row = _cohort_figure(doc, name)
+        if not row:
+            continue
+        vals = row.get("values") or {}
+        lines.append(f"| {name} ({row.get('unit', '')}) | {mark(vals.get('cohort_law'), target)} "
+                     f"| {fmt(vals.get('joint_lsq_reference'))} | {target or '–'} |")
+    lines.append("")
+    return lines
+
+
+def severson_section(r: dict, info: dict) -> list[str]:
+    """``experiments/severson_early_life/run.py --json``: cycles-to-80 % MAPE from 100 cycles."""
+    doc = r.get("json") or {}
+    s = doc.get("summary") or {}
+    lines = _head("Severson LFP early life through `fadecast forecast` (from 100 cycles)", r,
+                  info, None) + _failed(r)
+    if not s:
+        return lines
+    mape = s.get("mape_pct")
+    text = f"{fmt(mape)} %"
+    if check(mape, f"<= {SEVERSON_MAPE_TARGET}") is False:
+        text += f" {MISSED} (target ≤ {SEVERSON_MAPE_TARGET:g} %)"
+    elif check(mape, f"<= {SEVERSON_MAPE_GOAL}") is False:
+        text += f" (target ≤ {SEVERSON_MAPE_TARGET:g} % met; goal ≤ {SEVERSON_MAPE_GOAL:g} % {MISSED})"
+    lines += [f"- split {s.get('split')}: {s.get('cells')} cells ({s.get('failed')} failed), "
+              f"ΔQ(V) summaries given: {s.get('delta_q_given')}, model {s.get('model')}",
+              f"- cycles-to-80 % MAPE: {text}; cells with life ≥ 200: "
+              f"{fmt(s.get('mape_pct_excl_life_below_200'))} %",
+              f"- 90 % interval holds the true life for {fmt(s.get('coverage_90_pct'))} % of cells",
+              ""]
+    return lines
+
+
+def backtest_section(r: dict, info: dict) -> list[str]:
+    """``fadecast backtest --json``: early-stopping advice replayed on held-out cells."""
+    doc = r.get("json") or {}
+    model = doc.get("model") or {}
+    lines = _head(f"Early-stopping advice replay, model {model.get('version', '?')}", r, info,
+                  None) + _failed(r)
+    suites = doc.get("suites") or {}
+    if not suites:
+        return lines
+    lines += ["| suite | cells | stopped early | correct pass/fail calls | median planned hours "
+              "saved | EOL error at stop (median / p90) |", "|---|---|---|---|---|---|"]
+    pct = lambda x: "–" if _num(x) is None else f"{100 * float(x):.1f} %"  # noqa: E731
+    for name, s in suites.items():
+        if "skipped" in s:
+            lines.append(f"| {name} | skipped: {s['skipped']} | | | | |")
+            continue
+        lines.append(f"| {name} | {s.get('n_cells')} | {s.get('n_stopped_early')} | "
+                     f"{pct(s.get('correct_call_share'))} | "
+                     f"{pct(s.get('median_hours_saved_fraction'))} | "
+                     f"{pct(s.get('median_eol_error_fraction_at_stop'))} / "
+                     f"{pct(s.get('p90_eol_error_fraction_at_stop'))} |")
+    lines.append("")
+    return lines
+
+
+def load_section(r: dict, info: dict) -> list[str]:
+    """``experiments/benchmarks/load.py``: open-loop HTTP rates, batch, follow."""
+    doc = r.get("json") or {}
+    lines = _head("Serving under load (open loop, latency from each scheduled send)", r, info,
+                  None) + _failed(r)
+    if not doc:
+        return lines
+    body, cell = doc.get("forecast_body"), doc.get("forecast_stored_cell")
+    p99 = doc.get("p99_goal_ms", P99_MS)
+
+    def rate(b: dict | None, target: bool) -> str:
+        if not b:
+            text = f"no step held p99 ≤ {fmt(p99)} ms with 0 errors"
+            return f"{text} {MISSED}" if target else text
+        text = f"{fmt(b['rate'])} req/s (p50 {fmt(b.get('p50_ms'))} ms, p99 {fmt(b.get('p99_ms'))} ms)"
+        if not target:
+            return text
+        if b["rate"] < FORECAST_RPS_TARGET:
+            return f"{text} {MISSED} (target ≥ {FORECAST_RPS_TARGET:g} req/s at p99 ≤ {P99_MS:g} ms)"
+        if b["rate"] < FORECAST_RPS_GOAL:
+            return f"{text} (target met; goal ≥ {FORECAST_RPS_GOAL:g} {MISSED})"
+        return text
+
+    batch, follow = doc.get("batch") or {}, doc.get("follow") or {}
+    bps = batch.get("cells_per_second_wall")
+    lines += [f"- model: `{doc.get('model')}`",
+              f"- `POST /v1/forecast` (200-cycle history in the body), highest rate held: "
+              f"{rate(body, True)}",
+              f"- `POST /v1/cells/{{id}}/forecast` (stored cell): {rate(cell, False)}",
+              f"- `POST /v1/forecast/batch`: {mark(bps, f'>= {BATCH_CELLS_PER_S}', f'{fmt(bps)} cells/s')}"
+              f" wall (target ≥ {BATCH_CELLS_PER_S:,.0f})",
+              (f"- `fadecast follow`: row completing a cycle → its advice p50 "
+               f"{fmt(follow.get('p50_s'))} s, max "
+               f"{mark(follow.get('max_s'), f'<= {FOLLOW_MAX_S}', fmt(follow.get('max_s')) + ' s')}"
+               f" (target ≤ {FOLLOW_MAX_S:g} s; {follow.get('answered')}/{follow.get('cycles')} "
+               "cycles advised)") if follow.get("answered") else
+              f"- `fadecast follow`: no advice seen {MISSED}", ""]
+    return lines
+
+
+def cohort_bench_section(r: dict, info: dict) -> list[str]:
+    """``experiments/benchmarks/cohort.py``: cohort attribution speed."""
+    doc = r.get("json") or {}
+    lines = _head("Cohort attribution speed", r, info, None) + _failed(r)
+    if not doc:
+        return lines
+    goal = f"<= {COHORT_BENCH_S}"
+    sizes = doc.get("cycles_per_cell")
+    if isinstance(sizes, list) and len(set(sizes)) == 1:
+        sizes = sizes[0]
+    lines += [f"- {doc.get('cells')} cells × {sizes} cycles, "
+              f"{doc.get('repeats')} repeats: in process median "
+              f"{mark(doc.get('attribute_s_median'), goal, fmt(doc.get('attribute_s_median')) + ' s')}"
+              f", through the API median "
+              f"{mark(doc.get('http_s_median'), goal, fmt(doc.get('http_s_median')) + ' s')}"
+              f" (target ≤ {COHORT_BENCH_S:g} s)", ""]
+    return lines
+
+
+#: printed lines quoted for the benchmarks that print text (not JSON) figures
+QUOTED = {"ingest": re.compile(r"^(ingest / pandas|parquet size|file:)"),
+          "featurize": re.compile(r"^(build_cycle_table_mrows_per_s|build_with_curves_mrows_per_s|"
+                                  r"build_basic_vs_plain_groupby|plain_groupby_mrows_per_s|"
+                                  r"curves_part_mrows_per_s|peak_mib_build_cycle_table)\b"),
+          "serving": re.compile(r"^(session\.run|whole forecast|highest rate held|\d worker)")}
+
+
+def quoted_section(r: dict, info: dict, title: str) -> list[str]:
+    """Selected lines the benchmark printed, verbatim."""
+    lines = _head(title, r, info, None)
+    if r.get("code") != 0:
+        return lines + _failed(r)
+    pattern = QUOTED.get(r["name"])
+    got = [ln.strip() for ln in (r.get("stdout") or "").splitlines()
+           if pattern is None or pattern.search(ln.strip())]
+    if not got:
+        return lines + ["**not measured**: none of the expected figure lines were printed", ""]
+    return lines + ["```", *got[-12:], "```", ""]
+
+
+def study_section(r: dict, info: dict, title: str) -> list[str]:
+    """A study printing ``{"study", "run_id", <headline figures>}``."""
+    doc = r.get("json") or {}
+    lines = _head(title, r, info, doc.get("run_id")) + _failed(r)
+    figs = [f"{k} {fmt(v)}" for k, v in doc.items() if k not in ("study", "run_id")]
+    if figs:
+        lines += ["- " + "; ".join(figs), ""]
+    return lines
+
+
+TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchmarks",
+          "evaluate": "Single-cell forecasts by source (`fadecast evaluate`)",
+          "evaluate-cohorts": "Cohort attribution (`fadecast evaluate --suite pybamm-cohorts`)",
+          "severson": "Severson LFP early life", "backtest": "Early-stopping advice replay",
+          "load": "Serving under load", "cohort": "Cohort attribution speed",
+          "ingest": "Ingest (`Registry.ingest` vs `pandas.read_csv`)",
+          "featurize": "Features (per-cycle descriptors, one core)",
+          "serving": "Serving, in process and HTTP (`serving.py`)"}
+RENDERERS = {"evaluate": evaluate_section, "evaluate-cohorts": cohorts_section,
+             "severson": severson_section, "backtest": backtest_section, "load": load_section,
+             "cohort": cohort_bench_section}
+
+
+def section(r: dict, info: dict) -> list[str]:
+    """The Markdown lines of one step's figures."""
+    name = r["name"]
+    if name in RENDERERS:
+        return RENDERERS[name](r, info)
+    if name in ("seed", "public"):
+        return study_section(r, info, TITLES[name])
+    return quoted_section(r, info, TITLES.get(name, name))
+
+
+def old_sections(text: str) -> dict[str, list[str]]:
+    """The per-step sections of an existing generated block (``{}`` when there is none)."""
+    if BEGIN not in text or END not in text:
+        return {}
+    body = text.split(BEGIN, 1)[1].split(END, 1)[0]
+    out: dict[str, list[str]] = {}
+    matches = list(_SECTION_RE.finditer(body))
+    for i, m in enumerate(matches):
+        stop = matches[i + 1].start() if i + 1 < len(matches) else len(body)
+        out[m.group(1)] = body[m.start():stop].strip("\n").splitlines() + [""]
+    return out
+
+
+def render_block(results: Iterable[dict], info: dict, order: list[str],
+                 previous: str = "", skipped: Iterable[str] = ()) -> str:
+    """The whole generated block: one section per step of ``order`` — measured now (from
+    ``results``), or, for a ``skipped`` step, its section of the ``previous`` block verbatim
+    (it carries its own date), else a line saying it was not run."""
+    by_name = {r["name"]: r for r in results}
+    old = old_sections(previous)
+    skipped = set(skipped)
+    lines = [BEGIN, "",
+             f"_Generated by `{info.get('invocation', 'python experiments/run_all.py')}` "
+             f"(`make bench`) — last run {machine_line(info)}. Each section gives its own "
+             "command, MLflow run, date and machine; do not edit by hand._", ""]
+    if info.get("model_line"):
+        lines += [info["model_line"], ""]
+    for name in order:
+        if name in by_name:
+            lines += section(by_name[name], info)
+        elif name in skipped and name in old:
+            lines += old[name]
+        elif name in skipped:
+            lines += [SECTION.format(name=name), f"**{TITLES.get(name, name)}**: not run yet "
+                      "(skipped).", ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def replace_block(text: str, block: str, where: str = "README.md") -> str:
+    """``text`` with its generated block replaced; :class:`MarkersMissing` unless both markers
+    are there once each, BEGIN before END."""
+    nb, ne = text.count(BEGIN), text.count(END)
+    if nb != 1 or ne != 1 or text.index(BEGIN) > text.index(END):
+        raise MarkersMissing(
+            f"{where}: expected the lines {BEGIN!r} and then {END!r}, once each, where the "
+            f"generated figures go; found BEGIN {nb}×, END {ne}×. Add them (e.g. under "
+            "'## Measured figures') and run again; nothing was written.")
+    head, rest = text.split(BEGIN, 1)
+    return head + block + rest.split(END, 1)[1]
+
+
+def check_markers(path: Path) -> str:
+    """The README's text if it holds the markers; :class:`MarkersMissing` otherwise."""
+    if not path.is_file():
+        raise MarkersMissing(f"{path}: no such file (the README whose figures are generated)")
+    text = path.read_text(encoding="utf-8")
+    replace_block(text, "", str(path))
+    return text
+
+
+def write_readme(path: Path, block: str) -> None:
+    """Swap the block into ``path`` (temp file, then rename)."""
+    text = replace_block(check_markers(path), block, str(path))
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,307 @@
+"""``make bench``'s README figures: recorded step outputs → the generated block of README.md.
+
+Fast, no subprocesses: the steps' printed JSON (recorded from real runs — ``fadecast evaluate
+--suite synthetic`` / ``--suite pybamm-cohorts`` and ``benchmarks/cohort.py`` on 2026-12-06,
+the other sources' rows as printed for the README of that day) goes through
+``experiments/readme_figures.py`` and ``experiments/run_all.main`` with the subprocess runner
+replaced, and the block is checked figure by figure: values, commands, run ids, "missed" marks.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = "/venv/bin/python"
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rf = _load("readme_figures", ROOT / "experiments" / "readme_figures.py")
+run_all = _load("exp_run_all_figures", ROOT / "experiments" / "run_all.py")
+
+INFO = {"date": "2026-12-06 23:40 UTC", "nproc": "2", "cpu": "AMD EPYC", "memory": "23.5 GiB",
+        "os": "Linux 6", "python": "3.11.7", "threads": "OMP_NUM_THREADS=1", "python_exe": PY}
+URI = "sqlite:////home/u/fadecast-data/mlflow/mlflow.db"
+
+EVAL_CMD = [PY, "-m", "serving.cli", "evaluate", "--model", "models/production",
+            "--tracking-uri", URI, "--suite", "pybamm-dev", "--suite", "synthetic", "--suite",
+            "nasa-pcoe", "--suite", "severson", "--json"]
+EVALUATE = {"model": {"name": "fadecast-forecaster", "version": "2+0d178e41"},
+            "mlflow_run_id": "18d71fd87f03407eb5e79d56a9d2afa7", "suites": [],
+            "by_source": [
+                {"source": "pybamm-dev", "in_training": "yes", "cells": 9,
+                 "model_capacity_error_pct": 0.58, "naive_capacity_error_pct": 0.73,
+                 "model_coverage_90_pct": 95.7, "model_eol_error_pct": 3.1,
+                 "naive_eol_error_pct": 4.0, "model_time_share_error_median": 0.025,
+                 "naive_time_share_error_median": 0.060, "model_time_share_error_p90": 0.041,
+                 "naive_time_share_error_p90": 0.152},
+                {"source": "synthetic", "in_training": "yes", "cells": 24,
+                 "model_capacity_error_pct": 1.1462031646281516,
+                 "model_eol_error_pct": 5.046372299250058,
+                 "model_coverage_90_pct": 91.11952861952862,
+                 "model_time_share_error_median": 0.05647946737166104,
+                 "model_time_share_error_p90": 0.11628225154567078,
+                 "naive_capacity_error_pct": 1.298229335094546,
+                 "naive_eol_error_pct": 4.610606275731521,
+                 "naive_coverage_90_pct": 81.73400673400674,
+                 "naive_time_share_error_median": 0.2167783343627107,
+                 "naive_time_share_error_p90": 0.5278155971360837},
+                {"source": "nasa-pcoe", "in_training": "no", "cells": 3,
+                 "model_capacity_error_pct": 7.7, "naive_capacity_error_pct": 4.1,
+                 "model_coverage_90_pct": 15.0, "model_eol_error_pct": None,
+                 "naive_eol_error_pct": None, "model_time_share_error_median": None,
+                 "naive_time_share_error_median": None, "model_time_share_error_p90": None,
+                 "naive_time_share_error_p90": None},
+                {"source": "severson-test1", "in_training": "sibling (severson-train)",
+                 "cells": 43, "model_eol_error_pct": 13.4, "naive_eol_error_pct": 30.2,
+                 "model_eol_error_pct_with_delta_q": 11.6}]}
+
+
+def _fig(name: str, model: float, ref: float | None, target: str = "") -> dict:
+    return {"figure": name, "unit": "", "target": target,
+            "values": {"cohort_law": model, "joint_lsq_reference": ref}}
+
+
+COHORTS = {"model": {"name": "fadecast-forecaster", "version": "2+0d178e41"},
+           "mlflow_run_id": "c902133ccbdf442581ec5cfe0cb9594e", "by_source": [],
+           "suites": [{"suite": "pybamm-cohorts", "figures": [
+               _fig("time_share_abs_error_median", 0.01021983581149602, 0.017311283366939767),
+               _fig("time_share_abs_error_p90", 0.021605484465288427, 0.031499797129482254),
+               _fig("time_share_coverage_90_pct", 100.0, None),
+               _fig("what_if_capacity_error_pct_of_nominal", 0.8692814476471578,
+                    1.8932941652961206),
+               _fig("cells_scored", 16.0, 16.0),
+               _fig("time_share_coverage_90_pct_pooled_cuts", 93.75, None),
+               _fig("synthetic:time_share_abs_error_median", 0.044, 0.131)]}]}
+SEVERSON = {"summary": {"split": "test1", "cells": 43, "failed": 0, "delta_q_given": True,
+                        "mape_pct": 11.6, "mape_pct_excl_life_below_200": 10.9,
+                        "coverage_90_pct": 79.07, "heads": ["ridge"], "model": "2+0d178e41"},
+            "cells": []}
+BACKTEST = {"model": {"name": "fadecast-forecaster", "version": "2+0d178e41"},
+            "interval_scale": 1.2, "suites": {
+                "synthetic": {"n_cells": 12, "n_stopped_early": 10, "correct_call_share": 1.0,
+                              "median_hours_saved_fraction": 0.42,
+                              "median_eol_error_fraction_at_stop": 0.042,
+                              "p90_eol_error_fraction_at_stop": 0.09},
+                "pybamm-dev": {"skipped": "pybamm-dev is not in ../shared/data"}}}
+LOAD = {"model": "models/production", "p99_goal_ms": 20.0,
+        "forecast_body": {"rate": 200.0, "p50_ms": 4.1, "p99_ms": 15.8, "errors": 0},
+        "forecast_stored_cell": {"rate": 700.0, "p50_ms": 2.0, "p99_ms": 19.3, "errors": 0},
+        "batch": {"items": 100, "cells_per_second_wall": 208.0},
+        "follow": {"cycles": 5, "answered": 5, "p50_s": 0.23, "max_s": 0.34,
+                   "history_cycles": 120}}
+COHORT_BENCH = {"cells": 5, "cycles_per_cell": [300] * 5, "repeats": 3,
+                "attribute_s_median": 0.741, "http_s_median": 0.776, "goal_s": 2.0,
+                "goal_met": True}
+FEATURIZE_OUT = ("per_cycle_descriptors_s                 0.21\n"
+                 "build_cycle_table_mrows_per_s            18.3\n"
+                 "build_basic_vs_plain_groupby             0.47\n")
+
+
+def _step(name: str, cmd: list[str], doc: dict | None, code: int = 0, stdout: str = "",
+          seconds: float = 12.0) -> dict:
+    return {"name": name, "cmd": cmd, "code": code, "seconds": seconds, "stdout": stdout,
+            "stderr_tail": "Traceback ...\nFadecastError: boom" if code else "", "json": doc}
+
+
+RESULTS = [
+    _step("evaluate", EVAL_CMD, EVALUATE),
+    _step("evaluate-cohorts", [PY, "-m", "serving.cli", "evaluate", "--model",
+                               "models/production", "--tracking-uri", URI, "--suite",
+                               "pybamm-cohorts", "--json"], COHORTS),
+    _step("severson", [PY, "experiments/severson_early_life/run.py", "--split", "test1",
+                       "--model", "models/production", "--json"], SEVERSON),
+    _step("backtest", [PY, "-m", "serving.cli", "backtest", "--model", "models/production",
+                       "--suite", "synthetic", "--json"], BACKTEST),
+    _step("load", [PY, "experiments/benchmarks/load.py", "--quick", "--model",
+                   "models/production"], LOAD),
+    _step("cohort", [PY, "experiments/benchmarks/cohort.py", "--repeats", "3"], COHORT_BENCH),
+    _step("featurize", [PY, "experiments/benchmarks/featurize.py", "--rows", "1000000"], None,
+          stdout=FEATURIZE_OUT),
+]
+
+
+def _section(block: str, name: str) -> str:
+    return rf.old_sections(block)[name] and "\n".join(rf.old_sections(block)[name])
+
+
+def _row(text: str, source: str) -> list[str]:
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"| {source} |"))
+    return [c.strip() for c in line.strip("|").split("|")]
+
+
+@pytest.fixture()
+def block() -> str:
+    return rf.render_block(RESULTS, INFO, list(run_all.STEPS), previous="",
+                           skipped=["seed", "public", "ingest", "serving"])
+
+
+def test_per_source_table_values_commands_run_id_and_misses(block):
+    text = _section(block, "evaluate")
+    assert ("`fadecast evaluate --model models/production --tracking-uri "
+            f"{URI} --suite pybamm-dev --suite synthetic --suite nasa-pcoe --suite severson "
+            "--json`") in text
+    assert "MLflow run `18d71fd87f03407eb5e79d56a9d2afa7`" in text
+    assert "2026-12-06 23:40 UTC, 2 CPU(s) (AMD EPYC)" in text
+    # in training comes verbatim from evaluate's card-derived rows
+    syn = _row(text, "synthetic")
+    assert syn[1:3] == ["yes", "24"]
+    assert syn[3] == "**1.15** / 1.30"          # model beats √t+N: bold, no miss
+    assert syn[4] == "91.1 %"                   # inside 85–95
+    assert syn[7] == "**0.116** / 0.528"
+    assert "missed" not in " ".join(syn)
+    pyb = _row(text, "pybamm-dev")
+    assert pyb[4] == "95.7 % **missed**"        # above 95
+    nasa = _row(text, "nasa-pcoe")
+    assert nasa[1] == "no"
+    assert nasa[3] == "7.70 / **4.10** **missed**"  # √t+N wins
+    assert nasa[4] == "15.0 % **missed**"
+    assert nasa[7] == "–"                       # no time/cycle truth: not a miss
+    sev = _row(text, "severson-test1")
+    assert sev[1] == "sibling (severson-train)"
+    assert sev[5] == "**13.4** / 30.2 (≤ 12 % **missed**)"
+
+
+def test_cohort_section_targets(block):
+    text = _section(block, "evaluate-cohorts")
+    assert "MLflow run `c902133ccbdf442581ec5cfe0cb9594e`" in text
+    assert "--suite pybamm-cohorts --json`" in text
+    assert "| time_share_abs_error_median () | 0.0102 | 0.0173 | <= 0.02 |" in text
+    assert "| time_share_abs_error_p90 () | 0.0216 | 0.0315 | <= 0.04 |" in text
+    assert "| time_share_coverage_90_pct () | 100 **missed** | – | 85-95 |" in text
+    assert "| time_share_coverage_90_pct_pooled_cuts () | 93.8 | – | 85-95 |" in text
+    assert "| what_if_capacity_error_pct_of_nominal () | 0.869 | 1.89 | <= 1 |" in text
+    assert "synthetic:" not in text
+
+
+def test_severson_backtest_load_and_cohort_bench(block):
+    sev = _section(block, "severson")
+    assert "`python experiments/severson_early_life/run.py --split test1 --model " \
+           "models/production --json`; no MLflow run" in sev
+    assert "MAPE: 11.6 % (target ≤ 12 % met; goal ≤ 10 % **missed**)" in sev
+    assert "for 79.1 % of cells" in sev
+    bt = _section(block, "backtest")
+    assert "| synthetic | 12 | 10 | 100.0 % | 42.0 % | 4.2 % / 9.0 % |" in bt
+    assert "| pybamm-dev | skipped: pybamm-dev is not in ../shared/data |" in bt
+    load = _section(block, "load")
+    assert "`python experiments/benchmarks/load.py --quick --model models/production`" in load
+    assert ("200 req/s (p50 4.10 ms, p99 15.8 ms) **missed** (target ≥ 500 req/s at p99 ≤ 20 ms)"
+            in load)
+    assert "stored cell): 700 req/s (p50 2.00 ms, p99 19.3 ms)\n" in load  # no target there
+    assert "208 cells/s **missed** wall (target ≥ 5,000)" in load
+    assert "p50 0.23 s, max 0.34 s (target ≤ 1 s; 5/5 cycles advised)" in load
+    coh = _section(block, "cohort")
+    assert "5 cells × 300 cycles, 3 repeats: in process median 0.741 s, through the API " \
+           "median 0.776 s (target ≤ 2 s)" in coh
+    feat = _section(block, "featurize")
+    assert "build_cycle_table_mrows_per_s            18.3" in feat
+    assert "per_cycle_descriptors_s" not in feat
+
+
+def test_misses_flip_with_the_figures():
+    fast = dict(LOAD, forecast_body={"rate": 700.0, "p50_ms": 3.0, "p99_ms": 12.0, "errors": 0},
+                batch={"cells_per_second_wall": 6000.0}, follow={"answered": 0, "cycles": 5})
+    text = "\n".join(rf.load_section(_step("load", ["x"], fast), INFO))
+    assert "700 req/s (p50 3.00 ms, p99 12.0 ms) (target met; goal ≥ 1000 **missed**)" in text
+    assert "6,000 cells/s wall" in text and "6,000 cells/s **missed**" not in text
+    assert "`fadecast follow`: no advice seen **missed**" in text
+    worse = dict(SEVERSON, summary=dict(SEVERSON["summary"], mape_pct=12.5))
+    text = "\n".join(rf.severson_section(_step("severson", ["x"], worse), INFO))
+    assert "12.5 % **missed** (target ≤ 12 %)" in text
+    assert rf.check(85.0, "85-95") and rf.check(95.0, "85–95 %") and not rf.check(84.9, "85-95")
+    assert rf.check(None, "<= 1") is None and rf.check(0.5, "") is None
+
+
+def test_failed_and_skipped_steps(block):
+    failed = "\n".join(rf.section(_step("severson", ["x"], None, code=1), INFO))
+    assert "**failed** (exit 1): `Traceback ... / FadecastError: boom`" in failed
+    # skipped with no previous block: says so
+    assert "**Seed study (PTO / β-Li3PS4 cells)**: not run yet (skipped)." in block
+    # a later run that skips 'evaluate' keeps its section verbatim (with its own date/run id)
+    later = rf.render_block([_step("cohort", ["x"], dict(COHORT_BENCH, http_s_median=3.0))],
+                            dict(INFO, date="2026-12-07 01:00 UTC"), list(run_all.STEPS),
+                            previous=f"# R\n{block}\n",
+                            skipped=[s for s in run_all.STEPS if s != "cohort"])
+    assert _section(later, "evaluate") == _section(block, "evaluate")
+    assert "MLflow run `18d71fd87f03407eb5e79d56a9d2afa7`" in later
+    assert "through the API median 3.00 s **missed**" in _section(later, "cohort")
+
+
+def test_replace_block_keeps_the_rest_and_refuses_without_markers(tmp_path):
+    text = f"# R\n\n## Measured figures\n\n{rf.BEGIN}\nold\n{rf.END}\n\n## Why\nkeep\n"
+    out = rf.replace_block(text, f"{rf.BEGIN}\nnew\n{rf.END}")
+    assert out == f"# R\n\n## Measured figures\n\n{rf.BEGIN}\nnew\n{rf.END}\n\n## Why\nkeep\n"
+    for bad in ("# R\nno markers\n", f"{rf.END}\n{rf.BEGIN}\n", f"{rf.BEGIN}\n{rf.BEGIN}\n{rf.END}"):
+        with pytest.raises(rf.MarkersMissing, match="BEGIN GENERATED FIGURES"):
+            rf.replace_block(bad, "x")
+    path = tmp_path / "README.md"
+    path.write_text("# R\n")
+    with pytest.raises(rf.MarkersMissing, match=str(path)):
+        rf.write_readme(path, "x")
+    assert path.read_text() == "# R\n"          # nothing written
+
+
+def test_command_text():
+    assert rf.command_text([PY, "-m", "serving.cli", "backtest", "--json"], PY) == \
+        "fadecast backtest --json"
+    assert rf.command_text([PY, "experiments/x.py", "--a", "b c"], PY) == \
+        "python experiments/x.py --a 'b c'"
+
+
+# ------------------------------------------------------------------------------ run_all.main
+@pytest.fixture()
+def recorded(monkeypatch, tmp_path):
+    """run_all with the subprocess runner and the model-step planner replaced by recordings."""
+    by_name = {r["name"]: r for r in RESULTS}
+    calls: list[str] = []
+
+    def fake_run(name, cmd, timeout):
+        calls.append(name)
+        return dict(by_name.get(name) or _step(name, cmd, None, stdout="x"), cmd=cmd)
+
+    def fake_model_steps(py, model, uri):
+        return [("evaluate", EVAL_CMD, ""), ("evaluate-cohorts", None, "no cohorts here"),
+                ("severson", RESULTS[2]["cmd"], ""), ("backtest", RESULTS[3]["cmd"], "")]
+
+    monkeypatch.setattr(run_all, "run", fake_run)
+    monkeypatch.setattr(run_all, "model_steps", fake_model_steps)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# R\n\n## Measured figures\n\n{rf.BEGIN}\n{rf.END}\n\n## Why\n")
+    exp = tmp_path / "EXP.md"
+    exp.write_text(f"# exp\n\n{run_all.BEGIN}\n{run_all.END}\n")
+    return calls, readme, exp
+
+
+def test_main_runs_only_the_chosen_steps_and_writes_both_blocks(recorded):
+    calls, readme, exp = recorded
+    code = run_all.main(["--only", "evaluate", "evaluate-cohorts", "load", "--readme",
+                         str(readme), "--experiments-readme", str(exp), "--tracking-uri", URI])
+    assert calls == ["evaluate", "load"]        # the cohort suite had no data: not run
+    assert code == 1                             # ... and reported as not run
+    text = readme.read_text()
+    assert text.startswith("# R\n\n## Measured figures\n\n") and text.endswith("\n\n## Why\n")
+    assert "MLflow run `18d71fd87f03407eb5e79d56a9d2afa7`" in text
+    assert "**failed** (exit -2): `no cohorts here`" in text
+    assert "--model models/production`" in text  # load.py gets the evaluated model
+    assert "**Seed study (PTO / β-Li3PS4 cells)**: not run yet (skipped)." in text
+    assert "| load |" in exp.read_text()
+
+
+def test_main_refuses_before_running_when_markers_are_absent(recorded, capsys):
+    calls, readme, exp = recorded
+    readme.write_text("# R\n")
+    assert run_all.main(["--readme", str(readme), "--experiments-readme", str(exp)]) == 2
+    assert calls == []
+    assert "BEGIN GENERATED FIGURES" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_all.main(["--skip", "nope", "--readme", str(readme)])
