@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from serving.deps import SettingsScope
 from serving.errors import BodySizeLimit, install_error_handlers
+from serving.forecast_lane import ForecastLane
 from serving.routes import admin, advice, batch, cells, forecast, health
 from serving.routes import cohorts  # POST /v1/cohorts/attribution
 from serving.runtime import ModelSlot, OnnxForecaster, load_forecaster
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None, *,
     app.include_router(cohorts.router)
     app.include_router(views.router)  # JSON the web pages draw (GET /v1/cells, /v1/views/...)
     app.include_router(pages.router)  # the web pages themselves (path /), not in OpenAPI
+    # innermost first: the forecast lane sits inside the size limit and the settings scope
+    app.add_middleware(ForecastLane, state=app.state)
     app.add_middleware(BodySizeLimit, default_bytes=chosen.max_body_bytes,
                        upload_bytes=chosen.max_upload_bytes)
     app.add_middleware(SettingsScope, settings=chosen)

@@ -18,8 +18,8 @@ from serving.errors import ServiceError
 from serving.runtime import ModelSlot, OnnxForecaster
 from serving.settings import Settings
 
-__all__ = ["SCOPES", "SettingsScope", "app_settings", "current_model", "model_slot", "require_admin", "require_read",
-           "require_scope", "require_write"]
+__all__ = ["SCOPES", "SettingsScope", "app_settings", "authorize", "current_model", "model_slot",
+           "require_admin", "require_read", "require_scope", "require_write"]
 
 SCOPES = ("read", "write", "admin")
 _ENV = {"read": "FADECAST_SERVE_READ_TOKEN", "write": "FADECAST_SERVE_WRITE_TOKEN",
@@ -89,34 +89,40 @@ def require_scope(scope: str) -> Callable[..., Awaitable[None]]:
         raise ValueError(f"unknown scope {scope!r}")
 
     async def check(request: Request, settings: Settings = Depends(app_settings)) -> None:
-        tokens = _tokens(settings)
-        if scope == "read" and settings.read_token is None:
-            return  # open reads
-        able = [t for s, t in tokens if _grants(s, scope)]
-        if not able:
-            raise ServiceError(f"{scope} routes are disabled (no {scope} token configured: set "
-                               f"{_ENV[scope]})" if scope != "admin" else
-                               "admin routes are disabled (no admin token configured)",
-                               code="unauthorized", http_status=401,
-                               headers={"WWW-Authenticate": "Bearer"})
-        kind, _, given = request.headers.get("authorization", "").partition(" ")
-        given_b = given.strip().encode()
-        held = None
-        if kind.lower() == "bearer" and given_b:
-            for s, t in tokens:  # every comparison runs: no early exit on a match
-                if hmac.compare_digest(given_b, t.encode()) and held is None:
-                    held = s
-        if held is None:
-            raise ServiceError("missing or wrong bearer token", code="unauthorized",
-                               http_status=401, headers={"WWW-Authenticate": "Bearer"})
-        if not _grants(held, scope):
-            raise ServiceError(f"this token has scope '{held}'; this route needs '{scope}'",
-                               code="insufficient_scope", http_status=403,
-                               headers={"WWW-Authenticate":
-                                        f'Bearer error="insufficient_scope", scope="{scope}"'})
+        authorize(settings, request.headers.get("authorization", ""), scope)
 
     check.__name__ = f"require_{scope}"
     return check
+
+
+def authorize(settings: Settings, authorization: str, scope: str) -> None:
+    """Raise the 401/403 :class:`ServiceError` of :func:`require_scope` unless the
+    ``Authorization`` header value grants ``scope`` under ``settings``' tokens."""
+    tokens = _tokens(settings)
+    if scope == "read" and settings.read_token is None:
+        return  # open reads
+    able = [t for s, t in tokens if _grants(s, scope)]
+    if not able:
+        raise ServiceError(f"{scope} routes are disabled (no {scope} token configured: set "
+                           f"{_ENV[scope]})" if scope != "admin" else
+                           "admin routes are disabled (no admin token configured)",
+                           code="unauthorized", http_status=401,
+                           headers={"WWW-Authenticate": "Bearer"})
+    kind, _, given = authorization.partition(" ")
+    given_b = given.strip().encode()
+    held = None
+    if kind.lower() == "bearer" and given_b:
+        for s, t in tokens:  # every comparison runs: no early exit on a match
+            if hmac.compare_digest(given_b, t.encode()) and held is None:
+                held = s
+    if held is None:
+        raise ServiceError("missing or wrong bearer token", code="unauthorized",
+                           http_status=401, headers={"WWW-Authenticate": "Bearer"})
+    if not _grants(held, scope):
+        raise ServiceError(f"this token has scope '{held}'; this route needs '{scope}'",
+                           code="insufficient_scope", http_status=403,
+                           headers={"WWW-Authenticate":
+                                    f'Bearer error="insufficient_scope", scope="{scope}"'})
 
 
 require_read = require_scope("read")

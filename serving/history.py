@@ -19,7 +19,8 @@ import pandas as pd
 from data_registry.errors import InputFormatError, ValidationError
 
 __all__ = [
-    "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "cycles_csv_cell_id",
+    "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "columns_from_rows",
+    "cycles_csv_cell_id",
     "frame_from_rows",
     "loss_so_far_fraction", "read_csv_text", "read_cycles_csv", "recent_hours_per_cycle",
     "reference_capacity_ah",
@@ -38,11 +39,18 @@ _ROW_GETTER = operator.itemgetter(*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 
 
 def frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
-    """Per-cycle DataFrame from validated history rows (pydantic models or mappings).
+    """Per-cycle DataFrame from validated history rows (pydantic models or mappings): the
+    columns of :func:`columns_from_rows` in a frame."""
+    return pd.DataFrame(columns_from_rows(rows), copy=False)
 
-    Optional columns appear only where at least one row carries them; missing cells are NaN.
-    One pass over the rows fills a [rows, columns] float64 array (None → NaN); the frame's
-    columns are views of it.
+
+def columns_from_rows(rows: Iterable[Any]) -> dict[str, np.ndarray]:
+    """Per-cycle columns (name → 1-D array) from validated history rows (pydantic models or
+    mappings) — what ``ml.inference.forecast`` reads, without a DataFrame around it.
+
+    ``cycle_index`` is int64, every other column float64. Optional columns appear only where
+    at least one row carries them; missing cells are NaN. One pass over the rows fills a
+    [rows, columns] float64 array (None → NaN); the columns are rows of its transpose.
     """
     dicts = [r if isinstance(r, Mapping) else r.__dict__ for r in rows]
     names = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
@@ -58,7 +66,7 @@ def frame_from_rows(rows: Iterable[Any]) -> pd.DataFrame:
     for j, name in enumerate(names[1:], start=1):
         if j < len(REQUIRED_COLUMNS) or not np.isnan(table[j]).all():
             data[name] = table[j]
-    return pd.DataFrame(data, copy=False)
+    return data
 
 
 def read_csv_text(path: Path) -> pd.DataFrame:

@@ -6,6 +6,7 @@ command line and the API produce byte-identical forecasts for the same history.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -63,7 +64,8 @@ def clean_json(value: Any) -> Any:
     return value
 
 
-def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cycles: int,
+def forecast_document(model: OnnxForecaster, frame: pd.DataFrame | Mapping[str, Any], *,
+                      horizon_cycles: int,
                       hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
                       nominal_capacity_ah: float | None = None, cell_id: str | None = None,
                       meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,7 +74,8 @@ def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cyc
     Parameters
     ----------
     frame:
-        Observed cycles (CONTRACTS per-cycle columns, cycle_index increasing).
+        Observed cycles (CONTRACTS per-cycle columns, cycle_index increasing): a DataFrame or
+        a mapping of column → array (``serving.history.columns_from_rows``).
     horizon_cycles:
         Number of future cycles to forecast (rows in ``forecast``).
     hours_per_cycle:
@@ -94,7 +97,7 @@ def forecast_document(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cyc
     return clean_json(doc)
 
 
-def _check_finite(doc: dict[str, Any], frame: pd.DataFrame,
+def _check_finite(doc: dict[str, Any], frame: pd.DataFrame | Mapping[str, Any],
                   nominal_capacity_ah: float | None) -> None:
     """A forecast with NaN/inf capacities is no answer: refuse it as bad input (422), naming
     what usually causes it, instead of sending nulls a client would misread."""
@@ -104,7 +107,7 @@ def _check_finite(doc: dict[str, Any], frame: pd.DataFrame,
         return  # the usual case, judged at once (the same verdict as the check below)
     if all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
         return
-    q = frame["discharge_capacity_ah"].to_numpy(float)
+    q = np.asarray(frame["discharge_capacity_ah"], dtype=float)
     ref = reference_capacity_ah(q, nominal_capacity_ah)
     raise ValidationError(
         "the model cannot forecast this history (its output is not finite): retention "

@@ -7,6 +7,7 @@ so ``ModelSlot.swap`` never pulls a model from under an in-flight request.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,7 @@ class OnnxForecaster:
         feed = {name: inputs[name] for name in self._inputs}
         return dict(zip(self._outputs, self.session.run(self._outputs, feed)))
 
-    def forecast(self, table: pd.DataFrame, *, horizon_cycles: int,
+    def forecast(self, table: pd.DataFrame | Mapping[str, Any], *, horizon_cycles: int,
                  hours_per_cycle: float | None = None, eol_fraction: float = 0.8,
                  nominal_capacity_ah: float | None = None,
                  cell_id: str | None = None, chemistry: str | None = None) -> dict[str, Any]:

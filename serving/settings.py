@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(256_000_000, gt=0, description="largest raw-data upload")
     max_history_cycles: int = Field(20_000, gt=0, description="longest accepted history")
     max_horizon_cycles: int = Field(20_000, gt=0, description="longest forecast horizon")
+    fast_lane: bool = Field(
+        True, description="answer successful POST /v1/forecast requests without FastAPI's "
+        "per-request machinery (serving.forecast_lane; same bytes, errors still answered by the "
+        "route)")
     advice_updates: int = Field(3, ge=1, le=10,
                                 description="forecast updates the stop rule looks back over")
     advice_update_every_cycles: int | None = Field(

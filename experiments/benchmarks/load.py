@@ -100,7 +100,7 @@ def load_step(port: int, path: str, body: Path, rate: float, duration: float,
     for k, p in enumerate(procs):
         p.stdin.write(f"{start_at + k / rate!r}\n")
         p.stdin.flush()
-    lat, errors, n, elapsed = [], Counter(), 0, 0.0
+    lat, errors, n, elapsed, client_cpu = [], Counter(), 0, 0.0, 0.0
     for p in procs:
         out, err = p.communicate(timeout=duration * 10 + 60)
         if p.returncode != 0:
@@ -110,11 +110,12 @@ def load_step(port: int, path: str, body: Path, rate: float, duration: float,
         errors.update(r["errors"])
         n += r["requests"]
         elapsed = max(elapsed, r["elapsed_s"])
+        client_cpu += r.get("client_cpu_s", 0.0)
     ms = np.array(lat) * 1e3
     return {"rate": rate, "requests": n, "errors": sum(errors.values()),
             "error_kinds": dict(errors), "achieved_rps": n / max(elapsed, 1e-9),
             "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "max_ms": float(ms.max())}
+            "max_ms": float(ms.max()), "client_cpu_ms": 1e3 * client_cpu / max(n, 1)}
 
 
 # ------------------------------------------------------------------------------ server side
@@ -190,7 +191,8 @@ def sweep(port: int, path: str, body: Path, rates: list[float], duration: float,
         results.append(r)
         print(f"  {label:22s} {rate:6.0f} req/s: achieved {r['achieved_rps']:7.1f}  p50 "
               f"{r['p50_ms']:7.2f} ms  p99 {r['p99_ms']:8.2f} ms  errors {r['errors']}  "
-              f"server CPU {r['server_cpu_ms']:.2f} ms/request"
+              f"CPU/request server {r['server_cpu_ms']:.2f} ms, load generator "
+              f"{r['client_cpu_ms']:.2f} ms"
               + (f" {r['error_kinds']}" if r["errors"] else ""), flush=True)
         if r["errors"] or r["p99_ms"] > 4 * P99_GOAL_MS:
             break
@@ -314,7 +316,7 @@ def profile(port: int, server: subprocess.Popen, body: Path, rate: float, second
 def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
     """This thread's CPU per request stage (ms, median of ``n``), in process: where the
     request path's CPU goes without HTTP."""
-    from serving.history import frame_from_rows
+    from serving.history import columns_from_rows
     from serving.json_route import parse_json
     from serving.predict import clean_json
     from serving.responses import FastJSONResponse
@@ -326,7 +328,7 @@ def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
     raw = body.read_bytes()
     data = parse_json(raw)
     req = ForecastRequest.model_validate(data)
-    frame = frame_from_rows(req.history)
+    frame = columns_from_rows(req.history)
     spec = model.card.window_spec()
     table = model_columns(frame, min_history=spec.min_history)
     q = np.arange(1.0, HORIZON_CYCLES + 2)
@@ -336,12 +338,12 @@ def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
     stages = {
         "parse JSON (orjson)": lambda: parse_json(raw),
         "validate (pydantic)": lambda: ForecastRequest.model_validate(data),
-        "rows -> frame": lambda: frame_from_rows(req.history),
+        "rows -> columns": lambda: columns_from_rows(req.history),
         "forecast, all of it (ml.inference)": lambda: model.forecast(
             frame, horizon_cycles=req.horizon_cycles),
         "  of which model_columns (features)": lambda: model_columns(
             frame, min_history=spec.min_history),
-        "    of which complete_cycle_table": lambda: _complete(frame, None),
+        "    of which complete_cycle_columns": lambda: _complete(frame, None),
         "  of which make_windows": lambda: make_windows(
             table, scaler=model.card.feature_scaler(), spec=spec, query_cycle=q, query_hour=q),
         "  of which session.run": lambda: model.run(inputs),

@@ -18,26 +18,14 @@ from fastapi.responses import JSONResponse
 from data_registry.errors import FadecastError
 from serving.deps import app_settings, current_model, require_read
 from serving.errors import ServiceError
-from serving.history import frame_from_rows
 from serving.json_route import FastJSONRoute
-from serving.predict import forecast_document
 from serving.responses import FastJSONResponse
-from serving.routes.forecast import ERRORS, check_lengths
+from serving.routes.forecast import ERRORS, check_lengths, forecast_for
 from serving.runtime import OnnxForecaster
 from serving.schemas import BatchForecastRequest, BatchForecastResponse, ForecastRequest
 from serving.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["forecast"], route_class=FastJSONRoute)
-
-
-def _one(model: OnnxForecaster, item: ForecastRequest) -> dict[str, Any]:
-    cell = item.cell
-    return forecast_document(
-        model, frame_from_rows(item.history), horizon_cycles=item.horizon_cycles,
-        hours_per_cycle=item.future_hours_per_cycle, eol_fraction=item.eol_fraction,
-        nominal_capacity_ah=cell.nominal_capacity_ah if cell else None,
-        cell_id=cell.cell_id if cell else None,
-        meta=cell.model_dump(exclude_none=True) if cell else None)
 
 
 def batch_documents(model: OnnxForecaster, items: list[ForecastRequest]) -> dict[str, Any]:
@@ -47,7 +35,7 @@ def batch_documents(model: OnnxForecaster, items: list[ForecastRequest]) -> dict
     results = []
     for i, item in enumerate(items):
         try:
-            results.append({"index": i, "ok": True, "forecast": _one(model, item)})
+            results.append({"index": i, "ok": True, "forecast": forecast_for(model, item)})
         except FadecastError as exc:
             results.append({"index": i, "ok": False, "error": {
                 "code": exc.code, "message": exc.message, "field": exc.column}})

@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from serving.deps import app_settings, current_model, require_read
 from serving.errors import ServiceError
-from serving.history import frame_from_rows
+from serving.history import columns_from_rows
 from serving.json_route import FastJSONRoute
 from serving.responses import FastJSONResponse
 from serving.predict import forecast_document
@@ -31,18 +31,23 @@ def check_lengths(n_history: int, horizon_cycles: int | None, settings: Settings
                            http_status=422, column="horizon_cycles")
 
 
+def forecast_for(model: OnnxForecaster, body: ForecastRequest) -> dict:
+    """The forecast document of one validated request body (the route, the batch route and
+    :mod:`serving.forecast_lane` all answer through this)."""
+    cell = body.cell
+    return forecast_document(
+        model, columns_from_rows(body.history), horizon_cycles=body.horizon_cycles,
+        hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
+        nominal_capacity_ah=cell.nominal_capacity_ah if cell else None,
+        cell_id=cell.cell_id if cell else None,
+        meta=cell.model_dump(exclude_none=True) if cell else None)
+
+
 @router.post("/forecast", response_model=ForecastResponse, responses=ERRORS,
              dependencies=[Depends(require_read)],
              summary="forecast one cell's capacity trajectory")
 async def post_forecast(body: ForecastRequest, model: OnnxForecaster = Depends(current_model),
                         settings: Settings = Depends(app_settings)) -> JSONResponse:
     check_lengths(len(body.history), body.horizon_cycles, settings)
-    cell = body.cell
     # CPU-bound but ~milliseconds: running inline beats a thread hop at high request rates.
-    doc = forecast_document(
-        model, frame_from_rows(body.history), horizon_cycles=body.horizon_cycles,
-        hours_per_cycle=body.future_hours_per_cycle, eol_fraction=body.eol_fraction,
-        nominal_capacity_ah=cell.nominal_capacity_ah if cell else None,
-        cell_id=cell.cell_id if cell else None,
-        meta=cell.model_dump(exclude_none=True) if cell else None)
-    return FastJSONResponse(doc)
+    return FastJSONResponse(forecast_for(model, body))
