@@ -11,10 +11,11 @@ one-row cycles, cycles without discharge, blocks that start inside a cell, knees
 Thresholds: the reference computes the rest-current and high-voltage thresholds on the WHOLE
 file (one per cell); today's build computes them causally (running maxima up to the end of
 each cycle, issue 10). The two coincide exactly when each cell's FIRST cycle already holds the
-cell's largest |I| and highest voltage — then every cycle's running maximum is the whole-file
-one. So every input below first goes through :func:`extremes_in_first_cycle`, which moves one
-sample of each cell's first cycle to those extremes (same rows, same order, same columns:
-every code path above is still exercised), and the tables are compared bit for bit. On the
+cell's largest |I| and, on a charging sample, its highest voltage — then every cycle's running
+maximum is the whole-file one. So every input below first goes through
+:func:`extremes_in_first_cycle`, which moves one sample of each cell's first cycle to those
+extremes (same rows, same order, same columns: every code path above is still exercised),
+and the tables are compared bit for bit. On the
 raw inputs, :func:`test_raw_inputs_differ_only_in_threshold_columns` checks that every column
 the thresholds do not touch is still bit-identical to the reference.
 """
@@ -26,7 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ml.features import build_cycle_table, complete_cycle_table
+from ml.features import build_cycle_table, catalog, complete_cycle_table
 from ml.features import knee as knee_now
 from ml.features.sample_cycles import sample_cycles
 from ml.features.sample_frame import prepare_samples
@@ -88,8 +89,9 @@ def assert_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 
 
 def extremes_in_first_cycle(samples: pd.DataFrame) -> pd.DataFrame:
-    """A copy where one sample of each cell's first cycle carries the cell's largest |I| (its
-    sign kept) and highest voltage, so causal thresholds equal whole-file ones (module doc)."""
+    """A copy where one sample of each cell's first cycle charges at the cell's largest |I|
+    (1 nA if the cell never draws current) at the cell's highest voltage, so the causal
+    thresholds (largest |I| so far, top of CHARGE so far) equal the whole-file ones."""
     df = samples.copy()
     cell = (df["cell_id"].astype(str).to_numpy() if "cell_id" in df.columns
             else np.zeros(len(df), dtype=object))
@@ -99,8 +101,7 @@ def extremes_in_first_cycle(samples: pd.DataFrame) -> pd.DataFrame:
     for c in pd.unique(cell):
         rows = np.flatnonzero(cell == c)
         first = rows[cyc[rows] == cyc[rows].min()][0]
-        i_max = np.abs(cur[rows]).max()
-        cur[first] = i_max if cur[first] >= 0 else -i_max
+        cur[first] = np.abs(cur[rows]).max() or 1e-9
         volt[first] = volt[rows].max()
     df["current_ampere"] = cur
     df["voltage_volt"] = volt
@@ -114,10 +115,7 @@ def both(samples: pd.DataFrame, **kw) -> None:
 
 #: Columns that depend on the rest-current or high-voltage threshold (directly or through the
 #: charge/discharge durations): the only ones allowed to differ on raw inputs.
-THRESHOLD_COLUMNS = ("rest_second", "rest_hour", "charge_duration_second",
-                     "discharge_duration_second", "charge_c_rate", "discharge_c_rate", "c_rate",
-                     "high_voltage_second", "high_voltage_hour", "cumulative_high_voltage_hour",
-                     "end_of_charge_voltage_volt", "end_of_discharge_voltage_volt")
+THRESHOLD_COLUMNS = catalog.SAMPLE_THRESHOLD_COLUMNS
 
 
 def test_raw_inputs_differ_only_in_threshold_columns():

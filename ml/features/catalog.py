@@ -39,7 +39,9 @@ COLUMNS: tuple[FeatureColumn, ...] = (
        "Discharge energy / discharge capacity."),
     _C("cycle_duration_second", "s", "time", "input",
        "End of this cycle − end of the previous one (end − first sample for a cell's first)."),
-    _C("rest_second", "s", "time", "input", "Time at zero current within the cycle."),
+    _C("rest_second", "s", "time", "input",
+       "Time at rest within the cycle: |I| <= 0.1 % of the largest |I| of the cell up to the "
+       "end of this cycle (causal: later cycles never change it)."),
     _C("c_rate", "1/h", "time", "input",
        "C-rate of the cycle as given; else the discharge C-rate."),
     _C("temperature_celsius", "°C", "conditions", "input",
@@ -52,11 +54,14 @@ COLUMNS: tuple[FeatureColumn, ...] = (
     _C("cycle_start_second", "s", "time", "samples", "Time of the cycle's first sample."),
     _C("rest_before_second", "s", "time", "samples",
        "Gap between the previous cycle's last sample and this cycle's first."),
-    _C("charge_duration_second", "s", "time", "samples", "Time with charging current."),
-    _C("discharge_duration_second", "s", "time", "samples", "Time with discharging current."),
+    _C("charge_duration_second", "s", "time", "samples",
+       "Time with charging current (interval mean above the cycle's rest threshold)."),
+    _C("discharge_duration_second", "s", "time", "samples",
+       "Time with discharging current (interval mean below minus the rest threshold)."),
     _C("high_voltage_second", "s", "time", "samples",
        "Time with voltage >= the cell's high-voltage threshold (metadata "
-       "high_voltage_threshold_volt, default 0.9 × the cell's highest recorded voltage)."),
+       "high_voltage_threshold_volt, default 0.9 × the cell's top of charge so far: the highest "
+       "voltage of a charging sample up to the end of this cycle; 0 before the first charge)."),
     _C("end_of_charge_voltage_volt", "V", "polarization", "samples",
        "Voltage of the last charging sample."),
     _C("end_of_discharge_voltage_volt", "V", "polarization", "samples",
@@ -137,6 +142,14 @@ COLUMNS: tuple[FeatureColumn, ...] = (
 NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 #: Accepted as input but not output: ``source_row`` (error messages) and protocol statements.
 INPUT_ONLY: tuple[str, ...] = ("source_row", "hours_per_cycle")
+#: Columns that depend, in a table built from samples, on the sample thresholds (rest current,
+#: high-voltage level) — directly or through the charge / discharge durations. The thresholds
+#: are causal (``sample_frame.SampleArrays``): from the cell's samples up to each cycle's end.
+SAMPLE_THRESHOLD_COLUMNS: tuple[str, ...] = (
+    "rest_second", "rest_hour", "charge_duration_second", "discharge_duration_second",
+    "charge_c_rate", "discharge_c_rate", "c_rate", "high_voltage_second", "high_voltage_hour",
+    "cumulative_high_voltage_hour", "end_of_charge_voltage_volt",
+    "end_of_discharge_voltage_volt")
 
 
 def column(name: str) -> FeatureColumn:

@@ -16,7 +16,7 @@ def sample_cycles(arr: SampleArrays, *, high_voltage_volt: np.ndarray | None = N
     ----------
     arr : sorted samples (:func:`ml.features.sample_frame.prepare_samples`).
     high_voltage_volt : fixed threshold per cell code (V) for ``high_voltage_second`` (NaN:
-        default); default ``timing.HIGH_VOLTAGE_FRACTION`` × the cell's highest voltage up to
+        default); default ``timing.HIGH_VOLTAGE_FRACTION`` × the cell's top of charge up to
         the end of each cycle. All thresholds are causal (:class:`SampleArrays`): the rows of
         cycles <= k are the same whether the samples stop after cycle k or go on.
     voltage_curves : add the ΔQ(V) and dQ/dV columns.

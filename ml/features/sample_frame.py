@@ -46,23 +46,24 @@ class SampleArrays:
     first_of_cell : bool [n] — True on each cell's first row.
     extra : dict of optional float columns present in the input (same order).
 
-    prior_abs_current_a, prior_voltage_v : optional, per cell code — the largest |I| (A) and
-        voltage (V) of the cell's samples BEFORE this array's first segment of that cell (NaN:
-        none), for arrays that continue a cell (a stored table extended by new samples, a
-        streamed block). Default: the array starts each cell.
+    prior_abs_current_a, prior_voltage_v : optional, per cell code — ``seg_abs_current_max_a``
+        and ``seg_voltage_max_v`` of the cell's samples BEFORE this array's first segment of
+        that cell (NaN: none), for arrays that continue a cell (a stored table extended by new
+        samples, a streamed block). Default: the array starts each cell.
     cell_rest_threshold_a, cell_max_voltage_v : optional, per cell code — FIXED thresholds for
         every cycle of the cell (a caller that computed whole-file values elsewhere, e.g.
         ``ml.fleet.cell_stream``). Default None: the causal thresholds below.
 
-    Thresholds are CAUSAL (known at the end of each cycle): for each (cell, cycle) segment,
-    ``seg_abs_current_max_a`` / ``seg_voltage_max_v`` are the largest |I| and voltage of the
-    cell's samples up to the end of that cycle (an expanding maximum over the cell's cycles).
-    A row is at rest when |I| <= ``REST_CURRENT_FRACTION`` × its cycle's
-    ``seg_abs_current_max_a``; the default high-voltage level is a fraction of
-    ``seg_voltage_max_v`` (:mod:`ml.features.timing`). So a cycle's descriptors depend on that
-    cycle and earlier ones only: a file truncated after cycle k gives cycles <= k the values
-    the whole file gives them. Views (``segment_blocks``, ``blocks``) share their parent's
-    per-segment values.
+    Thresholds are CAUSAL (known at the end of each cycle), expanding maxima over the cell's
+    cycles: ``seg_abs_current_max_a`` is the largest |I| of the cell's samples up to the end
+    of each (cell, cycle) segment, and a row is at rest when |I| <= ``REST_CURRENT_FRACTION``
+    × its cycle's value; ``seg_voltage_max_v`` is the highest voltage of the cell's CHARGING
+    samples (I > that rest threshold) up to the end of the segment — the top of charge so far,
+    NaN until the cell first charges, so an open-circuit or discharge-only start is not its
+    own "high voltage" — and the default high-voltage level is a fraction of it
+    (:mod:`ml.features.timing`). So a cycle's descriptors depend on that cycle and earlier
+    ones only: a file truncated after cycle k gives cycles <= k the values the whole file
+    gives them. Views (``segment_blocks``, ``blocks``) share their parent's per-segment values.
 
     Derived on first use: ``cell_starts``, ``runs`` (row 0 and each cell start),
     ``seg_cell`` / ``seg_cycle`` (cell code and cycle of each segment), ``ends``, ``dt_s``
@@ -98,12 +99,11 @@ class SampleArrays:
         return self
 
     def _maxima(self) -> tuple[np.ndarray, np.ndarray]:
-        """(running max |I|, running max V) per segment, computed once per array tree."""
+        """(running max |I|, running max charging V) per segment, once per array tree."""
         if self._seg_maxima is None:
             st = self.starts
             i_abs = np.maximum(np.abs(np.maximum.reduceat(self.current_a, st)),
                                np.abs(np.minimum.reduceat(self.current_a, st)))
-            v_max = np.maximum.reduceat(self.voltage_v, st)
             reset = self.first_of_cell[st]
             reset[0] = True
             codes = self.seg_cell
@@ -112,7 +112,15 @@ class SampleArrays:
                    else np.asarray(self.prior_abs_current_a, dtype=np.float64)[codes])
             p_v = (nan if self.prior_voltage_v is None
                    else np.asarray(self.prior_voltage_v, dtype=np.float64)[codes])
-            self._seg_maxima = (running_max(i_abs, reset, p_i), running_max(v_max, reset, p_v))
+            i_run = running_max(i_abs, reset, p_i)
+            thr = (i_run * REST_CURRENT_FRACTION if self.cell_rest_threshold_a is None else
+                   np.asarray(self.cell_rest_threshold_a, dtype=np.float64)[codes])
+            charging = np.greater(self.current_a, self.per_segment(thr))
+            v_charge = np.where(charging, self.voltage_v, -np.inf)
+            del charging
+            v_run = running_max(np.maximum.reduceat(v_charge, st), reset, p_v)
+            v_run[np.isneginf(v_run)] = np.nan  # no charging sample yet
+            self._seg_maxima = (i_run, v_run)
         return self._seg_maxima
 
     @property
@@ -122,7 +130,8 @@ class SampleArrays:
 
     @property
     def seg_voltage_max_v(self) -> np.ndarray:
-        """Highest voltage (V) of the cell up to the end of each segment's cycle."""
+        """Highest voltage (V) of the cell's charging samples (I > the rest threshold) up to
+        the end of each segment's cycle; NaN before the cell's first charging sample."""
         return self._maxima()[1]
 
     @cached_property

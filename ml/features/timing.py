@@ -12,9 +12,10 @@ from ml.features.columns import numeric_column
 from ml.features.cycle_arrays import CycleColumns
 from ml.features.sample_frame import SampleArrays
 
-#: Default "high voltage" threshold as a fraction of the highest voltage the cell has reached
-#: up to the end of the cycle (e.g. 0.9 × 4.2 V = 3.78 V) — causal, so a cycle's value never
-#: depends on later cycles; a cell's ``high_voltage_threshold_volt`` metadata overrides it.
+#: Default "high voltage" threshold as a fraction of the cell's top of charge so far — the
+#: highest voltage of a charging sample up to the end of the cycle (e.g. 0.9 × 4.2 V = 3.78 V);
+#: causal, so a cycle's value never depends on later cycles; none (0 s) before the cell first
+#: charges. A cell's ``high_voltage_threshold_volt`` metadata overrides it.
 HIGH_VOLTAGE_FRACTION = 0.9
 
 
@@ -26,8 +27,8 @@ def timing_per_cycle(arr: SampleArrays,
     ----------
     arr : sorted samples.
     high_voltage_volt : fixed threshold per cell (V), indexed by cell code; NaN (or None for
-        all cells) means the causal default ``HIGH_VOLTAGE_FRACTION`` × the highest voltage of
-        the cell up to the end of each cycle (``SampleArrays.seg_voltage_max_v``).
+        all cells) means the causal default ``HIGH_VOLTAGE_FRACTION`` × the cell's top of
+        charge up to the end of each cycle (``SampleArrays.seg_voltage_max_v``).
 
     Rest and flow directions use ``arr.rest_threshold_a`` (causal too: a fraction of the
     largest |I| up to the end of each cycle; see :class:`SampleArrays`).

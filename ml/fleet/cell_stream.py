@@ -7,12 +7,13 @@ and cuts them into blocks of whole cycles at exactly the rows
 ``SampleArrays.segment_blocks`` cuts the whole cell (the first cycle start at or after each
 multiple of ``block_rows``), each block carrying the previous row as context. The per-block
 kernels are the ones ``sample_cycles`` runs (``block_columns``), so the values are the ones the
-in-memory path computes; the voltage-curve descriptors depend on each cycle's own samples
-and the cell's reference curve only, found in a first pass. Passes over the parts:
+in-memory path computes; each block carries in the running maxima (largest |I|, top of
+charge) of the blocks before it, so its causal thresholds are the whole cell's
+(``SampleArrays.with_prior``); the voltage-curve descriptors depend on each cycle's own
+samples and the cell's reference curve only, found in a first pass. Passes over the parts:
 
-1. current and voltage only → the cell-wide rest threshold and highest voltage;
-2. the per-cycle sample reductions, block by block (also checks order and finiteness);
-3. (voltage curves) the reference cycle's block, then every block's Q(V) rows.
+1. the per-cycle sample reductions, block by block (also checks order and finiteness);
+2. (voltage curves) the reference cycle's block, then every block's Q(V) rows.
 
 Requirements (checked, with a clear error): the stored rows are in time order (ties ordered
 by cycle, step, source row) — the order ``prepare_samples`` would sort them into — and cycle
@@ -31,11 +32,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from data_registry.errors import ValidationError
-from ml.features import capacity, cycle_input, timing
+from ml.features import capacity, cycle_input
 from ml.features.cycle_table import complete_cycle_table
 from ml.features.sample_cycles import block_columns
-from ml.features.sample_frame import (BLOCK_ROWS, OPTIONAL_FLOAT, REST_CURRENT_FRACTION,
-                                      SampleArrays)
+from ml.features.sample_frame import BLOCK_ROWS, OPTIONAL_FLOAT, SampleArrays
 from ml.features.voltage_curves import (GRID_POINTS, _reference_position, curve_rows,
                                         reference_curve)
 
@@ -86,30 +86,19 @@ def _batches(parts: Sequence[str], columns: list[str], opener: Opener | None
                    for i, name in enumerate(columns)}
 
 
-def cell_extremes(parts: Sequence[str], opener: Opener | None = None) -> tuple[float, float]:
-    """(rest threshold A, highest voltage V) of a cell, as ``SampleArrays`` computes them."""
-    i_hi, i_lo, v_hi = -np.inf, np.inf, -np.inf
-    for b in _batches(parts, ["current_ampere", "voltage_volt"], opener):
-        if b["current_ampere"].size:
-            i_hi = max(i_hi, float(b["current_ampere"].max()))
-            i_lo = min(i_lo, float(b["current_ampere"].min()))
-            v_hi = max(v_hi, float(b["voltage_volt"].max()))
-    thr = float(np.maximum(np.abs(i_hi), np.abs(i_lo)) * REST_CURRENT_FRACTION)
-    return max(thr, 0.0), v_hi
-
-
 class _Blocks:
     """Streams a cell's rows and yields :class:`SampleArrays` blocks cut like
     ``segment_blocks`` of the whole cell, plus each block's first global segment number."""
 
-    def __init__(self, cell_id: str, parts: Sequence[str], extra: list[str], thr: float,
-                 vmax: float, block_rows: int, opener: Opener | None) -> None:
+    def __init__(self, cell_id: str, parts: Sequence[str], extra: list[str],
+                 block_rows: int, opener: Opener | None) -> None:
         self.cell_id, self.parts, self.opener = cell_id, parts, opener
         self.extra = [c for c in extra if c in OPTIONAL_FLOAT]
         self.keys = [c for c in ("step_count", "source_row") if c in extra]
         self.columns = (["test_time_second", "voltage_volt", "current_ampere", "cycle_count"]
                         + self.extra + self.keys)
-        self.thr, self.vmax, self.block_rows = thr, vmax, int(block_rows)
+        self.block_rows = int(block_rows)
+        self.prior = (np.nan, np.nan)  # running maxima of the rows before the next block
 
     def _check(self, b: dict[str, np.ndarray], prev: dict[str, Any] | None, row0: int) -> None:
         t, cyc = b["test_time_second"], b["cycle_count"]
@@ -147,6 +136,7 @@ class _Blocks:
                 column="cycle_count", expected=f">= {int(c[i - 1])}", found=str(int(c[i])))
 
     def __iter__(self) -> Iterator[tuple[SampleArrays, int]]:
+        self.prior = (np.nan, np.nan)
         pieces: dict[str, list[np.ndarray]] = {c: [] for c in self.columns}
         buf_lo = 0          # global row of the buffer's first row
         edge = 0            # global row where the next block starts
@@ -212,9 +202,9 @@ class _Blocks:
             cell_ids=[self.cell_id], cell_codes=np.zeros(n, dtype=np.uint8),
             time_s=cols["test_time_second"], voltage_v=cols["voltage_volt"],
             current_a=cols["current_ampere"], cycle=cyc, starts=starts, first_of_cell=first,
-            extra={k: cols[k] for k in self.extra},
-            cell_rest_threshold_a=np.array([self.thr]),
-            cell_max_voltage_v=np.array([self.vmax]))
+            extra={k: cols[k] for k in self.extra})
+        arr.with_prior(np.array([self.prior[0]]), np.array([self.prior[1]]))
+        self.prior = (float(arr.seg_abs_current_max_a[-1]), float(arr.seg_voltage_max_v[-1]))
         return arr, int(starts.size)
 
 
@@ -242,10 +232,9 @@ def stream_cycle_table(parts: Sequence[str], cell_id: str, meta: dict[str, Any] 
     """
     meta = dict(meta or {})
     extra = _present_columns(parts, opener)
-    thr, vmax = cell_extremes(parts, opener)
     hv_meta = cycle_input.meta_float(meta, "high_voltage_threshold_volt")
-    hv = (np.array([hv_meta or timing.HIGH_VOLTAGE_FRACTION * vmax]) if hv_meta else None)
-    blocks = _Blocks(cell_id, parts, extra, thr, vmax, block_rows, opener)
+    hv = np.array([hv_meta]) if hv_meta else None
+    blocks = _Blocks(cell_id, parts, extra, block_rows, opener)
     pieces = [pd.DataFrame(block_columns(blk, hv)) for blk, _ in blocks]
     if not pieces:
         raise ValidationError(f"cell '{cell_id}' has no samples", code="empty_input",
