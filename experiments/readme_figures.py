@@ -34,6 +34,8 @@ BATCH_CELLS_PER_S = 5000.0
 FOLLOW_MAX_S = 1.0
 COHORT_BENCH_S = 2.0
 MISSED = "**missed**"
+#: the exit code run_all records for a step whose data are absent
+NO_DATA = -3
 
 
 class MarkersMissing(ValueError):
@@ -129,13 +131,15 @@ def _pair(model: Any, naive: Any, target: bool = True) -> str:
 def _head(title: str, r: dict, info: dict, run_id: str | None) -> list[str]:
     cmd = command_text(r["cmd"], info.get("python_exe"))
     run = f"MLflow run `{run_id}`" if run_id else "no MLflow run"
-    return [SECTION.format(name=r["name"]), f"**{title}** — `{cmd}`; {run}; "
+    return [SECTION.format(name=r["name"]), f"**{title}** — `{cmd or 'not run'}`; {run}; "
             f"{r.get('seconds', 0):.0f} s; {machine_line(info)}.", ""]
 
 
 def _failed(r: dict) -> list[str]:
     if r.get("code") == 0 and r.get("json") is not None:
         return []
+    if r.get("code") == NO_DATA:
+        return [f"**not run**: {(r.get('stdout') or '').strip()}", ""]
     if r.get("code") == 0:
         return [f"**not measured**: the step printed no JSON figures "
                 f"(last output: `{(r.get('stdout') or '').strip()[-200:]}`)", ""]
@@ -180,6 +184,12 @@ def evaluate_section(r: dict, info: dict) -> list[str]:
     return lines
 
 
+def _target_text(target: str) -> str:
+    if not target:
+        return "–"
+    return target.replace("<=", "≤").replace(">=", "≥").replace("85-95", "85–95 %")
+
+
 def _cohort_figure(doc: dict, name: str) -> dict:
     for suite in doc.get("suites") or []:
         for row in suite.get("figures") or []:
@@ -206,9 +216,17 @@ def cohorts_section(r: dict, info: dict) -> list[str]:
         row = _cohort_figure(doc, name)
         if not row:
             continue
-        vals = row.get("values") or {}
-        lines.append(f"| {name} ({row.get('unit', '')}) | {mark(vals.get('cohort_law'), target)} "
-                     f"| {fmt(vals.get('joint_lsq_reference'))} | {target or '–'} |")
+        vals = dict(row.get("values") or {})
+        if row.get("unit") == "cells":
+            vals = {k: None if _num(v) is None else int(v) for k, v in vals.items()}
+        shown = fmt(vals.get("cohort_law"))
+        low = (_cohort_figure(doc, name + "_ci95_low").get("values") or {}).get("cohort_law")
+        high = (_cohort_figure(doc, name + "_ci95_high").get("values") or {}).get("cohort_law")
+        if _num(low) is not None and _num(high) is not None:
+            shown += f" (95 % CI {fmt(low)}–{fmt(high)})"
+        lines.append(f"| {name} ({row.get('unit', '')}) "
+                     f"| {mark(vals.get('cohort_law'), target, shown)} "
+                     f"| {fmt(vals.get('joint_lsq_reference'))} | {_target_text(target)} |")
     lines.append("")
     return lines
 

@@ -78,9 +78,11 @@ COHORTS = {"model": {"name": "fadecast-forecaster", "version": "2+0d178e41"},
                _fig("time_share_abs_error_median", 0.01021983581149602, 0.017311283366939767),
                _fig("time_share_abs_error_p90", 0.021605484465288427, 0.031499797129482254),
                _fig("time_share_coverage_90_pct", 100.0, None),
+               _fig("time_share_coverage_90_pct_ci95_low", 79.40927857921774, None),
+               _fig("time_share_coverage_90_pct_ci95_high", 100.0, None),
                _fig("what_if_capacity_error_pct_of_nominal", 0.8692814476471578,
                     1.8932941652961206),
-               _fig("cells_scored", 16.0, 16.0),
+               dict(_fig("cells_scored", 16.0, 16.0), unit="cells"),
                _fig("time_share_coverage_90_pct_pooled_cuts", 93.75, None),
                _fig("synthetic:time_share_abs_error_median", 0.044, 0.131)]}]}
 SEVERSON = {"summary": {"split": "test1", "cells": 43, "failed": 0, "delta_q_given": True,
@@ -176,11 +178,13 @@ def test_cohort_section_targets(block):
     text = _section(block, "evaluate-cohorts")
     assert "MLflow run `c902133ccbdf442581ec5cfe0cb9594e`" in text
     assert "--suite pybamm-cohorts --json`" in text
-    assert "| time_share_abs_error_median () | 0.0102 | 0.0173 | <= 0.02 |" in text
-    assert "| time_share_abs_error_p90 () | 0.0216 | 0.0315 | <= 0.04 |" in text
-    assert "| time_share_coverage_90_pct () | 100 **missed** | – | 85-95 |" in text
-    assert "| time_share_coverage_90_pct_pooled_cuts () | 93.8 | – | 85-95 |" in text
-    assert "| what_if_capacity_error_pct_of_nominal () | 0.869 | 1.89 | <= 1 |" in text
+    assert "| time_share_abs_error_median () | 0.0102 | 0.0173 | ≤ 0.02 |" in text
+    assert "| time_share_abs_error_p90 () | 0.0216 | 0.0315 | ≤ 0.04 |" in text
+    assert ("| time_share_coverage_90_pct () | 100 (95 % CI 79.4–100) **missed** | – "
+            "| 85–95 % |") in text
+    assert "| time_share_coverage_90_pct_pooled_cuts () | 93.8 | – | 85–95 % |" in text
+    assert "| what_if_capacity_error_pct_of_nominal () | 0.869 | 1.89 | ≤ 1 |" in text
+    assert "| cells_scored (cells) | 16 | 16 | – |" in text
     assert "synthetic:" not in text
 
 
@@ -287,11 +291,11 @@ def test_main_runs_only_the_chosen_steps_and_writes_both_blocks(recorded):
     code = run_all.main(["--only", "evaluate", "evaluate-cohorts", "load", "--readme",
                          str(readme), "--experiments-readme", str(exp), "--tracking-uri", URI])
     assert calls == ["evaluate", "load"]        # the cohort suite had no data: not run
-    assert code == 1                             # ... and reported as not run
+    assert code == 0                             # ... reported as not run, not a failure
     text = readme.read_text()
     assert text.startswith("# R\n\n## Measured figures\n\n") and text.endswith("\n\n## Why\n")
     assert "MLflow run `18d71fd87f03407eb5e79d56a9d2afa7`" in text
-    assert "**failed** (exit -2): `no cohorts here`" in text
+    assert "**not run**: no cohorts here" in text
     assert "--model models/production`" in text  # load.py gets the evaluated model
     assert "**Seed study (PTO / β-Li3PS4 cells)**: not run yet (skipped)." in text
     assert "| load |" in exp.read_text()
@@ -305,3 +309,11 @@ def test_main_refuses_before_running_when_markers_are_absent(recorded, capsys):
     assert "BEGIN GENERATED FIGURES" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         run_all.main(["--skip", "nope", "--readme", str(readme)])
+
+
+def test_main_exits_1_when_a_step_fails(recorded, monkeypatch):
+    calls, readme, exp = recorded
+    monkeypatch.setattr(run_all, "run", lambda name, cmd, timeout: _step(name, cmd, None, code=1))
+    assert run_all.main(["--only", "backtest", "--readme", str(readme),
+                         "--experiments-readme", str(exp), "--tracking-uri", URI]) == 1
+    assert "**failed** (exit 1): `Traceback ... / FadecastError: boom`" in readme.read_text()
