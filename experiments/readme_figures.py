@@ -293,7 +293,7 @@ def load_section(r: dict, info: dict) -> list[str]:
         if not b:
             text = f"no step held p99 ≤ {fmt(p99)} ms with 0 errors"
             return f"{text} {MISSED}" if target else text
-        text = f"{fmt(b['rate'])} req/s (p50 {fmt(b.get('p50_ms'))} ms, p99 {fmt(b.get('p99_ms'))} ms)"
+        text = f"{fmt(int(round(b['rate'])))} req/s (p50 {fmt(b.get('p50_ms'))} ms, p99 {fmt(b.get('p99_ms'))} ms)"
         if not target:
             return text
         if b["rate"] < FORECAST_RPS_TARGET:
@@ -308,8 +308,9 @@ def load_section(r: dict, info: dict) -> list[str]:
               f"- `POST /v1/forecast` (200-cycle history in the body), highest rate held: "
               f"{rate(body, True)}",
               f"- `POST /v1/cells/{{id}}/forecast` (stored cell): {rate(cell, False)}",
-              f"- `POST /v1/forecast/batch`: {mark(bps, f'>= {BATCH_CELLS_PER_S}', f'{fmt(bps)} cells/s')}"
-              f" wall (target ≥ {BATCH_CELLS_PER_S:,.0f})",
+              f"- `POST /v1/forecast/batch`: "
+              f"{mark(bps, f'>= {BATCH_CELLS_PER_S}', f'{fmt(bps)} cells/s wall')}"
+              f" (target ≥ {BATCH_CELLS_PER_S:,.0f})",
               (f"- `fadecast follow`: row completing a cycle → its advice p50 "
                f"{fmt(follow.get('p50_s'))} s, max "
                f"{mark(follow.get('max_s'), f'<= {FOLLOW_MAX_S}', fmt(follow.get('max_s')) + ' s')}"
