@@ -115,10 +115,7 @@ class SampleArrays:
             i_run = running_max(i_abs, reset, p_i)
             thr = (i_run * REST_CURRENT_FRACTION if self.cell_rest_threshold_a is None else
                    np.asarray(self.cell_rest_threshold_a, dtype=np.float64)[codes])
-            charging = np.greater(self.current_a, self.per_segment(thr))
-            v_charge = np.where(charging, self.voltage_v, -np.inf)
-            del charging
-            v_run = running_max(np.maximum.reduceat(v_charge, st), reset, p_v)
+            v_run = running_max(charge_top(self.current_a, self.voltage_v, st, thr), reset, p_v)
             v_run[np.isneginf(v_run)] = np.nan  # no charging sample yet
             self._seg_maxima = (i_run, v_run)
         return self._seg_maxima
@@ -419,6 +416,37 @@ def _running_max(values, reset, prior, out):  # pragma: no cover - compiled by n
 
 
 _running_max_kernel = kernel(_running_max)
+
+
+def _charge_top(current, voltage, starts, thr, out):  # pragma: no cover - compiled by numba
+    m = starts.shape[0]
+    n = current.shape[0]
+    for s in range(m):
+        end = starts[s + 1] if s + 1 < m else n
+        t = thr[s]
+        top = -np.inf
+        for r in range(starts[s], end):
+            if current[r] > t and voltage[r] > top:
+                top = voltage[r]
+        out[s] = top
+
+
+_charge_top_kernel = kernel(_charge_top)
+
+
+def charge_top(current: np.ndarray, voltage: np.ndarray, starts: np.ndarray,
+               thr: np.ndarray) -> np.ndarray:
+    """Per segment: the highest voltage (V) of its rows with current > ``thr[segment]`` (A),
+    -inf if none — one pass, no per-row temporaries."""
+    out = np.empty(starts.shape[0], dtype=np.float64)
+    if current.shape[0] < 256:  # not worth a compilation
+        _charge_top(current, voltage, starts, thr, out)
+    else:
+        _charge_top_kernel(np.ascontiguousarray(current, dtype=np.float64),
+                           np.ascontiguousarray(voltage, dtype=np.float64),
+                           np.ascontiguousarray(starts, dtype=np.int64),
+                           np.ascontiguousarray(thr, dtype=np.float64), out)
+    return out
 
 
 def running_max(values: np.ndarray, reset: np.ndarray, prior: np.ndarray) -> np.ndarray:
