@@ -33,6 +33,12 @@ FORECAST_RPS_TARGET, FORECAST_RPS_GOAL, P99_MS = 500.0, 1000.0, 20.0
 BATCH_CELLS_PER_S = 5000.0
 FOLLOW_MAX_S = 1.0
 COHORT_BENCH_S = 2.0
+#: Features: basic path M rows/s per core, × a plain pandas groupby, voltage-curve part M rows/s
+BASIC_MROWS_PER_S, BASIC_VS_GROUPBY, CURVES_MROWS_PER_S = 20.0, 3.0, 10.0
+#: web pages: a cell page interactive (ms from navigation start), a what-if redraw (ms)
+WEB_PAGE_MS, WEB_WHATIF_MS = 1000.0, 300.0
+#: seed cohort: the C/10 cell's time share at its last cycle (p50)
+SEED_TIME_SHARE_MIN = 0.85
 MISSED = "**missed**"
 #: the exit code run_all records for a step whose data are absent
 NO_DATA = -3
@@ -339,6 +345,142 @@ def cohort_bench_section(r: dict, info: dict) -> list[str]:
     return lines
 
 
+def fleet_section(r: dict, info: dict) -> list[str]:
+    """``experiments/benchmarks/fleet.py --json``: one process vs Dask workers on a generated
+    fleet (every output checked equal to the one-process table by the benchmark itself)."""
+    doc = r.get("json") or {}
+    lines = _head("Fleet (per-cycle tables of a generated fleet, one process vs Dask)", r, info,
+                  None) + _failed(r)
+    if not doc.get("one_process"):
+        return lines
+    curves = bool(doc.get("voltage_curves"))
+    load = lambda k: "/".join(fmt(x) for x in (doc.get(k) or [])[:1]) or "–"  # noqa: E731
+    lines += [f"- {fmt(doc.get('rows'))} sample rows, {doc.get('cells')} cells (one big cell), "
+              f"{fmt(doc.get('parquet_mib'))} MiB of Parquet, generated in "
+              f"{fmt(doc.get('generate_s'))} s; voltage-curve descriptors "
+              f"{'on' if curves else 'off (basic path)'}; 1-min load average "
+              f"{load('load_before')} before, {load('load_after')} after", "",
+              "| path | wall s | M rows/s (wall) | M rows per CPU-second | peak RSS MiB "
+              "| cells in cycle blocks | equal to one process |", "|---|---|---|---|---|---|---|"]
+    per_core = "" if curves else f">= {BASIC_MROWS_PER_S}"
+
+    def row(name: str, d: dict, cpu_key: str, peak: Any, blocks: Any, same: Any) -> str:
+        return (f"| {name} | {fmt(d.get('wall_s'))} | {fmt(d.get('mrows_per_s'))} | "
+                f"{mark(d.get(cpu_key), per_core)} | {peak} | {blocks} | {same} |")
+
+    one = doc["one_process"]
+    lines.append(row("one process", one, "mrows_per_cpu_s", fmt(one.get("peak_rss_mib")),
+                     "– (whole cells)", "reference"))
+    for key in sorted(k for k in doc if k.startswith("workers_")):
+        d = doc[key]
+        n = key.split("_", 1)[1]
+        peaks = " / ".join(fmt(x) for x in d.get("peak_rss_mib_per_worker") or []) or "–"
+        lines.append(row(f"{n} Dask worker{'s' if n != '1' else ''} "
+                         f"({fmt(d.get('memory_limit_mib'))} MiB each)", d,
+                         "mrows_per_worker_cpu_s", peaks, fmt(d.get("cells_in_cycle_blocks")),
+                         "yes" if d.get("equal_to_one_process") else f"no {MISSED}"))
+    lines += ["", "Targets: the README sets no speed target for the fleet run itself. The "
+              f"basic-path targets (≥ {BASIC_MROWS_PER_S:g} M rows/s per core, "
+              f"≥ {BASIC_VS_GROUPBY:g}× a plain pandas groupby) are checked in the Features "
+              "section: `featurize.py` times the groupby, this benchmark does not"
+              + ("" if curves else "; with the curves off, rows per CPU-second are marked "
+                 f"against ≥ {BASIC_MROWS_PER_S:g}") + ".", ""]
+    return lines
+
+
+_WEB_LOAD = re.compile(r"load (\d+): (\d+(?:\.\d+)?) \(([^)]*)\)")
+_WEB_WHATIF = re.compile(r"web: what-if updates ([\d., ]+) ms")
+_PYTEST_SKIP = re.compile(r"^SKIPPED \[\d+\] [^:]+:\d+: (.+)$", re.M)
+
+
+def parse_web(stdout: str) -> dict | None:
+    """The timings ``pytest -s tests/test_web_pages.py`` printed: ``first_visit_ms`` (load 1,
+    plotly.js compiled from scratch), ``later_visit_ms`` (loads 2…), ``whatif_ms`` (each
+    what-if, input to redrawn plot), the printed ``lines``; None when it printed none."""
+    loads: list[tuple[float, str]] = []
+    whatif: list[float] = []
+    lines = []
+    for ln in (stdout or "").splitlines():
+        if "web: 500-cycle cell page interactive" in ln:
+            loads = [(float(ms), marks) for _, ms, marks in _WEB_LOAD.findall(ln)]
+            lines.append(ln[ln.index("web:"):].strip())
+        m = _WEB_WHATIF.search(ln)
+        if m:
+            whatif = [float(x) for x in m.group(1).split(",") if x.strip()]
+            lines.append(ln[ln.index("web:"):].strip())
+    if not loads and not whatif:
+        return None
+    return {"first_visit_ms": loads[0][0] if loads else None,
+            "later_visit_ms": [ms for ms, _ in loads[1:]],
+            "load_marks": [marks for _, marks in loads], "whatif_ms": whatif, "lines": lines}
+
+
+def web_skip_reason(stdout: str) -> str | None:
+    """Why pytest skipped the web tests (its ``-ra`` summary line), or None."""
+    m = _PYTEST_SKIP.search(stdout or "")
+    return m.group(1).strip() if m else None
+
+
+def web_section(r: dict, info: dict) -> list[str]:
+    """The web page timings printed by ``pytest -s tests/test_web_pages.py`` (parsed into
+    ``json`` by :func:`parse_web`); the test asserts nothing about speed."""
+    doc = r.get("json") or {}
+    lines = _head("Web pages in headless Chromium (timings printed by the browser tests, "
+                  "not asserted)", r, info, None) + _failed(r)
+    if not doc:
+        return lines
+    page, redraw = f"<= {WEB_PAGE_MS}", f"<= {WEB_WHATIF_MS}"
+    first, later, whatif = doc.get("first_visit_ms"), doc.get("later_visit_ms") or [], \
+        doc.get("whatif_ms") or []
+    ms = lambda xs: ", ".join(fmt(int(round(x))) for x in xs) + " ms"  # noqa: E731
+    worst_later = max(later) if later else None
+    worst_whatif = max(whatif) if whatif else None
+    lines += [f"- 500-cycle cell page interactive, first visit (plotly.js compiled from "
+              f"scratch): {mark(first, page, ms([first]) if first is not None else '–')} "
+              f"(target ≤ {WEB_PAGE_MS:,.0f} ms)",
+              f"- later visits: {mark(worst_later, page, ms(later) if later else '–')} "
+              f"(target ≤ {WEB_PAGE_MS:,.0f} ms)",
+              f"- what-if redraw (input to redrawn plot): "
+              f"{mark(worst_whatif, redraw, ms(whatif) if whatif else 'not printed')} "
+              f"(target ≤ {WEB_WHATIF_MS:g} ms)", ""]
+    if doc.get("lines"):
+        lines += ["```", *doc["lines"], "```", ""]
+    return lines
+
+
+def seed_cohort_section(r: dict, info: dict) -> list[str]:
+    """``experiments/seed_pto_li3ps4/cohort.py --json``: the two cryomilled PTO cells as one
+    cohort (the standalone study logs no MLflow run; the ``seed`` step's run logs the same
+    analysis on the pipeline's tables)."""
+    doc = r.get("json") or {}
+    lines = _head("Seed study as a cohort (C/10 and 0.3C PTO / β-Li3PS4 cells)", r, info,
+                  doc.get("run_id")) + _failed(r)
+    joint = doc.get("joint") or {}
+    if not joint:
+        return lines
+    def share(q: dict, target: bool) -> str:
+        p50, lo, hi, truth = (q.get(k) for k in ("p50", "p05", "p95", "truth"))
+        text = mark(p50, f">= {SEED_TIME_SHARE_MIN}" if target else "")
+        text += f" (90 % interval {fmt(lo)}–{fmt(hi)}), truth {fmt(truth)}"
+        inside = None if None in (_num(lo), _num(hi), _num(truth)) else lo <= truth <= hi
+        if inside is False:
+            text += f" outside the interval {MISSED}" if target else " outside the interval"
+        return text
+
+    alone, c03, plan = doc.get("alone") or {}, doc.get("joint_c03") or {}, doc.get("plan_c03") or {}
+    lines += [f"- C/10 time share at cycle {doc.get('cycle')}, both cells fitted jointly: "
+              f"{share(joint, True)} (target ≥ {SEED_TIME_SHARE_MIN:g}, truth inside the "
+              "90 % interval)",
+              f"- the C/10 cell alone: {share(alone, False)}; advice: {alone.get('advice', '–')}",
+              f"- 0.3C cell's time share (joint fit): {share(c03, False)}",
+              f"- the 0.3C trajectory as a plan from the C/10 history alone: mean |error| "
+              f"{fmt(plan.get('mae_pct_of_reference'))} % of reference, its 90 % band holds "
+              f"{fmt(plan.get('coverage_pct'))} % of {plan.get('cycles')} measured cycles; "
+              f"retention at the last cycle p50 {fmt(plan.get('retention_p50_last'))} vs "
+              f"measured {fmt(plan.get('retention_measured_last'))} (no target set)", ""]
+    return lines
+
+
 #: printed lines quoted for the benchmarks that print text (not JSON) figures
 QUOTED = {"ingest": re.compile(r"^(ingest / pandas|parquet size|file:)"),
           "featurize": re.compile(r"^(build_cycle_table_mrows_per_s|build_with_curves_mrows_per_s|"
@@ -357,7 +499,29 @@ def quoted_section(r: dict, info: dict, title: str) -> list[str]:
            if pattern is None or pattern.search(ln.strip())]
     if not got:
         return lines + ["**not measured**: none of the expected figure lines were printed", ""]
-    return lines + ["```", *got[-12:], "```", ""]
+    return lines + ["```", *got[-12:], "```", ""] + (
+        featurize_targets(got) if r["name"] == "featurize" else [])
+
+
+#: featurize.py's printed keys with a README target: (what, target, unit)
+FEATURIZE_TARGETS = {
+    "build_cycle_table_mrows_per_s": ("basic path", f">= {BASIC_MROWS_PER_S:g}", " M rows/s"),
+    "build_basic_vs_plain_groupby": ("basic path vs a plain pandas groupby",
+                                     f">= {BASIC_VS_GROUPBY:g}", "×"),
+    "curves_part_mrows_per_s": ("voltage-curve part", f">= {CURVES_MROWS_PER_S:g}", " M rows/s")}
+
+
+def featurize_targets(printed: list[str]) -> list[str]:
+    """One line marking the quoted featurize figures against their targets."""
+    parts = []
+    for ln in printed:
+        key, _, value = ln.partition(" ")
+        if key in FEATURIZE_TARGETS:
+            what, target, unit = FEATURIZE_TARGETS[key]
+            v = _num(value.strip())
+            parts.append(f"{what} {mark(v, target, fmt(v) + unit)} "
+                         f"(target {_target_text(target)}{unit})")
+    return ["Targets: " + "; ".join(parts) + ".", ""] if parts else []
 
 
 def study_section(r: dict, info: dict, title: str) -> list[str]:
@@ -377,10 +541,13 @@ TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchm
           "load": "Serving under load", "cohort": "Cohort attribution speed",
           "ingest": "Ingest (`Registry.ingest` vs `pandas.read_csv`)",
           "featurize": "Features (per-cycle descriptors, one core)",
-          "serving": "Serving, in process and HTTP (`serving.py`)"}
+          "serving": "Serving, in process and HTTP (`serving.py`)",
+          "fleet": "Fleet (one process vs Dask workers)",
+          "web": "Web pages in headless Chromium", "seed-cohort": "Seed study as a cohort"}
 RENDERERS = {"evaluate": evaluate_section, "evaluate-cohorts": cohorts_section,
              "severson": severson_section, "backtest": backtest_section, "load": load_section,
-             "cohort": cohort_bench_section}
+             "cohort": cohort_bench_section, "fleet": fleet_section, "web": web_section,
+             "seed-cohort": seed_cohort_section}
 
 
 def section(r: dict, info: dict) -> list[str]:

@@ -9,9 +9,13 @@ these names): ``seed`` (seed study), ``public`` (public benchmarks), ``evaluate`
 evaluate`` on every available per-source suite, ``--json``), ``evaluate-cohorts`` (``fadecast
 evaluate --suite pybamm-cohorts``), ``severson`` (``experiments/severson_early_life/run.py``),
 ``backtest`` (``fadecast backtest``), then ``experiments/benchmarks/{ingest,featurize,serving,
-load,cohort}.py`` at moderate sizes (``--full``: the 10 M-row figures). Model-quality steps use
-``--model`` (default: the shipped ``models/production`` that ``make train`` writes) and log to
-``--tracking-uri`` (default: the project's store, ``sqlite:///$FADECAST_HOME/mlflow/mlflow.db``).
+load,cohort,fleet}.py`` at moderate sizes (``--full``: the 10 M-row figures and the 55 M-row
+fleet), then ``web`` (``pytest -s tests/test_web_pages.py``: the page and what-if timings the
+browser tests print; "not run" where Chromium or Playwright is absent). ``seed-cohort``
+(``experiments/seed_pto_li3ps4/cohort.py --json``) runs right after ``seed``. Model-quality
+steps use ``--model`` (default: the shipped ``models/production`` that ``make train`` writes)
+and log to ``--tracking-uri`` (default: the project's store,
+``sqlite:///$FADECAST_HOME/mlflow/mlflow.db``).
 
 Two generated blocks are rewritten from what the steps printed (their last JSON line): the
 figures section of README.md between ``<!-- BEGIN GENERATED FIGURES (make bench) -->`` and
@@ -49,7 +53,13 @@ BENCHMARKS = {
     "serving": ("benchmarks/serving.py", ["--quick"], []),
     "load": ("benchmarks/load.py", ["--quick"], []),
     "cohort": ("benchmarks/cohort.py", ["--repeats", "3"], ["--repeats", "5"]),
+    # 12 M rows (20 cells × 500 k + one 2 M-row cell, above the 1 GiB worker's in-memory
+    # budget, so it still goes in cycle blocks); --full: the README's 55 M rows
+    "fleet": ("benchmarks/fleet.py", ["--cells", "20", "--rows-per-cell", "500000",
+                                      "--big-cell-rows", "2000000", "--json"], ["--json"]),
 }
+#: the browser tests whose printed timings the ``web`` step reads
+WEB_TESTS = "tests/test_web_pages.py"
 
 
 def machine() -> dict[str, str]:
@@ -166,7 +176,7 @@ def write_readme(block: str, path: Path | None = None) -> None:
 
 #: every step, in the order run (names for --skip / --only)
 MODEL_STEPS = ("evaluate", "evaluate-cohorts", "severson", "backtest")
-STEPS = ("seed", "public", *MODEL_STEPS, *BENCHMARKS)
+STEPS = ("seed", "seed-cohort", "public", *MODEL_STEPS, *BENCHMARKS, "web")
 #: steps whose figures need ../shared/data (without it they are reported as not run)
 NEEDS_SHARED = {"public": "yes (sections skip without it)",
                 "evaluate": "partly (only the 'synthetic' suite without it)",
@@ -210,6 +220,20 @@ def model_steps(py: str, model: str, tracking_uri: str) -> list[tuple[str, list[
     return out
 
 
+def web_step(py: str, timeout: float) -> dict:
+    """``pytest -s tests/test_web_pages.py``; its printed page / what-if timings become the
+    step's ``json``. All tests skipped (no Chromium or Playwright): not run, with pytest's
+    reason."""
+    from readme_figures import parse_web, web_skip_reason
+
+    r = run("web", [py, "-m", "pytest", "-s", "-p", "no:cacheprovider", WEB_TESTS], timeout)
+    r["json"] = parse_web(r["stdout"])
+    why = web_skip_reason(r["stdout"])
+    if r["json"] is None and why and r["code"] in (0, 5):
+        r.update(code=NO_DATA, stdout=f"pytest skipped the browser tests: {why}")
+    return r
+
+
 def _model_line(model: str) -> str:
     """Which model the model-quality figures measure: version and training run from its card."""
     card = ROOT / model / "model_card.json"
@@ -226,8 +250,10 @@ def _model_line(model: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], epilog="steps needing ../shared/data: " + "; ".join(
-            f"{k}: {v}" for k, v in NEEDS_SHARED.items()) + "; the others run anywhere.")
-    ap.add_argument("--full", action="store_true", help="benchmarks at their full 10 M rows")
+            f"{k}: {v}" for k, v in NEEDS_SHARED.items()) + "; web needs Chromium and Playwright "
+            "(not run without them); the others run anywhere.")
+    ap.add_argument("--full", action="store_true",
+                    help="benchmarks at their full sizes (10 M rows; fleet 55 M rows)")
     ap.add_argument("--skip", nargs="*", default=[], metavar="NAME",
                     help=f"steps to skip: {', '.join(STEPS)}")
     ap.add_argument("--only", nargs="*", default=None, metavar="NAME",
@@ -277,6 +303,9 @@ def main(argv: list[str] | None = None) -> int:
             res = json.loads(res_path.read_text())
             if res.get("model_train_run_id"):  # no champion: reuse the seed's trained model
                 model_arg = ["--model", res["model_dir"]]
+    if "seed-cohort" in chosen:
+        results.append(run("seed-cohort", [py, "experiments/seed_pto_li3ps4/cohort.py",
+                                           "--json"], args.timeout))
     if "public" in chosen:
         results.append(run("public", [py, "experiments/public_benchmarks/run.py", *model_arg],
                            args.timeout))
@@ -297,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(_not_run(name, cmd, f"{script} not present"))
             continue
         results.append(run(name, cmd, args.timeout))
+    if "web" in chosen:
+        results.append(web_step(py, args.timeout))
     write_readme(render(results, info, args.full), args.experiments_readme)
     print(f"wrote {args.experiments_readme or README}", file=sys.stderr)
     block = render_block(results, info, list(STEPS), previous,

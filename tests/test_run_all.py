@@ -317,3 +317,169 @@ def test_main_exits_1_when_a_step_fails(recorded, monkeypatch):
     assert run_all.main(["--only", "backtest", "--readme", str(readme),
                          "--experiments-readme", str(exp), "--tracking-uri", URI]) == 1
     assert "**failed** (exit 1): `Traceback ... / FadecastError: boom`" in readme.read_text()
+
+
+# ------------------------------------------------------------------ fleet, web, seed cohort
+#: experiments/benchmarks/fleet.py --cells 20 --rows-per-cell 250000 --big-cell-rows 2000000
+#: --json, as printed on 2026-12-06 (nice -n 19, this machine)
+FLEET = {"load_before": [2.47509765625, 2.69189453125, 2.34423828125], "rows": 7000000,
+         "cells": 21, "generate_s": 2.7, "voltage_curves": True, "parquet_mib": 63.8,
+         "one_process": {"wall_s": 4.54, "cpu_s": 1.98, "mrows_per_s": 1.54,
+                         "mrows_per_cpu_s": 3.53, "peak_rss_mib": 769.1, "cycles": 10800},
+         "workers_1": {"cluster_start_s": 6.3, "wall_s": 6.87, "worker_cpu_s": 2.51,
+                       "mrows_per_s": 1.02, "mrows_per_worker_cpu_s": 2.79,
+                       "peak_rss_mib_per_worker": [599.0], "memory_limit_mib": 1024,
+                       "cells_in_cycle_blocks": 1, "max_cell_rows_in_memory": 1277952,
+                       "equal_to_one_process": True},
+         "workers_2": {"cluster_start_s": 2.8, "wall_s": 3.42, "worker_cpu_s": 2.96,
+                       "mrows_per_s": 2.05, "mrows_per_worker_cpu_s": 2.36,
+                       "peak_rss_mib_per_worker": [599.1, 465.3], "memory_limit_mib": 1024,
+                       "cells_in_cycle_blocks": 1, "max_cell_rows_in_memory": 1277952,
+                       "equal_to_one_process": True},
+         "load_after": [4.2783203125, 3.13818359375, 2.51025390625]}
+FLEET_CMD = [PY, "experiments/benchmarks/fleet.py", *run_all.BENCHMARKS["fleet"][1]]
+#: experiments/seed_pto_li3ps4/cohort.py --json, as printed on 2026-12-06
+SEED_COHORT = {
+    "cycle": 100,
+    "joint": {"p05": 0.9614172787095618, "p50": 0.9781942918574522, "p95": 0.9897685812735114,
+              "truth": 0.9658076388203257, "width": 0.028351302563949576,
+              "advice": "the split is poorly pinned (90 % width 0.19); run a sibling at 1C, no "
+                        "extra rest for 1806 h (expected width 0.16)",
+              "next_protocol": "1C, no extra rest"},
+    "alone": {"p05": 0.8000149123058022, "p50": 0.9177969977586369, "p95": 0.9709309640073108,
+              "truth": 0.9658076388203257, "width": 0.1709160517015086,
+              "advice": "one cell cannot separate time from cycles (90 % time-share width "
+                        "0.19); run a sibling at 0.2C, no extra rest for 1808 h (expected "
+                        "width 0.07)", "next_protocol": "0.2C, no extra rest"},
+    "joint_c03": {"p05": 0.5618792692630152, "p50": 0.7149162050400298,
+                  "p95": 0.9006106801233449, "truth": 0.6802433671168586},
+    "plan_c03": {"mae_pct_of_reference": 4.1276748877645, "coverage_pct": 100.0,
+                 "retention_p50_last": 0.8849703706084531,
+                 "retention_measured_last": 0.9673379512060986, "cycles": 100}}
+SEED_COHORT_CMD = [PY, "experiments/seed_pto_li3ps4/cohort.py", "--json"]
+WEB_CMD = [PY, "-m", "pytest", "-s", "-p", "no:cacheprovider", "tests/test_web_pages.py"]
+#: what `pytest -s tests/test_web_pages.py` printed on 2026-12-06 (its two timing lines verbatim)
+WEB_OUT = (
+    ".\nweb: 500-cycle cell page interactive (ms from navigation start): load 1: 1471 (request "
+    "152, plotlyStart 73, dataMs 1206, plotlyMs 1211, readyMs 1471); load 2: 495 (request 6, "
+    "plotlyStart 48, dataMs 304, plotlyMs 306, readyMs 495); load 3: 300 (request 6, "
+    "plotlyStart 38, dataMs 129, plotlyMs 133, readyMs 300)\n"
+    "web: what-if updates 90, 80, 61 ms (input to redrawn plot: request + redraw; not "
+    "asserted)\n...\n5 passed in 36.20s\n")
+#: ... and with no Chromium on PATH (every test skipped, exit 0)
+WEB_SKIPPED = (
+    "sssss\n=========================== short test summary info "
+    "============================\n"
+    "SKIPPED [1] tests/test_web_pages.py:240: no Chromium on this machine (apt-get install "
+    "chromium; `make test` and .ci/run install it when they can)\n"
+    "SKIPPED [1] tests/test_web_pages.py:297: no Chromium on this machine (apt-get install "
+    "chromium; `make test` and .ci/run install it when they can)\n5 skipped in 0.45s\n")
+FEATURIZE_FULL_OUT = FEATURIZE_OUT + ("curves_part_mrows_per_s                  11.8\n"
+                                      "plain_groupby_mrows_per_s                38.9\n")
+
+
+def _new_steps() -> list[dict]:
+    return [_step("seed-cohort", SEED_COHORT_CMD, SEED_COHORT, seconds=1.4),
+            _step("fleet", FLEET_CMD, FLEET, seconds=33.0),
+            _step("web", WEB_CMD, rf.parse_web(WEB_OUT), stdout=WEB_OUT, seconds=38.0)]
+
+
+def test_fleet_section_values_command_and_targets():
+    block = rf.render_block(_new_steps(), INFO, list(run_all.STEPS))
+    text = _section(block, "fleet")
+    assert ("`python experiments/benchmarks/fleet.py --cells 20 --rows-per-cell 500000 "
+            "--big-cell-rows 2000000 --json`; no MLflow run; 33 s; 2026-12-06 23:40 UTC") in text
+    assert "- 7,000,000 sample rows, 21 cells (one big cell), 63.8 MiB of Parquet" in text
+    assert "voltage-curve descriptors on; 1-min load average 2.48 before, 4.28 after" in text
+    assert "| one process | 4.54 | 1.54 | 3.53 | 769 | – (whole cells) | reference |" in text
+    assert "| 1 Dask worker (1,024 MiB each) | 6.87 | 1.02 | 2.79 | 599 | 1 | yes |" in text
+    assert "| 2 Dask workers (1,024 MiB each) | 3.42 | 2.05 | 2.36 | 599 / 465 | 1 | yes |" in text
+    assert "missed" not in text          # no fleet target applies to a run with the curves on
+    assert "checked in the Features section" in text
+    # the basic path (curves off) is held to ≥ 20 M rows per CPU-second; a mismatch is a miss
+    basic = dict(FLEET, voltage_curves=False,
+                 workers_2=dict(FLEET["workers_2"], equal_to_one_process=False,
+                                mrows_per_worker_cpu_s=21.0))
+    text = "\n".join(rf.fleet_section(_step("fleet", FLEET_CMD, basic), INFO))
+    assert "| one process | 4.54 | 1.54 | 3.53 **missed** | 769 |" in text
+    assert "| 2.05 | 21.0 | 599 / 465 | 1 | no **missed** |" in text
+    assert "off (basic path)" in text
+    # the full size is today's 55 M-row default; the moderate size stays small
+    assert run_all.BENCHMARKS["fleet"][2] == ["--json"]
+
+
+def test_web_timings_parsed_from_pytest_output_and_marked():
+    doc = rf.parse_web(WEB_OUT)
+    assert doc["first_visit_ms"] == 1471.0 and doc["later_visit_ms"] == [495.0, 300.0]
+    assert doc["whatif_ms"] == [90.0, 80.0, 61.0]
+    assert doc["load_marks"][1] == ("request 6, plotlyStart 48, dataMs 304, plotlyMs 306, "
+                                    "readyMs 495")
+    text = _section(rf.render_block(_new_steps(), INFO, list(run_all.STEPS)), "web")
+    assert ("`python -m pytest -s -p no:cacheprovider tests/test_web_pages.py`; no MLflow run; "
+            "38 s") in text
+    assert "(plotly.js compiled from scratch): 1,471 ms **missed** (target ≤ 1,000 ms)" in text
+    assert "- later visits: 495, 300 ms (target ≤ 1,000 ms)" in text
+    assert "- what-if redraw (input to redrawn plot): 90, 80, 61 ms (target ≤ 300 ms)" in text
+    assert "web: what-if updates 90, 80, 61 ms (input to redrawn plot" in text  # verbatim
+    slow = dict(doc, first_visit_ms=900.0, whatif_ms=[120.0, 301.0])
+    text = "\n".join(rf.web_section(_step("web", WEB_CMD, slow), INFO))
+    assert "scratch): 900 ms (target" in text
+    assert "120, 301 ms **missed** (target ≤ 300 ms)" in text
+    assert rf.parse_web("5 passed\n") is None and rf.web_skip_reason(WEB_OUT) is None
+    assert rf.web_skip_reason(WEB_SKIPPED).startswith("no Chromium on this machine (apt-get")
+
+
+def test_seed_cohort_section_and_its_targets():
+    text = _section(rf.render_block(_new_steps(), INFO, list(run_all.STEPS)), "seed-cohort")
+    assert "`python experiments/seed_pto_li3ps4/cohort.py --json`; no MLflow run; 1 s" in text
+    assert ("- C/10 time share at cycle 100, both cells fitted jointly: 0.978 (90 % interval "
+            "0.961–0.99), truth 0.966 (target ≥ 0.85, truth inside the 90 % interval)") in text
+    assert "- the C/10 cell alone: 0.918 (90 % interval 0.8–0.971), truth 0.966; advice: one " \
+           "cell cannot separate" in text
+    assert "0.715 (90 % interval 0.562–0.901), truth 0.68" in text
+    assert "mean |error| 4.13 % of reference, its 90 % band holds 100 % of 100 measured" in text
+    assert "missed" not in text
+    bad = dict(SEED_COHORT, joint=dict(SEED_COHORT["joint"], p50=0.80, p05=0.70, p95=0.90))
+    text = "\n".join(rf.seed_cohort_section(_step("seed-cohort", ["x"], bad), INFO))
+    assert "jointly: 0.8 **missed** (90 % interval 0.7–0.9), truth 0.966 outside the " \
+           "interval **missed**" in text
+
+
+def test_featurize_section_marks_the_basic_path_targets():
+    r = _step("featurize", [PY, "experiments/benchmarks/featurize.py"], None,
+              stdout=FEATURIZE_FULL_OUT)
+    text = "\n".join(rf.section(r, INFO))
+    assert ("Targets: basic path 18.3 M rows/s **missed** (target ≥ 20 M rows/s); basic path "
+            "vs a plain pandas groupby 0.47× **missed** (target ≥ 3×); voltage-curve part "
+            "11.8 M rows/s (target ≥ 10 M rows/s).") in text
+
+
+def test_main_runs_the_new_steps_and_reports_a_skipped_browser(recorded, monkeypatch):
+    calls, readme, exp = recorded
+    out = {s["name"]: s for s in _new_steps()}
+    seen: dict[str, list[str]] = {}
+
+    def fake_run(name, cmd, timeout):
+        seen[name] = cmd
+        r = dict(out[name], cmd=cmd)
+        return dict(r, json=None) if name == "web" else r  # web: run_all parses stdout
+
+    monkeypatch.setattr(run_all, "run", fake_run)
+    argv = ["--only", "fleet", "web", "seed-cohort", "--readme", str(readme),
+            "--experiments-readme", str(exp), "--tracking-uri", URI]
+    assert run_all.main(argv) == 0
+    assert list(seen) == ["seed-cohort", "fleet", "web"]
+    assert seen["web"][1:] == WEB_CMD[1:] and seen["seed-cohort"][1:] == SEED_COHORT_CMD[1:]
+    assert seen["fleet"][1:] == FLEET_CMD[1:]
+    text = readme.read_text()
+    assert "1,471 ms **missed**" in text and "| one process | 4.54 |" in text
+    assert "0.978 (90 % interval 0.961–0.99)" in text
+    # no Chromium: every browser test skipped → "not run" with pytest's reason, exit 0
+    out["web"] = _step("web", WEB_CMD, None, stdout=WEB_SKIPPED)
+    assert run_all.main(["--only", "web", *argv[4:]]) == 0
+    web = _section(readme.read_text(), "web")
+    assert "**not run**: pytest skipped the browser tests: no Chromium on this machine" in web
+    assert "| one process | 4.54 |" in readme.read_text()  # the skipped fleet kept its section
+    # a browser test failing without timings is a failure
+    out["web"] = _step("web", WEB_CMD, None, code=1, stdout="F....\n1 failed\n")
+    assert run_all.main(["--only", "web", *argv[4:]]) == 1

@@ -1,7 +1,7 @@
 """The seed study as a COHORT: the cryomilled C/10 and 0.3C cells fitted jointly by the cohort
 law (``ml.cohort``), the way the study's authors argued (same cycles, ~3× less time).
 
-    python experiments/seed_pto_li3ps4/cohort.py      # standalone, prints the figures
+    python experiments/seed_pto_li3ps4/cohort.py [--json]   # standalone, prints the figures
 
 ``analyse(tables, truths)`` is what ``run.py`` calls with the pipeline's per-cycle tables
 (ingested raw files → ``build_cycle_table``). Three questions:
@@ -121,9 +121,14 @@ def _standalone_tables() -> tuple[dict, dict]:
 
 
 if __name__ == "__main__":
+    import argparse
     import json
 
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", action="store_true",
+                    help="the figures as ONE JSON line (what experiments/run_all.py reads)")
+    args = ap.parse_args()
     t, tr = _standalone_tables()
     r = analyse(t, tr)
     r.pop("_curves")
-    print(json.dumps(r, indent=1))
+    print(json.dumps(r, indent=None if args.json else 1))
