@@ -315,6 +315,10 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     conf = card.conformal.get("capacity") or {}
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
     raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
+    if knee is None:  # median level-anchored at the last observed cycle (ml.median_anchor)
+        from ml.median_anchor import anchor_median
+        raw, _ = anchor_median(raw, float(np.median(cap[0])), table["cycle_index"],
+                               table["elapsed_hour"], retention)
     raw, floor = trend_check(raw, floor, np.asarray(table["cycle_index"], dtype=float),
                              np.asarray(table["elapsed_hour"], dtype=float), retention, cycles,
                              hours)

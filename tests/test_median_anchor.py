@@ -1,0 +1,148 @@
+"""Level anchoring of the forecast median (ml.median_anchor) on hand-computed histories, and in
+the served forecast (ml.inference.forecast) with a stand-in network."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.inference import forecast, load_model_dir
+from ml.median_anchor import (anchor_median, current_level, robust_trend_fit,
+                              weighted_trend_fit)
+from ml.uncertainty import sqrt_trend_fit
+
+PRODUCTION = Path(__file__).resolve().parents[1] / "models" / "production"
+
+
+def test_weighted_fit_with_unit_weights_is_the_plain_bounded_fit():
+    n = np.arange(1, 11, dtype=float)
+    t = 2.0 * n
+    r = 1.0 - 0.01 * np.sqrt(t) - 0.001 * n
+    assert weighted_trend_fit(n, t, r, np.ones_like(r)) == pytest.approx((1.0, 0.01, 0.001),
+                                                                          abs=1e-9)
+    rising = np.array([0.98, 1.0, 0.98, 1.0])  # no a, b >= 0 fits a rise: the mean
+    x = np.arange(1, 5, dtype=float)
+    assert weighted_trend_fit(x, x, rising, np.ones(4)) == pytest.approx(
+        sqrt_trend_fit(x, x, rising))
+    # a zero weight drops a row: the three other rows of an exact line give the line back
+    bent = 1.0 - 0.002 * x
+    bent[0] = 0.5
+    assert weighted_trend_fit(x, x, bent, np.array([0.0, 1.0, 1.0, 1.0])) == pytest.approx(
+        (1.0, 0.0, 0.002), abs=1e-9)
+
+
+def test_level_ignores_a_formation_first_cycle_and_a_regeneration_spike():
+    # an exact line r = 1 - 0.002 N (N = 1..20, t = 3 N) with a low first cycle (0.5, as the
+    # NASA cells' first discharge) and a +0.05 jump at the last cycle (capacity regeneration
+    # after a rest): the line's value at N = 20 is 0.96; the last point says 1.01 and the
+    # ordinary least-squares fit says 0.9566
+    n = np.arange(1, 21, dtype=float)
+    r = 1.0 - 0.002 * n
+    r[0], r[-1] = 0.5, r[-1] + 0.05
+    # (5 reweightings leave it 0.00024 above the line; 0.96000 after 20)
+    assert current_level(n, 3 * n, r) == pytest.approx(0.96, abs=5e-4)
+    c0, a, b = sqrt_trend_fit(n, 3 * n, r)
+    assert c0 - a * np.sqrt(60.0) - b * 20.0 == pytest.approx(0.9566, abs=1e-4)
+
+
+def test_anchor_moves_a_model_that_misses_the_current_level():
+    # exact line r = 1 - 0.001 N, N = 1..10: level at N = 10 is 0.99; a network whose median
+    # at that cycle is 1.02 is 0.03 too high, so every quantile moves down by 0.03
+    n = np.arange(1, 11, dtype=float)
+    r = 1.0 - 0.001 * n
+    q = np.array([[0.97, 1.00, 1.02], [0.95, 0.99, 1.01]])
+    out, offset = anchor_median(q, 1.02, n, 2 * n, r)
+    assert offset == pytest.approx(-0.03, abs=1e-9)
+    assert out == pytest.approx(q - 0.03, abs=1e-9)
+
+
+def test_anchor_keeps_a_model_that_matches_the_history():
+    n = np.arange(1, 11, dtype=float)
+    r = 1.0 - 0.001 * n
+    q = np.array([[0.97, 0.985, 0.99]])
+    out, offset = anchor_median(q, 0.99, n, 2 * n, r)
+    assert offset == pytest.approx(0.0, abs=1e-9)
+    assert out == pytest.approx(q, abs=1e-9)
+
+
+def test_anchor_leaves_unfittable_histories_alone():
+    q = np.array([[0.9, 0.95, 1.0]])
+    out, offset = anchor_median(q, 0.97, np.array([1.0, 2.0]), np.array([1.0, 2.0]),
+                                np.array([1.0, 0.99]))
+    assert offset == 0.0 and np.array_equal(out, q)
+    assert robust_trend_fit([1.0, 2.0], [1.0, 2.0], [1.0, np.nan]) is None
+    out, offset = anchor_median(q, float("nan"), np.arange(1.0, 6.0), np.arange(1.0, 6.0),
+                                np.ones(5))
+    assert offset == 0.0 and np.array_equal(out, q)
+
+
+def _flat_network(level: float):
+    """A stand-in network: every sample of every query says ``level``; no loss split."""
+    def run(inputs: dict) -> dict:
+        h = inputs["query_cycle"].shape[1]
+        return {"capacity_fraction": np.full((1, h, 16), level, dtype=np.float32),
+                "loss_time_fraction": np.zeros((1, h, 16), dtype=np.float32),
+                "loss_cycle_fraction": np.full((1, h, 16), 1.0 - level, dtype=np.float32)}
+    return run
+
+
+@pytest.mark.skipif(not (PRODUCTION / "model_card.json").is_file(),
+                    reason="models/production (the shipped model card) is absent")
+def test_served_median_starts_from_the_cells_level_not_the_networks():
+    # a cell that has faded linearly from 2.0 Ah to 1.8 Ah over 101 cycles (3 h each); a
+    # network that says 1.0 (no fade) everywhere: the served median starts from the cell's
+    # level 0.9 of the reference (1.8 Ah) — the network's shape (flat) from there on
+    card, _ = load_model_dir(PRODUCTION)
+    card = dataclasses.replace(card, cycle_life={})
+    n = np.arange(1, 102, dtype=float)
+    hist = pd.DataFrame({"cycle_index": n, "test_time_second": n * 3 * 3600.0,
+                         "discharge_capacity_ah": 2.0 * (1.0 - 0.001 * (n - 1))})
+    out = forecast(hist, card=card, run=_flat_network(1.0), horizon_cycles=20)
+    p50 = np.array([row["capacity_ah"]["p50"] for row in out["forecast"]])
+    assert p50 == pytest.approx(np.full(20, 1.8), abs=1e-6)
+    # the same network on a cell whose level it matches is left alone
+    flat = hist.assign(discharge_capacity_ah=2.0)
+    out = forecast(flat, card=card, run=_flat_network(1.0), horizon_cycles=20)
+    assert [row["capacity_ah"]["p50"] for row in out["forecast"]] == pytest.approx([2.0] * 20)
+
+
+def test_calibration_scores_the_band_as_served_with_the_anchored_median():
+    # one band, one calibration: ml.training.calibration scores the band after the same
+    # anchoring as forecast(); a flat network (1.0, ±0.02) on a fading synthetic cell
+    from ml.synthetic import make_cell
+    from ml.training.calibration import CUT_FRACTIONS, _points
+    from ml.training.dataset import cut_windows, fit_scaler, prepare_cells
+    from ml.uncertainty import conformal_score, history_noise, trend_check, trend_floor
+
+    cells = prepare_cells([make_cell("c", n_cycles=80, seed=3)])
+    scaler = fit_scaler(cells)
+
+    def predict(batch):
+        b, h = batch["query_cycle"].shape
+        cap = np.broadcast_to(np.array([0.98, 1.0, 1.02], dtype=np.float32), (b, h, 3))
+        zero = np.zeros((b, h, 3), dtype=np.float32)
+        return {"capacity_fraction": cap, "loss_time_fraction": zero,
+                "loss_cycle_fraction": zero + 0.01}
+
+    scores = _points(predict, cells, scaler, max_history=64)[0]
+    w = cut_windows(cells, fraction=CUT_FRACTIONS[0], scaler=scaler, max_history=64,
+                    planned=True)[0]
+    qc, qh = w["query_cycle"][1:], w["query_hour"][1:]
+    raw = np.tile([0.98 + 0.002, 1.0, 1.02 - 0.002], (len(qc), 1))  # 5/50/95 % of 3 samples
+    floor = trend_floor(w["hist_cycle"], w["hist_retention"], qc,
+                        noise=history_noise(w["hist_retention"]))
+    anchored, offset = anchor_median(raw, 1.0, w["hist_cycle"], w["hist_hour"],
+                                     w["hist_retention"])
+    assert offset < -0.005  # the cell has faded: the flat network sits above its level
+    q, f = trend_check(anchored, floor, w["hist_cycle"], w["hist_hour"], w["hist_retention"],
+                       qc, qh)
+    expected = conformal_score(q, f, w["target_capacity"][1:])
+    # (float32 model outputs: the scores agree to ~1e-5)
+    assert scores[:len(expected)] == pytest.approx(expected, rel=1e-3, abs=1e-5)
+    q0, f0 = trend_check(raw, floor, w["hist_cycle"], w["hist_hour"], w["hist_retention"],
+                         qc, qh)
+    unanchored = conformal_score(q0, f0, w["target_capacity"][1:])
+    assert np.max(np.abs(unanchored - expected)) > 0.1
