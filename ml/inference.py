@@ -315,10 +315,11 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     conf = card.conformal.get("capacity") or {}
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
     raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
+    offset = 0.0
     if knee is None:  # median level-anchored at the last observed cycle (ml.median_anchor)
         from ml.median_anchor import anchor_median
-        raw, _ = anchor_median(raw, float(np.median(cap[0])), table["cycle_index"],
-                               table["elapsed_hour"], retention)
+        raw, offset = anchor_median(raw, float(np.median(cap[0])), table["cycle_index"],
+                                    table["elapsed_hour"], retention)
     raw, floor = trend_check(raw, floor, np.asarray(table["cycle_index"], dtype=float),
                              np.asarray(table["elapsed_hour"], dtype=float), retention, cycles,
                              hours)
@@ -349,7 +350,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                                      (q_cap * ref).tolist(), lt_med.tolist(), lc_med.tolist())]
     uncertainty = {"observation_noise_fraction": noise,
                    "floor_fraction_first": float(floor[0]), "floor_fraction_last": float(floor[-1]),
-                   "time_share_unknown_weight": unknown, "cycle_life_head": knee}
+                   "time_share_unknown_weight": unknown, "cycle_life_head": knee,
+                   "level_offset_fraction": float(offset)}
     return {"model": {"name": card.name, "version": card.version},
             "cell_id": cell_id,
             "forecast": rows,

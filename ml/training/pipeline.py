@@ -125,19 +125,27 @@ def _prefixed(figures: dict[str, dict[str, float]], prefix: str) -> dict[str, fl
 def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: int, card):
     from ml.training.plots import reliability_figure
 
-    from ml.uncertainty import compose_band, history_noise, trend_floor
+    from ml.median_anchor import anchor_median
+    from ml.uncertainty import compose_band, history_noise, trend_check, trend_floor
 
     windows = cut_windows(val, fraction=0.4, scaler=scaler, max_history=max_history,
                           planned=True)
     batch = stack_windows(windows)
     out = predict_batch(model, batch)
     raw = band(out["capacity_fraction"][:, 1:], None, lo=-np.inf)  # [B, H, 3]
-    floor = np.stack([trend_floor(w["hist_cycle"], w["hist_retention"],
-                                  batch["query_cycle"][b, 1:],
-                                  noise=history_noise(w["hist_retention"]))
-                      for b, w in enumerate(windows)])
+    at_last = np.median(out["capacity_fraction"][:, 0], axis=-1)  # query 0 = last seen cycle
     scale = float((card.conformal.get("capacity") or {}).get("scale", 0.0))
-    q = compose_band(raw, floor, scale).reshape(-1, 3)
+    bands = []
+    for b, w in enumerate(windows):  # the served band (ml.inference.forecast), window by window
+        floor = trend_floor(w["hist_cycle"], w["hist_retention"], batch["query_cycle"][b, 1:],
+                            noise=history_noise(w["hist_retention"]))
+        rb, _ = anchor_median(raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"],
+                              w["hist_retention"])
+        rb, floor = trend_check(rb, floor, w["hist_cycle"], w["hist_hour"],
+                                w["hist_retention"], batch["query_cycle"][b, 1:],
+                                batch["query_hour"][b, 1:])
+        bands.append(compose_band(rb, floor, scale))
+    q = np.stack(bands).reshape(-1, 3)
     samples = out["capacity_fraction"][:, 1:].reshape(-1, model.n_samples)
     y = batch["target_capacity"][:, 1:].reshape(-1)
     ok = np.isfinite(y)
