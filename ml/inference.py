@@ -297,8 +297,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                    "loss_cycle_fraction": lc}, n_rows=table.n_rows, ref=ref)
     from ml.domain import judge_domain, request_conditions
     from ml.uncertainty import (OOD_WIDENING, compose_band, history_noise,
-                                identifiability_weight, share_band, trend_check,
-                                trend_floor)
+                                history_checked_band, identifiability_weight, share_band)
 
     pace = float(np.median(np.diff(hours))) if len(hours) > 1 else float(hours[0] - last_hour)
     domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
@@ -310,19 +309,13 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         lc[1:] = lc[1:] + extra
     retention = np.asarray(table["retention"], dtype=float)
     noise = history_noise(retention)
-    floor = trend_floor(np.asarray(table["cycle_index"], dtype=float), retention, cycles,
-                        noise=noise)
     conf = card.conformal.get("capacity") or {}
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
     raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
-    offset = 0.0
-    if knee is None:  # median level-anchored at the last observed cycle (ml.median_anchor)
-        from ml.median_anchor import anchor_median
-        raw, offset = anchor_median(raw, float(np.median(cap[0])), table["cycle_index"],
-                                    table["elapsed_hour"], retention)
-    raw, floor = trend_check(raw, floor, np.asarray(table["cycle_index"], dtype=float),
-                             np.asarray(table["elapsed_hour"], dtype=float), retention, cycles,
-                             hours)
+    # floor, level anchoring (not when a cycle-life head set the median), trend check
+    raw, floor, offset = history_checked_band(
+        raw, float(np.median(cap[0])), table["cycle_index"], table["elapsed_hour"], retention,
+        cycles, hours, anchor=knee is None, noise=noise)
     if conf.get("method") == "quadrature":
         scale = float(conf.get("scale", 0.0))
         if knee is not None:  # the conformal scale was fitted on head-free bands: it may not

@@ -177,6 +177,35 @@ def trend_check(q: np.ndarray, floor: np.ndarray, cycles: np.ndarray, hours: np.
     return q, np.sqrt(f ** 2 + (Z90 * sigma_fit) ** 2)
 
 
+def history_checked_band(q: np.ndarray, model_at_last: float, cycles: np.ndarray,
+                         hours: np.ndarray, retention: np.ndarray, future_cycles: np.ndarray,
+                         future_hours: np.ndarray, *, anchor: bool = True,
+                         noise: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(q', floor, offset)``: the model's raw quantiles [H, 3] checked against the cell's own
+    history exactly as the service serves them, ready for :func:`compose_band`.
+
+    The floor is :func:`trend_floor` (history scatter ``noise``, default
+    :func:`history_noise`); the median is level-anchored at the last observed cycle
+    (:func:`ml.median_anchor.anchor_median`, skipped with ``anchor=False`` — a cycle-life head
+    set it), then :func:`trend_check` compares it with the history's √t + N trend.
+    ``model_at_last`` is the network's median at the last observed cycle (retention units);
+    ``cycles``/``hours``/``retention`` the history, ``future_*`` the planned schedule. One
+    composition for ``ml.inference.forecast``, training calibration and its reliability plot.
+    """
+    from ml.median_anchor import anchor_median
+
+    cycles = np.asarray(cycles, dtype=float)
+    hours = np.asarray(hours, dtype=float)
+    retention = np.asarray(retention, dtype=float)
+    floor = trend_floor(cycles, retention, future_cycles,
+                        noise=history_noise(retention) if noise is None else noise)
+    offset = 0.0
+    if anchor:
+        q, offset = anchor_median(q, float(model_at_last), cycles, hours, retention)
+    q, floor = trend_check(q, floor, cycles, hours, retention, future_cycles, future_hours)
+    return q, floor, float(offset)
+
+
 def compose_band(q: np.ndarray, floor: np.ndarray, scale: float = 0.0,
                  widening: float = 1.0) -> np.ndarray:
     """Final band [..., 3] from raw model quantiles ``q`` [..., 3] and the per-point floor.

@@ -27,12 +27,11 @@ import torch
 
 from ml.evaluation.calibration import conformal_quantile, weighted_conformal_quantile
 from ml.inference import band
-from ml.median_anchor import anchor_median
 from ml.models.fade_net import FadeNet
 from ml.scaling import FeatureScaler
 from ml.training.dataset import PreparedCell, cut_windows, stack_windows
 from ml.training.loop import predict_batch
-from ml.uncertainty import conformal_score, history_noise, trend_check, trend_floor
+from ml.uncertainty import conformal_score, history_checked_band
 
 __all__ = ["conformal_scale", "weighted_conformal_scale", "calibrate", "CUT_FRACTIONS"]
 
@@ -146,17 +145,10 @@ def _points(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
         at_last = np.median(np.asarray(out["capacity_fraction"])[:, 0], axis=-1)  # query 0
         y = batch["target_capacity"][:, 1:]
         for b, w in enumerate(windows):
-            floor = trend_floor(w["hist_cycle"], w["hist_retention"],
-                                batch["query_cycle"][b, 1:],
-                                noise=history_noise(w["hist_retention"]))
-            # the served band's trend check (ml.inference.forecast) before scoring: the scale
-            # is calibrated on the band as it is served
-            # the served median's level anchoring (ml.median_anchor) first, as in forecast()
-            rb, _ = anchor_median(raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"],
-                                  w["hist_retention"])
-            rb, floor = trend_check(rb, floor, w["hist_cycle"], w["hist_hour"],
-                                    w["hist_retention"], batch["query_cycle"][b, 1:],
-                                    batch["query_hour"][b, 1:])
+            # the band as it is served (ml.inference.forecast): the scale is calibrated on it
+            rb, floor, _ = history_checked_band(
+                raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"], w["hist_retention"],
+                batch["query_cycle"][b, 1:], batch["query_hour"][b, 1:])
             score = conformal_score(rb, floor, y[b])
             score[~np.isfinite(y[b])] = np.nan
             cap.append(score)

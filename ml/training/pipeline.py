@@ -125,8 +125,7 @@ def _prefixed(figures: dict[str, dict[str, float]], prefix: str) -> dict[str, fl
 def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: int, card):
     from ml.training.plots import reliability_figure
 
-    from ml.median_anchor import anchor_median
-    from ml.uncertainty import compose_band, history_noise, trend_check, trend_floor
+    from ml.uncertainty import compose_band, history_checked_band
 
     windows = cut_windows(val, fraction=0.4, scaler=scaler, max_history=max_history,
                           planned=True)
@@ -137,13 +136,9 @@ def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: i
     scale = float((card.conformal.get("capacity") or {}).get("scale", 0.0))
     bands = []
     for b, w in enumerate(windows):  # the served band (ml.inference.forecast), window by window
-        floor = trend_floor(w["hist_cycle"], w["hist_retention"], batch["query_cycle"][b, 1:],
-                            noise=history_noise(w["hist_retention"]))
-        rb, _ = anchor_median(raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"],
-                              w["hist_retention"])
-        rb, floor = trend_check(rb, floor, w["hist_cycle"], w["hist_hour"],
-                                w["hist_retention"], batch["query_cycle"][b, 1:],
-                                batch["query_hour"][b, 1:])
+        rb, floor, _ = history_checked_band(
+            raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"], w["hist_retention"],
+            batch["query_cycle"][b, 1:], batch["query_hour"][b, 1:])
         bands.append(compose_band(rb, floor, scale))
     q = np.stack(bands).reshape(-1, 3)
     samples = out["capacity_fraction"][:, 1:].reshape(-1, model.n_samples)
