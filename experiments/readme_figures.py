@@ -322,8 +322,19 @@ def load_section(r: dict, info: dict) -> list[str]:
                f"{mark(follow.get('max_s'), f'<= {FOLLOW_MAX_S}', fmt(follow.get('max_s')) + ' s')}"
                f" (target ≤ {FOLLOW_MAX_S:g} s; {follow.get('answered')}/{follow.get('cycles')} "
                "cycles advised)") if follow.get("answered") else
-              f"- `fadecast follow`: no advice seen {MISSED}", ""]
-    return lines
+              f"- `fadecast follow`: no advice seen {MISSED}"]
+    steps = doc.get("forecast_body_steps") or []
+    if steps:
+        last = steps[-1]
+        lines.append(
+            f"- CPU per `POST /v1/forecast` at its last step ({fmt(int(round(last['rate'])))} "
+            f"req/s offered): server {fmt(last.get('server_cpu_ms'))} ms, load generator "
+            f"{fmt(last.get('client_cpu_ms'))} ms (both on the same 2 cores)")
+    stages = doc.get("cpu_stages_ms") or {}
+    if stages:
+        lines.append("- in-process CPU per stage of that request (ms): " + "; ".join(
+            f"{name.strip()} {fmt(ms)}" for name, ms in stages.items()))
+    return lines + [""]
 
 
 def cohort_bench_section(r: dict, info: dict) -> list[str]:

@@ -349,6 +349,10 @@ def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
         "  of which session.run": lambda: model.run(inputs),
         "clean + encode JSON": lambda: FastJSONResponse(clean_json(doc)).body,
     }
+    for size in (2, 8):  # does one session call over several histories amortise? (per history)
+        many = {k: np.concatenate([v] * size, axis=0) for k, v in inputs.items()}
+        stages[f"  session.run per history, {size} in one call"] = (
+            lambda many=many: model.run(many))
     out = {}
     for name, fn in stages.items():
         for _ in range(10):
@@ -358,7 +362,8 @@ def cpu_breakdown(model_uri: str, body: Path, n: int = 200) -> dict[str, float]:
             t0 = time.thread_time_ns()
             fn()
             times.append((time.thread_time_ns() - t0) * 1e-6)
-        out[name] = float(np.median(times))
+        size = int(name.split(", ")[1].split()[0]) if "per history" in name else 1
+        out[name] = float(np.median(times)) / size
     return out
 
 
@@ -444,7 +449,8 @@ def main() -> None:
                 profile(port, server, body, max(50.0, (best(res_body) or {"rate": 50})["rate"]),
                         8.0, tmp_path / "pyspy.txt")
             print("CPU per request stage, in process (thread CPU time, median of 200):")
-            for name, ms in cpu_breakdown(model, body).items():
+            stages = cpu_breakdown(model, body)
+            for name, ms in stages.items():
                 print(f"  {name:38s} {ms:7.3f} ms")
         finally:
             server.terminate()
@@ -462,7 +468,8 @@ def main() -> None:
     # last line: the figures as one JSON document (read by experiments/run_all.py)
     print(json.dumps({"model": args.model or "quick model (trained here)",
                       "p99_goal_ms": P99_GOAL_MS, "forecast_body": best(res_body),
-                      "forecast_stored_cell": best(res_cell), "batch": bt, "follow": fl},
+                      "forecast_stored_cell": best(res_cell), "batch": bt, "follow": fl,
+                      "forecast_body_steps": res_body, "cpu_stages_ms": stages},
                      default=float))
 
 
