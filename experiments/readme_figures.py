@@ -288,8 +288,7 @@ def backtest_section(r: dict, info: dict) -> list[str]:
 def load_section(r: dict, info: dict) -> list[str]:
     """``experiments/benchmarks/load.py``: open-loop HTTP rates, batch, follow."""
     doc = r.get("json") or {}
-    lines = _head("Serving under load (open loop, latency from each scheduled send)", r, info,
-                  None) + _failed(r)
+    lines = _head(TITLES.get(r.get("name"), TITLES["load"]), r, info, None) + _failed(r)
     if not doc:
         return lines
     body, cell = doc.get("forecast_body"), doc.get("forecast_stored_cell")
@@ -549,7 +548,11 @@ TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchm
           "evaluate": "Single-cell forecasts by source (`fadecast evaluate`)",
           "evaluate-cohorts": "Cohort attribution (`fadecast evaluate --suite pybamm-cohorts`)",
           "severson": "Severson LFP early life", "backtest": "Early-stopping advice replay",
-          "load": "Serving under load", "cohort": "Cohort attribution speed",
+          "load": "Serving under load, shipped model (open loop, latency from each "
+                  "scheduled send)",
+          "load-light": "Serving under load, the tests' light model (the service without "
+                        "the ensemble's cost)",
+          "cohort": "Cohort attribution speed",
           "ingest": "Ingest (`Registry.ingest` vs `pandas.read_csv`)",
           "featurize": "Features (per-cycle descriptors, one core)",
           "serving": "Serving, in process and HTTP (`serving.py`)",
@@ -557,6 +560,7 @@ TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchm
           "web": "Web pages in headless Chromium", "seed-cohort": "Seed study as a cohort"}
 RENDERERS = {"evaluate": evaluate_section, "evaluate-cohorts": cohorts_section,
              "severson": severson_section, "backtest": backtest_section, "load": load_section,
+             "load-light": load_section,
              "cohort": cohort_bench_section, "fleet": fleet_section, "web": web_section,
              "seed-cohort": seed_cohort_section}
 
