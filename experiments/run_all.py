@@ -8,7 +8,10 @@ Steps, in order (each a subprocess run from the repository root; ``--skip``/``--
 these names): ``seed`` (seed study), ``public`` (public benchmarks), ``evaluate`` (``fadecast
 evaluate`` on every available per-source suite, ``--json``), ``evaluate-cohorts`` (``fadecast
 evaluate --suite pybamm-cohorts``), ``severson`` (``experiments/severson_early_life/run.py``),
-``backtest`` (``fadecast backtest``), then ``experiments/benchmarks/{ingest,featurize,serving,
+``backtest`` (``fadecast backtest``), ``loso`` (``experiments/loso/run.py --json``: the
+production recipe retrained without each of its trajectory sources and scored on it — a true
+leave-one-source-out; 3 trainings, FADECAST_HOME ``$FADECAST_HOME/loso``, its own MLflow store
+there; never ships or registers), then ``experiments/benchmarks/{ingest,featurize,serving,
 load,cohort,fleet}.py`` at moderate sizes (``--full``: the 10 M-row figures and the 55 M-row
 fleet), then ``web`` (``pytest -s tests/test_web_pages.py``: the page and what-if timings the
 browser tests print; "not run" where Chromium or Playwright is absent). ``seed-cohort``
@@ -179,12 +182,13 @@ def write_readme(block: str, path: Path | None = None) -> None:
 
 #: every step, in the order run (names for --skip / --only)
 MODEL_STEPS = ("evaluate", "evaluate-cohorts", "severson", "backtest")
-STEPS = ("seed", "seed-cohort", "public", *MODEL_STEPS, *BENCHMARKS, "web")
+STEPS = ("seed", "seed-cohort", "public", *MODEL_STEPS, "loso", *BENCHMARKS, "web")
 #: steps whose figures need ../shared/data (without it they are reported as not run)
 NEEDS_SHARED = {"public": "yes (sections skip without it)",
                 "evaluate": "partly (only the 'synthetic' suite without it)",
                 "evaluate-cohorts": "yes", "severson": "yes",
-                "backtest": "partly (only the 'synthetic' suite without it)"}
+                "backtest": "partly (only the 'synthetic' suite without it)",
+                "loso": "yes (pybamm-dev / severson-train to leave out and to train without)"}
 
 
 #: exit code recorded for a step not run because its data are absent (not a failure)
@@ -221,6 +225,19 @@ def model_steps(py: str, model: str, tracking_uri: str) -> list[tuple[str, list[
           for a in ("--suite", s)]
     out.append(("backtest", [*fc, "backtest", "--model", model, *bt, "--json"], ""))
     return out
+
+
+def loso_step(py: str) -> tuple[list[str] | None, str]:
+    """``(command or None, why not)`` of the leave-one-source-out retraining: not run when
+    neither real trajectory source of the production config is in ../shared/data."""
+    from data_registry.home import fadecast_home
+    from ml.sources import available_sources
+
+    if not {"pybamm-dev", "severson-train"} & set(available_sources()):
+        return None, ("needs ../shared/data: pybamm-dev and severson-train are absent, so no "
+                      "source of the production model can be left out")
+    return [py, "experiments/loso/run.py", "--home", str(fadecast_home() / "loso"),
+            "--json"], ""
 
 
 def web_step(py: str, timeout: float) -> dict:
@@ -318,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             results.append(run(name, cmd, args.timeout) if cmd
                            else _not_run(name, [], why, NO_DATA))
+    if "loso" in chosen:  # three trainings in one step: twice the per-step timeout
+        cmd, why = loso_step(py)
+        results.append(run("loso", cmd, 2 * args.timeout) if cmd
+                       else _not_run("loso", [], why, NO_DATA))
     for name, (script, moderate, full) in BENCHMARKS.items():
         if name not in chosen:
             continue

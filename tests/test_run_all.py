@@ -499,3 +499,130 @@ def test_severson_target_is_judged_on_the_delta_q_figure():
     row["model_eol_error_pct_with_delta_q"] = 11.6
     text = "\n".join(rf.evaluate_section(r, INFO))
     assert "missed" not in _row(text, "severson-test1")[5]
+
+
+# ------------------------------------------------------------------ leave-one-source-out
+loso = _load("exp_loso_run", ROOT / "experiments" / "loso" / "run.py")
+LOSO_CMD = [PY, "experiments/loso/run.py", "--home", "/home/u/fadecast-data/loso", "--json"]
+#: experiments/loso/run.py --json as printed (rows trimmed to the rendered keys)
+LOSO = {"study": "loso", "home": "/home/u/fadecast-data/loso",
+        "tracking_uri": "sqlite:////home/u/fadecast-data/loso/mlflow/mlflow.db", "epochs": 30,
+        "epochs_overridden": False, "ensemble": 3, "absent_sources": [], "seconds": 900.0,
+        "rows": [
+            {"source": "pybamm-dev", "suite": "pybamm-dev", "status": "ok", "in_training": "no",
+             "cells": 9, "model_capacity_error_pct": 1.42, "naive_capacity_error_pct": 0.91,
+             "model_coverage_90_pct": 71.3, "naive_coverage_90_pct": 88.0,
+             "model_width_90_pct": 2.1, "naive_width_90_pct": 3.4,
+             "model_eol_error_pct": 6.0, "naive_eol_error_pct": 4.0,
+             "model_time_share_error_median": 0.21, "naive_time_share_error_median": 0.06,
+             "model_time_share_error_p90": 0.41, "naive_time_share_error_p90": 0.15,
+             "train_run_id": "a" * 32, "eval_run_id": "b" * 32},
+            {"source": "severson-train", "suite": "severson", "status": "ok",
+             "in_training": "no", "cells": 42, "model_eol_error_pct": 31.0,
+             "naive_eol_error_pct": 355.0, "train_run_id": "c" * 32, "eval_run_id": "d" * 32},
+            {"source": "synthetic", "suite": "synthetic", "status": "train failed (exit 1)",
+             "error": "FadecastError: boom", "train_run_id": None}]}
+
+
+def test_loso_config_leaves_the_source_out_and_never_ships():
+    raw = {"name": "default", "register": True, "ship_to": "models/production",
+           "data": {"synthetic_cells": 160, "sources": ["pybamm-dev", "severson-train"],
+                    "cycle_life_sources": ["severson-train", "severson-qdlin-train"]},
+           "model": {"ensemble": 3}, "train": {"epochs": 30, "learning_rate": 0.003}}
+    assert loso.trained_sources(raw) == ["synthetic", "pybamm-dev", "severson-train"]
+    sev = loso.without_source(raw, "severson-train")
+    assert sev["data"]["sources"] == ["pybamm-dev"] and sev["data"]["cycle_life_sources"] == []
+    assert sev["ship_to"] == "" and sev["register"] is False
+    assert sev["name"] == "loso-without-severson-train" and sev["train"]["epochs"] == 30
+    pyb = loso.without_source(raw, "pybamm-dev", epochs=5)
+    assert pyb["data"]["sources"] == ["severson-train"] and pyb["train"]["epochs"] == 5
+    assert pyb["data"]["cycle_life_sources"] == ["severson-train", "severson-qdlin-train"]
+    assert loso.without_source(raw, "synthetic")["data"]["synthetic_cells"] == 0
+    assert raw["data"]["sources"] == ["pybamm-dev", "severson-train"]  # input untouched
+    with pytest.raises(ValueError):
+        loso.without_source(raw, "geslin2024")
+
+
+def test_loso_config_text_loads_as_a_study(tmp_path):
+    from ml.training.config import load_config
+
+    raw = loso.tomllib.loads((ROOT / "experiments" / "default" / "config.toml").read_text())
+    path = tmp_path / "c.toml"
+    path.write_text(loso.dump_toml(loso.without_source(raw, "pybamm-dev")))
+    cfg = load_config(path)
+    assert cfg.ship_to == "" and cfg.register is False and "pybamm-dev" not in cfg.data.sources
+    assert cfg.train.epochs == raw["train"]["epochs"]
+    assert cfg.model.ensemble == raw["model"]["ensemble"]
+
+
+def test_loso_row_read_from_the_evaluation_by_source():
+    ev = {"by_source": [{"source": "severson-test1", "in_training": "no", "cells": 42,
+                         "model_eol_error_pct": 30.0, "naive_eol_error_pct": 355.0,
+                         "model_eol_error_pct_with_delta_q": 40.0},
+                        {"source": "synthetic", "in_training": "yes", "cells": 24}]}
+    row = loso.source_row("severson-train", ev)
+    assert row["in_training"] == "no" and row["cells"] == 42
+    assert row["model_eol_error_pct"] == 30.0 and row["model_eol_error_pct_with_delta_q"] == 40.0
+    assert row["model_coverage_90_pct"] is None
+    assert "cells" not in loso.source_row("pybamm-dev", ev)  # its suite row is absent
+
+
+def test_loso_section_marks_misses_and_cites_both_runs():
+    text = "\n".join(rf.loso_section(_step("loso", LOSO_CMD, LOSO, seconds=900.0), INFO))
+    assert "`python experiments/loso/run.py --home /home/u/fadecast-data/loso --json`" in text
+    assert "store `sqlite:////home/u/fadecast-data/loso/mlflow/mlflow.db`" in text
+    pyb = _row(text, "pybamm-dev")
+    assert pyb[1] == "no" and pyb[2] == "9"
+    assert pyb[3] == "1.42 / **0.91** **missed**"           # loses on capacity error
+    assert pyb[4] == "71.3 % **missed**"                    # outside 85–95 %
+    assert pyb[5] == "**2.10** / 3.40"                      # width: no target
+    assert pyb[8] == "0.41 / **0.15** **missed**"           # time-share p90 is a target
+    assert "missed" not in pyb[7]                           # p50 is not
+    assert pyb[9] == f"`{'a' * 32}`" and pyb[10] == f"`{'b' * 32}`"
+    sev = _row(text, "severson-train")
+    assert sev[3] == "–" and sev[4] == "–" and sev[6] == "**31.0** / 355"
+    assert "train failed (exit 1): FadecastError: boom" in _row(text, "synthetic")[1]
+    assert "30 epochs × 3 members" in text and "not like for like" not in text
+    LOSO2 = dict(LOSO, epochs=10, epochs_overridden=True)
+    text = "\n".join(rf.loso_section(_step("loso", LOSO_CMD, LOSO2), INFO))
+    assert "10 epochs × 3 members (**fewer than the production model's**" in text
+    pyb_ok = dict(LOSO["rows"][0], model_coverage_90_pct=90.0, model_capacity_error_pct=0.8,
+                  model_time_share_error_p90=0.1)
+    text = "\n".join(rf.loso_section(_step("loso", LOSO_CMD, dict(LOSO, rows=[pyb_ok])), INFO))
+    assert "missed" not in _row(text, "pybamm-dev")[3] + _row(text, "pybamm-dev")[4] \
+        + _row(text, "pybamm-dev")[8]
+
+
+def test_main_runs_loso_or_reports_it_not_run_without_shared_data(recorded, monkeypatch):
+    calls, readme, exp = recorded
+    seen: dict[str, tuple] = {}
+
+    def fake_run(name, cmd, timeout):
+        seen[name] = (cmd, timeout)
+        return _step(name, cmd, LOSO, seconds=900.0)
+
+    monkeypatch.setattr(run_all, "run", fake_run)
+    monkeypatch.setattr(run_all, "loso_step", lambda py: (LOSO_CMD, ""))
+    argv = ["--only", "loso", "--readme", str(readme), "--experiments-readme", str(exp),
+            "--tracking-uri", URI, "--timeout", "100"]
+    assert run_all.main(argv) == 0
+    assert seen["loso"] == (LOSO_CMD, 200.0)
+    assert "| pybamm-dev | no | 9 |" in readme.read_text()
+    monkeypatch.setattr(run_all, "loso_step",
+                        lambda py: (None, "needs ../shared/data: pybamm-dev and "
+                                          "severson-train are absent"))
+    seen.clear()
+    assert run_all.main(argv) == 0 and seen == {}
+    assert "**not run**: needs ../shared/data: pybamm-dev and severson-train are absent" \
+        in _section(readme.read_text(), "loso")
+
+
+def test_loso_step_not_run_without_shared_data(monkeypatch):
+    import ml.sources
+
+    monkeypatch.setattr(ml.sources, "available_sources", lambda root=None: [])
+    cmd, why = run_all.loso_step(PY)
+    assert cmd is None and "needs ../shared/data" in why
+    monkeypatch.setattr(ml.sources, "available_sources", lambda root=None: ["pybamm-dev"])
+    cmd, _ = run_all.loso_step(PY)
+    assert cmd[:2] == [PY, "experiments/loso/run.py"] and cmd[-1] == "--json"
