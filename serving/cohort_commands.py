@@ -233,7 +233,9 @@ def _human(doc: dict[str, Any]) -> str:
     for c in doc["cells"]:
         q = c["attribution"]["time_share"]
         lines.append(f"  {c['cell_id']}: time share at cycle {c['last_cycle_index']}: "
-                     f"{q['p50']:.2f} [{q['p05']:.2f}, {q['p95']:.2f}]")
+                     f"{q['p50']:.2f} [{q['p05']:.2f}, {q['p95']:.2f}]"
+                     + ("" if c["attribution"].get("identifiable", True) else
+                        " (not identifiable yet: its fade so far is within the noise)"))
     for p in doc["plans"]:
         last = p["forecast"][-1]
         q = last["capacity_ah"]

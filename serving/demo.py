@@ -293,7 +293,9 @@ def main() -> int:
     for c in cohort["cells"]:
         ts = c["attribution"]["time_share"]
         print(f"{c['cell_id']}: time share at cycle {c['last_cycle_index']}: {ts['p50']:.2f} "
-              f"(90 % interval {ts['p05']:.2f}-{ts['p95']:.2f})")
+              f"(90 % interval {ts['p05']:.2f}-{ts['p95']:.2f})"
+              + ("" if c["attribution"].get("identifiable", True) else
+                 "; not identifiable yet: its fade so far is within the noise"))
     ident = cohort["identifiability"]
     print(f"advice: {ident['advice']}")
 

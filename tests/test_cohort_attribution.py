@@ -311,3 +311,20 @@ def test_binomial_interval_of_a_coverage_count():
     assert binomial_interval(0, 10) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-6))
     lo, hi = binomial_interval(44, 48)
     assert lo < 0.90 < 44 / 48 < hi < 1.0
+
+
+def test_a_sibling_without_measurable_fade_gets_an_unknown_share(cohort):
+    """A fresh sibling whose capacity has not moved beyond its noise: the split of a loss that
+    cannot be told from zero is unknown — the single-cell rule (share mixed with Uniform(0, 1)),
+    never a confident value; its faded siblings keep their own intervals."""
+    cells = _inputs(cohort, 80)
+    fresh = cohort[0].cycles[COLS].head(12).copy()
+    q0 = float(fresh["discharge_capacity_ah"].iloc[0])
+    fresh["discharge_capacity_ah"] = q0 * (1.0 + 1e-4 * np.sin(np.arange(len(fresh))))
+    cells.append(CellInput("fresh", fresh, "fresh"))
+    doc = solve(cells, with_design=False).document
+    by_id = {c["cell_id"]: c["attribution"] for c in doc["cells"]}
+    new = by_id["fresh"]
+    assert new["identifiable"] is False
+    assert new["time_share"]["p05"] <= 0.1 and new["time_share"]["p95"] >= 0.9, new
+    assert all(by_id[r.cell_id]["identifiable"] for r in cohort)

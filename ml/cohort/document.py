@@ -163,6 +163,24 @@ def _quantiles(values: np.ndarray) -> dict[str, float]:
     return {"p05": float(q[0]), "p50": float(q[1]), "p95": float(q[2])}
 
 
+def share_interval(shares: np.ndarray, cell: CellHistory, noise: float,
+                   reference_ah: float) -> tuple[dict[str, float], bool]:
+    """``({"p05", "p50", "p95"}, identifiable)`` of one cell's time share from its posterior
+    draws, by the single-cell rule (:func:`ml.uncertainty.share_band`): while the cell's
+    observed loss is within its noise (``noise``, fraction of the reference capacity
+    ``reference_ah``) the split of a loss that cannot be told from zero is unknown, so the
+    draws are mixed with Uniform(0, 1) — never a confident 0.00 before any fade. A cell with a
+    clearly measured fade keeps the posterior's own quantiles."""
+    from ml.uncertainty import identifiability_weight, share_band
+
+    if cell.capacity_ah is None:
+        return _quantiles(shares), True
+    weight = identifiability_weight(np.asarray(cell.capacity_ah, float) / reference_ah,
+                                    float(noise))
+    q = share_band(shares, weight, None)
+    return {"p05": float(q[0]), "p50": float(q[1]), "p95": float(q[2])}, bool(weight < 0.5)
+
+
 def solve(cells: list[CellInput], plans: list[PlanInput] | None = None, *,
           cohort_name: str | None = None, nominal_capacity_ah: float | None = None,
           horizon_cycles: int | None = None, prior: PopulationPrior | None = None,
@@ -200,9 +218,10 @@ def solve(cells: list[CellInput], plans: list[PlanInput] | None = None, *,
     cell_docs = []
     for i, h in enumerate(hist):
         lt, lc = law.split_losses(h, th)
+        share, identifiable = share_interval(shares[:, i], h, post.noise[i], ref_ah)
         doc: dict[str, Any] = {
             "cell_id": h.cell_id, "last_cycle_index": int(h.cycle_index[-1]),
-            "attribution": {"time_share": _quantiles(shares[:, i]),
+            "attribution": {"time_share": share, "identifiable": identifiable,
                             "loss_time_fraction": _quantiles(lt[:, -1]),
                             "loss_cycle_fraction": _quantiles(lc[:, -1])},
             "estimated_inputs": list(h.estimated)}

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml.cohort.document import share_interval
 from ml.cohort.histories import CellHistory
 from ml.cohort.plans import plan_forecast, with_plan_clock
 from ml.cohort.posterior import fit_cohort
@@ -81,10 +82,10 @@ def attribution_scores(cohorts: list[list[CellRecord]], prior: PopulationPrior,
         shares = post.time_share_draws(post.draws())
         ref = reference_time_shares(cells, q_ref)
         for i, (r, c) in enumerate(zip(records, cells)):
-            q = np.quantile(shares[:, i], [0.05, 0.5, 0.95])
+            q, _ = share_interval(shares[:, i], c, post.noise[i], q_ref)  # as served
             rows.append({"cohort": str(r.meta.get("cohort")), "cell_id": r.cell_id,
-                         "cycles_seen": c.n, "truth": truth_share(r, c.n), "p05": q[0],
-                         "p50": q[1], "p95": q[2], "reference": ref[c.cell_id]})
+                         "cycles_seen": c.n, "truth": truth_share(r, c.n), "p05": q["p05"],
+                         "p50": q["p50"], "p95": q["p95"], "reference": ref[c.cell_id]})
     return pd.DataFrame(rows)
 
 
