@@ -227,8 +227,11 @@ def loso_section(r: dict, info: dict) -> list[str]:
         eol = _pair(row.get("model_eol_error_pct"), row.get("naive_eol_error_pct"), False)
         if _num(row.get("model_eol_error_pct_with_delta_q")) is not None:
             eol += f"; with ΔQ(V) {fmt(row['model_eol_error_pct_with_delta_q'])}"
+        held = row["source"]
+        if row.get("scored_on") and row["scored_on"] != held:
+            held += f" (scored: {row['scored_on']})"
         lines.append(" | ".join([
-            f"| {row['source']}", str(row.get("in_training", "-")), str(row.get("cells", "–")),
+            f"| {held}", str(row.get("in_training", "-")), str(row.get("cells", "–")),
             _pair(row.get("model_capacity_error_pct"), row.get("naive_capacity_error_pct")),
             cover_text, _pair(row.get("model_width_90_pct"), row.get("naive_width_90_pct"),
                               False), eol,

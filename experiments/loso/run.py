@@ -118,6 +118,7 @@ def source_row(source: str, evaluation: dict | None) -> dict:
     found = [r for r in (evaluation or {}).get("by_source", []) if r.get("source") == want]
     if found:
         got = found[0]
+        row["scored_on"] = want  # severson-train is left out, its test1 cells are scored
         row["in_training"] = got.get("in_training")
         row["cells"] = got.get("cells")
         for fig in FIGURES:
@@ -306,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json:
         print(format_table(rows))
         if missing:
-            print(f"note: source(s) {missing} absent: the trainings ran without them too")
+            print(f"note: source(s) {missing} absent from ../shared/data: not left out, and "
+                  "any training ran without them")
         print(f"note: {seconds:.0f} s in all; FADECAST_HOME {home}; MLflow {uri}")
     from ml.evaluation.commands import plain
 
