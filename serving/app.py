@@ -6,6 +6,7 @@ forecast routes answer 503 ``model_not_loaded``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,7 +49,15 @@ def create_app(settings: Settings | None = None, *,
             except Exception as exc:  # noqa: BLE001 - not ready; /readyz says why (no path)
                 app.state.slot.last_error = getattr(exc, "code", None) or "model_unloadable"
                 log.error("no model loaded at start-up: %s", exc)
-        yield
+        # everything alive now (modules, the model, pydantic schemas: ~10⁵ objects) lives as
+        # long as the process: out of the cyclic GC's way, a full collection no longer scans
+        # it (measured: a ~40-60 ms pause every few hundred requests, the service's p99)
+        gc.collect()
+        gc.freeze()
+        try:
+            yield
+        finally:
+            gc.unfreeze()  # an app made and stopped in a longer-lived process (tests)
         if app.state.registry is not None:
             app.state.registry.close()
 

@@ -121,3 +121,15 @@ def test_app_never_imports_torch_or_mlflow():
                          env={**os.environ, "FADECAST_SERVE_MODEL_URI": "/nonexistent"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False False"
+
+
+def test_startup_objects_leave_the_cyclic_gc_and_come_back_at_shutdown(tmp_path):
+    """The service freezes what is alive after start-up (modules, model, schemas) so a full
+    collection does not scan ~10⁵ objects mid-request; an app stopped inside a longer-lived
+    process (tests) gives them back."""
+    import gc
+
+    gc.unfreeze()
+    with TestClient(create_app(Settings(model_uri=str(tmp_path / "none")))):
+        assert gc.get_freeze_count() > 1000
+    assert gc.get_freeze_count() == 0
