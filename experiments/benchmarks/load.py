@@ -422,6 +422,8 @@ def main() -> None:
             for _ in range(10 * args.workers):  # every worker imported and warm
                 _post(port, "/v1/forecast", body.read_bytes())
                 _post(port, "/v1/cells/bench/forecast", cell_body.read_bytes())
+            for path, b in (("/v1/forecast", body), ("/v1/cells/bench/forecast", cell_body)):
+                load_step(port, path, b, 50.0, 1.0, args.clients)  # warm-up, not reported
             print(f"HTTP, {HISTORY_CYCLES}-cycle history, horizon {HORIZON_CYCLES}, "
                   f"{args.workers} uvicorn worker(s), {args.clients} open-loop client "
                   f"processes, {duration:.0f} s per step (latency from each request's "
