@@ -129,14 +129,6 @@ def source_row(source: str, evaluation: dict | None) -> dict:
     return row
 
 
-def _f(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
-    return str(v)
-
-
 COLUMNS = (("source", "held out"), ("status", "status"), ("in_training", "in training"),
            ("cells", "cells"), ("model_capacity_error_pct", "cap err % model"),
            ("naive_capacity_error_pct", "√t+N"), ("model_coverage_90_pct", "cover90 % model"),
@@ -152,17 +144,14 @@ COLUMNS = (("source", "held out"), ("status", "status"), ("in_training", "in tra
 
 def format_table(rows: list[dict]) -> str:
     """Plain-text table of the rows (``-`` where a figure does not apply)."""
-    head = [label for _, label in COLUMNS]
-    body = [[_f(r.get(k)) for k, _ in COLUMNS] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    out = ["== leave-one-source-out by retraining (model trained WITHOUT the held-out source, "
-           "vs the per-cell √t + N fit of the same evaluation run)",
-           "  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    out += ["  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in body]
-    out.append("targets: 90 % coverage 85-95 %; model below √t+N on capacity error and "
-               "time-share p90. severson = test1 cells, cycles to 80 % from 100 cycles (MAPE); "
-               "its suite has no capacity/coverage/time-share figures.")
-    return "\n".join(out)
+    from ml.evaluation.by_source import plain_table
+
+    return plain_table(
+        rows, COLUMNS, "== leave-one-source-out by retraining (model trained WITHOUT the "
+        "held-out source, vs the per-cell √t + N fit of the same evaluation run)",
+        "targets: 90 % coverage 85-95 %; model below √t+N on capacity error and time-share "
+        "p90. severson = test1 cells, cycles to 80 % from 100 cycles (MAPE); its suite has no "
+        "capacity/coverage/time-share figures.")
 
 
 # ------------------------------------------------------------------------------ I/O

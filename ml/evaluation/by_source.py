@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["SUITE_SOURCES", "card_sources", "seen_label", "source_rows", "format_source_table"]
+__all__ = ["SUITE_SOURCES", "card_sources", "seen_label", "source_rows", "format_source_table",
+           "plain_table"]
 
 #: the data source(s) each suite's test cells come from
 SUITE_SOURCES = {"pybamm-dev": "pybamm-dev", "synthetic": "synthetic",
@@ -105,17 +106,25 @@ COLUMNS = (("source", "source"), ("in_training", "in training"), ("cells", "cell
            ("naive_time_share_error_p90", "naive"))
 
 
+def plain_table(rows: list[dict], columns: tuple[tuple[str, str], ...], title: str,
+                note: str) -> str:
+    """``title``, a left-aligned text table of ``rows`` (``columns`` = (key, label) pairs;
+    ``-`` where a figure does not apply) and ``note`` — the per-source tables' one layout."""
+    head = [label for _, label in columns]
+    body = [[_fmt(r.get(key)) for key, _ in columns] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in body]
+    lines.append(note)
+    return "\n".join(lines)
+
+
 def format_source_table(rows: list[dict]) -> str:
     """Plain-text table of :func:`source_rows` (``-`` where a figure does not apply)."""
-    head = [label for _, label in COLUMNS]
-    body = [[_fmt(r.get(key)) for key, _ in COLUMNS] for r in rows]
-    widths = [max(len(x) for x in col) for col in zip(head, *body)]
-    lines = ["== by source (model vs the per-cell √t + N fit, same run; 'in training' read "
-             "from the model card)",
-             "  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(x.ljust(w) for x, w in zip(r, widths)) for r in body]
-    lines.append("note: 'no' = the model never trained on this source (leave-one-source-out); "
-                 "'sibling' = unseen cells of a trained source family; 'yes' = held-out cells "
-                 "of a trained source. EOL error: severson = cycles to 80 % from 100 cycles "
-                 "(MAPE); others = cells whose future crosses 80 % after the 40 % cut.")
-    return "\n".join(lines)
+    return plain_table(
+        rows, COLUMNS, "== by source (model vs the per-cell √t + N fit, same run; 'in "
+        "training' read from the model card)",
+        "note: 'no' = the model never trained on this source (leave-one-source-out); "
+        "'sibling' = unseen cells of a trained source family; 'yes' = held-out cells "
+        "of a trained source. EOL error: severson = cycles to 80 % from 100 cycles "
+        "(MAPE); others = cells whose future crosses 80 % after the 40 % cut.")
