@@ -24,7 +24,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.deps import authorize
 from serving.json_route import check_history_lengths, parse_json
+from serving.responses import FastJSONResponse
+from serving.routes.forecast import check_lengths, forecast_for
+from serving.schemas import ForecastRequest
 
 __all__ = ["ForecastLane", "LANE_PATH"]
 
@@ -76,11 +80,6 @@ class ForecastLane:
 
     def _answer(self, scope: Scope, body: bytes) -> bytes | None:
         """The 200 response body, or None whenever the route should answer instead."""
-        from serving.deps import authorize
-        from serving.responses import FastJSONResponse
-        from serving.routes.forecast import check_lengths, forecast_for
-        from serving.schemas import ForecastRequest
-
         settings = self.state.settings
         model = self.state.slot.current
         if model is None:

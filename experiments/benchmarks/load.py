@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from open_loop import cpu_seconds, free_port, open_loop, post_request  # noqa: E402
+from open_loop import cpu_seconds, free_port, open_loop, post_request, stop_server  # noqa: E402,E501
 from open_loop import start_server as open_loop_server  # noqa: E402
 
 HISTORY_CYCLES = 200
@@ -267,8 +267,7 @@ def follow_latency(model: str, home: Path, cycles, first: int, extra: int,
     deadline = time.time() + 30
     while not all(c in advice_at for c in written) and time.time() < deadline:
         time.sleep(0.05)
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_server(proc)
     lat = [advice_at[c] - t for c, t in written.items() if c in advice_at]
     return {"cycles": len(written), "answered": len(lat),
             "p50_s": float(np.median(lat)) if lat else None,
@@ -459,11 +458,7 @@ def main() -> None:
             for name, ms in stages.items():
                 print(f"  {name:38s} {ms:7.3f} ms")
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server, 30)
         fl = follow_latency(model, home, history_cycles(160), 120, 5 if args.quick else 10,
                             1.0)
         print(f"follow: {fl['answered']}/{fl['cycles']} new cycles advised on a "

@@ -45,8 +45,18 @@ def start_server(env: dict[str, str], port: int, workers: int,
         except OSError:
             pass
         time.sleep(0.3)
-    proc.terminate()
+    stop_server(proc)
     raise RuntimeError(f"server did not become ready within {ready_timeout_s:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """SIGTERM ``proc`` (uvicorn and its workers), SIGKILL it if it has not left in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def post_request(path: str, body: bytes, token: str | None = None) -> bytes:

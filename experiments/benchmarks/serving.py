@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from open_loop import cpu_seconds, free_port, open_loop, post_request  # noqa: E402
+from open_loop import cpu_seconds, free_port, open_loop, post_request, stop_server  # noqa: E402,E501
 from open_loop import start_server as open_loop_server  # noqa: E402
 
 HISTORY_CYCLES = 200
@@ -226,11 +226,7 @@ def http_sweep(model_dir: Path, workers: int, rates: list[float], duration: floa
             if res["errors"] or res["p99_ms"] > P99_LIMIT_MS:
                 break
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server, 20)
     return results
 
 
@@ -290,11 +286,7 @@ def wrk_sweep(model_dir: Path, workers: int, conns: list[int], duration: float,
             if res["errors"] or res["p99_ms"] > P99_LIMIT_MS:
                 break
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server, 20)
     return results
 
 
