@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import FadecastError, ValidationError
+from ml.features.columns import numeric_column
 from ml.scaling import FeatureScaler
 
 __all__ = ["FEATURES", "WindowSpec", "model_table", "model_columns", "ModelColumns", "table_rows",
@@ -194,11 +195,11 @@ def model_columns(cycles: pd.DataFrame | Mapping[str, Any], *,
     _check_columns(data, n, min_history)
     data["cycle_index"] = data["cycle_index"].astype(np.float64)
     data["coulombic_inefficiency_per_hour"] = np.clip(
-        _num_array(data, "coulombic_inefficiency_per_hour", n), -0.01, 0.01)
-    pol = _num_array(data, "polarization_volt", n)
+        numeric_column(data, "coulombic_inefficiency_per_hour"), -0.01, 0.01)
+    pol = numeric_column(data, "polarization_volt")
     seen = pol[~np.isnan(pol)]
     data["polarization_rise_volt"] = pol - (np.median(seen[:FIRST_CYCLES]) if seen.size else np.nan)
-    aw = _num_array(data, "aw_ohm_per_sqrt_s", n)
+    aw = numeric_column(data, "aw_ohm_per_sqrt_s")
     seen = aw[~np.isnan(aw)]
     aw_start = seen[0] if seen.size else np.nan
     data["aw_rise_fraction"] = aw / aw_start - 1.0 if aw_start and aw_start > 0 else \
@@ -244,27 +245,6 @@ def model_table(cycles: pd.DataFrame, *, nominal_capacity_ah: float | None = Non
     """
     return model_columns(cycles, nominal_capacity_ah=nominal_capacity_ah,
                          min_history=min_history).frame()
-
-
-def _num_array(data: dict[str, Any], name: str, n_rows: int) -> np.ndarray:
-    """:func:`_num` on a dict of column arrays."""
-    if name not in data:
-        return np.full(n_rows, np.nan)
-    col = data[name]
-    if isinstance(col, np.ndarray) and col.dtype == np.float64:
-        return col  # already plain float64 (NaN where missing): no conversion
-    return pd.to_numeric(pd.Series(col, copy=False), errors="coerce").to_numpy(
-        np.float64, na_value=np.nan)
-
-
-def _num(df: pd.DataFrame, name: str) -> np.ndarray:
-    """Column ``name`` as float64 (NaN where absent, null or not a number)."""
-    if name not in df.columns:
-        return np.full(len(df), np.nan)
-    col = df[name]
-    if col.dtype == np.float64 and isinstance(col.array, pd.arrays.NumpyExtensionArray):
-        return col.to_numpy()  # already plain float64 (NaN where missing): no conversion
-    return pd.to_numeric(col, errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
 def subsample_indices(n_rows: int, max_history: int) -> np.ndarray:

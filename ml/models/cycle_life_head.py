@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import ValidationError
+from ml.features.columns import numeric_column
 from ml.models.baselines import DELTA_Q_FEATURES, early_cycle_arrays
 
 __all__ = ["HEADS", "WINDOW_CYCLES", "THRESHOLD_FRACTION", "head_features", "select_head",
@@ -69,13 +70,13 @@ def head_features(history: Mapping[str, Any], reference_ah: float) -> dict[str, 
     """
     if "cycle_index" not in history or "discharge_capacity_ah" not in history:
         return None
-    cyc = _numbers(history["cycle_index"])
+    cyc = numeric_column(history, "cycle_index")
     if not np.isfinite(cyc).any() or not WINDOW_CYCLES <= np.nanmax(cyc) <= MAX_LAST_CYCLE:
         return None
-    q = _numbers(history["discharge_capacity_ah"]) / reference_ah
+    q = numeric_column(history, "discharge_capacity_ah") / reference_ah
     dq_row = None
     if all(c in history for c in _DQ):
-        variance, minimum, mean, skewness = (_numbers(history[c]) for c in _DQ)
+        variance, minimum, mean, skewness = (numeric_column(history, c) for c in _DQ)
         complete = ~(np.isnan(variance) | np.isnan(minimum) | np.isnan(mean)
                      | np.isnan(skewness))
         near = np.flatnonzero((cyc >= WINDOW_CYCLES - 10) & (cyc <= WINDOW_CYCLES) & complete)
@@ -87,14 +88,6 @@ def head_features(history: Mapping[str, Any], reference_ah: float) -> dict[str, 
         return early_cycle_arrays(cyc, q, dq_row, n_cycles=WINDOW_CYCLES)
     except (ValidationError, ValueError, np.linalg.LinAlgError):  # too few early cycles (or
         return None  # a degenerate fit): no head, the model alone answers
-
-
-def _numbers(values: Any) -> np.ndarray:
-    """A column as float64, NaN where not a number (``pd.to_numeric(errors="coerce")``)."""
-    if isinstance(values, np.ndarray) and values.dtype.kind in "biuf":
-        return values.astype(np.float64, copy=False)
-    return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(
-        np.float64, na_value=np.nan)
 
 
 def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, float] | None, *,
