@@ -19,6 +19,7 @@ import pandas as pd
 
 from data_registry.errors import FadecastError, NotFoundError, ValidationError
 from ml.scaling import FeatureScaler
+from ml.history_likelihood import backcast_indices, weigh_samples
 from ml.windows import WindowSpec, column_values, future_schedule, make_windows, model_columns
 
 __all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "band", "apply_conformal",
@@ -67,6 +68,9 @@ class ModelCard:
     training_domain: dict = field(default_factory=dict)
     #: early-life cycle-life heads applied by :func:`forecast` (``ml.models.cycle_life_head``)
     cycle_life: dict = field(default_factory=dict)
+    #: ``{"tempering": τ, ...}``: posterior samples weighed by their backcast of the recent
+    #: history (``ml.history_likelihood``); absent or τ = 0: samples served unweighted
+    history_weighting: dict = field(default_factory=dict)
     #: every training source with its licence and cell counts (``ml.sources.provenance``)
     training_data: list = field(default_factory=list)
     dataset_hash: str = ""
@@ -78,6 +82,10 @@ class ModelCard:
     def feature_scaler(self) -> FeatureScaler:
         """The fitted input scaler stored in the card."""
         return FeatureScaler.from_dict(self.scaler)
+
+    def tempering(self) -> float:
+        """τ of the history weighting (0.0 when the card has none)."""
+        return float((self.history_weighting or {}).get("tempering", 0.0) or 0.0)
 
     def window_spec(self) -> WindowSpec:
         """The window spec stored in the card."""
@@ -250,7 +258,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     dict
         CONTRACTS forecast JSON plus ``domain`` (``{"in_domain", "reasons", "checked"}``,
         :func:`ml.domain.judge_domain`: out of domain widens the bands) and
-        ``uncertainty`` (noise floor, identifiability weight of the time share, the
+        ``uncertainty`` (noise floor, identifiability weight of the time share, the history
+        weighting of the samples (:mod:`ml.history_likelihood`: τ, backcast rows, whether it
+        applied, effective samples), the
         cycle-life head used if any). ``end_of_life`` is null only when the p50 capacity stays above
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
@@ -280,21 +290,25 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     cycles, hours = future_schedule(table, horizon_cycles, hours_per_cycle)
     last_cycle = float(table["cycle_index"][-1])
     last_hour = float(table["elapsed_hour"][-1])
-    # query 0 = the last observed cycle, where the time share is defined
+    tempering = card.tempering()
+    back = backcast_indices(table.n_rows, spec.max_history) if tempering > 0 else np.arange(0)
+    # queries: the backcast rows (history weighting), then the last observed cycle (where the
+    # time share is defined), then the future; each query is evaluated independently
     inputs = make_windows(table, scaler=card.feature_scaler(), spec=spec,
-                          query_cycle=np.concatenate([[last_cycle], cycles]),
-                          query_hour=np.concatenate([[last_hour], hours]))
+                          query_cycle=np.concatenate([table["cycle_index"][back], [last_cycle],
+                                                      cycles]),
+                          query_hour=np.concatenate([table["elapsed_hour"][back], [last_hour],
+                                                     hours]))
     out = _as_run(run)(inputs)
     missing = [o for o in OUTPUTS if o not in out]
     if missing:
         raise FadecastError(f"model did not return {missing}", code="bad_model_output",
                             expected=str(list(OUTPUTS)), found=str(sorted(out)))
-    cap = np.asarray(out["capacity_fraction"], dtype=np.float64)[0]  # [H+1, K]
-    lt = np.asarray(out["loss_time_fraction"], dtype=np.float64)[0]
-    lc = np.asarray(out["loss_cycle_fraction"], dtype=np.float64)[0]
     ref = float(table["reference_capacity_ah"][0])
-    _check_finite({"capacity_fraction": cap, "loss_time_fraction": lt,
-                   "loss_cycle_fraction": lc}, n_rows=table.n_rows, ref=ref)
+    arrays = {o: np.asarray(out[o], dtype=np.float64)[0] for o in OUTPUTS}  # [R + H + 1, K]
+    _check_finite(arrays, n_rows=table.n_rows, ref=ref)
+    nb = len(back)
+    cap, lt, lc = (arrays[o][nb:] for o in OUTPUTS)  # [H+1, K]
     from ml.domain import judge_domain, request_conditions
     from ml.uncertainty import (OOD_WIDENING, compose_band, history_noise,
                                 history_checked_band, identifiability_weight, share_band)
@@ -304,10 +318,17 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                                              chemistry=chemistry), card.training_domain)
     knee = _cycle_life_knee(card, frame, table, cycles, cap[1:], last_cycle,
                             nominal_capacity_ah, chemistry)
+    retention = np.asarray(table["retention"], dtype=float)
     if knee is not None:
         cap[1:], extra = knee.pop("cap"), knee.pop("extra")
         lc[1:] = lc[1:] + extra
-    retention = np.asarray(table["retention"], dtype=float)
+        ess = float(cap.shape[-1])
+    # the time share is NOT weighed: one cell's curve cannot tell time from cycles when both
+    # grow in lockstep (measured: weighing it doubled the share error on a never-trained source)
+    share = lt[0] / np.maximum(lt[0] + lc[0], 1e-9)  # time share samples at the last cycle
+    if knee is None:  # a head's knee lies ahead of the history, which cannot judge it
+        cap, lt, lc, ess = _weigh_capacity(cap, lt, lc, arrays["capacity_fraction"][:nb],
+                                           retention[back], tempering)
     noise = history_noise(retention)
     conf = card.conformal.get("capacity") or {}
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
@@ -324,7 +345,6 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     else:  # a card calibrated with the older additive rule: same floor and widening after it
         q_cap = compose_band(apply_conformal(raw, conf, lo=-np.inf), floor, 0.0, widen)
     q_cap = np.clip(q_cap, 0.0, None)
-    share = lt[0] / np.maximum(lt[0] + lc[0], 1e-9)
     unknown = identifiability_weight(retention, noise)
     if not domain["in_domain"]:
         unknown = max(unknown, 0.5)
@@ -344,7 +364,10 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     uncertainty = {"observation_noise_fraction": noise,
                    "floor_fraction_first": float(floor[0]), "floor_fraction_last": float(floor[-1]),
                    "time_share_unknown_weight": unknown, "cycle_life_head": knee,
-                   "level_offset_fraction": float(offset)}
+                   "level_offset_fraction": float(offset),
+                   "history_weighting": {"tempering": tempering, "backcast_rows": nb,
+                                         "applied": knee is None and nb > 0,
+                                         "effective_samples": ess}}
     return {"model": {"name": card.name, "version": card.version},
             "cell_id": cell_id,
             "forecast": rows,
@@ -353,6 +376,24 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                             "identifiable": bool(unknown < 0.5)},
             "domain": domain,
             "uncertainty": uncertainty}
+
+
+def _weigh_capacity(cap: np.ndarray, lt: np.ndarray, lc: np.ndarray, backcast: np.ndarray,
+                    retention: np.ndarray, tempering: float
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Capacity samples [H+1, K] moved to their history-weighted median
+    (:func:`ml.history_likelihood.weigh_samples`); the change of loss it implies is split
+    between the time and cycle losses in proportion to their medians per row (so capacity +
+    losses stay consistent and the row's time share is kept). Returns ``(cap, lt, lc, ess)``."""
+    weighed, ess = weigh_samples({"cap": cap}, backcast, retention, tempering)
+    delta = np.median(weighed["cap"], axis=-1) - np.median(cap, axis=-1)  # [H+1]
+    if not np.any(delta):
+        return cap, lt, lc, ess
+    lt_m, lc_m = np.median(lt, axis=-1), np.median(lc, axis=-1)
+    part = np.where(lt_m + lc_m > 1e-12, lt_m / np.maximum(lt_m + lc_m, 1e-12), 0.5)
+    lt = np.maximum(lt - (delta * part)[:, None], 0.0)
+    lc = np.maximum(lc - (delta * (1.0 - part))[:, None], 0.0)
+    return weighed["cap"], lt, lc, ess
 
 
 def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame | Mapping[str, Any], table: Any,

@@ -190,7 +190,7 @@ def test_end_of_life_reports_reached_quantiles_and_censors_the_unreached(loaded)
     import dataclasses
 
     card, _ = loaded
-    card = dataclasses.replace(card, conformal={})
+    card = dataclasses.replace(card, conformal={}, history_weighting={})
     hist = _cell(40)
     # a history still at its reference level: the model's median at the last observed cycle
     # (1.0) matches the cell's level, so the median is not moved (ml.median_anchor)

@@ -113,7 +113,7 @@ def test_calibration_scores_the_band_as_served_with_the_anchored_median():
     # one band, one calibration: ml.training.calibration scores the band after the same
     # anchoring as forecast(); a flat network (1.0, ±0.02) on a fading synthetic cell
     from ml.synthetic import make_cell
-    from ml.training.calibration import CUT_FRACTIONS, _points
+    from ml.training.calibration import CUT_FRACTIONS, _cut_outputs, _points
     from ml.training.dataset import cut_windows, fit_scaler, prepare_cells
     from ml.uncertainty import conformal_score, history_noise, trend_check, trend_floor
 
@@ -127,7 +127,7 @@ def test_calibration_scores_the_band_as_served_with_the_anchored_median():
         return {"capacity_fraction": cap, "loss_time_fraction": zero,
                 "loss_cycle_fraction": zero + 0.01}
 
-    scores = _points(predict, cells, scaler, max_history=64)[0]
+    scores = _points(_cut_outputs(predict, cells, scaler, max_history=64), 0.0)[0]
     w = cut_windows(cells, fraction=CUT_FRACTIONS[0], scaler=scaler, max_history=64,
                     planned=True)[0]
     qc, qh = w["query_cycle"][1:], w["query_hour"][1:]

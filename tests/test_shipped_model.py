@@ -35,6 +35,11 @@ def test_shipped_card_records_sources_licences_and_domain():
                 "history_cycles", "cycle_index"):
         assert dom[key][0] <= dom[key][1], key
     assert card["conformal"]["capacity"]["method"] == "quadrature"
+    # the history weighting's τ: the calibration search's best, never on a head's source
+    hw = card["history_weighting"]
+    errors = dict(zip(hw["grid"], hw["capacity_error_pct"]))
+    assert hw["tempering"] == min(errors, key=lambda t: (errors[t], t))
+    assert "severson-train" in hw["unweighted_sources"]
     assert card["model"]["mlflow_run_id"]  # traceable to the MLflow run that made it
     size = sum(p.stat().st_size for p in SHIPPED_MODEL_DIR.iterdir())
     assert size < 5_000_000
@@ -55,6 +60,8 @@ def test_fresh_clone_forecasts_a_cycler_export_with_the_shipped_model(tmp_path):
     doc = json.loads(out.stdout)
     assert doc["model"]["version"] == _card()["version"]  # the shipped one: no champion here
     assert len(doc["forecast"]) == 40
+    assert doc["uncertainty"]["history_weighting"]["tempering"] == \
+        _card()["history_weighting"]["tempering"]
     for row in doc["forecast"]:
         q = row["capacity_ah"]
         assert q["p05"] < q["p50"] < q["p95"]  # never a zero-width band

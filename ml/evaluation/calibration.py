@@ -21,7 +21,7 @@ import pandas as pd
 from data_registry.errors import ValidationError
 
 __all__ = ["reliability_curve", "conformal_quantile", "weighted_conformal_quantile",
-           "interval_scores", "split_conformal_by_cell"]
+           "interval_scores", "split_conformal_by_cell", "source_cell_weights"]
 
 
 def reliability_curve(y_true: Any, quantiles: Mapping[float, Any]) -> pd.DataFrame:
@@ -92,6 +92,21 @@ def split_conformal_by_cell(cell_ids: Any, scores: Any, alpha: float = 0.1, *,
     return conformal_quantile(per_cell.to_numpy(), alpha)
 
 
+def source_cell_weights(cell: Any, group: Any) -> np.ndarray:
+    """Weight of each point so every ``group`` (source) weighs the same and, inside a group,
+    every ``cell`` the same: ``1 / (n_groups · n_cells_of_group · n_points_of_cell)``."""
+    cell, group = np.asarray(cell).ravel(), np.asarray(group).ravel()
+    w = np.zeros(cell.size)
+    groups = np.unique(group)
+    for g in groups:
+        in_g = group == g
+        cells = np.unique(cell[in_g])
+        for c in cells:
+            m = in_g & (cell == c)
+            w[m] = 1.0 / (len(groups) * len(cells) * m.sum())
+    return w
+
+
 def weighted_conformal_quantile(scores: Any, cell: Any, group: Any, alpha: float) -> float:
     """The smallest score whose cumulative weight reaches ``1 − alpha``, each ``group``
     (source) weighing the same and, inside a group, each ``cell`` the same (a point weighs
@@ -101,14 +116,7 @@ def weighted_conformal_quantile(scores: Any, cell: Any, group: Any, alpha: float
     if s.size == 0:
         raise ValidationError("conformal scores must be non-empty", code="bad_value",
                               expected="scores", found="0 values")
-    w = np.zeros(s.size)
-    groups = np.unique(group)
-    for g in groups:
-        in_g = group == g
-        cells = np.unique(cell[in_g])
-        for c in cells:
-            m = in_g & (cell == c)
-            w[m] = 1.0 / (len(groups) * len(cells) * m.sum())
+    w = source_cell_weights(cell, group)
     order = np.argsort(s, kind="stable")
     cum = np.cumsum(w[order])
     k = min(int(np.searchsorted(cum, (1 - alpha) * cum[-1] - 1e-12)), s.size - 1)

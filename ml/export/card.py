@@ -59,12 +59,16 @@ def build_card(model: FadeNet, scaler: FeatureScaler, spec: WindowSpec, *,
                train_cells: list[PreparedCell], conformal: dict, dataset_hash: str,
                metrics: dict | None = None, name: str = "fadecast-forecaster",
                version: str = "0") -> ModelCard:
-    """A :class:`~ml.inference.ModelCard` for a fitted ``model``."""
+    """A :class:`~ml.inference.ModelCard` for a fitted ``model``; ``conformal`` is
+    :func:`ml.training.calibration.calibrate`'s output (its ``history_weighting`` becomes the
+    card's own field)."""
+    conformal = dict(conformal)
+    weighting = dict(conformal.pop("history_weighting", None) or {})
     return ModelCard(
         name=name, version=str(version),
         features=[{"name": n, "unit": u, "transform": t} for n, u, t in FEATURES],
         scaler=scaler.to_dict(), window=spec.to_dict(), quantile_levels=list(LEVELS),
-        n_samples=model.n_samples, conformal=conformal,
+        n_samples=model.n_samples, conformal=conformal, history_weighting=weighting,
         training_domain=training_domain(train_cells), dataset_hash=dataset_hash,
         metrics=dict(metrics or {}), model={"class": "FadeNet", **model.config()},
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"))

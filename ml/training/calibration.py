@@ -25,15 +25,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ml.evaluation.calibration import conformal_quantile, weighted_conformal_quantile
-from ml.inference import band
+from ml.evaluation.calibration import (conformal_quantile, source_cell_weights,
+                                      weighted_conformal_quantile)
+from ml.history_likelihood import TEMPERING_GRID, backcast_indices, weigh_samples
+from ml.inference import OUTPUTS, band
 from ml.models.fade_net import FadeNet
 from ml.scaling import FeatureScaler
 from ml.training.dataset import PreparedCell, cut_windows, stack_windows
 from ml.training.loop import predict_batch
 from ml.uncertainty import conformal_score, history_checked_band
 
-__all__ = ["conformal_scale", "weighted_conformal_scale", "calibrate", "CUT_FRACTIONS"]
+__all__ = ["conformal_scale", "weighted_conformal_scale", "calibrate", "CUT_FRACTIONS",
+           "weighted_outputs", "select_tempering", "backcast_samples"]
 
 CUT_FRACTIONS = (0.3, 0.4, 0.5, 0.6)
 CAPACITY_EPS = 0.002  # fraction of reference
@@ -88,13 +91,20 @@ def _quadrature_scale(scores: np.ndarray, cell: np.ndarray, group: np.ndarray,
 
 
 def calibrate(model: FadeNet | torch.nn.Module | Predict, cells: list[PreparedCell], scaler: FeatureScaler,
-              max_history: int, alpha: float = 0.1) -> dict:
+              max_history: int, alpha: float = 0.1,
+              unweighted_sources: tuple[str, ...] = ()) -> dict:
     """``{"capacity": {...}, "time_share": {...}, "by_source": {...}, "calibration_sources"}``.
 
     Every validation cell calibrates the capacity band (equal weight per source, per cell
     within a source); cells with a known time/cycle split calibrate the time-share band the
     same way. ``model`` is a FadeNet or a ``run(inputs) -> outputs`` callable (e.g. an ONNX
     session), so an exported model can be recalibrated.
+
+    First the history weighting's τ (:func:`select_tempering`, stored under
+    ``"history_weighting"``), then the conformal scales on the bands weighted with it.
+    ``unweighted_sources``: sources whose served forecasts come from a cycle-life head (the
+    knee ahead of the history, which the backcast cannot judge): never weighted, here or when
+    served (``ml.inference.forecast`` weighs only without a head).
 
     History: calibrating on pybamm-dev validation cells only left synthetic-like cells at 75 %
     and pybamm-dev test at 96.9 % coverage of the 90 % band (see the project notes).
@@ -106,9 +116,12 @@ def calibrate(model: FadeNet | torch.nn.Module | Predict, cells: list[PreparedCe
             return predict_batch(net, batch)
     else:
         predict = model
-    pts = _points(predict, cells, scaler, max_history)
-    if pts is None:
+    cuts = _cut_outputs(predict, cells, scaler, max_history, tuple(unweighted_sources))
+    if not cuts:
         return {}
+    weighting = select_tempering(cuts)
+    weighting["unweighted_sources"] = sorted(unweighted_sources)
+    pts = _points(cuts, weighting["tempering"])
     cap_score, cap_cell, cap_src, sh_raw, sh_y, sh_cell, sh_src = pts
     out = {"capacity": _quadrature_scale(cap_score, cap_cell, cap_src, alpha),
            "time_share": {"method": "additive", **weighted_conformal_scale(
@@ -121,17 +134,33 @@ def calibrate(model: FadeNet | torch.nn.Module | Predict, cells: list[PreparedCe
                                                  cap_src[cap_src == src], alpha)["scale"]}
         for src in np.unique(cap_src)}
     out["calibration_sources"] = sorted({str(c.meta.get("source", "?")) for c in cells})
+    out["history_weighting"] = weighting
     return out
 
 
-def _points(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
-            max_history: int) -> tuple[np.ndarray, ...] | None:
-    """Capacity scores, time-share bands and truths, cell ids and sources of every scored point
-    over ``CUT_FRACTIONS`` (planned schedule)."""
-    cap, cap_cell, cap_src = [], [], []
-    sh, ts, sh_cell, sh_src = [], [], [], []
-    ids = np.array([c.cell_id for c in cells], dtype=object)
-    srcs = np.array([str(c.meta.get("source", "?")) for c in cells], dtype=object)
+def backcast_samples(predict: Predict, batch: dict, windows: list[dict], max_history: int
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each window's capacity samples at its backcast rows ([B, R, K], right-padded by
+    repeating the last row) and the observed retention there (one array per window)."""
+    rows = [backcast_indices(len(w["hist_cycle"]), max_history) for w in windows]
+    r_max = max(len(r) for r in rows)
+    qc = np.zeros((len(windows), r_max), dtype=np.float32)
+    qh = np.zeros_like(qc)
+    for b, (w, r) in enumerate(zip(windows, rows)):
+        pad = np.concatenate([r, np.repeat(r[-1:], r_max - len(r))])
+        qc[b], qh[b] = w["hist_cycle"][pad], w["hist_hour"][pad]
+    out = predict({"history": batch["history"], "history_mask": batch["history_mask"],
+                   "query_cycle": qc, "query_hour": qh})
+    return (np.asarray(out["capacity_fraction"], dtype=np.float64),
+            [w["hist_retention"][r] for w, r in zip(windows, rows)])
+
+
+def _cut_outputs(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
+                 max_history: int, unweighted_sources: tuple[str, ...] = ()) -> list[tuple]:
+    """Per cut fraction of ``CUT_FRACTIONS`` (planned schedule): ``(windows, batch, outputs,
+    backcast samples, backcast retention, weigh)``; ``weigh`` [B] is False for windows of
+    ``unweighted_sources``."""
+    cuts = []
     for frac in CUT_FRACTIONS:
         windows = cut_windows(cells, fraction=frac, scaler=scaler, max_history=max_history,
                               planned=True)
@@ -140,9 +169,79 @@ def _points(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
         batch = stack_windows(windows)
         out = predict({k: batch[k] for k in ("history", "history_mask", "query_cycle",
                                              "query_hour")})
-        q = np.asarray(out["capacity_fraction"])[:, 1:]
+        out = {o: np.asarray(out[o], dtype=np.float64) for o in OUTPUTS}
+        weigh = np.array([w["source"] not in unweighted_sources for w in windows])
+        cuts.append((windows, batch, out, *backcast_samples(predict, batch, windows, max_history),
+                     weigh))
+    return cuts
+
+
+def weighted_outputs(out: dict, back: np.ndarray, back_ret: list[np.ndarray],
+                     tempering: float, weigh: np.ndarray | None = None
+                     ) -> dict[str, np.ndarray]:
+    """The batch outputs ``out`` ([B, H, K] each) plus ``"time_share"`` [B, K] (at query 0,
+    never weighed), every window's capacity samples moved to the weighted median of its
+    backcast likelihood (:func:`ml.history_likelihood.weigh_samples`), as served; windows
+    where ``weigh`` [B] is False keep their samples."""
+    lt, lc = out["loss_time_fraction"][:, 0], out["loss_cycle_fraction"][:, 0]
+    out = {**out, "time_share": lt / np.maximum(lt + lc, 1e-9)}  # [B, K] at the last cycle
+    if tempering <= 0:
+        return out
+    cap = np.array(out["capacity_fraction"], copy=True)
+    for b in range(len(back_ret)):
+        if weigh is not None and not weigh[b]:
+            continue
+        r = len(back_ret[b])
+        cap[b] = weigh_samples({"cap": cap[b]}, back[b, :r], back_ret[b], tempering)[0]["cap"]
+    return {**out, "capacity_fraction": cap}
+
+
+def select_tempering(cuts: list[tuple], grid: tuple[float, ...] = TEMPERING_GRID) -> dict:
+    """τ of the history weighting with the smallest mean |median − truth| of capacity on the
+    calibration cuts' weighted windows (every source weighs the same, every cell the same inside
+    its source); ties keep the smaller τ. Returns ``{"tempering", "grid", "capacity_error_pct", "rows"}``."""
+    errors = []
+    for tau in grid:
+        err, cell, src = [], [], []
+        for windows, batch, out, back, back_ret, weigh in cuts:
+            if not weigh.any():
+                continue
+            cap = weighted_outputs(out, back, back_ret, tau)["capacity_fraction"][:, 1:]
+            med = np.median(cap, axis=-1)
+            y = batch["target_capacity"][:, 1:]
+            for b, w in enumerate(windows):
+                if not weigh[b]:
+                    continue
+                ok = np.isfinite(y[b])
+                err.append(np.abs(med[b][ok] - y[b][ok]))
+                cell.append(np.repeat(w["cell_id"], ok.sum()))
+                src.append(np.repeat(w["source"], ok.sum()))
+        if not err:
+            errors.append(float("nan"))
+            continue
+        e, c, g = (np.concatenate(v) for v in (err, cell, src))
+        errors.append(float(np.sum(source_cell_weights(c, g) * e) * 100.0) if e.size
+                      else float("nan"))
+    finite = [i for i, e in enumerate(errors) if np.isfinite(e)]
+    best = min(finite, key=lambda i: (errors[i], grid[i])) if finite else 0
+    return {"tempering": float(grid[best]), "grid": [float(t) for t in grid],
+            "capacity_error_pct": errors,
+            "rows": "later half of the history rows the model reads",
+            "selected_on": "calibration cells (equal weight per source, per cell)"}
+
+
+def _points(cuts: list[tuple], tempering: float) -> tuple[np.ndarray, ...] | None:
+    """Capacity scores, time-share bands and truths, cell ids and sources of every scored point
+    of the calibration ``cuts`` (samples weighted with ``tempering``, as served)."""
+    cap, cap_cell, cap_src = [], [], []
+    sh, ts, sh_cell, sh_src = [], [], [], []
+    for windows, batch, out, back, back_ret, weigh in cuts:
+        ids = np.array([w["cell_id"] for w in windows], dtype=object)
+        srcs = np.array([w["source"] for w in windows], dtype=object)
+        out = weighted_outputs(out, back, back_ret, tempering, weigh)
+        q = out["capacity_fraction"][:, 1:]
         raw = band(q, None, lo=-np.inf)  # [B, H, 3]
-        at_last = np.median(np.asarray(out["capacity_fraction"])[:, 0], axis=-1)  # query 0
+        at_last = np.median(out["capacity_fraction"][:, 0], axis=-1)  # query 0
         y = batch["target_capacity"][:, 1:]
         for b, w in enumerate(windows):
             # the band as it is served (ml.inference.forecast): the scale is calibrated on it
@@ -154,9 +253,7 @@ def _points(predict: Predict, cells: list[PreparedCell], scaler: FeatureScaler,
             cap.append(score)
             cap_cell.append(np.repeat(ids[b], len(score)))
             cap_src.append(np.repeat(srcs[b], len(score)))
-        lt = np.asarray(out["loss_time_fraction"])[:, 0]
-        lc = np.asarray(out["loss_cycle_fraction"])[:, 0]
-        sh.append(band(lt / np.maximum(lt + lc, 1e-9), None, lo=0.0, hi=1.0))
+        sh.append(band(out["time_share"], None, lo=0.0, hi=1.0))
         tt, tc = batch["target_time"][:, 0], batch["target_cycle"][:, 0]
         tot = tt + tc
         ts.append(np.where(tot > 0.01, tt / np.maximum(tot, 1e-9), np.nan))

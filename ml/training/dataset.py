@@ -110,7 +110,8 @@ def _window(cell: PreparedCell, cut: int, n_queries: int, scaler: FeatureScaler,
             "hist_hour": hist["elapsed_hour"].to_numpy(dtype=float),
             "hist_retention": hist["retention"].to_numpy(dtype=float),
             "target_capacity": t["retention"].to_numpy()[q],
-            "target_time": cell.loss_time[q], "target_cycle": cell.loss_cycle[q]}
+            "target_time": cell.loss_time[q], "target_cycle": cell.loss_cycle[q],
+            "cell_id": cell.cell_id, "source": str(cell.meta.get("source", "?"))}
 
 
 def _stack(windows: list[dict]) -> dict[str, np.ndarray]:

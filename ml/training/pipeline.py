@@ -127,10 +127,19 @@ def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: i
 
     from ml.uncertainty import compose_band, history_checked_band
 
+    from ml.training.calibration import backcast_samples, weighted_outputs
+
     windows = cut_windows(val, fraction=0.4, scaler=scaler, max_history=max_history,
                           planned=True)
     batch = stack_windows(windows)
-    out = predict_batch(model, batch)
+
+    def predict(inputs: dict) -> dict:
+        return predict_batch(model, inputs)
+
+    skip = set((card.history_weighting or {}).get("unweighted_sources", ()))
+    out = weighted_outputs(predict_batch(model, batch),
+                           *backcast_samples(predict, batch, windows, max_history),
+                           card.tempering(), np.array([w["source"] not in skip for w in windows]))
     raw = band(out["capacity_fraction"][:, 1:], None, lo=-np.inf)  # [B, H, 3]
     at_last = np.median(out["capacity_fraction"][:, 0], axis=-1)  # query 0 = last seen cycle
     scale = float((card.conformal.get("capacity") or {}).get("scale", 0.0))
@@ -178,7 +187,8 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
         if not calib:
             print("note: no calibration cells (too few held-out cells); calibrating on the "
                   "validation cells", file=sys.stderr)
-        conformal = calibrate(model, calib or val or train, scaler, spec.max_history)
+        conformal = calibrate(model, calib or val or train, scaler, spec.max_history,
+                              unweighted_sources=tuple(cfg.data.cycle_life_sources))
         card = build_card(model, scaler, spec, train_cells=train, conformal=conformal,
                           dataset_hash=digest, version=cfg.model_version_label)
         card.training_domain = training_domain(train, (settings.cut_low, settings.cut_high))
