@@ -50,6 +50,7 @@ def test_listing_and_cell_view_match_the_cell_forecast_route(client):
     assert loss["cycle_index"] == [60] + list(range(61, 61 + horizon))
     for part in ("time_driven", "cycle_driven"):
         q = loss[part]
+        assert len(q["p50"]) == len(loss["cycle_index"])  # no backcast row of the weighting
         assert all(a <= b <= c for a, b, c in zip(q["p05"], q["p50"], q["p95"]))
     plan = view["plan"]
     advice = client.post("/v1/cells/V1/advice", json={

@@ -183,6 +183,9 @@ def forecast_view(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cycles:
     lt = np.asarray(cap.outputs.get("loss_time_fraction"), dtype=float)
     lc = np.asarray(cap.outputs.get("loss_cycle_fraction"), dtype=float)
     if lt.ndim == 3 and lc.ndim == 3:
+        # the call's queries: backcast rows of the history weighting (if any), the last
+        # observed cycle, the horizon — the parts are shown from the last observed cycle on
+        lt, lc = lt[:, -(len(rows) + 1):], lc[:, -(len(rows) + 1):]
         view["loss"] = {
             "cycle_index": [int(last["cycle_index"])] + view["cycle_index"],
             "time_driven": _quantile_columns(lt[0]),
