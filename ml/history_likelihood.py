@@ -31,7 +31,7 @@ import numpy as np
 from ml.windows import subsample_indices
 
 __all__ = ["TEMPERING_GRID", "MIN_BACKCAST_ROWS", "backcast_indices", "sample_log_likelihood",
-           "resample_indices", "effective_samples", "weigh_samples"]
+           "resample_indices", "effective_samples", "weigh_samples", "median_shift"]
 
 #: candidate tempering values searched on the calibration cells (0 = samples unweighted)
 TEMPERING_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
@@ -101,12 +101,18 @@ def weigh_samples(samples: Mapping[str, np.ndarray], backcast: np.ndarray,
     lw = sample_log_likelihood(backcast, retention, tempering)
     if not np.any(lw):
         return dict(samples), float(lw.size)
-    idx = resample_indices(lw)
     out = {}
     for name, values in samples.items():
         a = np.asarray(values)
-        shift = np.median(np.take(a, idx, axis=-1), axis=-1) - np.median(a, axis=-1)
-        moved = a + shift[..., None]
+        moved = a + median_shift(a, lw)[..., None]
         out[name] = np.maximum(moved, 0.0) if np.all(a >= 0) else moved
     ess = effective_samples(lw)
     return out, ess if math.isfinite(ess) else 1.0
+
+
+def median_shift(samples: np.ndarray, log_weights: np.ndarray) -> np.ndarray:
+    """Weighted minus unweighted median of ``samples`` [..., K] (weights ``exp(log_weights)``
+    [K], by systematic resampling); shape [...]."""
+    a = np.asarray(samples)
+    return (np.median(np.take(a, resample_indices(log_weights), axis=-1), axis=-1)
+            - np.median(a, axis=-1))

@@ -19,7 +19,8 @@ import pandas as pd
 
 from data_registry.errors import FadecastError, NotFoundError, ValidationError
 from ml.scaling import FeatureScaler
-from ml.history_likelihood import backcast_indices, weigh_samples
+from ml.history_likelihood import (backcast_indices, effective_samples, median_shift,
+                                   sample_log_likelihood)
 from ml.windows import WindowSpec, column_values, future_schedule, make_windows, model_columns
 
 __all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "band", "apply_conformal",
@@ -382,18 +383,18 @@ def _weigh_capacity(cap: np.ndarray, lt: np.ndarray, lc: np.ndarray, backcast: n
                     retention: np.ndarray, tempering: float
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Capacity samples [H+1, K] moved to their history-weighted median
-    (:func:`ml.history_likelihood.weigh_samples`); the change of loss it implies is split
+    (as :func:`ml.history_likelihood.weigh_samples`); the change of loss it implies is split
     between the time and cycle losses in proportion to their medians per row (so capacity +
     losses stay consistent and the row's time share is kept). Returns ``(cap, lt, lc, ess)``."""
-    weighed, ess = weigh_samples({"cap": cap}, backcast, retention, tempering)
-    delta = np.median(weighed["cap"], axis=-1) - np.median(cap, axis=-1)  # [H+1]
-    if not np.any(delta):
-        return cap, lt, lc, ess
+    lw = sample_log_likelihood(backcast, retention, tempering)
+    if not np.any(lw):
+        return cap, lt, lc, float(cap.shape[-1])
+    delta = median_shift(cap, lw)  # [H+1]
     lt_m, lc_m = np.median(lt, axis=-1), np.median(lc, axis=-1)
     part = np.where(lt_m + lc_m > 1e-12, lt_m / np.maximum(lt_m + lc_m, 1e-12), 0.5)
-    lt = np.maximum(lt - (delta * part)[:, None], 0.0)
-    lc = np.maximum(lc - (delta * (1.0 - part))[:, None], 0.0)
-    return weighed["cap"], lt, lc, ess
+    return (np.maximum(cap + delta[:, None], 0.0),
+            np.maximum(lt - (delta * part)[:, None], 0.0),
+            np.maximum(lc - (delta * (1.0 - part))[:, None], 0.0), effective_samples(lw))
 
 
 def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame | Mapping[str, Any], table: Any,
