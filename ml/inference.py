@@ -317,6 +317,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     pace = float(np.median(np.diff(hours))) if len(hours) > 1 else float(hours[0] - last_hour)
     domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
                                              chemistry=chemistry), card.training_domain)
+    domain["pace"] = planned_pace(table, pace, given=hours_per_cycle is not None)
     knee = _cycle_life_knee(card, frame, table, cycles, cap[1:], last_cycle,
                             nominal_capacity_ah, chemistry)
     retention = np.asarray(table["retention"], dtype=float)
@@ -377,6 +378,31 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                             "identifiable": bool(unknown < 0.5)},
             "domain": domain,
             "uncertainty": uncertainty}
+
+
+#: recent mean / median cycle duration above which the default pace is flagged (periodic rests)
+PACE_SPREAD_NOTE = 1.5
+
+
+def planned_pace(table: Any, pace: float, *, given: bool) -> dict:
+    """Where the future's hours per cycle came from, for the answer's ``domain["pace"]``.
+
+    The CONTRACTS default is the median duration of the last 10 observed cycles: right for a
+    steady protocol, but it drops rests that come every few cycles. When the mean of those
+    durations exceeds the median by :data:`PACE_SPREAD_NOTE` times, ``note`` says so and how
+    to state the protocol's mean pace."""
+    dur = np.asarray(column_values(table, "cycle_duration_hour"), dtype=float)[-10:]
+    dur = dur[np.isfinite(dur)]
+    mean = float(dur.mean()) if dur.size else None
+    out = {"hours_per_cycle": float(pace),
+           "source": "given" if given else "median duration of the last 10 observed cycles",
+           "recent_mean_hours_per_cycle": mean, "note": None}
+    if not given and mean is not None and pace > 0 and mean > PACE_SPREAD_NOTE * pace:
+        out["note"] = (f"the last {dur.size} cycles took {mean:.3g} h on average but "
+                       f"{pace:.3g} h at the median: if the protocol rests every few cycles, "
+                       "state its mean pace (--hours-per-cycle / future_hours_per_cycle), or "
+                       "the time-driven fade is forecast on too short a clock")
+    return out
 
 
 def _weigh_capacity(cap: np.ndarray, lt: np.ndarray, lc: np.ndarray, backcast: np.ndarray,

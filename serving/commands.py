@@ -123,6 +123,9 @@ def forecast_command(args: Namespace) -> int:
         _note("note: test_time_estimated: the history has no clock of its own; elapsed "
               "time was estimated from the protocol (hours per cycle / C-rate), so the "
               "time-driven share and every time in this forecast rest on that estimate")
+    pace_note = ((doc.get("domain") or {}).get("pace") or {}).get("note")
+    if pace_note:
+        _note(f"note: pace: {pace_note}")
     if args.json:
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
         return 0

@@ -51,6 +51,23 @@ def test_cut_and_truth_share_by_hand():
     assert cut(short)[0] == 5  # never fewer than 5 seen cycles
 
 
+def test_a_protocol_with_periodic_rests_plans_its_mean_pace():
+    """Rest every 5 cycles (the protocol's metadata): the plan is the mean pace over the last
+    whole periods covering >= 10 cycles, not the median cycle (which drops the rests)."""
+    cyc = np.arange(1, 51)
+    dur = np.where(cyc % 5 == 0, 8.0 + 48.0, 8.0)  # 8 h cycles, +48 h every 5th
+    rec = CellRecord("rests", pd.DataFrame({
+        "cell_id": "rests", "cycle_index": cyc, "test_time_second": np.cumsum(dur) * 3600.0,
+        "discharge_capacity_ah": np.linspace(5.0, 4.5, 50)}), None,
+        {"nominal_capacity_ah": 5.0, "rest_every_n_cycles": 5})
+    seen, fc, fh = cut(rec)
+    t = np.cumsum(dur)[seen - 1]
+    # 10 cycles = 2 periods: (8 * 10 + 2 * 48) / 10 = 17.6 h per cycle (the median is 8 h)
+    assert fh == pytest.approx(t + 17.6 * (fc - seen))
+    plain_rec = CellRecord("rests", rec.cycles, None, {"nominal_capacity_ah": 5.0})
+    assert cut(plain_rec)[2] == pytest.approx(t + 8.0 * (fc - seen))
+
+
 def test_first_crossing_interpolates():
     assert first_crossing(np.array([1.0, 2, 3]), np.array([0.9, 0.85, 0.7]), 0.8) == \
         pytest.approx(2 + 1 / 3)

@@ -162,3 +162,31 @@ def test_calibration_picks_tempering_on_calibration_cells_only():
     assert errors[pick["tempering"]] < errors[0.0]
     flat = select_tempering(_cut_outputs(predict_for(0.0), cells, scaler, max_history=64))
     assert flat["tempering"] == 0.0
+
+
+def test_the_answer_says_where_its_pace_came_from_and_flags_periodic_rests(quick_card):
+    """domain["pace"]: the CONTRACTS default (median of the last 10 cycle durations) is kept,
+    but a history whose recent mean duration is far above that median (rests every few
+    cycles) gets a note naming both figures and the option to state the pace."""
+    from ml.inference import forecast
+
+    cyc = np.arange(1, 41)
+    dur = np.where(cyc % 5 == 0, 8.0 + 48.0, 8.0)
+    hist = pd.DataFrame({"cycle_index": cyc, "test_time_second": np.cumsum(dur) * 3600.0,
+                         "discharge_capacity_ah": np.linspace(5.0, 4.8, 40)})
+    k = 4
+
+    def run(inputs):
+        h = inputs["query_cycle"].shape[1]
+        cap = np.tile(np.linspace(0.97, 0.99, k, dtype=np.float32), (1, h, 1))
+        return {"capacity_fraction": cap, "loss_time_fraction": np.full_like(cap, 0.01),
+                "loss_cycle_fraction": np.full_like(cap, 0.01)}
+
+    card = dataclasses.replace(quick_card, conformal={}, cycle_life={}, history_weighting={})
+    pace = forecast(hist, card=card, run=run, horizon_cycles=5)["domain"]["pace"]
+    # last 10 durations: eight of 8 h and two of 56 h -> median 8, mean 17.6
+    assert pace["hours_per_cycle"] == pytest.approx(8.0)
+    assert pace["recent_mean_hours_per_cycle"] == pytest.approx(17.6)
+    assert "17.6 h on average" in pace["note"] and "--hours-per-cycle" in pace["note"]
+    given = forecast(hist, card=card, run=run, horizon_cycles=5, hours_per_cycle=17.6)
+    assert given["domain"]["pace"]["source"] == "given" and given["domain"]["pace"]["note"] is None

@@ -29,28 +29,42 @@ MIN_OBSERVED = 5
 EOL_FRACTION = 0.8  # end of life for the EOL-error figure: 80 % of the reference capacity
 
 
-def planned_future_hours(history, future_cycle: np.ndarray) -> np.ndarray:
+def planned_future_hours(history, future_cycle: np.ndarray, rest_every: int = 0) -> np.ndarray:
     """Elapsed hours at ``future_cycle`` as planned at the cut: the last observed hour plus
     the median duration of the last 10 observed cycles per cycle ahead (the CONTRACTS default
     of ``fadecast forecast``). The future's TRUE hours are never used: at constant current a
-    faded cell's cycles get shorter, so they would leak the capacity being forecast."""
+    faded cell's cycles get shorter, so they would leak the capacity being forecast.
+
+    ``rest_every`` > 1: the protocol adds a rest every that many cycles (the cell's protocol
+    metadata — what its user knows and would pass as ``--hours-per-cycle``). The median of
+    single cycles would drop those rests (measured on the 48 h-every-5-cycles cohort cells:
+    the plan ran about half the true clock); the pace is then the mean over the last whole
+    periods covering at least 10 cycles."""
     t = history["test_time_second"].to_numpy(dtype="float64") / 3600.0
     n = history["cycle_index"].to_numpy(dtype="float64")
-    steps = np.diff(t)[-10:] / np.maximum(np.diff(n)[-10:], 1.0)
-    steps = steps[np.isfinite(steps)]
-    pace = float(np.median(steps)) if steps.size else 1.0
+    every = int(rest_every or 0)
+    if every > 1:
+        span = min(every * math.ceil(10 / every), len(n) - 1)
+        pace = float((t[-1] - t[-1 - span]) / max(n[-1] - n[-1 - span], 1.0)) if span > 0 \
+            else 1.0
+    else:
+        steps = np.diff(t)[-10:] / np.maximum(np.diff(n)[-10:], 1.0)
+        steps = steps[np.isfinite(steps)]
+        pace = float(np.median(steps)) if steps.size else 1.0
     return t[-1] + pace * (np.asarray(future_cycle, dtype="float64") - n[-1])
 
 
 def cut(record: CellRecord, observed_fraction: float = OBSERVED_FRACTION
         ) -> tuple[int, np.ndarray, np.ndarray]:
     """(rows observed, future cycle numbers, PLANNED future elapsed hours) for one cell
-    (:func:`planned_future_hours`)."""
+    (:func:`planned_future_hours`, with the protocol's ``rest_every_n_cycles`` when the
+    record states one)."""
     n = len(record.cycles)
     seen = min(max(MIN_OBSERVED, math.ceil(observed_fraction * n)), n - 1)
     future = record.cycles.iloc[seen:]
     fc = future["cycle_index"].to_numpy(dtype="float64")
-    return seen, fc, planned_future_hours(record.cycles.iloc[:seen], fc)
+    every = record.meta.get("rest_every_n_cycles") or 0
+    return seen, fc, planned_future_hours(record.cycles.iloc[:seen], fc, int(every))
 
 
 def true_time_share(record: CellRecord, seen: int) -> float:
