@@ -95,3 +95,87 @@ def test_indigo_real_file_coulombic_efficiency(shared_data):
     assert 0.98 <= float(ce.median()) <= 1.0
     assert ce.between(0.95, 1.01).all()
     assert whole["charging_capacity_ah"].between(18.6, 19.1).all()  # was ~36 Ah
+
+
+# ---------------------------------------------------------------------------- BioLogic .mpr
+
+
+def _fake_mpr(monkeypatch, tmp_path, records: dict[str, list]):
+    """A ``.mpr`` whose table galvani would return as ``records`` (galvani is replaced, so
+    the test runs without the optional GPL extra)."""
+    import types
+
+    from data_registry.readers import biologic_mpr
+    names = list(records)
+    data = np.zeros(len(records[names[0]]), dtype=[(n, np.float64) for n in names])
+    for n in names:
+        data[n] = records[n]
+
+    class MPRfile:
+        def __init__(self, _path):
+            self.data, self.timestamp = data, None
+
+    monkeypatch.setattr(biologic_mpr, "_galvani", lambda: types.SimpleNamespace(
+        MPRfile=MPRfile))
+    path = tmp_path / "peis_gcpl.mpr"
+    path.write_bytes(biologic_mpr.MAGIC + b" " * 64)
+    return path
+
+
+@pytest.mark.parametrize("chunk_rows", [100, 4, 5])
+def test_mpr_impedance_records_skipped_with_one_warning(monkeypatch, tmp_path, chunk_rows):
+    # records 1-2 and 8-9 cycle at +1 mA / -1 mA; records 3-5 are one impedance sweep
+    # (1 kHz, 100 Hz, 10 Hz) and 6-7 a second one (1 kHz, 100 Hz), all at 0 mA
+    path = _fake_mpr(monkeypatch, tmp_path, {
+        "time/s": [0.0, 10, 20, 21, 22, 23, 24, 30, 40],
+        "Ewe/V": [3.0, 3.1, 0.12, 0.12, 0.12, 0.12, 0.12, 3.2, 3.1],
+        "I/mA": [1.0, 1.0, 0, 0, 0, 0, 0, -1.0, -1.0],
+        "Ns": [1, 1, 2, 2, 2, 2, 2, 3, 3],
+        "half cycle": [0, 0, 0, 0, 0, 0, 0, 1, 1],
+        "freq/Hz": [0, 0, 1000, 100, 10, 1000, 100, 0, 0],
+    })
+    src = open_source(path, chunk_rows=chunk_rows)
+    df = src.read()
+    assert df["source_row"].tolist() == [1, 2, 8, 9]
+    np.testing.assert_allclose(df["current_ampere"], [1e-3, 1e-3, -1e-3, -1e-3])
+    np.testing.assert_allclose(df["voltage_volt"], [3.0, 3.1, 3.2, 3.1])
+    (w,) = src.warnings
+    assert (w.code, w.row, w.column, w.count) == ("eis_rows_skipped", 3, "freq/Hz", 5)
+    assert w.details == {"frequency_min_hz": 10.0, "frequency_max_hz": 1000.0, "sweeps": 2}
+    assert "5 impedance records" in w.message and "2 sweep(s)" in w.message
+    assert "ingest that file as EIS" in w.message
+
+
+def test_mpr_without_impedance_records_has_no_warning(monkeypatch, tmp_path):
+    path = _fake_mpr(monkeypatch, tmp_path, {
+        "time/s": [0.0, 10, 20], "Ewe/V": [3.0, 3.1, 3.2], "I/mA": [1.0, 1.0, 1.0],
+        "Ns": [1, 1, 1], "freq/Hz": [0.0, 0.0, 0.0]})
+    src = open_source(path)
+    assert len(src.read()) == 3 and src.warnings == []
+
+
+def test_mpr_real_file_impedance_records_skipped(shared_data):
+    pytest.importorskip("galvani", reason="BioLogic .mpr needs the optional extra galvani")
+    path = shared_data / "parsers" / "biologic_cellpy" / "biol.mpr"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    src = open_source(path)
+    df = src.read()
+    # 23561 records, 310 of them in 5 PEIS sweeps (100 kHz → 50 mHz) starting at record 28
+    assert len(df) == 23561 - 310
+    (w,) = src.warnings
+    assert (w.code, w.row, w.count, w.details["sweeps"]) == ("eis_rows_skipped", 28, 310, 5)
+    assert w.details["frequency_max_hz"] == pytest.approx(100019.5078125)
+    assert w.details["frequency_min_hz"] == pytest.approx(0.0499552, rel=1e-5)
+    assert 28 not in set(df["source_row"]) and {27, 92} <= set(df["source_row"])
+
+
+def test_mpr_with_only_impedance_records_is_refused_clearly(monkeypatch, tmp_path):
+    from data_registry.errors import InputFormatError
+    path = _fake_mpr(monkeypatch, tmp_path, {
+        "time/s": [0.0, 1, 2], "Ewe/V": [0.1, 0.1, 0.1], "I/mA": [0.0, 0.0, 0.0],
+        "Ns": [1, 1, 1], "freq/Hz": [1000.0, 100.0, 10.0]})
+    with pytest.raises(InputFormatError) as err:
+        open_source(path).read()
+    assert err.value.code == "eis_only" and err.value.file == "peis_gcpl.mpr"
+    assert "3 records, all with freq/Hz > 0" in str(err.value.found)

@@ -12,6 +12,14 @@ charge/W.h``, ``Energy discharge/W.h``. Two technique-specific gaps are filled a
 * OCV files have no current column: current is 0 by definition (warning ``ocv_zero_current``);
 * some GCPL files store no ``I/mA`` but ``dq/mA.h`` per record: current = dq / Δt (warning
   ``current_from_dq``).
+
+Impedance records: a settings file that chains PEIS/GEIS with cycling (cellpy's ``biol.mpr``:
+5 sweeps, 310 records) writes the sweeps as records of the same table, with ``freq/Hz`` > 0
+(0 in every other record), zero net current and a meaningless ``Ewe/V``. They are NOT samples:
+they are skipped and counted in ONE warning ``eis_rows_skipped`` (first record, count,
+frequency range, number of sweeps), as the battdat reader does. A ``Source`` yields one kind,
+so the spectra are not stored from the ``.mpr``: export the technique from EC-Lab as text and
+ingest that file (kind "eis").
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ from data_registry.readers.conventions import split_counter
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, frame_source
 
-READER_VERSION = "1"
+READER_VERSION = "2"
 MAGIC = b"BIO-LOGIC MODULAR FILE"
 
 COLUMN_MAP: dict[str, tuple[str, float]] = {
@@ -62,6 +70,13 @@ def open_mpr(head: Head, chunk_rows: int, **_: object) -> Source:
                                code="unreadable", file=head.name, expected="a valid .mpr file",
                                found=type(exc).__name__) from None
     names = set(mpr.data.dtype.names)
+    if "freq/Hz" in names and len(mpr.data) and bool((mpr.data["freq/Hz"] > 0).all()):
+        raise InputFormatError(
+            "this .mpr holds only impedance records (PEIS/GEIS), no cycling samples",
+            code="eis_only", file=head.name, column="freq/Hz",
+            expected="cycling records (freq/Hz = 0); for the spectra, export the technique "
+            "from EC-Lab as text and ingest that file as EIS",
+            found=f"{len(mpr.data)} records, all with freq/Hz > 0")
     warns: list[IngestWarning] = []
     if "I/mA" not in names:
         if "dq/mA.h" in names:
@@ -81,7 +96,7 @@ def open_mpr(head: Head, chunk_rows: int, **_: object) -> Source:
     def load() -> pd.DataFrame:
         return pd.DataFrame({n: mpr.data[n] for n in mpr.data.dtype.names})
 
-    carry = {"t": None}
+    carry = {"t": None, "freq_last": 0.0, "warning": -1}
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         n = len(frame)
@@ -104,6 +119,13 @@ def open_mpr(head: Head, chunk_rows: int, **_: object) -> Source:
         for col in ("charging_energy_wh", "discharging_energy_wh"):
             if col in frame:
                 frame[col] = np.abs(frame[col].to_numpy())
+        if "freq/Hz" in raw:
+            freq = raw["freq/Hz"].to_numpy(np.float64)
+            eis = freq > 0
+            if eis.any():
+                _count_eis(frame["source_row"].to_numpy(), freq, carry, sink, head.name)
+            carry["freq_last"] = float(freq[-1]) if n else carry["freq_last"]
+            return frame[~eis] if eis.any() else frame
         return frame
 
     columns = [Mapped(s, t, f) for s, (t, f) in COLUMN_MAP.items() if s in names]
@@ -113,3 +135,30 @@ def open_mpr(head: Head, chunk_rows: int, **_: object) -> Source:
     return frame_source(head, format_name="biologic_mpr", reader_version=READER_VERSION,
                         kind="samples", load=load, columns=columns, chunk_rows=chunk_rows,
                         metadata=meta, warnings=warns, post=post)
+
+
+def _count_eis(source_row: np.ndarray, freq_all: np.ndarray, carry: dict,
+               sink: list[IngestWarning], name: str) -> None:
+    """Add one chunk's impedance records (``freq/Hz`` > 0) to the single ``eis_rows_skipped``
+    warning. A sweep starts at an impedance record after a non-impedance record, or whose
+    frequency is not below the previous record's (the sweep restarted)."""
+    eis = freq_all > 0
+    prev = np.concatenate(([carry["freq_last"]], freq_all[:-1]))
+    starts = int((eis & ((prev <= 0) | (freq_all >= prev))).sum())
+    rows, freq = source_row[eis], freq_all[eis]
+    if carry["warning"] < 0:
+        carry["warning"] = len(sink)
+        sink.append(IngestWarning("eis_rows_skipped", "", name, int(rows[0]), "freq/Hz", 0,
+                                  {"frequency_min_hz": float(freq.min()),
+                                   "frequency_max_hz": float(freq.max()), "sweeps": 0}))
+    old = sink[carry["warning"]]
+    details = dict(old.details or {})
+    details["frequency_min_hz"] = min(details["frequency_min_hz"], float(freq.min()))
+    details["frequency_max_hz"] = max(details["frequency_max_hz"], float(freq.max()))
+    details["sweeps"] = int(details["sweeps"]) + starts
+    count = int(old.count or 0) + len(rows)
+    sink[carry["warning"]] = IngestWarning(
+        old.code, f"{count} impedance records (freq/Hz > 0, {details['frequency_min_hz']:g}–"
+        f"{details['frequency_max_hz']:g} Hz, {details['sweeps']} sweep(s)) are not samples "
+        "and were skipped; to keep the spectra, export the impedance technique from EC-Lab as "
+        "text and ingest that file as EIS", old.file, old.row, old.column, count, details)
