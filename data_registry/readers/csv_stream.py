@@ -46,6 +46,26 @@ MAX_CHUNK_BYTES = 32 << 20
 PREFETCH_CHUNKS = 2
 
 
+#: a number written with a decimal comma (``4832,61``, ``-1,5e-3``)
+DECIMAL_COMMA = re.compile(r"^-?\d+,\d+([eE][-+]?\d+)?$")
+_DECIMAL_POINT = re.compile(r"^-?\d*\.\d+([eE][-+]?\d+)?$")
+
+
+def decimal_mark_hint(value: str, layout: "CsvLayout") -> str:
+    """Why a non-numeric cell may be a number with the other decimal mark ('' if not)."""
+    v = value.strip()
+    if not layout.decimal_comma and DECIMAL_COMMA.match(v):
+        where = ("the sampled first lines had none, so the file is read with a decimal point"
+                 if layout.delimiter != "," else "the file is comma-delimited")
+        return (f"; decimal commas seem to be in use ({v!r} = {v.replace(',', '.')}?) but "
+                f"{where}: write every number with one decimal mark (e.g. re-export with "
+                "decimal points, or ';'-delimited with decimal commas throughout)")
+    if layout.decimal_comma and _DECIMAL_POINT.match(v):
+        return (f"; the file was read with decimal commas (seen in its first lines) but "
+                f"{v!r} has a decimal point: write every number with one decimal mark")
+    return ""
+
+
 #: extra text column of a lenient parse: ``"column=value"`` of a row's first non-numeric cell
 NOT_NUMERIC = "__not_numeric__"
 
@@ -516,7 +536,8 @@ def _explain(exc: Exception, chunk: bytes, base: int, layout: CsvLayout, wanted:
             if len(bad):
                 i = int(bad[0])
                 raise InputFormatError(
-                    "non-numeric value", code="not_numeric", file=name, row=int(lines[i]),
+                    "non-numeric value" + decimal_mark_hint(str(raw.iloc[i]), layout),
+                    code="not_numeric", file=name, row=int(lines[i]),
                     column=col, expected="a number",
                     found=repr(str(raw.iloc[i])[:40])) from None
     raise InputFormatError(f"cannot parse as delimited text: {text[:200]}", code="parse_error",

@@ -14,6 +14,10 @@ Three layouts, told apart by their columns:
 Aliases (case-insensitive; a unit may follow as ``_unit``, ``(unit)``, ``[unit]`` or ``/ unit``,
 e.g. ``time_h``, ``Current (mA)``, ``capacity / mAh``; no unit = the canonical unit) are in
 :data:`SAMPLE_STEMS`, :data:`CYCLE_STEMS` and :data:`EIS_STEMS`. Delimiter ``,`` ``;`` or tab.
+A units row right under the header (``s,,,mA,V,mAh``) is skipped and gives the unit of each
+column whose header names none (warning ``units_row``). A capacity column with no unit at all
+is read as Ah, or as mAh when its median exceeds :data:`MAH_THRESHOLD`; either way it is
+warned (``capacity_unit_inferred``), since a bare number cannot say which.
 """
 from __future__ import annotations
 
@@ -22,9 +26,10 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.headers import match_headers, norm
+from data_registry.readers.headers import match_headers, match_with_units, norm, units_row
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head
+from data_registry.readers.source import (Mapped, Source, brief_fields, csv_source,
+                                          layout_from_head)
 from data_registry.schema import CYCLES, EIS, SAMPLES
 
 READER_VERSION = "1"
@@ -113,32 +118,89 @@ _SAMPLE_WORDS = {k.split("_")[0] for k, v in SAMPLE_STEMS.items()
 MAH_THRESHOLD = 20.0
 
 
-def _capacity_factor(header: str, values: np.ndarray, file: str,
-                     column: str) -> tuple[float, IngestWarning | None]:
-    """Factor to Ah of a capacity column: its header's unit, else inferred from its values
-    (median > :data:`MAH_THRESHOLD` → mAh, warning ``capacity_unit_inferred``; else Ah)."""
+def header_unit(header: str, quantity: str = "capacity") -> str | None:
+    """The ``quantity`` unit a header names (``'Capacity (mAh)'``, ``'qd_mah'``), or None."""
     from data_registry.units import split_header, unit_factor
 
-    name, unit = split_header(header)
-    if unit is None:
-        _, tail = (norm(header).rpartition("_")[0], norm(header).rpartition("_")[2])
-        unit = tail if unit_factor("capacity", tail) is not None and "_" in norm(header) \
-            else None
+    unit = split_header(header)[1]
+    if unit is None and "_" in norm(header):
+        tail = norm(header).rpartition("_")[2]
+        unit = tail if unit_factor(quantity, tail) is not None else None
+    return unit
+
+
+def _override_hint() -> str:
+    """How a user states a capacity unit (names the CLI option once one exists)."""
+    from data_registry.reader_options import CLI_FLAGS
+
+    flag = CLI_FLAGS.get("capacity_unit")
+    option = f"pass {flag} mAh (or Ah), or " if flag else ""
+    return (f"{option}state the unit in the header (e.g. 'capacity_mAh', 'capacity (Ah)') or "
+            "in a units row under the header")
+
+
+def _capacity_factor(header: str, values: np.ndarray, file: str, column: str,
+                     stated: str | None = None) -> tuple[float, IngestWarning | None]:
+    """Factor to Ah of a capacity column: its header's unit, else the ``stated`` unit, else
+    inferred from its values (median > :data:`MAH_THRESHOLD` → mAh, else Ah), warned
+    ``capacity_unit_inferred`` because a bare number cannot tell a 3.7 mAh coin cell from a
+    3.7 Ah cylindrical one."""
+    from data_registry.units import unit_factor
+
+    unit = header_unit(header)
     if unit is not None and unit_factor("capacity", unit) is not None:
         return float(unit_factor("capacity", unit)), None
+    if stated is not None:
+        return _stated_factor(stated, file, column), None
     v = values[np.isfinite(values) & (values > 0)]
-    if v.size and float(np.median(v)) > MAH_THRESHOLD:
-        return 1e-3, IngestWarning(
-            "capacity_unit_inferred", f"capacity column '{header}' names no unit and its "
-            f"median is {float(np.median(v)):.4g} (> {MAH_THRESHOLD:g}): read as mAh; write "
-            "the unit in the header (e.g. 'capacity_mAh' or 'capacity (Ah)') to be sure",
-            file, 1, column, 1, {"median": float(np.median(v)), "unit": "mAh"})
-    return 1.0, None
+    median = float(np.median(v)) if v.size else float("nan")
+    mah = bool(v.size) and median > MAH_THRESHOLD
+    rule = (f"(> {MAH_THRESHOLD:g})" if mah else
+            f"(≤ {MAH_THRESHOLD:g})" if v.size else "(no positive value in the first lines)")
+    unit, factor = ("mAh", 1e-3) if mah else ("Ah", 1.0)
+    return factor, IngestWarning(
+        "capacity_unit_inferred", f"capacity column '{header}' names no unit; its median over "
+        f"the first {values.size} rows is {median:.4g} {rule}, so it is read as {unit} "
+        f"(median {median * factor:.4g} Ah); if that is "
+        f"wrong, {_override_hint()}", file, 1, column, 1,
+        {"column": header, "median": median, "unit": unit})
 
 
-def _sample_rows(head: Head, delimiter: str, limit: int = 20) -> list[list[str]]:
+def _stated_factor(unit: str, file: str, column: str) -> float:
+    """Factor to Ah of a capacity unit the user stated (``capacity_unit``)."""
+    from data_registry.units import unit_factor
+
+    factor = unit_factor("capacity", unit)
+    if factor is None:
+        raise ValidationError("unknown capacity unit", code="invalid_reader_option", file=file,
+                              column=column, expected="a capacity unit such as 'Ah' or 'mAh'",
+                              found=repr(unit))
+    return float(factor)
+
+
+def _sample_rows(head: Head, delimiter: str, limit: int = 20,
+                 start: int = 1) -> list[list[str]]:
     return [[f.strip().strip('"').strip() for f in line.split(delimiter)]
-            for line in head.lines[1:1 + limit] if line.strip()]
+            for line in head.lines[start:start + limit] if line.strip()]
+
+
+def head_units(head: Head, header_index: int = 0) -> list[str | None] | None:
+    """The units row right under the header (one unit or None per column), or None."""
+    if len(head.lines) <= header_index + 1:
+        return None
+    d = head.delimiter(head.lines[header_index])
+    names = head.fields(header_index, d)
+    return units_row(head.fields(header_index + 1, d), len(names))
+
+
+def _units_warning(head: Head, used: dict[str, str]) -> IngestWarning:
+    """Warning ``units_row``: line 2 skipped, and the units it gave (``used``)."""
+    pairs = ", ".join(f"{h} [{u}]" for h, u in list(used.items())[:12])
+    more = f" … ({len(used) - 12} more)" if len(used) > 12 else ""
+    what = (f"its units used for headers that name none: {pairs}{more}" if used else
+            "no unit taken from it (the headers name theirs, or name no known column)")
+    return IngestWarning("units_row", f"line 2 is a units row, not data: skipped; {what}",
+                         head.name, 2, None, max(len(used), 1), {"units": dict(used)})
 
 
 def _numeric(text: str) -> float | None:
@@ -185,7 +247,8 @@ def capacity_table(head: Head) -> dict | None:
     cycle = next((i for i, n in enumerate(normed) if n in CYCLE_HEADERS), None)
     if cycle is None or len(names) < 2:
         return None
-    rows = _sample_rows(head, d)
+    units = head_units(head)
+    rows = _sample_rows(head, d, start=2 if units else 1)
     if not rows or any(len(r) != len(names) for r in rows):
         return None
     if any(_numeric(r[cycle]) is None for r in rows):
@@ -203,7 +266,8 @@ def capacity_table(head: Head) -> dict | None:
     if not candidates:
         return None
     return {"cycle": names[cycle], "index": [names[i] for i in index],
-            "time": names[time] if time is not None else None, "candidates": candidates}
+            "time": names[time] if time is not None else None, "candidates": candidates,
+            "units": units}
 
 
 def detect_layout(head: Head) -> str | None:
@@ -230,16 +294,19 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                  protocol_hours_per_cycle: float | None = None,
                  max_line_bytes: int = MAX_LINE_BYTES, c_rate: float | None = None,
                  capacity_column: str | None = None, cell_id: str | None = None,
-                 **_: object) -> Source:
-    """Open a generic CSV of the given layout (see module doc)."""
+                 capacity_unit: str | None = None, **_: object) -> Source:
+    """Open a generic CSV of the given layout (see module doc). ``capacity_unit`` (``'mAh'``,
+    ``'Ah'`` …) states the unit of capacity columns whose header names none."""
     if format_name == "capacity_table_csv":
         return open_capacity_table(head, chunk_rows, protocol_hours_per_cycle, c_rate,
-                                   capacity_column, cell_id, max_line_bytes)
+                                   capacity_column, cell_id, max_line_bytes, capacity_unit)
     kind, stems, canonical = LAYOUTS[format_name]
-    layout, warns = layout_from_head(head, 0)
-    columns = match_headers(layout.names, canonical, stems, head.name, 1)
-    if kind == "cycles":
-        columns = _infer_capacity_units(head, layout, columns, warns)
+    units = head_units(head)
+    layout, warns = layout_from_head(head, 0, skip_after_header=1 if units else 0)
+    columns, used = match_with_units(layout.names, units, canonical, stems, head.name)
+    if units:
+        warns.append(_units_warning(head, used))
+    columns = _unitless_capacity(head, layout, columns, warns, kind, used, capacity_unit)
     unknown = [n for n in layout.names if n and n not in {m.source for m in columns}]
     if unknown:
         warns.append(IngestWarning("unknown_columns", f"columns ignored: {unknown[:10]}",
@@ -278,21 +345,38 @@ def _column_values(head: Head, layout, source: str) -> np.ndarray:
     for line in head.lines[layout.data_line - 1:layout.data_line + 199]:
         fields = line.split(layout.delimiter)
         if k < len(fields):
-            v = _numeric(fields[k].strip().strip('"'))
+            text = fields[k].strip().strip('"')
+            v = _numeric(text.replace(",", ".") if layout.decimal_comma else text)
             if v is not None:
                 vals.append(v)
     return np.asarray(vals, dtype=np.float64)
 
 
-def _infer_capacity_units(head: Head, layout, columns: list[Mapped],
-                          warns: list[IngestWarning]) -> list[Mapped]:
-    """Capacity columns matched by a unitless alias (``capacity``, ``Qd``): unit inferred."""
+#: canonical capacity columns of each layout
+_CAPACITY = {"cycles": ("discharge_capacity_ah", "charge_capacity_ah"),
+             "samples": ("charging_capacity_ah", "discharging_capacity_ah")}
+
+
+def _unitless_capacity(head: Head, layout, columns: list[Mapped], warns: list[IngestWarning],
+                       kind: str, from_units_row: dict[str, str],
+                       stated: str | None) -> list[Mapped]:
+    """Capacity columns matched by a unitless alias (``capacity``, ``Qd``) and given no unit
+    by a units row: the ``stated`` unit, else (per-cycle tables) inferred from the values,
+    else (per-sample files) read as Ah — all but the stated unit warned."""
     out = []
     for m in columns:
-        if m.target in ("discharge_capacity_ah", "charge_capacity_ah") and \
-                norm(m.source) != m.target:
-            factor, w = _capacity_factor(m.source, _column_values(head, layout, m.source),
-                                         head.name, m.source)
+        if m.target in _CAPACITY.get(kind, ()) and norm(m.source) != m.target \
+                and m.source not in from_units_row and header_unit(m.source) is None:
+            if kind == "cycles":
+                factor, w = _capacity_factor(m.source, _column_values(head, layout, m.source),
+                                             head.name, m.source, stated)
+            elif stated is not None:
+                factor, w = _stated_factor(stated, head.name, m.source), None
+            else:
+                factor, w = m.factor, IngestWarning(
+                    "capacity_unit_inferred", f"capacity column '{m.source}' names no unit, "
+                    f"so it is read as Ah; if that is wrong, {_override_hint()}", head.name, 1,
+                    m.source, 1, {"column": m.source, "unit": "Ah"})
             if w is not None:
                 warns.append(w)
             m = Mapped(m.source, m.target, factor, m.text)
@@ -302,22 +386,24 @@ def _infer_capacity_units(head: Head, layout, columns: list[Mapped],
 
 def open_capacity_table(head: Head, chunk_rows: int, hours: float | None,
                         c_rate: float | None, capacity_column: str | None,
-                        cell_id: str | None, max_line_bytes: int = MAX_LINE_BYTES) -> Source:
+                        cell_id: str | None, max_line_bytes: int = MAX_LINE_BYTES,
+                        capacity_unit: str | None = None) -> Source:
     """A cycle column and one capacity column chosen among the table's numeric columns:
     the only one, ``capacity_column``, or the one named like the cell id."""
     info = capacity_table(head)
     if info is None:
         raise ValidationError("not a per-cycle capacity table", code="not_capacity_table",
                               file=head.name, row=1, expected="a cycle column and a capacity "
-                              "column", found=f"header {head.fields(0)}")
-    layout, warns = layout_from_head(head, 0)
+                              "column", found=f"header {brief_fields(head.fields(0))}")
+    units = info["units"]
+    layout, warns = layout_from_head(head, 0, skip_after_header=1 if units else 0)
     cands = info["candidates"]
     if capacity_column is not None:
         if capacity_column not in cands:
             raise ValidationError(
                 f"no capacity column '{capacity_column}' in the table", code="unknown_column",
                 file=head.name, row=1, column=capacity_column,
-                expected=f"one of {cands}", found=repr(capacity_column))
+                expected=f"one of {brief_fields(cands, 20)}", found=repr(capacity_column))
         chosen = capacity_column
     elif len(cands) == 1:
         chosen = cands[0]
@@ -328,15 +414,26 @@ def open_capacity_table(head: Head, chunk_rows: int, hours: float | None,
             f"the table has {len(cands)} capacity columns (one per cell?); choose one with "
             "--capacity-column NAME (or a --cell-id equal to a column name), or ingest every "
             "column as its own cell with --all-columns", code="several_capacity_columns",
-            file=head.name, row=1, expected="one capacity column", found=f"columns {cands}")
-    factor, w = _capacity_factor(chosen, _column_values(head, layout, chosen), head.name,
-                                 chosen)
+            file=head.name, row=1, expected="one capacity column",
+            found=f"columns {brief_fields(cands)}")
+    unit = dict(zip(layout.names, units)).get(chosen) if units else None
+    if unit and header_unit(chosen) is None:
+        header = f"{chosen} [{unit}]"
+        warns.append(_units_warning(head, {chosen: unit}))
+    else:
+        header = chosen
+    factor, w = _capacity_factor(header, _column_values(head, layout, chosen), head.name,
+                                 chosen, capacity_unit)
     if w is not None:
         warns.append(w)
     columns = [Mapped(info["cycle"], "cycle_index", 1.0),
                Mapped(chosen, "discharge_capacity_ah", factor)]
     if info["time"] is not None:
-        time = match_headers([info["time"]], ["test_time_second"], CYCLE_STEMS, head.name, 1)
+        t_unit = dict(zip(layout.names, units)).get(info["time"]) if units else None
+        time, used = match_with_units([info["time"]], [t_unit], ["test_time_second"],
+                                      CYCLE_STEMS, head.name)
+        if used:
+            warns.append(_units_warning(head, used))
         columns += time
     ignored = [n for n in layout.names if n not in {m.source for m in columns}
                and n not in info["index"]]
@@ -381,7 +478,7 @@ def estimated_time(head: Head, columns: list[Mapped], hours: float | None,
             file=head.name, row=1, column="test_time_second",
             expected="a test_time_second column, or --hours-per-cycle H / --c-rate C (API "
                      "options hours_per_cycle / c_rate)",
-            found=f"header {head.fields(0)}")
+            found=f"header {brief_fields(head.fields(0))}")
     seconds = float(hours) * 3600.0
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import re
 
 from data_registry.errors import ValidationError
 from data_registry.readers.source import Mapped
-from data_registry.units import COLUMN_QUANTITY, split_header, unit_factor
+from data_registry.units import COLUMN_QUANTITY, UNIT_FACTORS, split_header, unit_factor
 
 
 def norm(text: str) -> str:
@@ -71,3 +71,69 @@ def match_headers(names: tuple[str, ...] | list[str], canonical: list[str],
         if m is not None and m.target not in out:
             out[m.target] = m
     return list(out.values())
+
+
+#: every unit spelling of :data:`UNIT_FACTORS` (lower case), for recognising a units row
+_KNOWN_UNITS = {u for q, table in UNIT_FACTORS.items() if q != "dimensionless" for u in table}
+#: a units-row cell: a short token of letters and unit signs (``mAh``, ``°C``, ``mAh/g``, ``%``)
+_UNIT_TOKEN = re.compile(r"^[A-Za-zµμΩ°%/.·\-]{1,12}$")
+
+
+def _unit_token(cell: str) -> str:
+    """A units-row cell without brackets: ``'(mA)'`` → ``'mA'``."""
+    return cell.strip().strip('"').strip().strip("()[]").strip()
+
+
+def units_row(fields: list[str], n_names: int) -> list[str | None] | None:
+    """The unit of each column when ``fields`` (the line under the header) is a units row
+    (``s,,,mA,V,mAh,mAh``), else None.
+
+    A units row has no number, every non-blank cell is a short unit-like token, and at least
+    half of them (and at least one) are units :data:`UNIT_FACTORS` knows. Blank, ``-`` or
+    ``1`` cells give None (no unit).
+    """
+    cells = [_unit_token(f) for f in fields]
+    if not cells or len(cells) > max(n_names, 1) or not any(cells):
+        return None
+    tokens = [c for c in cells if c and c not in ("-", "1")]
+    if not tokens or any(not _UNIT_TOKEN.match(c) for c in tokens):
+        return None
+    known = sum(1 for c in tokens if c.lower().replace("μ", "µ") in _KNOWN_UNITS)
+    if known == 0 or 2 * known < len(tokens):
+        return None
+    out = [c if c and c not in ("-", "1") else None for c in cells]
+    return out + [None] * (n_names - len(out))
+
+
+def match_with_units(names: tuple[str, ...] | list[str], units: list[str | None] | None,
+                     canonical: list[str], stems: dict[str, str], file: str,
+                     units_line: int = 2) -> tuple[list[Mapped], dict[str, str]]:
+    """:func:`match_headers` where a header without a unit takes the one of the units row.
+
+    Returns the mapping (sources are the headers as written) and ``{header: unit}`` of the
+    columns whose unit came from the units row. A units-row unit that is not a unit of its
+    column's quantity raises :class:`ValidationError` (``unknown_unit``) naming the line.
+    """
+    if not units:
+        return match_headers(names, canonical, stems, file, 1), {}
+    out: dict[str, Mapped] = {}
+    used: dict[str, str] = {}
+    for h, u in zip(names, list(units) + [None] * (len(names) - len(units))):
+        m = None
+        if u is not None and split_header(h)[1] is None:
+            try:
+                m = match_header(f"{h} [{u}]", canonical, stems, file, units_line)
+            except ValidationError as exc:
+                raise ValidationError(
+                    f"unit {u!r} in the units row (line {units_line}) is not a unit of "
+                    f"column '{h}'", code="unknown_unit", file=file, row=units_line, column=h,
+                    expected=exc.expected, found=repr(u)) from None
+            if m is not None:
+                m = Mapped(h, m.target, m.factor, m.text)
+                used[h] = u
+        if m is None:
+            m = match_header(h, canonical, stems, file, 1)
+        if m is not None and m.target not in out:
+            out[m.target] = m
+    used = {h: u for h, u in used.items() if any(m.source == h for m in out.values())}
+    return list(out.values()), used

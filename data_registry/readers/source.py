@@ -2,7 +2,6 @@
 every delimited-text reader shares (layout from the head, vendor column map → canonical)."""
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import FadecastError, IngestWarning, InputFormatError, ValidationError
-from data_registry.readers.csv_stream import (MAX_LINE_BYTES, NOT_NUMERIC, CsvLayout,
-                                              stream_records)
+from data_registry.readers.csv_stream import (DECIMAL_COMMA, MAX_LINE_BYTES, NOT_NUMERIC,
+                                              CsvLayout, stream_records)
 from data_registry.readers.sniff import Head
 from data_registry.schema import TABLES
 from data_registry.validate import LOOKAHEAD, make_validator
@@ -123,7 +122,26 @@ def _columns(kind: str) -> list[str]:
     return ["source_row"] + [c for c in TABLES[kind].names if c not in ("cell_id", "source_row")]
 
 
-_DECIMAL_COMMA = re.compile(r"^-?\d+,\d+([eE][-+]?\d+)?$")
+_DECIMAL_COMMA = DECIMAL_COMMA
+
+
+#: data lines of the head searched for a decimal comma (Excel writes ``1;4947`` on the first
+#: line of a column whose later values are ``4832,61``: one line is not enough)
+DECIMAL_COMMA_SAMPLE = 200
+
+
+def decimal_comma_line(head: Head, data_index: int, delimiter: str,
+                       limit: int = DECIMAL_COMMA_SAMPLE) -> int | None:
+    """0-based head line of the first number written with a decimal comma (``4832,61``)
+    among the ``limit`` lines from ``data_index``, or None (never for a ``,`` delimiter)."""
+    if delimiter == ",":
+        return None
+    for i in range(data_index, min(data_index + limit, len(head.lines))):
+        line = head.lines[i]
+        if "," in line and any(_DECIMAL_COMMA.match(f.strip().strip('"').strip())
+                               for f in line.split(delimiter)):
+            return i
+    return None
 
 
 def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 0,
@@ -139,12 +157,11 @@ def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 
         # trailing delimiters on data lines (Maccor, PEC): name the extra, empty fields
         names += tuple(f"_unnamed_{k}" for k in range(len(names), len(first.split(d))))
     decimal_comma = False
-    if d != "," and data_index < len(head.lines):
-        sample = [f.strip() for f in head.lines[data_index].split(d)]
-        if any(_DECIMAL_COMMA.match(f) for f in sample):
-            decimal_comma = True
-            warns.append(IngestWarning("decimal_comma", "numbers use a decimal comma; read as "
-                                       "decimal point", head.name, data_index + 1))
+    at = decimal_comma_line(head, data_index, d)
+    if at is not None:
+        decimal_comma = True
+        warns.append(IngestWarning("decimal_comma", "numbers use a decimal comma; read as "
+                                   "decimal point", head.name, at + 1))
     if head.encoding != "utf-8":
         warns.append(IngestWarning("latin1_encoding", "file is not valid UTF-8; decoded as "
                                    "latin-1 (Windows export?)", head.name))
@@ -152,6 +169,17 @@ def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 
                        delimiter=d, encoding=head.encoding, decimal_comma=decimal_comma,
                        gzip=head.gzip)
     return layout, warns
+
+
+def brief_fields(fields, limit: int = 8, width: int = 40) -> str:
+    """A header or row as an error echoes it: the first ``limit`` fields (each cut to
+    ``width`` characters), then ``… (N more)`` — a 10 000-column row stays readable."""
+    fields = list(fields)
+    shown = [f if len(f) <= width else f[:width - 1] + "…" for f in map(str, fields[:limit])]
+    text = "[" + ", ".join(repr(f) for f in shown)
+    if len(fields) > limit:
+        return text + f", … ({len(fields) - limit} more)]"
+    return text + "]"
 
 
 @dataclass(frozen=True)
@@ -184,7 +212,7 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
             f"missing required column '{missing[0]}' for a {format_name} file",
             code="missing_column", file=head.name, row=layout.data_line - 1,
             column=missing[0], expected=f"a column for each of {required}",
-            found=f"header {list(layout.names)}")
+            found=f"header {brief_fields(layout.names)}")
     # factor 0 marks a placeholder that ``post`` fills (a split counter, a parsed time)
     rank = {c: i for i, c in enumerate(_columns(kind))}
     columns = sorted(columns, key=lambda m: rank.get(m.target, len(rank)))  # canonical order
@@ -250,7 +278,8 @@ def _duration_time(head: Head, layout: CsvLayout, columns: list[Mapped], post):
             raise InputFormatError(
                 "unreadable elapsed time", code="not_duration", file=head.name,
                 row=int(frame["source_row"].iloc[k]), column=m.source,
-                expected="seconds, or a duration such as '12:03:04', '1d 02:03:04'",
+                expected="seconds, or a duration such as '12:03:04', '1d 02:03:04', "
+                         "'1.02:03:04'",
                 found=repr(str(text.iloc[k])))
         frame["test_time_second"] = secs
         return frame if post is None else post(frame, raw, sink)

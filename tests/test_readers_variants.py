@@ -1,0 +1,188 @@
+"""Generic CSV variants a new-user trial tripped on: a unitless capacity column, decimal commas
+that first appear after an integer row, a units row under the header, .NET TimeSpan elapsed
+times, and errors that echo a very wide header.
+
+Fixtures in tests/data/readers/variants/ are hand-written (values made up, layouts from the
+trial's real exports); expected numbers are computed by hand in each test.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data_registry.errors import InputFormatError, ValidationError
+from data_registry.readers import open_source
+from data_registry.readers.generic_csv import open_generic
+from data_registry.readers.headers import units_row
+from data_registry.readers.sniff import read_head
+from data_registry.units import parse_duration
+from serving.cli import main
+
+
+@pytest.fixture
+def var(test_data):
+    return test_data / "readers" / "variants"
+
+
+def _codes(src):
+    return {w.code: w for w in src.warnings}
+
+
+# --- 1. a capacity column without a unit is always warned -----------------------------------
+
+def test_unitless_small_capacity_is_read_as_ah_and_warned(var):
+    src = open_source(var / "coin_nounit.csv")
+    df = src.read()
+    assert src.format_name == "generic_cycles_csv"
+    # median 3.70 ≤ 20 → read as Ah (the rule is kept), stored as written
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([3.72, 3.70, 3.68])
+    assert df["test_time_second"].tolist() == pytest.approx([36000.0, 72000.0, 108000.0])
+    w = _codes(src)["capacity_unit_inferred"]
+    assert w.column == "capacity"
+    assert w.details["unit"] == "Ah" and w.details["median"] == pytest.approx(3.70)
+    assert "'capacity'" in w.message and "3.7" in w.message and "read as Ah" in w.message
+    assert "capacity_mAh" in w.message  # how to state the unit
+
+
+def test_unitless_large_capacity_is_read_as_mah_and_warned(tmp_path):
+    p = tmp_path / "zhang_like.csv"
+    p.write_text("cycle,capacity,time_h\n1,37.2,2\n2,36.2,4\n3,35.6,6\n")
+    src = open_source(p)
+    df = src.read()
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([0.0372, 0.0362, 0.0356])
+    w = _codes(src)["capacity_unit_inferred"]
+    assert w.details["unit"] == "mAh" and w.details["median"] == pytest.approx(36.2)
+
+
+def test_stated_capacity_unit_overrides_the_rule(var):
+    """``capacity_unit`` (for a future --capacity-unit option): 3.72 mAh = 0.00372 Ah."""
+    src = open_generic(read_head(var / "coin_nounit.csv"), 1000, "generic_cycles_csv",
+                       capacity_unit="mAh")
+    df = src.read()
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([0.00372, 0.00370, 0.00368])
+    assert "capacity_unit_inferred" not in _codes(src)
+    with pytest.raises(ValidationError, match="unknown capacity unit"):
+        open_generic(read_head(var / "coin_nounit.csv"), 1000, "generic_cycles_csv",
+                     capacity_unit="furlongs")
+
+
+def test_capacity_with_a_unit_is_not_warned(tmp_path):
+    p = tmp_path / "with_unit.csv"
+    p.write_text("cycle,capacity (mAh),time_h\n1,3.72,10\n2,3.70,20\n")
+    src = open_source(p)
+    assert src.read()["discharge_capacity_ah"].tolist() == pytest.approx([0.00372, 0.0037])
+    assert "capacity_unit_inferred" not in _codes(src)
+
+
+def test_unitless_capacity_warning_reaches_stderr(var, capsys):
+    code = main(["ingest", str(var / "coin_nounit.csv"), "--cell-id", "coin", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "capacity_unit_inferred" in err and "'capacity'" in err and "read as Ah" in err
+
+
+# --- 2. decimal commas detected from a sample of rows ---------------------------------------
+
+def test_decimal_comma_after_an_integer_first_row(var):
+    src = open_source(var / "decimal_comma_late.csv")
+    df = src.read()
+    # 4947 mAh, 4832,61 mAh, 4759,95 mAh → Ah
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([4.947, 4.83261, 4.75995])
+    assert df["test_time_second"].tolist() == pytest.approx([61200.0, 122400.0, 183600.0])
+    w = _codes(src)["decimal_comma"]
+    assert w.row == 3  # the first line that shows one
+
+
+def test_decimal_comma_beyond_the_sample_is_explained(tmp_path):
+    p = tmp_path / "late.csv"
+    rows = [f"{i};{5000 - i};{2 * i}" for i in range(1, 301)] + ["301;4698,5;602"]
+    p.write_text("Cycle;Discharge capacity (mAh);Time (h)\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputFormatError) as exc:
+        open_source(p).read()
+    assert exc.value.row == 302 and exc.value.code == "not_numeric"
+    assert "decimal commas seem to be in use" in str(exc.value)
+    assert "4698,5" in str(exc.value)
+
+
+# --- 3. a units row under the header ---------------------------------------------------------
+
+def test_units_row_is_skipped_and_its_units_used(var):
+    src = open_source(var / "units_row.csv")
+    assert src.format_name == "generic_csv"
+    df = src.read()
+    assert df["source_row"].tolist() == [3, 4, 5]
+    assert df["test_time_second"].tolist() == pytest.approx([0.0, 60.0, 120.0])  # min
+    assert df["current_ampere"].tolist() == pytest.approx([1.0, 1.0, 1.0])  # 1000 mA
+    assert df["voltage_volt"].tolist() == pytest.approx([3.5, 3.6, 3.7])  # mV
+    assert df["charging_capacity_ah"].tolist() == pytest.approx([0.0, 0.016667, 0.033333])
+    assert df["ambient_temperature_celsius"].tolist() == pytest.approx([25.0, 25.5, 26.0])
+    w = _codes(src)["units_row"]
+    assert w.row == 2 and w.details["units"]["Current"] == "mA"
+    assert "capacity_unit_inferred" not in _codes(src)
+
+
+def test_units_row_of_a_capacity_table(var):
+    src = open_source(var / "capacity_units_row.csv", protocol_hours_per_cycle=2)
+    assert src.format_name == "generic_cycles_csv"
+    df = src.read()
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([0.00372, 0.0037, 0.00368])
+    assert "capacity_unit_inferred" not in _codes(src) and "units_row" in _codes(src)
+
+
+def test_units_row_with_a_wrong_unit_names_line_2(tmp_path):
+    p = tmp_path / "bad_units.csv"
+    p.write_text("Test Time,Cycle,Current,Voltage\ns,,V,V\n0,1,1.0,3.5\n")
+    with pytest.raises(ValidationError) as exc:
+        open_source(p)
+    assert exc.value.row == 2 and exc.value.column == "Current"
+    assert "units row" in str(exc.value)
+
+
+def test_units_row_recognition():
+    assert units_row(["s", "", "", "mA", "V", "mAh", "mAh"], 7) == \
+        ["s", None, None, "mA", "V", "mAh", "mAh"]
+    assert units_row(["(s)", "[V]", "%"], 3) == ["s", "V", "%"]
+    assert units_row(["0.0", "1", "1", "-2500.0"], 4) is None  # data
+    assert units_row(["Rest", "CC_Chg"], 2) is None  # step names, not units
+    assert units_row(["", ""], 2) is None
+
+
+# --- 4. .NET TimeSpan elapsed times ----------------------------------------------------------
+
+def test_dotnet_timespan_past_24_hours(var):
+    df = open_source(var / "dotnet_timespan.csv").read()
+    # 23:59:59.5; 1 d + 33.3 s; 1 d + 2 h 3 min 4 s; 2 d
+    assert df["test_time_second"].tolist() == pytest.approx(
+        [86399.5, 86433.3, 93784.0, 172800.0])
+
+
+def test_parse_duration_forms():
+    got = parse_duration(pd.Series(["02:03:04.5", "123:04:05", "1d 10:28:12.78",
+                                    "1.02:03:04", "1.00:00:33.300", "10.23:59:59.9", "1.5:00",
+                                    "x"]))
+    want = [7384.5, 443045.0, 124092.78, 93784.0, 86433.3, 950399.9, np.nan, np.nan]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+
+
+# --- 5. errors echo a wide header briefly ----------------------------------------------------
+
+def test_refused_wide_table_error_is_short(tmp_path):
+    p = tmp_path / "wide.csv"
+    p.write_text(",".join(f"{1 + i * 1e-4:.4f}" for i in range(3000)) + "\n" +
+                 ",".join("1.0" for _ in range(3000)) + "\n")
+    with pytest.raises(ValidationError) as exc:
+        open_source(p, format_name="capacity_table_csv")
+    text = str(exc.value)
+    assert len(text) < 600, text
+    assert "'1.0000'" in text and "(2992 more)" in text
+
+
+def test_missing_column_error_echoes_a_brief_header(tmp_path):
+    p = tmp_path / "wide_samples.csv"
+    names = ["Test Time", "Voltage"] + [f"cell_{i:04d}" for i in range(3000)]
+    p.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
+    with pytest.raises(ValidationError) as exc:
+        open_source(p)
+    assert exc.value.code == "missing_column"
+    assert len(str(exc.value)) < 700 and "(2994 more)" in str(exc.value)
