@@ -8,7 +8,16 @@ columns, physical bounds), then the ordering rules of CONTRACTS.md:
 * a row identical to the one before it is dropped (warning ``duplicate_rows``);
 * a cycle counter that falls back (a cycler restarted its count) is renumbered to keep counting
   up (warning ``cycle_count_reset``), as long as time keeps going forward;
-* unit and sign sanity against ∫I dt (see :mod:`data_registry.consistency`) on the first chunk.
+* unit and sign sanity against ∫I dt (see :mod:`data_registry.consistency`) on the first chunk;
+* a cycle column that is empty, or holds one value (or changes once) while the current goes
+  through several charge → discharge alternations (a cycler procedure without an "advance
+  cycle" step), is replaced by cycle numbers derived from the current
+  (:class:`~data_registry.consistency.CycleNumbering`; warning ``cycle_count_missing`` or
+  ``cycle_count_derived``); decided on the first rows whatever the chunk size (rows whose
+  numbering is still in question are held back, at most ``HOLD_ROWS`` of them);
+* a voltage below the schema's usual lower bound (−0.5 V) but above ``VOLTAGE_FLOOR_V`` is
+  kept with a warning ``voltage_below_range`` (electrode potentials vs a reference, half cells,
+  a reversed cell); below the floor the row is refused as before.
 
 Warnings of one kind are aggregated into ONE :class:`IngestWarning` with a count and the first row.
 """
@@ -17,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_registry.consistency import UnitCorrection, infer_corrections
+from data_registry.consistency import CycleNumbering, UnitCorrection, infer_corrections
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.schema import CYCLES, EIS, SAMPLES, Table
 
@@ -32,6 +41,16 @@ ON_ERROR_POLICIES = ("raise", "skip-row")
 #: no more negative than this fraction of the counter's scale (the largest value seen of that
 #: quantity in the file so far, both directions): clamped to 0, warning ``counter_noise_clamped``
 COUNTER_NOISE_TOLERANCE = 1e-2
+#: hard lower bound of ``voltage_volt`` (V). The schema's −0.5 V is the usual range of a
+#: two-electrode cell (a little undershoot near 0 V); three-electrode and half-cell tests log an
+#: electrode's potential against a reference, which is negative for an anode read against a
+#: positive reference: lithium sits at −3.04 V vs SHE (−3.24 V vs SCE, −3.26 V vs Ag/AgCl sat.),
+#: the most negative couple in use, and a driven electrode adds up to ~1 V of overpotential.
+#: A reversed cell in a series string reads a few volts negative. −5 V bounds all of these with
+#: margin; values between −5 V and −0.5 V are kept with a warning (``voltage_below_range``),
+#: lower ones (−1e6, a mislabelled mV column) are refused.
+VOLTAGE_FLOOR_V = -5.0
+_WIDENED_LOWER = {"voltage_volt": VOLTAGE_FLOOR_V}
 _COUNTER_GROUPS = {"capacity": ("charging_capacity_ah", "discharging_capacity_ah"),
                    "energy": ("charging_energy_wh", "discharging_energy_wh")}
 
@@ -136,14 +155,19 @@ def check_table(df: pd.DataFrame, table: Table, file: str, *, on_error: str = "r
                     lambda k: "an empty/NaN value" if nan[k] else repr(str(values[k])))
         lo = -np.inf if spec.lo is None or col == defer_lower else spec.lo
         hi = np.inf if spec.hi is None else spec.hi
-        outside = finite & ((values < lo) | (values > hi)) & ~drop
+        floor = min(lo, _WIDENED_LOWER.get(col, lo))
+        outside = finite & ((values < floor) | (values > hi)) & ~drop
         if outside.any():
             i = int(np.argmax(outside))
             code = "negative_value" if spec.lo == 0.0 and values[i] < 0 else "out_of_range"
+            expected = f"{spec.unit or 'a value'} in [{_fmt(lo)}, {_fmt(hi)}]"
+            if values[i] < floor < lo:
+                expected = (f"{spec.unit} in [{_fmt(floor)}, {_fmt(hi)}] (below {_fmt(lo)} "
+                            f"{spec.unit} only as an electrode potential vs a reference, with "
+                            "a warning)")
             fail(outside, ValidationError(
                 "value outside the physically possible range" + _count_note(outside),
-                code=code, file=file, row=int(rows[i]), column=col,
-                expected=f"{spec.unit or 'a value'} in [{_fmt(lo)}, {_fmt(hi)}]",
+                code=code, file=file, row=int(rows[i]), column=col, expected=expected,
                 found=f"{values[i]:g}"), lambda k: f"{values[k]:g}")
         if spec.dtype == "int64":
             frac = finite & (values != np.round(values)) & ~drop
@@ -219,6 +243,7 @@ class TableValidator:
         df = check_table(df, self.table, self.file, on_error=self.on_error, skipped=skipped,
                          defer_lower=self.time_column)
         self._note_skipped(skipped)
+        self._note_low_voltage(df)
         df = self.correct(df)
         if self.time_column is None or self.time_column not in df.columns:
             return self._dedupe(self._renumber(df))
@@ -232,6 +257,30 @@ class TableValidator:
                            f"skip-row); first: line {first['line']}, column "
                            f"'{first['column']}': {first['reason']} (found {first['found']})",
                            first["line"], first["column"], len(skipped), rows=skipped)
+
+    def _note_low_voltage(self, df: pd.DataFrame) -> None:
+        """Warning ``voltage_below_range`` for kept values between the floor and the schema's
+        usual lower bound (see ``VOLTAGE_FLOOR_V``)."""
+        for col in _WIDENED_LOWER:
+            if col not in df.columns or not len(df):
+                continue
+            usual = self.table.column(col).lo
+            v = df[col].to_numpy(dtype=np.float64)
+            low = v < usual
+            if not low.any():
+                continue
+            rows = df["source_row"].to_numpy()
+            idx = np.flatnonzero(low)
+            k = int(idx[0])
+            self.tally.add(
+                "voltage_below_range",
+                f"{col} below {usual:g} V, first at line {int(rows[k])} ({v[k]:g} V): kept as an "
+                "electrode potential vs a reference (three-electrode or half-cell test) or a "
+                f"reversed cell; values below {VOLTAGE_FLOOR_V:g} V are refused. For a "
+                "two-electrode full cell, check the wiring and the sign of the voltage column",
+                int(rows[k]), col, int(low.sum()),
+                lines=[int(rows[j]) for j in idx[:MAX_LISTED_ROWS]],
+                values=[float(v[j]) for j in idx[:MAX_LISTED_ROWS]])
 
     def _check_lower_time(self, df: pd.DataFrame) -> pd.DataFrame:
         """The time column's lower bound, checked after the ordering rule dropped glitches."""
@@ -374,11 +423,23 @@ class SampleValidator(TableValidator):
     def __init__(self, file: str, on_error: str = "raise") -> None:
         super().__init__(SAMPLES, file, on_error)
         self.corrections: UnitCorrection | None = None
-        self._cycle_filled = False
         self._scale = {group: 0.0 for group in _COUNTER_GROUPS}
+        self.cycles = CycleNumbering(file)
+    def check(self, df: pd.DataFrame, lookahead: np.ndarray | None = None) -> pd.DataFrame:
+        """As :meth:`TableValidator.check`; rows whose cycle number is still in question are
+        held back and returned with a later chunk (see :class:`CycleNumbering`)."""
+        self.cycles.counted = False
+        out = self.cycles.settle(super().check(df, lookahead),
+                                 last=lookahead is None or not len(lookahead))
+        self.tally.items.update(self.cycles.warnings)
+        return out
+
+    def _renumber(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Cycle-count resets of the file's own column (moot where cycles are derived)."""
+        return df if self.cycles.derive else super()._renumber(df)
 
     def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
-        return self._clamp_counter_noise(self._fill_cycle(df))
+        return self._clamp_counter_noise(self.cycles.fill(df))
 
     def _clamp_counter_noise(self, df: pd.DataFrame) -> pd.DataFrame:
         """Counter values in [−tolerance × scale, 0) → 0, warning ``counter_noise_clamped``
@@ -416,16 +477,6 @@ class SampleValidator(TableValidator):
                 changes[col] = np.where(noise, 0.0, v)
         return df.assign(**changes) if changes else df
 
-    def _fill_cycle(self, df: pd.DataFrame) -> pd.DataFrame:
-        if "cycle_count" in df.columns and (self._cycle_filled or df["cycle_count"].isna().all()):
-            if not self._cycle_filled:
-                self.tally.add("cycle_count_missing",
-                               "the cycle column is empty; every row counted as cycle 0",
-                               int(df["source_row"].iloc[0]), "cycle_count", 1)
-            self._cycle_filled = True
-            df = df.assign(cycle_count=0)
-        return df
-
     def scale_time(self, t: np.ndarray) -> np.ndarray:
         if self.corrections is not None and self.corrections.time_factor != 1.0:
             return t * self.corrections.time_factor
@@ -436,7 +487,7 @@ class SampleValidator(TableValidator):
             self.corrections = infer_corrections(df, self.file)
             for w in self.corrections.warnings:
                 self.tally.add(w.code, w.message, w.row, w.column, w.count, **w.details)
-        return self.corrections.apply(df)
+        return self.cycles.count(self.corrections.apply(df), self.time_column)
 
 
 class CycleValidator(TableValidator):
