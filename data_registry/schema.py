@@ -61,7 +61,9 @@ SAMPLES = Table(
         Column("source_row", "int64", "", "1-based row in the raw file this sample came from."),
         Column("test_time_second", "float64", "s", "Elapsed test time since the test start.",
                True, lo=0.0, monotonic="increasing"),
-        Column("voltage_volt", "float64", "V", "Terminal voltage.", True, lo=-0.5, hi=10.0),
+        Column("voltage_volt", "float64", "V", "Terminal voltage (below -0.5 V kept with a "
+               "warning down to -5 V: half cells, three-electrode potentials).", True, lo=-0.5,
+               hi=10.0),
         Column("current_ampere", "float64", "A", "Current, positive = charge.", True,
                lo=-1e4, hi=1e4),
         Column("cycle_count", "int64", "", "Cycle number as counted by the cycler (>= 0).", True,
