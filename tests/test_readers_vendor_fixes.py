@@ -179,3 +179,165 @@ def test_mpr_with_only_impedance_records_is_refused_clearly(monkeypatch, tmp_pat
         open_source(path).read()
     assert err.value.code == "eis_only" and err.value.file == "peis_gcpl.mpr"
     assert "3 records, all with freq/Hz > 0" in str(err.value.found)
+
+
+# ----------------------------------------------------------------------------------- Maccor
+
+PAUSED = "vendor_fixes/maccor_paused.052"
+#: by hand: the wall clock (DPt Time) minus the test clock (Test (Sec)) at each pause —
+#: line 6: 23:59:00 → 02:00:00 next day = 7260 s while Test (Sec) advances 0.02 s: 7259.98 s;
+#: line 9: 02:01:00 → 02:03:00 = 120 s for 0.02 s: 119.98 s; lines 13-14: the test clock
+#: stands at 210.04 s while the wall clock steps 40 s twice (each step under 60 s, the run
+#: 80 s). Line 11 (wall step 31 s for 30 s) is the clock's 1-s jitter, not a pause.
+PAUSES = {6: 7259.98, 9: 119.98, 13: 80.0}
+#: expected test_time_second per line 3..15 = wall-clock seconds since 23:58:00 (but line 11,
+#: 02:04:01, whose extra second is jitter)
+EXPECTED_TIME = [0.0, 30.0, 60.0, 7320.0, 7350.0, 7380.0, 7500.0, 7530.0, 7560.0, 7590.0,
+                 7630.0, 7670.0, 7700.0]
+#: Test (Sec) as written, lines 3..15
+WRITTEN = [0, 30, 60, 60.02, 90.02, 120.02, 120.04, 150.04, 180.04, 210.04, 210.04, 210.04,
+           240.04]
+
+
+@pytest.fixture
+def adding(monkeypatch):
+    """Pauses added to test_time_second (maccor.ADD_PAUSE_TIME; off by default, see there)."""
+    from data_registry.readers import maccor
+    monkeypatch.setattr(maccor, "ADD_PAUSE_TIME", True)
+
+
+def _maccor(test_data, tmp_path, wall=None):
+    """The paused fixture, optionally with its wall clock rewritten by ``wall(text)``."""
+    src = test_data / "readers" / PAUSED
+    if wall is None:
+        return src
+    lines = src.read_text().split("\n")
+    out = lines[:2]
+    for line in lines[2:]:
+        f = line.split("\t")
+        if len(f) > 11:
+            f[11] = wall(f[11])
+        out.append("\t".join(f))
+    path = tmp_path / src.name
+    path.write_text("\n".join(out))
+    return path
+
+
+def test_maccor_pause_warned_time_kept_by_default(test_data):
+    src = open_source(test_data / "readers" / PAUSED)
+    df = src.read()
+    written = dict(zip(range(3, 16), WRITTEN))  # line 14 repeats line 13: dropped as duplicate
+    assert df["source_row"].tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15]
+    np.testing.assert_allclose(df["test_time_second"],
+                               [written[r] for r in df["source_row"]], atol=1e-9)
+    (w,) = [w for w in src.warnings if w.code == "test_paused"]
+    assert (w.row, w.count, w.details["added_to_test_time"]) == (6, 3, False)
+    assert w.details["lines"] == list(PAUSES)
+    assert w.details["total_pause_second"] == pytest.approx(7459.96, abs=1e-6)
+    assert "NOT in test_time_second" in w.message
+
+
+def test_maccor_pause_added_to_elapsed_time(test_data, adding):
+    src = open_source(test_data / "readers" / PAUSED)
+    df = src.read()
+    assert src.format_name == "maccor_txt"
+    assert df["source_row"].tolist() == list(range(3, 16))
+    np.testing.assert_allclose(df["test_time_second"], EXPECTED_TIME, atol=1e-6)
+    (w,) = [w for w in src.warnings if w.code == "test_paused"]
+    assert (w.row, w.column, w.count) == (6, "test_time_second", 3)
+    assert w.details["lines"] == list(PAUSES)
+    np.testing.assert_allclose(w.details["pauses_second"], list(PAUSES.values()), atol=1e-6)
+    assert w.details["total_pause_second"] == pytest.approx(7459.96, abs=1e-6)
+    assert "line 6: 7259.98 s (10/21/2019 23:59:00 → 10/22/2019 02:00:00)" in w.message
+    assert "7459.96 s (2.07 h) in all" in w.message and w.details["added_to_test_time"]
+    # the capacity counter and the current are untouched
+    assert df["discharging_capacity_ah"].max() == pytest.approx(0.0416722222)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 5])
+def test_maccor_pause_same_across_chunks(test_data, chunk_rows, adding):
+    src = open_source(test_data / "readers" / PAUSED, chunk_rows=chunk_rows)
+    df = src.read()
+    t = df["test_time_second"].to_numpy()
+    (w,) = [w for w in src.warnings if w.code == "test_paused"]
+    assert w.details["lines"] == list(PAUSES)
+    assert w.details["total_pause_second"] == pytest.approx(7459.96, abs=1e-6)
+    # a stalled run cut by a chunk boundary adds its earlier part at its first row of the next
+    # chunk: line 13 may keep 7590 s; every other line is as by hand
+    keep = df["source_row"].to_numpy() != 13
+    np.testing.assert_allclose(t[keep], np.array(EXPECTED_TIME)[keep], atol=1e-6)
+
+
+def test_maccor_wall_clock_am_pm_format(test_data, tmp_path, adding):
+    def am_pm(text):
+        stamp = pd.Timestamp(text)
+        return f"{stamp.month}/{stamp.day}/{stamp.year} {stamp.strftime('%I:%M:%S %p').lstrip('0')}"
+    df = open_source(_maccor(test_data, tmp_path, am_pm)).read()
+    np.testing.assert_allclose(df["test_time_second"], EXPECTED_TIME, atol=1e-6)
+
+
+def test_maccor_unreadable_wall_clock_changes_nothing(test_data, tmp_path, adding):
+    src = open_source(_maccor(test_data, tmp_path, lambda text: "n/a"))
+    df = src.read()
+    assert [w.code for w in src.warnings if w.code == "test_paused"] == []
+    written = dict(zip(range(3, 16), WRITTEN))
+    np.testing.assert_allclose(df["test_time_second"],
+                               [written[r] for r in df["source_row"]], atol=1e-9)
+
+
+def test_maccor_daylight_saving_jump_is_not_a_pause(test_data, tmp_path, adding):
+    # the clock moved to a spring-forward night: line 5 at 01:59:59, line 6 at 03:00:00
+    # (3601 s on the wall clock for 0.02 s of test: 3600.98 s excess, from 01:xx local time)
+    # is read as the clock change, not as a pause; the later pauses are unchanged
+    def spring(text):
+        return (text.replace("10/21/2019 23:59:00", "03/10/2019 01:59:59")
+                .replace("10/21/2019 23:", "03/10/2019 01:")
+                .replace("10/22/2019 02:", "03/10/2019 03:"))
+    src = open_source(_maccor(test_data, tmp_path, spring))
+    src.read()
+    (w,) = [w for w in src.warnings if w.code == "test_paused"]
+    assert w.details["dst_lines"] == [6]
+    assert w.details["lines"] == [9, 13]
+    assert w.details["total_pause_second"] == pytest.approx(119.98 + 80.0, abs=1e-6)
+    assert "daylight-saving" in w.message
+
+
+def test_maccor_wall_clock_time_of_day_rolls_over_midnight():
+    from data_registry.readers.maccor import wall_clock_seconds
+    secs = wall_clock_seconds(pd.Series(["23:59:00", "23:59:30", "00:00:10", "n/a", "01:00:00"]))
+    np.testing.assert_allclose(secs[[0, 1, 2, 4]], [86340.0, 86370.0, 86410.0, 90000.0])
+    assert np.isnan(secs[3])
+    full = wall_clock_seconds(pd.Series(["10/21/2019 23:59:59", "10/22/2019 00:00:01"]))
+    assert full[1] - full[0] == 2.0
+    am_pm = wall_clock_seconds(pd.Series(["5/14/2021 11:59:13 AM", "5/14/2021 1:10:13 PM"]))
+    assert am_pm[0] == pd.Timestamp("2021-05-14 11:59:13").timestamp()
+    assert am_pm[1] - am_pm[0] == 4260.0
+
+
+def test_maccor_real_paused_file(shared_data):
+    path = shared_data / "parsers" / "maccor_beep" / "PredictionDiagnostics_000151_paused.052"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    src = open_source(path)
+    df = src.read()
+    (w,) = [w for w in src.warnings if w.code == "test_paused"]
+    # line 47: 10:59:59 → 13:00:00 (7201 s) while Test (Sec) goes 769267.67 → 769267.69
+    assert (w.row, w.details["lines"]) == (47, [47])
+    assert w.details["total_pause_second"] == pytest.approx(7201 - 0.02, abs=1e-6)
+    assert "line 47: 7200.98 s (10/21/2019 10:59:59 → 10/21/2019 13:00:00)" in w.message
+    # by default the elapsed time keeps the test clock (see maccor.ADD_PAUSE_TIME): with the
+    # pause added, data_registry.consistency reads the row after it (−4.84 A × 7201 s) as a
+    # factor-1000 unit slip and refuses this 3-s file
+    row = df[df["source_row"] == 47].iloc[0]
+    assert row["test_time_second"] == pytest.approx(769267.69, abs=1e-6)
+
+
+def test_maccor_real_files_without_pauses_stay_quiet(shared_data):
+    for rel in ("PredictionDiagnostics_000151_test.052", "PredictionDiagnostics_000109_tztest.010",
+                "PreDiag_000229_000229_truncated.034"):
+        path = shared_data / "parsers" / "maccor_beep" / rel
+        if not path.exists():
+            pytest.skip(f"{path} is absent")
+        src = open_source(path)
+        src.read()
+        assert "test_paused" not in [w.code for w in src.warnings], rel

@@ -14,6 +14,21 @@ per-step counter, split into charging/discharging columns by state (NaN in other
 The wall clock (``DPt Time``) is local time of unknown zone (daylight-saving repeats are common,
 see BEEP's ``tztest`` file): it is NOT converted to ``unix_time_second``; the test start is kept
 in ``metadata['start_local_time']``.
+
+Pauses: a paused Maccor test stops its test clock, but the cell keeps ageing (calendar
+time). Where the wall clock advances more than :data:`PAUSE_MIN_SECOND` (60 s) beyond the test
+clock AND more than :data:`PAUSE_RATIO` (10×) the test-clock step between two rows (BEEP's
+``…_paused.052``: 10:59:59 → 13:00:00 at line 47 while ``Test (Sec)`` advances 0.02 s), the
+excess (wall step − test step; ±1 s, the wall clock's resolution) is a pause, and ONE warning
+``test_paused`` names each line, its pause and the total. With :data:`ADD_PAUSE_TIME` the
+pauses are added to ``test_time_second`` from each pause on (the cell kept ageing); it is OFF
+for now because the registry's unit check (``data_registry.consistency``) reads a pause-sized
+time step at a non-zero current as a factor-1000 unit slip and refuses short files (BEEP's
+``…_paused.052``): until that check leaves such steps out, the elapsed time keeps the test
+clock and the warning says how much calendar time it misses. The wall clock is read as ``M/D/YYYY H:MM:SS`` (24 h or AM/PM; time of
+day alone is unwrapped across midnight); unreadable or missing values are not compared.
+Backward steps (daylight-saving fall-back) add nothing; a forward step of exactly 1 h ± 5 s
+from 01:xx/02:xx local time is read as a daylight-saving spring-forward, not a pause.
 """
 from __future__ import annotations
 
@@ -27,7 +42,7 @@ from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head
 from data_registry.units import parse_duration
 
-READER_VERSION = "1"
+READER_VERSION = "2"
 
 #: Maccor header → canonical column (``_``-prefixed = vendor-only helper column)
 COLUMN_MAP: dict[str, str] = {
@@ -50,6 +65,16 @@ CHARGE, DISCHARGE = ("C",), ("D",)
 TIME_UNITS = {"s": 1.0, "min": 60.0, "h": 3600.0}
 #: the unit a Maccor clock header writes → factor to seconds (Maccor's export setting)
 HEADER_TIME_UNITS = {"(Sec)": 1.0, "(Min)": 60.0, "(Hr)": 3600.0, "(Hrs)": 3600.0}
+#: a pause: the wall clock advances more than this many seconds beyond the test clock …
+PAUSE_MIN_SECOND = 60.0
+#: … and more than this many times the test clock's step
+PAUSE_RATIO = 10.0
+#: add the pauses to ``test_time_second`` (see the module doc for why it is off)
+ADD_PAUSE_TIME = False
+#: wall-clock formats tried in order (Maccor writes US month/day dates)
+WALL_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S.%f",
+                "%m/%d/%Y %I:%M:%S.%f %p", "%m/%d/%Y %H:%M")
+TIME_OF_DAY_FORMATS = ("%H:%M:%S", "%I:%M:%S %p", "%H:%M:%S.%f")
 
 
 def header_index(head: Head) -> int | None:
@@ -80,9 +105,10 @@ def open_maccor(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTE
                       t in TEXT_COLUMNS or (t == "test_time_second" and duration))
                for n, t in present.items()]
     meta = {"preamble": " | ".join(head.lines[:i])[:2000]}
-    if "_wall_clock" in present.values():
-        wc = next(n for n, t in present.items() if t == "_wall_clock")
+    wc = next((n for n, t in present.items() if t == "_wall_clock"), None)
+    if wc is not None:
         meta["start_local_time"] = first.get(wc, "")
+    pauses = PauseTracker(head.name, wc or "", time_col or "", ADD_PAUSE_TIME)
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         if duration:
@@ -103,11 +129,165 @@ def open_maccor(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTE
         if "_energy_wh" in frame:
             frame["charging_energy_wh"], frame["discharging_energy_wh"] = split_counter(
                 frame.pop("_energy_wh").to_numpy(), sense)
+        if wc is not None and len(frame):
+            frame["test_time_second"] = pauses.shift(
+                frame["test_time_second"].to_numpy(np.float64), wall_clock_seconds(raw[wc]),
+                frame["source_row"].to_numpy(), raw[wc].to_numpy(), sink)
         return frame
 
     return csv_source(head, format_name="maccor_txt", reader_version=READER_VERSION,
                       kind="samples", layout=layout, columns=columns, chunk_rows=chunk_rows,
                       metadata=meta, warnings=warns, post=post, max_line_bytes=max_line_bytes)
+
+
+def wall_clock_seconds(values: pd.Series) -> np.ndarray:
+    """Maccor wall-clock text → seconds (float; NaN where unreadable).
+
+    Formats: :data:`WALL_FORMATS`, else :data:`TIME_OF_DAY_FORMATS` (the one that reads the most
+    values wins); anything else is unreadable (NaN), never guessed.
+
+    Full dates give seconds since 1970 of the local clock (no zone); time-of-day values
+    (no date) give seconds since midnight of their first day, unwrapped across midnight
+    (a step back of more than 12 h is read as the next day).
+    """
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object))  # 1-s clock: many repeats
+    text = pd.Series(uniques, dtype=object)
+    if len(text) and not str(text.iloc[0]).strip() == str(text.iloc[0]):
+        text = text.str.strip()
+    present = int(text.notna().sum())
+    best, best_n, best_day = None, 0, False
+    for formats, day_only in ((WALL_FORMATS, False), (TIME_OF_DAY_FORMATS, True)):
+        for fmt in formats:
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
+            n = int(parsed.notna().sum())
+            if n > best_n:
+                best, best_n, best_day = parsed, n, day_only
+            if n == present:
+                break
+        if best_n == present:
+            break
+    if best is None:
+        return np.full(len(values), np.nan)
+    unique_secs = np.append((best - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy(
+        dtype=np.float64, na_value=np.nan), np.nan)
+    secs = unique_secs[codes]  # code -1 (missing) → the appended NaN
+    if best_day:
+        secs = secs - np.floor(np.nanmin(secs) / 86400.0) * 86400.0 if best_n else secs
+        ok = np.flatnonzero(np.isfinite(secs))
+        back = np.diff(secs[ok]) < -43200.0
+        secs[ok] += 86400.0 * np.concatenate(([0], np.cumsum(back)))
+    return secs
+
+
+class PauseTracker:
+    """Across chunks: finds test pauses (wall clock runs, test clock stalls), adds them to the
+    elapsed time when ``add``, and keeps ONE ``test_paused`` warning up to date.
+
+    A row *stalls* when its wall-clock step exceeds ``PAUSE_RATIO`` × its test-clock step (and
+    the test step). A run of consecutive stalled rows whose excess (Σ wall step − Σ test step)
+    exceeds ``PAUSE_MIN_SECOND`` is a pause: each of its rows' excess is added from that row on.
+    Short runs (a wall-clock second ticking between fast samples) add nothing. A run still open
+    at a chunk's end that qualifies only in the next chunk adds its earlier excess at its first
+    row of that chunk (same total).
+    """
+
+    def __init__(self, name: str, wall_col: str, time_col: str, add: bool = True) -> None:
+        self.name, self.wall_col, self.time_col, self.add = name, wall_col, time_col, add
+        self.last_wall = np.nan      # last readable wall clock (s)
+        self.last_test = np.nan      # the test time (as written, s) at that row
+        self.last_text = ""
+        self.day_offset = 0.0        # time-of-day clocks: days carried across chunks
+        self.added = 0.0             # seconds added so far
+        self.open: dict | None = None  # the stalled run open at the last chunk's end
+        self.found: list[dict] = []    # pauses: line, second, span
+        self.dst: list[int] = []
+        self.index = -1
+
+    def shift(self, test: np.ndarray, wall: np.ndarray, rows: np.ndarray, text: list,
+              sink: list[IngestWarning]) -> np.ndarray:
+        """``test`` (s, as written), with every pause so far added when ``add``; warns on new
+        pauses."""
+        ok = np.flatnonzero(np.isfinite(wall) & np.isfinite(test))
+        inc = np.zeros(len(test))
+        if not ok.size:
+            return test + self.added
+        w = wall[ok] + self.day_offset
+        if np.isfinite(self.last_wall) and w[0] < self.last_wall - 43200.0 \
+                and wall[ok].max() < 2 * 86400.0:  # a time-of-day clock past midnight
+            w += 86400.0
+            self.day_offset += 86400.0
+        t = test[ok]
+        dw = w - np.concatenate(([self.last_wall], w[:-1]))
+        dt = t - np.concatenate(([self.last_test], t[:-1]))
+        excess = dw - dt
+        with np.errstate(invalid="ignore"):
+            stalled = (dw > PAUSE_RATIO * np.maximum(dt, 0.0)) & (excess > 0)
+            hour = np.floor((np.concatenate(([self.last_wall], w[:-1])) % 86400.0) / 3600.0)
+            dst = stalled & (np.abs(excess - 3600.0) <= 5.0) & ((hour == 1) | (hour == 2))
+        for k in np.flatnonzero(dst):
+            self.dst.append(int(rows[ok[k]]))
+        stalled &= ~dst
+        def texts(k: int) -> str:  # the wall clock as written at ok-position k
+            return str(text[ok[k]]).strip()
+        idx = np.flatnonzero(stalled)
+        runs = np.split(idx, np.flatnonzero(np.diff(idx) != 1) + 1) if idx.size else []
+        still_open = None
+        for run in runs:
+            cont = self.open if (run[0] == 0 and self.open is not None) else None
+            state = cont or {"line": int(rows[ok[run[0]]]), "excess": 0.0, "pending": 0.0,
+                             "from": texts(run[0] - 1) if run[0] > 0 else self.last_text,
+                             "entry": None}
+            state["excess"] += float(excess[run].sum())
+            state["to"] = texts(run[-1])
+            if state["excess"] > PAUSE_MIN_SECOND:
+                inc[ok[run]] += excess[run]
+                inc[ok[run[0]]] += state["pending"]
+                state["pending"] = 0.0
+                if state["entry"] is None:
+                    state["entry"] = len(self.found)
+                    self.found.append({})
+                self.found[state["entry"]] = {"line": state["line"], "second": state["excess"],
+                                              "span": f"{state['from']} → {state['to']}"}
+            else:
+                state["pending"] += float(excess[run].sum())
+            if run[-1] == len(ok) - 1:
+                still_open = state
+        self.open = still_open
+        self.last_wall, self.last_test, self.last_text = float(w[-1]), float(t[-1]), texts(-1)
+        add = np.cumsum(inc) if self.add else np.zeros(len(test))
+        out = test + self.added + add
+        self.added += float(add[-1])
+        if self.found or self.dst:
+            self._warn(sink)
+        return out
+
+    def _warn(self, sink: list[IngestWarning]) -> None:
+        lines = [p["line"] for p in self.found]
+        secs = [p["second"] for p in self.found]
+        parts = [f"line {p['line']}: {p['second']:.2f} s ({p['span']})" for p in self.found[:5]]
+        more = f" and {len(self.found) - 5} more" if len(self.found) > 5 else ""
+        total = float(sum(secs))
+        msg = (f"the test was paused {len(self.found)} time(s): the wall clock "
+               f"('{self.wall_col}') ran while '{self.time_col}' stood still ("
+               + "; ".join(parts) + more + f"); {total:.2f} s ({total / 3600:.2f} h) in all "
+               "(±1 s, the wall clock's resolution) " + (
+                   "added to test_time_second from each pause on (the cell kept ageing)"
+                   if self.add else "NOT in test_time_second, which keeps the test clock: "
+                   "the cell aged this much longer than its elapsed time says")
+               ) if self.found else ""
+        if self.dst:
+            msg += ("; " if msg else "") + (
+                f"the wall clock jumps forward 1 h at 01:xx–02:xx local time at line(s) "
+                f"{self.dst[:5]} (daylight-saving change): not read as a pause")
+        w = IngestWarning("test_paused", msg, self.name, (lines or self.dst)[0],
+                          "test_time_second", len(self.found),
+                          {"lines": lines, "pauses_second": secs, "total_pause_second": total,
+                           "added_to_test_time": self.add, "dst_lines": list(self.dst)})
+        if self.index < 0:
+            self.index = len(sink)
+            sink.append(w)
+        else:
+            sink[self.index] = w
 
 
 def _src(present: dict[str, str], target: str) -> str:
