@@ -186,3 +186,16 @@ def test_missing_column_error_echoes_a_brief_header(tmp_path):
         open_source(p)
     assert exc.value.code == "missing_column"
     assert len(str(exc.value)) < 700 and "(2994 more)" in str(exc.value)
+
+
+def test_capacity_table_with_decimal_commas(tmp_path):
+    """``Cycle;Cell24`` (no capacity name, no unit) with Excel's integer first row."""
+    p = tmp_path / "cell24.csv"
+    p.write_text("Cycle;Cell24\n1;4947\n2;4832,61\n3;4759,95\n")
+    src = open_source(p, protocol_hours_per_cycle=16.6)
+    assert src.format_name == "capacity_table_csv"
+    df = src.read()
+    # median 4832.61 > 20 → mAh
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([4.947, 4.83261, 4.75995])
+    assert _codes(src)["capacity_unit_inferred"].details["unit"] == "mAh"
+    assert "decimal_comma" in _codes(src)

@@ -261,7 +261,8 @@ def capacity_table(head: Head) -> dict | None:
     candidates = [names[i] for i in range(len(names))
                   if i != cycle and i not in index and i != time
                   and _other_quantity(names[i], head.name) is None
-                  and all(r[i] == "" or _numeric(r[i]) is not None for r in rows)
+                  and all(r[i] == "" or _numeric(r[i].replace(",", ".") if d != "," else r[i])
+                          is not None for r in rows)
                   and any(r[i] != "" for r in rows)]
     if not candidates:
         return None
