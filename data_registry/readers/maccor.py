@@ -267,8 +267,9 @@ class PauseTracker:
         parts = [f"line {p['line']}: {p['second']:.2f} s ({p['span']})" for p in self.found[:5]]
         more = f" and {len(self.found) - 5} more" if len(self.found) > 5 else ""
         total = float(sum(secs))
-        msg = (f"the test was paused {len(self.found)} time(s): the wall clock "
-               f"('{self.wall_col}') ran while '{self.time_col}' stood still ("
+        msg = (f"the test clock stood still {len(self.found)} time(s) while the wall clock "
+               f"ran (a paused test, or a step such as an FRA impedance sweep that does not "
+               f"count test time): '{self.wall_col}' ran while '{self.time_col}' stood ("
                + "; ".join(parts) + more + f"); {total:.2f} s ({total / 3600:.2f} h) in all "
                "(±1 s, the wall clock's resolution) " + (
                    "added to test_time_second from each pause on (the cell kept ageing)"
