@@ -25,8 +25,9 @@ pauses are added to ``test_time_second`` from each pause on (the cell kept agein
 for now because the registry's unit check (``data_registry.consistency``) reads a pause-sized
 time step at a non-zero current as a factor-1000 unit slip and refuses short files (BEEP's
 ``…_paused.052``): until that check leaves such steps out, the elapsed time keeps the test
-clock and the warning says how much calendar time it misses. The wall clock is read as ``M/D/YYYY H:MM:SS`` (24 h or AM/PM; time of
-day alone is unwrapped across midnight); unreadable or missing values are not compared.
+clock and the warning says how much calendar time it misses. The wall clock is read as
+``M/D/YYYY H:MM:SS`` (24 h or AM/PM; time of day alone is unwrapped across midnight);
+unreadable or missing values are not compared.
 Backward steps (daylight-saving fall-back) add nothing; a forward step of exactly 1 h ± 5 s
 from 01:xx/02:xx local time is read as a daylight-saving spring-forward, not a pause.
 """
