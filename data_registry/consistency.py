@@ -40,6 +40,8 @@ MIN_EVIDENCE = 10
 #: band of the ΔQ/∫I dt ratio read as a factor-1000 unit slip
 SLIP_BAND = (300.0, 3000.0)
 MAX_PLAUSIBLE_C_RATE = 50.0
+#: evidence rows whose time step exceeds this many times the median step are left out
+PAUSE_STEP_FACTOR = 100.0
 #: |I| at or below this fraction of the largest |I| seen so far is rest (the fraction
 #: ml.features.sample_frame uses for its rest threshold)
 REST_CURRENT_FRACTION = 1e-3
@@ -117,6 +119,9 @@ def capacity_evidence(df: pd.DataFrame) -> dict[str, np.ndarray]:
         q = df[col].to_numpy(dtype=np.float64)
         dq = np.diff(q, prepend=q[0])
         ok = cont & (dq > 0) & (dt > 0) & (np.abs(i) > 0) & np.isfinite(dq)
+        if ok.any():  # a pause (the test clock stood, the wall clock ran; readers add it to
+            # the elapsed time) is no time at this current: leave such steps out
+            ok &= dt <= PAUSE_STEP_FACTOR * np.median(dt[ok])
         parts["dq"].append(dq[ok])
         parts["idt"].append(np.abs(i[ok]) * dt[ok] / 3600.0)
         parts["current"].append(i[ok])

@@ -201,7 +201,7 @@ WRITTEN = [0, 30, 60, 60.02, 90.02, 120.02, 120.04, 150.04, 180.04, 210.04, 210.
 
 @pytest.fixture
 def adding(monkeypatch):
-    """Pauses added to test_time_second (maccor.ADD_PAUSE_TIME; off by default, see there)."""
+    """Pauses added to test_time_second (maccor.ADD_PAUSE_TIME, the default)."""
     from data_registry.readers import maccor
     monkeypatch.setattr(maccor, "ADD_PAUSE_TIME", True)
 
@@ -223,7 +223,9 @@ def _maccor(test_data, tmp_path, wall=None):
     return path
 
 
-def test_maccor_pause_warned_time_kept_by_default(test_data):
+def test_maccor_pause_warned_time_kept_when_adding_is_off(test_data, monkeypatch):
+    from data_registry.readers import maccor
+    monkeypatch.setattr(maccor, "ADD_PAUSE_TIME", False)
     src = open_source(test_data / "readers" / PAUSED)
     df = src.read()
     written = dict(zip(range(3, 16), WRITTEN))  # line 14 repeats line 13: dropped as duplicate
@@ -325,11 +327,12 @@ def test_maccor_real_paused_file(shared_data):
     assert (w.row, w.details["lines"]) == (47, [47])
     assert w.details["total_pause_second"] == pytest.approx(7201 - 0.02, abs=1e-6)
     assert "line 47: 7200.98 s (10/21/2019 10:59:59 → 10/21/2019 13:00:00)" in w.message
-    # by default the elapsed time keeps the test clock (see maccor.ADD_PAUSE_TIME): with the
-    # pause added, data_registry.consistency reads the row after it (−4.84 A × 7201 s) as a
-    # factor-1000 unit slip and refuses this 3-s file
+    # the pause is added from line 47 on (data_registry.consistency leaves the pause-sized
+    # step at −4.84 A out of its unit check, else this 3-s file is refused as mA-as-A)
+    assert w.details["added_to_test_time"]
     row = df[df["source_row"] == 47].iloc[0]
-    assert row["test_time_second"] == pytest.approx(769267.69, abs=1e-6)
+    assert row["test_time_second"] == pytest.approx(769267.69 + 7200.98, abs=1e-6)
+    assert df["test_time_second"].iloc[-1] == pytest.approx(769270.57 + 7200.98, abs=1e-6)
 
 
 def test_maccor_real_files_without_pauses_stay_quiet(shared_data):

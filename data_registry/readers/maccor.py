@@ -20,12 +20,10 @@ time). Where the wall clock advances more than :data:`PAUSE_MIN_SECOND` (60 s) b
 clock AND more than :data:`PAUSE_RATIO` (10×) the test-clock step between two rows (BEEP's
 ``…_paused.052``: 10:59:59 → 13:00:00 at line 47 while ``Test (Sec)`` advances 0.02 s), the
 excess (wall step − test step; ±1 s, the wall clock's resolution) is a pause, and ONE warning
-``test_paused`` names each line, its pause and the total. With :data:`ADD_PAUSE_TIME` the
-pauses are added to ``test_time_second`` from each pause on (the cell kept ageing); it is OFF
-for now because the registry's unit check (``data_registry.consistency``) reads a pause-sized
-time step at a non-zero current as a factor-1000 unit slip and refuses short files (BEEP's
-``…_paused.052``): until that check leaves such steps out, the elapsed time keeps the test
-clock and the warning says how much calendar time it misses. The wall clock is read as
+``test_paused`` names each line, its pause and the total. With :data:`ADD_PAUSE_TIME` (on)
+the pauses are added to ``test_time_second`` from each pause on (the cell kept ageing, and
+time-driven fade must see that time); off, the elapsed time keeps the test clock and the warning
+says how much calendar time it misses. The wall clock is read as
 ``M/D/YYYY H:MM:SS`` (24 h or AM/PM; time of day alone is unwrapped across midnight);
 unreadable or missing values are not compared.
 Backward steps (daylight-saving fall-back) add nothing; a forward step of exactly 1 h ± 5 s
@@ -70,8 +68,8 @@ HEADER_TIME_UNITS = {"(Sec)": 1.0, "(Min)": 60.0, "(Hr)": 3600.0, "(Hrs)": 3600.
 PAUSE_MIN_SECOND = 60.0
 #: … and more than this many times the test clock's step
 PAUSE_RATIO = 10.0
-#: add the pauses to ``test_time_second`` (see the module doc for why it is off)
-ADD_PAUSE_TIME = False
+#: add the pauses to ``test_time_second``
+ADD_PAUSE_TIME = True
 #: wall-clock formats tried in order (Maccor writes US month/day dates)
 WALL_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S.%f",
                 "%m/%d/%Y %I:%M:%S.%f %p", "%m/%d/%Y %H:%M")
