@@ -199,3 +199,15 @@ def test_capacity_table_with_decimal_commas(tmp_path):
     assert df["discharge_capacity_ah"].tolist() == pytest.approx([4.947, 4.83261, 4.75995])
     assert _codes(src)["capacity_unit_inferred"].details["unit"] == "mAh"
     assert "decimal_comma" in _codes(src)
+
+
+def test_a_comma_in_a_text_column_does_not_switch_decimal_marks(tmp_path):
+    """``1,2`` in one field of a ';' file whose numbers have decimal points: still points."""
+    p = tmp_path / "points.csv"
+    p.write_text("Cycle;Discharge capacity (mAh);Time (h);Note\n"
+                 "1;4946.5;16.5;1,2\n2;4832.25;33.0;\n3;4759.75;49.5;\n")
+    src = open_source(p)
+    df = src.read()
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([4.9465, 4.83225, 4.75975])
+    assert df["test_time_second"].tolist() == pytest.approx([59400.0, 118800.0, 178200.0])
+    assert "decimal_comma" not in _codes(src)

@@ -48,7 +48,8 @@ PREFETCH_CHUNKS = 2
 
 #: a number written with a decimal comma (``4832,61``, ``-1,5e-3``)
 DECIMAL_COMMA = re.compile(r"^-?\d+,\d+([eE][-+]?\d+)?$")
-_DECIMAL_POINT = re.compile(r"^-?\d*\.\d+([eE][-+]?\d+)?$")
+#: a number written with a decimal point (``4.5``, ``.5``, ``-1.5e-3``)
+DECIMAL_POINT = re.compile(r"^-?\d*\.\d+([eE][-+]?\d+)?$")
 
 
 def decimal_mark_hint(value: str, layout: "CsvLayout") -> str:
@@ -60,7 +61,7 @@ def decimal_mark_hint(value: str, layout: "CsvLayout") -> str:
         return (f"; decimal commas seem to be in use ({v!r} = {v.replace(',', '.')}?) but "
                 f"{where}: write every number with one decimal mark (e.g. re-export with "
                 "decimal points, or ';'-delimited with decimal commas throughout)")
-    if layout.decimal_comma and _DECIMAL_POINT.match(v):
+    if layout.decimal_comma and DECIMAL_POINT.match(v):
         return (f"; the file was read with decimal commas (seen in its first lines) but "
                 f"{v!r} has a decimal point: write every number with one decimal mark")
     return ""

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import FadecastError, IngestWarning, InputFormatError, ValidationError
-from data_registry.readers.csv_stream import (DECIMAL_COMMA, MAX_LINE_BYTES, NOT_NUMERIC,
-                                              CsvLayout, stream_records)
+from data_registry.readers.csv_stream import (DECIMAL_COMMA, DECIMAL_POINT, MAX_LINE_BYTES,
+                                              NOT_NUMERIC, CsvLayout, stream_records)
 from data_registry.readers.sniff import Head
 from data_registry.schema import TABLES
 from data_registry.validate import LOOKAHEAD, make_validator
@@ -133,15 +133,20 @@ DECIMAL_COMMA_SAMPLE = 200
 def decimal_comma_line(head: Head, data_index: int, delimiter: str,
                        limit: int = DECIMAL_COMMA_SAMPLE) -> int | None:
     """0-based head line of the first number written with a decimal comma (``4832,61``)
-    among the ``limit`` lines from ``data_index``, or None (never for a ``,`` delimiter)."""
+    among the ``limit`` lines from ``data_index``, or None: never for a ``,`` delimiter, nor
+    when the sample holds at least as many numbers with a decimal point (``4.5``), so a text
+    column such as ``1,2`` does not turn a decimal-point file into a decimal-comma one."""
     if delimiter == ",":
         return None
+    first, commas, points = None, 0, 0
     for i in range(data_index, min(data_index + limit, len(head.lines))):
-        line = head.lines[i]
-        if "," in line and any(_DECIMAL_COMMA.match(f.strip().strip('"').strip())
-                               for f in line.split(delimiter)):
-            return i
-    return None
+        fields = [f.strip().strip('"').strip() for f in head.lines[i].split(delimiter)]
+        n = sum(1 for f in fields if "," in f and _DECIMAL_COMMA.match(f))
+        points += sum(1 for f in fields if "." in f and DECIMAL_POINT.match(f))
+        commas += n
+        if n and first is None:
+            first = i
+    return first if commas > points else None
 
 
 def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 0,
