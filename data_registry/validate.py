@@ -12,7 +12,7 @@ columns, physical bounds), then the ordering rules of CONTRACTS.md:
 * a cycle column that is empty, or holds one value (or changes once) while the current goes
   through several charge → discharge alternations (a cycler procedure without an "advance
   cycle" step), is replaced by cycle numbers derived from the current
-  (:class:`~data_registry.consistency.CycleNumbering`; warning ``cycle_count_missing`` or
+  (:class:`~data_registry.cycle_numbers.CycleNumbering`; warning ``cycle_count_missing`` or
   ``cycle_count_derived``); decided on the first rows whatever the chunk size (rows whose
   numbering is still in question are held back, at most ``HOLD_ROWS`` of them);
 * a voltage below the schema's usual lower bound (−0.5 V) but above ``VOLTAGE_FLOOR_V`` is
@@ -26,7 +26,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data_registry.consistency import CycleNumbering, UnitCorrection, infer_corrections
+from data_registry.consistency import UnitCorrection, infer_corrections
+from data_registry.cycle_numbers import CycleNumbering
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.schema import CYCLES, EIS, SAMPLES, Table
 

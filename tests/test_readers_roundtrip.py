@@ -50,7 +50,7 @@ def test_generic_csv_round_trip(tmp_path, table, chunk_rows):
     out = src.read()
     # random currents that alternate charge/discharge more than twice as often as the cycle
     # column advances look like a procedure without an "advance cycle" step: the cycles are
-    # then derived from the current (data_registry.consistency.CycleNumbering), warned
+    # then derived from the current (data_registry.cycle_numbers.CycleNumbering), warned
     derived = [w.code for w in src.warnings] == ["cycle_count_derived"]
     assert src.warnings == [] or derived
     assert out["source_row"].tolist() == list(range(2, len(table) + 2))

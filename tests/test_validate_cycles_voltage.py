@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data_registry.consistency import CycleCounter
+from data_registry.cycle_numbers import CycleCounter
 from data_registry.errors import ValidationError
 from data_registry.readers import open_source
 from data_registry.validate import VOLTAGE_FLOOR_V
