@@ -23,6 +23,7 @@ def _cli_reader_options(args: argparse.Namespace) -> dict[str, Any]:
             "c_rate": getattr(args, "c_rate", None),
             "on_error": getattr(args, "on_error", None),
             "capacity_column": getattr(args, "capacity_column", None),
+            "capacity_unit": getattr(args, "capacity_unit", None),
             "eis_sign": getattr(args, "eis_sign", None)}
     return {k: v for k, v in opts.items() if v is not None and v != "raise"}
 

@@ -21,12 +21,14 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...] | None] = {
     "on_error": ("raise", "skip-row"),
     "eis_sign": ("auto", "im", "minus_im"),
     "capacity_column": None,
+    "capacity_unit": ("Ah", "mAh"),
 }
 #: the CLI flag of each option, named in errors (a user of the CLI never sees Python names)
 CLI_FLAGS: dict[str, str] = {
     "protocol_hours_per_cycle": "--hours-per-cycle", "c_rate": "--c-rate",
     "max_line_bytes": "--max-line-bytes", "on_error": "--on-error",
     "eis_sign": "--eis-sign", "capacity_column": "--capacity-column",
+    "capacity_unit": "--capacity-unit",
 }
 
 

@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--capacity-column", default=None, metavar="NAME",
                    help="capacity table with one column per cell: the column to read "
                    "(default: the only one, or the one named like --cell-id)")
+    s.add_argument("--capacity-unit", choices=("Ah", "mAh"), default=None,
+                   help="unit of a capacity column whose header names none (default: "
+                   "inferred from its values, median > 20 -> mAh, and warned)")
     s.add_argument("--all-columns", action="store_true",
                    help="capacity table with one column per cell: ingest every column as its "
                    "own cell (cell id = --cell-id prefix + column name)")
@@ -186,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "discharge at C, no rests)")
     s.add_argument("--capacity-column", default=None, metavar="NAME",
                    help="capacity table with one column per cell: the column to forecast")
+    s.add_argument("--capacity-unit", choices=("Ah", "mAh"), default=None,
+                   help="unit of a capacity column whose header names none (default: "
+                   "inferred from its values, median > 20 -> mAh, and warned)")
     s.add_argument("--eol", type=float, default=0.8, metavar="FRACTION",
                    help="end-of-life threshold as a fraction of the reference capacity "
                    "(default 0.8)")
@@ -217,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="instead of --hours-per-cycle: 2/C hours per cycle")
     s.add_argument("--capacity-column", default=None, metavar="NAME",
                    help="capacity table with one column per cell: the column to use")
+    s.add_argument("--capacity-unit", choices=("Ah", "mAh"), default=None,
+                   help="unit of a capacity column whose header names none (default: "
+                   "inferred from its values, median > 20 -> mAh, and warned)")
     s.add_argument("--nominal-capacity-ah", type=float, default=None, metavar="Q",
                    help="reference capacity in Ah (default: max of the first 3 cycles)")
     s.add_argument("--model", default=None, help="model URI or local .onnx (default: champion)")

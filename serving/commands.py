@@ -90,7 +90,8 @@ def _read_any_cycles(args: Namespace, first: FadecastError) -> tuple[Any, list[s
     try:
         source = open_source(args.cycles, protocol_hours_per_cycle=args.hours_per_cycle,
                              c_rate=getattr(args, "c_rate", None),
-                             capacity_column=getattr(args, "capacity_column", None))
+                             capacity_column=getattr(args, "capacity_column", None),
+                             capacity_unit=getattr(args, "capacity_unit", None))
     except FadecastError as exc:
         if exc.code in ("unknown_format", "ambiguous_format"):
             raise first from exc  # the canonical layout's error says what is missing

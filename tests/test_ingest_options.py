@@ -58,3 +58,25 @@ def test_reader_option_checks():
                 {"protocol_hours_per_cycle": float("inf")}):
         with pytest.raises(StoreError, match="is not valid"):
             reader_options_for(bad, {})
+
+
+def test_capacity_unit_states_what_a_unitless_column_holds(reg, tmp_path, capsys):
+    """A coin cell's capacity in mAh under a header without a unit: by default read as Ah and
+    warned (naming --capacity-unit); stated as mAh it is stored in Ah (3.72 mAh -> 0.00372)."""
+    from serving.cli import main
+
+    table = tmp_path / "coin.csv"
+    table.write_text("cycle,capacity\n1,3.72\n2,3.70\n3,3.69\n", encoding="utf-8")
+    report = reg.ingest(table, "guess", reader_options={"protocol_hours_per_cycle": 2})
+    warned = {w.code: w for w in report.warnings}
+    assert "--capacity-unit mAh" in warned["capacity_unit_inferred"].message
+    assert reg.load_cycles("guess")["discharge_capacity_ah"].tolist() == [3.72, 3.70, 3.69]
+    stated = tmp_path / "coin_stated.csv"
+    stated.write_text("cycle,capacity\n1,3.72\n2,3.70\n3,3.68\n", encoding="utf-8")
+    assert main(["ingest", str(stated), "--cell-id", "coin", "--hours-per-cycle", "2",
+                 "--capacity-unit", "mAh", "--no-progress"]) == 0
+    got = Registry().load_cycles("coin")["discharge_capacity_ah"].tolist()
+    assert got == pytest.approx([0.00372, 0.00370, 0.00368], rel=1e-12)
+    assert "capacity_unit_inferred" not in capsys.readouterr().err
+    with pytest.raises(StoreError, match="is not valid"):
+        reader_options_for({"capacity_unit": "kAh"}, {})

@@ -22,7 +22,7 @@ def open_source(path: str | Path, *, format_name: str | None = None,
                 protocol_hours_per_cycle: float | None = None, c_rate: float | None = None,
                 on_error: str = "raise", capacity_column: str | None = None,
                 eis_sign: str | None = None, cell_id: str | None = None,
-                display_name: str | None = None) -> Source:
+                display_name: str | None = None, capacity_unit: str | None = None) -> Source:
     """Open a raw file as a :class:`Source` of canonical, validated chunks.
 
     Parameters
@@ -51,6 +51,9 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     eis_sign:
         For EIS files: ``"auto"`` (default: detect a stored −Im(Z) and negate it, warning
         ``eis_imaginary_sign_flipped``), ``"im"`` (the file holds Im(Z)) or ``"minus_im"``.
+    capacity_unit:
+        ``"Ah"`` or ``"mAh"``: the unit of a capacity column whose header names none (generic
+        per-cycle tables; default: inferred from its values and warned).
     cell_id:
         The cell the file is ingested as (a hint some readers use, e.g. the capacity column).
     display_name:
@@ -65,7 +68,7 @@ def open_source(path: str | Path, *, format_name: str | None = None,
                                found=repr(on_error))
     try:
         source = _open(path, format_name, chunk_rows, max_line_bytes, protocol_hours_per_cycle,
-                       c_rate, capacity_column, eis_sign, cell_id)
+                       c_rate, capacity_column, eis_sign, cell_id, capacity_unit)
     except FadecastError as exc:
         if display_name and exc.file in (Path(path).name, str(path)):
             exc.file = Path(display_name).name
@@ -79,7 +82,8 @@ def open_source(path: str | Path, *, format_name: str | None = None,
 
 def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_bytes: int,
           protocol_hours_per_cycle: float | None, c_rate: float | None,
-          capacity_column: str | None, eis_sign: str | None, cell_id: str | None) -> Source:
+          capacity_column: str | None, eis_sign: str | None, cell_id: str | None,
+          capacity_unit: str | None = None) -> Source:
     head = read_head(path)
     if format_name is None:
         fmt = detect_head(head)
@@ -99,7 +103,8 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
             "file)", code="gzip_unsupported", file=head.name,
             expected=f"an uncompressed {fmt.description}", found="gzip data")
     extra = {k: v for k, v in (("c_rate", c_rate), ("capacity_column", capacity_column),
-                               ("cell_id", cell_id)) if v is not None}
+                               ("cell_id", cell_id), ("capacity_unit", capacity_unit))
+             if v is not None}
     try:
         source = opener(fmt)(head, chunk_rows, format_name=fmt.name,
                              max_line_bytes=max_line_bytes,
