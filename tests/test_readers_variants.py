@@ -211,3 +211,21 @@ def test_a_comma_in_a_text_column_does_not_switch_decimal_marks(tmp_path):
     assert df["discharge_capacity_ah"].tolist() == pytest.approx([4.9465, 4.83225, 4.75975])
     assert df["test_time_second"].tolist() == pytest.approx([59400.0, 118800.0, 178200.0])
     assert "decimal_comma" not in _codes(src)
+
+
+def test_german_and_french_headers_are_read(tmp_path):
+    """Header words of German and French exports map like their English stems (units kept)."""
+    de = tmp_path / "zyklen.csv"
+    de.write_text("Zyklus;Entladekapazität (mAh);Ladekapazität (mAh)\n"
+                  "1;4946,5;4950,0\n2;4832,25;4840,0\n3;4759,75;4761,5\n", encoding="utf-8")
+    df = open_source(de, protocol_hours_per_cycle=10.0).read()
+    assert df["cycle_index"].tolist() == [1, 2, 3]
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([4.9465, 4.83225, 4.75975])
+    assert df["charge_capacity_ah"].tolist() == pytest.approx([4.95, 4.84, 4.7615])
+    fr = tmp_path / "essai.csv"
+    fr.write_text("Temps (s),Tension (V),Courant (mA),Cycle\n"
+                  "0,3.50,0,1\n10,3.60,1250,1\n20,3.70,1250,1\n", encoding="utf-8")
+    df = open_source(fr).read()
+    assert df["test_time_second"].tolist() == [0.0, 10.0, 20.0]
+    assert df["voltage_volt"].tolist() == [3.5, 3.6, 3.7]
+    assert df["current_ampere"].tolist() == pytest.approx([0.0, 1.25, 1.25])

@@ -68,6 +68,41 @@ CYCLE_STEMS: dict[str, str] = {
     "temperature": "temperature_celsius", "internal_resistance": "internal_resistance_ohm",
     "cycle_duration": "cycle_duration_second", "rest": "rest_second",
 }
+#: header words of German, French, Spanish and Italian exports → the English stem they mean
+#: (accents and umlauts spelled both ways); added to the sample and per-cycle stems below
+FOREIGN_STEMS: dict[str, str] = {
+    # German
+    "zyklus": "cycle", "zyklusnummer": "cycle_number", "zyklus_nr": "cycle_nr",
+    "zeit": "time", "testzeit": "test_time", "gesamtzeit": "test_time",
+    "spannung": "voltage", "strom": "current", "temperatur": "temperature",
+    "schritt": "step", "ladekapazität": "charge_capacity", "ladekapazitaet": "charge_capacity",
+    "entladekapazität": "discharge_capacity", "entladekapazitaet": "discharge_capacity",
+    "kapazität": "capacity", "kapazitaet": "capacity",
+    "ladeenergie": "charge_energy", "entladeenergie": "discharge_energy",
+    # French
+    "numéro_de_cycle": "cycle_number", "numero_de_cycle": "cycle_number", "temps": "time",
+    "tension": "voltage", "courant": "current", "température": "temperature",
+    "capacité_de_charge": "charge_capacity", "capacite_de_charge": "charge_capacity",
+    "capacité_de_décharge": "discharge_capacity", "capacite_de_decharge": "discharge_capacity",
+    "capacité": "capacity", "capacite": "capacity",
+    # Spanish
+    "ciclo": "cycle", "tiempo": "time", "voltaje": "voltage", "tensión": "voltage",
+    "corriente": "current", "capacidad_de_carga": "charge_capacity",
+    "capacidad_de_descarga": "discharge_capacity", "capacidad": "capacity",
+    # Italian
+    "tempo": "time", "tensione": "voltage", "corrente": "current",
+    "capacità_di_carica": "charge_capacity", "capacità_di_scarica": "discharge_capacity",
+    "capacità": "capacity", "capacita": "capacity",
+}
+
+
+def _with_foreign(stems: dict[str, str]) -> dict[str, str]:
+    """``stems`` plus each :data:`FOREIGN_STEMS` word whose English stem it knows."""
+    return {**{k: stems[v] for k, v in FOREIGN_STEMS.items() if v in stems}, **stems}
+
+
+SAMPLE_STEMS = _with_foreign(SAMPLE_STEMS)
+CYCLE_STEMS = _with_foreign(CYCLE_STEMS)
 EIS_STEMS: dict[str, str] = {
     "frequency": "frequency_hz", "freq": "frequency_hz",
     "z_real": "z_real_ohm", "re_z": "z_real_ohm", "zreal": "z_real_ohm",
