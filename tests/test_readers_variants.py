@@ -229,3 +229,13 @@ def test_german_and_french_headers_are_read(tmp_path):
     assert df["test_time_second"].tolist() == [0.0, 10.0, 20.0]
     assert df["voltage_volt"].tolist() == [3.5, 3.6, 3.7]
     assert df["current_ampere"].tolist() == pytest.approx([0.0, 1.25, 1.25])
+
+
+def test_a_matlab_file_is_recognised_and_refused_with_what_to_do(tmp_path):
+    p = tmp_path / "B0005.mat"
+    p.write_bytes(b"MATLAB 5.0 MAT-file, Platform: PCWIN, Created on: Fri Apr 17 2009"
+                  + b" " * 60 + bytes(range(256)) * 4)
+    with pytest.raises(InputFormatError, match="MATLAB .mat file.*export the cycling data to "
+                                               "CSV") as e:
+        open_source(p)
+    assert e.value.code == "unsupported_format" and e.value.found == "matlab_mat"

@@ -114,6 +114,10 @@ FORMATS: tuple[Format, ...] = (
     Format("biologic_mpl", "samples", "unsupported", refused.is_biologic_log, "",
            "BioLogic .mpl acquisition log (settings only): ingest the .mpr or the text export "
            "beside it"),
+    Format("matlab_mat", "samples", "unsupported", refused.is_matlab, "",
+           "MATLAB .mat file (variables in MATLAB's own structs, no fixed layout): export the "
+           "cycling data to CSV (e.g. writetable) and ingest that; NASA PCoE cells: their "
+           "metadata.csv holds the per-cycle capacities"),
     Format("legacy_excel_xls", "samples", "unsupported", refused.is_legacy_excel, "",
            "legacy Excel .xls (OLE2) workbook: save it as .xlsx"),
     Format("prime_instrument_csv", "samples", "unsupported", refused.is_prime_instrument, "",

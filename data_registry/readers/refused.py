@@ -15,6 +15,12 @@ def is_prime_instrument(head: Head) -> bool:
     return head.is_text and bool(head.lines) and "PRIME INSTRUMENT FILE" in head.lines[0]
 
 
+def is_matlab(head: Head) -> bool:
+    """A MATLAB ``.mat`` file (v5-v7 header text; v7.3 files carry the same text before their
+    HDF5 body)."""
+    return head.raw.startswith(b"MATLAB ") and b"MAT-file" in head.raw[:128]
+
+
 def is_legacy_excel(head: Head) -> bool:
     """An OLE2 compound file: legacy Excel ``.xls`` (and other old Office files)."""
     return head.raw.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
