@@ -24,6 +24,9 @@ ERRORS = [
     ("empty_file", b"", InputFormatError, "the file is empty", {"code": "empty_file"}),
     ("blank_lines_only", b"\n\n  \n", InputFormatError, "the file is empty",
      {"code": "empty_file"}),
+    # a UTF-8 byte-order mark and nothing else (found by the API fuzz test: an IndexError)
+    ("bom_only", b"\xef\xbb\xbf", InputFormatError, "the file is empty",
+     {"code": "empty_file"}),
     ("header_only", HEADER.encode(), InputFormatError, r"no data rows \(header only\?\)",
      {"code": "no_data"}),
     ("unknown_format", b"hello,world\n1,2\n", UnknownFormatError,

@@ -159,7 +159,8 @@ def detect_head(head: Head) -> Format:
     if len(hits) == 1:
         return hits[0]
     if not hits:
-        what = "binary data" if not head.is_text else f"first line {head.lines[0][:80]!r}"
+        what = ("binary data" if not head.is_text else
+                f"first line {head.lines[0][:80]!r}" if head.lines else "no line of text")
         raise UnknownFormatError(
             "unknown file format: no reader recognises it", code="unknown_format",
             file=head.name, expected=f"one of {list(FORMAT_NAMES)}", found=what)

@@ -113,7 +113,7 @@ def read_head(path: str | Path) -> Head:
         raise InputFormatError(f"cannot read the file: {exc}", code="unreadable",
                                file=p.name) from None
     size = p.stat().st_size
-    if not raw.strip():
+    if not raw.removeprefix(b"\xef\xbb\xbf").strip():  # nothing but blanks (or a BOM)
         raise InputFormatError("the file is empty", code="empty_file", file=p.name,
                                expected="a header and data rows",
                                found=f"{size} bytes" + (" (gzip)" if gz else ""))
