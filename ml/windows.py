@@ -22,6 +22,7 @@ import pandas as pd
 
 from data_registry.errors import FadecastError, ValidationError
 from ml.features.columns import numeric_column
+from ml.features.timing import default_hours_per_cycle
 from ml.scaling import FeatureScaler
 
 __all__ = ["FEATURES", "WindowSpec", "model_table", "model_columns", "ModelColumns", "table_rows",
@@ -321,7 +322,7 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
                               code="bad_value", column="horizon_cycles",
                               expected="an integer >= 1", found=repr(horizon_cycles))
     if hours_per_cycle is None:
-        pace = float(np.nanmedian(column_values(table, "cycle_duration_hour")[-10:]))
+        pace = default_hours_per_cycle(column_values(table, "cycle_duration_hour"))
     else:
         pace = float(hours_per_cycle)
     if not np.isfinite(pace) or pace <= 0:

@@ -21,6 +21,7 @@ import numpy as np
 from ml.evaluation.calibration import conformal_quantile
 from ml.evaluation.forecasters import BaselineForecaster, first_crossing
 from ml.evaluation.metrics import summary_quantiles, time_share_errors
+from ml.features.timing import PACE_CYCLES, cycle_duration_hours, default_hours_per_cycle
 from ml.models.baselines import retention_history
 from ml.sources import CellRecord
 
@@ -32,7 +33,7 @@ EOL_FRACTION = 0.8  # end of life for the EOL-error figure: 80 % of the referenc
 def planned_future_hours(history, future_cycle: np.ndarray, rest_every: int = 0) -> np.ndarray:
     """Elapsed hours at ``future_cycle`` as planned at the cut: the last observed hour plus
     the median duration of the last 10 observed cycles per cycle ahead (the CONTRACTS default
-    of ``fadecast forecast``). The future's TRUE hours are never used: at constant current a
+    of ``fadecast forecast``, :func:`ml.features.timing.default_hours_per_cycle`). The future's TRUE hours are never used: at constant current a
     faded cell's cycles get shorter, so they would leak the capacity being forecast.
 
     ``rest_every`` > 1: the protocol adds a rest every that many cycles (the cell's protocol
@@ -44,13 +45,14 @@ def planned_future_hours(history, future_cycle: np.ndarray, rest_every: int = 0)
     n = history["cycle_index"].to_numpy(dtype="float64")
     every = int(rest_every or 0)
     if every > 1:
-        span = min(every * math.ceil(10 / every), len(n) - 1)
+        span = min(every * math.ceil(PACE_CYCLES / every), len(n) - 1)
         pace = float((t[-1] - t[-1 - span]) / max(n[-1] - n[-1 - span], 1.0)) if span > 0 \
             else 1.0
-    else:
-        steps = np.diff(t)[-10:] / np.maximum(np.diff(n)[-10:], 1.0)
-        steps = steps[np.isfinite(steps)]
-        pace = float(np.median(steps)) if steps.size else 1.0
+    else:  # the served default (ml.features.timing), from the same durations
+        given = (history["cycle_duration_second"].to_numpy(dtype="float64")
+                 if "cycle_duration_second" in history else None)
+        pace = default_hours_per_cycle(cycle_duration_hours(t * 3600.0, n, given))
+        pace = pace if math.isfinite(pace) else 1.0
     return t[-1] + pace * (np.asarray(future_cycle, dtype="float64") - n[-1])
 
 

@@ -8,11 +8,13 @@ targets: a cell that stopped early is censored, not a label of "ended now".
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from ml.features.timing import default_hours_per_cycle
 from ml.scaling import FeatureScaler
 from ml.sources import CellRecord
 from ml.windows import FEATURES, FEATURE_NAMES, history_arrays, model_table, stack_histories
@@ -77,10 +79,9 @@ def planned_hours(hist: pd.DataFrame, query_cycle: np.ndarray) -> np.ndarray:
     default of ``fadecast forecast``). Never the future's true hours: a faded cell's shorter
     cycles would leak its capacity into the inputs."""
     hours = hist["elapsed_hour"].to_numpy(dtype=float)
-    dur = hist["cycle_duration_hour"].to_numpy(dtype=float)[-10:]
-    dur = dur[np.isfinite(dur)]
-    pace = float(np.median(dur)) if dur.size else (
-        float(np.median(np.diff(hours))) if len(hours) > 1 else 1.0)
+    pace = default_hours_per_cycle(hist["cycle_duration_hour"].to_numpy(dtype=float))
+    if not math.isfinite(pace):
+        pace = 1.0
     last_cycle = float(hist["cycle_index"].iloc[-1])
     q = np.asarray(query_cycle, dtype=float)
     return hours[-1] + pace * (q - last_cycle)
