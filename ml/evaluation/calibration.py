@@ -21,7 +21,8 @@ import pandas as pd
 from data_registry.errors import ValidationError
 
 __all__ = ["reliability_curve", "conformal_quantile", "weighted_conformal_quantile",
-           "interval_scores", "split_conformal_by_cell", "source_cell_weights"]
+           "interval_scores", "split_conformal_by_cell", "source_cell_weights",
+           "cell_bootstrap_coverage"]
 
 
 def reliability_curve(y_true: Any, quantiles: Mapping[float, Any]) -> pd.DataFrame:
@@ -121,3 +122,35 @@ def weighted_conformal_quantile(scores: Any, cell: Any, group: Any, alpha: float
     cum = np.cumsum(w[order])
     k = min(int(np.searchsorted(cum, (1 - alpha) * cum[-1] - 1e-12)), s.size - 1)
     return float(s[order][k])
+
+
+def cell_bootstrap_coverage(cell_ids: Any, inside: Any, *, n_boot: int = 2000,
+                            level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval (%) of the POOLED point coverage when whole cells are resampled.
+
+    Points of one cell are not independent (a cell whose median is off misses most of its
+    future), so the sampling uncertainty of a source's coverage is that of its cells: draw as
+    many cells as there are, with replacement, and pool their points (``n_boot`` draws, fixed
+    ``seed``). ``inside`` holds one bool per point. Returns ``(low, high)`` in percent,
+    ``(nan, nan)`` without points. With 3 cells only 10 distinct draws exist: read the
+    interval as a lower bound of the uncertainty.
+    """
+    cell = np.asarray(cell_ids).ravel()
+    hit = np.asarray(inside, dtype=bool).ravel()
+    if cell.size != hit.size:
+        raise ValidationError("cell_bootstrap_coverage: one cell id per point",
+                              code="shape_mismatch", column="cell_ids",
+                              expected=f"{hit.size} values", found=f"{cell.size} values")
+    if not 0.0 < level < 1.0:
+        raise ValidationError("level must lie in (0, 1)", code="bad_value", column="level",
+                              expected="a float in (0, 1)", found=str(level))
+    if hit.size == 0:
+        return float("nan"), float("nan")
+    ids, idx = np.unique(cell, return_inverse=True)
+    covered = np.bincount(idx, weights=hit.astype(float), minlength=ids.size)
+    points = np.bincount(idx, minlength=ids.size).astype(float)
+    draws = np.random.default_rng(seed).integers(0, ids.size, size=(int(n_boot), ids.size))
+    pooled = 100.0 * covered[draws].sum(axis=1) / points[draws].sum(axis=1)
+    tail = 50.0 * (1.0 - level)
+    low, high = np.percentile(pooled, [tail, 100.0 - tail])
+    return float(low), float(high)
