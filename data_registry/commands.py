@@ -49,18 +49,50 @@ def ingest_command(args: argparse.Namespace) -> int:
     if not args.paths:
         raise _usage_error("no file given", "PATH", "one or more files to ingest")
     options = _cli_reader_options(args)
+    if getattr(args, "all_columns", False) and getattr(args, "cell_column", None):
+        raise _usage_error("--all-columns (one cell per column) and --cell-column (one cell "
+                           "per value of a column) cannot be combined", "--cell-column",
+                           "one of them")
     if getattr(args, "all_columns", False):
         return _ingest_all_columns(args, options)
+    if getattr(args, "cell_column", None) and getattr(args, "cell_value", None) is None:
+        return _ingest_table(args, options)
+    if getattr(args, "cell_value", None) is not None:
+        if not getattr(args, "cell_column", None):
+            raise _usage_error("--cell-value needs --cell-column", "--cell-column",
+                               "the column that names each row's cell, e.g. --cell-column "
+                               "cell_name --cell-value cell_003")
+        options.update(cell_column=args.cell_column, cell_value=args.cell_value)
     if not args.cell_id:
         raise _usage_error("--cell-id is required", "--cell-id", "the cell's id, e.g. "
                            "--cell-id cell07")
     with Registry() as reg:
-        report = reg.ingest(list(args.paths), args.cell_id,
-                            format_name=getattr(args, "format_name", None),
-                            meta=list(getattr(args, "meta", None) or []),
-                            progress=not getattr(args, "no_progress", False),
-                            reader_options=options or None)
+        try:
+            report = reg.ingest(list(args.paths), args.cell_id,
+                                format_name=getattr(args, "format_name", None),
+                                meta=list(getattr(args, "meta", None) or []),
+                                progress=not getattr(args, "no_progress", False),
+                                reader_options=options or None)
+        except FadecastError as exc:
+            _typed_path_in_hint(exc, [str(p) for p in args.paths])
+            raise
     return _print_report(args, report)
+
+
+def _typed_path_in_hint(exc: FadecastError, paths: list[str]) -> None:
+    """A ``several_cells`` refusal's command names the file as the user typed it (the reader
+    knows only its name)."""
+    import shlex
+    from pathlib import Path
+
+    if exc.code != "several_cells":
+        return
+    for typed in paths:
+        name = Path(typed).name
+        if name == exc.file or typed == exc.file:
+            exc.message = exc.message.replace(f"fadecast ingest {shlex.quote(name)} ",
+                                              f"fadecast ingest {shlex.quote(typed)} ")
+            return
 
 
 def _ingest_all_columns(args: argparse.Namespace, options: dict[str, Any]) -> int:
@@ -88,6 +120,33 @@ def _ingest_all_columns(args: argparse.Namespace, options: dict[str, Any]) -> in
                                 reader_options={**options, "capacity_column": column})
         code = max(code, _print_report(args, report))
     return code
+
+
+def _ingest_table(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """``--cell-column NAME``: a table of many cells, each stored as ``--cell-id`` prefix +
+    its value, all in one transaction; one summary line per cell, then a total."""
+    if len(args.paths) != 1:
+        raise _usage_error("--cell-column takes one table", "--cell-column",
+                           "exactly one file holding many cells")
+    with Registry() as reg:
+        table = reg.ingest_table(args.paths[0], args.cell_column, args.cell_id or "",
+                                 format_name=getattr(args, "format_name", None),
+                                 meta=list(getattr(args, "meta", None) or []),
+                                 progress=not getattr(args, "no_progress", False),
+                                 reader_options=options or None)
+    out = sys.stderr if args.json else sys.stdout
+    for report in table.cells:
+        for w in report.warnings:
+            print(w.line(), file=sys.stderr)
+        print(ingest_summary(report), file=out)
+    new = [r for r in table.cells if not r.already_present]
+    print(f"{table.file}: {len(table.cells)} cells in column '{table.cell_column}', "
+          f"{len(new)} stored, {len(table.cells) - len(new)} already present, "
+          f"{sum(r.rows for r in table.cells):,} rows in {table.elapsed_second:.1f} s",
+          file=out)
+    if args.json:
+        _print_json(table.to_dict())
+    return 0
 
 
 def _print_report(args: argparse.Namespace, report: IngestReport) -> int:

@@ -292,15 +292,14 @@ def _owned_by_other_cells(reg: Registry, sha256: str, cell_id: str) -> bool:
 def _is_duplicate(reg: Registry, item: _Staged, sha256: str, cell_id: str,
                   seen: dict[str, str]) -> bool:
     """True if this content is already stored for this cell; error if for another cell
-    (unless each cell reads another column of it: a wide table, one capacity column per
-    cell)."""
+    (unless each cell reads another part of it: a wide table, one capacity column per cell,
+    or a long table, the rows of one value of its cell column)."""
     item.report.sha256 = sha256
     with reg.catalog.reading() as conn:
         owners = reg.catalog.ingests_of_raw(conn, sha256)
-    column = (item.source_metadata or {}).get("capacity_column")
-    if column is not None:
-        owners = [o for o in owners
-                  if (o.get("source_metadata") or {}).get("capacity_column") == column]
+    part = _part_of_file(item.source_metadata)
+    if any(v is not None for v in part):
+        owners = [o for o in owners if _part_of_file(o.get("source_metadata")) == part]
     others = sorted({o["cell_id"] for o in owners if o["cell_id"] != cell_id})
     if others:
         raise StoreError(
@@ -322,6 +321,17 @@ def _is_duplicate(reg: Registry, item: _Staged, sha256: str, cell_id: str,
         return True
     seen[sha256] = item.report.path
     return False
+
+
+def _part_of_file(meta: Mapping[str, Any] | None) -> tuple[Any, Any, Any]:
+    """Which part of a raw file an ingest read: its capacity column (wide table of many
+    cells) and its cell column's value when the file holds other cells' rows too (long
+    table of many cells; a file of one cell is read whole, as before cell columns were
+    recognised)."""
+    meta = meta or {}
+    if not meta.get("other_cell_rows"):
+        return (meta.get("capacity_column"), None, None)
+    return (meta.get("capacity_column"), meta.get("cell_column"), meta.get("cell_value"))
 
 
 def _update_stats(kind: str, item: _Staged, table: pa.Table) -> None:
@@ -364,10 +374,22 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
                             already_present=True,
                             notes=[f"already ingested (sha256 {f.sha256[:12]}…): {f.path}"
                                    for f in files])
+    _publish(reg, new)
+    with reg.catalog.transaction() as conn:
+        warnings, ref = _record_cell(conn, reg, cell_id, new, user_meta)
+    notes = [f"already ingested (sha256 {s.report.sha256[:12]}…): {s.report.path}"
+             for s in staged if s.report.already_present]
+    return IngestReport(cell_id, files, sum(s.report.rows for s in new), warnings, ref,
+                        already_present=False, notes=notes)
+
+
+def _publish(reg: Registry, new: list[_Staged]) -> None:
+    """Move staged raw files, companions and parts into place (before the catalog commit).
+    An item whose raw file was published already (one raw file of many cells) has none."""
     for s in new:
-        assert s.raw_tmp is not None
-        _publish_raw(reg, s.report.sha256, s.raw_tmp)
-        s.raw_tmp = None
+        if s.raw_tmp is not None:
+            _publish_raw(reg, s.report.sha256, s.raw_tmp)
+            s.raw_tmp = None
         for c in s.companions:
             assert c.raw_tmp is not None
             _publish_raw(reg, c.sha256, c.raw_tmp)
@@ -378,56 +400,58 @@ def _commit(reg: Registry, cell_id: str, staged: list[_Staged],
             s.part_tmp = None
             fsync_dir(s.part_final.parent)
             reg.storage.publish(s.part_final)  # object storage, if any: before the catalog
+
+
+def _record_cell(conn: Any, reg: Registry, cell_id: str, new: list[_Staged],
+                 user_meta: dict[str, Any]) -> tuple[list[IngestWarning], Any]:
+    """Inside the caller's catalog transaction: the cell (metadata merged), its new raw files,
+    ingests, companions and warnings, and a new version of its dataset ``cell:<cell_id>``."""
     warnings: list[IngestWarning] = []
-    with reg.catalog.transaction() as conn:
-        cell_row = reg.catalog.cell_row(conn, cell_id)
-        stored_meta = dict(cell_row["metadata"]) if cell_row else {}
-        merged = merge_metadata(cell_id, stored_meta, user_meta)
-        for s in new:  # cell keys a reader found fill gaps only; the user's --meta wins
-            for key, value in s.source_metadata.items():
-                if key in CELL_METADATA_KEYS and key not in merged:
-                    try:
-                        merged.update(normalize_metadata({key: value}, origin=s.report.path))
-                    except StoreError as exc:
-                        s.warnings.append(IngestWarning(
-                            "source_metadata_ignored", f"cell metadata from the file not "
-                            f"used: {exc}", s.report.path, column=key))
-        now = cat.now_utc()
-        if cell_row is None:
-            conn.execute(cat.cells.insert().values(cell_id=cell_id, metadata=merged,
-                                                   created_at=now, updated_at=now,
-                                                   **cell_columns(merged)))
-        elif merged != stored_meta:
-            conn.execute(cat.cells.update().where(cat.cells.c.cell_id == cell_id).values(
-                metadata=merged, updated_at=now, **cell_columns(merged)))
-        for s in new:
-            rep = s.report
-            _insert_raw(conn, reg, rep.sha256, rep.size_bytes, Path(rep.path).name, now)
-            ingest_id = conn.execute(cat.ingests.insert().values(
-                cell_id=cell_id, raw_sha256=rep.sha256, original_path=str(rep.path),
-                kind=rep.kind, format_name=rep.format_name, reader_version=rep.reader_version,
-                schema_version=SCHEMA_VERSION, rows=rep.rows,
-                time_start_second=rep.time_start_second, time_end_second=rep.time_end_second,
-                cycle_first=s.cycle_first, cycle_last=s.cycle_last,
-                part_path=(s.part_final.relative_to(reg.home).as_posix()
-                           if s.part_final else None),
-                source_metadata=s.source_metadata, created_at=now)).inserted_primary_key[0]
-            for c in s.companions:
-                _insert_raw(conn, reg, c.sha256, c.size, c.path.name, now)
-            if s.companions:
-                conn.execute(cat.companions.insert(), [
-                    {"ingest_id": ingest_id, "raw_sha256": c.sha256,
-                     "original_path": str(c.path)} for c in s.companions])
-            if s.warnings:
-                conn.execute(cat.warnings.insert(), [_warning_row(ingest_id, w)
-                                                     for w in s.warnings])
-            warnings += s.warnings
-        members = {cell_id: reg.catalog.cell_ingests(conn, cell_id)}
-        ref = record_dataset(reg.catalog, conn, cell_dataset_name(cell_id), members)
-    notes = [f"already ingested (sha256 {s.report.sha256[:12]}…): {s.report.path}"
-             for s in staged if s.report.already_present]
-    return IngestReport(cell_id, files, sum(s.report.rows for s in new), warnings, ref,
-                        already_present=False, notes=notes)
+    cell_row = reg.catalog.cell_row(conn, cell_id)
+    stored_meta = dict(cell_row["metadata"]) if cell_row else {}
+    merged = merge_metadata(cell_id, stored_meta, user_meta)
+    for s in new:  # cell keys a reader found fill gaps only; the user's --meta wins
+        for key, value in s.source_metadata.items():
+            if key in CELL_METADATA_KEYS and key not in merged:
+                try:
+                    merged.update(normalize_metadata({key: value}, origin=s.report.path))
+                except StoreError as exc:
+                    s.warnings.append(IngestWarning(
+                        "source_metadata_ignored", f"cell metadata from the file not "
+                        f"used: {exc}", s.report.path, column=key))
+    now = cat.now_utc()
+    if cell_row is None:
+        conn.execute(cat.cells.insert().values(cell_id=cell_id, metadata=merged,
+                                               created_at=now, updated_at=now,
+                                               **cell_columns(merged)))
+    elif merged != stored_meta:
+        conn.execute(cat.cells.update().where(cat.cells.c.cell_id == cell_id).values(
+            metadata=merged, updated_at=now, **cell_columns(merged)))
+    for s in new:
+        rep = s.report
+        _insert_raw(conn, reg, rep.sha256, rep.size_bytes, Path(rep.path).name, now)
+        ingest_id = conn.execute(cat.ingests.insert().values(
+            cell_id=cell_id, raw_sha256=rep.sha256, original_path=str(rep.path),
+            kind=rep.kind, format_name=rep.format_name, reader_version=rep.reader_version,
+            schema_version=SCHEMA_VERSION, rows=rep.rows,
+            time_start_second=rep.time_start_second, time_end_second=rep.time_end_second,
+            cycle_first=s.cycle_first, cycle_last=s.cycle_last,
+            part_path=(s.part_final.relative_to(reg.home).as_posix()
+                       if s.part_final else None),
+            source_metadata=s.source_metadata, created_at=now)).inserted_primary_key[0]
+        for c in s.companions:
+            _insert_raw(conn, reg, c.sha256, c.size, c.path.name, now)
+        if s.companions:
+            conn.execute(cat.companions.insert(), [
+                {"ingest_id": ingest_id, "raw_sha256": c.sha256,
+                 "original_path": str(c.path)} for c in s.companions])
+        if s.warnings:
+            conn.execute(cat.warnings.insert(), [_warning_row(ingest_id, w)
+                                                 for w in s.warnings])
+        warnings += s.warnings
+    members = {cell_id: reg.catalog.cell_ingests(conn, cell_id)}
+    ref = record_dataset(reg.catalog, conn, cell_dataset_name(cell_id), members)
+    return warnings, ref
 
 
 def _publish_raw(reg: Registry, sha256: str, raw_tmp: Path) -> None:

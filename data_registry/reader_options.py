@@ -22,13 +22,16 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...] | None] = {
     "eis_sign": ("auto", "im", "minus_im"),
     "capacity_column": None,
     "capacity_unit": ("Ah", "mAh"),
+    "cell_column": None,
+    "cell_value": None,
 }
 #: the CLI flag of each option, named in errors (a user of the CLI never sees Python names)
 CLI_FLAGS: dict[str, str] = {
     "protocol_hours_per_cycle": "--hours-per-cycle", "c_rate": "--c-rate",
     "max_line_bytes": "--max-line-bytes", "on_error": "--on-error",
     "eis_sign": "--eis-sign", "capacity_column": "--capacity-column",
-    "capacity_unit": "--capacity-unit",
+    "capacity_unit": "--capacity-unit", "cell_column": "--cell-column",
+    "cell_value": "--cell-value",
 }
 
 

@@ -117,7 +117,10 @@ class Registry:
             (bad rows dropped, each one's line and reason kept in the lineage:
             ``lineage()[i]["skipped_rows"]``); ``capacity_column`` (a capacity table with one
             column per cell; default the only one or the one named like ``cell_id``);
-            ``eis_sign`` ``"auto"`` | ``"im"`` | ``"minus_im"``; ``max_line_bytes``. A
+            ``eis_sign`` ``"auto"`` | ``"im"`` | ``"minus_im"``; ``max_line_bytes``;
+            ``cell_column`` + ``cell_value`` (a generic table of many cells: only the rows
+            of that cell; such a table is refused without them — :meth:`ingest_table`
+            stores every cell of it). A
             ``protocol_hours_per_cycle`` (alias ``hours_per_cycle``) given in ``meta`` is
             forwarded too, and kept as cell metadata. Errors and warnings name the file as
             ``source_names`` gives it (an upload's client file name, never a temp path).
@@ -137,6 +140,41 @@ class Registry:
         return run_ingest(self, [Path(p) for p in paths], check_cell_id(cell_id),
                           format_name=format_name, meta=meta, progress=progress,
                           reader_options=reader_options, **options)
+
+    def ingest_table(self, path: str | os.PathLike[str], cell_column: str | None = None,
+                     cell_id_prefix: str = "", *, format_name: str | None = None,
+                     meta: Mapping[str, Any] | Sequence[tuple[str, Any]] | None = None,
+                     progress: bool = False, reader_options: Mapping[str, Any] | None = None,
+                     **options: Any) -> Any:
+        """Ingest a table of MANY cells (one CSV, a column naming each row's cell) as one cell
+        per value of ``cell_column``, ALL in one transaction (one failing cell stores nothing).
+
+        Parameters
+        ----------
+        path:
+            A generic CSV table (samples, per-cycle, capacity table or EIS).
+        cell_column:
+            The column naming each row's cell (default: the one whose header says so:
+            ``cell_name``, ``cell_id``, ``Channel`` …).
+        cell_id_prefix:
+            Each cell is stored as ``cell_id_prefix`` + its value (characters a cell id may not
+            hold replaced by ``_``; :func:`data_registry.cell_ids.cell_id_from_label`).
+        format_name, meta, progress, reader_options:
+            As :meth:`ingest`; ``meta`` applies to every cell.
+        **options:
+            ``chunk_rows``, ``source_name`` (see
+            :func:`data_registry.multi_cell.run_table_ingest`).
+
+        Returns
+        -------
+        TableIngestReport
+            One :class:`IngestReport` per cell (``cells``), the column, each cell's value.
+        """
+        from data_registry.multi_cell import run_table_ingest
+
+        return run_table_ingest(self, Path(path), cell_column, cell_id_prefix,
+                                format_name=format_name, meta=meta, progress=progress,
+                                reader_options=reader_options, **options)
 
     def create_dataset(self, name: str, cell_ids: Sequence[str]) -> DatasetRef:
         """Freeze the current state of ``cell_ids`` as a new version of dataset ``name``.

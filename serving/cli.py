@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--all-columns", action="store_true",
                    help="capacity table with one column per cell: ingest every column as its "
                    "own cell (cell id = --cell-id prefix + column name)")
+    s.add_argument("--cell-column", default=None, metavar="NAME",
+                   help="a table of MANY cells (one long file, column NAME naming each row's "
+                   "cell, e.g. cell_name or Channel): store each cell as its own, cell id = "
+                   "--cell-id prefix + value, all or nothing (without it such a table is "
+                   "refused, never merged)")
+    s.add_argument("--cell-value", default=None, metavar="VALUE",
+                   help="with --cell-column: store only the rows of this cell, as --cell-id")
     s.add_argument("--eis-sign", choices=("auto", "im", "minus_im"), default=None,
                    help="EIS files: auto (default) detects a stored -Im(Z) and negates it; "
                    "im / minus_im state what the file holds")

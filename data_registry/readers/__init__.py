@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from data_registry.errors import FadecastError, InputFormatError, UnknownFormatError
+from data_registry.readers.cell_column import CELL_TABLE_FORMATS
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.formats import FORMATS, Format, detect, detect_head, get_format, opener
 from data_registry.readers.sniff import read_head
@@ -22,7 +23,8 @@ def open_source(path: str | Path, *, format_name: str | None = None,
                 protocol_hours_per_cycle: float | None = None, c_rate: float | None = None,
                 on_error: str = "raise", capacity_column: str | None = None,
                 eis_sign: str | None = None, cell_id: str | None = None,
-                display_name: str | None = None, capacity_unit: str | None = None) -> Source:
+                display_name: str | None = None, capacity_unit: str | None = None,
+                cell_column: str | None = None, cell_value: str | None = None) -> Source:
     """Open a raw file as a :class:`Source` of canonical, validated chunks.
 
     Parameters
@@ -54,6 +56,11 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     capacity_unit:
         ``"Ah"`` or ``"mAh"``: the unit of a capacity column whose header names none (generic
         per-cycle tables; default: inferred from its values and warned).
+    cell_column, cell_value:
+        A generic table of MANY cells (a ``cell_name`` / ``cell_id`` / ``Channel`` … column
+        with several values): read only the rows whose ``cell_column`` holds ``cell_value``.
+        Without them such a table is refused (``several_cells``), never read as one cell
+        (:mod:`data_registry.readers.cell_column`).
     cell_id:
         The cell the file is ingested as (a hint some readers use, e.g. the capacity column).
     display_name:
@@ -68,7 +75,8 @@ def open_source(path: str | Path, *, format_name: str | None = None,
                                found=repr(on_error))
     try:
         source = _open(path, format_name, chunk_rows, max_line_bytes, protocol_hours_per_cycle,
-                       c_rate, capacity_column, eis_sign, cell_id, capacity_unit)
+                       c_rate, capacity_column, eis_sign, cell_id, capacity_unit,
+                       cell_column, cell_value)
     except FadecastError as exc:
         if display_name and exc.file in (Path(path).name, str(path)):
             exc.file = Path(display_name).name
@@ -83,7 +91,8 @@ def open_source(path: str | Path, *, format_name: str | None = None,
 def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_bytes: int,
           protocol_hours_per_cycle: float | None, c_rate: float | None,
           capacity_column: str | None, eis_sign: str | None, cell_id: str | None,
-          capacity_unit: str | None = None) -> Source:
+          capacity_unit: str | None = None, cell_column: str | None = None,
+          cell_value: str | None = None) -> Source:
     head = read_head(path)
     if format_name is None:
         fmt = detect_head(head)
@@ -103,8 +112,16 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
             "file)", code="gzip_unsupported", file=head.name,
             expected=f"an uncompressed {fmt.description}", found="gzip data")
     extra = {k: v for k, v in (("c_rate", c_rate), ("capacity_column", capacity_column),
-                               ("cell_id", cell_id), ("capacity_unit", capacity_unit))
+                               ("cell_id", cell_id), ("capacity_unit", capacity_unit),
+                               ("cell_column", cell_column), ("cell_value", cell_value))
              if v is not None}
+    if (cell_column is not None or cell_value is not None) and fmt.name not in CELL_TABLE_FORMATS:
+        raise InputFormatError(
+            f"cell_column / cell_value split generic CSV tables; this file is read as "
+            f"{fmt.name} ({fmt.description}), one cell per file", code="not_cell_table",
+            file=head.name, column="cell_column",
+            expected="a generic CSV table with a column naming each row's cell",
+            found=fmt.name)
     try:
         source = opener(fmt)(head, chunk_rows, format_name=fmt.name,
                              max_line_bytes=max_line_bytes,

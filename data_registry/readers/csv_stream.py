@@ -90,6 +90,10 @@ class Columns:
         """A float column as float64 (null → NaN)."""
         return self.table.column(name).to_numpy().astype(np.float64, copy=False)
 
+    def filter(self, mask: np.ndarray) -> "Columns":
+        """The rows where ``mask`` (bool, one per row) is True."""
+        return Columns(self.table.filter(pa.array(mask, type=pa.bool_())))
+
 
 @dataclass(frozen=True)
 class CsvLayout:

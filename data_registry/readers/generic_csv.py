@@ -93,7 +93,27 @@ FOREIGN_STEMS: dict[str, str] = {
     "tempo": "time", "tensione": "voltage", "corrente": "current",
     "capacità_di_carica": "charge_capacity", "capacità_di_scarica": "discharge_capacity",
     "capacità": "capacity", "capacita": "capacity",
+    # the identity of a cell (see CELL_WORDS): German, French, Spanish, Italian
+    "zelle": "cell", "zellen_id": "cell_id", "zell_id": "cell_id", "zellname": "cell_name",
+    "zellennummer": "cell_number", "zelle_nr": "cell_nr", "kanal": "channel",
+    "batterie": "battery", "cellule": "cell", "id_cellule": "cell_id",
+    "nom_cellule": "cell_name", "voie": "channel", "canal": "channel",
+    "échantillon": "sample", "echantillon": "sample", "celda": "cell", "id_celda": "cell_id",
+    "batería": "battery", "bateria": "battery", "muestra": "sample", "cella": "cell",
+    "id_cella": "cell_id", "canale": "channel", "batteria": "battery", "campione": "sample",
 }
+#: header words (normalised, no unit) of a column naming the cell each row belongs to: a table
+#: of MANY cells in one file (``cell_name``, battery-archive ``cell_id``, an Excel export's
+#: ``Cell`` or ``Channel``); with more than one value it is split (``--cell-column``) or
+#: refused, never read as one cell (:mod:`data_registry.readers.cell_column`)
+CELL_WORDS: frozenset[str] = frozenset({
+    "cell", "cell_id", "cellid", "cell_name", "cellname", "cell_no", "cell_nr",
+    "cell_number", "cell_num", "cell_label", "cell_barcode", "cell_serial", "barcode",
+    "bar_code", "serial_number", "channel", "channel_id", "channel_no", "channel_number",
+    "chan", "sample", "sample_id", "sample_name", "sample_no", "battery", "battery_id",
+    "battery_name", "battery_no", "bat_id", "cell_#", "channel_#",
+})
+CELL_WORDS = CELL_WORDS | frozenset(k for k, v in FOREIGN_STEMS.items() if v in CELL_WORDS)
 
 
 def _with_foreign(stems: dict[str, str]) -> dict[str, str]:
@@ -291,6 +311,9 @@ def capacity_table(head: Head) -> dict | None:
     if any(n.split("_")[0] in _SAMPLE_WORDS for n in normed):
         return None  # a per-sample file (voltage, current), not a capacity table
     index = [i for i, n in enumerate(normed) if i != cycle and n in INDEX_HEADERS]
+    cell = _cell_index(head, names)
+    if cell is not None:
+        index.append(cell)  # the cell each row belongs to: never a capacity column
     time = next((i for i, n in enumerate(names) if i != cycle and _is_time(n, head.name)),
                 None)
     candidates = [names[i] for i in range(len(names))
@@ -304,6 +327,27 @@ def capacity_table(head: Head) -> dict | None:
     return {"cycle": names[cycle], "index": [names[i] for i in index],
             "time": names[time] if time is not None else None, "candidates": candidates,
             "units": units}
+
+
+def _cell_index(head: Head, names: list[str]) -> int | None:
+    """Index of the column naming each row's cell (``cell_name``, ``Channel`` …), or None."""
+    from data_registry.readers.cell_column import detect_cell_column
+
+    try:
+        layout, _ = layout_from_head(head, 0, skip_after_header=1 if head_units(head) else 0)
+        col = detect_cell_column(head, layout)
+    except (ValueError, IndexError):
+        return None
+    return names.index(col) if col in names else None
+
+
+def _cell_rows(head: Head, cell_column: str | None, cell_value: str | None,
+               max_line_bytes: int):
+    """The row filter of a table of many cells (:mod:`data_registry.readers.cell_column`)."""
+    from data_registry.readers.cell_column import cell_rows_for
+
+    layout, _ = layout_from_head(head, 0, skip_after_header=1 if head_units(head) else 0)
+    return cell_rows_for(head, layout, cell_column, cell_value, max_line_bytes)
 
 
 def detect_layout(head: Head) -> str | None:
@@ -330,12 +374,18 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                  protocol_hours_per_cycle: float | None = None,
                  max_line_bytes: int = MAX_LINE_BYTES, c_rate: float | None = None,
                  capacity_column: str | None = None, cell_id: str | None = None,
-                 capacity_unit: str | None = None, **_: object) -> Source:
+                 capacity_unit: str | None = None, cell_column: str | None = None,
+                 cell_value: str | None = None, **_: object) -> Source:
     """Open a generic CSV of the given layout (see module doc). ``capacity_unit`` (``'mAh'``,
-    ``'Ah'`` …) states the unit of capacity columns whose header names none."""
+    ``'Ah'`` …) states the unit of capacity columns whose header names none. A table of many
+    cells (a ``cell_name`` / ``Channel`` … column with several values) is refused unless
+    ``cell_column`` and ``cell_value`` choose one cell's rows
+    (:mod:`data_registry.readers.cell_column`)."""
+    rows = _cell_rows(head, cell_column, cell_value, max_line_bytes)
     if format_name == "capacity_table_csv":
         return open_capacity_table(head, chunk_rows, protocol_hours_per_cycle, c_rate,
-                                   capacity_column, cell_id, max_line_bytes, capacity_unit)
+                                   capacity_column, cell_id, max_line_bytes, capacity_unit,
+                                   rows=rows)
     kind, stems, canonical = LAYOUTS[format_name]
     units = head_units(head)
     layout, warns = layout_from_head(head, 0, skip_after_header=1 if units else 0)
@@ -343,7 +393,8 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
     if units:
         warns.append(_units_warning(head, used))
     columns = _unitless_capacity(head, layout, columns, warns, kind, used, capacity_unit)
-    unknown = [n for n in layout.names if n and n not in {m.source for m in columns}]
+    unknown = [n for n in layout.names if n and n not in {m.source for m in columns}
+               and (rows is None or n != rows.column)]
     if unknown:
         warns.append(IngestWarning("unknown_columns", f"columns ignored: {unknown[:10]}",
                                    head.name, 1, None, len(unknown)))
@@ -369,7 +420,7 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
         warns.append(w)
     return csv_source(head, format_name=format_name, reader_version=READER_VERSION, kind=kind,
                       layout=layout, columns=columns, chunk_rows=chunk_rows, warnings=warns,
-                      post=post, max_line_bytes=max_line_bytes)
+                      post=post, max_line_bytes=max_line_bytes, rows=rows)
 
 
 def _column_values(head: Head, layout, source: str) -> np.ndarray:
@@ -423,9 +474,10 @@ def _unitless_capacity(head: Head, layout, columns: list[Mapped], warns: list[In
 def open_capacity_table(head: Head, chunk_rows: int, hours: float | None,
                         c_rate: float | None, capacity_column: str | None,
                         cell_id: str | None, max_line_bytes: int = MAX_LINE_BYTES,
-                        capacity_unit: str | None = None) -> Source:
+                        capacity_unit: str | None = None, rows=None) -> Source:
     """A cycle column and one capacity column chosen among the table's numeric columns:
-    the only one, ``capacity_column``, or the one named like the cell id."""
+    the only one, ``capacity_column``, or the one named like the cell id. ``rows``: the
+    row filter of a table of many cells."""
     info = capacity_table(head)
     if info is None:
         raise ValidationError("not a per-cycle capacity table", code="not_capacity_table",
@@ -483,7 +535,8 @@ def open_capacity_table(head: Head, chunk_rows: int, hours: float | None,
     source = csv_source(head, format_name="capacity_table_csv", reader_version=READER_VERSION,
                         kind="cycles", layout=layout, columns=columns, chunk_rows=chunk_rows,
                         warnings=warns, post=post, max_line_bytes=max_line_bytes,
-                        metadata={"capacity_column": chosen, "capacity_columns": cands})
+                        metadata={"capacity_column": chosen, "capacity_columns": cands},
+                        rows=rows)
     return source
 
 

@@ -137,3 +137,15 @@ def match_with_units(names: tuple[str, ...] | list[str], units: list[str | None]
             out[m.target] = m
     used = {h: u for h, u in used.items() if any(m.source == h for m in out.values())}
     return list(out.values()), used
+
+
+def cell_column(names: tuple[str, ...] | list[str], words: set[str] | frozenset[str]
+                ) -> str | None:
+    """The first header that names a cell's identity (``cell_id``, ``Cell Name``, ``Channel``,
+    ``Zelle`` …: normalised, it is one of ``words``), or None. A header with a unit
+    (``'Cell (V)'``) is a measurement, never an identity."""
+    for h in names:
+        name, unit = split_header(h)
+        if unit is None and norm(h) in words:
+            return h
+    return None

@@ -202,12 +202,14 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
                metadata: dict | None = None, warnings: list[IngestWarning] | None = None,
                post: Callable[[pd.DataFrame, pd.DataFrame, list[IngestWarning]],
                               pd.DataFrame] | None = None,
-               max_line_bytes: int = MAX_LINE_BYTES) -> Source:
+               max_line_bytes: int = MAX_LINE_BYTES, rows: "RowFilter | None" = None) -> Source:
     """A :class:`Source` over a delimited file: stream, map vendor columns, scale units.
 
     ``post(canonical, raw, sink)`` may adjust each canonical chunk (e.g. a vendor sign
-    convention) using the raw vendor columns. Refuses up front when a required canonical
-    column has no vendor column.
+    convention) using the raw vendor columns. ``rows`` (a table of many cells: one cell's
+    rows, or the guard that refuses a second cell) sees every raw chunk first and may keep a
+    subset of its rows; ``source_row`` stays the raw file's line. Refuses up front when a
+    required canonical column has no vendor column.
     """
     mapped = {m.target for m in columns}
     required = [c for c in TABLES[kind].required if c != "cell_id"]
@@ -223,15 +225,24 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
     columns = sorted(columns, key=lambda m: rank.get(m.target, len(rank)))  # canonical order
     columns, post = _duration_time(head, layout, columns, post)
     numeric = tuple(dict.fromkeys(m.source for m in columns if not m.text and m.factor != 0.0))
-    text = tuple(dict.fromkeys(m.source for m in columns if m.text and m.factor != 0.0))
+    text = tuple(dict.fromkeys([*(m.source for m in columns if m.text and m.factor != 0.0),
+                                *(rows.columns if rows is not None else ())]))
     layout = CsvLayout(**{**layout.__dict__, "numeric": numeric, "text": text})
     holder: list[Source] = []
 
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
         lenient = bool(holder) and holder[0].on_error == "skip-row"
         use = CsvLayout(**{**layout.__dict__, "lenient": True}) if lenient else layout
+        if rows is not None:
+            rows.reset()  # chunks() may be called again: each pass counts afresh
         for raw, lines in stream_records(head.path, use, chunk_rows=chunk_rows,
                                          max_line_bytes=max_line_bytes):
+            if rows is not None:
+                keep = rows(raw, lines)
+                if keep is not None:
+                    raw, lines = raw.filter(keep), lines[keep]
+                    if not len(lines):
+                        continue
             out = {"source_row": lines}
             for m in columns:
                 if m.text or m.factor == 0.0 or m.target in out:
@@ -244,12 +255,32 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
             if lenient and NOT_NUMERIC in raw:
                 frame["_not_numeric"] = raw[NOT_NUMERIC].to_numpy(dtype=object)
             yield frame
+        if rows is not None:
+            rows.finish(holder[0].metadata if holder else {})
 
     source = Source(path=head.path, format_name=format_name, reader_version=reader_version,
                     kind=kind, metadata=dict(metadata or {}), warnings=list(warnings or []),
                     produce=produce)
     holder.append(source)
     return source
+
+
+class RowFilter:
+    """What :func:`csv_source` asks of a row filter (see
+    :class:`data_registry.readers.cell_column.CellRows`): the text ``columns`` it reads, a
+    call per raw chunk returning a bool mask of the rows to keep (or None: all), and
+    ``finish(metadata)`` once the file is read (it may raise, or record what it kept)."""
+
+    columns: tuple[str, ...] = ()
+
+    def reset(self) -> None:  # pragma: no cover
+        return None
+
+    def __call__(self, raw, lines: np.ndarray) -> np.ndarray | None:  # pragma: no cover
+        return None
+
+    def finish(self, metadata: dict) -> None:  # pragma: no cover
+        return None
 
 
 def _first_values(head: Head, layout: CsvLayout) -> dict[str, str]:
