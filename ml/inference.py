@@ -377,7 +377,10 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
             "attribution": {"time_share": _q(q_share),
                             "identifiable": bool(unknown < 0.5)},
             "domain": domain,
-            "uncertainty": uncertainty}
+            "uncertainty": uncertainty,
+            "history": table.attrs.get("history") or {
+                "rows": table.n_rows, "rows_used": table.n_rows, "basis": "all cycles",
+                "dropped": {}}}
 
 
 #: recent mean / median cycle duration above which the default pace is flagged (periodic rests)

@@ -22,6 +22,7 @@ import pandas as pd
 
 from data_registry.errors import FadecastError, ValidationError
 from ml.features.columns import numeric_column
+from ml.features.cycle_kinds import TrendRows, trend_rows
 from ml.features.timing import default_hours_per_cycle
 from ml.scaling import FeatureScaler
 
@@ -72,6 +73,46 @@ class WindowSpec:
         return {"max_history": self.max_history, "min_history": self.min_history,
                 "subsample": "evenly spaced rows, first and last cycle kept",
                 "padding": "left (last row = last observed cycle)"}
+
+
+#: given per-cycle columns that describe ONE cycle's own run, not the test's pace: left out
+#: when the trend rows are capacity checks (a slow check's duration is not the ageing clock)
+_OWN_CYCLE_COLUMNS = ("cycle_duration_second", "rest_second", "c_rate")
+
+
+def trend_subset(cycles: pd.DataFrame | Mapping[str, Any]
+                 ) -> tuple[pd.DataFrame | Mapping[str, Any], TrendRows | None]:
+    """The rows of one cell's per-cycle history that carry its capacity trend
+    (:func:`ml.features.cycle_kinds.trend_rows`: capacity checks when labelled, never pulses or
+    partial cycles), without the ``cycle_label`` column; ``(cycles, None)`` unchanged when
+    every row is kept and there are no labels."""
+    names = list(cycles.columns) if isinstance(cycles, pd.DataFrame) else list(cycles)
+    if "cycle_index" not in names or "discharge_capacity_ah" not in names:
+        return cycles, None  # the feature path names what is missing
+    labels = np.asarray(cycles["cycle_label"], dtype=object) if "cycle_label" in names else None
+    n, q = _floats(cycles["cycle_index"]), _floats(cycles["discharge_capacity_ah"])
+    order = np.argsort(n, kind="stable")
+    rows = trend_rows(q[order], None if labels is None else labels[order])
+    if not rows.changed and labels is None:
+        return cycles, None
+    keep = np.empty(len(order), dtype=bool)
+    keep[order] = rows.keep
+    drop = {"cycle_label"} | (set(_OWN_CYCLE_COLUMNS) if rows.basis == "capacity checks"
+                              else set())
+    if isinstance(cycles, pd.DataFrame):
+        out = cycles.loc[keep, [c for c in names if c not in drop]].reset_index(drop=True)
+        out.attrs = dict(cycles.attrs)
+        return out, rows
+    return {k: np.asarray(v)[keep] for k, v in cycles.items() if k not in drop}, rows
+
+
+def _floats(values: Any) -> np.ndarray:
+    """A column as float64 (non-numbers NaN: the feature path reports them by row)."""
+    a = np.asarray(values)
+    if a.dtype.kind in "fiub":
+        return a.astype(np.float64, copy=False)
+    return pd.to_numeric(pd.Series(a, copy=False), errors="coerce").to_numpy(
+        np.float64, na_value=np.nan)
 
 
 def _complete(cycles: pd.DataFrame | Mapping[str, Any],
@@ -187,10 +228,13 @@ def model_columns(cycles: pd.DataFrame | Mapping[str, Any], *,
                   min_history: int = 3) -> ModelColumns:
     """:func:`model_table`'s columns as plain arrays (:class:`ModelColumns`), the same values
     (``cell_id`` as an object array of str), without a DataFrame in or out: ``cycles`` may be
-    a DataFrame or a mapping of column → array (``serving.history.columns_from_rows``)."""
+    a DataFrame or a mapping of column → array (``serving.history.columns_from_rows``).
+    Only the rows that carry the capacity trend are used (:func:`trend_subset`); ``attrs
+    ["history"]`` says which when any was left out or the rows are labelled."""
     if not isinstance(cycles, (pd.DataFrame, Mapping)) or _n_rows(cycles) == 0:
         raise ValidationError("history is empty", code="empty_input", column="history",
                               expected=f">= {min_history} per-cycle rows", found="0 rows")
+    cycles, rows = trend_subset(cycles)
     data, ignored = _complete(cycles, nominal_capacity_ah)
     n = len(data["cycle_index"])
     _check_columns(data, n, min_history)
@@ -209,7 +253,10 @@ def model_columns(cycles: pd.DataFrame | Mapping[str, Any], *,
         if data[name].dtype != np.float64:
             data[name] = pd.to_numeric(pd.Series(data[name]), errors="coerce").to_numpy(
                 np.float64, na_value=np.nan)
-    return ModelColumns(data, n, {"ignored_columns": ignored})
+    attrs: dict[str, Any] = {"ignored_columns": ignored}
+    if rows is not None:
+        attrs["history"] = rows.note()
+    return ModelColumns(data, n, attrs)
 
 
 def _n_rows(cycles: pd.DataFrame | Mapping[str, Any]) -> int:
@@ -322,7 +369,8 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
                               code="bad_value", column="horizon_cycles",
                               expected="an integer >= 1", found=repr(horizon_cycles))
     if hours_per_cycle is None:
-        pace = default_hours_per_cycle(column_values(table, "cycle_duration_hour"))
+        pace = default_hours_per_cycle(column_values(table, "elapsed_hour"),
+                                       column_values(table, "cycle_index"))
     else:
         pace = float(hours_per_cycle)
     if not np.isfinite(pace) or pace <= 0:

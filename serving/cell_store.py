@@ -122,7 +122,7 @@ def _state(reg: Any, cell_id: str) -> tuple[tuple[Any, ...], dict[str, Any], boo
 def cell_frame(reg: Any, cell_id: str, key: tuple[Any, ...], meta: dict[str, Any],
                has_cycles: bool) -> pd.DataFrame:
     """The cell's model-input frame (CONTRACTS per-cycle columns)."""
-    from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from serving.history import LABEL_COLUMN, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
     if has_cycles:
         cycles = reg.load_cycles(cell_id)
@@ -134,7 +134,8 @@ def cell_frame(reg: Any, cell_id: str, key: tuple[Any, ...], meta: dict[str, Any
         from ml.features import complete_cycle_table
 
         cycles = complete_cycle_table(stored.table, {cell_id: meta})
-    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in cycles.columns]
+    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, LABEL_COLUMN)
+            if c in cycles.columns and (c != LABEL_COLUMN or cycles[c].notna().any())]
     return cycles[keep].sort_values("cycle_index").reset_index(drop=True)
 
 

@@ -14,7 +14,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from data_registry.errors import FadecastError
+from data_registry.errors import FadecastError, InputFormatError
 
 __all__ = ["backtest_command", "forecast_command", "serve_command"]
 
@@ -85,7 +85,7 @@ def _read_any_cycles(args: Namespace, first: FadecastError) -> tuple[Any, list[s
     """A per-cycle table through ``data_registry.readers`` (kind ``cycles``), the clock
     estimated from ``--hours-per-cycle`` / ``--c-rate`` where the file has none."""
     from data_registry.readers import open_source
-    from serving.history import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+    from serving.history import LABEL_COLUMN, OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 
     try:
         source = open_source(args.cycles, protocol_hours_per_cycle=args.hours_per_cycle,
@@ -96,12 +96,19 @@ def _read_any_cycles(args: Namespace, first: FadecastError) -> tuple[Any, list[s
         if exc.code in ("unknown_format", "ambiguous_format"):
             raise first from exc  # the canonical layout's error says what is missing
         raise
-    if source.kind != "cycles":
-        raise first
+    if source.kind != "cycles":  # a per-sample export (or spectra): the registry builds cycles
+        raise InputFormatError(
+            f"this is a {source.format_name} file of {source.kind}, not a per-cycle table",
+            code="not_per_cycle", file=Path(args.cycles).name,
+            expected="a per-cycle table (cycle_index, test_time_second, discharge_capacity_ah) "
+                     "— or ingest the export first: fadecast ingest "
+                     f"{Path(args.cycles).name} --cell-id ID, then fadecast forecast --cell ID",
+            found=f"{source.format_name} ({source.kind})") from first
     table = source.read()
     for w in source.warnings:
         _note(w.line())
-    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in table.columns]
+    keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, LABEL_COLUMN)
+            if c in table.columns]
     frame = table[keep].reset_index(drop=True)
     if "test_time_estimated" in table and (table["test_time_estimated"] == 1).any():
         frame.attrs["test_time_estimated"] = True
@@ -127,11 +134,27 @@ def forecast_command(args: Namespace) -> int:
     pace_note = ((doc.get("domain") or {}).get("pace") or {}).get("note")
     if pace_note:
         _note(f"note: pace: {pace_note}")
+    rows_note = history_note(doc.get("history"))
+    if rows_note:
+        _note(f"note: history: {rows_note}")
     if args.json:
         sys.stdout.write(json.dumps(doc, allow_nan=False) + "\n")
         return 0
     print(_human_forecast(doc))
     return 0
+
+
+def history_note(history: dict[str, Any] | None) -> str | None:
+    """One line on the rows a forecast used when it left any out (the answer's ``history``),
+    else None."""
+    if not history or history.get("rows_used") == history.get("rows"):
+        return None
+    dropped = ", ".join(f"{why}: {n}" for why, n in (history.get("dropped") or {}).items())
+    if history.get("basis") == "capacity checks":
+        return (f"the capacity trend is the {history['rows_used']} labelled capacity checks "
+                f"of {history['rows']} cycles (left out — {dropped}; the cycle count and the "
+                "clock still run through every cycle)")
+    return f"{history['rows_used']} of {history['rows']} cycles used (left out — {dropped})"
 
 
 def forecast_doc(args: Namespace, model: Any, registry: Any = None) -> dict[str, Any]:

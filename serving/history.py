@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import InputFormatError, ValidationError
+from ml.features.timing import default_hours_per_cycle
 
 __all__ = [
+    "LABEL_COLUMN",
     "REQUIRED_COLUMNS", "OPTIONAL_COLUMNS", "cell_history", "columns_from_rows",
     "cycles_csv_cell_id",
     "frame_from_rows",
@@ -34,6 +36,9 @@ OPTIONAL_COLUMNS = (
     "delta_q_v_mean_ah", "delta_q_v_skewness",
 )
 
+
+#: the source's label of each cycle (text; ``ml.features.cycle_kinds``)
+LABEL_COLUMN = "cycle_label"
 
 _ROW_GETTER = operator.itemgetter(*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
 
@@ -66,6 +71,9 @@ def columns_from_rows(rows: Iterable[Any]) -> dict[str, np.ndarray]:
     for j, name in enumerate(names[1:], start=1):
         if j < len(REQUIRED_COLUMNS) or not np.isnan(table[j]).all():
             data[name] = table[j]
+    labels = [d.get("cycle_label") for d in dicts]
+    if any(v is not None for v in labels):  # text: kept out of the float table
+        data[LABEL_COLUMN] = np.array(labels, dtype=object)
     return data
 
 
@@ -131,6 +139,10 @@ def read_cycles_csv(path: str | Path) -> tuple[pd.DataFrame, list[str]]:
                               found=repr(raw["cycle_index"].iloc[i]))
     frame = pd.DataFrame(out)
     frame["cycle_index"] = frame["cycle_index"].astype(np.int64)
+    if LABEL_COLUMN in extra:  # text: the source's label of each cycle
+        labels = raw[LABEL_COLUMN].astype(object)
+        frame[LABEL_COLUMN] = labels.where(labels.str.strip() != "", None).to_numpy()
+        extra.remove(LABEL_COLUMN)
     _check_monotone(frame, file=path.name)
     return frame, extra
 
@@ -219,11 +231,15 @@ def loss_so_far_fraction(discharge_ah: np.ndarray, reference_ah: float) -> float
     return float(1.0 - np.nanmedian(tail) / reference_ah)
 
 
-def recent_hours_per_cycle(test_time_second: np.ndarray, override: float | None = None) -> float:
-    """Hours per future cycle: ``override`` if given, else the median of the last 10 cycles."""
+def recent_hours_per_cycle(test_time_second: np.ndarray, override: float | None = None,
+                           cycle_index: np.ndarray | None = None) -> float:
+    """Hours per future cycle: ``override`` if given, else the median of the last 10 cycles
+    (``ml.features.timing.default_hours_per_cycle``, per cycle where rows skip cycles)."""
     if override is not None:
         return float(override)
     t = np.asarray(test_time_second, dtype=float)
     if t.size < 2:
         return float(t[-1] / 3600.0) if t.size else 0.0
-    return float(np.median(np.diff(t)[-10:]) / 3600.0)
+    n = np.arange(t.size, dtype=float) if cycle_index is None else cycle_index
+    pace = default_hours_per_cycle(t / 3600.0, n)
+    return pace if np.isfinite(pace) else 0.0

@@ -15,6 +15,7 @@ import pandas as pd
 from data_registry.errors import ValidationError
 from ml.advice import AdvicePolicy, advise, observed_eol_cycle, update_from_forecast
 from ml.domain import verdict_failures
+from ml.windows import trend_subset
 from serving.history import loss_so_far_fraction, recent_hours_per_cycle, reference_capacity_ah
 from serving.runtime import OnnxForecaster
 
@@ -134,6 +135,14 @@ def _trained_max_cycle(domain: dict[str, Any] | None) -> float | None:
         return None
 
 
+def _min_rows(model: OnnxForecaster) -> int:
+    """Fewest history rows the model forecasts from (its card's window, at least 2)."""
+    try:
+        return max(2, int(model.card.window_spec().min_history))
+    except AttributeError:  # a card without a window (older exports)
+        return 2
+
+
 def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycles: int,
                     tolerance_cycles: float, eol_fraction: float = 0.8,
                     hours_per_cycle: float | None = None,
@@ -158,11 +167,16 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
         update_every_cycles = max(1, int(round(0.8 * tolerance_cycles)))
     if frame.empty:
         raise ValidationError("history is empty", code="empty_history", column="history")
+    # the rows that carry the capacity trend (capacity checks when labelled; no pulses or
+    # partial cycles): the reference, the loss so far and every cut forecast read the same rows
+    n_read = len(frame)
+    frame, rows = trend_subset(frame)
     cycles = frame["cycle_index"].to_numpy(np.int64)
     discharge = frame["discharge_capacity_ah"].to_numpy(float)
     last = int(cycles[-1])
     ref = reference_capacity_ah(discharge, nominal_capacity_ah)
-    pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float), hours_per_cycle)
+    pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float), hours_per_cycle,
+                                  cycles)
     end = max(planned_cycles, int(math.ceil(1.5 * spec_min_cycles)) if spec_min_cycles else 0,
               2 * last, last + 1)
     end = min(end, last + max_horizon_cycles)
@@ -178,7 +192,7 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
     for k in reversed(range(n_updates)):
         cut = last - k * update_every_cycles
         n_rows = int(np.searchsorted(cycles, cut, side="right"))
-        if n_rows < 2:
+        if n_rows < _min_rows(model):  # too short a history to forecast from at that cut
             continue
         part = frame.iloc[:n_rows]
         cut_cycle = int(cycles[n_rows - 1])
@@ -225,6 +239,8 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
         "checks": adv.checks,
         "model": {"name": model.name, "version": model.version},
         "domain": domain,
+        "history": rows.note() if rows is not None else {
+            "rows": n_read, "rows_used": n_read, "basis": "all cycles", "dropped": {}},
     }
     if spec_min_cycles is not None:
         body["pass_probability"] = adv.pass_probability

@@ -54,6 +54,10 @@ class HistoryRow(BaseModel):
     delta_q_v_minimum_ah: float | None = Field(None, ge=-1e5, le=1e5)
     delta_q_v_mean_ah: float | None = Field(None, ge=-1e5, le=1e5)
     delta_q_v_skewness: float | None = Field(None, ge=-1e6, le=1e6)
+    cycle_label: str | None = Field(
+        None, max_length=80, description="the source's label of the cycle, e.g. 'Aging cycle', "
+        "'Capacity check', 'HPPC': labelled capacity checks become the capacity trajectory, "
+        "pulses and impedance sweeps are left out")
 
 
 def _check_order(rows: list[HistoryRow]) -> list[HistoryRow]:
@@ -167,6 +171,10 @@ class ForecastResponse(BaseModel):
     uncertainty: dict[str, Any] | None = Field(
         None, description="observation-noise floor, time-share identifiability weight, "
         "cycle-life head used (if any)")
+    history: dict[str, Any] | None = Field(
+        None, description="{rows, rows_used, basis, dropped}: the history rows that carry the "
+        "capacity trend — 'capacity checks' when rows are labelled as such (cycle_label), "
+        "never pulses, impedance sweeps or partial cycles whose capacity comes back")
 
 
 class _AdviceEol(BaseModel):
@@ -188,6 +196,9 @@ class AdviceResponse(BaseModel):
     domain: dict[str, Any] | None = Field(
         None, description="{in_domain, reasons, checked}: the latest forecast's domain "
         "judgement; any reason fails the in_domain check")
+    history: dict[str, Any] | None = Field(
+        None, description="{rows, rows_used, basis, dropped}: the history rows the advice "
+        "read (capacity checks when labelled; no pulses or partial cycles)")
 
 
 class ErrorBody(BaseModel):

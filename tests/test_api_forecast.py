@@ -10,9 +10,9 @@ from serving.app import create_app
 from serving.settings import Settings
 from test_serving_model import forecaster, history_rows, serving_model_dir  # noqa: F401
 
-# the CONTRACTS keys, extended by the domain judgement and the uncertainty parts
+# the CONTRACTS keys, extended by the domain judgement, the uncertainty parts and the rows used
 CONTRACT_KEYS = {"model", "cell_id", "forecast", "end_of_life", "attribution", "domain",
-                 "uncertainty"}
+                 "uncertainty", "history"}
 ROW_KEYS = {"cycle_index", "test_time_second", "capacity_ah", "loss_time_fraction",
             "loss_cycle_fraction"}
 

@@ -31,9 +31,11 @@ def test_forecast_has_contract_shape(loaded):
     card, run = loaded
     hist = _cell()
     out = forecast(hist, card=card, run=run, horizon_cycles=25)
-    # the CONTRACTS keys, extended by the domain judgement and the uncertainty parts
+    # the CONTRACTS keys, extended by the domain judgement, the uncertainty parts and the rows
     assert set(out) == {"model", "cell_id", "forecast", "end_of_life", "attribution", "domain",
-                        "uncertainty"}
+                        "uncertainty", "history"}
+    assert out["history"] == {"rows": len(hist), "rows_used": len(hist),
+                              "basis": "all cycles", "dropped": {}}
     assert set(out["domain"]) >= {"in_domain", "reasons"}
     assert out["model"] == {"name": card.name, "version": card.version}
     assert out["cell_id"] == "cellA"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ml.evaluation.trajectory import planned_future_hours
-from ml.features.timing import cycle_duration_hours, default_hours_per_cycle
+from ml.features.timing import cycle_clock_hours, default_hours_per_cycle
 from ml.training.dataset import planned_hours
 from ml.windows import future_schedule, model_table
 
@@ -22,30 +22,32 @@ def _every_tenth(n_rows: int = 40, hours_per_cycle: float = 3.0) -> pd.DataFrame
                          "discharge_capacity_ah": 1.0 - 3e-4 * n})
 
 
-def test_durations_of_a_history_that_skips_cycles_are_per_cycle():
+def test_clock_of_a_history_that_skips_cycles_is_per_cycle():
     # rows at cycles 1, 2, 5, 6 ending at 2 h, 4 h, 10 h, 13 h
-    got = cycle_duration_hours(np.array([2.0, 4.0, 10.0, 13.0]) * 3600.0,
-                               np.array([1, 2, 5, 6]))
+    got = cycle_clock_hours(np.array([2.0, 4.0, 10.0, 13.0]), np.array([1, 2, 5, 6]))
     assert got == pytest.approx([2.0, 2.0, 2.0, 3.0])  # (10 − 4) h over 3 cycles = 2 h each
-    # a table that does not start with the test: the first duration is unknown
-    assert np.isnan(cycle_duration_hours(np.array([50.0, 60.0]), np.array([7, 8]))[0])
-    # the cycler's own durations win when it gives any
-    given = np.array([np.nan, 1800.0, 1800.0])
-    assert cycle_duration_hours(np.array([1.0, 2.0, 3.0]) * 3600, np.array([1, 2, 3]),
-                                given)[1:] == pytest.approx([0.5, 0.5])
+    # a table that does not start with the test: the first row's clock is unknown
+    assert np.isnan(cycle_clock_hours(np.array([50.0, 60.0]), np.array([7, 8]))[0])
 
 
-def test_default_pace_is_the_median_of_the_last_ten_known_durations():
-    dur = np.array([100.0] * 5 + [1.0, 2.0, 3.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
-    # the last ten rows hold 1, 2, 3, NaN, 4 … 9: the median of 1 … 9
-    assert default_hours_per_cycle(dur) == pytest.approx(5.0)
-    assert np.isnan(default_hours_per_cycle(np.full(4, np.nan)))
+def test_default_pace_is_the_median_of_the_last_ten_cycles():
+    # 15 rows, one cycle each; the last ten take 1, 2, 3, 3, 4 … 9 h (the 100 h ones are older)
+    steps = np.array([100.0] * 5 + [1.0, 2.0, 3.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0])
+    hours = np.cumsum(steps)
+    assert default_hours_per_cycle(hours, np.arange(1, 16)) == pytest.approx(4.5)
+    assert np.isnan(default_hours_per_cycle(np.array([np.nan, np.nan]), np.array([3, 4])))
+
+
+def test_the_feature_keeps_the_whole_gap_between_rows():
+    """``cycle_duration_hour`` (a network input) is the time since the previous row, as the
+    network was trained; only the planned clock is per cycle."""
+    table = model_table(_every_tenth())
+    assert table["cycle_duration_hour"].to_numpy()[1:] == pytest.approx(30.0)
 
 
 def test_served_training_and_evaluation_plans_agree_on_a_history_that_skips_cycles():
     raw = _every_tenth()
     table = model_table(raw)
-    assert table["cycle_duration_hour"].to_numpy()[1:] == pytest.approx(3.0)  # not 30 h
     cycles, hours = future_schedule(table, 5)
     last_h = raw["test_time_second"].iloc[-1] / 3600.0
     assert cycles.tolist() == [392.0, 393.0, 394.0, 395.0, 396.0]

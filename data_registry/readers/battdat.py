@@ -18,6 +18,8 @@ capacity (EIS, rest, partial cycles) are skipped with ONE warning
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -92,6 +94,10 @@ SUMMARY_MAP: dict[str, str] = {
 }
 
 
+#: the summary's label of each cycle, kept as ``cycle_label`` (``ml.features.cycle_kinds``)
+LABEL = "Cycle_Label"
+
+
 def is_battdat_summary(head: Head) -> bool:
     """True for a battdat per-cycle summary (``tsecs_end``, ``Q_dis`` … in the first line)."""
     fields = set(head.fields(0, ",")) if head.lines else set()
@@ -103,9 +109,16 @@ def open_battdat_summary(head: Head, chunk_rows: int, max_line_bytes: int = MAX_
     """Open a battdat per-cycle summary; cycles without a discharge capacity are skipped."""
     layout, warns = layout_from_head(head, 0, delimiter=",")
     columns = [Mapped(n, SUMMARY_MAP[n]) for n in layout.names if n in SUMMARY_MAP]
+    labelled = LABEL in layout.names
+    if labelled:
+        columns.append(Mapped(LABEL, "cycle_label", text=True))
     state = {"index": -1}
 
-    def post(frame: pd.DataFrame, raw: object, sink: list[IngestWarning]) -> pd.DataFrame:
+    def post(frame: pd.DataFrame, raw: Any, sink: list[IngestWarning]) -> pd.DataFrame:
+        if labelled:  # the summary's own words per cycle ("Capacity check", "HPPC" …)
+            text = pd.Series(raw[LABEL], copy=False).astype(object)
+            frame["cycle_label"] = text.where(text.notna() & (text.str.strip() != ""),
+                                              None).to_numpy()
         missing = np.isnan(frame["discharge_capacity_ah"].to_numpy())
         if not missing.any():
             return frame

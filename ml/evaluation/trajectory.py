@@ -21,7 +21,7 @@ import numpy as np
 from ml.evaluation.calibration import conformal_quantile
 from ml.evaluation.forecasters import BaselineForecaster, first_crossing
 from ml.evaluation.metrics import summary_quantiles, time_share_errors
-from ml.features.timing import PACE_CYCLES, cycle_duration_hours, default_hours_per_cycle
+from ml.features.timing import PACE_CYCLES, default_hours_per_cycle
 from ml.models.baselines import retention_history
 from ml.sources import CellRecord
 
@@ -49,9 +49,7 @@ def planned_future_hours(history, future_cycle: np.ndarray, rest_every: int = 0)
         pace = float((t[-1] - t[-1 - span]) / max(n[-1] - n[-1 - span], 1.0)) if span > 0 \
             else 1.0
     else:  # the served default (ml.features.timing), from the same durations
-        given = (history["cycle_duration_second"].to_numpy(dtype="float64")
-                 if "cycle_duration_second" in history else None)
-        pace = default_hours_per_cycle(cycle_duration_hours(t * 3600.0, n, given))
+        pace = default_hours_per_cycle(t, n)
         pace = pace if math.isfinite(pace) else 1.0
     return t[-1] + pace * (np.asarray(future_cycle, dtype="float64") - n[-1])
 

@@ -79,7 +79,7 @@ def planned_hours(hist: pd.DataFrame, query_cycle: np.ndarray) -> np.ndarray:
     default of ``fadecast forecast``). Never the future's true hours: a faded cell's shorter
     cycles would leak its capacity into the inputs."""
     hours = hist["elapsed_hour"].to_numpy(dtype=float)
-    pace = default_hours_per_cycle(hist["cycle_duration_hour"].to_numpy(dtype=float))
+    pace = default_hours_per_cycle(hours, hist["cycle_index"].to_numpy(dtype=float))
     if not math.isfinite(pace):
         pace = 1.0
     last_cycle = float(hist["cycle_index"].iloc[-1])

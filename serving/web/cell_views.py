@@ -172,7 +172,8 @@ def forecast_view(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cycles:
                             nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id)
     rows = doc["forecast"]
     last = frame.iloc[-1]
-    pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float), hours_per_cycle)
+    pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float), hours_per_cycle,
+                                  frame["cycle_index"].to_numpy(float))
     view: dict[str, Any] = {
         "model": doc["model"], "end_of_life": doc["end_of_life"],
         "attribution": doc["attribution"], "hours_per_cycle": pace,

@@ -1,0 +1,142 @@
+"""Which rows carry the capacity trend: labelled capacity checks, pulses, partial cycles."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.features.cycle_kinds import label_kinds, trend_rows
+from ml.windows import future_schedule, model_columns, trend_subset
+
+PRODUCTION = Path(__file__).resolve().parents[1] / "models" / "production"
+
+
+def test_labels_are_read_as_checks_pulses_or_other():
+    got = label_kinds(np.array(["Capacity check", "RPT 3", "Reference performance test",
+                                "check-up", "HPPC", "EIS", "pulse test", "Aging cycle", None,
+                                np.nan, "cycling"], dtype=object))
+    assert got.tolist() == ["check", "check", "check", "check", "pulse", "pulse", "pulse", "",
+                            "", "", ""]
+
+
+def test_three_labelled_checks_are_the_trajectory():
+    q = np.array([0.0217, 0.0019, 0.0190, 0.0190, 0.0215, 0.0190, 0.0213, 0.0190])
+    labels = np.array(["Capacity check", "HPPC", "Aging", "Aging", "Capacity check", "Aging",
+                       "Capacity check", "Aging"], dtype=object)
+    rows = trend_rows(q, labels)
+    assert rows.basis == "capacity checks"
+    assert np.flatnonzero(rows.keep).tolist() == [0, 4, 6]
+    assert rows.note() == {"rows": 8, "rows_used": 3, "basis": "capacity checks",
+                           "dropped": {"not a capacity check": 5}}
+
+
+def test_two_checks_are_too_few_then_pulses_and_partials_leave():
+    q = np.array([1.00, 0.99, 0.10, 0.98, 0.97, 0.40, 0.96, 0.95])
+    labels = np.array(["Capacity check", None, "HPPC", None, "Capacity check", None, None,
+                       None], dtype=object)
+    rows = trend_rows(q, labels)
+    assert rows.basis == "all cycles"
+    # the HPPC row by its label; 0.40 is below half its neighbours' median (0.965) and the
+    # next row comes back to 0.96 > 0.8 × 0.965: a partial cycle
+    assert np.flatnonzero(~rows.keep).tolist() == [2, 5]
+    assert rows.dropped == {"pulse or impedance": 1, "partial cycle": 1}
+
+
+def test_a_cell_that_dies_keeps_its_last_rows():
+    q = np.array([1.0, 0.99, 0.98, 0.97, 0.96, 0.30, 0.10, 0.05])  # sudden death, no recovery
+    assert trend_rows(q).keep.all()
+    # one low row that comes back is a partial cycle; the final collapse is not
+    q2 = np.array([1.0, 0.99, 0.30, 0.98, 0.97, 0.96, 0.20, 0.10])
+    assert np.flatnonzero(~trend_rows(q2).keep).tolist() == [2]
+
+
+def test_trend_subset_keeps_input_order_and_drops_one_cycle_columns_for_checks():
+    frame = pd.DataFrame({
+        "cycle_index": [1, 2, 3, 4, 5, 6, 7],
+        "test_time_second": [3600.0 * h for h in (50, 54, 58, 108, 112, 116, 166)],
+        "discharge_capacity_ah": [2.0, 1.8, 1.8, 1.96, 1.8, 1.8, 1.93],
+        "cycle_duration_second": [180000.0, 14400, 14400, 180000, 14400, 14400, 180000],
+        "cycle_label": ["Capacity check", "Aging", "Aging", "Capacity check", "Aging",
+                        "Aging", "Capacity check"]})
+    sub, rows = trend_subset(frame)
+    assert sub["cycle_index"].tolist() == [1, 4, 7]
+    assert "cycle_label" not in sub and "cycle_duration_second" not in sub
+    assert rows.basis == "capacity checks"
+    # the same on a mapping of arrays, rows given out of order
+    shuffled = {k: np.asarray(v)[[6, 0, 3, 1, 2, 4, 5]] for k, v in frame.items()}
+    sub2, _ = trend_subset(shuffled)
+    assert sorted(sub2["cycle_index"].tolist()) == [1, 4, 7]
+    # the planned clock between checks: (166 − 108) h over 3 cycles, not a check's 50 h
+    table = model_columns(frame)
+    _, hours = future_schedule(table, 2)
+    assert hours == pytest.approx([166 + 58 / 3, 166 + 2 * 58 / 3])
+    assert table.attrs["history"]["rows_used"] == 3
+    assert table["retention"][-1] == pytest.approx(1.93 / 2.0)
+
+
+def test_unlabelled_clean_history_is_untouched():
+    frame = {"cycle_index": np.arange(1, 6), "test_time_second": np.arange(1, 6) * 3600.0,
+             "discharge_capacity_ah": np.array([1.0, 0.99, 0.98, 0.97, 0.96])}
+    same, rows = trend_subset(frame)
+    assert same is frame and rows is None
+
+
+def test_served_forecast_and_advice_of_a_labelled_history():
+    from serving.predict import advice_document
+    from serving.runtime import load_forecaster
+
+    n = np.arange(1, 121)
+    check = n % 20 == 1  # a capacity check every 20 cycles, capacity-limited ageing between
+    q = np.where(check, 2.0 * (1 - 2e-4 * n), 1.7)
+    q[n % 20 == 2] = 0.2  # an HPPC right after each check
+    labels = np.where(check, "Capacity check", np.where(n % 20 == 2, "HPPC", "Aging cycle"))
+    frame = pd.DataFrame({"cycle_index": n, "test_time_second": n * 4 * 3600.0,
+                          "discharge_capacity_ah": q, "cycle_label": labels})
+    model = load_forecaster(str(PRODUCTION))
+    doc = model.forecast(frame, horizon_cycles=10)
+    assert doc["history"] == {"rows": 120, "rows_used": 6, "basis": "capacity checks",
+                              "dropped": {"not a capacity check": 114}}
+    assert doc["domain"]["pace"]["hours_per_cycle"] == pytest.approx(4.0)
+    assert doc["forecast"][0]["cycle_index"] == 102  # after the last CHECK (cycle 101)
+    p50 = doc["forecast"][0]["capacity_ah"]["p50"]
+    assert 1.9 < p50 < 2.0  # the checks' level (~1.96), not the 1.7 Ah capacity-limited cycles
+    adv = advice_document(model, frame, planned_cycles=400, tolerance_cycles=50)
+    assert adv["history"]["basis"] == "capacity checks"
+
+
+def test_api_rows_carry_labels(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    n = np.arange(1, 61)
+    rows = [{"cycle_index": int(i), "test_time_second": float(i) * 7200.0,
+             "discharge_capacity_ah": float(2.0 * (1 - 3e-4 * i)) if i % 10 == 1 else 1.7,
+             "cycle_label": "Capacity check" if i % 10 == 1 else "Aging cycle"} for i in n]
+    app = create_app(Settings(model_uri=str(PRODUCTION)))
+    with TestClient(app) as client:
+        got = client.post("/v1/forecast", json={"history": rows, "horizon_cycles": 5})
+    assert got.status_code == 200, got.text
+    assert got.json()["history"]["rows_used"] == 6
+
+
+def test_real_battdat_summary_uses_its_capacity_checks(shared_data):
+    from serving.runtime import load_forecaster
+    from data_registry.readers import open_source
+
+    path = shared_data / "xcel_p492_13" / "p492-13-summary.csv"
+    table = open_source(path).read()
+    raw = pd.read_csv(path)
+    checks = raw[raw["Cycle_Label"] == "Capacity check"]
+    assert table["cycle_label"].eq("Capacity check").sum() == len(checks) == 5
+    doc = load_forecaster(str(PRODUCTION)).forecast(
+        table.drop(columns=["source_row"]), horizon_cycles=20)
+    assert doc["history"]["basis"] == "capacity checks" and doc["history"]["rows_used"] == 5
+    # the clock: per-cycle time between checks (tsecs_end), median of the four gaps
+    t, c = checks["tsecs_end"].to_numpy(), checks["Cycle_Index"].to_numpy()
+    pace_h = float(np.median(np.diff(t) / np.diff(c))) / 3600.0
+    assert doc["domain"]["pace"]["hours_per_cycle"] == pytest.approx(pace_h)
+    assert doc["forecast"][0]["cycle_index"] == int(c[-1]) + 1
