@@ -21,7 +21,8 @@ from data_registry.errors import FadecastError, NotFoundError, ValidationError
 from ml.scaling import FeatureScaler
 from ml.history_likelihood import (backcast_indices, effective_samples, median_shift,
                                    sample_log_likelihood)
-from ml.windows import WindowSpec, column_values, future_schedule, make_windows, model_columns
+from ml.windows import (WindowSpec, column_values, future_schedule, make_windows, model_columns,
+                        planned_hours_per_cycle)
 
 __all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "band", "apply_conformal",
            "OUTPUTS", "INPUTS", "CARD_FILE", "MODEL_FILE"]
@@ -314,7 +315,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     from ml.uncertainty import (OOD_WIDENING, compose_band, history_noise,
                                 history_checked_band, identifiability_weight, share_band)
 
-    pace = float(np.median(np.diff(hours))) if len(hours) > 1 else float(hours[0] - last_hour)
+    pace = planned_hours_per_cycle(table, hours_per_cycle)
     domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
                                              chemistry=chemistry), card.training_domain)
     domain["pace"] = planned_pace(table, pace, given=hours_per_cycle is not None)

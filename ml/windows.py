@@ -352,6 +352,29 @@ def stack_histories(items: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndar
     return xs, ms
 
 
+def planned_hours_per_cycle(table: pd.DataFrame | ModelColumns,
+                            hours_per_cycle: float | None = None) -> float:
+    """Hours per future cycle: ``hours_per_cycle`` when given, else the CONTRACTS default
+    (:func:`ml.features.timing.default_hours_per_cycle` of the history).
+
+    Raises
+    ------
+    ValidationError
+        The pace is not a positive number."""
+    if hours_per_cycle is None:
+        pace = default_hours_per_cycle(column_values(table, "elapsed_hour"),
+                                       column_values(table, "cycle_index"))
+    else:
+        pace = float(hours_per_cycle)
+    if not np.isfinite(pace) or pace <= 0:
+        raise ValidationError("hours per cycle must be a positive number",
+                              code="bad_value", column="hours_per_cycle",
+                              expected="a float > 0", found=repr(hours_per_cycle if
+                                                                 hours_per_cycle is not None
+                                                                 else pace))
+    return pace
+
+
 def future_schedule(table: pd.DataFrame, horizon_cycles: int,
                     hours_per_cycle: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Future cycle numbers and elapsed hours at the end of each future cycle.
@@ -368,17 +391,7 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
         raise ValidationError("horizon must be a positive whole number of cycles",
                               code="bad_value", column="horizon_cycles",
                               expected="an integer >= 1", found=repr(horizon_cycles))
-    if hours_per_cycle is None:
-        pace = default_hours_per_cycle(column_values(table, "elapsed_hour"),
-                                       column_values(table, "cycle_index"))
-    else:
-        pace = float(hours_per_cycle)
-    if not np.isfinite(pace) or pace <= 0:
-        raise ValidationError("hours per cycle must be a positive number",
-                              code="bad_value", column="hours_per_cycle",
-                              expected="a float > 0", found=repr(hours_per_cycle if
-                                                                 hours_per_cycle is not None
-                                                                 else pace))
+    pace = planned_hours_per_cycle(table, hours_per_cycle)
     steps = np.arange(1, int(horizon_cycles) + 1, dtype=float)
     last_cycle = float(column_values(table, "cycle_index")[-1])
     last_hour = float(column_values(table, "elapsed_hour")[-1])

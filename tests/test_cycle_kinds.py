@@ -140,3 +140,37 @@ def test_real_battdat_summary_uses_its_capacity_checks(shared_data):
     pace_h = float(np.median(np.diff(t) / np.diff(c))) / 3600.0
     assert doc["domain"]["pace"]["hours_per_cycle"] == pytest.approx(pace_h)
     assert doc["forecast"][0]["cycle_index"] == int(c[-1]) + 1
+
+
+def test_records_keep_truth_rows_of_the_kept_cycles():
+    from ml.sources import CellRecord, trend_records
+
+    n = np.arange(1, 13)
+    q = 2.0 - 0.01 * n
+    q[4] = 0.6  # cycle 5: a partial discharge, the capacity comes back at cycle 6
+    cycles = pd.DataFrame({"cycle_index": n, "test_time_second": n * 3600.0,
+                           "discharge_capacity_ah": q})
+    truth = pd.DataFrame({"cycle_index": n, "loss_time_frac": n * 0.001})
+    clean = CellRecord("clean", cycles.assign(discharge_capacity_ah=2.0 - 0.01 * n), truth)
+    with pytest.warns(UserWarning, match=r"odd cycle\(s\) \[5\]"):
+        out = trend_records([CellRecord("odd", cycles, truth), clean], "test")
+    assert out[0].cycles["cycle_index"].tolist() == [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]
+    # truth rows follow the cycles (evaluation reads truth by row position)
+    assert out[0].truth["loss_time_frac"].tolist() == pytest.approx(
+        [0.001 * c for c in (1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12)])
+    assert out[1] is clean
+
+
+def test_real_nasa_cells_lose_only_their_partial_discharges(shared_data):
+    import warnings
+
+    from ml.sources import load_source
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        recs = {r.cell_id: r for r in load_source("nasa-pcoe", root=shared_data)}
+    note = [str(w.message) for w in caught if "capacity trend" in str(w.message)]
+    assert note and "B0034 cycle(s) [1]" in note[0] and "B0050 cycle(s) [9, 12]" in note[0]
+    # B0034's first discharge (0.746 Ah, neighbours ~1.6 Ah) is no longer its reference
+    assert recs["B0034"].cycles["cycle_index"].iloc[0] == 2
+    assert len(recs["B0005"].cycles) == 168  # a clean cell keeps every row

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,35 @@ def load_source(name: str, *, root: str | Path | None = None, **kw: Any) -> list
                             expected="an existing folder", found="nothing")
     module_name, func_name = spec.loader.split(":")
     loader = getattr(importlib.import_module(module_name), func_name)
-    return loader(folder, **{**dict(spec.kwargs), **kw})
+    return trend_records(loader(folder, **{**dict(spec.kwargs), **kw}), name)
+
+
+def trend_records(records: list[CellRecord], source: str = "") -> list[CellRecord]:
+    """Each record's cycles (and truth rows, matched on ``cycle_index``) cut to the rows that
+    carry the capacity trend (:func:`ml.windows.trend_subset`: no partial cycles, pulses or
+    non-check rows of a labelled test) — what the served forecast reads, so training, the
+    evaluations' truth and the baselines all see the capacity the forecast is about. One
+    warning names the rows left out."""
+    from ml.windows import trend_subset
+
+    out, left = [], []
+    for rec in records:
+        cycles, rows = trend_subset(rec.cycles)
+        if rows is None or not rows.changed:
+            out.append(rec)
+            continue
+        kept = set(cycles["cycle_index"].astype("int64"))
+        left.append(f"{rec.cell_id} cycle(s) "
+                    f"{sorted(set(rec.cycles['cycle_index'].astype('int64')) - kept)[:5]}")
+        truth = rec.truth
+        if truth is not None and "cycle_index" in truth:
+            truth = truth[truth["cycle_index"].astype("int64").isin(kept)].reset_index(drop=True)
+        out.append(CellRecord(rec.cell_id, cycles, truth, dict(rec.meta)))
+    if left:
+        warnings.warn(f"{source or 'records'}: rows left out of the capacity trend (partial "
+                      f"cycles, pulses, non-check rows; ml.features.cycle_kinds): "
+                      f"{'; '.join(left[:8])}{' …' if len(left) > 8 else ''}", stacklevel=2)
+    return out
 
 
 from ml.sources.splits import split_by_cell  # noqa: E402  (re-export; splits needs CellRecord)
