@@ -351,6 +351,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     unknown = identifiability_weight(retention, noise)
     if not domain["in_domain"]:
         unknown = max(unknown, 0.5)
+    fade = _share_fade(card, retention, table)
+    if fade["outside"]:  # faster fade for its age than any cell the share was learnt from
+        unknown = max(unknown, 0.5)
     q_share = share_band(share, unknown, card.conformal.get("time_share"))
     domain["widened"] = None if domain["in_domain"] else (
         f"outside the training domain: the model's capacity spread x{OOD_WIDENING:g} and the "
@@ -366,7 +369,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                                      (q_cap * ref).tolist(), lt_med.tolist(), lc_med.tolist())]
     uncertainty = {"observation_noise_fraction": noise,
                    "floor_fraction_first": float(floor[0]), "floor_fraction_last": float(floor[-1]),
-                   "time_share_unknown_weight": unknown, "cycle_life_head": knee,
+                   "time_share_unknown_weight": unknown, "time_share_fade_rate": fade,
+                   "cycle_life_head": knee,
                    "level_offset_fraction": float(offset),
                    "history_weighting": {"tempering": tempering, "backcast_rows": nb,
                                          "applied": knee is None and nb > 0,
@@ -382,6 +386,18 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
             "history": table.attrs.get("history") or {
                 "rows": table.n_rows, "rows_used": table.n_rows, "basis": "all cycles",
                 "dropped": {}}}
+
+
+def _share_fade(card: ModelCard, retention: np.ndarray, table: Any) -> dict:
+    """The history's :func:`ml.domain.share_fade_rate` against the card's trained bound
+    (``training_domain["share_fade_rate"]``): ``{"value", "trained_max", "outside"}``; a card
+    without the bound judges nothing (``outside`` False)."""
+    from ml.domain import domain_bounds, share_fade_rate
+
+    value = share_fade_rate(retention, column_values(table, "elapsed_hour"))
+    _, hi = domain_bounds((card.training_domain or {}).get("share_fade_rate"))
+    return {"value": value, "trained_max": hi,
+            "outside": bool(value is not None and hi is not None and value > hi)}
 
 
 #: recent mean / median cycle duration above which the default pace is flagged (periodic rests)

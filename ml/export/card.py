@@ -19,6 +19,33 @@ def _range(values: list[float]) -> list[float] | None:
     return [float(v.min()), float(v.max())] if v.size else None
 
 
+#: the share's fade-rate bound: this percentile of the training cells' values (not their max:
+#: one extreme cell should not stretch it)
+SHARE_FADE_PERCENTILE = 95.0
+
+
+def _fade_rates(cells: list[PreparedCell], cut_range: tuple[float, float]) -> list[float] | None:
+    """``[min, p95]`` of :func:`ml.domain.share_fade_rate` over the training cells whose
+    time/cycle split is known (the cells the share is learnt from), at cuts 0.2, 0.3 … 0.8 of
+    each (the training cut range); None without such cells."""
+    from ml.domain import share_fade_rate
+
+    values = []
+    for c in cells:
+        if not np.isfinite(np.asarray(c.loss_time, dtype=float)).any():
+            continue
+        r = c.table["retention"].to_numpy(dtype=float)
+        h = c.table["elapsed_hour"].to_numpy(dtype=float)
+        for f in np.arange(cut_range[0], cut_range[1] + 1e-9, 0.1):
+            n = max(3, int(round(f * len(r))))
+            v = share_fade_rate(r[:n], h[:n])
+            if v is not None:
+                values.append(v)
+    if not values:
+        return None
+    return [float(np.min(values)), float(np.percentile(values, SHARE_FADE_PERCENTILE))]
+
+
 def training_domain(cells: list[PreparedCell], cut_range: tuple[float, float] = (0.2, 0.8)
                     ) -> dict:
     """Ranges the model was trained on, for the domain judgement of every forecast (and so of
@@ -27,7 +54,9 @@ def training_domain(cells: list[PreparedCell], cut_range: tuple[float, float] = 
     ``c_rate`` (1/h), ``hours_per_cycle`` (h), ``cycles_seen`` (per cell), ``cycle_index``
     (its max = the longest trained trajectory, cycles), ``temperature_celsius``, ``retention``
     (fraction of the reference capacity), ``reference_capacity_ah`` (capacity scale, Ah),
-    ``history_cycles`` (shortest and longest training window), ``chemistry`` (distinct values
+    ``history_cycles`` (shortest and longest training window), ``share_fade_rate`` (min and
+    95th percentile of :func:`ml.domain.share_fade_rate` over cells with a known time/cycle
+    split, cut at 0.2 … 0.8: the time share's own domain), ``chemistry`` (distinct values
     where the cell or its source's provenance states it), ``sources``, ``n_cells``.
     ``ml.domain.judge_domain`` judges a request against it.
     """
@@ -45,6 +74,7 @@ def training_domain(cells: list[PreparedCell], cut_range: tuple[float, float] = 
     shortest = [max(3, int(round(cut_range[0] * len(c.table)))) for c in cells]
     longest = [max(3, int(round(cut_range[1] * len(c.table)))) for c in cells]
     return {"c_rate": _range(col("c_rate")), "hours_per_cycle": _range(col("cycle_duration_hour")),
+            "share_fade_rate": _fade_rates(cells, cut_range),
             "cycles_seen": _range([float(len(c.table)) for c in cells]),
             "cycle_index": _range(col("cycle_index")),
             "temperature_celsius": _range(col("temperature_celsius")),
