@@ -101,3 +101,4 @@ def test_training_domain_ranges_by_hand():
     assert dom["retention"] == [0.8, 1.0]
     assert dom["cycle_index"] == [1.0, 300.0] and dom["cycles_seen"] == [3.0, 4.0]
     assert dom["sources"] == ["a", "b"] and dom["n_cells"] == 2
+    assert dom["share_fade_rate"] is None  # these tables have no clock

@@ -32,7 +32,8 @@ def _fade_rates(cells: list[PreparedCell], cut_range: tuple[float, float]) -> li
 
     values = []
     for c in cells:
-        if not np.isfinite(np.asarray(c.loss_time, dtype=float)).any():
+        if not np.isfinite(np.asarray(c.loss_time, dtype=float)).any() or \
+                not {"retention", "elapsed_hour"} <= set(c.table.columns):
             continue
         r = c.table["retention"].to_numpy(dtype=float)
         h = c.table["elapsed_hour"].to_numpy(dtype=float)
