@@ -24,7 +24,9 @@ def _cli_reader_options(args: argparse.Namespace) -> dict[str, Any]:
             "on_error": getattr(args, "on_error", None),
             "capacity_column": getattr(args, "capacity_column", None),
             "capacity_unit": getattr(args, "capacity_unit", None),
-            "eis_sign": getattr(args, "eis_sign", None)}
+            "eis_sign": getattr(args, "eis_sign", None),
+            "frequencies": getattr(args, "frequencies", None),
+            "eis_every_cycles": getattr(args, "eis_every_cycles", None)}
     return {k: v for k, v in opts.items() if v is not None and v != "raise"}
 
 

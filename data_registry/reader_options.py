@@ -1,10 +1,13 @@
 """Reader options an ingest forwards to ``open_source``, checked before any file is read.
 
 ``Registry.ingest(..., reader_options={...})`` and ``--meta protocol_hours_per_cycle=…``
-(alias ``hours_per_cycle``, also kept as cell metadata) end here.
+(alias ``hours_per_cycle``, also kept as cell metadata) end here. An EIS matrix's
+``frequencies`` (a side file) and ``eis_every_cycles`` (K: line n ↔ cycle K·n) are options
+too (:mod:`data_registry.readers.eis_matrix`).
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +18,7 @@ READER_OPTIONS: dict[str, tuple[type, float, float]] = {
     "protocol_hours_per_cycle": (float, 0.0, 1e5),
     "c_rate": (float, 0.0, 1e4),
     "max_line_bytes": (int, 1.0, float(1 << 30)),
+    "eis_every_cycles": (int, 0.0, 1e6),
 }
 #: reader options that take one of a few words, or any text → allowed values (None = any)
 CHOICE_OPTIONS: dict[str, tuple[str, ...] | None] = {
@@ -24,14 +28,18 @@ CHOICE_OPTIONS: dict[str, tuple[str, ...] | None] = {
     "capacity_unit": ("Ah", "mAh"),
     "cell_column": None,
     "cell_value": None,
+    "frequencies": None,
 }
+#: options naming a file (a path object is accepted and read as its text)
+PATH_OPTIONS = frozenset({"frequencies"})
 #: the CLI flag of each option, named in errors (a user of the CLI never sees Python names)
 CLI_FLAGS: dict[str, str] = {
     "protocol_hours_per_cycle": "--hours-per-cycle", "c_rate": "--c-rate",
     "max_line_bytes": "--max-line-bytes", "on_error": "--on-error",
     "eis_sign": "--eis-sign", "capacity_column": "--capacity-column",
     "capacity_unit": "--capacity-unit", "cell_column": "--cell-column",
-    "cell_value": "--cell-value",
+    "cell_value": "--cell-value", "frequencies": "--frequencies",
+    "eis_every_cycles": "--eis-every-cycles",
 }
 
 
@@ -54,6 +62,8 @@ def reader_options_for(options: Mapping[str, Any] | None,
     for key in list(options):
         if key in CHOICE_OPTIONS:
             value = options.pop(key)
+            if key in PATH_OPTIONS and isinstance(value, os.PathLike):
+                value = os.fspath(value)
             allowed = CHOICE_OPTIONS[key]
             if value is None:
                 continue

@@ -65,6 +65,17 @@ def _cluster_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--no-progress", action="store_true", help="with --all: no progress bar")
 
 
+def _eis_matrix_options(s: argparse.ArgumentParser) -> None:
+    """Options of an EIS matrix file (one spectrum per line: Re(Z), then Im(Z) or -Im(Z))."""
+    s.add_argument("--frequencies", default=None, metavar="FILE",
+                   help="EIS matrix (one spectrum per line): the file of its F frequencies in "
+                   "Hz, in column order (default: a frequencies*.csv / *freq* file beside it "
+                   "or in its parent folder)")
+    s.add_argument("--eis-every-cycles", type=int, default=None, metavar="K",
+                   help="EIS matrix: a spectrum every K cycles, line n = cycle K*n (default: "
+                   "cycle unknown)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument grammar of ``fadecast`` (see CONTRACTS.md)."""
     p = argparse.ArgumentParser(prog="fadecast", description=__doc__.splitlines()[0])
@@ -74,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("ingest", help="ingest cycler exports or EIS spectra into the registry",
                        description="Store raw cycler exports, per-cycle capacity tables or EIS "
-                       "spectra of ONE cell (format detected by content; see --list-formats). "
-                       "The raw file is kept verbatim; every warning is printed on stderr.")
+                       "spectra as one cell (--cell-id), or a table of many cells as one cell "
+                       "per value of its cell column (--cell-column NAME). The format is "
+                       "detected by content (see --list-formats); the raw file is kept "
+                       "verbatim; every warning is printed on stderr.")
     s.add_argument("paths", nargs="*", metavar="PATH",
                    help="files of the cell, in time order (later files continue earlier ones)")
     s.add_argument("--cell-id", default=None,
@@ -114,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eis-sign", choices=("auto", "im", "minus_im"), default=None,
                    help="EIS files: auto (default) detects a stored -Im(Z) and negates it; "
                    "im / minus_im state what the file holds")
+    _eis_matrix_options(s)
     s.add_argument("--list-formats", action="store_true",
                    help="print every readable format (name, kind, needs) and exit")
     s.add_argument("--list-columns", action="store_true",
@@ -154,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--eis-sign", choices=("auto", "im", "minus_im"), default=None,
                    help="auto (default): a file storing -Z'' is detected and negated; im / "
                    "minus_im: state what the file holds")
+    _eis_matrix_options(s)
     s.add_argument("--json", action="store_true",
                    help="print a JSON list, one item per spectrum")
 

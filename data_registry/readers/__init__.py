@@ -11,6 +11,7 @@ from pathlib import Path
 from data_registry.errors import FadecastError, InputFormatError, UnknownFormatError
 from data_registry.readers.cell_column import CELL_TABLE_FORMATS
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
+from data_registry.readers.eis_matrix import FORMAT_NAME as MATRIX_FORMAT
 from data_registry.readers.formats import FORMATS, Format, detect, detect_head, get_format, opener
 from data_registry.readers.sniff import read_head
 from data_registry.readers.source import Source
@@ -24,7 +25,9 @@ def open_source(path: str | Path, *, format_name: str | None = None,
                 on_error: str = "raise", capacity_column: str | None = None,
                 eis_sign: str | None = None, cell_id: str | None = None,
                 display_name: str | None = None, capacity_unit: str | None = None,
-                cell_column: str | None = None, cell_value: str | None = None) -> Source:
+                cell_column: str | None = None, cell_value: str | None = None,
+                frequencies: str | Path | None = None,
+                eis_every_cycles: int | None = None) -> Source:
     """Open a raw file as a :class:`Source` of canonical, validated chunks.
 
     Parameters
@@ -61,6 +64,13 @@ def open_source(path: str | Path, *, format_name: str | None = None,
         with several values): read only the rows whose ``cell_column`` holds ``cell_value``.
         Without them such a table is refused (``several_cells``), never read as one cell
         (:mod:`data_registry.readers.cell_column`).
+    frequencies:
+        For an EIS matrix (``eis_matrix_txt``: one spectrum per line, Re(Z) then ±Im(Z)): the
+        side file of its F frequencies in Hz (default: a ``frequencies*.csv`` / ``*freq*``
+        file beside it or in its parent folder, warned; refused when none).
+    eis_every_cycles:
+        For an EIS matrix: a spectrum every K cycles, line n ↔ ``cycle_count`` K·n (default:
+        cycle unknown).
     cell_id:
         The cell the file is ingested as (a hint some readers use, e.g. the capacity column).
     display_name:
@@ -76,13 +86,14 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     try:
         source = _open(path, format_name, chunk_rows, max_line_bytes, protocol_hours_per_cycle,
                        c_rate, capacity_column, eis_sign, cell_id, capacity_unit,
-                       cell_column, cell_value)
+                       cell_column, cell_value, frequencies, eis_every_cycles)
     except FadecastError as exc:
         if display_name and exc.file in (Path(path).name, str(path)):
             exc.file = Path(display_name).name
         raise
     source.on_error = on_error
-    source.eis_sign = eis_sign or "auto"
+    if not source.eis_sign_decided:
+        source.eis_sign = eis_sign or "auto"
     if display_name:
         source.display_name = Path(display_name).name
     return source
@@ -92,7 +103,8 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
           protocol_hours_per_cycle: float | None, c_rate: float | None,
           capacity_column: str | None, eis_sign: str | None, cell_id: str | None,
           capacity_unit: str | None = None, cell_column: str | None = None,
-          cell_value: str | None = None) -> Source:
+          cell_value: str | None = None, frequencies: str | Path | None = None,
+          eis_every_cycles: int | None = None) -> Source:
     head = read_head(path)
     if format_name is None:
         fmt = detect_head(head)
@@ -122,6 +134,10 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
             file=head.name, column="cell_column",
             expected="a generic CSV table with a column naming each row's cell",
             found=fmt.name)
+    matrix = {k: v for k, v in (("frequencies", frequencies),
+                                ("eis_every_cycles", eis_every_cycles)) if v is not None}
+    if fmt.name == MATRIX_FORMAT:
+        extra.update(matrix, eis_sign=eis_sign)
     try:
         source = opener(fmt)(head, chunk_rows, format_name=fmt.name,
                              max_line_bytes=max_line_bytes,
@@ -130,4 +146,15 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
         if exc.file is None:
             exc.file = head.name
         raise
+    if matrix and fmt.name != MATRIX_FORMAT:
+        # one ingest passes its options to every file (a matrix and its capacity list)
+        from data_registry.errors import IngestWarning
+        from data_registry.reader_options import CLI_FLAGS
+
+        flags = ", ".join(f"{k} ({CLI_FLAGS.get(k, k)})" for k in matrix)
+        note = IngestWarning("reader_option_unused", f"only EIS matrix files (one spectrum "
+                             f"per line) use {flags}; not used for this {fmt.name} file",
+                             head.name, None, next(iter(matrix)), 1, {"options": list(matrix)})
+        source.warnings.append(note)
+        source._open_warnings.append(note)
     return source

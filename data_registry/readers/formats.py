@@ -14,8 +14,8 @@ from pathlib import Path
 
 from data_registry.errors import InputFormatError, UnknownFormatError
 from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive, bdf,
-                                   biologic_mpr, biologic_text, eis_text, excel, generic_csv,
-                                   indigo, maccor,
+                                   biologic_mpr, biologic_text, capacity_list, eis_matrix,
+                                   eis_text, excel, generic_csv, indigo, maccor,
                                    maccor_eis, neware_binary, neware_csv, neware_regular,
                                    novonix, pec, refused)
 from data_registry.readers.sniff import Head, read_head
@@ -58,6 +58,15 @@ FORMATS: tuple[Format, ...] = (
            _R + "eis_text:open_headerless_eis", "headerless EIS text export: columns f, Z′, "
            "Z″ or −Z″ (optional |Z|, cycle) identified by content; spectra split where the "
            "sweep restarts", generic=True),
+    Format("eis_matrix_txt", "eis", "", eis_matrix.is_eis_matrix,
+           _R + "eis_matrix:open_eis_matrix", "headerless EIS matrix, one spectrum per line: "
+           "Re(Z) at F frequencies then Im(Z) or −Im(Z) at the same F; the F frequencies from "
+           "--frequencies FILE or a frequencies*.csv / *freq* file beside it or in its parent "
+           "folder", generic=True),
+    Format("capacity_list_txt", "cycles", "", capacity_list.is_capacity_list,
+           _R + "capacity_list:open_capacity_list", "headerless capacity list, one cycle per "
+           "line (capacity, or 'cycle capacity'); unit stated with --capacity-unit or "
+           "inferred and warned; no clock: needs --hours-per-cycle or --c-rate", generic=True),
     Format("arbin_csv", "samples", "", arbin_csv.is_arbin_csv,
            _R + "arbin_csv:open_arbin_csv", "Arbin CSV export (+ _Metadata.csv sidecar)"),
     Format("arbin_metadata_csv", "samples", "unsupported", arbin_csv.is_arbin_metadata,

@@ -46,6 +46,9 @@ class Source:
     display_name: str | None = None
     #: EIS only: "auto" (detect a stored −Z″), "im" or "minus_im"
     eis_sign: str = "auto"
+    #: EIS only: the reader settled the sign itself (its chunks hold Im(Z)); ``open_source``
+    #: then leaves ``eis_sign`` as the reader set it
+    eis_sign_decided: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

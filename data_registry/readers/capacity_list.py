@@ -1,0 +1,196 @@
+"""Capacity list: a headerless text file of discharge capacities, one cycle per line.
+
+The layout lab scripts write with ``numpy.savetxt(q)`` or MATLAB ``save -ascii`` (Zhang et al.
+2020 ``Capacity_data_<cell>.txt``: mAh, one line per cycle):
+
+* one number per line: ``cycle_index`` = the 1-based line number (a blank line counts — it
+  stands for a missing cycle — so later lines keep their cycle numbers); a file of
+  decimal-comma numbers (``37,2``) is read as such;
+* two numbers per line, ``cycle capacity`` (``numpy.savetxt(np.c_[n, q])``, the usual way to
+  save a list whose cycles are not 1, 2, 3 … — checks every 50 cycles, a lost cycle): the
+  first column must be whole numbers that increase line by line.
+
+The capacities must look like one cell's trajectory: positive, and the median step between
+consecutive lines at most :data:`MAX_MEDIAN_STEP` of the median (a list of cycle lives,
+frequencies or RUL labels jumps far more), so a bare list of other numbers is not read.
+
+A bare number names no unit: ``capacity_unit`` (CLI ``--capacity-unit``) states it; else it is
+inferred as for generic tables (median > 20 ⇒ mAh, else Ah) and ALWAYS warned
+(``capacity_unit_inferred``). The file has no clock: ``test_time_second`` = ``cycle_index ×
+protocol_hours_per_cycle`` (or 2 / ``c_rate`` h per cycle), flagged ``test_time_estimated``;
+without either the file is refused, as a generic per-cycle table without time is.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+
+from data_registry.errors import IngestWarning, InputFormatError, ValidationError
+from data_registry.readers.csv_stream import MAX_LINE_BYTES
+from data_registry.readers.numeric_lines import (NumberLayout, fields, first_bad, guess_layout,
+                                                 head_rows, iter_lines, parse_fields)
+from data_registry.readers.sniff import Head
+from data_registry.readers.source import Mapped, Source
+
+READER_VERSION = "1"
+FORMAT_NAME = "capacity_list_txt"
+#: fewest data lines a capacity list is recognised on
+MIN_LINES = 3
+#: largest median |step| between consecutive capacities, as a fraction of their median
+MAX_MEDIAN_STEP = 0.05
+_DECIMAL_COMMA_LINE = re.compile(r"^\s*[-+]?\d+,\d+([eE][-+]?\d+)?\s*$")
+
+
+def list_layout(head: Head) -> tuple[NumberLayout, int, np.ndarray, list[int]] | None:
+    """(number layout, columns 1 or 2, head capacities, their lines) of a capacity list, or
+    None (see module doc)."""
+    if not head.is_text or not head.lines:
+        return None
+    first = next((ln for ln in head.lines if ln.strip()), "")
+    for layout in _layouts(head, first):
+        got = head_rows(head, layout)
+        if got is None:
+            continue
+        rows, lines = got
+        if len(rows) < MIN_LINES or rows[0].size not in (1, 2):
+            continue
+        block = np.vstack(rows)
+        if not np.isfinite(block).all():
+            continue
+        if block.shape[1] == 2:
+            n = block[:, 0]
+            if not ((n == np.round(n)).all() and (n >= 0).all() and (np.diff(n) > 0).all()):
+                continue
+        q = block[:, -1]
+        if not _trajectory(q):
+            continue
+        return layout, block.shape[1], q, lines
+    return None
+
+
+def _layouts(head: Head, first: str) -> list[NumberLayout]:
+    out = [guess_layout(first)]
+    lines = [ln for ln in head.lines if ln.strip()]
+    if lines and all(_DECIMAL_COMMA_LINE.match(ln) for ln in lines):
+        out.append(NumberLayout(None, True))  # one column of decimal-comma numbers
+    return out
+
+
+def _trajectory(q: np.ndarray) -> bool:
+    """Positive values whose median step is small against their median (one cell's fade)."""
+    if not (q > 0).all():
+        return False
+    med = float(np.median(q))
+    step = float(np.median(np.abs(np.diff(q))))
+    return med > 0 and step <= MAX_MEDIAN_STEP * med
+
+
+def is_capacity_list(head: Head) -> bool:
+    """True for a headerless list of capacities, one cycle per line (see module doc)."""
+    return list_layout(head) is not None
+
+
+def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
+                       protocol_hours_per_cycle: float | None = None,
+                       c_rate: float | None = None, capacity_unit: str | None = None,
+                       **_: object) -> Source:
+    """Open a capacity list (see module doc)."""
+    from data_registry.readers.generic_csv import _capacity_factor, estimated_time
+
+    found = list_layout(head)
+    if found is None:
+        raise InputFormatError(
+            "not a capacity list", code="not_capacity_list", file=head.name,
+            expected=f"at least {MIN_LINES} headerless lines of one capacity (or 'cycle "
+                     "capacity') each, positive, changing slowly from line to line",
+            found=f"first line {head.lines[0][:80]!r}" if head.lines else "no line of text")
+    layout, width, q, lines = found
+    column = f"column {width}"
+    warns: list[IngestWarning] = []
+    factor, w = _capacity_factor(column, q, head.name, column, capacity_unit)
+    if w is not None:
+        warns.append(w)
+    hours_given = protocol_hours_per_cycle is not None and protocol_hours_per_cycle > 0
+    if not hours_given and not (c_rate is not None and c_rate > 0):
+        raise ValidationError(
+            "a capacity list has no clock; estimate it from the protocol with "
+            "--hours-per-cycle H or --c-rate C", code="missing_column", file=head.name,
+            row=lines[0], column="test_time_second",
+            expected="--hours-per-cycle H / --c-rate C (API options hours_per_cycle / c_rate)",
+            found=f"a headerless list of {'cycle, capacity' if width == 2 else 'capacities'} "
+                  "(no time column)")
+    post, _, w = estimated_time(head, [Mapped(column, "cycle_index")],
+                                protocol_hours_per_cycle, c_rate)
+    warns.append(w)
+    meta = {"capacity_list_columns": "cycle, capacity" if width == 2 else "capacity",
+            "capacity_list_cycle": "first column" if width == 2 else "line number (1-based)",
+            "capacity_list_delimiter": layout.describe()}
+    holder: list[Source] = []
+
+    def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
+        lenient = bool(holder) and holder[0].on_error == "skip-row"
+        at: list[int] = []
+        values: list[np.ndarray] = []
+        bad: list[tuple[int, str]] = []
+        for n, text in iter_lines(head, max_line_bytes):
+            parts = fields(text, layout)
+            problem = _line_problem(head.name, n, parts, width)
+            if problem is None:
+                at.append(n)
+                values.append(parse_fields(parts))
+            elif lenient:
+                bad.append((n, problem[1]))
+            else:
+                raise problem[0]
+            if len(at) + len(bad) >= chunk_rows:
+                yield post(_frame(at, values, bad, width, factor), None, sink)
+                at, values, bad = [], [], []
+        if at or bad:
+            yield post(_frame(at, values, bad, width, factor), None, sink)
+
+    source = Source(path=head.path, format_name=FORMAT_NAME, reader_version=READER_VERSION,
+                    kind="cycles", metadata=meta, warnings=warns, produce=produce)
+    holder.append(source)
+    return source
+
+
+def _line_problem(file: str, line: int, parts: list[str], width: int
+                  ) -> tuple[InputFormatError, str] | None:
+    names = ["capacity"] if width == 1 else ["cycle", "capacity"]
+    if len(parts) != width:
+        return (InputFormatError(
+            "wrong number of values on the line", code="field_count", file=file, row=line,
+            expected=f"{width} value{'s' if width > 1 else ''} ({', '.join(names)}), as on the "
+                     "first lines", found=f"{len(parts)} values {parts[:4]}"),
+            f"values={len(parts)} of {width}")
+    v = parse_fields(parts)
+    if v is None:
+        k = first_bad(parts)
+        return (InputFormatError("not a number", code="not_numeric", file=file, row=line,
+                                 column=f"column {k + 1} ({names[k]})", expected="a number",
+                                 found=repr(parts[k])),
+                f"column {k + 1} ({names[k]})={parts[k]}")
+    return None
+
+
+def _frame(at: list[int], values: list[np.ndarray], bad: list[tuple[int, str]], width: int,
+           factor: float) -> pd.DataFrame:
+    m = np.vstack(values) if values else np.empty((0, width))
+    lines = np.asarray(at, dtype=np.int64)
+    out = {"source_row": lines,
+           "cycle_index": m[:, 0] if width == 2 else lines.astype(np.float64),
+           "discharge_capacity_ah": m[:, -1] * factor}
+    frame = pd.DataFrame(out)
+    if bad:
+        holes = pd.DataFrame({
+            "source_row": np.asarray([n for n, _ in bad], dtype=np.int64),
+            "cycle_index": np.full(len(bad), np.nan),
+            "discharge_capacity_ah": np.full(len(bad), np.nan),
+            "_not_numeric": np.asarray([why for _, why in bad], dtype=object)})
+        frame["_not_numeric"] = np.full(len(frame), None, dtype=object)
+        frame = pd.concat([frame, holes], ignore_index=True)
+        frame = frame.sort_values("source_row", kind="stable", ignore_index=True)
+    return frame

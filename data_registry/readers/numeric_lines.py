@@ -1,0 +1,118 @@
+"""Headerless numeric text, one record per line: the delimiter, the decimal mark, and a
+line-by-line reader that names the line and field of every unreadable value.
+
+Lab scripts write such files with ``numpy.savetxt``, MATLAB ``save -ascii`` / ``writematrix``
+or Excel: numbers separated by blanks (runs of spaces or tabs, leading blanks allowed), commas,
+semicolons or tabs; a ``;``-separated file may write decimal commas. The files are small (one
+line per measurement or per cycle), so the reader is a plain line loop (gzip read
+transparently), bounded by ``chunk`` lines at a time.
+"""
+from __future__ import annotations
+
+import gzip
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from data_registry.errors import InputFormatError
+from data_registry.readers.sniff import Head
+
+#: a number with a decimal comma, alone on its line or between ``;``/tab delimiters
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+([eE][-+]?\d+)?$")
+
+
+@dataclass(frozen=True)
+class NumberLayout:
+    """How the numbers of one line are separated: ``delimiter`` None = runs of blanks."""
+
+    delimiter: str | None = None
+    decimal_comma: bool = False
+
+    def describe(self) -> str:
+        names = {None: "blanks", ",": "commas", ";": "semicolons", "\t": "tabs"}
+        return names[self.delimiter] + (", decimal commas" if self.decimal_comma else "")
+
+
+def guess_layout(line: str) -> NumberLayout:
+    """The layout of a line of numbers: ``;`` (decimal commas allowed) before tab before
+    ``,`` before blanks."""
+    s = line.strip()
+    if ";" in s:
+        return NumberLayout(";", "," in s)
+    if "\t" in s:
+        fields = [f.strip() for f in s.split("\t") if f.strip()]
+        return NumberLayout("\t", any(_DECIMAL_COMMA.match(f) for f in fields))
+    if "," in s:
+        return NumberLayout(",", False)
+    return NumberLayout(None, False)
+
+
+def fields(line: str, layout: NumberLayout) -> list[str]:
+    """The fields of a line (a trailing delimiter ignored; quotes stripped)."""
+    s = line.strip().lstrip("\ufeff")
+    if layout.delimiter is None:
+        out = s.split()
+    else:
+        out = [f.strip().strip('"').strip() for f in s.split(layout.delimiter)]
+        if len(out) > 1 and out[-1] == "":
+            out.pop()
+    if layout.decimal_comma:
+        out = [f.replace(",", ".") for f in out]
+    return out
+
+
+def parse_fields(parts: list[str]) -> np.ndarray | None:
+    """The fields as float64, or None when one is not a number."""
+    try:
+        return np.asarray(parts, dtype=np.float64)
+    except ValueError:
+        return None
+
+
+def first_bad(parts: list[str]) -> int:
+    """Index of the first field that is not a number (-1 if none)."""
+    for k, text in enumerate(parts):
+        try:
+            float(text)
+        except ValueError:
+            return k
+    return -1
+
+
+def head_rows(head: Head, layout: NumberLayout, limit: int = 400
+              ) -> tuple[list[np.ndarray], list[int]] | None:
+    """The leading run of non-blank head lines (up to ``limit``) that are all numbers, as
+    many on each as on the first, with their 1-based line numbers; None when the first
+    non-blank line is not such a line. The run stops at the first other line, so a bad line
+    further down is left for the reader to name (line, field, value) instead of making the
+    file unrecognisable."""
+    rows, lines = [], []
+    for i, line in enumerate(head.lines[:limit]):
+        if not line.strip():
+            continue
+        v = parse_fields(fields(line, layout))
+        if v is None or v.size == 0 or (rows and v.size != rows[0].size):
+            break
+        rows.append(v)
+        lines.append(i + 1)
+    return (rows, lines) if rows else None
+
+
+def iter_lines(head: Head, max_line_bytes: int) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of every non-blank line of the file, decoded as the head
+    was (UTF-8 without its BOM, or latin-1); gzip'd files decompressed."""
+    encoding = head.encoding
+    with (gzip.open(head.path, "rb") if head.gzip else open(head.path, "rb")) as fh:
+        for n, raw in enumerate(fh, start=1):
+            size = len(raw.rstrip(b"\r\n"))
+            if size > max_line_bytes:
+                raise InputFormatError(
+                    "line too long", code="line_too_long", file=head.name, row=n,
+                    expected=f"at most {max_line_bytes} bytes per line", found=f"{size} bytes")
+            text = raw.decode(encoding, errors="replace")
+            if n == 1:
+                text = text.lstrip("\ufeff")
+            if text.strip():
+                yield n, text
