@@ -307,6 +307,17 @@ def test_capacity_list_blank_line_keeps_cycle_numbers_and_two_columns(tmp_path):
     assert df["discharge_capacity_ah"].tolist() == pytest.approx([0.0372, 0.0362, 0.0356])
 
 
+def test_capacity_list_under_one_capacity_header(tmp_path):
+    p = _write(tmp_path / "q.txt", ["Capacity (mAh)", "37.2", "36.2", "35.6"])
+    src = open_source(p, protocol_hours_per_cycle=1)
+    df = src.read()
+    assert df["cycle_index"].tolist() == [1, 2, 3] and df["source_row"].tolist() == [2, 3, 4]
+    assert df["discharge_capacity_ah"].tolist() == pytest.approx([0.0372, 0.0362, 0.0356])
+    assert "capacity_unit_inferred" not in _codes(src)  # the header names mAh
+    with pytest.raises(Exception, match="unknown file format"):  # not a capacity header
+        detect(_write(tmp_path / "v.txt", ["voltage", "3.20", "3.21", "3.22"]))
+
+
 def test_capacity_list_bad_line(tmp_path):
     p = _write(tmp_path / "cap.txt", ["37.2", "36.2", "35.6", "35.1 x"])
     with pytest.raises(InputFormatError, match="wrong number of values") as e:

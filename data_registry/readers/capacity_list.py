@@ -6,6 +6,8 @@ The layout lab scripts write with ``numpy.savetxt(q)`` or MATLAB ``save -ascii``
 * one number per line: ``cycle_index`` = the 1-based line number (a blank line counts — it
   stands for a missing cycle — so later lines keep their cycle numbers); a file of
   decimal-comma numbers (``37,2``) is read as such;
+* the same under ONE header line naming a discharge capacity (``capacity``, ``Capacity
+  (mAh)``, ``Qd_Ah`` …; its unit is used): ``cycle_index`` = the data line's number;
 * two numbers per line, ``cycle capacity`` (``numpy.savetxt(np.c_[n, q])``, the usual way to
   save a list whose cycles are not 1, 2, 3 … — checks every 50 cycles, a lost cycle): the
   first column must be whole numbers that increase line by line.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -44,18 +47,31 @@ MAX_MEDIAN_STEP = 0.05
 _DECIMAL_COMMA_LINE = re.compile(r"^\s*[-+]?\d+,\d+([eE][-+]?\d+)?\s*$")
 
 
-def list_layout(head: Head) -> tuple[NumberLayout, int, np.ndarray, list[int]] | None:
-    """(number layout, columns 1 or 2, head capacities, their lines) of a capacity list, or
-    None (see module doc)."""
+class ListLayout(NamedTuple):
+    """What detection found: number layout, 1 or 2 columns, the head's capacities and their
+    1-based lines, and the one-word capacity header (with its line; 0 when none)."""
+
+    layout: NumberLayout
+    width: int
+    capacities: np.ndarray
+    lines: list[int]
+    header: str | None = None
+    header_line: int = 0
+
+
+def list_layout(head: Head) -> ListLayout | None:
+    """The layout of a capacity list, or None (see module doc)."""
     if not head.is_text or not head.lines:
         return None
-    first = next((ln for ln in head.lines if ln.strip()), "")
-    for layout in _layouts(head, first):
-        got = head_rows(head, layout)
+    header = _capacity_header(head)
+    start = header[0] + 1 if header else 0
+    first = next((ln for ln in head.lines[start:] if ln.strip()), "")
+    for layout in _layouts(head, first, start):
+        got = head_rows(head, layout, start=start)
         if got is None:
             continue
         rows, lines = got
-        if len(rows) < MIN_LINES or rows[0].size not in (1, 2):
+        if len(rows) < MIN_LINES or rows[0].size not in ((1,) if header else (1, 2)):
             continue
         block = np.vstack(rows)
         if not np.isfinite(block).all():
@@ -67,13 +83,33 @@ def list_layout(head: Head) -> tuple[NumberLayout, int, np.ndarray, list[int]] |
         q = block[:, -1]
         if not _trajectory(q):
             continue
-        return layout, block.shape[1], q, lines
+        return ListLayout(layout, block.shape[1], q, lines,
+                          header[1] if header else None, header[0] + 1 if header else 0)
     return None
 
 
-def _layouts(head: Head, first: str) -> list[NumberLayout]:
+def _capacity_header(head: Head) -> tuple[int, str] | None:
+    """(0-based head line, text) of a first line that is ONE header naming a discharge
+    capacity (``capacity``, ``Capacity (mAh)``, ``Qd_Ah`` …), or None."""
+    from data_registry.readers.generic_csv import CYCLE_STEMS
+    from data_registry.readers.headers import match_header
+
+    idx = next((i for i, ln in enumerate(head.lines) if ln.strip()), None)
+    if idx is None:
+        return None
+    text = head.lines[idx].strip().lstrip("\ufeff").strip('"').strip()
+    if any(d in text for d in (",", ";", "\t")) or parse_fields([text]) is not None:
+        return None
+    try:
+        m = match_header(text, ["discharge_capacity_ah"], CYCLE_STEMS, head.name)
+    except ValidationError:
+        return None
+    return (idx, text) if m is not None and m.target == "discharge_capacity_ah" else None
+
+
+def _layouts(head: Head, first: str, start: int = 0) -> list[NumberLayout]:
     out = [guess_layout(first)]
-    lines = [ln for ln in head.lines if ln.strip()]
+    lines = [ln for ln in head.lines[start:] if ln.strip()]
     if lines and all(_DECIMAL_COMMA_LINE.match(ln) for ln in lines):
         out.append(NumberLayout(None, True))  # one column of decimal-comma numbers
     return out
@@ -107,8 +143,8 @@ def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
             expected=f"at least {MIN_LINES} headerless lines of one capacity (or 'cycle "
                      "capacity') each, positive, changing slowly from line to line",
             found=f"first line {head.lines[0][:80]!r}" if head.lines else "no line of text")
-    layout, width, q, lines = found
-    column = f"column {width}"
+    layout, width, q, lines, header, skip = found
+    column = header or f"column {width}"
     warns: list[IngestWarning] = []
     factor, w = _capacity_factor(column, q, head.name, column, capacity_unit)
     if w is not None:
@@ -120,14 +156,18 @@ def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
             "--hours-per-cycle H or --c-rate C", code="missing_column", file=head.name,
             row=lines[0], column="test_time_second",
             expected="--hours-per-cycle H / --c-rate C (API options hours_per_cycle / c_rate)",
-            found=f"a headerless list of {'cycle, capacity' if width == 2 else 'capacities'} "
-                  "(no time column)")
+            found=f"a list of {'cycle, capacity' if width == 2 else 'capacities'} (no time "
+                  "column)")
     post, _, w = estimated_time(head, [Mapped(column, "cycle_index")],
                                 protocol_hours_per_cycle, c_rate)
     warns.append(w)
     meta = {"capacity_list_columns": "cycle, capacity" if width == 2 else "capacity",
-            "capacity_list_cycle": "first column" if width == 2 else "line number (1-based)",
+            "capacity_list_cycle": "first column" if width == 2 else
+            "data line number (1-based, after the header)" if skip else
+            "line number (1-based)",
             "capacity_list_delimiter": layout.describe()}
+    if header:
+        meta["capacity_list_header"] = header
     holder: list[Source] = []
 
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
@@ -136,6 +176,8 @@ def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
         values: list[np.ndarray] = []
         bad: list[tuple[int, str]] = []
         for n, text in iter_lines(head, max_line_bytes):
+            if n <= skip:
+                continue  # the one-word capacity header
             parts = fields(text, layout)
             problem = _line_problem(head.name, n, parts, width)
             if problem is None:
@@ -146,10 +188,10 @@ def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
             else:
                 raise problem[0]
             if len(at) + len(bad) >= chunk_rows:
-                yield post(_frame(at, values, bad, width, factor), None, sink)
+                yield post(_frame(at, values, bad, width, factor, skip), None, sink)
                 at, values, bad = [], [], []
         if at or bad:
-            yield post(_frame(at, values, bad, width, factor), None, sink)
+            yield post(_frame(at, values, bad, width, factor, skip), None, sink)
 
     source = Source(path=head.path, format_name=FORMAT_NAME, reader_version=READER_VERSION,
                     kind="cycles", metadata=meta, warnings=warns, produce=produce)
@@ -177,11 +219,11 @@ def _line_problem(file: str, line: int, parts: list[str], width: int
 
 
 def _frame(at: list[int], values: list[np.ndarray], bad: list[tuple[int, str]], width: int,
-           factor: float) -> pd.DataFrame:
+           factor: float, skip: int = 0) -> pd.DataFrame:
     m = np.vstack(values) if values else np.empty((0, width))
     lines = np.asarray(at, dtype=np.int64)
     out = {"source_row": lines,
-           "cycle_index": m[:, 0] if width == 2 else lines.astype(np.float64),
+           "cycle_index": m[:, 0] if width == 2 else (lines - skip).astype(np.float64),
            "discharge_capacity_ah": m[:, -1] * factor}
     frame = pd.DataFrame(out)
     if bad:
