@@ -156,6 +156,16 @@ def test_explicit_frequencies_win_and_parent_folder_is_searched(tmp_path):
     assert src.metadata["eis_frequencies_source"] == "given"
 
 
+def test_frequencies_in_reverse_order_are_warned(tmp_path):
+    """Re(Z) rises 0.10 → 0.14 along the columns: it must fall as frequency rises, so the
+    columns run high → low; a low → high list is suspect."""
+    assert "eis_frequency_order_suspect" not in _codes(open_source(_matrix(tmp_path / "a")))
+    src = open_source(_matrix(tmp_path / "b", freqs=FREQ5[::-1]))
+    w = _codes(src)["eis_frequency_order_suspect"]
+    assert w.details["correlation"] == pytest.approx(
+        np.corrcoef(np.log(FREQ5[::-1]), [0.20, 0.21, 0.22, 0.23, 0.24])[0, 1])
+
+
 def test_frequency_file_layouts(tmp_path):
     khz = _write(tmp_path / "a.csv", ["Frequency (kHz),Re"] + ["1,0.1", "0.1,0.2", "0.01,0.3"])
     assert read_frequencies(khz).tolist() == pytest.approx([1000.0, 100.0, 10.0])

@@ -11,7 +11,9 @@ imaginary parts at the same frequencies, in the same order. The frequencies are 
 * else a file named ``frequencies*.csv`` or ``*freq*`` beside the matrix, then in its parent
   folder (the one whose count is ``F``; warning ``eis_frequencies_found`` names it);
 * else the file is refused (``frequencies_missing``), as is a count other than ``F``
-  (``frequency_count_mismatch``, both numbers named).
+  (``frequency_count_mismatch``, both numbers named). Real parts that RISE with frequency
+  (a cell's fall) are warned: ``eis_frequency_order_suspect`` (frequencies listed in the
+  reverse order of the columns?).
 
 The side file is a companion: the store keeps it with the matrix.
 
@@ -297,6 +299,9 @@ def open_eis_matrix(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_
             f"Hz) are taken from {freq_path} ({where}); pass {FREQUENCY_FLAG} to choose "
             "another", head.name, None, "frequency_hz", 1,
             {"frequencies_file": str(freq_path), "count": count, "where": where}))
+    order = _order_check(head.name, block[:, :count], freq)
+    if order is not None:
+        warns.append(order)
     imag = block[:, count:]
     positive = float(np.mean(imag > 0))
     sign = eis_sign or "auto"
@@ -369,6 +374,23 @@ def open_eis_matrix(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_
     source.eis_sign_decided = True
     holder.append(source)
     return source
+
+
+def _order_check(file: str, real: np.ndarray, freq: np.ndarray) -> IngestWarning | None:
+    """Warning ``eis_frequency_order_suspect`` when the real parts RISE with frequency: a
+    cell's Re(Z) falls as frequency rises (a passive RC network's real part never increases
+    with ω), so frequencies listed in the reverse order of the columns show up here."""
+    mean = real.mean(axis=0)
+    if np.ptp(mean) <= 0 or np.ptp(np.log(freq)) <= 0:
+        return None
+    r = float(np.corrcoef(np.log(freq), mean)[0, 1])
+    if not r > 0.5:
+        return None
+    return IngestWarning(
+        "eis_frequency_order_suspect", f"the real parts rise with frequency (correlation of "
+        f"Re(Z) with log f = {r:.2f}); a cell's Re(Z) falls as frequency rises: are the "
+        f"frequencies ({freq[0]:g} … {freq[-1]:g} Hz) in the order of the columns?", file,
+        None, "frequency_hz", 1, {"correlation": r})
 
 
 def _column_name(k: int, count: int, freq: np.ndarray) -> str:
