@@ -211,6 +211,26 @@ def _eol(q_cap: np.ndarray, cycles: np.ndarray, hours: np.ndarray, threshold: fl
             "censored": {k: i is None for k, i in zip(keys, idx)}}
 
 
+def _observed_eol(table: Any, fraction: float) -> dict | None:
+    """The end of life the history already shows: the first cycle where the median of three
+    consecutive retentions (so one noisy row does not decide) is below ``fraction``; all three
+    quantiles are that cycle and its time, ``observed`` True. None when not yet reached."""
+    r = np.asarray(column_values(table, "retention"), dtype=float)
+    if r.size < 3:
+        return None
+    med = np.median(np.lib.stride_tricks.sliding_window_view(r, 3), axis=1)
+    below = np.flatnonzero(med < fraction)
+    if not below.size:
+        return None
+    i = int(below[0]) + 1  # the middle row of the first window below
+    cycle = int(column_values(table, "cycle_index")[i])
+    second = float(column_values(table, "elapsed_hour")[i]) * 3600.0
+    keys = ("p05", "p50", "p95")
+    return {"threshold_fraction": fraction, "cycle_index": dict.fromkeys(keys, cycle),
+            "test_time_second": dict.fromkeys(keys, second),
+            "censored": dict.fromkeys(keys, False), "observed": True}
+
+
 def _check_finite(arrays: Mapping[str, np.ndarray], *, n_rows: int, ref: float) -> None:
     """Refuse non-finite model output (422 ``forecast_not_finite``) instead of returning NaN."""
     bad = [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
@@ -267,7 +287,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
         (and its time) with ``end_of_life["censored"][key] = True`` (additive field; False for
-        reached quantiles), i.e. the true value lies beyond the reported one.
+        reached quantiles), i.e. the true value lies beyond the reported one. When the
+        history itself already went below the threshold (median of three consecutive
+        retentions), ``end_of_life`` is that observed cycle with ``observed: True``.
 
     Raises
     ------
@@ -378,7 +400,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     return {"model": {"name": card.name, "version": card.version},
             "cell_id": cell_id,
             "forecast": rows,
-            "end_of_life": _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)),
+            "end_of_life": (_observed_eol(table, float(eol_fraction))
+                            or _eol(q_cap, cycles, hours, float(eol_fraction),
+                                    float(eol_fraction))),
             "attribution": {"time_share": _q(q_share),
                             "identifiable": bool(unknown < 0.5)},
             "domain": domain,

@@ -239,8 +239,12 @@ def _human_forecast(doc: dict[str, Any]) -> str:
     if rows:
         last = rows[-1]
         lines.append(f"capacity at cycle {last['cycle_index']}: "
-                     f"{_fmt_q(last['capacity_ah'], '{:.4f}')} Ah (p50 [p05, p95])")
-    if eol:
+                     f"{_fmt_q(last['capacity_ah'], '{:.4g}')} Ah (p50 [p05, p95])")
+    if eol and eol.get("observed"):
+        lines.append(f"end of life ({100 * eol['threshold_fraction']:.0f} %): already reached "
+                     f"at cycle {eol['cycle_index']['p50']} "
+                     f"({eol['test_time_second']['p50'] / 3600:.0f} h), observed in the history")
+    elif eol:
         hours = {k: (v / 3600 if v is not None else None)
                  for k, v in eol["test_time_second"].items()}
         lines.append(f"end of life ({100 * eol['threshold_fraction']:.0f} %): cycle "

@@ -154,6 +154,9 @@ class _EndOfLife(BaseModel):
     cycle_index: Quantiles
     test_time_second: Quantiles
     censored: dict[str, bool] | None = None
+    observed: bool | None = Field(
+        None, description="true when the history itself already went below the threshold "
+        "(median of three consecutive retentions): every quantile is that observed cycle")
 
 
 class ForecastResponse(BaseModel):

@@ -174,3 +174,47 @@ def test_real_nasa_cells_lose_only_their_partial_discharges(shared_data):
     # B0034's first discharge (0.746 Ah, neighbours ~1.6 Ah) is no longer its reference
     assert recs["B0034"].cycles["cycle_index"].iloc[0] == 2
     assert len(recs["B0005"].cycles) == 168  # a clean cell keeps every row
+
+
+def test_rows_without_a_discharge_are_not_capacity():
+    # a charge-only formation cycle, a rest cycle (NaN) and the running cycle (0 so far)
+    q = np.array([0.0, 1.00, 0.99, np.nan, 0.98, 0.97, 0.0])
+    rows = trend_rows(q)
+    assert np.flatnonzero(rows.keep).tolist() == [1, 2, 4, 5]
+    assert rows.dropped == {"no discharge": 3}
+    # nothing measured at all: left to the feature path's refusal (it names the row)
+    assert trend_rows(np.zeros(4)).keep.all()
+    # a labelled check without a discharge is no check
+    labels = np.array(["Capacity check"] * 4 + [None] * 3, dtype=object)
+    got = trend_rows(np.array([1.0, 0.0, 0.98, 0.97, 0.9, 0.9, 0.9]), labels)
+    assert got.basis == "capacity checks" and np.flatnonzero(got.keep).tolist() == [0, 2, 3]
+    assert got.dropped == {"no discharge": 1, "not a capacity check": 3}
+
+
+def test_a_cut_last_cycle_and_a_double_counted_first_cycle_leave():
+    # a file cut mid-discharge: one low row at the very end after normal rows
+    q = np.array([1.94, 1.90, 1.88, 1.86, 1.84, 1.82, 0.52])
+    assert trend_rows(q).dropped == {"unfinished last cycle": 1}
+    # a BDF-style formation cycle holding two discharges: 0.277 Ah, then ~0.14 Ah cycles
+    q2 = np.array([0.2767, 0.1468, 0.1478, 0.1489, 0.1494, 0.1322, 0.1312, 0.1312])
+    got = trend_rows(q2)
+    assert got.dropped == {"double-counted cycle": 1} and not got.keep[0]
+    # a slow, real fade is never touched
+    assert trend_rows(np.linspace(1.0, 0.6, 50)).keep.all()
+
+
+def test_an_end_of_life_the_history_already_shows_is_reported_as_observed():
+    from serving.runtime import load_forecaster
+
+    n = np.arange(1, 41)
+    q = 2.0 * (1.0 - 0.008 * n)  # 80 % of 2.0 Ah at cycle 25; one noisy dip at cycle 12
+    q[11] = 1.55
+    frame = pd.DataFrame({"cycle_index": n, "test_time_second": n * 5 * 3600.0,
+                          "discharge_capacity_ah": q})
+    doc = load_forecaster(str(PRODUCTION)).forecast(frame, horizon_cycles=5)
+    eol = doc["end_of_life"]
+    # reference = max of the first 3 cycles (1.984 Ah); retention < 0.8 from cycle 26 on
+    # (1.584 / 1.984 = 0.798); the single dip at 12 does not count (median of three)
+    assert eol["observed"] is True
+    assert eol["cycle_index"] == {"p05": 26, "p50": 26, "p95": 26}
+    assert eol["test_time_second"]["p50"] == pytest.approx(26 * 5 * 3600.0)

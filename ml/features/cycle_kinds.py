@@ -7,6 +7,9 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
 0.0019 (HPPC) → 0.0010 (partial) → 0.0190 (ageing, capacity-limited: flat by design) → 0.0215
 (check) …; a forecaster fed that sawtooth extrapolates noise. The rules, in order:
 
+0. **No discharge.** A row without a positive discharge capacity (a charge-only or rest
+   cycle, the cycle a running test is still in) is not a capacity measurement; it is left out
+   when any row has one (a history of none is refused by the feature path, naming the row).
 1. **Labelled capacity checks.** When the rows carry a ``cycle_label`` (the source's own words:
    "Capacity check", "RPT", "Reference performance test", "check-up" …) and at least
    :data:`MIN_CHECKS` labelled checks have a capacity, the checks ARE the capacity trajectory
@@ -17,7 +20,13 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
 3. **Partial cycles** (labels or not): a row whose capacity is below :data:`PARTIAL_FRACTION`
    of its neighbours' median while a LATER row comes back above :data:`RECOVERED_FRACTION` of
    it. Capacity that comes back was never lost: a pulse, a partial discharge, a formation
-   step. A cell that really dies (its capacity never returns) keeps every row.
+   step. A cell that really dies (its capacity never returns) keeps every row — except a LAST
+   row below half the row before it when that one had not halved too (one sudden low row at
+   the very end is a file cut mid-discharge: "unfinished last cycle"; a steep decline over
+   rows is a death and stays).
+4. **Double-counted cycles**: a row above :data:`DOUBLE_FRACTION` × its neighbours' median —
+   capacity cannot grow by half; two discharges were written under one cycle number (a BDF
+   export's formation cycle holds two) — would inflate the reference capacity.
 
 Pure functions over arrays; :func:`trend_rows` returns the mask and what it did, for the
 answer's ``history`` note.
@@ -25,12 +34,14 @@ answer's ``history`` note.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 __all__ = ["CHECK_LABEL", "PULSE_LABEL", "MIN_CHECKS", "PARTIAL_FRACTION",
-           "RECOVERED_FRACTION", "TrendRows", "trend_rows", "label_kinds"]
+           "RECOVERED_FRACTION", "DOUBLE_FRACTION", "TrendRows",
+           "trend_rows", "label_kinds"]
 
 #: labels of a reference capacity measurement (case-insensitive, anywhere in the label)
 CHECK_LABEL = re.compile(r"capacity[\s_-]*(check|test|measure)|\brpt\b|reference[\s_-]*perf|"
@@ -45,6 +56,8 @@ MIN_CHECKS = 3
 PARTIAL_FRACTION = 0.5
 #: … when a later row comes back above this fraction of that median
 RECOVERED_FRACTION = 0.8
+#: a row above this multiple of its neighbours' median counted two discharges
+DOUBLE_FRACTION = 1.5
 #: neighbours on each side whose median judges a row
 NEIGHBOURS = 5
 
@@ -54,7 +67,8 @@ class TrendRows:
     """Rows kept for the capacity trend (``keep``, in the input's order) and why.
 
     ``basis`` is ``"all cycles"`` or ``"capacity checks"``; ``dropped`` counts the rows left out
-    by reason (``"not a capacity check"``, ``"pulse or impedance"``, ``"partial cycle"``)."""
+    by reason (``"no discharge"``, ``"not a capacity check"``, ``"pulse or impedance"``,
+    ``"partial cycle"``, ``"unfinished last cycle"``, ``"double-counted cycle"``)."""
 
     keep: np.ndarray
     basis: str = "all cycles"
@@ -85,27 +99,47 @@ def label_kinds(labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _partial(capacity: np.ndarray) -> np.ndarray:
-    """Rows (in cycle order) whose capacity is a partial cycle's: below
-    :data:`PARTIAL_FRACTION` of the median of up to :data:`NEIGHBOURS` rows on each side,
-    with a later row back above :data:`RECOVERED_FRACTION` of that median."""
-    q = np.asarray(capacity, dtype=np.float64)
-    n = q.size
-    if n < 3:
-        return np.zeros(n, dtype=bool)
-    later_max = np.full(n, -np.inf)
-    if n > 1:  # the largest capacity strictly after each row
-        later_max[:-1] = np.maximum.accumulate(np.where(np.isfinite(q), q, -np.inf)[::-1])[::-1][1:]
-    out = np.zeros(n, dtype=bool)
-    low = np.flatnonzero(np.isfinite(q) & (q < PARTIAL_FRACTION * np.nanmax(q)))
-    for i in low:  # only rows below half the largest capacity can be partial: usually few
-        nb = np.concatenate([q[max(0, i - NEIGHBOURS):i], q[i + 1:i + 1 + NEIGHBOURS]])
-        nb = nb[np.isfinite(nb)]
-        if not nb.size:
-            continue
-        ref = float(np.median(nb))
-        out[i] = q[i] < PARTIAL_FRACTION * ref and later_max[i] > RECOVERED_FRACTION * ref
+def _neighbour_medians(q: np.ndarray) -> np.ndarray:
+    """Median of up to :data:`NEIGHBOURS` finite rows on each side of every row (the row
+    itself left out; NaN where it has none)."""
+    pad = np.full(q.size + 2 * NEIGHBOURS, np.nan)
+    pad[NEIGHBOURS:NEIGHBOURS + q.size] = q
+    win = np.lib.stride_tricks.sliding_window_view(pad, 2 * NEIGHBOURS + 1).copy()
+    win[:, NEIGHBOURS] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows: NaN
+        return np.nanmedian(win, axis=1)
+
+
+def _partial(q: np.ndarray) -> np.ndarray:
+    """Rows below :data:`PARTIAL_FRACTION` of their neighbours' median with a later row back
+    above :data:`RECOVERED_FRACTION` of it (capacity that comes back was never lost)."""
+    later_max = np.full(q.size, -np.inf)  # the largest capacity strictly after each row
+    later_max[:-1] = np.maximum.accumulate(np.where(np.isfinite(q), q, -np.inf)[::-1])[::-1][1:]
+    ref = _neighbour_medians(q)
+    with np.errstate(invalid="ignore"):
+        return (q < PARTIAL_FRACTION * ref) & (later_max > RECOVERED_FRACTION * ref)
+
+
+def _doubled(q: np.ndarray) -> np.ndarray:
+    """Rows above :data:`DOUBLE_FRACTION` of their neighbours' median."""
+    with np.errstate(invalid="ignore"):
+        return q > DOUBLE_FRACTION * _neighbour_medians(q)
+
+
+def _unfinished(q: np.ndarray) -> np.ndarray:
+    """The last row, when it is below :data:`PARTIAL_FRACTION` of the row before it while that
+    one was not below the same fraction of ITS predecessor (one sudden low row at the very end
+    is a file cut mid-discharge; a steep decline over rows is a death and stays)."""
+    out = np.zeros(q.size, dtype=bool)
+    if q.size >= 3:
+        out[-1] = bool(q[-1] < PARTIAL_FRACTION * q[-2] and q[-2] >= PARTIAL_FRACTION * q[-3])
     return out
+
+
+#: the row rules after "no discharge", in order; each judges the rows the previous ones kept
+_RULES = (("partial cycle", _partial), ("double-counted cycle", _doubled),
+          ("unfinished last cycle", _unfinished))
 
 
 def trend_rows(capacity: np.ndarray, labels: np.ndarray | None = None) -> TrendRows:
@@ -119,26 +153,34 @@ def trend_rows(capacity: np.ndarray, labels: np.ndarray | None = None) -> TrendR
         The source's label per cycle (str or None), or None when it gives none.
     """
     q = np.asarray(capacity, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # NaN or 0: the cycle did not discharge (a
+        measured = q > 0  # charge-only or rest cycle, the cycle a running test is still in)
     keep = np.ones(q.size, dtype=bool)
     dropped: dict[str, int] = {}
+    if measured.any() and not measured.all():
+        dropped["no discharge"] = int((~measured).sum())
+        keep = measured.copy()
     basis = "all cycles"
     if labels is not None and len(labels) == q.size:
         kinds = label_kinds(np.asarray(labels, dtype=object))
-        checks = (kinds == "check") & np.isfinite(q)
+        checks = (kinds == "check") & measured
         if int(checks.sum()) >= MIN_CHECKS:
             basis = "capacity checks"
-            dropped["not a capacity check"] = int((~checks).sum())
+            dropped["not a capacity check"] = int((keep & ~checks).sum())
             keep = checks
         else:
-            pulse = kinds == "pulse"
+            pulse = keep & (kinds == "pulse")
             if pulse.any():
                 dropped["pulse or impedance"] = int(pulse.sum())
-                keep = ~pulse
+                keep = keep & ~pulse
     if basis == "all cycles":
-        idx = np.flatnonzero(keep)
-        part = _partial(q[idx])
-        if part.any():
-            dropped["partial cycle"] = int(part.sum())
-            keep = keep.copy()
-            keep[idx[part]] = False
+        for why, rule in _RULES:
+            idx = np.flatnonzero(keep)
+            if idx.size < 3:
+                break
+            odd = rule(q[idx])
+            if odd.any():
+                dropped[why] = int(odd.sum())
+                keep = keep.copy()
+                keep[idx[odd]] = False
     return TrendRows(keep=keep, basis=basis, dropped=dropped)
