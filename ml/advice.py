@@ -182,11 +182,29 @@ def _split_normal_sf(x: float, q05: float, q50: float, q95: float, widen: float 
     return 0.5 * math.erfc((x - q50) / (scale * math.sqrt(2.0)))
 
 
+#: consecutive observed retentions below the threshold that make an observed end of life
+OBSERVED_EOL_ROWS = 3
+
+
+def observed_eol_row(retention: np.ndarray, eol_fraction: float) -> int | None:
+    """Row of the observed end of life: the first of :data:`OBSERVED_EOL_ROWS` consecutive
+    retentions below ``eol_fraction`` (one noisy row, or two odd rows at the end of a
+    history, do not end a cell's life); None when the history shows none. The one rule of the
+    forecast, the advice and the backtest."""
+    below = np.asarray(retention, dtype=float) < eol_fraction
+    k = OBSERVED_EOL_ROWS
+    if below.size < k:
+        return None
+    run = np.lib.stride_tricks.sliding_window_view(below, k).all(axis=1)
+    hit = np.flatnonzero(run)
+    return int(hit[0]) if hit.size else None
+
+
 def observed_eol_cycle(cycle_index: np.ndarray, retention: np.ndarray,
                        eol_fraction: float) -> int | None:
-    """First observed cycle whose retention is below ``eol_fraction`` (None if none is)."""
-    below = np.flatnonzero(np.asarray(retention, dtype=float) < eol_fraction)
-    return int(np.asarray(cycle_index)[below[0]]) if below.size else None
+    """Cycle of :func:`observed_eol_row` (None if the history shows no end of life)."""
+    row = observed_eol_row(retention, eol_fraction)
+    return None if row is None else int(np.asarray(cycle_index)[row])
 
 
 def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,

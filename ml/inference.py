@@ -212,17 +212,14 @@ def _eol(q_cap: np.ndarray, cycles: np.ndarray, hours: np.ndarray, threshold: fl
 
 
 def _observed_eol(table: Any, fraction: float) -> dict | None:
-    """The end of life the history already shows: the first cycle where the median of three
-    consecutive retentions (so one noisy row does not decide) is below ``fraction``; all three
-    quantiles are that cycle and its time, ``observed`` True. None when not yet reached."""
-    r = np.asarray(column_values(table, "retention"), dtype=float)
-    if r.size < 3:
+    """The end of life the history already shows (:func:`ml.advice.observed_eol_row`: three
+    consecutive retentions below ``fraction``); all three quantiles are that cycle and its
+    time, ``observed`` True. None when not yet reached."""
+    from ml.advice import observed_eol_row
+
+    i = observed_eol_row(np.asarray(column_values(table, "retention"), dtype=float), fraction)
+    if i is None:
         return None
-    med = np.median(np.lib.stride_tricks.sliding_window_view(r, 3), axis=1)
-    below = np.flatnonzero(med < fraction)
-    if not below.size:
-        return None
-    i = int(below[0]) + 1  # the middle row of the first window below
     cycle = int(column_values(table, "cycle_index")[i])
     second = float(column_values(table, "elapsed_hour")[i]) * 3600.0
     keys = ("p05", "p50", "p95")
@@ -288,8 +285,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
         (and its time) with ``end_of_life["censored"][key] = True`` (additive field; False for
         reached quantiles), i.e. the true value lies beyond the reported one. When the
-        history itself already went below the threshold (median of three consecutive
-        retentions), ``end_of_life`` is that observed cycle with ``observed: True``.
+        history itself already went below the threshold (three consecutive retentions,
+        :func:`ml.advice.observed_eol_row`), ``end_of_life`` is that observed cycle with
+        ``observed: True``.
 
     Raises
     ------
@@ -311,7 +309,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     # without the DataFrame; every read below is a dict lookup, not a pandas column access)
     table = model_columns(frame, nominal_capacity_ah=nominal_capacity_ah,
                           min_history=spec.min_history)
-    cycles, hours = future_schedule(table, horizon_cycles, hours_per_cycle)
+    cycles, hours = future_schedule(table, horizon_cycles, hours_per_cycle,
+                                    table.attrs.get("last_observed"))
     last_cycle = float(table["cycle_index"][-1])
     last_hour = float(table["elapsed_hour"][-1])
     tempering = card.tempering()

@@ -75,6 +75,11 @@ class WindowSpec:
                 "padding": "left (last row = last observed cycle)"}
 
 
+#: attrs key of a frame already cut to its trend rows (its note), and of the last observed
+#: (cycle_index, elapsed hour) of the history before the cut
+TREND_DONE = "trend_rows"
+LAST_OBSERVED = "last_observed"
+
 #: given per-cycle columns that describe ONE cycle's own run, not the test's pace: left out
 #: when the trend rows are capacity checks (a slow check's duration is not the ageing clock)
 _OWN_CYCLE_COLUMNS = ("cycle_duration_second", "rest_second", "c_rate")
@@ -86,11 +91,20 @@ def trend_subset(cycles: pd.DataFrame | Mapping[str, Any]
     (:func:`ml.features.cycle_kinds.trend_rows`: capacity checks when labelled, never pulses or
     partial cycles), without the ``cycle_label`` column; ``(cycles, None)`` unchanged when
     every row is kept and there are no labels."""
-    names = list(cycles.columns) if isinstance(cycles, pd.DataFrame) else list(cycles)
-    if "cycle_index" not in names or "discharge_capacity_ah" not in names:
+    frame = isinstance(cycles, pd.DataFrame)
+    if frame and TREND_DONE in cycles.attrs:
+        return cycles, None  # already cut (ml.sources.trend_records): the rules run once
+    names = list(cycles.columns) if frame else list(cycles)
+    if "cycle_index" not in names or "discharge_capacity_ah" not in names \
+            or "test_time_second" not in names:
         return cycles, None  # the feature path names what is missing
+    if not frame and len({len(v) for v in cycles.values()}) > 1:
+        return cycles, None  # ragged columns: the feature path says which
+    capacity = np.asarray(cycles["discharge_capacity_ah"])
+    if capacity.dtype.kind not in "fiub":
+        return cycles, None  # text among the capacities: the feature path names the row
     labels = np.asarray(cycles["cycle_label"], dtype=object) if "cycle_label" in names else None
-    n, q = _floats(cycles["cycle_index"]), _floats(cycles["discharge_capacity_ah"])
+    n, q = _floats(cycles["cycle_index"]), capacity.astype(np.float64, copy=False)
     order = np.argsort(n, kind="stable")
     rows = trend_rows(q[order], None if labels is None else labels[order])
     if not rows.changed and labels is None:
@@ -99,11 +113,23 @@ def trend_subset(cycles: pd.DataFrame | Mapping[str, Any]
     keep[order] = rows.keep
     drop = {"cycle_label"} | (set(_OWN_CYCLE_COLUMNS) if rows.basis == "capacity checks"
                               else set())
-    if isinstance(cycles, pd.DataFrame):
+    # the forecast still starts after the last OBSERVED cycle (CONTRACTS), kept or not
+    last = int(order[-1])
+    start = (float(n[last]), float(_floats(cycles["test_time_second"])[last]) / 3600.0)
+    if frame:
         out = cycles.loc[keep, [c for c in names if c not in drop]].reset_index(drop=True)
-        out.attrs = dict(cycles.attrs)
+        out.attrs = {**cycles.attrs, TREND_DONE: rows.note(), LAST_OBSERVED: start}
         return out, rows
-    return {k: np.asarray(v)[keep] for k, v in cycles.items() if k not in drop}, rows
+    out = {k: np.asarray(v)[keep] for k, v in cycles.items() if k not in drop}
+    return _Observed(out, start), rows
+
+
+class _Observed(dict):
+    """A mapping of columns cut to its trend rows that remembers the last observed cycle."""
+
+    def __init__(self, data: dict, start: tuple[float, float]) -> None:
+        super().__init__(data)
+        self.attrs = {LAST_OBSERVED: start}
 
 
 def _floats(values: Any) -> np.ndarray:
@@ -235,6 +261,14 @@ def model_columns(cycles: pd.DataFrame | Mapping[str, Any], *,
         raise ValidationError("history is empty", code="empty_input", column="history",
                               expected=f">= {min_history} per-cycle rows", found="0 rows")
     cycles, rows = trend_subset(cycles)
+    if rows is not None and int(rows.keep.sum()) < min_history:
+        note = rows.note()
+        left = ", ".join(f"{why}: {k}" for why, k in note["dropped"].items())
+        raise ValidationError("history too short once the rows that carry no capacity trend "
+                              "are left out", code="history_too_short", column="cycle_index",
+                              expected=f">= {min_history} cycles that measure the capacity",
+                              found=f"{note['rows_used']} of {note['rows']} rows ({left})")
+    done = getattr(cycles, "attrs", {})
     data, ignored = _complete(cycles, nominal_capacity_ah)
     n = len(data["cycle_index"])
     _check_columns(data, n, min_history)
@@ -254,8 +288,11 @@ def model_columns(cycles: pd.DataFrame | Mapping[str, Any], *,
             data[name] = pd.to_numeric(pd.Series(data[name]), errors="coerce").to_numpy(
                 np.float64, na_value=np.nan)
     attrs: dict[str, Any] = {"ignored_columns": ignored}
-    if rows is not None:
-        attrs["history"] = rows.note()
+    note = rows.note() if rows is not None else done.get(TREND_DONE)
+    if note is not None:
+        attrs["history"] = note
+    if done.get(LAST_OBSERVED) is not None:
+        attrs[LAST_OBSERVED] = done[LAST_OBSERVED]
     return ModelColumns(data, n, attrs)
 
 
@@ -376,7 +413,8 @@ def planned_hours_per_cycle(table: pd.DataFrame | ModelColumns,
 
 
 def future_schedule(table: pd.DataFrame, horizon_cycles: int,
-                    hours_per_cycle: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    hours_per_cycle: float | None = None,
+                    start: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Future cycle numbers and elapsed hours at the end of each future cycle.
 
     Parameters
@@ -386,6 +424,9 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
     hours_per_cycle:
         Planned duration of each future cycle (h); default the median duration of the last 10
         observed cycles.
+    start:
+        (cycle_index, elapsed hour) of the last OBSERVED cycle when the table's last row is not
+        it (rows left out of the trend, :func:`trend_subset`); default the table's last row.
     """
     if int(horizon_cycles) != horizon_cycles or horizon_cycles < 1:
         raise ValidationError("horizon must be a positive whole number of cycles",
@@ -393,9 +434,10 @@ def future_schedule(table: pd.DataFrame, horizon_cycles: int,
                               expected="an integer >= 1", found=repr(horizon_cycles))
     pace = planned_hours_per_cycle(table, hours_per_cycle)
     steps = np.arange(1, int(horizon_cycles) + 1, dtype=float)
-    last_cycle = float(column_values(table, "cycle_index")[-1])
-    last_hour = float(column_values(table, "elapsed_hour")[-1])
-    return last_cycle + steps, last_hour + pace * steps
+    if start is None:
+        start = (float(column_values(table, "cycle_index")[-1]),
+                 float(column_values(table, "elapsed_hour")[-1]))
+    return start[0] + steps, start[1] + pace * steps
 
 
 def make_windows(table: pd.DataFrame, *, scaler: FeatureScaler, spec: WindowSpec,

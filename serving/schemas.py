@@ -39,7 +39,9 @@ class HistoryRow(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False, extra="ignore")
     cycle_index: int = Field(ge=0, le=10_000_000)
     test_time_second: float = Field(ge=0, le=1e11, description="elapsed at the END of the cycle")
-    discharge_capacity_ah: float = Field(gt=0, le=1e5)
+    discharge_capacity_ah: float = Field(
+        ge=0, le=1e5, description="Ah; 0 = the cycle did not discharge (charge-only, rest, still "
+        "running): left out of the capacity trend (answer `history`)")
     charge_capacity_ah: NonNeg | None = None
     charge_energy_wh: NonNeg | None = None
     discharge_energy_wh: NonNeg | None = None
@@ -156,7 +158,7 @@ class _EndOfLife(BaseModel):
     censored: dict[str, bool] | None = None
     observed: bool | None = Field(
         None, description="true when the history itself already went below the threshold "
-        "(median of three consecutive retentions): every quantile is that observed cycle")
+        "(three consecutive retentions, the advice's rule): every quantile is that cycle")
 
 
 class ForecastResponse(BaseModel):

@@ -248,8 +248,12 @@ def test_extrapolated_eol_fails_in_domain_only_beyond_the_factor():
 
 
 def test_observed_eol_cycle():
-    assert observed_eol_cycle(np.array([1, 2, 3, 4]), np.array([1, .9, .79, .7]), 0.8) == 3
+    cyc = np.array([1, 2, 3, 4, 5])
+    assert observed_eol_cycle(cyc, np.array([1, .9, .79, .7, .6]), 0.8) == 3
     assert observed_eol_cycle(np.array([1, 2]), np.array([1, .9]), 0.8) is None
+    # one noisy row, or two odd rows at the end, are no end of life (three in a row are)
+    assert observed_eol_cycle(cyc, np.array([1, .78, .95, .94, .93]), 0.8) is None
+    assert observed_eol_cycle(cyc, np.array([1, .95, .94, .09, .05]), 0.8) is None
 
 
 def test_interval_scale_from_measured_coverage():

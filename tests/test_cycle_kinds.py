@@ -99,7 +99,7 @@ def test_served_forecast_and_advice_of_a_labelled_history():
     assert doc["history"] == {"rows": 120, "rows_used": 6, "basis": "capacity checks",
                               "dropped": {"not a capacity check": 114}}
     assert doc["domain"]["pace"]["hours_per_cycle"] == pytest.approx(4.0)
-    assert doc["forecast"][0]["cycle_index"] == 102  # after the last CHECK (cycle 101)
+    assert doc["forecast"][0]["cycle_index"] == 121  # after the last OBSERVED cycle (120)
     p50 = doc["forecast"][0]["capacity_ah"]["p50"]
     assert 1.9 < p50 < 2.0  # the checks' level (~1.96), not the 1.7 Ah capacity-limited cycles
     adv = advice_document(model, frame, planned_cycles=400, tolerance_cycles=50)
@@ -139,7 +139,7 @@ def test_real_battdat_summary_uses_its_capacity_checks(shared_data):
     t, c = checks["tsecs_end"].to_numpy(), checks["Cycle_Index"].to_numpy()
     pace_h = float(np.median(np.diff(t) / np.diff(c))) / 3600.0
     assert doc["domain"]["pace"]["hours_per_cycle"] == pytest.approx(pace_h)
-    assert doc["forecast"][0]["cycle_index"] == int(c[-1]) + 1
+    assert doc["forecast"][0]["cycle_index"] == int(table["cycle_index"].max()) + 1
 
 
 def test_records_keep_truth_rows_of_the_kept_cycles():
@@ -177,11 +177,13 @@ def test_real_nasa_cells_lose_only_their_partial_discharges(shared_data):
 
 
 def test_rows_without_a_discharge_are_not_capacity():
-    # a charge-only formation cycle, a rest cycle (NaN) and the running cycle (0 so far)
-    q = np.array([0.0, 1.00, 0.99, np.nan, 0.98, 0.97, 0.0])
+    # a charge-only formation cycle, a rest cycle and the running cycle (0 so far)
+    q = np.array([0.0, 1.00, 0.99, 0.0, 0.98, 0.97, 0.0])
     rows = trend_rows(q)
     assert np.flatnonzero(rows.keep).tolist() == [1, 2, 4, 5]
     assert rows.dropped == {"no discharge": 3}
+    # NaN is no value at all: nothing is filtered, the feature path refuses the row
+    assert trend_rows(np.where(q == 0, np.nan, q)).keep.all()
     # nothing measured at all: left to the feature path's refusal (it names the row)
     assert trend_rows(np.zeros(4)).keep.all()
     # a labelled check without a discharge is no check
@@ -214,7 +216,63 @@ def test_an_end_of_life_the_history_already_shows_is_reported_as_observed():
     doc = load_forecaster(str(PRODUCTION)).forecast(frame, horizon_cycles=5)
     eol = doc["end_of_life"]
     # reference = max of the first 3 cycles (1.984 Ah); retention < 0.8 from cycle 26 on
-    # (1.584 / 1.984 = 0.798); the single dip at 12 does not count (median of three)
+    # (1.584 / 1.984 = 0.798); the single dip at 12 does not count (three rows in a row do)
     assert eol["observed"] is True
     assert eol["cycle_index"] == {"p05": 26, "p50": 26, "p95": 26}
     assert eol["test_time_second"]["p50"] == pytest.approx(26 * 5 * 3600.0)
+
+
+def test_invalid_values_are_refused_by_row_not_filtered():
+    from data_registry.errors import ValidationError
+
+    base = {"cycle_index": np.arange(1, 11), "test_time_second": np.arange(1, 11) * 3600.0}
+    for bad, code in ((-0.98, "out_of_range"), (np.nan, "not_finite")):
+        q = np.linspace(1.0, 0.95, 10)
+        q[5] = bad
+        with pytest.raises(ValidationError) as err:
+            model_columns({**base, "discharge_capacity_ah": q})
+        assert err.value.row is not None  # names the row, as before the trend rules
+    text = np.array([str(v) for v in np.linspace(1.0, 0.95, 10)], dtype=object)
+    text[5] = "abc"
+    with pytest.raises(ValidationError):
+        model_columns(pd.DataFrame({**base, "discharge_capacity_ah": text}))
+
+
+def test_too_few_measuring_rows_says_what_was_left_out():
+    from data_registry.errors import ValidationError
+
+    q = np.zeros(20)
+    q[[3, 9]] = 1.0
+    with pytest.raises(ValidationError, match="history too short once") as err:
+        model_columns({"cycle_index": np.arange(1, 21), "test_time_second":
+                       np.arange(1, 21) * 3600.0, "discharge_capacity_ah": q})
+    assert "2 of 20 rows (no discharge: 18)" in str(err.value)
+
+
+def test_the_forecast_starts_after_the_last_observed_cycle_even_when_it_is_left_out():
+    from serving.runtime import load_forecaster
+
+    n = np.arange(1, 31)
+    q = np.linspace(2.0, 1.9, 30)
+    q[-1] = 0.0  # the running cycle: no discharge yet
+    frame = pd.DataFrame({"cycle_index": n, "test_time_second": n * 4 * 3600.0,
+                          "discharge_capacity_ah": q})
+    doc = load_forecaster(str(PRODUCTION)).forecast(frame, horizon_cycles=3)
+    assert [r["cycle_index"] for r in doc["forecast"]] == [31, 32, 33]
+    assert doc["forecast"][0]["test_time_second"] == pytest.approx((120 + 4) * 3600.0)
+    assert doc["history"]["dropped"] == {"no discharge": 1}
+
+
+def test_records_are_cut_once():
+    from ml.sources import CellRecord, trend_records
+
+    labels = ["Capacity check" if i % 5 == 0 else "Aging" for i in range(30)]
+    q = np.where(np.arange(30) % 5 == 0, 2.0 - 0.004 * np.arange(30), 1.7)
+    q[10] = 1.6  # a low check: as a check it stays; judged by numbers among checks it would go
+    cycles = pd.DataFrame({"cycle_index": np.arange(1, 31), "test_time_second":
+                           np.arange(1, 31) * 3600.0, "discharge_capacity_ah": q,
+                           "cycle_label": labels})
+    with pytest.warns(UserWarning):
+        rec = trend_records([CellRecord("x", cycles)])[0]
+    table = model_columns(rec.cycles)
+    assert table.n_rows == 6 and table.attrs["history"]["basis"] == "capacity checks"

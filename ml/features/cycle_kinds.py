@@ -7,9 +7,10 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
 0.0019 (HPPC) → 0.0010 (partial) → 0.0190 (ageing, capacity-limited: flat by design) → 0.0215
 (check) …; a forecaster fed that sawtooth extrapolates noise. The rules, in order:
 
-0. **No discharge.** A row without a positive discharge capacity (a charge-only or rest
-   cycle, the cycle a running test is still in) is not a capacity measurement; it is left out
-   when any row has one (a history of none is refused by the feature path, naming the row).
+0. **No discharge.** A row whose discharge capacity is 0 (a charge-only or rest cycle, the
+   cycle a running test is still in) is not a capacity measurement; it is left out when any
+   row has one. Invalid values (negative, NaN, inf, text) are never filtered: the feature path
+   refuses them, naming the row.
 1. **Labelled capacity checks.** When the rows carry a ``cycle_label`` (the source's own words:
    "Capacity check", "RPT", "Reference performance test", "check-up" …) and at least
    :data:`MIN_CHECKS` labelled checks have a capacity, the checks ARE the capacity trajectory
@@ -148,16 +149,22 @@ def trend_rows(capacity: np.ndarray, labels: np.ndarray | None = None) -> TrendR
     Parameters
     ----------
     capacity:
-        Discharge capacity per cycle (Ah; NaN where unknown).
+        Discharge capacity per cycle (Ah; 0 where the cycle did not discharge).
     labels:
         The source's label per cycle (str or None), or None when it gives none.
     """
     q = np.asarray(capacity, dtype=np.float64)
-    with np.errstate(invalid="ignore"):  # NaN or 0: the cycle did not discharge (a
-        measured = q > 0  # charge-only or rest cycle, the cycle a running test is still in)
     keep = np.ones(q.size, dtype=bool)
+    if not (np.isfinite(q).all() and (q >= 0).all()):
+        return TrendRows(keep=keep)  # invalid values: the feature path refuses them by row
+    measured = q > 0  # 0: the cycle did not discharge (charge-only, rest, still running)
+    if not measured.any():
+        return TrendRows(keep=keep)  # nothing measured: refused by the feature path
+    positive = q[measured]
+    if labels is None and measured.all() and positive.max() < DOUBLE_FRACTION * positive.min():
+        return TrendRows(keep=keep)  # no rule can fire (a fast path: the usual history)
     dropped: dict[str, int] = {}
-    if measured.any() and not measured.all():
+    if not measured.all():
         dropped["no discharge"] = int((~measured).sum())
         keep = measured.copy()
     basis = "all cycles"
