@@ -183,7 +183,10 @@ def test_follow_advises_each_completed_cycle_and_signs_the_flip_webhook(
     flips = [e for e in events if e["event"] == "flip"]
     assert len(flips) == 1 and flips[0]["to"] == "stop"
     q = cycles.set_index("cycle_index")["discharge_capacity_ah"] / 5.0
-    assert q.loc[flips[0]["cycle_index"]] < 0.8 < q.loc[:flips[0]["cycle_index"] - 1].min()
+    # the end of life is observed once three cycles in a row are below 80 % (ml.advice:
+    # one noisy row must not stop a test): the flip comes at the third of them
+    flip = flips[0]["cycle_index"]
+    assert (q.loc[flip - 2:flip] < 0.8).all() and 0.8 < q.loc[:flip - 3].min()
     # delivered after two 503s, same key and valid signature every time
     assert len(handler.seen) == 3
     keys = {h["Idempotency-Key"] for h, _ in handler.seen}
