@@ -62,10 +62,10 @@ def share_fade_rate(retention: np.ndarray, elapsed_hour: np.ndarray) -> float | 
     None before any fade or without a clock.
 
     The time share is learnt from cells whose time/cycle split is known; a history fading
-    faster for its age than any of them asks the network to extrapolate the split. Measured
-    (issue 10, leave-pybamm-dev-out model, helper study): pybamm-dev cells above the training
-    cells' 95th percentile had share error 0.196 against 0.067 for the rest — an axis found by
-    looking at where that model failed, so its bound is the training percentile, never tuned."""
+    faster for its age than any of them asks the network to extrapolate the split: the
+    leave-pybamm-dev-out model's share errors were largest on pybamm-dev cells above the
+    training cells' 95th percentile (session 5's note) — an axis found by looking at where
+    that model failed, so its bound is the training percentile, never tuned."""
     r = np.asarray(retention, dtype=np.float64)
     t = np.asarray(elapsed_hour, dtype=np.float64)
     r, t = r[np.isfinite(r)], t[np.isfinite(t)]

@@ -127,8 +127,8 @@ def timing_columns(df: pd.DataFrame | CycleColumns, reference_ah: float,
 
     ``elapsed_hour`` = test_time_second / 3600 (end of cycle); ``cycle_start_hour``;
     ``cycle_duration_hour`` (given, else the time since the previous ROW — a gap of k cycles
-    counts whole, as the network was trained and evaluated: measured on geslin2024's
-    checkpoints every ~27 cycles, per-cycle values raised its capacity error 0.89 → 2.38 %;
+    counts whole, as the network was trained and evaluated: on geslin2024's checkpoints
+    every ~27 cycles, per-cycle values made its forecasts much worse (session 5's note);
     the first row's end time when the table starts at cycle 0 or 1, else NaN; the planned
     clock is :func:`default_hours_per_cycle`); ``rest_hour``;
     ``rest_before_hour``; ``high_voltage_hour`` and its cumulative sum
