@@ -33,8 +33,9 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, InputFormatError, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.numeric_lines import (NumberLayout, fields, first_bad, guess_layout,
-                                                 head_rows, iter_lines, parse_fields)
+from data_registry.readers.numeric_lines import (NumberLayout, fields, guess_layout,
+                                                 head_rows, iter_lines, line_problem,
+                                                 parse_fields)
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source
 
@@ -201,21 +202,10 @@ def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
 
 def _line_problem(file: str, line: int, parts: list[str], width: int
                   ) -> tuple[InputFormatError, str] | None:
+    """:func:`numeric_lines.line_problem` with this layout's column names."""
     names = ["capacity"] if width == 1 else ["cycle", "capacity"]
-    if len(parts) != width:
-        return (InputFormatError(
-            "wrong number of values on the line", code="field_count", file=file, row=line,
-            expected=f"{width} value{'s' if width > 1 else ''} ({', '.join(names)}), as on the "
-                     "first lines", found=f"{len(parts)} values {parts[:4]}"),
-            f"values={len(parts)} of {width}")
-    v = parse_fields(parts)
-    if v is None:
-        k = first_bad(parts)
-        return (InputFormatError("not a number", code="not_numeric", file=file, row=line,
-                                 column=f"column {k + 1} ({names[k]})", expected="a number",
-                                 found=repr(parts[k])),
-                f"column {k + 1} ({names[k]})={parts[k]}")
-    return None
+    return line_problem(file, line, parts, width,
+                        [f"column {k + 1} ({n})" for k, n in enumerate(names)], ", ".join(names))
 
 
 def _frame(at: list[int], values: list[np.ndarray], bad: list[tuple[int, str]], width: int,

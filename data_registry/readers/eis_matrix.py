@@ -40,7 +40,8 @@ import pandas as pd
 from data_registry.errors import IngestWarning, InputFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.numeric_lines import (NumberLayout, fields, first_bad, guess_layout,
-                                                 head_rows, iter_lines, parse_fields)
+                                                 head_rows, iter_lines, line_problem,
+                                                 parse_fields)
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Source
 
@@ -401,27 +402,9 @@ def _column_name(k: int, count: int, freq: np.ndarray) -> str:
 
 def _line_problem(file: str, line: int, parts: list[str], width: int, names: list[str]
                   ) -> tuple[InputFormatError, str] | None:
-    """The error of an unusable line (wrong count, not a number, not finite), and the short
-    ``column=found`` a skipped line is listed with; None for a good line."""
-    if len(parts) != width:
-        return (InputFormatError(
-            "wrong number of values on the line", code="field_count", file=file, row=line,
-            expected=f"{width} values (Re(Z) and Im(Z) at {width // 2} frequencies, as on the "
-                     "first line)", found=f"{len(parts)} values"),
-            f"values={len(parts)} of {width}")
-    v = parse_fields(parts)
-    if v is None:
-        k = first_bad(parts)
-        return (InputFormatError("not a number", code="not_numeric", file=file, row=line,
-                                 column=names[k], expected="a number", found=repr(parts[k])),
-                f"{names[k]}={parts[k]}")
-    if not np.isfinite(v).all():
-        k = int(np.argmax(~np.isfinite(v)))
-        return (InputFormatError("missing or non-finite value", code="not_finite", file=file,
-                                 row=line, column=names[k], expected="a finite number",
-                                 found=repr(parts[k])),
-                f"{names[k]}={parts[k]}")
-    return None
+    """:func:`numeric_lines.line_problem` of one spectrum line."""
+    return line_problem(file, line, parts, width, names,
+                        f"Re(Z) and Im(Z) at {width // 2} frequencies")
 
 
 def _frame(lines: list[int], rows: list[np.ndarray], skipped: list[tuple[int, str]],

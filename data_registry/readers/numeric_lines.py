@@ -116,3 +116,30 @@ def iter_lines(head: Head, max_line_bytes: int) -> Iterator[tuple[int, str]]:
                 text = text.lstrip("\ufeff")
             if text.strip():
                 yield n, text
+
+
+def line_problem(file: str, line: int, parts: list[str], width: int, names: list[str],
+                 expected_values: str) -> tuple[InputFormatError, str] | None:
+    """The error of an unusable line of ``width`` numbers (wrong count, not a number, not
+    finite) naming file, line and column (``names[k]``, e.g. ``"column 3 (capacity)"``), and the
+    short ``column=found`` a skipped line is listed with; None for a good line.
+    ``expected_values`` says what the ``width`` values are (for the wrong-count message)."""
+    if len(parts) != width:
+        return (InputFormatError(
+            "wrong number of values on the line", code="field_count", file=file, row=line,
+            expected=f"{width} value{'s' if width > 1 else ''} ({expected_values}), as on the "
+                     "first lines", found=f"{len(parts)} values {parts[:4]}"),
+            f"values={len(parts)} of {width}")
+    v = parse_fields(parts)
+    if v is None:
+        k = first_bad(parts)
+        return (InputFormatError("not a number", code="not_numeric", file=file, row=line,
+                                 column=names[k], expected="a number", found=repr(parts[k])),
+                f"{names[k]}={parts[k]}")
+    if not np.isfinite(v).all():
+        k = int(np.argmax(~np.isfinite(v)))
+        return (InputFormatError("missing or non-finite value", code="not_finite", file=file,
+                                 row=line, column=names[k], expected="a finite number",
+                                 found=repr(parts[k])),
+                f"{names[k]}={parts[k]}")
+    return None
