@@ -172,8 +172,10 @@ def forecast_view(model: OnnxForecaster, frame: pd.DataFrame, *, horizon_cycles:
                             nominal_capacity_ah=nominal_capacity_ah, cell_id=cell_id)
     rows = doc["forecast"]
     last = frame.iloc[-1]
-    pace = recent_hours_per_cycle(frame["test_time_second"].to_numpy(float), hours_per_cycle,
-                                  frame["cycle_index"].to_numpy(float))
+    # the forecast's own pace (its trend rows), else the same rule on the frame
+    pace = ((doc.get("domain") or {}).get("pace") or {}).get("hours_per_cycle") or \
+        recent_hours_per_cycle(frame["test_time_second"].to_numpy(float), hours_per_cycle,
+                               frame["cycle_index"].to_numpy(float))
     view: dict[str, Any] = {
         "model": doc["model"], "end_of_life": doc["end_of_life"],
         "attribution": doc["attribution"], "hours_per_cycle": pace,
