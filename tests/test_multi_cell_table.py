@@ -333,3 +333,61 @@ def test_geslin_diagnostics_split(shared_data, _isolated_home):
     assert first["discharge_capacity_ah"].tolist() == pytest.approx(
         [float(r["capacity_normalized"]) for r in want])
     assert len(_raw_files(_isolated_home)) == 1
+
+
+# --- hundreds of cells interleaved row by row (the head's values all look distinct) ----------
+
+def _interleaved_300(tmp_path: Path) -> Path:
+    """Cells c001 … c300, rows sorted by cycle then cell: cycle 1 and 2 for every cell, cycle 3
+    for c001 … c100 only (700 rows). The 400-line head holds 399 rows: 300 + 99 distinct
+    values, so the head alone cannot tell cells from row labels."""
+    rows = [f"c{k:03d},{cyc},{3600 * cyc},{1.0 - 0.01 * cyc:.2f}"
+            for cyc in (1, 2, 3) for k in range(1, 301) if cyc < 3 or k <= 100]
+    return _write(tmp_path, "many.csv", "cell_name,cycle_index,test_time_second,"
+                  "discharge_capacity_ah\n" + "\n".join(rows) + "\n")
+
+
+def test_300_interleaved_cells_refused_as_several_cells(tmp_path, capsys):
+    path = _interleaved_300(tmp_path)
+    code, out, err = _run(capsys, "ingest", path, "--cell-id", "lot", "--no-progress")
+    assert code == 2 and out == ""
+    assert "many.csv:3 column 'cell_name'" in err  # c002 on line 3
+    assert "the file holds 300 cells told apart by column 'cell_name' ('c001', 'c002', " \
+        "'c003', 'c004', 'c005', … (295 more))" in err
+    assert "cycle_index must increase" not in err
+    with Registry() as reg:
+        assert reg.cells() == []
+
+
+def test_300_interleaved_cells_split(tmp_path, capsys):
+    path = _interleaved_300(tmp_path)
+    code, out, err = _run(capsys, "ingest", path, "--cell-column", "cell_name", "--cell-id",
+                          "m-", "--no-progress", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["cell_count"] == 300 and doc["rows"] == 700
+    rows = {c["cell_id"]: c["rows"] for c in doc["cells"]}
+    assert rows == {f"m-c{k:03d}": 3 if k <= 100 else 2 for k in range(1, 301)}
+    with Registry() as reg:
+        c100, c101 = reg.load_cycles("m-c100"), reg.load_cycles("m-c101")
+    assert c100["cycle_index"].tolist() == [1, 2, 3]
+    assert c100["test_time_second"].tolist() == [3600.0, 7200.0, 10800.0]
+    assert c100["discharge_capacity_ah"].tolist() == pytest.approx([0.99, 0.98, 0.97])
+    assert c101["cycle_index"].tolist() == [1, 2]
+    assert c101["discharge_capacity_ah"].tolist() == pytest.approx([0.99, 0.98])
+
+
+def test_long_sample_counter_is_not_a_cell_column(tmp_path):
+    """``Sample`` 1 … 1000 (every value distinct, past the 400-line head): a row label."""
+    from data_registry.readers.cell_column import detect_cell_column
+    from data_registry.readers.source import layout_from_head
+    from data_registry.readers.sniff import read_head
+
+    rows = [f"{k},{k},{3600 * k},{1.0 - 0.0001 * k:.4f}" for k in range(1, 1001)]
+    path = _write(tmp_path, "counter.csv", "Sample,cycle_index,test_time_second,"
+                  "discharge_capacity_ah\n" + "\n".join(rows) + "\n")
+    head = read_head(path)
+    layout, _ = layout_from_head(head, 0)
+    assert detect_cell_column(head, layout) is None
+    with Registry() as reg:
+        assert reg.ingest(path, "counted").rows == 1000

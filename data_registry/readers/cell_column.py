@@ -12,8 +12,10 @@ column (:data:`~data_registry.readers.generic_csv.CELL_WORDS`: ``cell_name``, ``
 * reader options ``cell_column`` (+ ``cell_value``): only the rows of that cell are read
   (``source_row`` stays the raw file's line; rows of one cell may be interleaved with others).
 
-A header word alone is not enough: a column whose values in the file's head are mostly
-distinct (a row counter named ``Sample``) or non-integer numbers is not an identity.
+A header word alone is not enough: a column of non-integer numbers, or whose values never
+repeat (a row counter named ``Sample``), is not an identity. Values that look distinct in the
+file's head (a long table interleaving hundreds of cells row by row) are checked further down
+the file: when most of them occur on several rows, the column names cells.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from data_registry.errors import ValidationError
+from data_registry.errors import FadecastError, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout, stream_records
 from data_registry.readers.headers import cell_column, norm
 from data_registry.readers.sniff import Head
@@ -35,6 +37,8 @@ CELL_TABLE_FORMATS = ("generic_csv", "generic_cycles_csv", "generic_eis_csv",
                       "capacity_table_csv")
 #: head rows from which a column whose values are mostly distinct is a row label, not a cell
 MIN_ROWS_FOR_ID_CHECK = 20
+#: rows of the cell column read past the head when the head's values look distinct
+REPEAT_SCAN_ROWS = 200_000
 #: cell ids an error message shows
 SHOWN_IDS = 5
 
@@ -77,25 +81,59 @@ def looks_like_ids(values: list[str]) -> bool:
     """True unless the values are row labels (mostly distinct over at least
     :data:`MIN_ROWS_FOR_ID_CHECK` rows) or measurements (non-integer numbers)."""
     filled = [v for v in values if v]
-    if len(filled) >= MIN_ROWS_FOR_ID_CHECK and len(set(filled)) > len(filled) / 2:
+    if mostly_distinct(filled):
         return False
+    return not _measurements(filled)
+
+
+def mostly_distinct(filled: list[str]) -> bool:
+    """True when at least :data:`MIN_ROWS_FOR_ID_CHECK` values are more than half distinct."""
+    return len(filled) >= MIN_ROWS_FOR_ID_CHECK and len(set(filled)) > len(filled) / 2
+
+
+def _measurements(filled: list[str]) -> bool:
+    """True when a value is a finite non-integer number (a measurement, not an id)."""
     for v in filled:
         try:
             x = float(v.replace(",", "."))
         except ValueError:
-            return True  # text: an id
+            return False  # text: an id
         if np.isfinite(x) and x != int(x):
-            return False
-    return True
+            return True
+    return False
+
+
+def values_repeat(head: Head, layout: CsvLayout, column: str,
+                  max_rows: int = REPEAT_SCAN_ROWS) -> bool:
+    """True when most distinct values of ``column`` in the file's first ``max_rows`` rows
+    occur on two rows or more (cells interleaved row by row); False for a row counter (every
+    value distinct) or when the column cannot be read (the reader then says why)."""
+    use = CsvLayout(**{**layout.__dict__, "numeric": (), "text": (column,)})
+    stream = stream_records(head.path, use, chunk_rows=max_rows)
+    try:
+        raw, _ = next(iter(stream))
+        vals = pc.utf8_trim_whitespace(raw.table.column(column)).fill_null("")
+        vals = pc.filter(vals, pc.not_equal(vals, ""))
+        counts = pc.value_counts(vals).field("counts").to_numpy(zero_copy_only=False)
+    except (StopIteration, FadecastError):
+        return False
+    finally:
+        stream.close()
+    return len(counts) > 0 and int((counts >= 2).sum()) > len(counts) / 2
 
 
 def detect_cell_column(head: Head, layout: CsvLayout) -> str | None:
-    """The header naming each row's cell (by header word, checked against the head's
-    values), or None."""
+    """The header naming each row's cell (by header word, checked against the values: not
+    measurements, and not all distinct — unless they repeat further down the file), or None."""
     from data_registry.readers.generic_csv import CELL_WORDS
 
     col = cell_column(layout.names, CELL_WORDS)
-    if col is None or not looks_like_ids(head_values(head, layout, col)):
+    if col is None:
+        return None
+    filled = [v for v in head_values(head, layout, col) if v]
+    if _measurements(filled):
+        return None
+    if mostly_distinct(filled) and not values_repeat(head, layout, col):
         return None
     return col
 
