@@ -10,9 +10,12 @@
    :func:`data_registry.cell_ids.cell_id_from_label`);
 2. the raw file is copied into ``raw/tmp`` and hashed ONCE (it is kept once, whatever the
    number of cells);
-3. per cell: its rows only (rows of cells may be interleaved) streamed through the reader
-   and validated ON THEIR OWN (cycle numbers, clock, continuation of what the cell already
-   holds) into a temp Parquet part;
+3. ONE pass over the file (:class:`_TableFeed`): each parsed chunk's rows are routed to
+   per-cell buffers; per cell, its rows only (rows of cells may be interleaved) go through
+   the reader and are validated ON THEIR OWN (cycle numbers, clock, continuation of what the
+   cell already holds) into a temp Parquet part (``source_row`` stays the raw file's line). A
+   cell's buffer is read as soon as the cell's last row has been routed, so a table sorted by
+   cell holds about one cell in memory; an interleaved table is held once, parsed;
 4. raw file and parts moved into place with ``os.replace``; ONE catalog transaction records
    every cell (metadata, ingest with ``source_metadata`` ``cell_column`` / ``cell_value`` /
    ``cell_rows``, warnings, a new version of each ``cell:<id>`` dataset).
@@ -23,12 +26,19 @@ part of the file is already present).
 """
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
 
 from data_registry.cell_ids import cell_id_from_label
 from data_registry.errors import FadecastError, InputFormatError, StoreError, ValidationError
@@ -39,7 +49,9 @@ from data_registry.manifest import FileReport, IngestReport, merge_metadata, nor
 from data_registry.parts import copy_and_hash, fsync_file
 from data_registry.progress import Progress
 from data_registry.reader_options import reader_options_for
+from data_registry.readers import source as _source_module
 from data_registry.readers.cell_column import CellLabels
+from data_registry.readers.csv_stream import Columns, CsvLayout
 from data_registry.schema import TABLES
 from data_registry.store import Registry
 
@@ -177,6 +189,7 @@ def run_table_ingest(reg: Registry, path: Path, cell_column: str | None = None,
     from data_registry.readers import open_source as opener
 
     rows_per_chunk = int(chunk_rows or reg.chunk_rows)
+    feed = _TableFeed(path, plan)
     staged: dict[str, _Staged] = {}
     raw_tmp: Path | None = None
     reports: list[IngestReport] = []
@@ -191,7 +204,8 @@ def run_table_ingest(reg: Registry, path: Path, cell_column: str | None = None,
                 bar.describe(f"{cid} ({plan.labels.rows[value]:,} rows)")
                 item = staged[cid] = _Staged(FileReport(name, "", size, already_present=False))
                 _stage_cell(reg, path, item, cid, value, plan, user_meta, read_opts,
-                            rows_per_chunk, sha256, opener, bar)
+                            rows_per_chunk, sha256, opener, bar, feed)
+            feed.drain()  # the rest of the file parsed too: a bad line is refused as before
             new = {cid: s for cid, s in staged.items() if not s.report.already_present}
             if new:
                 _publish_raw(reg, sha256, raw_tmp)
@@ -217,6 +231,8 @@ def run_table_ingest(reg: Registry, path: Path, cell_column: str | None = None,
             if raw_tmp is not None:
                 raw_tmp.unlink(missing_ok=True)
             raise
+        finally:
+            feed.close()
     return TableIngestReport(plan.file, plan.column, plan.format_name, reports,
                              {cid: v for v, cid in plan.cell_ids.items()},
                              time.perf_counter() - started)
@@ -224,9 +240,11 @@ def run_table_ingest(reg: Registry, path: Path, cell_column: str | None = None,
 
 def _stage_cell(reg: Registry, path: Path, item: _Staged, cell_id: str, value: str,
                 plan: TablePlan, user_meta: dict[str, Any], read_opts: dict[str, Any],
-                chunk_rows: int, sha256: str, opener: Any, bar: Progress) -> None:
-    """One cell's rows, read and validated on their own into a temp part (not yet visible;
-    the caller discards it on failure); an error names the cell and its value."""
+                chunk_rows: int, sha256: str, opener: Any, bar: Progress,
+                feed: "_TableFeed") -> None:
+    """One cell's rows (from ``feed``: the file is read once for all cells), read and
+    validated on their own into a temp part (not yet visible; the caller discards it on
+    failure); an error names the cell and its value."""
     name = item.report.path
     try:
         with reg.catalog.reading() as conn:
@@ -235,15 +253,24 @@ def _stage_cell(reg: Registry, path: Path, item: _Staged, cell_id: str, value: s
             owners = reg.catalog.ingests_of_raw(conn, sha256)
         if _already_stored(owners, cell_id, plan, value):
             item.report.sha256, item.report.already_present = sha256, True
+            feed.skip(value)
             return  # this cell's rows of this file are stored: nothing to parse
         merge_metadata(cell_id, dict(cell_row["metadata"]) if cell_row else {}, user_meta)
         tails = {kind: _tail(reg, kind, [r for r in stored if r["kind"] == kind])
                  for kind in TABLES}
-        _parse_into_part(reg, path, cell_id, plan.format_name, chunk_rows, tails, item,
-                         seq=len(stored), opener=opener, bar=bar, on_chunk=None,
-                         read_opts={**read_opts, "cell_column": plan.column,
-                                    "cell_value": value},
-                         display=Path(name).name if name != str(path) else None)
+        token = _FEED.set((feed, value))
+        try:
+            _parse_into_part(reg, path, cell_id, plan.format_name, chunk_rows, tails, item,
+                             seq=len(stored), opener=opener, bar=bar, on_chunk=None,
+                             read_opts={**read_opts, "cell_column": plan.column,
+                                        "cell_value": value},
+                             display=Path(name).name if name != str(path) else None)
+        finally:
+            _FEED.reset(token)
+        if feed.routed(value) and "cell_rows" in item.source_metadata:
+            # the reader saw only this cell's rows: the others are the rest of the file
+            item.source_metadata["other_cell_rows"] = (
+                feed.total_rows - int(item.source_metadata["cell_rows"]))
         if not _is_duplicate(reg, item, sha256, cell_id, {}) and item.part_tmp is not None:
             fsync_file(item.part_tmp)
     except FadecastError as exc:
@@ -262,3 +289,120 @@ def _already_stored(owners: list[dict[str, Any]], cell_id: str, plan: TablePlan,
                 meta.get("cell_column") == plan.column and meta.get("cell_value") == value)):
             return True
     return False
+
+
+# --- one pass over the table, routed to per-cell buffers -------------------------------------
+
+#: (feed, cell value) of the cell being read on this thread / task, else None
+_FEED: contextvars.ContextVar[tuple["_TableFeed", str] | None] = contextvars.ContextVar(
+    "fadecast_table_feed", default=None)
+
+
+class _TableFeed:
+    """The file parsed ONCE for all cells: each chunk's rows go to the buffer of their cell
+    (kept in file order, ``source_row`` = the raw line); a cell's reader takes its buffered
+    chunks, parsing further only while the cell has rows not yet routed."""
+
+    def __init__(self, path: Path, plan: TablePlan) -> None:
+        self.path, self.column = Path(path), plan.column
+        self.want = dict(plan.labels.rows)  # value → rows in the file
+        self.total_rows = sum(self.want.values()) + plan.labels.blank_rows
+        self.buffers: dict[str, deque] = {v: deque() for v in self.want}
+        self.seen = dict.fromkeys(self.want, 0)  # value → rows routed so far
+        self.used: set[str] = set()
+        self.skipped: set[str] = set()  # cells not read (already stored): nothing buffered
+        self.key: tuple | None = None
+        self.stream: Iterator[tuple[Columns, np.ndarray]] | None = None
+        self.done = False
+
+    def skip(self, value: str) -> None:
+        """Cell ``value`` is not read: drop its rows (those buffered and those to come)."""
+        self.skipped.add(value)
+        if value in self.buffers:
+            self.buffers[value].clear()
+
+    def routed(self, value: str) -> bool:
+        """True when ``value``'s rows were read from this feed."""
+        return value in self.used
+
+    def records(self, value: str, path: Path, layout: CsvLayout, chunk_rows: int,
+                max_line_bytes: int) -> Iterator[tuple[Columns, np.ndarray]] | None:
+        """The chunks of cell ``value`` (None when this stream is not the feed's: another
+        file, or a layout other than the first cell's)."""
+        key = (str(Path(path)), layout, int(chunk_rows), int(max_line_bytes))
+        if Path(path) != self.path or value not in self.buffers or value in self.used:
+            return None
+        if self.key is None:
+            self.key = key
+            self.stream = _ORIGINAL_STREAM(path, layout, chunk_rows=chunk_rows,
+                                           max_line_bytes=max_line_bytes)
+        elif key != self.key:
+            return None
+        self.used.add(value)
+        return self._cell(value)
+
+    def _cell(self, value: str) -> Iterator[tuple[Columns, np.ndarray]]:
+        buf = self.buffers[value]
+        while True:
+            while buf:
+                yield buf.popleft()
+            if self.done or self.seen[value] >= self.want[value]:
+                return
+            self._advance()
+
+    def _advance(self) -> None:
+        """Parse one more chunk and route its rows to the buffers of the cells still to read."""
+        assert self.stream is not None
+        try:
+            raw, lines = next(self.stream)
+        except StopIteration:
+            self.done = True
+            return
+        vals = pc.utf8_trim_whitespace(raw.table.column(self.column)).fill_null("")
+        codes, uniques = pd.factorize(np.asarray(vals.to_numpy(zero_copy_only=False),
+                                                 dtype=object))
+        order = np.argsort(codes, kind="stable")  # rows grouped by cell, file order kept
+        bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+        table = raw.table.take(order)
+        lines = lines[order]
+        for k, u in enumerate(uniques):
+            lo, hi = int(bounds[k]), int(bounds[k + 1])
+            if u in self.seen:
+                self.seen[u] += hi - lo
+                if u not in self.skipped and u in self.buffers:
+                    self.buffers[u].append((Columns(table.slice(lo, hi - lo)), lines[lo:hi]))
+
+    def drain(self) -> None:
+        """Parse what no cell needed (the file's last lines): every line is checked."""
+        while self.stream is not None and not self.done:
+            self._advance()
+        self.buffers.clear()
+
+    def close(self) -> None:
+        """Stop the parse (its prefetch thread) and drop the buffers."""
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+        self.buffers.clear()
+
+
+_ORIGINAL_STREAM = _source_module.stream_records
+_INSTALL_LOCK = threading.Lock()
+
+
+def _routed_stream_records(path: Path, layout: CsvLayout, *, chunk_rows: int = 1_000_000,
+                           max_line_bytes: int = _source_module.MAX_LINE_BYTES
+                           ) -> Iterator[tuple[Columns, np.ndarray]]:
+    """``stream_records`` as the CSV readers call it: the chunks of the cell being read when
+    a table ingest runs on this thread (:data:`_FEED`), else the file streamed as always."""
+    current = _FEED.get()
+    if current is not None:
+        feed, value = current
+        routed = feed.records(value, path, layout, chunk_rows, max_line_bytes)
+        if routed is not None:
+            return routed
+    return _ORIGINAL_STREAM(path, layout, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
+
+
+with _INSTALL_LOCK:
+    _source_module.stream_records = _routed_stream_records  # type: ignore[assignment]

@@ -391,3 +391,26 @@ def test_long_sample_counter_is_not_a_cell_column(tmp_path):
     assert detect_cell_column(head, layout) is None
     with Registry() as reg:
         assert reg.ingest(path, "counted").rows == 1000
+
+
+def test_table_is_parsed_once_for_all_cells(tmp_path, monkeypatch):
+    """Three cells, chunks of 2 rows: one parse of the file feeds every cell (not one per
+    cell), and each cell still gets exactly its own rows and counts."""
+    import data_registry.multi_cell as multi_cell
+
+    opened = []
+    original = multi_cell._ORIGINAL_STREAM
+
+    def counting(path, layout, **kw):
+        opened.append(Path(path).name)
+        return original(path, layout, **kw)
+
+    monkeypatch.setattr(multi_cell, "_ORIGINAL_STREAM", counting)
+    path = _write(tmp_path, "lot.csv", THREE)
+    with Registry(chunk_rows=2) as reg:
+        table = reg.ingest_table(path, "cell_id", "p-")
+        assert [r.rows for r in table.cells] == [3, 2, 1]
+        meta = reg.cell("p-C")["files"][0]["source_metadata"]
+        assert reg.load_cycles("p-C")["discharge_capacity_ah"].tolist() == [3.0]
+    assert opened == ["lot.csv"]
+    assert meta["cell_rows"] == 1 and meta["other_cell_rows"] == 5
