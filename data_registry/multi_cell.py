@@ -26,8 +26,7 @@ part of the file is already present).
 """
 from __future__ import annotations
 
-import contextvars
-import threading
+import functools
 import time
 import uuid
 from collections import deque
@@ -49,9 +48,9 @@ from data_registry.manifest import FileReport, IngestReport, merge_metadata, nor
 from data_registry.parts import copy_and_hash, fsync_file
 from data_registry.progress import Progress
 from data_registry.reader_options import reader_options_for
-from data_registry.readers import source as _source_module
 from data_registry.readers.cell_column import CellLabels
-from data_registry.readers.csv_stream import Columns, CsvLayout
+from data_registry.readers.csv_stream import Columns, CsvLayout, stream_records
+from data_registry.readers.source import RECORD_FEED
 from data_registry.schema import TABLES
 from data_registry.store import Registry
 
@@ -258,7 +257,7 @@ def _stage_cell(reg: Registry, path: Path, item: _Staged, cell_id: str, value: s
         merge_metadata(cell_id, dict(cell_row["metadata"]) if cell_row else {}, user_meta)
         tails = {kind: _tail(reg, kind, [r for r in stored if r["kind"] == kind])
                  for kind in TABLES}
-        token = _FEED.set((feed, value))
+        token = RECORD_FEED.set(functools.partial(feed.records, value))
         try:
             _parse_into_part(reg, path, cell_id, plan.format_name, chunk_rows, tails, item,
                              seq=len(stored), opener=opener, bar=bar, on_chunk=None,
@@ -266,7 +265,7 @@ def _stage_cell(reg: Registry, path: Path, item: _Staged, cell_id: str, value: s
                                         "cell_value": value},
                              display=Path(name).name if name != str(path) else None)
         finally:
-            _FEED.reset(token)
+            RECORD_FEED.reset(token)
         if feed.routed(value) and "cell_rows" in item.source_metadata:
             # the reader saw only this cell's rows: the others are the rest of the file
             item.source_metadata["other_cell_rows"] = (
@@ -292,10 +291,6 @@ def _already_stored(owners: list[dict[str, Any]], cell_id: str, plan: TablePlan,
 
 
 # --- one pass over the table, routed to per-cell buffers -------------------------------------
-
-#: (feed, cell value) of the cell being read on this thread / task, else None
-_FEED: contextvars.ContextVar[tuple["_TableFeed", str] | None] = contextvars.ContextVar(
-    "fadecast_table_feed", default=None)
 
 
 class _TableFeed:
@@ -334,8 +329,8 @@ class _TableFeed:
             return None
         if self.key is None:
             self.key = key
-            self.stream = _ORIGINAL_STREAM(path, layout, chunk_rows=chunk_rows,
-                                           max_line_bytes=max_line_bytes)
+            self.stream = stream_records(path, layout, chunk_rows=chunk_rows,
+                                         max_line_bytes=max_line_bytes)
         elif key != self.key:
             return None
         self.used.add(value)
@@ -384,25 +379,3 @@ class _TableFeed:
         if close is not None:
             close()
         self.buffers.clear()
-
-
-_ORIGINAL_STREAM = _source_module.stream_records
-_INSTALL_LOCK = threading.Lock()
-
-
-def _routed_stream_records(path: Path, layout: CsvLayout, *, chunk_rows: int = 1_000_000,
-                           max_line_bytes: int = _source_module.MAX_LINE_BYTES
-                           ) -> Iterator[tuple[Columns, np.ndarray]]:
-    """``stream_records`` as the CSV readers call it: the chunks of the cell being read when
-    a table ingest runs on this thread (:data:`_FEED`), else the file streamed as always."""
-    current = _FEED.get()
-    if current is not None:
-        feed, value = current
-        routed = feed.records(value, path, layout, chunk_rows, max_line_bytes)
-        if routed is not None:
-            return routed
-    return _ORIGINAL_STREAM(path, layout, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
-
-
-with _INSTALL_LOCK:
-    _source_module.stream_records = _routed_stream_records  # type: ignore[assignment]

@@ -397,15 +397,18 @@ def test_table_is_parsed_once_for_all_cells(tmp_path, monkeypatch):
     """Three cells, chunks of 2 rows: one parse of the file feeds every cell (not one per
     cell), and each cell still gets exactly its own rows and counts."""
     import data_registry.multi_cell as multi_cell
+    import data_registry.readers.source as source
 
     opened = []
-    original = multi_cell._ORIGINAL_STREAM
+    original = source.stream_records
 
     def counting(path, layout, **kw):
         opened.append(Path(path).name)
         return original(path, layout, **kw)
 
-    monkeypatch.setattr(multi_cell, "_ORIGINAL_STREAM", counting)
+    # every way a reader can open the file: the table's one parse and a cell's own stream
+    monkeypatch.setattr(multi_cell, "stream_records", counting)
+    monkeypatch.setattr(source, "stream_records", counting)
     path = _write(tmp_path, "lot.csv", THREE)
     with Registry(chunk_rows=2) as reg:
         table = reg.ingest_table(path, "cell_id", "p-")

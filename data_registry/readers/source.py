@@ -2,6 +2,7 @@
 every delimited-text reader shares (layout from the head, vendor column map → canonical)."""
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -200,6 +201,24 @@ class Mapped:
     text: bool = False
 
 
+#: who provides the record chunks of the file a CSV reader is about to stream, on this thread
+#: or task: None = the file itself (:func:`stream_records`). ``data_registry.multi_cell`` sets
+#: it so ONE parse of a many-cells table feeds each cell's own reader; the provider returns
+#: None for a file it does not hold, which is then streamed as always.
+RECORD_FEED: contextvars.ContextVar[Callable[..., Iterator | None] | None] = \
+    contextvars.ContextVar("fadecast_record_feed", default=None)
+
+
+def _records(path: Path, layout: CsvLayout, *, chunk_rows: int,
+             max_line_bytes: int) -> Iterator:
+    """The record chunks of ``path``: from :data:`RECORD_FEED` when it holds them, else
+    streamed from the file."""
+    feed = RECORD_FEED.get()
+    routed = feed(path, layout, chunk_rows, max_line_bytes) if feed is not None else None
+    return routed if routed is not None else stream_records(
+        path, layout, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
+
+
 def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
                layout: CsvLayout, columns: list[Mapped], chunk_rows: int,
                metadata: dict | None = None, warnings: list[IngestWarning] | None = None,
@@ -238,7 +257,7 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
         use = CsvLayout(**{**layout.__dict__, "lenient": True}) if lenient else layout
         if rows is not None:
             rows.reset()  # chunks() may be called again: each pass counts afresh
-        for raw, lines in stream_records(head.path, use, chunk_rows=chunk_rows,
+        for raw, lines in _records(head.path, use, chunk_rows=chunk_rows,
                                          max_line_bytes=max_line_bytes):
             if rows is not None:
                 keep = rows(raw, lines)
