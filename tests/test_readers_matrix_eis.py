@@ -336,6 +336,13 @@ def test_capacity_list_bad_line(tmp_path):
     assert (e.value.file, e.value.row, e.value.code) == ("cap.txt", 4, "field_count")
 
 
+def test_capacity_list_nan_line_is_named_not_unrecognised(tmp_path):
+    p = _write(tmp_path / "cap.txt", ["37.2", "36.9", "36.5", "nan", "36.1", "35.9"])
+    with pytest.raises(InputFormatError, match="non-finite") as e:
+        open_source(p, protocol_hours_per_cycle=1).read()
+    assert (e.value.row, e.value.code) == (4, "not_finite")
+
+
 # --- the real files (Zhang et al. 2020) ------------------------------------------------------
 
 @pytest.fixture

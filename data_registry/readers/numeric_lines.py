@@ -84,7 +84,7 @@ def first_bad(parts: list[str]) -> int:
 def head_rows(head: Head, layout: NumberLayout, limit: int = 400, start: int = 0
               ) -> tuple[list[np.ndarray], list[int]] | None:
     """The leading run of non-blank head lines (from 0-based ``start``, up to ``limit``) that
-    are all numbers, as many on each as on the first, with their 1-based line numbers; None
+    are all finite numbers, as many on each as on the first, with their 1-based line numbers; None
     when the first non-blank line is not such a line. The run stops at the first other line,
     so a bad line further down is left for the reader to name (line, field, value) instead of
     making the file unrecognisable."""
@@ -93,7 +93,8 @@ def head_rows(head: Head, layout: NumberLayout, limit: int = 400, start: int = 0
         if i < start or not line.strip():
             continue
         v = parse_fields(fields(line, layout))
-        if v is None or v.size == 0 or (rows and v.size != rows[0].size):
+        if v is None or v.size == 0 or (rows and v.size != rows[0].size) \
+                or not np.isfinite(v).all():
             break
         rows.append(v)
         lines.append(i + 1)
