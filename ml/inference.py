@@ -21,6 +21,7 @@ from data_registry.errors import FadecastError, NotFoundError, ValidationError
 from ml.scaling import FeatureScaler
 from ml.history_likelihood import (backcast_indices, effective_samples, median_shift,
                                    sample_log_likelihood)
+from ml.features.timing import PACE_CYCLES, cycle_clock_hours
 from ml.windows import (WindowSpec, column_values, future_schedule, make_windows, model_columns,
                         planned_hours_per_cycle)
 
@@ -430,11 +431,13 @@ PACE_SPREAD_NOTE = 1.5
 def planned_pace(table: Any, pace: float, *, given: bool) -> dict:
     """Where the future's hours per cycle came from, for the answer's ``domain["pace"]``.
 
-    The CONTRACTS default is the median duration of the last 10 observed cycles: right for a
-    steady protocol, but it drops rests that come every few cycles. When the mean of those
-    durations exceeds the median by :data:`PACE_SPREAD_NOTE` times, ``note`` says so and how
+    The CONTRACTS default is the median duration of the last 10 observed cycles
+    (:func:`ml.features.timing.cycle_clock_hours`): right for a steady protocol, but it drops
+    rests that come every few cycles. When the mean of those durations exceeds the median by :data:`PACE_SPREAD_NOTE` times, ``note`` says so and how
     to state the protocol's mean pace."""
-    dur = np.asarray(column_values(table, "cycle_duration_hour"), dtype=float)[-10:]
+    # the same per-cycle clock as the default pace (a row after a gap of k cycles counts k)
+    dur = cycle_clock_hours(column_values(table, "elapsed_hour"),
+                            column_values(table, "cycle_index"))[-PACE_CYCLES:]
     dur = dur[np.isfinite(dur)]
     mean = float(dur.mean()) if dur.size else None
     out = {"hours_per_cycle": float(pace),

@@ -62,5 +62,8 @@ def test_served_forecast_of_a_history_that_skips_cycles_runs_the_true_clock():
     model = load_forecaster(str(Path(__file__).resolve().parents[1] / "models" / "production"))
     doc = model.forecast(_every_tenth(), horizon_cycles=3)
     assert doc["domain"]["pace"]["hours_per_cycle"] == pytest.approx(3.0)
+    # no "rests every few cycles" note: the recent mean is per cycle too, not the row gap
+    assert doc["domain"]["pace"]["recent_mean_hours_per_cycle"] == pytest.approx(3.0)
+    assert doc["domain"]["pace"]["note"] is None
     t = [r["test_time_second"] / 3600.0 for r in doc["forecast"]]
     assert np.diff(t) == pytest.approx([3.0, 3.0])
