@@ -136,14 +136,11 @@ def cell_frame(reg: Any, cell_id: str, key: tuple[Any, ...], meta: dict[str, Any
         cycles = complete_cycle_table(stored.table, {cell_id: meta})
     if any(kind == "eis" for _, kind in key) and "cell_id" in cycles.columns:
         # the cell's spectra: one Warburg fit each, aligned to its cycles (the A_w trend the
-        # model reads), as `fadecast features` does (ml.features.commands.cell_cycle_table)
-        eis = reg.load_eis(cell_id)
-        if len(eis):
-            from ml.features.warburg_trend import align_warburg
+        # model reads), as `fadecast features` does
+        from ml.features.warburg_trend import align_cell_spectra
 
-            spike = meta.get("aw_spike_voltage_volt")
-            cycles = align_warburg(cycles.sort_values("cycle_index").reset_index(drop=True),
-                                   eis, spike_voltage_volt=float(spike) if spike else None)
+        cycles = align_cell_spectra(cycles.sort_values("cycle_index").reset_index(drop=True),
+                                    reg.load_eis(cell_id), meta)
     keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, LABEL_COLUMN)
             if c in cycles.columns and (c != LABEL_COLUMN or cycles[c].notna().any())]
     return cycles[keep].sort_values("cycle_index").reset_index(drop=True)

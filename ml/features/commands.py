@@ -39,11 +39,9 @@ def cell_cycle_table(registry: Any, cell_id: str, voltage_curves: bool = True) -
                               code="no_cycle_data", column="cell_id",
                               expected="ingested samples or cycles", found="EIS only" if len(eis)
                               else "no data")
-    table = complete_cycle_table(cycles, cells=meta)
-    if len(eis):
-        from ml.features.warburg_trend import align_warburg
-        table = align_warburg(table, eis)
-    return table
+    from ml.features.warburg_trend import align_cell_spectra
+
+    return align_cell_spectra(complete_cycle_table(cycles, cells=meta), eis, meta[cell_id])
 
 
 def write_table(table: pd.DataFrame, output: str | None) -> None:

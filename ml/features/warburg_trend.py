@@ -21,6 +21,9 @@ baseline spectra), ``aw_top_of_charge_ohm_per_sqrt_s`` and ``aw_spike_ratio`` (t
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -73,6 +76,19 @@ def top_of_charge(fits: pd.DataFrame, spike_voltage_volt: float | None = None) -
     span = vmax - events.transform("min").to_numpy(float)
     top = (span > SPIKE_MIN_SPAN_VOLT) & (volt >= vmax - TOP_OF_CHARGE_BAND_VOLT)
     return np.asarray(top, dtype=bool)
+
+
+def align_cell_spectra(table: pd.DataFrame, eis: pd.DataFrame | None,
+                       meta: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """:func:`align_warburg` for ONE registered cell's per-cycle table and spectra, with its
+    metadata's ``aw_spike_voltage_volt``; the table unchanged when it has no spectra. What
+    ``fadecast features`` and a stored-cell forecast both call."""
+    if eis is None or not len(eis):
+        return table
+    from ml.features.cycle_input import meta_float
+
+    return align_warburg(table, eis,
+                         spike_voltage_volt=meta_float(meta or {}, "aw_spike_voltage_volt"))
 
 
 def align_warburg(table: pd.DataFrame, eis: pd.DataFrame,
