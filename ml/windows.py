@@ -79,6 +79,13 @@ class WindowSpec:
 #: (cycle_index, elapsed hour) of the history before the cut
 TREND_DONE = "trend_rows"
 LAST_OBSERVED = "last_observed"
+#: (rows, last cycle_index) of the frame the two marks above were set on: pandas copies
+#: ``attrs`` into every slice, so a history cut from a trend-cut record (an evaluation's first
+#: 40 %) would otherwise inherit the WHOLE record's note and last observed cycle — its forecast
+#: would start after the record's last cycle (measured: NASA B0034 forecast flat from cycle 198
+#: when cut at cycle 80)
+TREND_FRAME = "trend_frame"
+_TREND_MARKS = (TREND_DONE, LAST_OBSERVED, TREND_FRAME)
 
 #: given per-cycle columns that describe ONE cycle's own run, not the test's pace: left out
 #: when the trend rows are capacity checks (a slow check's duration is not the ageing clock)
@@ -92,8 +99,11 @@ def trend_subset(cycles: pd.DataFrame | Mapping[str, Any]
     partial cycles), without the ``cycle_label`` column; ``(cycles, None)`` unchanged when
     every row is kept and there are no labels."""
     frame = isinstance(cycles, pd.DataFrame)
-    if frame and TREND_DONE in cycles.attrs:
-        return cycles, None  # already cut (ml.sources.trend_records): the rules run once
+    if frame and any(k in cycles.attrs for k in _TREND_MARKS):
+        if _same_frame(cycles):
+            return cycles, None  # already cut (ml.sources.trend_records): the rules run once
+        cycles = cycles.copy(deep=False)  # a slice of a cut frame: its marks are not its own
+        cycles.attrs = {k: v for k, v in cycles.attrs.items() if k not in _TREND_MARKS}
     names = list(cycles.columns) if frame else list(cycles)
     if "cycle_index" not in names or "discharge_capacity_ah" not in names \
             or "test_time_second" not in names:
@@ -118,10 +128,25 @@ def trend_subset(cycles: pd.DataFrame | Mapping[str, Any]
     start = (float(n[last]), float(_floats(cycles["test_time_second"])[last]) / 3600.0)
     if frame:
         out = cycles.loc[keep, [c for c in names if c not in drop]].reset_index(drop=True)
-        out.attrs = {**cycles.attrs, TREND_DONE: rows.note(), LAST_OBSERVED: start}
+        out.attrs = {**cycles.attrs, TREND_DONE: rows.note(), LAST_OBSERVED: start,
+                     TREND_FRAME: _frame_mark(out)}
         return out, rows
     out = {k: np.asarray(v)[keep] for k, v in cycles.items() if k not in drop}
     return _Observed(out, start), rows
+
+
+def _frame_mark(frame: pd.DataFrame) -> tuple[int, float]:
+    """(rows, last cycle_index) of a trend-cut frame (:data:`TREND_FRAME`)."""
+    n = len(frame)
+    return n, float(frame["cycle_index"].iloc[-1]) if n else float("nan")
+
+
+def _same_frame(frame: pd.DataFrame) -> bool:
+    """Whether ``frame`` is the one its trend marks were set on, not a slice of it."""
+    mark = frame.attrs.get(TREND_FRAME)
+    if mark is None or TREND_DONE not in frame.attrs or "cycle_index" not in frame.columns:
+        return False
+    return tuple(mark) == _frame_mark(frame)
 
 
 class _Observed(dict):

@@ -88,8 +88,8 @@ def test_forecast_document_refuses_nan_output(forecaster):  # noqa: F811
             return doc
 
     frame = pd.DataFrame({"cycle_index": [1, 2, 3, 4], "test_time_second": [1.0, 2, 3, 4],
-                          "discharge_capacity_ah": [1.0, 2.0, 1.5, 3.0]})
-    with pytest.raises(ValidationError, match=r"retention ranges 0.5–1.5 of the reference "
+                          "discharge_capacity_ah": [1.7, 2.0, 1.5, 3.0]})
+    with pytest.raises(ValidationError, match=r"retention ranges 0.75–1.5 of the reference "
                                               r"capacity 2 Ah .*found max retention 1.5"):
         forecast_document(NanModel(), frame, horizon_cycles=3)
     assert len(forecast_document(forecaster, frame, horizon_cycles=3)["forecast"]) == 3

@@ -170,9 +170,13 @@ def test_real_nasa_cells_lose_only_their_partial_discharges(shared_data):
         warnings.simplefilter("always")
         recs = {r.cell_id: r for r in load_source("nasa-pcoe", root=shared_data)}
     note = [str(w.message) for w in caught if "capacity trend" in str(w.message)]
-    assert note and "B0034 cycle(s) [1]" in note[0] and "B0050 cycle(s) [9, 12]" in note[0]
+    assert note and "B0034 cycle(s) [1]" in note[0] and "B0050 cycle(s) [1, 9, 12]" in note[0]
     # B0034's first discharge (0.746 Ah, neighbours ~1.6 Ah) is no longer its reference
     assert recs["B0034"].cycles["cycle_index"].iloc[0] == 2
+    # B0036's first discharge from the delivered charge (1.00 Ah, then 1.80 Ah: 0.56x, above
+    # the partial-cycle half) goes by the first-row rule
+    assert "B0036 cycle(s) [1]" in note[0]
+    assert recs["B0036"].cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(1.8011, abs=1e-4)
     assert len(recs["B0005"].cycles) == 168  # a clean cell keeps every row
 
 
@@ -276,3 +280,41 @@ def test_records_are_cut_once():
         rec = trend_records([CellRecord("x", cycles)])[0]
     table = model_columns(rec.cycles)
     assert table.n_rows == 6 and table.attrs["history"]["basis"] == "capacity checks"
+
+
+def test_a_first_discharge_of_a_part_charged_cell_is_not_the_reference():
+    # NASA B0036's shape: 1.00 Ah from the delivered charge, then ~1.80 Ah
+    q = np.array([1.00, 1.80, 1.80, 1.79, 1.79, 1.78, 1.78])
+    rows = trend_rows(q)
+    assert np.flatnonzero(~rows.keep).tolist() == [0]
+    assert rows.dropped == {"first discharge of a part-charged cell": 1}
+    # 0.81x the next five's median (1.79) stays: within what a first cycle may differ
+    assert trend_rows(np.r_[1.45, q[1:]]).keep.all()
+    # within the fast path's ratio (max < 1.5 min) the first row is still judged: 0.75x
+    assert not trend_rows(np.r_[1.35, q[1:]]).keep[0]
+    # too few rows after it to judge: kept
+    assert trend_rows(np.array([1.0, 1.8, 1.8])).keep.all()
+
+
+def test_a_slice_of_a_trend_cut_record_is_judged_on_its_own():
+    # an evaluation cuts the first rows of a record that ml.sources.trend_records already cut;
+    # pandas copies attrs into the slice, which must not inherit the record's last cycle
+    q = [0.75, 1.60, 1.60, 1.59, 1.58, 1.58, 1.57, 1.56, 1.55, 1.55, 1.54, 1.53]
+    frame = pd.DataFrame({"cycle_index": np.arange(1, 13), "test_time_second":
+                          3600.0 * 4 * np.arange(1, 13), "discharge_capacity_ah": q})
+    record, rows = trend_subset(frame)
+    assert rows is not None and record.attrs["last_observed"] == (12.0, 48.0)
+    assert trend_subset(record) == (record, None)  # the record itself: the rules ran once
+    head = record.iloc[:6]
+    assert head.attrs.get("last_observed") == (12.0, 48.0)  # what pandas does
+    table = model_columns(head)
+    # nothing to leave out of the slice: no note, and the forecast starts after ITS last row
+    assert "last_observed" not in table.attrs and "history" not in table.attrs
+    cycles, hours = future_schedule(table, horizon_cycles=3, hours_per_cycle=4.0)
+    assert cycles.tolist() == [8.0, 9.0, 10.0] and hours.tolist() == [32.0, 36.0, 40.0]
+    # a slice that does leave a row out gets its own note and last cycle
+    frame2 = frame.assign(discharge_capacity_ah=q[:6] + [0.2] + q[7:])
+    cut2, _ = trend_subset(frame2)
+    part = model_columns(pd.concat([frame.iloc[:1], cut2.iloc[:5]]).assign(
+        discharge_capacity_ah=[0.75, 1.6, 1.6, 1.59, 1.58, 1.58]))
+    assert part.attrs["history"]["rows"] == 6 and part.attrs["last_observed"] == (6.0, 24.0)

@@ -25,7 +25,13 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
    row below half the row before it when that one had not halved too (one sudden low row at
    the very end is a file cut mid-discharge: "unfinished last cycle"; a steep decline over
    rows is a death and stays).
-4. **Double-counted cycles**: a row above :data:`DOUBLE_FRACTION` × its neighbours' median —
+4. **First discharge from the delivered state of charge**: a FIRST row below
+   :data:`FIRST_FRACTION` of the median of the :data:`NEIGHBOURS` rows after it. A fresh cell
+   arrives part-charged and many tests discharge it before the first full charge (NASA PCoE
+   B0036: 1.00 Ah, then 1.79 Ah); ageing cannot add a quarter of the capacity in one cycle. Read
+   as the reference, that row made the production model forecast no fade at all (B0036 cut at
+   cycle 79: flat 0.958 against a true 0.864 at cycle 197; without the row, 0.923).
+5. **Double-counted cycles**: a row above :data:`DOUBLE_FRACTION` × its neighbours' median —
    capacity cannot grow by half; two discharges were written under one cycle number (a BDF
    export's formation cycle holds two) — would inflate the reference capacity.
 
@@ -41,7 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["CHECK_LABEL", "PULSE_LABEL", "MIN_CHECKS", "PARTIAL_FRACTION",
-           "RECOVERED_FRACTION", "DOUBLE_FRACTION", "TrendRows",
+           "RECOVERED_FRACTION", "FIRST_FRACTION", "DOUBLE_FRACTION", "TrendRows",
            "trend_rows", "label_kinds"]
 
 #: labels of a reference capacity measurement (case-insensitive, anywhere in the label)
@@ -57,6 +63,8 @@ MIN_CHECKS = 3
 PARTIAL_FRACTION = 0.5
 #: … when a later row comes back above this fraction of that median
 RECOVERED_FRACTION = 0.8
+#: a first row below this fraction of the next rows' median discharged a part-charged new cell
+FIRST_FRACTION = 0.8
 #: a row above this multiple of its neighbours' median counted two discharges
 DOUBLE_FRACTION = 1.5
 #: neighbours on each side whose median judges a row
@@ -69,7 +77,8 @@ class TrendRows:
 
     ``basis`` is ``"all cycles"`` or ``"capacity checks"``; ``dropped`` counts the rows left out
     by reason (``"no discharge"``, ``"not a capacity check"``, ``"pulse or impedance"``,
-    ``"partial cycle"``, ``"unfinished last cycle"``, ``"double-counted cycle"``)."""
+    ``"partial cycle"``, ``"first discharge of a part-charged cell"``, ``"unfinished last
+    cycle"``, ``"double-counted cycle"``)."""
 
     keep: np.ndarray
     basis: str = "all cycles"
@@ -122,6 +131,16 @@ def _partial(q: np.ndarray) -> np.ndarray:
         return (q < PARTIAL_FRACTION * ref) & (later_max > RECOVERED_FRACTION * ref)
 
 
+def _first_partial(q: np.ndarray) -> np.ndarray:
+    """The first row, when it is below :data:`FIRST_FRACTION` of the median of the
+    :data:`NEIGHBOURS` rows after it (at least 3 of them)."""
+    out = np.zeros(q.size, dtype=bool)
+    after = q[1:1 + NEIGHBOURS]
+    if after.size >= 3:
+        out[0] = bool(q[0] < FIRST_FRACTION * float(np.median(after)))
+    return out
+
+
 def _doubled(q: np.ndarray) -> np.ndarray:
     """Rows above :data:`DOUBLE_FRACTION` of their neighbours' median."""
     with np.errstate(invalid="ignore"):
@@ -139,7 +158,8 @@ def _unfinished(q: np.ndarray) -> np.ndarray:
 
 
 #: the row rules after "no discharge", in order; each judges the rows the previous ones kept
-_RULES = (("partial cycle", _partial), ("double-counted cycle", _doubled),
+_RULES = (("partial cycle", _partial), ("first discharge of a part-charged cell", _first_partial),
+          ("double-counted cycle", _doubled),
           ("unfinished last cycle", _unfinished))
 
 
@@ -161,7 +181,8 @@ def trend_rows(capacity: np.ndarray, labels: np.ndarray | None = None) -> TrendR
     if not measured.any():
         return TrendRows(keep=keep)  # nothing measured: refused by the feature path
     positive = q[measured]
-    if labels is None and measured.all() and positive.max() < DOUBLE_FRACTION * positive.min():
+    if labels is None and measured.all() and positive.max() < DOUBLE_FRACTION * positive.min() \
+            and q[0] >= FIRST_FRACTION * positive.max():
         return TrendRows(keep=keep)  # no rule can fire (a fast path: the usual history)
     dropped: dict[str, int] = {}
     if not measured.all():
