@@ -188,10 +188,32 @@ def evaluate_section(r: dict, info: dict) -> list[str]:
                   row.get("naive_time_share_error_median"), False),
             _pair(row.get("model_time_share_error_p90"), row.get("naive_time_share_error_p90")),
         ]) + " |")
+        lines += _in_domain_row(row)
     lines += ["", "Targets: 90 % coverage 85–95 % per source; the model beats the √t + N fit on "
               "capacity error and time-share p90 (**missed** marks each miss). 'no' = leave-one-"
-              "source-out; 'yes' = held-out cells of a trained source (interpolation).", ""]
+              "source-out, scored on every cell of the source but those that calibrate the "
+              "√t + N bands; 'yes' = held-out cells of a trained source (interpolation). "
+              "'↳ in domain': the same source's cells whose answer said `domain.in_domain: "
+              "true` (both methods on those cells), shown where the model called some out of "
+              "domain.", ""]
     return lines
+
+
+def _in_domain_row(row: dict) -> list[str]:
+    """The ``↳ in domain`` line under a source row when the model called some of its cells out
+    of domain (capacity error and coverage on the cells it called in domain)."""
+    k, n = _num(row.get("cells_in_domain")), _num(row.get("cells"))
+    if k is None or n is None or k >= n:
+        return []
+    if k == 0:
+        return [f"| ↳ {row['source']}: no cell in domain | | 0 | – | – | – | – | – |"]
+    cover = row.get("model_coverage_90_pct_in_domain")
+    lo, hi = COVERAGE_RANGE
+    cover_text = "–" if _num(cover) is None else mark(cover, f"{lo:g}-{hi:g}", f"{fmt(cover)} %")
+    return [" | ".join([f"| ↳ {row['source']}, in domain", "", f"{k:g} of {n:g}",
+                        _pair(row.get("model_capacity_error_pct_in_domain"),
+                              row.get("naive_capacity_error_pct_in_domain")),
+                        cover_text, "–", "–", "–"]) + " |"]
 
 
 def loso_section(r: dict, info: dict) -> list[str]:

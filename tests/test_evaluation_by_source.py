@@ -53,3 +53,16 @@ def test_rows_put_model_and_naive_side_by_side():
     assert "width90 % model" in text and "4.250" in text
     # without a model card nothing is claimed about training data
     assert source_rows(results, None)[0]["in_training"] == "-"
+
+
+def test_in_domain_figures_come_along_when_a_model_judged_its_domain():
+    res = {"suite": "nasa-pcoe", "cells": ["a", "b", "c"], "figures": _rows({
+        "capacity_error_pct_of_reference": {"model": 11.9, "naive_sqrt": 9.3},
+        "cells_in_domain": {"model": 1, "naive_sqrt": 1},
+        "capacity_error_pct_in_domain": {"model": 2.26, "naive_sqrt": 2.36},
+        "coverage_90_pct_in_domain": {"model": 84.4, "naive_sqrt": 80.0}})}
+    row = source_rows([res], CARD)[0]
+    assert (row["cells_in_domain"], row["model_capacity_error_pct_in_domain"],
+            row["naive_capacity_error_pct_in_domain"], row["model_coverage_90_pct_in_domain"]) \
+        == (1, 2.26, 2.36, 84.4)
+    assert "cells in domain" in format_source_table([row])

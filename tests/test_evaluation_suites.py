@@ -242,3 +242,63 @@ def test_no_champion_falls_back_to_baselines(monkeypatch, capsys):
     args.model = "/nowhere/model"  # an explicit model that cannot be found is an error
     with pytest.raises(NotFoundError):
         evaluate_command(args)
+
+
+class _Judged:
+    """A method whose answer says whether it was in domain: the naive fit, shifted by
+    ``bias`` on the cells it calls out of domain."""
+
+    def __init__(self, out_of_domain: set[str], bias: float) -> None:
+        self.base = BaselineForecaster("naive_sqrt", 0.0)
+        self.out, self.bias = out_of_domain, bias
+
+    def __call__(self, history, fc, fh):
+        import dataclasses
+
+        f = self.base(history, fc, fh)
+        cell = str(history["cell_id"].iloc[0])
+        shift = self.bias if cell in self.out else 0.0
+        return dataclasses.replace(f, p50=f.p50 + shift, p05=f.p50 + shift - 0.001,
+                                   p95=f.p50 + shift + 0.001, in_domain=cell not in self.out)
+
+
+def test_in_domain_figures_cover_the_cells_the_model_called_in_domain():
+    cells = [_sqrt_cell("c1", steady_from=20), _sqrt_cell("c2", a=0.004, b=0.001,
+                                                           steady_from=20)]
+    res = evaluate_trajectories(cells, {"model": _Judged({"c2"}, 0.05),
+                                        "persistence": BaselineForecaster("persistence")})
+    model, pers = res["figures"]["model"], res["figures"]["persistence"]
+    # c2 is 5 % of the reference off everywhere (out of domain), c1 exact (in domain)
+    assert model["capacity_error_pct_of_reference"] == pytest.approx(2.5, abs=1e-6)
+    assert model["capacity_error_pct_in_domain"] == pytest.approx(0.0, abs=1e-6)
+    assert model["cells_in_domain"] == 1 and pers["cells_in_domain"] == 1
+    assert model["coverage_90_pct"] == pytest.approx(50.0)  # c2's narrow band misses all
+    assert model["coverage_90_pct_in_domain"] == pytest.approx(100.0)
+    # the other method is scored on the SAME cell: c1's persistence error by hand
+    c1 = cells[0].cycles["discharge_capacity_ah"].to_numpy()
+    assert pers["capacity_error_pct_in_domain"] == pytest.approx(
+        np.mean(np.abs(c1[20:] - c1[19])) / c1[:3].max() * 100)
+    assert np.isnan(pers["coverage_90_pct_in_domain"])  # persistence has no band
+    assert [r.get("model_in_domain") for r in res["per_cell"]] == [True, False]
+
+
+def test_a_source_the_card_never_trained_is_scored_on_all_its_unseen_cells(shared_data):
+    from types import SimpleNamespace
+
+    from ml.evaluation.suites import trajectory_cells
+    from ml.sources import load_source, split_by_cell
+
+    split = split_by_cell(load_source("nasa-pcoe", root=shared_data))
+    test, calib, _ = trajectory_cells("nasa-pcoe", shared_data)
+    assert sorted(c.cell_id for c in test) == sorted(split["test"])
+    never = SimpleNamespace(training_domain={"sources": ["pybamm-dev", "synthetic"]},
+                            training_data=[])
+    test2, calib2, notes = trajectory_cells("nasa-pcoe", shared_data, card=never)
+    ids = {c.cell_id for c in test2}
+    assert ids == set(split["train"]) | set(split["test"])  # every cell but the val ones
+    assert not ids & {c.cell_id for c in calib2} and len(ids) > 3 * len(test)
+    assert notes[0].startswith(f"the model card names no training on nasa-pcoe: all {len(ids)}")
+    # a card that trained on the source keeps the split's test cells
+    trained = SimpleNamespace(training_domain={"sources": ["nasa-pcoe"]}, training_data=[])
+    assert {c.cell_id for c in trajectory_cells("nasa-pcoe", shared_data, card=trained)[0]} \
+        == set(split["test"])

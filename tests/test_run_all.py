@@ -663,3 +663,21 @@ def test_loso_step_not_run_without_shared_data(monkeypatch):
     monkeypatch.setattr(ml.sources, "available_sources", lambda root=None: ["pybamm-dev"])
     cmd, _ = run_all.loso_step(PY)
     assert cmd[:2] == [PY, "experiments/loso/run.py"] and cmd[-1] == "--json"
+
+
+def test_in_domain_row_under_a_source_with_cells_out_of_domain():
+    row = {"source": "nasa-pcoe", "in_training": "no", "cells": 23,
+           "model_capacity_error_pct": 11.9, "naive_capacity_error_pct": 9.3,
+           "model_coverage_90_pct": 78.9, "cells_in_domain": 10,
+           "model_capacity_error_pct_in_domain": 2.26, "naive_capacity_error_pct_in_domain": 2.36,
+           "model_coverage_90_pct_in_domain": 84.4}
+    r = {"name": "evaluate", "cmd": EVAL_CMD, "returncode": 0, "seconds": 1.0,
+         "json": {"model": EVALUATE["model"], "by_source": [row]}}
+    text = "\n".join(rf.evaluate_section(r, INFO))
+    assert _row(text, "nasa-pcoe")[3] == "11.9 / **9.30** **missed**"
+    sub = _row(text, "↳ nasa-pcoe, in domain")
+    assert sub[2:5] == ["10 of 23", "**2.26** / 2.36", "84.4 % **missed**"]
+    # every cell in domain: no second line
+    row["cells_in_domain"] = 23
+    lines = rf.evaluate_section(r, INFO)
+    assert not [ln for ln in lines if ln.startswith("| ↳")]

@@ -12,7 +12,9 @@ then ``fadecast evaluate --model <that model's folder> --suite <the source's sui
 scores the source the model never saw, next to the per-cell √t + N fit of the same run.
 
 Removal per source:
-- ``pybamm-dev``: dropped from ``data.sources`` (suite ``pybamm-dev``: its test cells).
+- ``pybamm-dev``: dropped from ``data.sources`` (suite ``pybamm-dev``: every cell but the
+  val cells that calibrate the baseline bands — the card names no pybamm-dev training, so
+  ``ml.evaluation.suites.trajectory_cells`` scores them all, not only the 9 test cells).
 - ``severson-train``: dropped from ``data.sources`` AND every Severson source from
   ``data.cycle_life_sources`` (the early-life heads trained on the same cells' family; keeping
   them would not leave the source out). Suite ``severson`` (its test1 cells, a sibling split

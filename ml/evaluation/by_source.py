@@ -81,6 +81,12 @@ def source_rows(results: list[dict], card: Any) -> list[dict]:
                     res, "time_share_abs_error_median").get(key)
                 row[f"{method}_time_share_error_p90"] = _values(
                     res, "time_share_abs_error_p90").get(key)
+            if _values(res, "cells_in_domain").get("model") is not None:  # a model judged
+                row["cells_in_domain"] = _values(res, "cells_in_domain")["model"]
+                for method, key in (("model", "model"), ("naive", NAIVE)):
+                    for fig in ("capacity_error_pct", "coverage_90_pct"):
+                        row[f"{method}_{fig}_in_domain"] = _values(
+                            res, f"{fig}_in_domain").get(key)
         rows.append(row)
     return rows
 
@@ -103,7 +109,11 @@ COLUMNS = (("source", "source"), ("in_training", "in training"), ("cells", "cell
            ("model_time_share_error_median", "share err p50 model"),
            ("naive_time_share_error_median", "naive"),
            ("model_time_share_error_p90", "share err p90 model"),
-           ("naive_time_share_error_p90", "naive"))
+           ("naive_time_share_error_p90", "naive"),
+           ("cells_in_domain", "cells in domain"),
+           ("model_capacity_error_pct_in_domain", "cap err % in domain model"),
+           ("naive_capacity_error_pct_in_domain", "naive"),
+           ("model_coverage_90_pct_in_domain", "cover90 % in domain model"))
 
 
 def plain_table(rows: list[dict], columns: tuple[tuple[str, str], ...], title: str,
@@ -127,4 +137,5 @@ def format_source_table(rows: list[dict]) -> str:
         "note: 'no' = the model never trained on this source (leave-one-source-out); "
         "'sibling' = unseen cells of a trained source family; 'yes' = held-out cells "
         "of a trained source. EOL error: severson = cycles to 80 % from 100 cycles "
-        "(MAPE); others = cells whose future crosses 80 % after the 40 % cut.")
+        "(MAPE); others = cells whose future crosses 80 % after the 40 % cut. 'in domain' = "
+        "the cells whose model answer said domain.in_domain (both methods on those cells).")

@@ -30,6 +30,8 @@ class CellForecast:
     reference_capacity_ah: float
     eol_cycle: float | None = None
     time_share_band: tuple[float, float] | None = None
+    #: the forecast's own ``domain.in_domain`` (None: the method does not judge its domain)
+    in_domain: bool | None = None
 
 
 def first_crossing(cycles: np.ndarray, retention: np.ndarray, threshold: float) -> float | None:
@@ -112,4 +114,5 @@ class ModelForecaster:
             eol = float(out["end_of_life"]["cycle_index"]["p50"])
         ts = out["attribution"]["time_share"]
         return CellForecast(bands["p50"], bands["p05"], bands["p95"], float(ts["p50"]), ref, eol,
-                            (float(ts["p05"]), float(ts["p95"])))
+                            (float(ts["p05"]), float(ts["p95"])),
+                            in_domain=bool((out.get("domain") or {}).get("in_domain", True)))

@@ -9,7 +9,11 @@ hours), and score
   band: a model that cannot separate the two losses must say so with a wide band;
 - end-of-life error (% of the true cycle) on cells whose observed future crosses 80 % of the
   reference (``eol_error_pct`` over ``eol_cells``; a forecast that does not cross within the
-  observed future is scored at its last cycle — a lower bound of its error).
+  observed future is scored at its last cycle — a lower bound of its error);
+- the capacity error and coverage again over the cells the MODEL's answer called in domain
+  (``*_in_domain``, ``cells_in_domain``; every method on those same cells): what a user who
+  reads the answer's ``domain`` can expect when it says yes — the answer knows, at the cut,
+  what the evaluation only learns later.
 """
 from __future__ import annotations
 
@@ -100,7 +104,8 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
     "per_cell": [...], "failures": {method: [messages]}}``; figures in % except shares."""
     per_cell, failures = [], {m: [] for m in methods}
     acc = {m: {"ts_err": [], "cap_err": [], "cover": [], "width": [], "ts_cover": [],
-               "ts_width": [], "eol_err": []} for m in methods}
+               "ts_width": [], "eol_err": [], "by_cell": {}} for m in methods}
+    in_domain: set[str] = set()  # cells whose model answer said in domain
     for rec in cells:
         seen, fc, fh = cut(rec, observed_fraction)
         history = rec.cycles.iloc[:seen]
@@ -120,6 +125,10 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
             a = acc[name]
             err = np.abs(f.p50 - truth_q) * 100.0
             a["cap_err"].append(float(err.mean()))
+            if f.in_domain is not None:
+                row[f"{name}_in_domain"] = f.in_domain
+                if f.in_domain and name == "model":
+                    in_domain.add(rec.cell_id)
             row[f"{name}_capacity_error_pct"] = float(err.mean())
             row[f"{name}_time_share"] = f.time_share
             if eol_true is not None:
@@ -135,10 +144,12 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
                     lo, hi = f.time_share_band
                     a["ts_cover"].append(lo <= share_true <= hi)
                     a["ts_width"].append(hi - lo)
+            inside = None
             if f.p05 is not None:
                 inside = (truth_q >= f.p05) & (truth_q <= f.p95)
                 a["cover"].append(inside)
                 a["width"].append((f.p95 - f.p05) * 100.0)
+            a["by_cell"][rec.cell_id] = (float(err.mean()), inside)
         per_cell.append(row)
     figures = {}
     for name, a in acc.items():
@@ -157,8 +168,21 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
         fig["time_share_interval_width_90"] = _mean(a["ts_width"])
         fig["eol_error_pct"] = _mean(a["eol_err"])
         fig["eol_cells"] = len(a["eol_err"])
+        if "model" in methods:
+            fig.update(_in_domain_figures(a["by_cell"], in_domain))
         figures[name] = fig
     return {"figures": figures, "per_cell": per_cell, "failures": failures}
+
+
+def _in_domain_figures(by_cell: dict[str, tuple], cells: set[str]) -> dict[str, float]:
+    """Capacity error and 90 % coverage (%) over ``cells`` (those the model called in
+    domain), from one method's ``{cell_id: (error, inside or None)}``."""
+    got = [by_cell[c] for c in sorted(cells) if c in by_cell]
+    inside = [x for _, x in got if x is not None]
+    return {"cells_in_domain": len(got),
+            "capacity_error_pct_in_domain": _mean([e for e, _ in got]),
+            "coverage_90_pct_in_domain": (float(np.mean(np.concatenate(inside))) * 100.0
+                                          if inside else float("nan"))}
 
 
 def _mean(values: list[float]) -> float:
