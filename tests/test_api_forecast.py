@@ -215,3 +215,29 @@ def test_advice_update_schedule(forecaster):  # noqa: F811
     advice_document(rec, frame, planned_cycles=100, tolerance_cycles=25, spec_min_cycles=200,
                     update_every_cycles=7, n_updates=2)
     assert rec.cuts == [(113, 300 - 113), (120, 180)]
+
+
+class _Starts(_Recording):
+    """Records (last history cycle, first forecast cycle) of each forecast."""
+
+    def forecast(self, frame, **kw):
+        doc = self.inner.forecast(frame, **kw)
+        self.cuts.append((int(frame["cycle_index"].iloc[-1]),
+                          int(doc["forecast"][0]["cycle_index"])))
+        return doc
+
+
+def test_every_advice_cut_forecasts_from_its_own_last_cycle_when_rows_are_left_out(forecaster):  # noqa: F811,E501
+    import pandas as pd
+
+    from serving.predict import advice_document
+
+    # a running test: the cycle in progress has not discharged yet (0 Ah) and is left out of the
+    # trend; the earlier cuts are slices of the cut frame, whose pandas attrs they inherit —
+    # they must still start right after THEIR last cycle, not after cycle 121
+    rows = history_rows(121)
+    rows[-1]["discharge_capacity_ah"] = 0.0
+    rec = _Starts(forecaster)
+    out = advice_document(rec, pd.DataFrame(rows), planned_cycles=300, tolerance_cycles=25)
+    assert out["history"]["dropped"] == {"no discharge": 1}
+    assert rec.cuts == [(80, 81), (100, 101), (120, 122)]  # the last: after observed cycle 121
