@@ -180,7 +180,8 @@ def advice_document(model: OnnxForecaster, frame: pd.DataFrame, *, planned_cycle
     end = max(planned_cycles, int(math.ceil(1.5 * spec_min_cycles)) if spec_min_cycles else 0,
               2 * last, last + 1)
     end = min(end, last + max_horizon_cycles)
-    observed = observed_eol_cycle(cycles, discharge / ref, eol_fraction)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a 0 Ah reference: the forecast
+        observed = observed_eol_cycle(cycles, discharge / ref, eol_fraction)  # refuses it
     observed_hour = None  # test time (h) at the end of the observed end-of-life cycle
     if observed is not None:
         row = int(np.searchsorted(cycles, observed))
