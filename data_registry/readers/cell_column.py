@@ -34,7 +34,7 @@ from data_registry.readers.source import RowFilter, brief_fields
 
 #: the formats whose tables may hold many cells (the generic CSV layouts)
 CELL_TABLE_FORMATS = ("generic_csv", "generic_cycles_csv", "generic_eis_csv",
-                      "capacity_table_csv")
+                      "capacity_table_csv", "nasa_pcoe_metadata_csv")
 #: head rows from which a column whose values are mostly distinct is a row label, not a cell
 MIN_ROWS_FOR_ID_CHECK = 20
 #: rows of the cell column read past the head when the head's values look distinct

@@ -16,8 +16,8 @@ from data_registry.errors import InputFormatError, UnknownFormatError
 from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive, bdf,
                                    biologic_mpr, biologic_text, capacity_list, eis_matrix,
                                    eis_text, excel, generic_csv, indigo, maccor,
-                                   maccor_eis, neware_binary, neware_csv, neware_regular,
-                                   novonix, pec, refused)
+                                   maccor_eis, nasa_pcoe, neware_binary, neware_csv,
+                                   neware_regular, novonix, pec, refused)
 from data_registry.readers.sniff import Head, read_head
 
 
@@ -88,6 +88,10 @@ FORMATS: tuple[Format, ...] = (
     Format("battdat_summary_csv", "cycles", "", battdat.is_battdat_summary,
            _R + "battdat:open_battdat_summary",
            "battery-data-toolkit per-cycle summary (cycles without discharge skipped)"),
+    Format("nasa_pcoe_metadata_csv", "cycles", "", nasa_pcoe.is_nasa_metadata,
+           _R + "nasa_pcoe:open_nasa_metadata", "NASA Ames PCoE metadata.csv (one row per "
+           "charge/discharge/impedance operation of many cells): each valid discharge of one "
+           "battery_id is a cycle; --cell-column battery_id splits the cells"),
     Format("novonix_csv", "samples", "", novonix.is_novonix, _R + "novonix:open_novonix",
            novonix.SPEC.description),
     Format("novonix_summary_csv", "cycles", "", novonix.is_novonix_summary,
@@ -125,8 +129,8 @@ FORMATS: tuple[Format, ...] = (
            "beside it"),
     Format("matlab_mat", "samples", "unsupported", refused.is_matlab, "",
            "MATLAB .mat file (variables in MATLAB's own structs, no fixed layout): export the "
-           "cycling data to CSV (e.g. writetable) and ingest that; NASA PCoE cells: their "
-           "metadata.csv holds the per-cycle capacities"),
+           "cycling data to CSV (e.g. writetable) and ingest that; NASA PCoE cells: ingest their "
+           "metadata.csv (per-cycle capacities of every cell; --cell-column battery_id)"),
     Format("legacy_excel_xls", "samples", "unsupported", refused.is_legacy_excel, "",
            "legacy Excel .xls (OLE2) workbook: save it as .xlsx"),
     Format("prime_instrument_csv", "samples", "unsupported", refused.is_prime_instrument, "",
