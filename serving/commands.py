@@ -93,7 +93,10 @@ def _read_any_cycles(args: Namespace, first: FadecastError) -> tuple[Any, list[s
                              capacity_column=getattr(args, "capacity_column", None),
                              capacity_unit=getattr(args, "capacity_unit", None))
     except FadecastError as exc:
-        if exc.code in ("unknown_format", "ambiguous_format"):
+        from data_registry.readers.formats import MATRIX_MESSAGE
+
+        if exc.code in ("unknown_format", "ambiguous_format") \
+                and not exc.message.startswith(MATRIX_MESSAGE):
             raise first from exc  # the canonical layout's error says what is missing
         raise
     if source.kind != "cycles":  # a per-sample export (or spectra): the registry builds cycles

@@ -93,3 +93,26 @@ def test_every_battery_is_stored_as_its_own_cell(tmp_path, _isolated_home):
         one = reg.load_cycles("nasa-B0001")
         assert one["discharge_capacity_ah"].tolist() == [1.8, 1.7, 1.6]
         assert reg.load_cycles("nasa-B0002")["temperature_celsius"].tolist() == [4.0]
+
+
+def test_a_headerless_matrix_of_capacities_is_named_not_read_as_a_header(tmp_path, capsys):
+    from serving.cli import main
+
+    # Severson's Qn layout: one cell per line, its capacity at each cycle across (NaN padded)
+    path = tmp_path / "Qn.csv"
+    path.write_text("\n".join(",".join(["NaN"] + [f"{1.07 - 1e-4 * k:.7f}" for k in range(30)])
+                              for _ in range(3)) + "\n")
+    with pytest.raises(FadecastError) as e:
+        open_source(path)
+    assert e.value.code == "unknown_format"
+    assert "headerless table of numbers (31 numbers on each of the first 3 lines)" in str(e.value)
+    # fadecast forecast --cycles says the same, not "column 'cycle_index' missing, found NaN…"
+    assert main(["forecast", "--cycles", str(path), "--horizon-cycles", "5"]) != 0
+    err = capsys.readouterr().err
+    assert "headerless table of numbers" in err and "cycle_index': required column" not in err
+    # a short numeric table (fewer than 10 columns) is not called a matrix
+    short = tmp_path / "short.csv"
+    short.write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(FadecastError) as e:
+        open_source(short)
+    assert "headerless table" not in str(e.value)

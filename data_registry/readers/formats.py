@@ -166,12 +166,54 @@ def candidates(head: Head) -> list[Format]:
     return vendor or hits
 
 
+#: how an unknown-format error about a headerless numeric matrix begins (callers that would
+#: otherwise report a missing column report this instead)
+MATRIX_MESSAGE = "unknown file format: a headerless table of numbers"
+#: fewest columns that make a numeric table a matrix (one cell or quantity per line)
+MATRIX_MIN_COLUMNS = 10
+
+
+def numeric_matrix_shape(head: Head) -> tuple[int, int] | None:
+    """``(lines in the head, numbers per line)`` when every line of the head is the same count
+    (≥ :data:`MATRIX_MIN_COLUMNS`) of numbers (``NaN`` allowed) and there is no header: a
+    MATLAB-style matrix (e.g. Severson's ``Qn_test1.csv``: one cell per line, its discharge
+    capacity at each cycle across). None otherwise."""
+    if not head.is_text or not head.lines:
+        return None
+    lines = [ln for ln in head.lines if ln.strip()][:50]
+    d = head.delimiter(lines[0])
+    width = None
+    for line in lines:
+        fields = [f.strip() for f in (line.split(d) if d else line.split())]
+        if width is None:
+            width = len(fields)
+        if len(fields) != width or width < MATRIX_MIN_COLUMNS:
+            return None
+        try:
+            [float(f) for f in fields]
+        except ValueError:
+            return None
+    return (len(lines), int(width or 0))
+
+
 def detect_head(head: Head) -> Format:
     """Detect the format of an already-read head (see :func:`detect`)."""
     hits = candidates(head)
     if len(hits) == 1:
         return hits[0]
     if not hits:
+        shape = numeric_matrix_shape(head)
+        if shape is not None:
+            raise UnknownFormatError(
+                f"{MATRIX_MESSAGE} ({shape[1]} numbers on each of the "
+                f"first {shape[0]} lines); a matrix with one cell per line (cycles across) is "
+                "not read: for one cell, write two named columns 'cycle,capacity' (add "
+                "test_time_second if you have it) or one capacity per line "
+                "(capacity_list_txt, with --hours-per-cycle)", code="unknown_format",
+                file=head.name, expected="named columns (cycle_index, test_time_second, "
+                "discharge_capacity_ah …) or one capacity per line",
+                found=f"{shape[0]}+ lines of {shape[1]} numbers, first "
+                      f"{head.lines[0][:60]!r}")
         what = ("binary data" if not head.is_text else
                 f"first line {head.lines[0][:80]!r}" if head.lines else "no line of text")
         raise UnknownFormatError(
