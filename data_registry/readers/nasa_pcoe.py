@@ -40,7 +40,7 @@ import pandas as pd
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source, _records, layout_from_head
+from data_registry.readers.source import Source, filtered_records, layout_from_head
 
 __all__ = ["NOMINAL_CAPACITY_AH", "NOMINAL_LOAD_AMPERE", "MIN_VALID_CAPACITY_AH",
            "MAX_VALID_CAPACITY_AH", "MAX_VALID_RESISTANCE_OHM", "parse_datevec",
@@ -177,12 +177,8 @@ def open_nasa_metadata(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
         if rows is not None:
             rows.reset()
         parts = []
-        for raw, lines in _records(head.path, layout, chunk_rows=chunk_rows,
-                                   max_line_bytes=max_line_bytes):
-            if rows is not None:
-                keep = rows(raw, lines)
-                if keep is not None:
-                    raw, lines = raw.filter(keep), lines[keep]
+        for raw, lines in filtered_records(head.path, layout, rows, chunk_rows=chunk_rows,
+                                           max_line_bytes=max_line_bytes):
             if len(lines):
                 parts.append(pd.DataFrame({**{c: raw[c].to_numpy(dtype=object)
                                               for c in SIGNATURE}, "file_row": lines}))

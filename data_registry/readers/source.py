@@ -219,6 +219,21 @@ def _records(path: Path, layout: CsvLayout, *, chunk_rows: int,
         path, layout, chunk_rows=chunk_rows, max_line_bytes=max_line_bytes)
 
 
+def filtered_records(path: Path, layout: CsvLayout, rows: "RowFilter | None", *,
+                     chunk_rows: int, max_line_bytes: int) -> Iterator:
+    """:func:`_records` with a many-cell table's row filter applied (chunks left empty by it
+    are skipped; ``lines`` stay the raw file's)."""
+    for raw, lines in _records(path, layout, chunk_rows=chunk_rows,
+                               max_line_bytes=max_line_bytes):
+        if rows is not None:
+            keep = rows(raw, lines)
+            if keep is not None:
+                raw, lines = raw.filter(keep), lines[keep]
+                if not len(lines):
+                    continue
+        yield raw, lines
+
+
 def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
                layout: CsvLayout, columns: list[Mapped], chunk_rows: int,
                metadata: dict | None = None, warnings: list[IngestWarning] | None = None,
@@ -257,14 +272,8 @@ def csv_source(head: Head, *, format_name: str, reader_version: str, kind: str,
         use = CsvLayout(**{**layout.__dict__, "lenient": True}) if lenient else layout
         if rows is not None:
             rows.reset()  # chunks() may be called again: each pass counts afresh
-        for raw, lines in _records(head.path, use, chunk_rows=chunk_rows,
-                                         max_line_bytes=max_line_bytes):
-            if rows is not None:
-                keep = rows(raw, lines)
-                if keep is not None:
-                    raw, lines = raw.filter(keep), lines[keep]
-                    if not len(lines):
-                        continue
+        for raw, lines in filtered_records(head.path, use, rows, chunk_rows=chunk_rows,
+                                           max_line_bytes=max_line_bytes):
             out = {"source_row": lines}
             for m in columns:
                 if m.text or m.factor == 0.0 or m.target in out:
