@@ -248,3 +248,22 @@ def test_parse_datevec_round_trips_both_matlab_styles(when):
         got = parse_datevec(text)
         # seconds keep 3 decimals in plain; sci keeps 5 significant digits of the seconds
         assert abs((got - when).total_seconds()) < 0.01
+
+
+def test_a_split_is_available_only_where_its_files_are(shared_data, tmp_path):
+    import shutil
+
+    from ml.sources import available_sources, load_source
+
+    assert "severson-test2" not in available_sources(shared_data)  # not in ../shared/data
+    folder = tmp_path / "severson2019"
+    folder.mkdir()
+    for kind in ("Qn", "y", "IvsSOC"):  # test1's files under test2's names: read the same way
+        shutil.copy(shared_data / "severson2019" / f"{kind}_test1.csv",
+                    folder / f"{kind}_test2.csv")
+    assert "severson-test2" in available_sources(tmp_path)
+    got = load_source("severson-test2", root=tmp_path)
+    ref = load_source("severson-test1", root=shared_data)
+    assert [r.cell_id for r in got][:2] == ["severson-test2-01", "severson-test2-02"]
+    assert len(got) == len(ref) and got[5].cycles["discharge_capacity_ah"].equals(
+        ref[5].cycles["discharge_capacity_ah"])

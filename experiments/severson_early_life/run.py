@@ -29,7 +29,8 @@ NOMINAL_AH = 1.1
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--split", default="test1", choices=("train", "test1"))
+    ap.add_argument("--split", default="test1", choices=("train", "test1", "test2"),
+                    help="test2: Severson's secondary test set, where the data carries it")
     ap.add_argument("--model", default=None, help="model URI (default: champion, else shipped)")
     ap.add_argument("--hours-per-cycle", type=float, default=0.65)
     ap.add_argument("--no-delta-q", action="store_true", help="capacity columns only")

@@ -60,6 +60,9 @@ class SourceSpec:
     folder: str
     kwargs: tuple[tuple[str, Any], ...] = ()
     description: str = ""
+    #: a file (path inside ``folder``) the source needs besides the folder: a split that not
+    #: every copy of the data carries is available only where its file is
+    needs: str = ""
 
 
 SOURCES: dict[str, SourceSpec] = {
@@ -72,12 +75,21 @@ SOURCES: dict[str, SourceSpec] = {
                                  (("split", "train"),), "Severson 2019 LFP, train split"),
     "severson-test1": SourceSpec("ml.sources.severson:load", "severson2019",
                                  (("split", "test1"),), "Severson 2019 LFP, test1 split"),
+    # Severson's secondary test set ("test2", batch 2019-01-24): not in ../shared/data, read
+    # the same way wherever a copy carries it
+    "severson-test2": SourceSpec("ml.sources.severson:load", "severson2019",
+                                 (("split", "test2"),), "Severson 2019 LFP, test2 split",
+                                 needs="Qn_test2.csv"),
     "severson-qdlin-train": SourceSpec("ml.sources.severson_qdlin:load", "severson2019_qdlin",
                                        (("split", "train"),),
                                        "Severson cells, Q(V) cycles 2-100 + ΔQ(V) at 100"),
     "severson-qdlin-test1": SourceSpec("ml.sources.severson_qdlin:load", "severson2019_qdlin",
                                        (("split", "test1"),),
                                        "Severson cells, Q(V) cycles 2-100 + ΔQ(V) at 100"),
+    "severson-qdlin-test2": SourceSpec("ml.sources.severson_qdlin:load", "severson2019_qdlin",
+                                       (("split", "test2"),),
+                                       "Severson cells, Q(V) cycles 2-100 + ΔQ(V) at 100",
+                                       needs="test2_cycle_lives.csv"),
     "geslin2024": SourceSpec("ml.sources.geslin:load", "geslin2024",
                              description="Geslin 2024 dynamic vs CC cycling with storage"),
     "nasa-pcoe": SourceSpec("ml.sources.nasa_pcoe:load", "nasa_pcoe",
@@ -117,7 +129,8 @@ def available_sources(root: str | Path | None = None) -> list[str]:
         base = _data_root(root)
     except NotFoundError:
         return []
-    return [n for n, s in SOURCES.items() if (base / s.folder).is_dir()]
+    return [n for n, s in SOURCES.items() if (base / s.folder).is_dir()
+            and (not s.needs or (base / s.folder / s.needs).is_file())]
 
 
 def load_source(name: str, *, root: str | Path | None = None, **kw: Any) -> list[CellRecord]:
