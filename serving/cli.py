@@ -184,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: the SQLite store in FADECAST_HOME)")
     s.add_argument("--suite", action="append", default=None,
-                   help="pybamm-dev | severson | synthetic | geslin2024 | nasa-pcoe | pybamm-cohorts (default: all available)")
+                   help="pybamm-dev | severson | severson-test2 (where the data carry it) | "
+                        "synthetic | geslin2024 | nasa-pcoe | pybamm-cohorts | "
+                        "pybamm-cohorts-cells (default: all available)")
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     s = sub.add_parser("forecast", help="forecast one cell's capacity trajectory",

@@ -267,3 +267,35 @@ def test_a_split_is_available_only_where_its_files_are(shared_data, tmp_path):
     assert [r.cell_id for r in got][:2] == ["severson-test2-01", "severson-test2-02"]
     assert len(got) == len(ref) and got[5].cycles["discharge_capacity_ah"].equals(
         ref[5].cycles["discharge_capacity_ah"])
+
+
+def test_the_secondary_test_set_is_scored_where_the_data_carry_it(shared_data, tmp_path):
+    """`fadecast evaluate` lists severson-test2 only with its files, and scores it as test1."""
+    import os
+
+    from ml.evaluation.by_source import source_rows
+    from ml.evaluation.suites import available_suites, run_suite
+
+    assert "severson-test2" not in available_suites(shared_data)
+    root = tmp_path / "data"
+    root.mkdir()
+    for name in ("severson2019", "severson2019_qdlin"):
+        os.symlink(shared_data / name, root / name)  # read in place, as a copy would be laid out
+    # a copy of the data that carries test2: here test1's Qn/y/IvsSOC under test2's names
+    sev = tmp_path / "sev"
+    sev.mkdir()
+    for f in (shared_data / "severson2019").iterdir():
+        os.symlink(f, sev / f.name)
+    for kind in ("Qn", "y", "IvsSOC"):
+        os.symlink(shared_data / "severson2019" / f"{kind}_test1.csv", sev / f"{kind}_test2.csv")
+    (root / "severson2019").unlink()
+    os.symlink(sev, root / "severson2019")
+    assert "severson-test2" in available_suites(root)
+    out = run_suite("severson-test2", root=root)
+    ref = run_suite("severson", root=root)
+    assert out["cells"][0] == "severson-test2-01" and len(out["cells"]) == len(ref["cells"])
+    figs = {r["figure"]: r["values"] for r in out["figures"]}
+    refs = {r["figure"]: r["values"] for r in ref["figures"]}
+    assert figs["cycles_to_80pct_mape_pct@100"] == refs["cycles_to_80pct_mape_pct@100"]
+    row = source_rows([out], None)[0]
+    assert row["source"] == "severson-test2" and row["naive_eol_error_pct"] is not None

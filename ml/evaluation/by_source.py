@@ -18,7 +18,8 @@ __all__ = ["SUITE_SOURCES", "card_sources", "seen_label", "source_rows", "format
 #: the data source(s) each suite's test cells come from
 SUITE_SOURCES = {"pybamm-dev": "pybamm-dev", "synthetic": "synthetic",
                  "geslin2024": "geslin2024", "nasa-pcoe": "nasa-pcoe",
-                 "severson": "severson-test1", "pybamm-cohorts": "pybamm-cohorts-dev",
+                 "severson": "severson-test1", "severson-test2": "severson-test2",
+                 "pybamm-cohorts": "pybamm-cohorts-dev",
                  "pybamm-cohorts-cells": "pybamm-cohorts-dev"}
 NAIVE = "naive_sqrt"
 
@@ -58,12 +59,13 @@ def source_rows(results: list[dict], card: Any) -> list[dict]:
     rows = []
     for res in results:
         suite = res["suite"]
-        if suite != "severson" and not _values(res, "capacity_error_pct_of_reference"):
+        severson = suite.startswith("severson")
+        if not severson and not _values(res, "capacity_error_pct_of_reference"):
             continue  # not a trajectory suite (e.g. the cohort attribution suite)
         source = SUITE_SOURCES.get(suite, suite)
         row = {"source": source, "in_training": seen_label(source, seen) if card else "-",
                "cells": len(res.get("cells", []))}
-        if suite == "severson":
+        if severson:
             for method, key in (("model", "model"), ("naive", NAIVE)):
                 row[f"{method}_eol_error_pct"] = _values(
                     res, "cycles_to_80pct_mape_pct@100").get(key)

@@ -7,7 +7,8 @@ widths; for coverage the target is 90 %).
 - ``synthetic``: a held-out fleet ``ml.synthetic.make_fleet(24, seed=HELDOUT_SEED,
   prefix="heldout")``; baseline bands calibrated on a second fleet (seed HELDOUT_SEED + 1).
 - ``severson``: cycles to 80 % of 1.1 Ah, Severson train → test1 (see
-  :mod:`ml.evaluation.cycle_life`).
+  :mod:`ml.evaluation.cycle_life`); ``severson-test2``: the same on the secondary test set,
+  listed only where the data carry it (``Qn_test2.csv``; not in ``../shared/data``).
 - ``geslin2024``, ``nasa-pcoe``: real cells, the same trajectory protocol on the TEST cells of
   ``split_by_cell`` (bands calibrated on the VAL cells). No known time/cycle split here, so
   only the capacity and interval figures are scored. Geslin's clock is estimated (2 × EFC /
@@ -35,7 +36,8 @@ from ml.sources import available_sources, load_source, split_by_cell
 
 __all__ = ["SUITES", "HELDOUT_SEED", "available_suites", "run_suite", "format_table"]
 
-SUITES = ("pybamm-dev", "severson", "synthetic", "geslin2024", "nasa-pcoe", "pybamm-cohorts",
+SUITES = ("pybamm-dev", "severson", "severson-test2", "synthetic", "geslin2024", "nasa-pcoe",
+          "pybamm-cohorts",
           "pybamm-cohorts-cells")
 HELDOUT_SEED = 90210
 NAIVE = "naive_sqrt"
@@ -59,6 +61,8 @@ def available_suites(root: str | Path | None = None) -> list[str]:
         out.append("pybamm-dev")
     if {"severson-train", "severson-test1"} <= have:
         out.append("severson")
+    if {"severson-train", "severson-test2"} <= have:  # the secondary test set, where carried
+        out.append("severson-test2")
     out.append("synthetic")
     out += [name for name in ("geslin2024", "nasa-pcoe") if name in have]
     if "pybamm-cohorts-dev" in have:  # its cells one by one, time/cycle truth known
@@ -162,13 +166,14 @@ def _trajectory(name: str, model: Any, root: Any) -> dict:
     return out
 
 
-def _severson(model: Any, root: Any) -> dict:
+def _severson(model: Any, root: Any, split: str = "test1") -> dict:
     have = set(available_sources(root))
-    sev = (load_source("severson-train", root=root), load_source("severson-test1", root=root))
+    sev = (load_source("severson-train", root=root),
+           load_source(f"severson-{split}", root=root))
     qd = None
-    if {"severson-qdlin-train", "severson-qdlin-test1"} <= have:
+    if {"severson-qdlin-train", f"severson-qdlin-{split}"} <= have:
         qd = (load_source("severson-qdlin-train", root=root),
-              load_source("severson-qdlin-test1", root=root))
+              load_source(f"severson-qdlin-{split}", root=root))
     methods = naive_methods()
     if model is not None:
         methods["model"] = model
@@ -202,7 +207,9 @@ def _pybamm_cohorts(model: Any, root: Any) -> dict:
     return run_cohort_suite(root)
 
 
-_RUNNERS = {"severson": _severson, "pybamm-cohorts": _pybamm_cohorts,
+_RUNNERS = {"severson": _severson,
+            "severson-test2": lambda model, root: _severson(model, root, "test2"),
+            "pybamm-cohorts": _pybamm_cohorts,
             **{name: (lambda model, root, _n=name: _trajectory(_n, model, root))
                for name in TRAJECTORY_SUITES}}
 
