@@ -33,9 +33,8 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, InputFormatError, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.numeric_lines import (NumberLayout, fields, guess_layout,
-                                                 head_rows, iter_lines, line_problem,
-                                                 parse_fields)
+from data_registry.readers.numeric_lines import (NumberLayout, guess_layout, head_rows,
+                                                 line_problem, number_chunks, parse_fields)
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source
 
@@ -173,25 +172,9 @@ def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
 
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
         lenient = bool(holder) and holder[0].on_error == "skip-row"
-        at: list[int] = []
-        values: list[np.ndarray] = []
-        bad: list[tuple[int, str]] = []
-        for n, text in iter_lines(head, max_line_bytes):
-            if n <= skip:
-                continue  # the one-word capacity header
-            parts = fields(text, layout)
-            problem = _line_problem(head.name, n, parts, width)
-            if problem is None:
-                at.append(n)
-                values.append(parse_fields(parts))
-            elif lenient:
-                bad.append((n, problem[1]))
-            else:
-                raise problem[0]
-            if len(at) + len(bad) >= chunk_rows:
-                yield post(_frame(at, values, bad, width, factor, skip), None, sink)
-                at, values, bad = [], [], []
-        if at or bad:
+        for at, values, bad in number_chunks(  # skip: the one-word capacity header
+                head, layout, lambda n, parts: _line_problem(head.name, n, parts, width),
+                rows=chunk_rows, lenient=lenient, max_line_bytes=max_line_bytes, skip=skip):
             yield post(_frame(at, values, bad, width, factor, skip), None, sink)
 
     source = Source(path=head.path, format_name=FORMAT_NAME, reader_version=READER_VERSION,

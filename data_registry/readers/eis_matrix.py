@@ -40,7 +40,7 @@ import pandas as pd
 from data_registry.errors import IngestWarning, InputFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.numeric_lines import (NumberLayout, fields, first_bad, guess_layout,
-                                                 head_rows, iter_lines, line_problem,
+                                                 head_rows, line_problem, number_chunks,
                                                  parse_fields)
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Source
@@ -348,23 +348,9 @@ def open_eis_matrix(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
         lenient = bool(holder) and holder[0].on_error == "skip-row"
         per_chunk = max(1, chunk_rows // count)
-        good_lines: list[int] = []
-        good: list[np.ndarray] = []
-        skipped: list[tuple[int, str]] = []
-        for n, text in iter_lines(head, max_line_bytes):
-            parts = fields(text, layout)
-            problem = _line_problem(head.name, n, parts, width, names)
-            if problem is None:
-                good_lines.append(n)
-                good.append(parse_fields(parts))
-            elif lenient:
-                skipped.append((n, problem[1]))
-            else:
-                raise problem[0]
-            if len(good) + len(skipped) >= per_chunk:
-                yield _frame(good_lines, good, skipped, freq, count, negate, every)
-                good_lines, good, skipped = [], [], []
-        if good or skipped:
+        for good_lines, good, skipped in number_chunks(
+                head, layout, lambda n, parts: _line_problem(head.name, n, parts, width, names),
+                rows=per_chunk, lenient=lenient, max_line_bytes=max_line_bytes):
             yield _frame(good_lines, good, skipped, freq, count, negate, every)
 
     source = Source(path=head.path, format_name=FORMAT_NAME, reader_version=READER_VERSION,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,6 +117,36 @@ def iter_lines(head: Head, max_line_bytes: int) -> Iterator[tuple[int, str]]:
                 text = text.lstrip("\ufeff")
             if text.strip():
                 yield n, text
+
+
+def number_chunks(head: Head, layout: NumberLayout,
+                  check: Callable[[int, list[str]], tuple[Exception, str] | None], *,
+                  rows: int, lenient: bool, max_line_bytes: int, skip: int = 0
+                  ) -> Iterator[tuple[list[int], list[np.ndarray], list[tuple[int, str]]]]:
+    """The file's lines after line ``skip`` as chunks of at most ``rows`` lines:
+    ``(line numbers, parsed numbers, skipped (line, reason))``. ``check(line, fields)`` returns
+    None for a good line, else ``(error, reason)``: the error is raised, or with ``lenient``
+    (``on_error="skip-row"``) the line is skipped with its reason."""
+    at: list[int] = []
+    values: list[np.ndarray] = []
+    bad: list[tuple[int, str]] = []
+    for n, text in iter_lines(head, max_line_bytes):
+        if n <= skip:
+            continue
+        parts = fields(text, layout)
+        problem = check(n, parts)
+        if problem is None:
+            at.append(n)
+            values.append(parse_fields(parts))
+        elif lenient:
+            bad.append((n, problem[1]))
+        else:
+            raise problem[0]
+        if len(at) + len(bad) >= rows:
+            yield at, values, bad
+            at, values, bad = [], [], []
+    if at or bad:
+        yield at, values, bad
 
 
 def line_problem(file: str, line: int, parts: list[str], width: int, names: list[str],
