@@ -87,7 +87,7 @@ def parse_starts(text: pd.Series, lines: np.ndarray, file: str) -> pd.Series:
                                   file=file, row=int(line), column="start_time",
                                   expected="a MATLAB datevec '[y m d h mi s]'",
                                   found=repr(value)) from None
-    return pd.Series(pd.to_datetime(pd.Series(out)).to_numpy(), index=text.index)
+    return pd.Series(pd.to_datetime(out), index=text.index)
 
 
 def _resistance(text: str) -> float:
@@ -107,7 +107,8 @@ def operations_to_cycles(ops: pd.DataFrame, cell: str, file: str
     ``cycles``: ``cycle_index``, ``test_time_second`` (s since the cell's first operation, at
     the estimated END of each valid discharge), ``discharge_capacity_ah``,
     ``temperature_celsius``, ``source_row``. ``impedance``: ``test_time_second``, ``re_ohm``,
-    ``rct_ohm`` (NaN where complex, non-positive or above :data:`MAX_VALID_RESISTANCE_OHM`).
+    ``rct_ohm`` (NaN where complex, non-positive or above :data:`MAX_VALID_RESISTANCE_OHM`),
+    ``source_row``.
     """
     ops = ops.sort_values("start", kind="stable").reset_index(drop=True)
     t0 = ops["start"].iloc[0]
@@ -150,7 +151,8 @@ def operations_to_cycles(ops: pd.DataFrame, cell: str, file: str
                                    "complex, non-positive or absurd set to NaN", file,
                                    int(imp["file_row"][bad].iloc[0]), "Re", int(bad.sum())))
     impedance = pd.DataFrame({"test_time_second": (imp["start"] - t0).dt.total_seconds()
-                              .to_numpy(), "re_ohm": re_ohm, "rct_ohm": rct_ohm})
+                              .to_numpy(), "re_ohm": re_ohm, "rct_ohm": rct_ohm,
+                              "source_row": imp["file_row"].to_numpy(dtype="int64")})
     return cycles, warns, impedance
 
 
@@ -180,7 +182,7 @@ def open_nasa_metadata(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
         for raw, lines in filtered_records(head.path, layout, rows, chunk_rows=chunk_rows,
                                            max_line_bytes=max_line_bytes):
             if len(lines):
-                parts.append(pd.DataFrame({**{c: raw[c].to_numpy(dtype=object)
+                parts.append(pd.DataFrame({**{c: raw[c].fillna("").to_numpy(dtype=object)
                                               for c in SIGNATURE}, "file_row": lines}))
         if rows is not None:
             rows.finish(holder[0].metadata if holder else {})
@@ -189,15 +191,14 @@ def open_nasa_metadata(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
         ops = pd.concat(parts, ignore_index=True)
         ops["start"] = parse_starts(ops["start_time"], ops["file_row"].to_numpy(), head.name)
         cell = str(ops[CELL_COLUMN].iloc[0]).strip()
-        cycles, found, _impedance = operations_to_cycles(ops, cell, head.name)
+        cycles, found, impedance = operations_to_cycles(ops, cell, head.name)
         sink.extend(found)
-        n_imp = int((ops["type"].astype(str).str.strip() == "impedance").sum())
-        if n_imp:
-            first = int(ops.loc[ops["type"].astype(str).str.strip() == "impedance",
-                                "file_row"].min())
-            sink.append(IngestWarning("impedance_rows_not_stored", f"{cell}: {n_imp} impedance "
-                                      "operation(s) (Re, Rct) are not cycles and were not "
-                                      "stored", head.name, first, "type", n_imp))
+        if len(impedance):
+            sink.append(IngestWarning("impedance_rows_not_stored", f"{cell}: {len(impedance)} "
+                                      "impedance operation(s) (Re, Rct) are not cycles and were "
+                                      "not stored", head.name,
+                                      int(impedance["source_row"].min()), "type",
+                                      len(impedance)))
         cycles["test_time_estimated"] = 0
         for lo in range(0, len(cycles), max(int(chunk_rows), 1)):
             yield cycles.iloc[lo:lo + chunk_rows].reset_index(drop=True)

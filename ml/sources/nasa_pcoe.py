@@ -48,6 +48,7 @@ def _cell(ops: pd.DataFrame, cid: str, path: Path) -> tuple[pd.DataFrame, list, 
     rule) with this loader's ``cell_id`` and ``test_time_estimated`` columns."""
     cycles, warns, impedance = operations_to_cycles(ops, cid, str(path))
     cycles = cycles.drop(columns=["source_row"])
+    impedance = impedance.drop(columns=["source_row"])
     cycles.insert(0, "cell_id", cid)
     cycles["test_time_estimated"] = 0
     return cycles, warns, impedance
