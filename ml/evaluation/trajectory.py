@@ -103,8 +103,9 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
     """Score every method on every cell. Returns ``{"figures": {method: {figure: value}},
     "per_cell": [...], "failures": {method: [messages]}}``; figures in % except shares."""
     per_cell, failures = [], {m: [] for m in methods}
-    acc = {m: {"ts_err": [], "cap_err": [], "cover": [], "width": [], "ts_cover": [],
-               "ts_width": [], "eol_err": [], "by_cell": {}} for m in methods}
+    # per method: "cells" holds (cell_id, capacity error %, inside-band mask or None) per cell
+    acc = {m: {"ts_err": [], "cells": [], "width": [], "ts_cover": [], "ts_width": [],
+               "eol_err": []} for m in methods}
     in_domain: set[str] = set()  # cells whose model answer said in domain
     for rec in cells:
         seen, fc, fh = cut(rec, observed_fraction)
@@ -124,7 +125,6 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
                 continue
             a = acc[name]
             err = np.abs(f.p50 - truth_q) * 100.0
-            a["cap_err"].append(float(err.mean()))
             if f.in_domain is not None:
                 row[f"{name}_in_domain"] = f.in_domain
                 if f.in_domain and name == "model":
@@ -147,20 +147,20 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
             inside = None
             if f.p05 is not None:
                 inside = (truth_q >= f.p05) & (truth_q <= f.p95)
-                a["cover"].append(inside)
                 a["width"].append((f.p95 - f.p05) * 100.0)
-            a["by_cell"][rec.cell_id] = (float(err.mean()), inside)
+            a["cells"].append((rec.cell_id, float(err.mean()), inside))
         per_cell.append(row)
     figures = {}
     for name, a in acc.items():
-        fig = {"cells_scored": len(a["cap_err"]),
-               "capacity_error_pct_of_reference": _mean(a["cap_err"])}
+        cover = [x for _, _, x in a["cells"] if x is not None]
+        fig = {"cells_scored": len(a["cells"]),
+               "capacity_error_pct_of_reference": _mean([e for _, e, _ in a["cells"]])}
         ts = (summary_quantiles(a["ts_err"]) if a["ts_err"]
               else {"p50": float("nan"), "p90": float("nan")})
         fig["time_share_abs_error_median"] = ts["p50"]
         fig["time_share_abs_error_p90"] = ts["p90"]
-        fig["coverage_90_pct"] = (float(np.mean(np.concatenate(a["cover"]))) * 100.0
-                                  if a["cover"] else float("nan"))
+        fig["coverage_90_pct"] = (float(np.mean(np.concatenate(cover))) * 100.0
+                                  if cover else float("nan"))
         fig["interval_width_90_pct_of_reference"] = (
             float(np.mean(np.concatenate(a["width"]))) if a["width"] else float("nan"))
         fig["time_share_coverage_90_pct"] = (float(np.mean(a["ts_cover"])) * 100.0
@@ -169,18 +169,17 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
         fig["eol_error_pct"] = _mean(a["eol_err"])
         fig["eol_cells"] = len(a["eol_err"])
         if "model" in methods:
-            fig.update(_in_domain_figures(a["by_cell"], in_domain))
+            fig.update(_in_domain_figures([c for c in a["cells"] if c[0] in in_domain]))
         figures[name] = fig
     return {"figures": figures, "per_cell": per_cell, "failures": failures}
 
 
-def _in_domain_figures(by_cell: dict[str, tuple], cells: set[str]) -> dict[str, float]:
-    """Capacity error and 90 % coverage (%) over ``cells`` (those the model called in
-    domain), from one method's ``{cell_id: (error, inside or None)}``."""
-    got = [by_cell[c] for c in sorted(cells) if c in by_cell]
-    inside = [x for _, x in got if x is not None]
-    return {"cells_in_domain": len(got),
-            "capacity_error_pct_in_domain": _mean([e for e, _ in got]),
+def _in_domain_figures(cells: list[tuple[str, float, np.ndarray | None]]) -> dict[str, float]:
+    """Capacity error and 90 % coverage (%) over one method's ``(cell_id, error, inside)`` of
+    the cells the model called in domain."""
+    inside = [x for _, _, x in cells if x is not None]
+    return {"cells_in_domain": len(cells),
+            "capacity_error_pct_in_domain": _mean([e for _, e, _ in cells]),
             "coverage_90_pct_in_domain": (float(np.mean(np.concatenate(inside))) * 100.0
                                           if inside else float("nan"))}
 
