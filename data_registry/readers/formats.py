@@ -18,6 +18,7 @@ from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive
                                    eis_text, excel, generic_csv, indigo, maccor,
                                    maccor_eis, nasa_pcoe, neware_binary, neware_csv,
                                    neware_regular, novonix, pec, refused)
+from data_registry.readers.numeric_lines import numeric_matrix_shape
 from data_registry.readers.sniff import Head, read_head
 
 
@@ -171,38 +172,13 @@ def candidates(head: Head) -> list[Format]:
 MATRIX_MESSAGE = "unknown file format: a headerless table of numbers"
 #: fewest columns that make a numeric table a matrix (one cell or quantity per line)
 MATRIX_MIN_COLUMNS = 10
-
-
-def numeric_matrix_shape(head: Head) -> tuple[int, int] | None:
-    """``(lines in the head, numbers per line)`` when every line of the head is the same count
-    (≥ :data:`MATRIX_MIN_COLUMNS`) of numbers (``NaN`` allowed) and there is no header: a
-    MATLAB-style matrix (e.g. Severson's ``Qn_test1.csv``: one cell per line, its discharge
-    capacity at each cycle across). None otherwise."""
-    if not head.is_text or not head.lines:
-        return None
-    lines = [ln for ln in head.lines if ln.strip()][:50]
-    d = head.delimiter(lines[0])
-    width = None
-    for line in lines:
-        fields = [f.strip() for f in (line.split(d) if d else line.split())]
-        if width is None:
-            width = len(fields)
-        if len(fields) != width or width < MATRIX_MIN_COLUMNS:
-            return None
-        try:
-            [float(f) for f in fields]
-        except ValueError:
-            return None
-    return (len(lines), int(width or 0))
-
-
 def detect_head(head: Head) -> Format:
     """Detect the format of an already-read head (see :func:`detect`)."""
     hits = candidates(head)
     if len(hits) == 1:
         return hits[0]
     if not hits:
-        shape = numeric_matrix_shape(head)
+        shape = numeric_matrix_shape(head, MATRIX_MIN_COLUMNS)
         if shape is not None:
             raise UnknownFormatError(
                 f"{MATRIX_MESSAGE} ({shape[1]} numbers on each of the "

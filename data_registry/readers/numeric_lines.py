@@ -101,6 +101,22 @@ def head_rows(head: Head, layout: NumberLayout, limit: int = 400, start: int = 0
     return (rows, lines) if rows else None
 
 
+def numeric_matrix_shape(head: Head, min_columns: int) -> tuple[int, int] | None:
+    """``(lines in the head, numbers per line)`` when every non-blank head line (up to 50) is
+    the same count (≥ ``min_columns``) of numbers, ``NaN`` allowed, and no header: a
+    MATLAB-style matrix (Severson's ``Qn_test1.csv``: one cell per line, its capacity at each
+    cycle across). None otherwise."""
+    lines = [ln for ln in head.lines if ln.strip()][:50] if head.is_text else []
+    if not lines:
+        return None
+    layout = guess_layout(lines[0])
+    rows = [parse_fields(fields(line, layout)) for line in lines]
+    width = rows[0].size if rows[0] is not None else 0
+    if width < min_columns or any(r is None or r.size != width for r in rows):
+        return None
+    return len(lines), int(width)
+
+
 def iter_lines(head: Head, max_line_bytes: int) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of every non-blank line of the file, decoded as the head
     was (UTF-8 without its BOM, or latin-1); gzip'd files decompressed."""
