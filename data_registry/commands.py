@@ -26,7 +26,8 @@ def _cli_reader_options(args: argparse.Namespace) -> dict[str, Any]:
             "capacity_unit": getattr(args, "capacity_unit", None),
             "eis_sign": getattr(args, "eis_sign", None),
             "frequencies": getattr(args, "frequencies", None),
-            "eis_every_cycles": getattr(args, "eis_every_cycles", None)}
+            "eis_every_cycles": getattr(args, "eis_every_cycles", None),
+            "eis_cycle": getattr(args, "eis_cycle", None)}
     return {k: v for k, v in opts.items() if v is not None and v != "raise"}
 
 

@@ -3,7 +3,8 @@
 ``Registry.ingest(..., reader_options={...})`` and ``--meta protocol_hours_per_cycle=…``
 (alias ``hours_per_cycle``, also kept as cell metadata) end here. An EIS matrix's
 ``frequencies`` (a side file) and ``eis_every_cycles`` (K: line n ↔ cycle K·n) are options
-too (:mod:`data_registry.readers.eis_matrix`).
+too (:mod:`data_registry.readers.eis_matrix`), and ``eis_cycle`` places a one-spectrum EIS
+file at a cycle (:func:`data_registry.readers.source.stated_eis_cycle`).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ READER_OPTIONS: dict[str, tuple[type, float, float]] = {
     "c_rate": (float, 0.0, 1e4),
     "max_line_bytes": (int, 1.0, float(1 << 30)),
     "eis_every_cycles": (int, 0.0, 1e6),
+    "eis_cycle": (int, 0.0, 1e9),
 }
 #: reader options that take one of a few words, or any text → allowed values (None = any)
 CHOICE_OPTIONS: dict[str, tuple[str, ...] | None] = {
@@ -39,7 +41,7 @@ CLI_FLAGS: dict[str, str] = {
     "eis_sign": "--eis-sign", "capacity_column": "--capacity-column",
     "capacity_unit": "--capacity-unit", "cell_column": "--cell-column",
     "cell_value": "--cell-value", "frequencies": "--frequencies",
-    "eis_every_cycles": "--eis-every-cycles",
+    "eis_every_cycles": "--eis-every-cycles", "eis_cycle": "--eis-cycle",
 }
 
 

@@ -74,6 +74,9 @@ def _eis_matrix_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--eis-every-cycles", type=int, default=None, metavar="K",
                    help="EIS matrix: a spectrum every K cycles, line n = cycle K*n (default: "
                    "cycle unknown)")
+    s.add_argument("--eis-cycle", type=int, default=None, metavar="N",
+                   help="an EIS file of ONE spectrum without a cycle column (Gamry .DTA, "
+                   "ZView .z, Maccor …): the cycle it was measured at (default: unknown)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.eis_matrix import FORMAT_NAME as MATRIX_FORMAT
 from data_registry.readers.formats import FORMATS, Format, detect, detect_head, get_format, opener
 from data_registry.readers.sniff import read_head
-from data_registry.readers.source import Source
+from data_registry.readers.source import Source, stated_eis_cycle
 
 __all__ = ["FORMATS", "Format", "Source", "detect", "open_source", "MAX_LINE_BYTES"]
 
@@ -27,7 +27,7 @@ def open_source(path: str | Path, *, format_name: str | None = None,
                 display_name: str | None = None, capacity_unit: str | None = None,
                 cell_column: str | None = None, cell_value: str | None = None,
                 frequencies: str | Path | None = None,
-                eis_every_cycles: int | None = None) -> Source:
+                eis_every_cycles: int | None = None, eis_cycle: int | None = None) -> Source:
     """Open a raw file as a :class:`Source` of canonical, validated chunks.
 
     Parameters
@@ -71,6 +71,9 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     eis_every_cycles:
         For an EIS matrix: a spectrum every K cycles, line n ↔ ``cycle_count`` K·n (default:
         cycle unknown).
+    eis_cycle:
+        For an EIS file of ONE spectrum without a cycle column (Gamry, ZView, Maccor …): the
+        cycle it was measured at (:func:`~data_registry.readers.source.stated_eis_cycle`).
     cell_id:
         The cell the file is ingested as (a hint some readers use, e.g. the capacity column).
     display_name:
@@ -92,6 +95,13 @@ def open_source(path: str | Path, *, format_name: str | None = None,
             exc.file = Path(display_name).name
         raise
     source.on_error = on_error
+    if eis_cycle is not None:
+        if int(eis_cycle) < 0:
+            raise InputFormatError("eis_cycle must be a whole number >= 0",
+                                   code="invalid_reader_option", file=Path(path).name,
+                                   column="eis_cycle", expected="--eis-cycle N with N >= 0",
+                                   found=repr(eis_cycle))
+        stated_eis_cycle(source, int(eis_cycle))
     if not source.eis_sign_decided:
         source.eis_sign = eis_sign or "auto"
     if display_name:

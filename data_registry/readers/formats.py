@@ -15,9 +15,9 @@ from pathlib import Path
 from data_registry.errors import InputFormatError, UnknownFormatError
 from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive, bdf,
                                    biologic_mpr, biologic_text, capacity_list, eis_matrix,
-                                   eis_text, excel, generic_csv, indigo, maccor,
+                                   eis_text, excel, gamry, generic_csv, indigo, maccor,
                                    maccor_eis, nasa_pcoe, neware_binary, neware_csv,
-                                   neware_regular, novonix, pec, refused)
+                                   neware_regular, novonix, pec, refused, zview)
 from data_registry.readers.numeric_lines import numeric_matrix_shape
 from data_registry.readers.sniff import Head, read_head
 
@@ -76,6 +76,12 @@ FORMATS: tuple[Format, ...] = (
            "Maccor text export (BEEP and cellpy header styles)"),
     Format("maccor_eis", "eis", "", maccor_eis.is_maccor_eis,
            _R + "maccor_eis:open_maccor_eis", maccor_eis.SPEC.description),
+    Format("gamry_dta", "eis", "", gamry.is_gamry_dta, _R + "gamry:open_gamry_dta",
+           "Gamry Framework .DTA (EXPLAIN/TAG header): the impedance spectra of its ZCURVE "
+           "tables"),
+    Format("zview_z", "eis", "", zview.is_zview, _R + "zview:open_zview",
+           "ZPlot / ZView .z impedance file (Freq(Hz) … Z'(a) Z''(b); ZPLOT2 ASCII or "
+           "ZPlotW/Z60W layout)"),
     Format("bdf_csv", "samples", "", bdf.SPEC.detect, _R + "bdf:open_bdf",
            bdf.SPEC.description),
     Format("batteryarchive_timeseries_csv", "samples", "", batteryarchive.TIMESERIES.detect,

@@ -409,3 +409,48 @@ def flat_metadata(tree: dict, prefix: str = "", limit: int = 60) -> dict[str, st
                 out[prefix + key] = str(v)[:200]
     walk(tree, "")
     return out
+
+
+def stated_eis_cycle(source: Source, cycle: int) -> None:
+    """Place a one-spectrum EIS file at the cycle its user states (``--eis-cycle N``): rows
+    without a ``cycle_count`` get ``cycle``. A file whose rows all carry their own cycle keeps
+    them (warning ``reader_option_unused``); a file holding several spectra without cycles is
+    refused (one stated cycle cannot place them all: ``--eis-every-cycles`` numbers the lines
+    of an EIS matrix). The reader's ``eis_cycle_count_unknown`` warning is dropped."""
+    if source.kind != "eis":
+        note = IngestWarning("reader_option_unused", f"only EIS files use eis_cycle "
+                             f"(--eis-cycle); not used for this {source.format_name} file",
+                             source.path.name, None, "eis_cycle", 1)
+        source.warnings.append(note)
+        source._open_warnings.append(note)
+        return
+    produce = source.produce
+    kept = [w for w in source._open_warnings if w.code != "eis_cycle_count_unknown"]
+    source._open_warnings[:] = kept
+    source.warnings[:] = kept
+
+    def placed(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
+        ids: set[str] = set()
+        filled = 0
+        for frame in produce(sink):
+            have = (pd.to_numeric(frame["cycle_count"], errors="coerce").to_numpy(float)
+                    if "cycle_count" in frame else np.full(len(frame), np.nan))
+            free = ~np.isfinite(have)
+            if free.any():
+                ids.update(map(str, pd.unique(frame["measurement_id"][free])))
+                if len(ids) > 1:
+                    raise InputFormatError(
+                        "--eis-cycle places ONE spectrum at a cycle; this file holds several "
+                        "without a cycle", code="invalid_reader_option", file=source.path.name,
+                        row=int(frame["source_row"][free].iloc[0]), column="eis_cycle",
+                        expected="a file of one spectrum (an EIS matrix: --eis-every-cycles K)",
+                        found=f"spectra {sorted(ids)[:3]}")
+                frame = frame.assign(cycle_count=np.where(free, float(cycle), have))
+                filled += int(free.sum())
+            yield frame
+        if not filled:
+            sink.append(IngestWarning("reader_option_unused", "every spectrum of the file "
+                                      "carries its own cycle: --eis-cycle not used",
+                                      source.path.name, None, "eis_cycle", 1))
+
+    source.produce = placed

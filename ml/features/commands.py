@@ -101,15 +101,18 @@ def _json_value(v: Any) -> Any:
 
 def read_eis_file(path: str, format_name: str | None = None,
                   eis_sign: str | None = None, frequencies: str | None = None,
-                  eis_every_cycles: int | None = None) -> pd.DataFrame:
+                  eis_every_cycles: int | None = None,
+                  eis_cycle: int | None = None) -> pd.DataFrame:
     """EIS rows of a file through ``data_registry.readers.open_source`` (kind ``eis``):
     format detected by content unless ``format_name``; a stored −Z″ is detected and negated
     unless ``eis_sign`` (``"im"`` | ``"minus_im"``) says what the file holds. An EIS matrix
-    (one spectrum per line) takes its ``frequencies`` file and ``eis_every_cycles`` K."""
+    (one spectrum per line) takes its ``frequencies`` file and ``eis_every_cycles`` K; a
+    one-spectrum file its ``eis_cycle``."""
     from data_registry.readers import open_source
 
     source = open_source(path, format_name=format_name, eis_sign=eis_sign,
-                         frequencies=frequencies, eis_every_cycles=eis_every_cycles)
+                         frequencies=frequencies, eis_every_cycles=eis_every_cycles,
+                         eis_cycle=eis_cycle)
     if source.kind != "eis":
         raise InputFormatError("file holds no EIS spectra", code="wrong_kind", file=str(path),
                                expected="an EIS file (frequency_hz, z_real_ohm, z_imag_ohm)",
@@ -125,7 +128,8 @@ def warburg_command(args: argparse.Namespace) -> int:
     if getattr(args, "eis", None):
         eis = read_eis_file(args.eis, getattr(args, "format_name", None),
                             getattr(args, "eis_sign", None), getattr(args, "frequencies", None),
-                            getattr(args, "eis_every_cycles", None))
+                            getattr(args, "eis_every_cycles", None),
+                            getattr(args, "eis_cycle", None))
     else:
         from data_registry.store import Registry
 
