@@ -221,3 +221,31 @@ def test_a_stated_cycle_cannot_place_several_spectra_and_is_unused_on_cycling_fi
         "0,1.0,3.5,1", "10,1.0,3.6,1", "20,-1.0,3.4,1"], encoding="utf-8")
     src = open_source(cycling, eis_cycle=5)
     assert "reader_option_unused" in _codes(src) and len(src.read()) == 3
+
+
+# --- an impedance table under a preamble (CH Instruments) -------------------------------------
+
+CHI_HEAD = ["Feb. 20, 2020   15:55:08", "A.C. Impedance", "File: c:\\data\\cell3.bin",
+            "Data Source:  Experiment", "Instrument Model:  CHI660E", "Header: ", "Note: ", "",
+            "Init E (V) = 0", "High Frequency (Hz) = 2e+6", "Low Frequency (Hz) = 0.1",
+            "Amplitude (V) = 0.025", "", "Freq/Hz, Z'/ohm, Z\"/ohm, Z/ohm, Phase/deg", ""]
+
+
+def test_chi_text_export_found_under_its_preamble(tmp_path):
+    rows = [f"{f:.4e}, {z.real:.5e}, {z.imag:.5e}, {abs(z):.5e}, "
+            f"{np.degrees(np.angle(z)):.1f}" for f, z in zip(FREQ, Z)]
+    p = _write(tmp_path / "cell3_c20.txt", CHI_HEAD + rows)
+    assert detect(p) == "eis_table_txt"
+    src = open_source(p)
+    df = src.read()
+    assert df["source_row"].iloc[0] == len(CHI_HEAD) + 1  # the blank line under the header
+    assert df["z_imag_ohm"].to_numpy() == pytest.approx(Z.imag, rel=1e-5)
+    assert df["measurement_id"].unique().tolist() == ["cell3_c20#1"]
+    assert "CHI660E" in src.metadata["preamble"]
+    fit = warburg_table(df.assign(cell_id="c3"))
+    assert fit["aw_ohm_per_sqrt_s"].iloc[0] == pytest.approx(SIGMA, rel=0.01)
+    # the same table with its header as the first line is the generic EIS CSV
+    plain = _write(tmp_path / "plain.csv", CHI_HEAD[-2:-1] + rows, encoding="utf-8")
+    assert detect(plain) == "generic_eis_csv"
+    assert open_source(plain).read()["z_real_ohm"].to_numpy() == pytest.approx(Z.real,
+                                                                               rel=1e-5)

@@ -15,7 +15,7 @@ from pathlib import Path
 from data_registry.errors import InputFormatError, UnknownFormatError
 from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive, bdf,
                                    biologic_mpr, biologic_text, capacity_list, eis_matrix,
-                                   eis_text, excel, gamry, generic_csv, indigo, maccor,
+                                   eis_table, eis_text, excel, gamry, generic_csv, indigo, maccor,
                                    maccor_eis, nasa_pcoe, neware_binary, neware_csv,
                                    neware_regular, novonix, pec, refused, zview)
 from data_registry.readers.numeric_lines import numeric_matrix_shape
@@ -64,6 +64,8 @@ FORMATS: tuple[Format, ...] = (
            "Re(Z) at F frequencies then Im(Z) or −Im(Z) at the same F; the F frequencies from "
            "--frequencies FILE or a frequencies*.csv / *freq* file beside it or in its parent "
            "folder", generic=True),
+    Format("eis_table_txt", "eis", "", eis_table.is_eis_table,
+           _R + "eis_table:open_eis_table", eis_table.SPEC.description, generic=True),
     Format("capacity_list_txt", "cycles", "", capacity_list.is_capacity_list,
            _R + "capacity_list:open_capacity_list", "headerless capacity list, one cycle per "
            "line (capacity, or 'cycle capacity'); unit stated with --capacity-unit or "

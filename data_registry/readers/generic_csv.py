@@ -134,6 +134,8 @@ EIS_STEMS: dict[str, str] = {
     "im(z)": "z_imag_ohm", "z''": "z_imag_ohm", "zim": "z_imag_ohm", "z_im": "z_imag_ohm",
     "imag": "z_imag_ohm", "-im(z)": "z_imag_ohm", "-z''": "z_imag_ohm", "-zim": "z_imag_ohm",
     "-z_imag": "z_imag_ohm", "minus_z_imag": "z_imag_ohm",
+    # primes written as a double quote (CH Instruments: Z"/ohm) or as Unicode primes
+    'z"': "z_imag_ohm", "z′": "z_real_ohm", "z″": "z_imag_ohm", "z′′": "z_imag_ohm",
     "freq_hz": "frequency_hz", "f": "frequency_hz",
     "measurement": "measurement_id", "spectrum": "measurement_id",
     "cycle": "cycle_count", "test_time": "test_time_second", "time": "test_time_second",
