@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data_registry.errors import InputFormatError, UnknownFormatError
-from data_registry.readers import (arbin_csv, arbin_res, battdat, batteryarchive, bdf,
+from data_registry.readers import (arbin_csv, arbin_res, basytec, battdat, batteryarchive, bdf,
                                    biologic_mpr, biologic_text, capacity_list, eis_matrix,
                                    eis_table, eis_text, excel, gamry, generic_csv, indigo, maccor,
                                    maccor_eis, nasa_pcoe, neware_binary, neware_csv,
@@ -74,6 +74,8 @@ FORMATS: tuple[Format, ...] = (
            _R + "arbin_csv:open_arbin_csv", "Arbin CSV export (+ _Metadata.csv sidecar)"),
     Format("arbin_metadata_csv", "samples", "unsupported", arbin_csv.is_arbin_metadata,
            "", "Arbin _Metadata.csv sidecar: ingest the data file beside it"),
+    Format("basytec_txt", "samples", "", basytec.is_basytec, _R + "basytec:open_basytec",
+           basytec.SPEC.description),
     Format("maccor_txt", "samples", "", maccor.is_maccor, _R + "maccor:open_maccor",
            "Maccor text export (BEEP and cellpy header styles)"),
     Format("maccor_eis", "eis", "", maccor_eis.is_maccor_eis,
