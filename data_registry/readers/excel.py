@@ -1,13 +1,22 @@
 """Cycler Excel workbooks (``.xlsx``; Landt/Arbin-style: an info sheet plus one or more data
-sheets per channel, e.g. ``Global_Info`` + ``Channel_11_1``, ``Channel_11_2`` …).
+sheets per channel, e.g. ``Global_Info`` + ``Channel_11_1``, ``Channel_11_2`` …; Neware BTS
+workbooks: ``test`` / ``cycle`` / ``step`` + ``record`` or ``Detail_…`` sheets).
 
-A data sheet is one whose first row maps (Arbin names or the generic aliases, units in the
-headers: ``Test_Time(s)``, ``Current(A)``, ``Capacity/mAh``) to time, voltage, current and
-cycle. Data sheets are read in workbook order and concatenated; a workbook without one is
+A data sheet is one whose first row maps (Arbin names, Neware's, or the generic aliases, units
+in the headers: ``Test_Time(s)``, ``Current(A)``, ``Capacity/mAh``) to time, voltage, current
+and cycle. Data sheets are read in workbook order and concatenated; a workbook without one is
 refused as an unsupported sheet layout, naming its sheets.
+
+The test clock: a ``Total Time`` / ``Cumulative Time`` column (Neware) is the elapsed test time,
+and a plain ``Time`` beside it is the STEP time, which is then ignored. Durations written as
+text (``26:03:04``, ``1d 02:03:04``) or stored as Excel times are read as seconds; an
+unreadable one is refused naming its sheet row.
 """
 from __future__ import annotations
 
+import datetime
+
+import numpy as np
 import pandas as pd
 
 from data_registry.errors import InputFormatError, ValidationError
@@ -17,11 +26,28 @@ from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, frame_source
 from data_registry.schema import SAMPLES
 
-READER_VERSION = "1"
-STEMS = {**generic_csv.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP}
+READER_VERSION = "2"
+#: Neware's headers (``Chg. Cap.(Ah)`` …), as its CSV reader reads them
+NEWARE_STEMS = {"total_time": "test_time_second", "cumulative_time": "test_time_second",
+                "chg_cap": "charging_capacity_ah", "dchg_cap": "discharging_capacity_ah",
+                "chg_energy": "charging_energy_wh", "dchg_energy": "discharging_energy_wh",
+                "cycle_id": "cycle_count", "step_id": "step_count"}
+STEMS = {**generic_csv.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP, **NEWARE_STEMS}
 STEMS.pop("date_time", None)
 STEMS.pop("datetime", None)
 NEEDED = {"test_time_second", "voltage_volt", "current_ampere", "cycle_count"}
+#: normalised headers of a whole-test clock; beside one, a plain ``Time`` is the step time
+TOTAL_TIME = {"total_time", "cumulative_time", "test_time"}
+
+
+def _clock_headers(header: list[str]) -> list[str]:
+    """``header`` without the step-time column when a whole-test clock is also there."""
+    from data_registry.readers.headers import norm, split_header
+
+    stems = [norm(split_header(h)[0]) for h in header]
+    if not TOTAL_TIME & set(stems):
+        return header
+    return [h for h, n in zip(header, stems) if n not in ("time", "step_time")]
 
 
 def is_xlsx(head: Head) -> bool:
@@ -40,7 +66,7 @@ def _sheet_map(head: Head) -> tuple[list[str], list[str], list[Mapped]]:
     canonical = [c for c in SAMPLES.names if c != "cell_id"]
     for ws in wb.worksheets:
         first = next(ws.iter_rows(max_row=1, values_only=True), ())
-        header = [str(x) for x in first if x is not None]
+        header = _clock_headers([str(x) for x in first if x is not None])
         try:
             cols = match_headers(header, canonical, STEMS, head.name, 1)
         except ValidationError:
@@ -62,11 +88,73 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
             expected="a data sheet such as Channel_1_1 with Test_Time(s), Voltage(V), "
                      "Current(A), Cycle_Index", found=f"sheets {sheets}")
 
+    rows: list[tuple[str, int]] = []  # (sheet, first record) of each part, for errors
+
     def load() -> pd.DataFrame:
         parts = [pd.read_excel(head.path, sheet_name=s, engine="openpyxl") for s in data]
+        rows.clear()
+        start = 1
+        for name, part in zip(data, parts):
+            rows.append((name, start))
+            start += len(part)
         return pd.concat(parts, ignore_index=True)
+
+    clock = next(m for m in columns if m.target == "test_time_second")
+
+    def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
+        values = raw[clock.source]
+        if not pd.api.types.is_numeric_dtype(values):  # durations as text or Excel times
+            secs = excel_seconds(values) * (1.0 if _is_duration(values) else clock.factor)
+            bad = np.isnan(secs) & values.notna().to_numpy()
+            if bad.any():
+                k = int(np.argmax(bad))
+                record = int(frame["source_row"].iloc[k])
+                sheet, first = next((n, f) for n, f in reversed(rows) if f <= record)
+                raise InputFormatError(
+                    "unreadable elapsed time", code="not_duration", file=head.name,
+                    row=record, column=clock.source,
+                    expected="seconds, or a duration such as '26:03:04', '1d 02:03:04'",
+                    found=f"{values.iloc[k]!r} (sheet {sheet}, row {record - first + 2})")
+            frame["test_time_second"] = secs
+        return frame
 
     return frame_source(head, format_name="landt_xlsx", reader_version=READER_VERSION,
                         kind="samples", load=load, columns=columns, chunk_rows=chunk_rows,
                         metadata={"excel_data_sheets": ",".join(data),
-                                  "excel_sheets": ",".join(sheets)})
+                                  "excel_sheets": ",".join(sheets)}, post=post)
+
+
+def _is_duration(values: pd.Series) -> bool:
+    first = values.dropna()
+    v = first.iloc[0] if len(first) else None
+    return (pd.api.types.is_timedelta64_dtype(values)
+            or isinstance(v, (datetime.time, datetime.timedelta, np.timedelta64))
+            or (isinstance(v, str) and ":" in v))
+
+
+def excel_seconds(values: pd.Series) -> np.ndarray:
+    """Elapsed times of an object column → seconds: Excel times (``datetime.time``, or
+    ``timedelta`` for ``[h]:mm:ss`` cells), duration text (``26:03:04``, ``1d 02:03:04``,
+    :func:`data_registry.units.parse_duration`) or numbers; NaN where none applies."""
+    from data_registry.units import parse_duration
+
+    if pd.api.types.is_timedelta64_dtype(values):
+        return values.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    out = np.full(len(values), np.nan)
+    text = np.zeros(len(values), dtype=bool)
+    for i, v in enumerate(values.to_numpy()):
+        if isinstance(v, datetime.timedelta):
+            out[i] = v.total_seconds()
+        elif isinstance(v, np.timedelta64):
+            out[i] = v / np.timedelta64(1, "s")
+        elif isinstance(v, datetime.time):
+            out[i] = v.hour * 3600 + v.minute * 60 + v.second + v.microsecond * 1e-6
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[i] = float(v)
+        elif isinstance(v, str) and ":" in v:
+            text[i] = True
+        elif isinstance(v, str):
+            out[i] = pd.to_numeric(v.strip().replace(",", "."), errors="coerce")
+    if text.any():
+        out[text] = parse_duration(values[text].astype("string"))
+    return out

@@ -1,0 +1,66 @@
+"""Neware BTS Excel workbooks (``test`` / ``cycle`` / ``record`` sheets): the ``Total Time``
+column is the test clock and the plain ``Time`` beside it the step time; durations as text
+(hours past 24) or as Excel time cells. A hand-made workbook of ±0.5 A steps of known length."""
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from data_registry.errors import InputFormatError
+from data_registry.readers import detect, open_source
+
+STEP_S = 120  # s per step, 10 s records → 0.5 A × 120 s = 1/60 Ah per charge / discharge
+
+
+def workbook(path, clock: str = "text", start_s: int = 0, bad_row: int | None = None):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "test"
+    wb.active.append(["Test name", "cell7"])
+    cyc = wb.create_sheet("cycle")
+    cyc.append(["Cycle Index", "Chg. Cap.(Ah)", "DChg. Cap.(Ah)"])
+    rec = wb.create_sheet("record")
+    rec.append(["DataPoint", "Cycle Index", "Step Index", "Step Type", "Time", "Total Time",
+                "Current(A)", "Voltage(V)", "Chg. Cap.(Ah)", "DChg. Cap.(Ah)", "Date"])
+    t, n = start_s, 0
+    for c in (1, 2, 3):
+        for s, kind, amp in ((1, "CC Chg", 0.5), (2, "Rest", 0.0), (3, "CC DChg", -0.5)):
+            for k in range(0, STEP_S + 1, 10):
+                n += 1
+                total: object = (f"{t // 3600}:{t // 60 % 60:02d}:{t % 60:02d}"
+                                 if clock == "text" else datetime.timedelta(seconds=t))
+                if n == bad_row:
+                    total = "soon"
+                cap = abs(amp) * k / 3600
+                rec.append([n, c, 3 * (c - 1) + s, kind, f"00:{k // 60:02d}:{k % 60:02d}",
+                            total, amp, 3.8 if amp > 0 else 3.6, cap if amp > 0 else 0.0,
+                            cap if amp < 0 else 0.0, "2024-01-01 10:00:00"])
+                if k < STEP_S:
+                    t += 10
+    wb.save(path)
+    return path
+
+
+@pytest.mark.parametrize("clock", ["text", "timedelta"])
+def test_neware_workbook_reads_total_time_not_step_time(tmp_path, clock):
+    from ml.features import build_cycle_table
+
+    # a test already 30 h old: "30:00:00" text (hours past 24), or an [h]:mm:ss cell
+    p = workbook(tmp_path / "cell7.xlsx", clock=clock, start_s=30 * 3600)
+    assert detect(p) == "landt_xlsx"
+    df = open_source(p).read()
+    assert df["test_time_second"].iloc[0] == 30 * 3600
+    assert df["test_time_second"].iloc[-1] == 30 * 3600 + 9 * STEP_S  # not the step time
+    table = build_cycle_table(df.assign(cell_id="cell7"), voltage_curves=False)
+    assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([0.5 * STEP_S / 3600] * 3)
+    assert table["cycle_index"].tolist() == [1, 2, 3]
+
+
+def test_unreadable_total_time_names_sheet_and_row(tmp_path):
+    p = workbook(tmp_path / "bad.xlsx", bad_row=20)
+    with pytest.raises(InputFormatError) as err:
+        open_source(p).read()
+    assert err.value.code == "not_duration" and err.value.row == 20
+    assert "'soon'" in str(err.value) and "sheet record, row 21" in str(err.value)
