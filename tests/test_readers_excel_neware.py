@@ -64,3 +64,25 @@ def test_unreadable_total_time_names_sheet_and_row(tmp_path):
         open_source(p).read()
     assert err.value.code == "not_duration" and err.value.row == 20
     assert "'soon'" in str(err.value) and "sheet record, row 21" in str(err.value)
+
+
+def test_generic_csv_with_step_time_and_total_time_reads_the_total(tmp_path):
+    from ml.features import build_cycle_table
+
+    rows, t = ["Cycle Index,Step Index,Time,Total Time,Current(A),Voltage(V)"], 0
+    for c in (1, 2):
+        for s, amp in ((1, 0.5), (2, -0.5)):
+            for k in range(0, STEP_S + 10, 10):
+                rows.append(f"{c},{s + 2 * (c - 1)},00:{k // 60:02d}:{k % 60:02d},"
+                            f"{t // 3600}:{t // 60 % 60:02d}:{t % 60:02d},{amp},3.7")
+                if k < STEP_S:
+                    t += 10
+    p = tmp_path / "neware_like.csv"
+    p.write_text("\n".join(rows) + "\n")
+    src = open_source(p)
+    df = src.read()
+    assert df["test_time_second"].iloc[-1] == 4 * STEP_S  # the step clock restarts at 0
+    codes = {w.code: w for w in src.warnings}
+    assert "step_time_ignored" in codes and "Total Time" in codes["step_time_ignored"].message
+    table = build_cycle_table(df.assign(cell_id="x"), voltage_curves=False)
+    assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([0.5 * STEP_S / 3600] * 2)

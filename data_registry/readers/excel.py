@@ -21,7 +21,7 @@ import pandas as pd
 
 from data_registry.errors import InputFormatError, ValidationError
 from data_registry.readers import arbin_csv, generic_csv
-from data_registry.readers.headers import match_headers
+from data_registry.readers.headers import match_headers, step_clock
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, frame_source
 from data_registry.schema import SAMPLES
@@ -36,18 +36,6 @@ STEMS = {**generic_csv.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP, **NEWARE_STEMS}
 STEMS.pop("date_time", None)
 STEMS.pop("datetime", None)
 NEEDED = {"test_time_second", "voltage_volt", "current_ampere", "cycle_count"}
-#: normalised headers of a whole-test clock; beside one, a plain ``Time`` is the step time
-TOTAL_TIME = {"total_time", "cumulative_time", "test_time"}
-
-
-def _clock_headers(header: list[str]) -> list[str]:
-    """``header`` without the step-time column when a whole-test clock is also there."""
-    from data_registry.readers.headers import norm, split_header
-
-    stems = [norm(split_header(h)[0]) for h in header]
-    if not TOTAL_TIME & set(stems):
-        return header
-    return [h for h, n in zip(header, stems) if n not in ("time", "step_time")]
 
 
 def is_xlsx(head: Head) -> bool:
@@ -66,7 +54,8 @@ def _sheet_map(head: Head) -> tuple[list[str], list[str], list[Mapped]]:
     canonical = [c for c in SAMPLES.names if c != "cell_id"]
     for ws in wb.worksheets:
         first = next(ws.iter_rows(max_row=1, values_only=True), ())
-        header = _clock_headers([str(x) for x in first if x is not None])
+        header = [str(x) for x in first if x is not None]
+        header = [h for h in header if h not in step_clock(header)]
         try:
             cols = match_headers(header, canonical, STEMS, head.name, 1)
         except ValidationError:

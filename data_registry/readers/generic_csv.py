@@ -26,7 +26,8 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.headers import match_headers, match_with_units, norm, units_row
+from data_registry.readers.headers import (match_headers, match_with_units, norm, step_clock,
+                                           units_row)
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import (Mapped, Source, brief_fields, csv_source,
                                           layout_from_head)
@@ -50,6 +51,7 @@ SAMPLE_STEMS: dict[str, str] = {
     "ambient_temperature": "ambient_temperature_celsius",
     "internal_resistance": "internal_resistance_ohm",
     "unix_time": "unix_time_second",
+    "total_time": "test_time_second", "cumulative_time": "test_time_second",
 }
 CYCLE_STEMS: dict[str, str] = {
     "cycle": "cycle_index", "cycle_number": "cycle_index", "cycle_count": "cycle_index",
@@ -391,12 +393,19 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
     kind, stems, canonical = LAYOUTS[format_name]
     units = head_units(head)
     layout, warns = layout_from_head(head, 0, skip_after_header=1 if units else 0)
-    columns, used = match_with_units(layout.names, units, canonical, stems, head.name)
+    steps = step_clock(layout.names)  # a step "Time" beside "Total Time" is not the test clock
+    names = tuple("\x00" + n if n in steps else n for n in layout.names)
+    columns, used = match_with_units(names, units, canonical, stems, head.name)
+    if steps:
+        clock = next((m.source for m in columns if m.target == "test_time_second"), "?")
+        warns.append(IngestWarning("step_time_ignored", f"{sorted(steps)} is the step clock "
+                                   f"beside the whole-test clock '{clock}', which is read as "
+                                   "the test time", head.name, 1, sorted(steps)[0]))
     if units:
         warns.append(_units_warning(head, used))
     columns = _unitless_capacity(head, layout, columns, warns, kind, used, capacity_unit)
     unknown = [n for n in layout.names if n and n not in {m.source for m in columns}
-               and (rows is None or n != rows.column)]
+               and n not in steps and (rows is None or n != rows.column)]
     if unknown:
         warns.append(IngestWarning("unknown_columns", f"columns ignored: {unknown[:10]}",
                                    head.name, 1, None, len(unknown)))

@@ -149,3 +149,17 @@ def cell_column(names: tuple[str, ...] | list[str], words: set[str] | frozenset[
         if unit is None and norm(h) in words:
             return h
     return None
+
+
+#: normalised stems of a whole-test clock; beside one, a plain ``Time`` is a step clock
+TOTAL_TIME_STEMS = frozenset({"total_time", "cumulative_time", "test_time"})
+
+
+def step_clock(names: tuple[str, ...] | list[str]) -> set[str]:
+    """The headers that are a STEP clock: a plain ``Time`` / ``Step Time`` beside a whole-test
+    clock (``Total Time``, ``Cumulative Time``, ``Test Time``, as Neware writes them), which
+    must not be read as the test time. Empty when there is no whole-test clock."""
+    stems = {h: norm(split_header(h)[0]) for h in names}
+    if not TOTAL_TIME_STEMS & set(stems.values()):
+        return set()
+    return {h for h, n in stems.items() if n in ("time", "step_time")}
