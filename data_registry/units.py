@@ -86,7 +86,7 @@ def unit_factor(quantity: str, unit: str) -> float | None:
 #: (``1.02:03:04``: the days end with a dot directly followed by two-digit hours and a colon,
 #: so ``02:03:04.5``, whose dot is in the seconds, is never read as days)
 _DURATION = (r"^\s*(?:(?P<d>\d+)\s*d\s*|(?P<dn>\d+)\.(?=\d{2}:))?"
-             r"(?P<h>\d+):(?P<m>\d{1,2}):(?P<s>\d+(?:\.\d*)?)\s*$")
+             r"(?P<h>\d+):(?P<m>\d{1,2}):(?P<s>\d+(?:[.,]\d*)?)\s*$")
 
 
 def parse_duration(values: pd.Series) -> np.ndarray:
@@ -94,9 +94,11 @@ def parse_duration(values: pd.Series) -> np.ndarray:
 
     Accepts ``'HH:MM:SS[.fff]'`` with any number of hours (Neware ``'123:04:05'``), Maccor's
     ``'1d 10:28:12.78'`` and the .NET TimeSpan ``'1.02:03:04'`` / ``'1.00:00:33.300'``
-    (days.hours:minutes:seconds). Vectorised (``Series.str.extract``).
+    (days.hours:minutes:seconds); the seconds may carry a decimal comma (``'0:00:10,500'``).
+    Vectorised (``Series.str.extract``).
     """
     parts = values.astype("string").str.extract(_DURATION)
+    parts["s"] = parts["s"].str.replace(",", ".", regex=False)  # a decimal comma (Digatron)
     num = parts.apply(pd.to_numeric, errors="coerce")
     days = num["d"].fillna(num["dn"]).fillna(0.0)
     out = days * 86400.0 + num["h"] * 3600.0 + num["m"] * 60.0 + num["s"]

@@ -52,6 +52,8 @@ SAMPLE_STEMS: dict[str, str] = {
     "internal_resistance": "internal_resistance_ohm",
     "unix_time": "unix_time_second",
     "total_time": "test_time_second", "cumulative_time": "test_time_second",
+    "program_duration": "test_time_second", "prog_time": "test_time_second",
+    "program_time": "test_time_second", "test_duration": "test_time_second",
 }
 CYCLE_STEMS: dict[str, str] = {
     "cycle": "cycle_index", "cycle_number": "cycle_index", "cycle_count": "cycle_index",
@@ -76,6 +78,8 @@ FOREIGN_STEMS: dict[str, str] = {
     # German
     "zyklus": "cycle", "zyklusnummer": "cycle_number", "zyklus_nr": "cycle_nr",
     "zeit": "time", "testzeit": "test_time", "gesamtzeit": "test_time",
+    "programmdauer": "program_duration", "prüfdauer": "test_duration",
+    "pruefdauer": "test_duration",
     "spannung": "voltage", "strom": "current", "temperatur": "temperature",
     "schritt": "step", "ladekapazität": "charge_capacity", "ladekapazitaet": "charge_capacity",
     "entladekapazität": "discharge_capacity", "entladekapazitaet": "discharge_capacity",

@@ -77,6 +77,8 @@ def match_headers(names: tuple[str, ...] | list[str], canonical: list[str],
 _KNOWN_UNITS = {u for q, table in UNIT_FACTORS.items() if q != "dimensionless" for u in table}
 #: a units-row cell: a short token of letters and unit signs (``mAh``, ``°C``, ``mAh/g``, ``%``)
 _UNIT_TOKEN = re.compile(r"^[A-Za-zµμΩ°%/.·\-]{1,12}$")
+#: a units-row cell giving a duration's layout (Digatron ``[h:m:s]``, ``hh:mm:ss.sss``)
+_DURATION_UNIT = re.compile(r"^(d[.:])?h{1,2}:m{1,2}(:s{1,2}(\.s+)?)?$", re.IGNORECASE)
 
 
 def _unit_token(cell: str) -> str:
@@ -96,12 +98,16 @@ def units_row(fields: list[str], n_names: int) -> list[str | None] | None:
     if not cells or len(cells) > max(n_names, 1) or not any(cells):
         return None
     tokens = [c for c in cells if c and c not in ("-", "1")]
-    if not tokens or any(not _UNIT_TOKEN.match(c) for c in tokens):
+    if not tokens or any(not (_UNIT_TOKEN.match(c) or _DURATION_UNIT.match(c))
+                         for c in tokens):
         return None
-    known = sum(1 for c in tokens if c.lower().replace("μ", "µ") in _KNOWN_UNITS)
+    known = sum(1 for c in tokens if c.lower().replace("μ", "µ") in _KNOWN_UNITS
+                or _DURATION_UNIT.match(c))
     if known == 0 or 2 * known < len(tokens):
         return None
-    out = [c if c and c not in ("-", "1") else None for c in cells]
+    # a duration layout (h:m:s) is no unit: such values are read as durations by content
+    out = [c if c and c not in ("-", "1") and not _DURATION_UNIT.match(c) else None
+           for c in cells]
     return out + [None] * (n_names - len(out))
 
 
@@ -152,14 +158,20 @@ def cell_column(names: tuple[str, ...] | list[str], words: set[str] | frozenset[
 
 
 #: normalised stems of a whole-test clock; beside one, a plain ``Time`` is a step clock
-TOTAL_TIME_STEMS = frozenset({"total_time", "cumulative_time", "test_time"})
+TOTAL_TIME_STEMS = frozenset({"total_time", "cumulative_time", "test_time", "testzeit",
+                              "gesamtzeit", "program_duration", "prog_time", "program_time",
+                              "programmdauer", "test_duration"})
+#: normalised stems of a step clock (English, German)
+STEP_TIME_STEMS = frozenset({"time", "step_time", "step_duration", "zeit", "schrittzeit",
+                             "schrittdauer"})
 
 
 def step_clock(names: tuple[str, ...] | list[str]) -> set[str]:
-    """The headers that are a STEP clock: a plain ``Time`` / ``Step Time`` beside a whole-test
-    clock (``Total Time``, ``Cumulative Time``, ``Test Time``, as Neware writes them), which
-    must not be read as the test time. Empty when there is no whole-test clock."""
+    """The headers that are a STEP clock: a plain ``Time`` / ``Step Time`` / ``Step Duration``
+    beside a whole-test clock (``Total Time``, ``Cumulative Time`` as Neware writes them,
+    ``Test Time``, ``Program Duration`` / ``Programmdauer`` as Digatron does), which must not
+    be read as the test time. Empty when there is no whole-test clock."""
     stems = {h: norm(split_header(h)[0]) for h in names}
     if not TOTAL_TIME_STEMS & set(stems.values()):
         return set()
-    return {h for h, n in stems.items() if n in ("time", "step_time")}
+    return {h for h, n in stems.items() if n in STEP_TIME_STEMS}

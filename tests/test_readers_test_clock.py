@@ -1,6 +1,8 @@
-"""Neware BTS Excel workbooks (``test`` / ``cycle`` / ``record`` sheets): the ``Total Time``
-column is the test clock and the plain ``Time`` beside it the step time; durations as text
-(hours past 24) or as Excel time cells. A hand-made workbook of ±0.5 A steps of known length."""
+"""Which column is the TEST clock: Neware BTS Excel workbooks (``test`` / ``cycle`` /
+``record`` sheets) and CSVs write ``Total Time`` (the test clock) beside ``Time`` (the step
+clock); Digatron writes ``Programmdauer`` beside ``Schrittdauer`` under a ``[h:m:s]`` units
+row, with decimal commas. Durations as text (hours past 24) or Excel time cells. Hand-made
+files of ±0.5 A steps of known length, so clock and capacity are checked by hand."""
 from __future__ import annotations
 
 import datetime
@@ -86,3 +88,32 @@ def test_generic_csv_with_step_time_and_total_time_reads_the_total(tmp_path):
     assert "step_time_ignored" in codes and "Total Time" in codes["step_time_ignored"].message
     table = build_cycle_table(df.assign(cell_id="x"), voltage_curves=False)
     assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([0.5 * STEP_S / 3600] * 2)
+
+
+def test_digatron_style_csv_program_duration_units_row_and_decimal_commas(tmp_path):
+    from data_registry.units import parse_duration
+    from ml.features import build_cycle_table
+
+    rows, t, ah = ["Schritt;Zustand;Programmdauer;Schrittdauer;Zyklus;Spannung;Strom;AhAkku",
+                   "[];[];[h:m:s];[h:m:s];[];[V];[A];[Ah]"], 0, 0.0
+    for c in (1, 2):
+        for s, amp, state in ((1, 0.5, "LAD"), (2, -0.5, "ELA")):
+            for k in range(0, STEP_S + 10, 10):
+                rows.append(f"{s + 2 * (c - 1)};{state};{t // 3600}:{t // 60 % 60:02d}:"
+                            f"{t % 60:02d},500;00:{k // 60:02d}:{k % 60:02d},500;{c};3,700;"
+                            f"{amp:.3f};{ah:.5f}".replace(".", ","))
+                if k < STEP_S:
+                    t += 10
+                    ah += amp * 10 / 3600
+    p = tmp_path / "digatron.csv"
+    p.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    src = open_source(p)
+    df = src.read()
+    assert df["test_time_second"].iloc[0] == 0.5  # '0:00:00,500'
+    assert df["test_time_second"].iloc[-1] == 4 * STEP_S + 0.5
+    assert {"step_time_ignored", "units_row", "decimal_comma"} <= {w.code for w in src.warnings}
+    table = build_cycle_table(df.assign(cell_id="d"), voltage_curves=False)
+    assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([0.5 * STEP_S / 3600] * 2)
+    import pandas as pd
+    assert parse_duration(pd.Series(["1:02:03,25", "26:00:00.5"])).tolist() == [3723.25,
+                                                                              93600.5]
