@@ -117,3 +117,55 @@ def test_digatron_style_csv_program_duration_units_row_and_decimal_commas(tmp_pa
     import pandas as pd
     assert parse_duration(pd.Series(["1:02:03,25", "26:00:00.5"])).tolist() == [3723.25,
                                                                               93600.5]
+
+
+def _logger_rows(fmt: str, sep: str = ";", start=None) -> list[str]:
+    import datetime as dt
+
+    t = start or dt.datetime(2025, 2, 27, 23, 58, 0)  # crosses midnight and a month end
+    rows = [sep.join(["Timestamp", "U [V]", "I [A]", "Cycle"])]
+    for c in (1, 2):
+        for amp in (0.5, -0.5):
+            for k in range(0, STEP_S + 10, 10):
+                rows.append(sep.join([t.strftime(fmt), "3.7", str(amp), str(c)]))
+                if k < STEP_S:
+                    t += dt.timedelta(seconds=10)
+    return rows
+
+
+@pytest.mark.parametrize("fmt,layout", [("%d.%m.%Y %H:%M:%S", "day_first"),
+                                        ("%Y-%m-%dT%H:%M:%S", "iso"),
+                                        ("%m/%d/%Y %I:%M:%S %p", "month_first")])
+def test_a_timestamp_column_is_the_clock_when_there_is_no_elapsed_time(tmp_path, fmt, layout):
+    from data_registry.readers.timestamps import date_layout
+    from ml.features import build_cycle_table
+
+    rows = _logger_rows(fmt)
+    assert date_layout([r.split(";")[0] for r in rows[1:6]]) == layout
+    p = tmp_path / "logger.csv"
+    p.write_text("\n".join(rows) + "\n")
+    assert detect(p) == "generic_csv"
+    src = open_source(p)
+    df = src.read()
+    # 4 steps of 120 s: the last row is 480 s after the first, across 28 Feb → 1 Mar
+    assert df["test_time_second"].iloc[0] == 0.0 and df["test_time_second"].iloc[-1] == 480.0
+    warn = {w.code: w for w in src.warnings}["test_time_from_timestamps"]
+    assert "'Timestamp'" in warn.message
+    table = build_cycle_table(df.assign(cell_id="x"), voltage_curves=False)
+    assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([0.5 * STEP_S / 3600] * 2)
+
+
+def test_day_first_is_seen_from_a_day_above_twelve_and_a_bad_stamp_names_its_line(tmp_path):
+    import datetime as dt
+
+    from data_registry.readers.timestamps import date_layout
+
+    assert date_layout(["02/03/2025 10:00:00", "13/03/2025 10:00:00"]) == "day_first"
+    assert date_layout(["02/03/2025 10:00:00", "soon"]) is None
+    rows = _logger_rows("%d/%m/%Y %H:%M:%S", start=dt.datetime(2025, 3, 13, 9, 0, 0))
+    rows[30] = rows[30].replace(rows[30].split(";")[0], "13/03/2025 25:00:00")
+    p = tmp_path / "bad.csv"
+    p.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputFormatError) as err:
+        open_source(p).read()
+    assert (err.value.code, err.value.row, err.value.column) == ("not_time", 31, "Timestamp")

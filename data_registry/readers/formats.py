@@ -202,9 +202,11 @@ def detect_head(head: Head) -> Format:
                       f"{head.lines[0][:60]!r}")
         what = ("binary data" if not head.is_text else
                 f"first line {head.lines[0][:80]!r}" if head.lines else "no line of text")
+        table = generic_csv.table_diagnosis(head)
         raise UnknownFormatError(
-            "unknown file format: no reader recognises it", code="unknown_format",
-            file=head.name, expected=f"one of {list(FORMAT_NAMES)}", found=what)
+            "unknown file format: no reader recognises it" + (f": {table}" if table else ""),
+            code="unknown_format", file=head.name, expected=f"one of {list(FORMAT_NAMES)}",
+            found=what)
     raise UnknownFormatError(
         "ambiguous file format: several readers recognise it; pass --format",
         code="ambiguous_format", file=head.name,

@@ -26,8 +26,8 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.headers import (match_headers, match_with_units, norm, step_clock,
-                                           units_row)
+from data_registry.readers.headers import (match_header, match_headers, match_with_units, norm,
+                                           step_clock, units_row)
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import (Mapped, Source, brief_fields, csv_source,
                                           layout_from_head)
@@ -51,6 +51,8 @@ SAMPLE_STEMS: dict[str, str] = {
     "ambient_temperature": "ambient_temperature_celsius",
     "internal_resistance": "internal_resistance_ohm",
     "unix_time": "unix_time_second",
+    # single-letter European notation (U[V], I[A]) and BioLogic's working-electrode potential
+    "u": "voltage_volt", "i": "current_ampere", "ewe": "voltage_volt", "ecell": "voltage_volt",
     "total_time": "test_time_second", "cumulative_time": "test_time_second",
     "program_duration": "test_time_second", "prog_time": "test_time_second",
     "program_time": "test_time_second", "test_duration": "test_time_second",
@@ -358,6 +360,51 @@ def _cell_rows(head: Head, cell_column: str | None, cell_value: str | None,
     return cell_rows_for(head, layout, cell_column, cell_value, max_line_bytes)
 
 
+#: per generic layout: what it holds, and example headers a user can write for its columns
+_LAYOUT_HINTS = {
+    "generic_csv": ("samples", "'Time (s)', 'Voltage (V)', 'Current (A)', 'Cycle'"),
+    "generic_cycles_csv": ("per-cycle rows", "'Cycle', 'Discharge capacity (Ah)', "
+                           "'Time (h)'"),
+    "generic_eis_csv": ("EIS spectra", "'Frequency (Hz)', \"Z' (ohm)\", \"Z'' (ohm)\""),
+}
+
+
+def table_diagnosis(head: Head) -> str | None:
+    """For a delimited text file no reader recognised: which of its first line's headers the
+    generic layouts understand, which columns the closest layout still needs, and how to name
+    them (units in the names). None when the first line is not a table header."""
+    if not head.is_text or not head.lines:
+        return None
+    names = [n for n in head.fields(0) if n]
+    if len(names) < 2:
+        return None
+    best = None
+    for name, (what, example) in _LAYOUT_HINTS.items():
+        _, stems, canonical = LAYOUTS[name]
+        found: dict[str, str] = {}
+        problems: list[str] = []
+        for h in names:
+            try:
+                m = match_header(h, canonical, stems, head.name, 1)
+            except ValidationError as exc:
+                problems.append(f"'{h}': {exc.message}")
+                continue
+            if m is not None and m.target not in found.values():
+                found[h] = m.target
+        need = sorted(SIGNATURES[name] - set(found.values()))
+        score = (len(set(found.values()) & SIGNATURES[name]), len(found))
+        if best is None or score > best[0]:
+            best = (score, what, example, found, need, problems)
+    _, what, example, found, need, problems = best
+    known = ", ".join(f"'{h}' → {t}" for h, t in found.items()) or "none"
+    text = (f"a table with columns {names[:12]}; understood: {known}; as {what} it still needs "
+            f"{need} (name the columns e.g. {example}: units in the names, see "
+            "`fadecast ingest --list-columns`)")
+    if problems:
+        text += "; " + "; ".join(problems[:3])
+    return text
+
+
 def detect_layout(head: Head) -> str | None:
     """Which generic layout the head's first line is (or None).
 
@@ -407,6 +454,17 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                                    "the test time", head.name, 1, sorted(steps)[0]))
     if units:
         warns.append(_units_warning(head, used))
+    stamp_post = None
+    if kind == "samples" and "test_time_second" not in {m.target for m in columns}:
+        from data_registry.readers import timestamps
+
+        first = _sample_rows(head, layout.delimiter, start=layout.data_line - 1)
+        values = {n: [r[j] for r in first if j < len(r)] for j, n in enumerate(layout.names)}
+        found = timestamps.timestamp_column(layout.names, values)
+        if found is not None:
+            columns.append(Mapped(found[0], "test_time_second", 1.0, True))
+            stamp_post = timestamps.elapsed_post(found[0], found[1], head.name)
+            warns.append(timestamps.timestamp_warning(head.name, *found))
     columns = _unitless_capacity(head, layout, columns, warns, kind, used, capacity_unit)
     unknown = [n for n in layout.names if n and n not in {m.source for m in columns}
                and n not in steps and (rows is None or n != rows.column)]
@@ -430,6 +488,8 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                 "eis_spectra_split", "no measurement_id column: spectra split where the "
                 "frequency sweep restarts or the cycle changes (ids <file>#1, #2, …)",
                 head.name, 1, "measurement_id"))
+    if stamp_post is not None:
+        post = stamp_post
     if kind == "cycles" and "test_time_second" not in {m.target for m in columns}:
         post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle, c_rate)
         warns.append(w)
