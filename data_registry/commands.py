@@ -31,6 +31,14 @@ def _cli_reader_options(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in opts.items() if v is not None and v != "raise"}
 
 
+def _cli_meta(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``--meta k=v`` pairs, plus ``--active-mass-g G`` as ``("active_mass_g", "G")``."""
+    meta = list(getattr(args, "meta", None) or [])
+    if getattr(args, "active_mass_g", None) is not None:
+        meta.append(("active_mass_g", repr(float(args.active_mass_g))))
+    return meta
+
+
 def _usage_error(message: str, column: str, expected: str) -> FadecastError:
     return FadecastError(message, code="bad_option", column=column, expected=expected,
                          found="nothing")
@@ -73,7 +81,7 @@ def ingest_command(args: argparse.Namespace) -> int:
         try:
             report = reg.ingest(list(args.paths), args.cell_id,
                                 format_name=getattr(args, "format_name", None),
-                                meta=list(getattr(args, "meta", None) or []),
+                                meta=_cli_meta(args),
                                 progress=not getattr(args, "no_progress", False),
                                 reader_options=options or None)
         except FadecastError as exc:
@@ -118,7 +126,7 @@ def _ingest_all_columns(args: argparse.Namespace, options: dict[str, Any]) -> in
         cell = f"{args.cell_id or ''}{column}"
         with Registry() as reg:
             report = reg.ingest(list(args.paths), cell, format_name="capacity_table_csv",
-                                meta=list(getattr(args, "meta", None) or []),
+                                meta=_cli_meta(args),
                                 progress=not getattr(args, "no_progress", False),
                                 reader_options={**options, "capacity_column": column})
         code = max(code, _print_report(args, report))
@@ -134,7 +142,7 @@ def _ingest_table(args: argparse.Namespace, options: dict[str, Any]) -> int:
     with Registry() as reg:
         table = reg.ingest_table(args.paths[0], args.cell_column, args.cell_id or "",
                                  format_name=getattr(args, "format_name", None),
-                                 meta=list(getattr(args, "meta", None) or []),
+                                 meta=_cli_meta(args),
                                  progress=not getattr(args, "no_progress", False),
                                  reader_options=options or None)
     out = sys.stderr if args.json else sys.stdout

@@ -21,6 +21,7 @@ READER_OPTIONS: dict[str, tuple[type, float, float]] = {
     "max_line_bytes": (int, 1.0, float(1 << 30)),
     "eis_every_cycles": (int, 0.0, 1e6),
     "eis_cycle": (int, 0.0, 1e9),
+    "active_mass_g": (float, 0.0, 1e6),
 }
 #: reader options that take one of a few words, or any text → allowed values (None = any)
 CHOICE_OPTIONS: dict[str, tuple[str, ...] | None] = {
@@ -42,6 +43,7 @@ CLI_FLAGS: dict[str, str] = {
     "capacity_unit": "--capacity-unit", "cell_column": "--cell-column",
     "cell_value": "--cell-value", "frequencies": "--frequencies",
     "eis_every_cycles": "--eis-every-cycles", "eis_cycle": "--eis-cycle",
+    "active_mass_g": "--meta active_mass_g=G",
 }
 
 
@@ -55,6 +57,8 @@ def reader_options_for(options: Mapping[str, Any] | None,
     out: dict[str, Any] = {}
     if "protocol_hours_per_cycle" in meta:
         out["protocol_hours_per_cycle"] = meta["protocol_hours_per_cycle"]
+    if meta.get("active_mass_g") is not None:  # converts a capacity per mass (mAh/g) to Ah
+        out["active_mass_g"] = meta["active_mass_g"]
     options = dict(options or {})
     if "hours_per_cycle" in options:  # the CLI / API spelling
         options.setdefault("protocol_hours_per_cycle", options.pop("hours_per_cycle"))

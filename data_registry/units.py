@@ -72,6 +72,22 @@ def split_header(header: str) -> tuple[str, str | None]:
     return m.group("name").strip(), unit.strip()
 
 
+#: capacity per mass of active material → Ah per gram for one unit of the value
+#: (1 mAh/g = 1 Ah/kg = 1e-3 Ah per gram); spaces are dropped before the lookup
+SPECIFIC_CAPACITY: dict[str, float] = {
+    "mah/g": 1e-3, "ah/kg": 1e-3, "mahg-1": 1e-3, "mahg^-1": 1e-3, "mah·g-1": 1e-3,
+    "mah·g^-1": 1e-3, "mahg⁻¹": 1e-3, "mah/mg": 1.0, "ah/g": 1.0, "µah/mg": 1e-3,
+    "uah/mg": 1e-3, "µah/g": 1e-6, "uah/g": 1e-6}
+
+
+def specific_capacity_factor(unit: str | None) -> float | None:
+    """Ah per gram of active material for one unit of a capacity-per-mass ``unit``
+    (``'mAh/g'`` → 1e-3), or None when ``unit`` is not one."""
+    if unit is None:
+        return None
+    return SPECIFIC_CAPACITY.get(unit.strip().lower().replace(" ", ""))
+
+
 def unit_factor(quantity: str, unit: str) -> float | None:
     """Factor that converts ``unit`` to the canonical unit of ``quantity`` (None if unknown).
 

@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--capacity-unit", choices=("Ah", "mAh"), default=None,
                    help="unit of a capacity column whose header names none (default: "
                    "inferred from its values, median > 20 -> mAh, and warned)")
+    s.add_argument("--active-mass-g", type=float, default=None, metavar="G",
+                   help="grams of active material: reads a capacity per mass (mAh/g) in Ah")
     s.add_argument("--all-columns", action="store_true",
                    help="capacity table with one column per cell: ingest every column as its "
                    "own cell (cell id = --cell-id prefix + column name)")
@@ -219,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--capacity-unit", choices=("Ah", "mAh"), default=None,
                    help="unit of a capacity column whose header names none (default: "
                    "inferred from its values, median > 20 -> mAh, and warned)")
+    s.add_argument("--active-mass-g", type=float, default=None, metavar="G",
+                   help="grams of active material: reads a capacity per mass (mAh/g) in Ah")
     s.add_argument("--eol", type=float, default=0.8, metavar="FRACTION",
                    help="end-of-life threshold as a fraction of the reference capacity "
                    "(default 0.8)")
@@ -253,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--capacity-unit", choices=("Ah", "mAh"), default=None,
                    help="unit of a capacity column whose header names none (default: "
                    "inferred from its values, median > 20 -> mAh, and warned)")
+    s.add_argument("--active-mass-g", type=float, default=None, metavar="G",
+                   help="grams of active material: reads a capacity per mass (mAh/g) in Ah")
     s.add_argument("--nominal-capacity-ah", type=float, default=None, metavar="Q",
                    help="reference capacity in Ah (default: max of the first 3 cycles)")
     s.add_argument("--model", default=None, help="model URI or local .onnx (default: champion)")

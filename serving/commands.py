@@ -91,7 +91,8 @@ def _read_any_cycles(args: Namespace, first: FadecastError) -> tuple[Any, list[s
         source = open_source(args.cycles, protocol_hours_per_cycle=args.hours_per_cycle,
                              c_rate=getattr(args, "c_rate", None),
                              capacity_column=getattr(args, "capacity_column", None),
-                             capacity_unit=getattr(args, "capacity_unit", None))
+                             capacity_unit=getattr(args, "capacity_unit", None),
+                             active_mass_g=getattr(args, "active_mass_g", None))
     except FadecastError as exc:
         from data_registry.readers.formats import MATRIX_MESSAGE
 

@@ -27,7 +27,8 @@ def open_source(path: str | Path, *, format_name: str | None = None,
                 display_name: str | None = None, capacity_unit: str | None = None,
                 cell_column: str | None = None, cell_value: str | None = None,
                 frequencies: str | Path | None = None,
-                eis_every_cycles: int | None = None, eis_cycle: int | None = None) -> Source:
+                eis_every_cycles: int | None = None, eis_cycle: int | None = None,
+                active_mass_g: float | None = None) -> Source:
     """Open a raw file as a :class:`Source` of canonical, validated chunks.
 
     Parameters
@@ -74,6 +75,9 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     eis_cycle:
         For an EIS file of ONE spectrum without a cycle column (Gamry, ZView, Maccor …): the
         cycle it was measured at (:func:`~data_registry.readers.source.stated_eis_cycle`).
+    active_mass_g:
+        Grams of active material: a generic table's capacity per mass (``mAh/g``, ``Ah/kg``)
+        is read in Ah with it; without it such a column is refused (``needs_active_mass``).
     cell_id:
         The cell the file is ingested as (a hint some readers use, e.g. the capacity column).
     display_name:
@@ -89,7 +93,8 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     try:
         source = _open(path, format_name, chunk_rows, max_line_bytes, protocol_hours_per_cycle,
                        c_rate, capacity_column, eis_sign, cell_id, capacity_unit,
-                       cell_column, cell_value, frequencies, eis_every_cycles)
+                       cell_column, cell_value, frequencies, eis_every_cycles,
+                       active_mass_g)
     except FadecastError as exc:
         if display_name and exc.file in (Path(path).name, str(path)):
             exc.file = Path(display_name).name
@@ -114,7 +119,7 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
           capacity_column: str | None, eis_sign: str | None, cell_id: str | None,
           capacity_unit: str | None = None, cell_column: str | None = None,
           cell_value: str | None = None, frequencies: str | Path | None = None,
-          eis_every_cycles: int | None = None) -> Source:
+          eis_every_cycles: int | None = None, active_mass_g: float | None = None) -> Source:
     head = read_head(path)
     if format_name is None:
         fmt = detect_head(head)
@@ -144,6 +149,8 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
             file=head.name, column="cell_column",
             expected="a generic CSV table with a column naming each row's cell",
             found=fmt.name)
+    if fmt.generic and active_mass_g is not None:
+        extra["active_mass_g"] = float(active_mass_g)
     matrix = {k: v for k, v in (("frequencies", frequencies),
                                 ("eis_every_cycles", eis_every_cycles)) if v is not None}
     if fmt.name == MATRIX_FORMAT:

@@ -163,9 +163,21 @@ SIGNATURES: dict[str, set[str]] = {
 }
 
 
+def _as_ah(names: list[str]) -> list[str]:
+    """Headers with a capacity per mass (``Q (mAh/g)``) as their Ah alias (``Q (Ah)``), for
+    recognising a layout: the mass that converts them is the reader's business."""
+    from data_registry.units import specific_capacity_factor, split_header
+
+    out = []
+    for h in names:
+        base, unit = split_header(h)
+        out.append(f"{base} (Ah)" if specific_capacity_factor(unit) is not None else h)
+    return out
+
+
 def _mapped(head: Head, name: str) -> list[Mapped]:
     _, stems, canonical = LAYOUTS[name]
-    names = head.fields(0)
+    names = _as_ah(head.fields(0))
     try:
         return match_headers(names, canonical, stems, head.name, 1)
     except ValidationError:
@@ -205,16 +217,20 @@ def _override_hint() -> str:
 
 
 def _capacity_factor(header: str, values: np.ndarray, file: str, column: str,
-                     stated: str | None = None) -> tuple[float, IngestWarning | None]:
-    """Factor to Ah of a capacity column: its header's unit, else the ``stated`` unit, else
+                     stated: str | None = None, active_mass_g: float | None = None
+                     ) -> tuple[float, IngestWarning | None]:
+    """Factor to Ah of a capacity column: its header's unit (a capacity per mass, ``mAh/g``,
+    times ``active_mass_g``: :func:`per_mass_factor`), else the ``stated`` unit, else
     inferred from its values (median > :data:`MAH_THRESHOLD` → mAh, else Ah), warned
     ``capacity_unit_inferred`` because a bare number cannot tell a 3.7 mAh coin cell from a
     3.7 Ah cylindrical one."""
-    from data_registry.units import unit_factor
+    from data_registry.units import specific_capacity_factor, unit_factor
 
     unit = header_unit(header)
     if unit is not None and unit_factor("capacity", unit) is not None:
         return float(unit_factor("capacity", unit)), None
+    if specific_capacity_factor(unit) is not None:
+        return per_mass_factor(header, unit, active_mass_g, file), None
     if stated is not None:
         return _stated_factor(stated, file, column), None
     v = values[np.isfinite(values) & (values > 0)]
@@ -229,6 +245,57 @@ def _capacity_factor(header: str, values: np.ndarray, file: str, column: str,
         f"(median {median * factor:.4g} Ah); if that is "
         f"wrong, {_override_hint()}", file, 1, column, 1,
         {"column": header, "median": median, "unit": unit})
+
+
+def per_mass_factor(header: str, unit: str, active_mass_g: float | None, file: str) -> float:
+    """Factor to Ah of a capacity column in ``unit`` per mass of active material (``mAh/g``,
+    ``Ah/kg``, ``mAh g-1`` …) for ``active_mass_g`` grams; refused (``needs_active_mass``,
+    naming the column and how to state the mass) without one."""
+    from data_registry.units import specific_capacity_factor
+
+    factor = specific_capacity_factor(unit)
+    if active_mass_g is None or not np.isfinite(active_mass_g) or active_mass_g <= 0:
+        raise ValidationError(
+            f"capacity column '{header}' is per mass of active material ({unit}): state the "
+            "mass to read it in Ah", code="needs_active_mass", file=file, row=1, column=header,
+            expected="the active mass in grams: fadecast ingest --meta active_mass_g=G, "
+                     "fadecast forecast --active-mass-g G",
+            found=f"{unit} and no active mass")
+    return float(factor) * float(active_mass_g)
+
+
+def _per_mass_columns(names: tuple[str, ...], canonical: list[str], stems: dict[str, str],
+                      kind: str, active_mass_g: float | None, file: str
+                      ) -> tuple[tuple[str, ...], dict[str, tuple[str, float]]]:
+    """Capacity headers in a unit per mass (``Discharge capacity (mAh/g)``): each is matched
+    as its Ah alias (``Discharge capacity (Ah)``) and read with :func:`per_mass_factor`.
+    A column whose quantity another header already gives in Ah, or (per-sample files, whose
+    capacities can be integrated from the current) any such column without an active mass,
+    is left out. Returns the names to match and ``{alias: (header, factor)}``."""
+    from data_registry.units import specific_capacity_factor, split_header
+
+    per_mass = {h: split_header(h) for h in names
+                if specific_capacity_factor(split_header(h)[1]) is not None}
+    if not per_mass:
+        return names, {}
+    plain = [h for h in names if h not in per_mass]
+    try:
+        have = {m.target for m in match_headers(plain, canonical, stems, file, 1)}
+    except ValidationError:
+        have = set()
+    out = list(names)
+    aliases: dict[str, tuple[str, float]] = {}
+    for h, (base, unit) in per_mass.items():
+        alias = f"{base} (Ah)"
+        m = match_header(alias, canonical, stems, file, 1)
+        hide = m is None or m.target in have or (kind == "samples" and active_mass_g is None)
+        if hide:
+            out[out.index(h)] = "\x00" + h
+            continue
+        aliases[alias] = (h, per_mass_factor(h, unit, active_mass_g, file))
+        out[out.index(h)] = alias
+        have.add(m.target)
+    return tuple(out), aliases
 
 
 def _stated_factor(unit: str, file: str, column: str) -> float:
@@ -430,23 +497,28 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                  max_line_bytes: int = MAX_LINE_BYTES, c_rate: float | None = None,
                  capacity_column: str | None = None, cell_id: str | None = None,
                  capacity_unit: str | None = None, cell_column: str | None = None,
-                 cell_value: str | None = None, **_: object) -> Source:
+                 cell_value: str | None = None, active_mass_g: float | None = None,
+                 **_: object) -> Source:
     """Open a generic CSV of the given layout (see module doc). ``capacity_unit`` (``'mAh'``,
     ``'Ah'`` …) states the unit of capacity columns whose header names none. A table of many
     cells (a ``cell_name`` / ``Channel`` … column with several values) is refused unless
     ``cell_column`` and ``cell_value`` choose one cell's rows
-    (:mod:`data_registry.readers.cell_column`)."""
+    (:mod:`data_registry.readers.cell_column`). ``active_mass_g`` (g) reads a capacity per
+    mass (``mAh/g``) in Ah."""
     rows = _cell_rows(head, cell_column, cell_value, max_line_bytes)
     if format_name == "capacity_table_csv":
         return open_capacity_table(head, chunk_rows, protocol_hours_per_cycle, c_rate,
                                    capacity_column, cell_id, max_line_bytes, capacity_unit,
-                                   rows=rows)
+                                   rows=rows, active_mass_g=active_mass_g)
     kind, stems, canonical = LAYOUTS[format_name]
     units = head_units(head)
     layout, warns = layout_from_head(head, 0, skip_after_header=1 if units else 0)
     steps = step_clock(layout.names)  # a step "Time" beside "Total Time" is not the test clock
     names = tuple("\x00" + n if n in steps else n for n in layout.names)
+    names, per_mass = _per_mass_columns(names, canonical, stems, kind, active_mass_g, head.name)
     columns, used = match_with_units(names, units, canonical, stems, head.name)
+    columns = [Mapped(per_mass[m.source][0], m.target, m.factor * per_mass[m.source][1], m.text)
+               if m.source in per_mass else m for m in columns]
     if steps:
         clock = next((m.source for m in columns if m.target == "test_time_second"), "?")
         warns.append(IngestWarning("step_time_ignored", f"{sorted(steps)} is the step clock "
@@ -549,7 +621,8 @@ def _unitless_capacity(head: Head, layout, columns: list[Mapped], warns: list[In
 def open_capacity_table(head: Head, chunk_rows: int, hours: float | None,
                         c_rate: float | None, capacity_column: str | None,
                         cell_id: str | None, max_line_bytes: int = MAX_LINE_BYTES,
-                        capacity_unit: str | None = None, rows=None) -> Source:
+                        capacity_unit: str | None = None, rows=None,
+                        active_mass_g: float | None = None) -> Source:
     """A cycle column and one capacity column chosen among the table's numeric columns:
     the only one, ``capacity_column``, or the one named like the cell id. ``rows``: the
     row filter of a table of many cells."""
@@ -586,7 +659,7 @@ def open_capacity_table(head: Head, chunk_rows: int, hours: float | None,
     else:
         header = chosen
     factor, w = _capacity_factor(header, _column_values(head, layout, chosen), head.name,
-                                 chosen, capacity_unit)
+                                 chosen, capacity_unit, active_mass_g)
     if w is not None:
         warns.append(w)
     columns = [Mapped(info["cycle"], "cycle_index", 1.0),
