@@ -169,3 +169,27 @@ def test_day_first_is_seen_from_a_day_above_twelve_and_a_bad_stamp_names_its_lin
     with pytest.raises(InputFormatError) as err:
         open_source(p).read()
     assert (err.value.code, err.value.row, err.value.column) == ("not_time", 31, "Timestamp")
+
+
+def test_camel_case_headers_landt_style(tmp_path):
+    from data_registry.readers.headers import camel_stem
+    from ml.features import build_cycle_table
+
+    assert (camel_stem("TestTime"), camel_stem("CycleIndex"), camel_stem("DChg")) == (
+        "test_time", "cycle_index", "dchg")
+    rows, t, n = ["Record,Cycle,Step,TestTime,StepTime,Current/mA,Voltage/V"], 0, 0
+    for c in (1, 2):
+        for s, ma in ((1, 5.0), (2, -5.0)):
+            for k in range(0, STEP_S + 10, 10):
+                n += 1
+                rows.append(f"{n},{c},{s + 2 * (c - 1)},{t},{k},{ma},3.7")
+                if k < STEP_S:
+                    t += 10
+    p = tmp_path / "landt.csv"
+    p.write_text("\n".join(rows) + "\n")
+    src = open_source(p)
+    df = src.read()
+    assert df["test_time_second"].iloc[-1] == 4 * STEP_S  # TestTime, not StepTime
+    assert "step_time_ignored" in {w.code for w in src.warnings}
+    table = build_cycle_table(df.assign(cell_id="l"), voltage_curves=False)
+    assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([5e-3 * STEP_S / 3600] * 2)

@@ -21,6 +21,11 @@ def norm(text: str) -> str:
     return re.sub(r"_+", "_", re.sub(r"[\s\-.]+", "_", text.strip().lower())).strip("_")
 
 
+def camel_stem(name: str) -> str:
+    """:func:`norm` with CamelCase words split: ``'TestTime'`` → ``'test_time'``."""
+    return norm(re.sub(r"(?<=[a-z])(?=[A-Z])", "_", name))
+
+
 def _suffix_unit(stem: str) -> tuple[str, str | None]:
     """``'time_ms'`` → ``('time', 'ms')``; ``'current'`` → ``('current', None)``."""
     if "_" in stem:
@@ -41,6 +46,8 @@ def match_header(header: str, canonical: list[str], stems: dict[str, str],
         return Mapped(header, n, 1.0)
     name, unit = split_header(header)
     candidates = [(norm(name), unit, True)]
+    if camel_stem(name) != norm(name):  # Landt/Arbin CamelCase: TestTime, CycleIndex
+        candidates.append((camel_stem(name), unit, True))
     if unit is None:
         candidates.append((*_suffix_unit(n), False))
     for stem, u, explicit in candidates:
@@ -171,7 +178,7 @@ def step_clock(names: tuple[str, ...] | list[str]) -> set[str]:
     beside a whole-test clock (``Total Time``, ``Cumulative Time`` as Neware writes them,
     ``Test Time``, ``Program Duration`` / ``Programmdauer`` as Digatron does), which must not
     be read as the test time. Empty when there is no whole-test clock."""
-    stems = {h: norm(split_header(h)[0]) for h in names}
+    stems = {h: camel_stem(split_header(h)[0]) for h in names}
     if not TOTAL_TIME_STEMS & set(stems.values()):
         return set()
     return {h for h, n in stems.items() if n in STEP_TIME_STEMS}
