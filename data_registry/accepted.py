@@ -5,7 +5,7 @@ the canonical schema (:mod:`data_registry.schema`), the generic readers' alias s
 from __future__ import annotations
 
 from data_registry.readers.formats import FORMATS
-from data_registry.readers.generic_csv import CYCLE_STEMS, EIS_STEMS, SAMPLE_STEMS
+from data_registry.readers.header_words import CYCLE_STEMS, EIS_STEMS, SAMPLE_STEMS
 from data_registry.schema import TABLES
 from data_registry.units import COLUMN_QUANTITY, UNIT_FACTORS
 

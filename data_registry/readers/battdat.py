@@ -25,7 +25,7 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
-from data_registry.readers.generic_csv import SAMPLE_STEMS
+from data_registry.readers.header_words import SAMPLE_STEMS
 from data_registry.readers.headers import match_headers
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head

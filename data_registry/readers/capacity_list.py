@@ -91,7 +91,7 @@ def list_layout(head: Head) -> ListLayout | None:
 def _capacity_header(head: Head) -> tuple[int, str] | None:
     """(0-based head line, text) of a first line that is ONE header naming a discharge
     capacity (``capacity``, ``Capacity (mAh)``, ``Qd_Ah`` …), or None."""
-    from data_registry.readers.generic_csv import CYCLE_STEMS
+    from data_registry.readers.header_words import CYCLE_STEMS
     from data_registry.readers.headers import match_header
 
     idx = next((i for i, ln in enumerate(head.lines) if ln.strip()), None)
@@ -134,7 +134,8 @@ def open_capacity_list(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
                        c_rate: float | None = None, capacity_unit: str | None = None,
                        **_: object) -> Source:
     """Open a capacity list (see module doc)."""
-    from data_registry.readers.generic_csv import _capacity_factor, estimated_time
+    from data_registry.readers.capacity_units import _capacity_factor
+    from data_registry.readers.generic_csv import estimated_time
 
     found = list_layout(head)
     if found is None:

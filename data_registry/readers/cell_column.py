@@ -2,7 +2,7 @@
 row filter that reads one cell's rows — or refuses a second cell when no cell was chosen.
 
 A generic CSV (samples, per-cycle, capacity table or EIS) whose header holds a cell-identity
-column (:data:`~data_registry.readers.generic_csv.CELL_WORDS`: ``cell_name``, ``cell_id``,
+column (:data:`~data_registry.readers.header_words.CELL_WORDS`: ``cell_name``, ``cell_id``,
 ``Cell``, ``Channel``, ``Barcode``, ``Zelle`` …) is read as follows:
 
 * the column holds one value (blank rows aside): one cell, as before; the value is kept in the
@@ -125,7 +125,7 @@ def values_repeat(head: Head, layout: CsvLayout, column: str,
 def detect_cell_column(head: Head, layout: CsvLayout) -> str | None:
     """The header naming each row's cell (by header word, checked against the values: not
     measurements, and not all distinct — unless they repeat further down the file), or None."""
-    from data_registry.readers.generic_csv import CELL_WORDS
+    from data_registry.readers.header_words import CELL_WORDS
 
     col = cell_column(layout.names, CELL_WORDS)
     if col is None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.eis_text import sweep_splitter
-from data_registry.readers.generic_csv import EIS_STEMS, SIGNATURES
+from data_registry.readers.generic_csv import SIGNATURES
+from data_registry.readers.header_words import EIS_STEMS
 from data_registry.readers.headers import match_headers
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Source

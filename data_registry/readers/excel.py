@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import InputFormatError, ValidationError
-from data_registry.readers import arbin_csv, generic_csv
+from data_registry.readers import arbin_csv, header_words
 from data_registry.readers.headers import match_headers, step_clock
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, frame_source
@@ -32,7 +32,7 @@ NEWARE_STEMS = {"total_time": "test_time_second", "cumulative_time": "test_time_
                 "chg_cap": "charging_capacity_ah", "dchg_cap": "discharging_capacity_ah",
                 "chg_energy": "charging_energy_wh", "dchg_energy": "discharging_energy_wh",
                 "cycle_id": "cycle_count", "step_id": "step_count"}
-STEMS = {**generic_csv.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP, **NEWARE_STEMS}
+STEMS = {**header_words.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP, **NEWARE_STEMS}
 STEMS.pop("date_time", None)
 STEMS.pop("datetime", None)
 NEEDED = {"test_time_second", "voltage_volt", "current_ampere", "cycle_count"}

@@ -13,11 +13,12 @@ Three layouts, told apart by their columns:
 
 Aliases (case-insensitive; a unit may follow as ``_unit``, ``(unit)``, ``[unit]`` or ``/ unit``,
 e.g. ``time_h``, ``Current (mA)``, ``capacity / mAh``; no unit = the canonical unit) are in
-:data:`SAMPLE_STEMS`, :data:`CYCLE_STEMS` and :data:`EIS_STEMS`. Delimiter ``,`` ``;`` or tab.
+:mod:`data_registry.readers.header_words`. Delimiter ``,`` ``;`` or tab.
 A units row right under the header (``s,,,mA,V,mAh``) is skipped and gives the unit of each
 column whose header names none (warning ``units_row``). A capacity column with no unit at all
-is read as Ah, or as mAh when its median exceeds :data:`MAH_THRESHOLD`; either way it is
-warned (``capacity_unit_inferred``), since a bare number cannot say which.
+is read as Ah, or as mAh when its median exceeds ``MAH_THRESHOLD``; either way it is
+warned (``capacity_unit_inferred``), since a bare number cannot say which; a capacity per mass
+(``mAh/g``) needs the active mass (:mod:`data_registry.readers.capacity_units`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ import pandas as pd
 
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
+from data_registry.readers.capacity_units import (_capacity_factor, _override_hint,
+                                                  _per_mass_columns, _stated_factor, header_unit)
+from data_registry.readers.header_words import CYCLE_STEMS, EIS_STEMS, SAMPLE_STEMS
 from data_registry.readers.headers import (match_header, match_headers, match_with_units, norm,
                                            step_clock, units_row)
 from data_registry.readers.sniff import Head
@@ -34,121 +38,6 @@ from data_registry.readers.source import (Mapped, Source, brief_fields, csv_sour
 from data_registry.schema import CYCLES, EIS, SAMPLES
 
 READER_VERSION = "1"
-
-SAMPLE_STEMS: dict[str, str] = {
-    "test_time": "test_time_second", "time": "test_time_second",
-    "elapsed_time": "test_time_second",
-    "voltage": "voltage_volt", "potential": "voltage_volt",
-    "current": "current_ampere",
-    "cycle": "cycle_count", "cycle_number": "cycle_count", "cycle_index": "cycle_count",
-    "step": "step_count", "step_index": "step_count", "step_number": "step_count",
-    "charge_capacity": "charging_capacity_ah", "charging_capacity": "charging_capacity_ah",
-    "discharge_capacity": "discharging_capacity_ah",
-    "discharging_capacity": "discharging_capacity_ah",
-    "charge_energy": "charging_energy_wh", "charging_energy": "charging_energy_wh",
-    "discharge_energy": "discharging_energy_wh", "discharging_energy": "discharging_energy_wh",
-    "temperature": "ambient_temperature_celsius",
-    "ambient_temperature": "ambient_temperature_celsius",
-    "internal_resistance": "internal_resistance_ohm",
-    "unix_time": "unix_time_second",
-    # single-letter European notation (U[V], I[A]) and BioLogic's working-electrode potential
-    "u": "voltage_volt", "i": "current_ampere", "ewe": "voltage_volt", "ecell": "voltage_volt",
-    "total_time": "test_time_second", "cumulative_time": "test_time_second",
-    "program_duration": "test_time_second", "prog_time": "test_time_second",
-    "program_time": "test_time_second", "test_duration": "test_time_second",
-}
-CYCLE_STEMS: dict[str, str] = {
-    "cycle": "cycle_index", "cycle_number": "cycle_index", "cycle_count": "cycle_index",
-    "cycle_no": "cycle_index", "cycle_nr": "cycle_index", "cycle_id": "cycle_index",
-    "cycles": "cycle_index", "cyc": "cycle_index", "cycle#": "cycle_index",
-    "test_time": "test_time_second", "time": "test_time_second",
-    "elapsed_time": "test_time_second",
-    "discharge_capacity": "discharge_capacity_ah", "charge_capacity": "charge_capacity_ah",
-    "capacity": "discharge_capacity_ah", "discharging_capacity": "discharge_capacity_ah",
-    "discharge_cap": "discharge_capacity_ah", "dis_capacity": "discharge_capacity_ah",
-    "dchg_capacity": "discharge_capacity_ah", "qd": "discharge_capacity_ah",
-    "q_discharge": "discharge_capacity_ah", "capacity_discharge": "discharge_capacity_ah",
-    "charging_capacity": "charge_capacity_ah", "chg_capacity": "charge_capacity_ah",
-    "qc": "charge_capacity_ah", "q_charge": "charge_capacity_ah",
-    "discharge_energy": "discharge_energy_wh", "charge_energy": "charge_energy_wh",
-    "temperature": "temperature_celsius", "internal_resistance": "internal_resistance_ohm",
-    "cycle_duration": "cycle_duration_second", "rest": "rest_second",
-}
-#: header words of German, French, Spanish and Italian exports → the English stem they mean
-#: (accents and umlauts spelled both ways); added to the sample and per-cycle stems below
-FOREIGN_STEMS: dict[str, str] = {
-    # German
-    "zyklus": "cycle", "zyklusnummer": "cycle_number", "zyklus_nr": "cycle_nr",
-    "zeit": "time", "testzeit": "test_time", "gesamtzeit": "test_time",
-    "programmdauer": "program_duration", "prüfdauer": "test_duration",
-    "pruefdauer": "test_duration",
-    "spannung": "voltage", "strom": "current", "temperatur": "temperature",
-    "schritt": "step", "ladekapazität": "charge_capacity", "ladekapazitaet": "charge_capacity",
-    "entladekapazität": "discharge_capacity", "entladekapazitaet": "discharge_capacity",
-    "kapazität": "capacity", "kapazitaet": "capacity",
-    "ladeenergie": "charge_energy", "entladeenergie": "discharge_energy",
-    # French
-    "numéro_de_cycle": "cycle_number", "numero_de_cycle": "cycle_number", "temps": "time",
-    "tension": "voltage", "courant": "current", "température": "temperature",
-    "capacité_de_charge": "charge_capacity", "capacite_de_charge": "charge_capacity",
-    "capacité_de_décharge": "discharge_capacity", "capacite_de_decharge": "discharge_capacity",
-    "capacité": "capacity", "capacite": "capacity",
-    # Spanish
-    "ciclo": "cycle", "tiempo": "time", "voltaje": "voltage", "tensión": "voltage",
-    "corriente": "current", "capacidad_de_carga": "charge_capacity",
-    "capacidad_de_descarga": "discharge_capacity", "capacidad": "capacity",
-    # Italian
-    "tempo": "time", "tensione": "voltage", "corrente": "current",
-    "capacità_di_carica": "charge_capacity", "capacità_di_scarica": "discharge_capacity",
-    "capacità": "capacity", "capacita": "capacity",
-    # the identity of a cell (see CELL_WORDS): German, French, Spanish, Italian
-    "zelle": "cell", "zellen_id": "cell_id", "zell_id": "cell_id", "zellname": "cell_name",
-    "zellennummer": "cell_number", "zelle_nr": "cell_nr", "kanal": "channel",
-    "batterie": "battery", "cellule": "cell", "id_cellule": "cell_id",
-    "nom_cellule": "cell_name", "voie": "channel", "canal": "channel",
-    "échantillon": "sample", "echantillon": "sample", "celda": "cell", "id_celda": "cell_id",
-    "batería": "battery", "bateria": "battery", "muestra": "sample", "cella": "cell",
-    "id_cella": "cell_id", "canale": "channel", "batteria": "battery", "campione": "sample",
-}
-#: header words (normalised, no unit) of a column naming the cell each row belongs to: a table
-#: of MANY cells in one file (``cell_name``, battery-archive ``cell_id``, an Excel export's
-#: ``Cell`` or ``Channel``); with more than one value it is split (``--cell-column``) or
-#: refused, never read as one cell (:mod:`data_registry.readers.cell_column`)
-CELL_WORDS: frozenset[str] = frozenset({
-    "cell", "cell_id", "cellid", "cell_name", "cellname", "cell_no", "cell_nr",
-    "cell_number", "cell_num", "cell_label", "cell_barcode", "cell_serial", "barcode",
-    "bar_code", "serial_number", "channel", "channel_id", "channel_no", "channel_number",
-    "chan", "sample", "sample_id", "sample_name", "sample_no", "battery", "battery_id",
-    "battery_name", "battery_no", "bat_id", "cell_#", "channel_#",
-})
-CELL_WORDS = CELL_WORDS | frozenset(k for k, v in FOREIGN_STEMS.items() if v in CELL_WORDS)
-
-
-def _with_foreign(stems: dict[str, str]) -> dict[str, str]:
-    """``stems`` plus each :data:`FOREIGN_STEMS` word whose English stem it knows."""
-    return {**{k: stems[v] for k, v in FOREIGN_STEMS.items() if v in stems}, **stems}
-
-
-SAMPLE_STEMS = _with_foreign(SAMPLE_STEMS)
-CYCLE_STEMS = _with_foreign(CYCLE_STEMS)
-EIS_STEMS: dict[str, str] = {
-    "frequency": "frequency_hz", "freq": "frequency_hz",
-    "z_real": "z_real_ohm", "re_z": "z_real_ohm", "zreal": "z_real_ohm",
-    "z_imag": "z_imag_ohm", "im_z": "z_imag_ohm", "zimag": "z_imag_ohm",
-    "re(z)": "z_real_ohm", "z'": "z_real_ohm", "zre": "z_real_ohm", "z_re": "z_real_ohm",
-    "real": "z_real_ohm", "zreal_ohm": "z_real_ohm",
-    # imaginary-part headers, whatever their sign: the validator decides the sign by content
-    # (a stored −Z″ is negated to Im(Z), warning eis_imaginary_sign_flipped)
-    "im(z)": "z_imag_ohm", "z''": "z_imag_ohm", "zim": "z_imag_ohm", "z_im": "z_imag_ohm",
-    "imag": "z_imag_ohm", "-im(z)": "z_imag_ohm", "-z''": "z_imag_ohm", "-zim": "z_imag_ohm",
-    "-z_imag": "z_imag_ohm", "minus_z_imag": "z_imag_ohm",
-    # primes written as a double quote (CH Instruments: Z"/ohm) or as Unicode primes
-    'z"': "z_imag_ohm", "z′": "z_real_ohm", "z″": "z_imag_ohm", "z′′": "z_imag_ohm",
-    "freq_hz": "frequency_hz", "f": "frequency_hz",
-    "measurement": "measurement_id", "spectrum": "measurement_id",
-    "cycle": "cycle_count", "test_time": "test_time_second", "time": "test_time_second",
-    "voltage": "voltage_volt", "soc": "state_of_charge",
-}
 
 LAYOUTS: dict[str, tuple[str, dict[str, str], list[str]]] = {
     "generic_csv": ("samples", SAMPLE_STEMS, [c for c in SAMPLES.names if c != "cell_id"]),
@@ -191,125 +80,6 @@ INDEX_HEADERS = {"", "unnamed_0", "index", "#", "row", "no"}
 #: first words of headers that make a table per-sample data, never a capacity table
 _SAMPLE_WORDS = {k.split("_")[0] for k, v in SAMPLE_STEMS.items()
                  if v in ("voltage_volt", "current_ampere")} | {"ewe", "volts", "amps", "i", "u"}
-#: a unitless capacity column whose median exceeds this is read as mAh (warned)
-MAH_THRESHOLD = 20.0
-
-
-def header_unit(header: str, quantity: str = "capacity") -> str | None:
-    """The ``quantity`` unit a header names (``'Capacity (mAh)'``, ``'qd_mah'``), or None."""
-    from data_registry.units import split_header, unit_factor
-
-    unit = split_header(header)[1]
-    if unit is None and "_" in norm(header):
-        tail = norm(header).rpartition("_")[2]
-        unit = tail if unit_factor(quantity, tail) is not None else None
-    return unit
-
-
-def _override_hint() -> str:
-    """How a user states a capacity unit (names the CLI option once one exists)."""
-    from data_registry.reader_options import CLI_FLAGS
-
-    flag = CLI_FLAGS.get("capacity_unit")
-    option = f"pass {flag} mAh (or Ah), or " if flag else ""
-    return (f"{option}state the unit in the header (e.g. 'capacity_mAh', 'capacity (Ah)') or "
-            "in a units row under the header")
-
-
-def _capacity_factor(header: str, values: np.ndarray, file: str, column: str,
-                     stated: str | None = None, active_mass_g: float | None = None
-                     ) -> tuple[float, IngestWarning | None]:
-    """Factor to Ah of a capacity column: its header's unit (a capacity per mass, ``mAh/g``,
-    times ``active_mass_g``: :func:`per_mass_factor`), else the ``stated`` unit, else
-    inferred from its values (median > :data:`MAH_THRESHOLD` → mAh, else Ah), warned
-    ``capacity_unit_inferred`` because a bare number cannot tell a 3.7 mAh coin cell from a
-    3.7 Ah cylindrical one."""
-    from data_registry.units import specific_capacity_factor, unit_factor
-
-    unit = header_unit(header)
-    if unit is not None and unit_factor("capacity", unit) is not None:
-        return float(unit_factor("capacity", unit)), None
-    if specific_capacity_factor(unit) is not None:
-        return per_mass_factor(header, unit, active_mass_g, file), None
-    if stated is not None:
-        return _stated_factor(stated, file, column), None
-    v = values[np.isfinite(values) & (values > 0)]
-    median = float(np.median(v)) if v.size else float("nan")
-    mah = bool(v.size) and median > MAH_THRESHOLD
-    rule = (f"(> {MAH_THRESHOLD:g})" if mah else
-            f"(≤ {MAH_THRESHOLD:g})" if v.size else "(no positive value in the first lines)")
-    unit, factor = ("mAh", 1e-3) if mah else ("Ah", 1.0)
-    return factor, IngestWarning(
-        "capacity_unit_inferred", f"capacity column '{header}' names no unit; its median over "
-        f"the first {values.size} rows is {median:.4g} {rule}, so it is read as {unit} "
-        f"(median {median * factor:.4g} Ah); if that is "
-        f"wrong, {_override_hint()}", file, 1, column, 1,
-        {"column": header, "median": median, "unit": unit})
-
-
-def per_mass_factor(header: str, unit: str, active_mass_g: float | None, file: str) -> float:
-    """Factor to Ah of a capacity column in ``unit`` per mass of active material (``mAh/g``,
-    ``Ah/kg``, ``mAh g-1`` …) for ``active_mass_g`` grams; refused (``needs_active_mass``,
-    naming the column and how to state the mass) without one."""
-    from data_registry.units import specific_capacity_factor
-
-    factor = specific_capacity_factor(unit)
-    if active_mass_g is None or not np.isfinite(active_mass_g) or active_mass_g <= 0:
-        raise ValidationError(
-            f"capacity column '{header}' is per mass of active material ({unit}): state the "
-            "mass to read it in Ah", code="needs_active_mass", file=file, row=1, column=header,
-            expected="the active mass in grams: fadecast ingest --meta active_mass_g=G, "
-                     "fadecast forecast --active-mass-g G",
-            found=f"{unit} and no active mass")
-    return float(factor) * float(active_mass_g)
-
-
-def _per_mass_columns(names: tuple[str, ...], canonical: list[str], stems: dict[str, str],
-                      kind: str, active_mass_g: float | None, file: str
-                      ) -> tuple[tuple[str, ...], dict[str, tuple[str, float]]]:
-    """Capacity headers in a unit per mass (``Discharge capacity (mAh/g)``): each is matched
-    as its Ah alias (``Discharge capacity (Ah)``) and read with :func:`per_mass_factor`.
-    A column whose quantity another header already gives in Ah, or (per-sample files, whose
-    capacities can be integrated from the current) any such column without an active mass,
-    is left out. Returns the names to match and ``{alias: (header, factor)}``."""
-    from data_registry.units import specific_capacity_factor, split_header
-
-    per_mass = {h: split_header(h) for h in names
-                if specific_capacity_factor(split_header(h)[1]) is not None}
-    if not per_mass:
-        return names, {}
-    plain = [h for h in names if h not in per_mass]
-    try:
-        have = {m.target for m in match_headers(plain, canonical, stems, file, 1)}
-    except ValidationError:
-        have = set()
-    out = list(names)
-    aliases: dict[str, tuple[str, float]] = {}
-    for h, (base, unit) in per_mass.items():
-        alias = f"{base} (Ah)"
-        m = match_header(alias, canonical, stems, file, 1)
-        hide = m is None or m.target in have or (kind == "samples" and active_mass_g is None)
-        if hide:
-            out[out.index(h)] = "\x00" + h
-            continue
-        aliases[alias] = (h, per_mass_factor(h, unit, active_mass_g, file))
-        out[out.index(h)] = alias
-        have.add(m.target)
-    return tuple(out), aliases
-
-
-def _stated_factor(unit: str, file: str, column: str) -> float:
-    """Factor to Ah of a capacity unit the user stated (``capacity_unit``)."""
-    from data_registry.units import unit_factor
-
-    factor = unit_factor("capacity", unit)
-    if factor is None:
-        raise ValidationError("unknown capacity unit", code="invalid_reader_option", file=file,
-                              column=column, expected="a capacity unit such as 'Ah' or 'mAh'",
-                              found=repr(unit))
-    return float(factor)
-
-
 def _sample_rows(head: Head, delimiter: str, limit: int = 20,
                  start: int = 1) -> list[list[str]]:
     return [[f.strip().strip('"').strip() for f in line.split(delimiter)]

@@ -1,0 +1,123 @@
+"""Header words: the documented aliases (stems) of the generic layouts' columns, in English and
+in the languages lab exports use, and the words of a column naming each row's cell.
+
+A header matches a stem after :func:`data_registry.readers.headers.norm` (lower case, blanks to
+``_``) with its unit split off (``Current (mA)`` → ``current`` + ``mA``); CamelCase is split too
+(``TestTime`` → ``test_time``).
+"""
+from __future__ import annotations
+
+SAMPLE_STEMS: dict[str, str] = {
+    "test_time": "test_time_second", "time": "test_time_second",
+    "elapsed_time": "test_time_second",
+    "voltage": "voltage_volt", "potential": "voltage_volt",
+    "current": "current_ampere",
+    "cycle": "cycle_count", "cycle_number": "cycle_count", "cycle_index": "cycle_count",
+    "step": "step_count", "step_index": "step_count", "step_number": "step_count",
+    "charge_capacity": "charging_capacity_ah", "charging_capacity": "charging_capacity_ah",
+    "discharge_capacity": "discharging_capacity_ah",
+    "discharging_capacity": "discharging_capacity_ah",
+    "charge_energy": "charging_energy_wh", "charging_energy": "charging_energy_wh",
+    "discharge_energy": "discharging_energy_wh", "discharging_energy": "discharging_energy_wh",
+    "temperature": "ambient_temperature_celsius",
+    "ambient_temperature": "ambient_temperature_celsius",
+    "internal_resistance": "internal_resistance_ohm",
+    "unix_time": "unix_time_second",
+    # single-letter European notation (U[V], I[A]) and BioLogic's working-electrode potential
+    "u": "voltage_volt", "i": "current_ampere", "ewe": "voltage_volt", "ecell": "voltage_volt",
+    "total_time": "test_time_second", "cumulative_time": "test_time_second",
+    "program_duration": "test_time_second", "prog_time": "test_time_second",
+    "program_time": "test_time_second", "test_duration": "test_time_second",
+}
+CYCLE_STEMS: dict[str, str] = {
+    "cycle": "cycle_index", "cycle_number": "cycle_index", "cycle_count": "cycle_index",
+    "cycle_no": "cycle_index", "cycle_nr": "cycle_index", "cycle_id": "cycle_index",
+    "cycles": "cycle_index", "cyc": "cycle_index", "cycle#": "cycle_index",
+    "test_time": "test_time_second", "time": "test_time_second",
+    "elapsed_time": "test_time_second",
+    "discharge_capacity": "discharge_capacity_ah", "charge_capacity": "charge_capacity_ah",
+    "capacity": "discharge_capacity_ah", "discharging_capacity": "discharge_capacity_ah",
+    "discharge_cap": "discharge_capacity_ah", "dis_capacity": "discharge_capacity_ah",
+    "dchg_capacity": "discharge_capacity_ah", "qd": "discharge_capacity_ah",
+    "q_discharge": "discharge_capacity_ah", "capacity_discharge": "discharge_capacity_ah",
+    "charging_capacity": "charge_capacity_ah", "chg_capacity": "charge_capacity_ah",
+    "qc": "charge_capacity_ah", "q_charge": "charge_capacity_ah",
+    "discharge_energy": "discharge_energy_wh", "charge_energy": "charge_energy_wh",
+    "temperature": "temperature_celsius", "internal_resistance": "internal_resistance_ohm",
+    "cycle_duration": "cycle_duration_second", "rest": "rest_second",
+}
+#: header words of German, French, Spanish and Italian exports → the English stem they mean
+#: (accents and umlauts spelled both ways); added to the sample and per-cycle stems below
+FOREIGN_STEMS: dict[str, str] = {
+    # German
+    "zyklus": "cycle", "zyklusnummer": "cycle_number", "zyklus_nr": "cycle_nr",
+    "zeit": "time", "testzeit": "test_time", "gesamtzeit": "test_time",
+    "programmdauer": "program_duration", "prüfdauer": "test_duration",
+    "pruefdauer": "test_duration",
+    "spannung": "voltage", "strom": "current", "temperatur": "temperature",
+    "schritt": "step", "ladekapazität": "charge_capacity", "ladekapazitaet": "charge_capacity",
+    "entladekapazität": "discharge_capacity", "entladekapazitaet": "discharge_capacity",
+    "kapazität": "capacity", "kapazitaet": "capacity",
+    "ladeenergie": "charge_energy", "entladeenergie": "discharge_energy",
+    # French
+    "numéro_de_cycle": "cycle_number", "numero_de_cycle": "cycle_number", "temps": "time",
+    "tension": "voltage", "courant": "current", "température": "temperature",
+    "capacité_de_charge": "charge_capacity", "capacite_de_charge": "charge_capacity",
+    "capacité_de_décharge": "discharge_capacity", "capacite_de_decharge": "discharge_capacity",
+    "capacité": "capacity", "capacite": "capacity",
+    # Spanish
+    "ciclo": "cycle", "tiempo": "time", "voltaje": "voltage", "tensión": "voltage",
+    "corriente": "current", "capacidad_de_carga": "charge_capacity",
+    "capacidad_de_descarga": "discharge_capacity", "capacidad": "capacity",
+    # Italian
+    "tempo": "time", "tensione": "voltage", "corrente": "current",
+    "capacità_di_carica": "charge_capacity", "capacità_di_scarica": "discharge_capacity",
+    "capacità": "capacity", "capacita": "capacity",
+    # the identity of a cell (see CELL_WORDS): German, French, Spanish, Italian
+    "zelle": "cell", "zellen_id": "cell_id", "zell_id": "cell_id", "zellname": "cell_name",
+    "zellennummer": "cell_number", "zelle_nr": "cell_nr", "kanal": "channel",
+    "batterie": "battery", "cellule": "cell", "id_cellule": "cell_id",
+    "nom_cellule": "cell_name", "voie": "channel", "canal": "channel",
+    "échantillon": "sample", "echantillon": "sample", "celda": "cell", "id_celda": "cell_id",
+    "batería": "battery", "bateria": "battery", "muestra": "sample", "cella": "cell",
+    "id_cella": "cell_id", "canale": "channel", "batteria": "battery", "campione": "sample",
+}
+#: header words (normalised, no unit) of a column naming the cell each row belongs to: a table
+#: of MANY cells in one file (``cell_name``, battery-archive ``cell_id``, an Excel export's
+#: ``Cell`` or ``Channel``); with more than one value it is split (``--cell-column``) or
+#: refused, never read as one cell (:mod:`data_registry.readers.cell_column`)
+CELL_WORDS: frozenset[str] = frozenset({
+    "cell", "cell_id", "cellid", "cell_name", "cellname", "cell_no", "cell_nr",
+    "cell_number", "cell_num", "cell_label", "cell_barcode", "cell_serial", "barcode",
+    "bar_code", "serial_number", "channel", "channel_id", "channel_no", "channel_number",
+    "chan", "sample", "sample_id", "sample_name", "sample_no", "battery", "battery_id",
+    "battery_name", "battery_no", "bat_id", "cell_#", "channel_#",
+})
+CELL_WORDS = CELL_WORDS | frozenset(k for k, v in FOREIGN_STEMS.items() if v in CELL_WORDS)
+
+
+def _with_foreign(stems: dict[str, str]) -> dict[str, str]:
+    """``stems`` plus each :data:`FOREIGN_STEMS` word whose English stem it knows."""
+    return {**{k: stems[v] for k, v in FOREIGN_STEMS.items() if v in stems}, **stems}
+
+
+SAMPLE_STEMS = _with_foreign(SAMPLE_STEMS)
+CYCLE_STEMS = _with_foreign(CYCLE_STEMS)
+EIS_STEMS: dict[str, str] = {
+    "frequency": "frequency_hz", "freq": "frequency_hz",
+    "z_real": "z_real_ohm", "re_z": "z_real_ohm", "zreal": "z_real_ohm",
+    "z_imag": "z_imag_ohm", "im_z": "z_imag_ohm", "zimag": "z_imag_ohm",
+    "re(z)": "z_real_ohm", "z'": "z_real_ohm", "zre": "z_real_ohm", "z_re": "z_real_ohm",
+    "real": "z_real_ohm", "zreal_ohm": "z_real_ohm",
+    # imaginary-part headers, whatever their sign: the validator decides the sign by content
+    # (a stored −Z″ is negated to Im(Z), warning eis_imaginary_sign_flipped)
+    "im(z)": "z_imag_ohm", "z''": "z_imag_ohm", "zim": "z_imag_ohm", "z_im": "z_imag_ohm",
+    "imag": "z_imag_ohm", "-im(z)": "z_imag_ohm", "-z''": "z_imag_ohm", "-zim": "z_imag_ohm",
+    "-z_imag": "z_imag_ohm", "minus_z_imag": "z_imag_ohm",
+    # primes written as a double quote (CH Instruments: Z"/ohm) or as Unicode primes
+    'z"': "z_imag_ohm", "z′": "z_real_ohm", "z″": "z_imag_ohm", "z′′": "z_imag_ohm",
+    "freq_hz": "frequency_hz", "f": "frequency_hz",
+    "measurement": "measurement_id", "spectrum": "measurement_id",
+    "cycle": "cycle_count", "test_time": "test_time_second", "time": "test_time_second",
+    "voltage": "voltage_volt", "soc": "state_of_charge",
+}
