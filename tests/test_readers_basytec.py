@@ -81,3 +81,11 @@ def test_basytec_per_mass_export_is_refused_naming_its_columns(tmp_path):
         open_source(_write(tmp_path / "kg.txt", basytec_lines(header=header)))
     assert err.value.row == len(PREAMBLE) + 1 and "per mass" in str(err.value)
     assert "I[A/kg]" in str(err.value)
+
+
+def test_basytec_blank_separated_export_is_refused_saying_why(tmp_path):
+    lines = [line.replace("\t", " ") for line in basytec_lines()]
+    with pytest.raises(InputFormatError) as err:
+        open_source(_write(tmp_path / "blank.txt", lines))
+    assert err.value.code == "unsupported_layout" and "tab-separated" in str(err.value)
+    assert err.value.row == len(PREAMBLE) + 1

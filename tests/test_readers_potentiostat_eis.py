@@ -249,3 +249,30 @@ def test_chi_text_export_found_under_its_preamble(tmp_path):
     assert detect(plain) == "generic_eis_csv"
     assert open_source(plain).read()["z_real_ohm"].to_numpy() == pytest.approx(Z.real,
                                                                                rel=1e-5)
+
+
+def test_dotted_file_names_keep_their_dates_as_spectrum_ids(tmp_path):
+    a = _write(tmp_path / "cell7_2024.05.01.DTA", GAMRY_HEAD + gamry_rows())
+    b = _write(tmp_path / "cell7_2024.06.01.z", ["ZPLOT2 ASCII", "  " + ZVIEW_HEADER,
+                                                 "End Comments"] + [
+        _zrow(i, "\t").replace(f"{FREQ[i]:.6E}", f"+{FREQ[i]:.6E}") for i in range(10)])
+    assert open_source(a).read()["measurement_id"].unique().tolist() == ["cell7_2024.05.01"]
+    df = open_source(b).read()  # rows written with a leading '+' are rows too
+    assert df["measurement_id"].unique().tolist() == ["cell7_2024.06.01"] and len(df) == 10
+
+
+def test_gamry_unit_case_and_an_optional_column_in_another_unit(tmp_path):
+    head = GAMRY_HEAD[:-1] + [GAMRY_HEAD[-1].replace("\tohm\tohm\t", "\tOhm\tOhm\t")
+                                               .replace("\tA\tV\t#", "\tA\tmV\t#")]
+    src = open_source(_write(tmp_path / "case.DTA", head + gamry_rows()))
+    df = src.read()
+    assert df["z_real_ohm"].to_numpy() == pytest.approx(Z.real, rel=1e-6)
+    assert "voltage_volt" not in df or df["voltage_volt"].isna().all()
+    assert "gamry_column_skipped" in _codes(src)
+
+
+def test_a_generic_eis_csv_repeating_its_header_is_not_taken_for_a_preamble(tmp_path):
+    rows = ["frequency_hz,z_real_ohm,z_imag_ohm"] + [
+        f"{f:.6g},{z.real:.6g},{z.imag:.6g}" for f, z in zip(FREQ[:10], Z[:10])]
+    p = _write(tmp_path / "two.csv", rows + rows, encoding="utf-8")
+    assert detect(p) == "generic_eis_csv"

@@ -122,7 +122,7 @@ def test_digatron_style_csv_program_duration_units_row_and_decimal_commas(tmp_pa
 def _logger_rows(fmt: str, sep: str = ";", start=None) -> list[str]:
     import datetime as dt
 
-    t = start or dt.datetime(2025, 2, 27, 23, 58, 0)  # crosses midnight and a month end
+    t = start or dt.datetime(2025, 2, 28, 23, 58, 0)  # crosses midnight and a month end
     rows = [sep.join(["Timestamp", "U [V]", "I [A]", "Cycle"])]
     for c in (1, 2):
         for amp in (0.5, -0.5):
@@ -193,3 +193,95 @@ def test_camel_case_headers_landt_style(tmp_path):
     assert "step_time_ignored" in {w.code for w in src.warnings}
     table = build_cycle_table(df.assign(cell_id="l"), voltage_curves=False)
     assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([5e-3 * STEP_S / 3600] * 2)
+
+
+def test_ambiguous_slash_dates_are_ordered_from_the_whole_column(tmp_path):
+    import datetime as dt
+
+    # day first, every field ≤ 12 in the head: 11/03 23:50 → 12/03 00:30 crosses midnight
+    # only after the head; read month first it would jump from 3 Nov to 3 Dec
+    rows = ["Timestamp;U [V];I [A];Cycle"]
+    t = dt.datetime(2025, 3, 11, 22, 0, 0)
+    for k in range(400):
+        rows.append(f"{t:%d/%m/%Y %H:%M:%S};3.7;{0.5 if k < 200 else -0.5};1")
+        t += dt.timedelta(seconds=30)
+    p = tmp_path / "day_first.csv"
+    p.write_text("\n".join(rows) + "\n")
+    df = open_source(p).read()
+    assert df["test_time_second"].iloc[-1] == 399 * 30
+    warn = next(w for w in open_source(p).warnings if w.code == "test_time_from_timestamps")
+    assert "day first" in warn.message
+
+
+def test_iso_offsets_are_honoured_and_an_unknown_stamp_layout_is_named(tmp_path):
+    rows = ["Timestamp,Voltage (V),Current (A),Cycle",
+            "2025-03-30T01:58:00+01:00,3.7,0.5,1", "2025-03-30T01:59:00+01:00,3.7,0.5,1",
+            "2025-03-30T03:00:00+02:00,3.7,0.5,1", "2025-03-30T03:01:00+02:00,3.7,0.5,1"]
+    p = tmp_path / "dst.csv"
+    p.write_text("\n".join(rows) + "\n")
+    assert open_source(p).read()["test_time_second"].tolist() == [0, 60, 120, 180]
+    p.write_text("\n".join([rows[0]] + [f"day {k} noon,3.7,0.5,1" for k in range(4)]) + "\n")
+    with pytest.raises(InputFormatError) as err:
+        open_source(p)
+    assert err.value.column == "Timestamp" and "'day 0 noon'" in str(err.value)
+
+
+def test_step_time_stays_the_clock_when_the_total_is_not_read_as_one(tmp_path):
+    # an EIS table: "Total Time" is no EIS column, so "Time" must stay the clock
+    p = tmp_path / "eis.csv"
+    p.write_text("\n".join(["Frequency (Hz),Z' (ohm),Z'' (ohm),Time (s),Total Time (s)"]
+                           + [f"{1000 / (k + 1)},{1 + k},-{k},{k},{k}" for k in range(10)])
+                 + "\n")
+    src = open_source(p)
+    assert src.read()["test_time_second"].tolist() == list(range(10))
+    assert "step_time_ignored" not in {w.code for w in src.warnings}
+    # a per-cycle table: Total Time is its clock, the step-like Time beside it is not
+    p = tmp_path / "cycles.csv"
+    p.write_text("\n".join(["Cycle,Discharge capacity (Ah),Time (h),Total Time (h)"]
+                           + [f"{n},{1 - 0.001 * n},0.5,{2 * n}" for n in range(1, 6)]) + "\n")
+    assert open_source(p).read()["test_time_second"].tolist() == [7200.0 * n
+                                                                  for n in range(1, 6)]
+    # German: Prüfdauer (test duration) beside Zeit (step time)
+    p = tmp_path / "pruef.csv"
+    p.write_text("\n".join(["Zeit;Prüfdauer;Spannung;Strom;Zyklus"]
+                           + [f"{k % 5};{k};3,7;0,5;1" for k in range(12)]) + "\n",
+                 encoding="utf-8")
+    assert open_source(p).read()["test_time_second"].tolist() == list(range(12))
+
+
+def test_unrecognised_table_is_diagnosed_but_a_date_line_is_not_called_a_header(tmp_path):
+    from data_registry.errors import UnknownFormatError
+    from data_registry.readers.generic_csv import table_diagnosis
+    from data_registry.readers.sniff import read_head
+
+    p = tmp_path / "logger.csv"
+    p.write_text("Zeitstempel;Spannung;Zyklus\n1;3,7;1\n")
+    text = table_diagnosis(read_head(p))
+    assert "'Spannung' → voltage_volt" in text and "current_ampere" in text
+    with pytest.raises(UnknownFormatError) as err:
+        detect(p)
+    assert "still needs" in str(err.value)
+    p.write_text("Feb. 20, 2020   15:55:08\nA.C. Impedance\n")
+    assert table_diagnosis(read_head(p)) is None
+
+
+def test_excel_time_cells_and_mixed_numbers_in_a_total_time_column(tmp_path):
+    import datetime as dt
+
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "record"
+    ws.append(["Cycle Index", "Step Index", "Total Time(h)", "Current(A)", "Voltage(V)"])
+    values = [0, "0:00:10", dt.time(0, 0, 20), dt.timedelta(hours=30), 31.5]
+    for k, v in enumerate(values):
+        ws.append([1, 1, v, 0.5, 3.7])
+    # an h:mm:ss cell past 24 h: Excel stores 2.5 days, openpyxl returns a 1900-01-01 date
+    ws.append([1, 1, 2.5, 0.5, 3.7])
+    ws.cell(row=7, column=3).number_format = "h:mm:ss"
+    p = tmp_path / "mixed.xlsx"
+    wb.save(p)
+    secs = open_source(p).read()["test_time_second"].tolist()
+    # numbers are in the header's unit (h); durations and time cells are already seconds
+    assert secs == [0.0, 10.0, 20.0, 30 * 3600.0, 31.5 * 3600.0, 60 * 3600.0]

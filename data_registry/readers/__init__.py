@@ -103,7 +103,8 @@ def open_source(path: str | Path, *, format_name: str | None = None,
     if eis_cycle is not None:
         if int(eis_cycle) < 0:
             raise InputFormatError("eis_cycle must be a whole number >= 0",
-                                   code="invalid_reader_option", file=Path(path).name,
+                                   code="invalid_reader_option",
+                                   file=Path(display_name or path).name,
                                    column="eis_cycle", expected="--eis-cycle N with N >= 0",
                                    found=repr(eis_cycle))
         stated_eis_cycle(source, int(eis_cycle))

@@ -3,7 +3,8 @@
 A preamble of lines starting with ``~`` (test name, battery, date of conversion …), the last of
 which is the column header: ``~Time[h]  DataSet  Date  Time  t-Step[h]  …  Line  Command  U[V]
 I[A]  Ah[Ah]  Ah-Cyc-Charge-0  Ah-Cyc-Discharge-0 …  T1[°C]  Cyc-Count  Count  State``, then
-tab- (or blank-) separated rows; German installations write decimal commas.
+tab-separated rows (a blank-separated export is refused: its date and time fields hold
+blanks too); German installations write decimal commas.
 
 * ``Time[h]`` (or ``[min]``/``[s]``) → ``test_time_second``; the wall-clock ``Date``/``Time``
   columns are not the test clock and are ignored.
@@ -20,7 +21,7 @@ from __future__ import annotations
 from data_registry.errors import InputFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source
+from data_registry.readers.source import Source, preamble_text
 from data_registry.readers.tabular import TabularSpec, open_tabular
 
 FORMAT_NAME = "basytec_txt"
@@ -60,7 +61,13 @@ def open_basytec(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYT
                  **_: object) -> Source:
     """Open a BaSyTec text export."""
     i = header_index(head)
-    names = [f.strip() for f in head.lines[i].split(head.delimiter(head.lines[i]))]
+    if "\t" not in head.lines[i]:
+        raise InputFormatError(
+            "BaSyTec export separated by blanks: its Date/Time fields hold blanks too, so the "
+            "columns cannot be told apart; export it tab-separated (the BaSyTec default)",
+            code="unsupported_layout", file=head.name, row=i + 1, column=None,
+            expected="tab-separated columns", found=repr(head.lines[i][:80]))
+    names = [f.strip() for f in head.lines[i].split("\t")]
     if not any(n in names for n in ("I[A]", "I[mA]")):
         per_mass = [n for n in names if "/kg" in n or "/g]" in n]
         raise InputFormatError(
@@ -69,6 +76,5 @@ def open_basytec(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYT
             code="missing_column", file=head.name, row=i + 1, column="I[A]",
             expected="I[A] or I[mA] (export absolute units, not per kg)",
             found=f"{names[:14]}")
-    meta = {"preamble": " | ".join(x.strip().lstrip("~").strip() for x in head.lines[:i]
-                                   if x.strip().lstrip("~").strip())[:2000]}
+    meta = {"preamble": preamble_text(head.lines[:i], strip="~")}
     return open_tabular(SPEC, head, chunk_rows, max_line_bytes, metadata=meta)

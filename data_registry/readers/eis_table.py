@@ -18,7 +18,7 @@ from data_registry.readers.generic_csv import SIGNATURES
 from data_registry.readers.header_words import EIS_STEMS
 from data_registry.readers.headers import match_headers
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source
+from data_registry.readers.source import Source, preamble_text
 from data_registry.readers.tabular import TabularSpec, open_tabular
 from data_registry.schema import EIS
 
@@ -63,17 +63,21 @@ SPEC = TabularSpec(format_name=FORMAT_NAME, kind="eis", header=header_index, ste
 
 
 def is_eis_table(head: Head) -> bool:
-    """True for a text file whose impedance header comes after a preamble."""
-    return head.is_text and bool(head.lines) and header_index(head) is not None
+    """True for a text file whose impedance header comes after a preamble (not for a generic
+    EIS CSV, whose header is the first line, even when it repeats it further down)."""
+    from data_registry.readers.generic_csv import detect_layout
+
+    return (head.is_text and bool(head.lines) and detect_layout(head) != "generic_eis_csv"
+            and header_index(head) is not None)
 
 
 def open_eis_table(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES,
                    **_: object) -> Source:
     """Open the table (ids from sweep restarts; the preamble as ``preamble`` metadata)."""
     i = header_index(head)
-    meta = {"preamble": " | ".join(x.strip() for x in head.lines[:i or 0] if x.strip())[:2000]}
+    meta = {"preamble": preamble_text(head.lines[:i or 0])}
     source = open_tabular(SPEC, head, chunk_rows, max_line_bytes, metadata=meta,
-                          extra_post=sweep_splitter(head.path.name.split(".")[0]),
+                          extra_post=sweep_splitter(head.stem),
                           add_measurement_id=True)
     note = IngestWarning("eis_spectra_split", "no measurement_id column: spectra split where "
                          "the frequency sweep restarts (ids <file>#1, #2, …)", head.name,

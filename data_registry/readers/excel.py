@@ -23,7 +23,7 @@ from data_registry.errors import InputFormatError, ValidationError
 from data_registry.readers import arbin_csv, header_words
 from data_registry.readers.headers import match_headers, step_clock
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Mapped, Source, frame_source
+from data_registry.readers.source import Mapped, Source, frame_source, refuse_unparsed
 from data_registry.schema import SAMPLES
 
 READER_VERSION = "2"
@@ -93,17 +93,15 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         values = raw[clock.source]
         if not pd.api.types.is_numeric_dtype(values):  # durations as text or Excel times
-            secs = excel_seconds(values) * (1.0 if _is_duration(values) else clock.factor)
-            bad = np.isnan(secs) & values.notna().to_numpy()
-            if bad.any():
-                k = int(np.argmax(bad))
-                record = int(frame["source_row"].iloc[k])
+            secs = excel_seconds(values, clock.factor)
+
+            def where(record: int) -> str:
                 sheet, first = next((n, f) for n, f in reversed(rows) if f <= record)
-                raise InputFormatError(
-                    "unreadable elapsed time", code="not_duration", file=head.name,
-                    row=record, column=clock.source,
-                    expected="seconds, or a duration such as '26:03:04', '1d 02:03:04'",
-                    found=f"{values.iloc[k]!r} (sheet {sheet}, row {record - first + 2})")
+                return f"record {record} = sheet {sheet}, row {record - first + 2}"
+            refuse_unparsed(secs, values, frame, file=head.name, column=clock.source,
+                            message="unreadable elapsed time", code="not_duration",
+                            expected="seconds, or a duration such as '26:03:04', "
+                                     "'1d 02:03:04'", where=where)
             frame["test_time_second"] = secs
         return frame
 
@@ -113,18 +111,20 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
                                   "excel_sheets": ",".join(sheets)}, post=post)
 
 
-def _is_duration(values: pd.Series) -> bool:
-    first = values.dropna()
-    v = first.iloc[0] if len(first) else None
-    return (pd.api.types.is_timedelta64_dtype(values)
-            or isinstance(v, (datetime.time, datetime.timedelta, np.timedelta64))
-            or (isinstance(v, str) and ":" in v))
+#: a duration cell past 24 h formatted ``h:mm:ss`` comes back as a date of Excel's 1900 date
+#: system: serial 1 = 1900-01-01 (origin 1899-12-31) until Excel's phantom 29 Feb 1900, one
+#: day earlier after it (origin 1899-12-30), as openpyxl converts them
+EXCEL_ORIGINS = (datetime.datetime(1899, 12, 31), datetime.datetime(1899, 12, 30))
+EXCEL_LEAP_BUG = datetime.datetime(1900, 3, 1)
 
 
-def excel_seconds(values: pd.Series) -> np.ndarray:
-    """Elapsed times of an object column → seconds: Excel times (``datetime.time``, or
-    ``timedelta`` for ``[h]:mm:ss`` cells), duration text (``26:03:04``, ``1d 02:03:04``,
-    :func:`data_registry.units.parse_duration`) or numbers; NaN where none applies."""
+def excel_seconds(values: pd.Series, factor: float = 1.0) -> np.ndarray:
+    """Elapsed times of a non-numeric column → seconds, value by value: Excel time cells
+    (``datetime.time``; ``timedelta`` for ``[h]:mm:ss``; a date before 1910 for ``h:mm:ss``
+    past 24 h, counted from :data:`EXCEL_ORIGINS`), duration text (``26:03:04``, ``1d 02:03:04``,
+    :func:`data_registry.units.parse_duration`), or numbers (and numeric text) in the header's
+    unit, times ``factor``. NaN where none applies (a real date is a wall clock, not a test
+    time)."""
     from data_registry.units import parse_duration
 
     if pd.api.types.is_timedelta64_dtype(values):
@@ -132,18 +132,23 @@ def excel_seconds(values: pd.Series) -> np.ndarray:
     out = np.full(len(values), np.nan)
     text = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values.to_numpy()):
-        if isinstance(v, datetime.timedelta):
+        if isinstance(v, datetime.datetime):  # before timedelta/time: pd.Timestamp too
+            v = pd.Timestamp(v).to_pydatetime()
+            if v.year < 1910:  # a duration (of up to ten years), not a wall-clock date
+                origin = EXCEL_ORIGINS[0] if v < EXCEL_LEAP_BUG else EXCEL_ORIGINS[1]
+                out[i] = (v - origin).total_seconds()
+        elif isinstance(v, datetime.timedelta):
             out[i] = v.total_seconds()
         elif isinstance(v, np.timedelta64):
             out[i] = v / np.timedelta64(1, "s")
         elif isinstance(v, datetime.time):
             out[i] = v.hour * 3600 + v.minute * 60 + v.second + v.microsecond * 1e-6
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[i] = float(v)
+        elif isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool):
+            out[i] = float(v) * factor
         elif isinstance(v, str) and ":" in v:
             text[i] = True
         elif isinstance(v, str):
-            out[i] = pd.to_numeric(v.strip().replace(",", "."), errors="coerce")
+            out[i] = pd.to_numeric(v.strip().replace(",", "."), errors="coerce") * factor
     if text.any():
         out[text] = parse_duration(values[text].astype("string"))
     return out

@@ -31,7 +31,7 @@ from data_registry.errors import IngestWarning, InputFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.numeric_lines import iter_lines
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source
+from data_registry.readers.source import Source, row_chunks
 
 FORMAT_NAME = "gamry_dta"
 READER_VERSION = "1"
@@ -62,13 +62,14 @@ def _number(text: str, file: str, line: int, column: str) -> float:
 
 
 def read_dta(head: Head, max_line_bytes: int = MAX_LINE_BYTES
-             ) -> tuple[dict[str, str], list[str], list[dict], bool]:
-    """Parse the whole file: ``(header values, table names, ZCURVE tables, aborted)``; each
+             ) -> tuple[dict[str, str], list[str], list[dict], int]:
+    """Parse the whole file: ``(header values, table names, ZCURVE tables, line of
+    EXPERIMENTABORTED or 0)``; each
     table is ``{"name", "line", "columns", "units", "rows": [(line, fields)]}``."""
     header: dict[str, str] = {}
     names: list[str] = []
     tables: list[dict] = []
-    aborted = False
+    aborted = 0  # the line that says EXPERIMENTABORTED, 0 when none does
     table: dict | None = None
     expect = ""  # "columns" / "units" right after a TABLE line
     for n, text in iter_lines(head, max_line_bytes):
@@ -93,7 +94,7 @@ def read_dta(head: Head, max_line_bytes: int = MAX_LINE_BYTES
                 tables.append(table)
             continue
         if key == "EXPERIMENTABORTED":
-            aborted = True
+            aborted = n
         if key == "TAG" and len(fields) >= 2:  # "TAG  EISPOT": the value is the 2nd field
             header.setdefault(key, fields[1].strip())
         elif key in HEADER_KEYS and len(fields) >= 3 and key not in header:
@@ -101,8 +102,10 @@ def read_dta(head: Head, max_line_bytes: int = MAX_LINE_BYTES
     return header, names, tables, aborted
 
 
-def _table_frame(table: dict, file: str) -> pd.DataFrame:
-    """One ZCURVE table as canonical columns (``source_row`` = line)."""
+def _table_frame(table: dict, file: str, sink: list[IngestWarning]) -> pd.DataFrame:
+    """One ZCURVE table as canonical columns (``source_row`` = line). Units compare without
+    case (``ohm`` / ``Ohm``); a required column in another unit is refused, the optional
+    ``Vdc`` left out with warning ``gamry_column_skipped``."""
     cols = table["columns"]
     units = table["units"] + [""] * max(0, len(cols) - len(table["units"]))
     missing = [c for c in REQUIRED if c not in cols]
@@ -117,7 +120,12 @@ def _table_frame(table: dict, file: str) -> pd.DataFrame:
         if name not in cols:
             continue
         j = cols.index(name)
-        if units[j] != unit:
+        if units[j].lower() != unit.lower() and name not in REQUIRED:
+            sink.append(IngestWarning(
+                "gamry_column_skipped", f"{table['name']} column {name} is in '{units[j]}', "
+                f"not '{unit}': left out", file, table["line"] + 2, name, 1))
+            continue
+        if units[j].lower() != unit.lower():
             raise InputFormatError(
                 f"{table['name']} column {name} is in '{units[j]}'", code="unknown_unit",
                 file=file, row=table["line"] + 2, column=name, expected=f"'{unit}'",
@@ -153,16 +161,15 @@ def open_gamry_dta(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_B
     if aborted:
         warns.append(IngestWarning(
             "gamry_experiment_aborted", "the file says EXPERIMENTABORTED: the spectrum stops "
-            "where the run was stopped; its rows are kept", head.name, None, None, 1))
+            "where the run was stopped; its rows are kept", head.name, aborted, None, 1))
     meta = {f"gamry_{k.lower()}": v for k, v in header.items()}
-    stem = head.path.name.split(".")[0]
+    stem = head.stem
 
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
         for i, table in enumerate(tables, start=1):
-            frame = _table_frame(table, head.name)
+            frame = _table_frame(table, head.name, sink)
             frame["measurement_id"] = stem if len(tables) == 1 else f"{stem}#{i}"
-            for lo in range(0, len(frame), max(int(chunk_rows), 1)):
-                yield frame.iloc[lo:lo + chunk_rows].reset_index(drop=True)
+            yield from row_chunks(frame, chunk_rows)
 
     return Source(path=head.path, format_name=FORMAT_NAME, reader_version=READER_VERSION,
                   kind="eis", metadata=meta, warnings=warns, produce=produce)

@@ -213,7 +213,7 @@ def table_diagnosis(head: Head) -> str | None:
     if not head.is_text or not head.lines:
         return None
     names = [n for n in head.fields(0) if n]
-    if len(names) < 2:
+    if len(names) < 2 or any(_numeric(n) is not None for n in names):
         return None
     best = None
     for name, (what, example) in _LAYOUT_HINTS.items():
@@ -233,6 +233,8 @@ def table_diagnosis(head: Head) -> str | None:
         if best is None or score > best[0]:
             best = (score, what, example, found, need, problems)
     _, what, example, found, need, problems = best
+    if not found and len(names) < 3:  # two fields, none a column we know: a date, a title …
+        return None
     known = ", ".join(f"'{h}' → {t}" for h, t in found.items()) or "none"
     text = (f"a table with columns {names[:12]}; understood: {known}; as {what} it still needs "
             f"{need} (name the columns e.g. {example}: units in the names, see "
@@ -283,10 +285,16 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
     kind, stems, canonical = LAYOUTS[format_name]
     units = head_units(head)
     layout, warns = layout_from_head(head, 0, skip_after_header=1 if units else 0)
-    steps = step_clock(layout.names)  # a step "Time" beside "Total Time" is not the test clock
+    # a step "Time" beside "Total Time" is not the test clock (when "Total Time" is read as it)
+    steps = step_clock(layout.names)
     names = tuple("\x00" + n if n in steps else n for n in layout.names)
     names, per_mass = _per_mass_columns(names, canonical, stems, kind, active_mass_g, head.name)
     columns, used = match_with_units(names, units, canonical, stems, head.name)
+    if steps and "test_time_second" not in {m.target for m in columns}:
+        steps = set()
+        names, per_mass = _per_mass_columns(layout.names, canonical, stems, kind, active_mass_g,
+                                            head.name)
+        columns, used = match_with_units(names, units, canonical, stems, head.name)
     columns = [Mapped(per_mass[m.source][0], m.target, m.factor * per_mass[m.source][1], m.text)
                if m.source in per_mass else m for m in columns]
     if steps:
@@ -302,8 +310,13 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
 
         first = _sample_rows(head, layout.delimiter, start=layout.data_line - 1)
         values = {n: [r[j] for r in first if j < len(r)] for j, n in enumerate(layout.names)}
-        found = timestamps.timestamp_column(layout.names, values)
-        if found is not None:
+        found = timestamps.timestamp_column(
+            layout.names, values, lambda h: timestamps.column_texts(
+                head, layout.names.index(h), layout.delimiter, layout.data_line,
+                max_line_bytes))
+        if found is None:
+            timestamps.unreadable_stamps(layout.names, values, head.name)
+        else:
             columns.append(Mapped(found[0], "test_time_second", 1.0, True))
             stamp_post = timestamps.elapsed_post(found[0], found[1], head.name)
             warns.append(timestamps.timestamp_warning(head.name, *found))

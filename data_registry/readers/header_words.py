@@ -7,6 +7,18 @@ A header matches a stem after :func:`data_registry.readers.headers.norm` (lower 
 """
 from __future__ import annotations
 
+#: headers (normalised) of a WHOLE-TEST clock: Neware's ``Total Time`` / ``Cumulative Time``,
+#: Landt's ``TestTime``, Digatron's ``Program Duration`` / ``Programmdauer`` … ; each reads as
+#: ``test_time_second``, and beside one a step clock (:data:`STEP_TIME_STEMS`) is ignored
+TOTAL_TIME_STEMS = frozenset({
+    "test_time", "total_time", "cumulative_time", "program_duration", "prog_time",
+    "program_time", "test_duration", "testzeit", "gesamtzeit", "programmdauer", "prüfdauer",
+    "pruefdauer"})
+#: headers (normalised) that are a STEP clock when a whole-test clock stands beside them
+STEP_TIME_STEMS = frozenset({"time", "step_time", "step_duration", "zeit", "schrittzeit",
+                             "schrittdauer"})
+_CLOCK = {s: "test_time_second" for s in TOTAL_TIME_STEMS}
+
 SAMPLE_STEMS: dict[str, str] = {
     "test_time": "test_time_second", "time": "test_time_second",
     "elapsed_time": "test_time_second",
@@ -25,9 +37,7 @@ SAMPLE_STEMS: dict[str, str] = {
     "unix_time": "unix_time_second",
     # single-letter European notation (U[V], I[A]) and BioLogic's working-electrode potential
     "u": "voltage_volt", "i": "current_ampere", "ewe": "voltage_volt", "ecell": "voltage_volt",
-    "total_time": "test_time_second", "cumulative_time": "test_time_second",
-    "program_duration": "test_time_second", "prog_time": "test_time_second",
-    "program_time": "test_time_second", "test_duration": "test_time_second",
+    **_CLOCK,
 }
 CYCLE_STEMS: dict[str, str] = {
     "cycle": "cycle_index", "cycle_number": "cycle_index", "cycle_count": "cycle_index",
@@ -45,15 +55,14 @@ CYCLE_STEMS: dict[str, str] = {
     "discharge_energy": "discharge_energy_wh", "charge_energy": "charge_energy_wh",
     "temperature": "temperature_celsius", "internal_resistance": "internal_resistance_ohm",
     "cycle_duration": "cycle_duration_second", "rest": "rest_second",
+    **_CLOCK,
 }
 #: header words of German, French, Spanish and Italian exports → the English stem they mean
 #: (accents and umlauts spelled both ways); added to the sample and per-cycle stems below
 FOREIGN_STEMS: dict[str, str] = {
     # German
     "zyklus": "cycle", "zyklusnummer": "cycle_number", "zyklus_nr": "cycle_nr",
-    "zeit": "time", "testzeit": "test_time", "gesamtzeit": "test_time",
-    "programmdauer": "program_duration", "prüfdauer": "test_duration",
-    "pruefdauer": "test_duration",
+    "zeit": "time",
     "spannung": "voltage", "strom": "current", "temperatur": "temperature",
     "schritt": "step", "ladekapazität": "charge_capacity", "ladekapazitaet": "charge_capacity",
     "entladekapazität": "discharge_capacity", "entladekapazitaet": "discharge_capacity",

@@ -164,20 +164,13 @@ def cell_column(names: tuple[str, ...] | list[str], words: set[str] | frozenset[
     return None
 
 
-#: normalised stems of a whole-test clock; beside one, a plain ``Time`` is a step clock
-TOTAL_TIME_STEMS = frozenset({"total_time", "cumulative_time", "test_time", "testzeit",
-                              "gesamtzeit", "program_duration", "prog_time", "program_time",
-                              "programmdauer", "test_duration"})
-#: normalised stems of a step clock (English, German)
-STEP_TIME_STEMS = frozenset({"time", "step_time", "step_duration", "zeit", "schrittzeit",
-                             "schrittdauer"})
-
-
 def step_clock(names: tuple[str, ...] | list[str]) -> set[str]:
     """The headers that are a STEP clock: a plain ``Time`` / ``Step Time`` / ``Step Duration``
     beside a whole-test clock (``Total Time``, ``Cumulative Time`` as Neware writes them,
     ``Test Time``, ``Program Duration`` / ``Programmdauer`` as Digatron does), which must not
     be read as the test time. Empty when there is no whole-test clock."""
+    from data_registry.readers.header_words import STEP_TIME_STEMS, TOTAL_TIME_STEMS
+
     stems = {h: camel_stem(split_header(h)[0]) for h in names}
     if not TOTAL_TIME_STEMS & set(stems.values()):
         return set()

@@ -12,7 +12,7 @@ import pandas as pd
 
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source
+from data_registry.readers.source import Source, preamble_text
 from data_registry.readers.tabular import TabularSpec, header_with, open_tabular
 
 SPEC = TabularSpec(
@@ -37,7 +37,7 @@ def open_maccor_eis(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_
                     **_: object) -> Source:
     """Open a Maccor impedance export."""
     i = SPEC.header(head)
-    meta = {"preamble": " | ".join(x.strip() for x in head.lines[:i] if x.strip())[:2000]}
+    meta = {"preamble": preamble_text(head.lines[:i])}
     stem = head.path.name
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:

@@ -40,7 +40,7 @@ import pandas as pd
 from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source, filtered_records, layout_from_head
+from data_registry.readers.source import Source, filtered_records, layout_from_head, row_chunks
 
 __all__ = ["NOMINAL_CAPACITY_AH", "NOMINAL_LOAD_AMPERE", "MIN_VALID_CAPACITY_AH",
            "MAX_VALID_CAPACITY_AH", "MAX_VALID_RESISTANCE_OHM", "parse_datevec",
@@ -200,8 +200,7 @@ def open_nasa_metadata(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LI
                                       int(impedance["source_row"].min()), "type",
                                       len(impedance)))
         cycles["test_time_estimated"] = 0
-        for lo in range(0, len(cycles), max(int(chunk_rows), 1)):
-            yield cycles.iloc[lo:lo + chunk_rows].reset_index(drop=True)
+        yield from row_chunks(cycles, chunk_rows)
 
     source = Source(path=head.path, format_name="nasa_pcoe_metadata_csv",
                     reader_version=READER_VERSION, kind="cycles",

@@ -36,6 +36,16 @@ class Head:
     def name(self) -> str:
         return self.path.name
 
+    @property
+    def stem(self) -> str:
+        """The file name without its last extension (and ``.gz``): ``cell7_2024.05.01.DTA`` →
+        ``cell7_2024.05.01`` — the spectrum id of a one-spectrum file."""
+        name = self.path.name
+        if name.lower().endswith(".gz"):
+            name = name[:-3]
+        stem, dot, ext = name.rpartition(".")
+        return stem if dot and stem else name
+
     @cached_property
     def is_text(self) -> bool:
         """True unless the head holds NUL bytes or mostly control characters."""

@@ -324,6 +324,36 @@ def _first_values(head: Head, layout: CsvLayout) -> dict[str, str]:
     return {}
 
 
+def row_chunks(frame: pd.DataFrame, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """``frame`` in slices of at most ``chunk_rows`` rows (each re-indexed from 0)."""
+    step = max(int(chunk_rows), 1)
+    for lo in range(0, len(frame), step):
+        yield frame.iloc[lo:lo + step].reset_index(drop=True)
+
+
+def preamble_text(lines: list[str], strip: str = "", limit: int = 2000) -> str:
+    """The non-blank lines of a file's preamble joined with `` | `` (each stripped of blanks
+    and of the leading ``strip`` characters, e.g. BaSyTec's ``~``), cut to ``limit`` chars."""
+    parts = (x.strip().lstrip(strip).strip().strip('"').strip() for x in lines)
+    return " | ".join(p for p in parts if p)[:limit]
+
+
+def refuse_unparsed(parsed: np.ndarray, text: pd.Series, frame: pd.DataFrame, *, file: str,
+                    column: str, message: str, code: str, expected: str,
+                    where: Callable[[int], str] | None = None) -> None:
+    """Raise :class:`InputFormatError` at the first value of ``text`` that was given (not
+    empty) but did not parse (NaN in ``parsed``), naming its ``source_row``; ``where(row)``
+    may add where that row lives (an Excel sheet row)."""
+    bad = np.isnan(parsed) & text.notna().to_numpy()
+    if not bad.any():
+        return
+    k = int(np.argmax(bad))
+    row = int(frame["source_row"].iloc[k])
+    found = repr(str(text.iloc[k]))
+    raise InputFormatError(message, code=code, file=file, row=row, column=column,
+                           expected=expected, found=found + (f" ({where(row)})" if where else ""))
+
+
 def _duration_time(head: Head, layout: CsvLayout, columns: list[Mapped], post):
     """A numeric elapsed-time column whose first value is written as a duration
     (``HH:MM:SS``, ``1d 02:03:04``, ``1.02:03:04``) is read as text and parsed
@@ -339,15 +369,10 @@ def _duration_time(head: Head, layout: CsvLayout, columns: list[Mapped], post):
     def parse(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         text = raw[m.source]
         secs = parse_duration(text)
-        bad = np.isnan(secs) & text.notna().to_numpy()
-        if bad.any():
-            k = int(np.argmax(bad))
-            raise InputFormatError(
-                "unreadable elapsed time", code="not_duration", file=head.name,
-                row=int(frame["source_row"].iloc[k]), column=m.source,
-                expected="seconds, or a duration such as '12:03:04', '1d 02:03:04', "
-                         "'1.02:03:04'",
-                found=repr(str(text.iloc[k])))
+        refuse_unparsed(secs, text, frame, file=head.name, column=m.source,
+                        message="unreadable elapsed time", code="not_duration",
+                        expected="seconds, or a duration such as '12:03:04', '1d 02:03:04', "
+                                 "'1.02:03:04'")
         frame["test_time_second"] = secs
         return frame if post is None else post(frame, raw, sink)
     return columns, parse

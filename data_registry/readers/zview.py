@@ -28,7 +28,7 @@ from data_registry.errors import IngestWarning, InputFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.numeric_lines import iter_lines
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source
+from data_registry.readers.source import Source, preamble_text, row_chunks
 
 FORMAT_NAME = "zview_z"
 READER_VERSION = "1"
@@ -58,6 +58,15 @@ def is_zview(head: Head) -> bool:
             and header_index(lines) is not None)
 
 
+def _starts_with_number(line: str) -> bool:
+    first = re.split(r"[,\t ]+", line, maxsplit=1)[0]
+    try:
+        float(first)
+    except ValueError:
+        return False
+    return True
+
+
 def _declared_points(lines: list[str], header: int) -> int | None:
     for i, line in enumerate(lines[:header]):
         m = _POINTS.match(line)
@@ -78,9 +87,8 @@ def open_zview(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES
                                expected="a ZPlot/ZView column header", found=head.lines[:3])
     names = _names(head.lines[at])
     declared = _declared_points(head.lines, at)
-    stem = head.path.name.split(".")[0]
-    meta = {"zview_preamble": " | ".join(x.strip().strip('"') for x in head.lines[:at]
-                                         if x.strip().strip('"'))[:2000]}
+    stem = head.stem
+    meta = {"zview_preamble": preamble_text(head.lines[:at])}
 
     def produce(sink: list[IngestWarning]) -> Iterator[pd.DataFrame]:
         lines, rows = [], []
@@ -91,7 +99,7 @@ def open_zview(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES
                     header_line = n
                 continue
             line = text.strip()
-            if not rows and not line[:1].lstrip("+-.").isdigit():
+            if not rows and not _starts_with_number(line):
                 continue  # "End Comments" and the like before the first row
             fields = [f.strip() for f in (line.split(",") if "," in line
                                           else _SPLIT.split(line))]
@@ -120,8 +128,7 @@ def open_zview(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES
         frame = pd.DataFrame({"source_row": np.asarray(lines, dtype=np.int64),
                               **{c: block[:, j] for j, c in enumerate(COLUMNS.values())}})
         frame["measurement_id"] = stem
-        for lo in range(0, len(frame), max(int(chunk_rows), 1)):
-            yield frame.iloc[lo:lo + chunk_rows].reset_index(drop=True)
+        yield from row_chunks(frame, chunk_rows)
 
     warns = [IngestWarning(
         "eis_cycle_count_unknown", "a ZView spectrum carries no cycle number and its "
