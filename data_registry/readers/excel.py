@@ -20,18 +20,16 @@ import numpy as np
 import pandas as pd
 
 from data_registry.errors import InputFormatError, ValidationError
-from data_registry.readers import arbin_csv, header_words
+from data_registry.readers import arbin_csv, header_words, neware_csv
 from data_registry.readers.headers import match_headers, step_clock
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, frame_source, refuse_unparsed
 from data_registry.schema import SAMPLES
 
 READER_VERSION = "2"
-#: Neware's headers (``Chg. Cap.(Ah)`` …), as its CSV reader reads them
-NEWARE_STEMS = {"total_time": "test_time_second", "cumulative_time": "test_time_second",
-                "chg_cap": "charging_capacity_ah", "dchg_cap": "discharging_capacity_ah",
-                "chg_energy": "charging_energy_wh", "dchg_energy": "discharging_energy_wh",
-                "cycle_id": "cycle_count", "step_id": "step_count"}
+#: Neware's headers (``Chg. Cap.(Ah)`` …) as its CSV reader reads them; its clocks
+#: (``Total Time``) are whole-test clocks of the generic vocabulary
+NEWARE_STEMS = {k: v for k, v in neware_csv.SPEC.stems.items() if not v.startswith("_")}
 STEMS = {**header_words.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP, **NEWARE_STEMS}
 STEMS.pop("date_time", None)
 STEMS.pop("datetime", None)
