@@ -118,3 +118,25 @@ def test_reload_swaps_model_without_failing_in_flight_requests(
     after = client.get("/v1/models").json()["models"][0]["loaded_at_unix"]
     assert after > before
     assert len(statuses) >= 3 and set(statuses) == {200}
+
+
+def test_upload_takes_a_stated_eis_cycle_and_an_active_mass(client):
+    import numpy as np
+
+    f = np.logspace(4, -1, 30)
+    z = 0.05 + 0.2 * (1 - 1j) / np.sqrt(2 * np.pi * f)
+    zview = ["ZPLOT2 ASCII", "  Freq(Hz)\tAmpl\tBias\tTime(Sec)\tZ'(a)\tZ''(b)\tGD\tErr\tRange",
+             "End Comments"] + [f"{a:.6E}\t0.01\t0\t{k}\t{b.real:.6E}\t{b.imag:.6E}\t0\t0\t3"
+                                for k, (a, b) in enumerate(zip(f, z))]
+    r = client.post("/v1/cells/E1/samples?filename=E1_c50.z&eis_cycle=50",
+                    content=("\n".join(zview) + "\n").encode())
+    assert r.status_code == 201, r.text
+    assert "eis_cycle_count_unknown" not in {w["code"] for w in r.json()["warnings"]}
+    table = ["Cycle,Discharge capacity (mAh/g),Time (h)"] + [
+        f"{n},{400 - n},{20 * n}" for n in range(1, 31)]
+    body = ("\n".join(table) + "\n").encode()
+    r = client.post("/v1/cells/M1/samples?filename=m1.csv", content=body)
+    assert r.status_code == 422 and r.json()["code"] == "needs_active_mass"
+    r = client.post("/v1/cells/M1/samples?filename=m1.csv&active_mass_g=0.005", content=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["report"]["rows"] == 30

@@ -76,13 +76,14 @@ def _staging(settings: Settings, name: str) -> tuple[Path, Path]:
 
 
 def _reader_options(hours_per_cycle: float | None, c_rate: float | None,
-                    on_error: str | None) -> dict[str, Any]:
+                    on_error: str | None, eis_cycle: int | None = None,
+                    active_mass_g: float | None = None) -> dict[str, Any]:
     """The upload's ingest options, as ``fadecast ingest`` takes them (checked by the
     registry's own rules)."""
     from data_registry import reader_options as ro
 
     given = {"protocol_hours_per_cycle": hours_per_cycle, "c_rate": c_rate,
-             "on_error": on_error}
+             "on_error": on_error, "eis_cycle": eis_cycle, "active_mass_g": active_mass_g}
     known = set(ro.READER_OPTIONS) | set(getattr(ro, "CHOICE_OPTIONS", {}))
     out = {}
     for key, value in given.items():
@@ -118,8 +119,14 @@ async def upload_samples(request: Request, cell_id: str = CELL_ID,
                          on_error: str | None = Query(None, pattern=r"^(raise|skip-row)$",
                                                       description="a bad row: raise (default) "
                                                       "or skip-row (recorded as a warning)"),
+                         eis_cycle: int | None = Query(
+                             None, ge=0, lt=1_000_000_000, description="an EIS file of one "
+                             "spectrum without a cycle column (Gamry, ZView …): its cycle"),
+                         active_mass_g: float | None = Query(
+                             None, gt=0, lt=1e6, description="grams of active material: a "
+                             "capacity per mass (mAh/g) is read in Ah"),
                          settings: Settings = Depends(app_settings)) -> Response:
-    options = _reader_options(hours_per_cycle, c_rate, on_error)
+    options = _reader_options(hours_per_cycle, c_rate, on_error, eis_cycle, active_mass_g)
     name = _SAFE_NAME.sub("_", Path(filename).name).strip("._") or "upload.csv"
     folder, path = await anyio.to_thread.run_sync(_staging, settings, name)
     size = 0
