@@ -239,3 +239,24 @@ def test_a_matlab_file_is_recognised_and_refused_with_what_to_do(tmp_path):
                                                "CSV") as e:
         open_source(p)
     assert e.value.code == "unsupported_format" and e.value.found == "matlab_mat"
+
+
+def test_neware_cycle_export_and_energy_or_percent_columns_are_no_capacities(tmp_path):
+    from data_registry.readers import detect
+
+    p = tmp_path / "neware_cycle.csv"
+    p.write_text("Cycle Index,Chg. Cap.(Ah),DChg. Cap.(Ah),Chg.-DChg. Eff(%),Chg. Energy(Wh),"
+                 "DChg. Energy(Wh)\n1,1.01,1.00,99.0,3.7,3.6\n2,1.00,0.99,99.0,3.7,3.6\n"
+                 "3,0.99,0.985,99.5,3.7,3.55\n")
+    assert detect(p) == "generic_cycles_csv"
+    df = open_source(p, protocol_hours_per_cycle=4.0).read()
+    assert df["discharge_capacity_ah"].tolist() == [1.00, 0.99, 0.985]
+    assert df["charge_capacity_ah"].tolist() == [1.01, 1.00, 0.99]
+    assert df["discharge_energy_wh"].tolist() == [3.6, 3.6, 3.55]
+    # a capacity table: the one unitless column is the capacity, not Energy (Wh) or CE (%)
+    p = tmp_path / "cell.csv"
+    p.write_text("cycle,cellA,Energy (Wh),CE (%)\n1,1.00,3.6,99\n2,0.99,3.6,99\n"
+                 "3,0.985,3.6,99\n")
+    assert detect(p) == "capacity_table_csv"
+    src = open_source(p, protocol_hours_per_cycle=4.0)
+    assert src.read()["discharge_capacity_ah"].tolist() == [1.00, 0.99, 0.985]

@@ -128,11 +128,19 @@ def _other_quantity(header: str, file: str) -> str | None:
     from data_registry.readers.headers import match_header
 
     canonical = [c for c in CYCLES.names if c != "cell_id"]
+    from data_registry.units import specific_capacity_factor, split_header, unit_factor
+
     try:
         m = match_header(header, canonical, CYCLE_STEMS, file)
     except ValidationError:
         return "unknown unit"
-    if m is None or m.target == "discharge_capacity_ah":
+    if m is None:  # a header unit of another quantity (Energy (Wh), CE (%)) is no capacity
+        unit = split_header(header)[1]
+        if unit is not None and unit_factor("capacity", unit) is None \
+                and specific_capacity_factor(unit) is None:
+            return f"a column in {unit}"
+        return None
+    if m.target == "discharge_capacity_ah":
         return None
     return m.target
 

@@ -55,6 +55,9 @@ CYCLE_STEMS: dict[str, str] = {
     "discharge_energy": "discharge_energy_wh", "charge_energy": "charge_energy_wh",
     "temperature": "temperature_celsius", "internal_resistance": "internal_resistance_ohm",
     "cycle_duration": "cycle_duration_second", "rest": "rest_second",
+    # Neware's per-cycle export (Chg. Cap.(Ah), DChg. Cap.(Ah), Chg. Energy(Wh) …)
+    "chg_cap": "charge_capacity_ah", "dchg_cap": "discharge_capacity_ah",
+    "chg_energy": "charge_energy_wh", "dchg_energy": "discharge_energy_wh",
     **_CLOCK,
 }
 #: header words of German, French, Spanish and Italian exports → the English stem they mean
