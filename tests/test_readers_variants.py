@@ -260,3 +260,20 @@ def test_neware_cycle_export_and_energy_or_percent_columns_are_no_capacities(tmp
     assert detect(p) == "capacity_table_csv"
     src = open_source(p, protocol_hours_per_cycle=4.0)
     assert src.read()["discharge_capacity_ah"].tolist() == [1.00, 0.99, 0.985]
+
+
+def test_a_per_cycle_statistics_export_with_current_and_voltage_is_per_cycle(tmp_path):
+    from data_registry.readers import detect
+
+    rows = ["Cycle_Index,Test_Time(s),Current(A),Voltage(V),Charge_Capacity(Ah),"
+            "Discharge_Capacity(Ah)"] + [f"{n},{14400 * n},-0.5,3.0,1.0,{1 - 0.01 * n:.2f}"
+                                         for n in range(1, 6)]
+    p = tmp_path / "stats.csv"
+    p.write_text("\n".join(rows) + "\n")
+    assert detect(p) == "generic_cycles_csv"
+    df = open_source(p).read()
+    assert df["discharge_capacity_ah"].tolist() == [0.99, 0.98, 0.97, 0.96, 0.95]
+    # the same columns with cycles repeating row after row are samples
+    rows = [rows[0]] + [f"{1 + k // 3},{10 * k},-0.5,3.0,0.0,{0.001 * k:.3f}" for k in range(9)]
+    p.write_text("\n".join(rows) + "\n")
+    assert detect(p) == "generic_csv"

@@ -257,19 +257,42 @@ def detect_layout(head: Head) -> str | None:
 
     A layout whose signature columns are all present wins; otherwise the layout with most
     signature columns, if at least two, so a file missing one column is still recognised and
-    then refused with a precise ``missing_column`` error.
+    then refused with a precise ``missing_column`` error. A table that is complete both as
+    samples and as per-cycle rows (a cycler's per-cycle statistics export also lists the last
+    current and voltage) is per-cycle when its head never repeats a cycle number.
     """
     if not head.lines:
         return None
-    scores = {}
+    scores, cycle_column = {}, None
     for name in ("generic_eis_csv", "generic_cycles_csv", "generic_csv"):
-        targets = {m.target for m in _mapped(head, name)}
+        mapped = _mapped(head, name)
+        targets = {m.target for m in mapped}
         hits = len(SIGNATURES[name] & targets)
         scores[name] = (hits == len(SIGNATURES[name]), hits)
+        if name == "generic_cycles_csv":
+            cycle_column = next((m.source for m in mapped if m.target == "cycle_index"), None)
+    if scores["generic_cycles_csv"][0] and scores["generic_csv"][0] \
+            and _one_row_per_cycle(head, cycle_column):
+        return "generic_cycles_csv"
     best = max(scores, key=lambda n: scores[n])
     if scores[best][1] >= 2:
         return best
     return "capacity_table_csv" if capacity_table(head) is not None else None
+
+
+def _one_row_per_cycle(head: Head, column: str | None) -> bool:
+    """True when the head's values of the cycle ``column`` rise on every row (≥ 3 rows)."""
+    if column is None:
+        return False
+    names = [n.strip().strip('"') for n in head.fields(0)]
+    if column not in names:
+        return False
+    j = names.index(column)
+    rows = _sample_rows(head, head.delimiter(head.lines[0]))
+    values = [_numeric(r[j]) for r in rows if j < len(r)]
+    if len(values) < 3 or any(v is None for v in values):
+        return False
+    return all(b > a for a, b in zip(values, values[1:]))
 
 
 def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
