@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 
+import numpy as np
 import pytest
 
 from data_registry.errors import InputFormatError
@@ -285,3 +286,21 @@ def test_excel_time_cells_and_mixed_numbers_in_a_total_time_column(tmp_path):
     secs = open_source(p).read()["test_time_second"].tolist()
     # numbers are in the header's unit (h); durations and time cells are already seconds
     assert secs == [0.0, 10.0, 20.0, 30 * 3600.0, 31.5 * 3600.0, 60 * 3600.0]
+
+
+def test_a_vendor_wall_clock_uses_the_same_layout_rule(tmp_path):
+    """An EC-Lab text export with absolute time from a European install (day first): the head
+    holds 12/03 only, so the order comes from the whole column, where 13/03 appears."""
+    import datetime as dt
+
+    t = dt.datetime(2021, 3, 12, 23, 0, 0)
+    rows = ["mode\ttime/s\tEcell/V\tI/mA\tcycle number"]
+    for k in range(300):  # 30 s apart: 23:00 on 12 March to 01:29:30 on 13 March
+        rows.append(f"1\t{t:%d/%m/%Y %H:%M:%S}.000\t3.7\t{500 if k < 150 else -500}\t1")
+        t += dt.timedelta(seconds=30)
+    p = tmp_path / "eclab.txt"
+    p.write_text("\n".join(rows) + "\n")
+    assert detect(p) == "biologic_txt"
+    df = open_source(p).read()
+    assert df["test_time_second"].iloc[-1] == pytest.approx(299 * 30)
+    assert (np.diff(df["test_time_second"].to_numpy()) == 30).all()

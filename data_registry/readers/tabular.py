@@ -117,12 +117,21 @@ def open_tabular(spec: TabularSpec, head: Head, chunk_rows: int,
         columns.append(Mapped(columns[0].source, "measurement_id", 1.0, True))
     by_target = {m.target: m for m in columns}
     start: list[float] = []
+    stamps = None  # the wall-clock layout, decided once for the whole file
+    if spec.time_text == "datetime" and "_time_text" in by_target:
+        from data_registry.readers.timestamps import decided_layout
+
+        j = layout.names.index(by_target["_time_text"].source)
+        rows = [ln.split(layout.delimiter) for ln in head.lines[layout.data_line - 1:][:20]
+                if ln.strip()]
+        stamps = decided_layout(head, j, layout.delimiter, layout.data_line, max_line_bytes,
+                                [r[j] for r in rows if j < len(r)])
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         if "_time_text" in by_target:
             src = by_target["_time_text"].source
             frame["test_time_second"] = _time_seconds(spec, raw[src], frame, head.name, src,
-                                                      start)
+                                                      start, stamps)
         sense = None
         if "_state" in by_target:
             sense = state_sense(raw[by_target["_state"].source], spec.charge_states,
@@ -154,9 +163,20 @@ def _quoting(layout: CsvLayout, spec: TabularSpec) -> CsvLayout:
 
 
 def _time_seconds(spec: TabularSpec, text: pd.Series, frame: pd.DataFrame, file: str,
-                  column: str, start: list[float]) -> np.ndarray:
+                  column: str, start: list[float], stamps: str | None = None) -> np.ndarray:
+    """Seconds of a text clock: durations, or wall-clock stamps counted from the first row
+    (in the file's decided ``stamps`` layout, :mod:`data_registry.readers.timestamps`; a
+    layout it does not know is left to pandas' inference)."""
     if spec.time_text == "duration":
         secs = parse_duration(text)
+    elif stamps is not None:
+        from data_registry.readers.timestamps import stamp_seconds
+
+        secs = stamp_seconds(text, stamps)
+        if not start:
+            first = secs[np.isfinite(secs)]
+            start.append(first[0] if len(first) else 0.0)
+        secs = secs - start[0]
     else:
         clean = text.astype("string").str.strip()
         stamps = pd.to_datetime(clean, errors="coerce")  # format inferred from the first row

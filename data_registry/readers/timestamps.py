@@ -19,7 +19,7 @@ one-hour jump (the validator refuses a clock going backwards); ISO stamps with a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -60,16 +60,22 @@ def date_layout(values: list[str]) -> str | None:
     return None
 
 
-def slash_order(values: list[str]) -> str:
+def slash_order(values: Iterable[str]) -> str:
     """``"day_first"`` or ``"month_first"`` for slash dates whose head could not tell: a field
-    above 12 anywhere decides; else the order whose clock never steps back and whose largest
-    step is smaller (a day change read the wrong way jumps a month); else month first."""
-    firsts = [m for m in (_SLASH.match(v.strip().strip('"')) for v in values if v) if m]
-    if any(int(m.group(1)) > 12 for m in firsts):
-        return "day_first"
-    if any(int(m.group(2)) > 12 for m in firsts):
-        return "month_first"
-    text = pd.Series(values, dtype="string")
+    above 12 anywhere decides (the scan stops there); else the order whose clock never steps
+    back and whose largest step is smaller (a day change read the wrong way jumps a month);
+    else month first."""
+    seen = []
+    for v in values:
+        m = _SLASH.match(v.strip().strip('"')) if v else None
+        if m is None:
+            continue
+        if int(m.group(1)) > 12:
+            return "day_first"
+        if int(m.group(2)) > 12:
+            return "month_first"
+        seen.append(v)
+    text = pd.Series(seen, dtype="string")
     steps = {}
     for order in ("month_first", "day_first"):
         d = np.diff(stamp_seconds(text, order))
@@ -90,6 +96,8 @@ def timestamp_column(names: list[str] | tuple[str, ...], first_values: dict[str,
             layout = date_layout(first_values.get(h, []))
             if layout == "slash_ambiguous":
                 layout = slash_order(all_values(h) if all_values else first_values[h])
+            if layout is not None and layout.startswith("slash"):
+                layout = "month_first"
             if layout is not None:
                 return h, layout
     return None
@@ -110,17 +118,26 @@ def unreadable_stamps(names: list[str] | tuple[str, ...], first_values: dict[str
 
 
 def column_texts(head, column: int, delimiter: str, data_line: int,
-                 max_line_bytes: int) -> list[str]:
-    """The text of field ``column`` on every data line (from 1-based ``data_line``)."""
+                 max_line_bytes: int) -> Iterator[str]:
+    """The text of field ``column`` on every data line (from 1-based ``data_line``), lazily."""
     from data_registry.readers.numeric_lines import iter_lines
 
-    out = []
     for n, line in iter_lines(head, max_line_bytes):
         if n >= data_line:
             fields = line.rstrip("\r\n").split(delimiter)
             if column < len(fields):
-                out.append(fields[column])
-    return out
+                yield fields[column]
+
+
+def decided_layout(head, column: int, delimiter: str, data_line: int, max_line_bytes: int,
+                   head_values: list[str]) -> str | None:
+    """The one date layout of a timestamp column: from ``head_values``, and for slash dates
+    the head cannot order, from the column's values in the whole file (:func:`slash_order`);
+    None when the head's values are in no known layout."""
+    layout = date_layout(head_values)
+    if layout == "slash_ambiguous":
+        layout = slash_order(column_texts(head, column, delimiter, data_line, max_line_bytes))
+    return layout
 
 
 #: day-first dots or slashes, month-first slashes: (a)(sep)(b)(sep)(year) time [AM|PM]
