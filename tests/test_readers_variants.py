@@ -277,3 +277,31 @@ def test_a_per_cycle_statistics_export_with_current_and_voltage_is_per_cycle(tmp
     rows = [rows[0]] + [f"{1 + k // 3},{10 * k},-0.5,3.0,0.0,{0.001 * k:.3f}" for k in range(9)]
     p.write_text("\n".join(rows) + "\n")
     assert detect(p) == "generic_csv"
+
+
+def test_unsigned_current_is_signed_by_a_step_state_column(tmp_path):
+    from data_registry.readers.conventions import state_words_sense
+    from ml.features import build_cycle_table
+
+    words = pd.Series(["CC Chg", "CCCV_Chg", "Charge", "C", "LAD", "CC DChg", "Discharge",
+                       "D", "ELA", "Entladen", "Rest", "Pause", "OCV", None])
+    assert state_words_sense(words).tolist() == [1] * 5 + [-1] * 5 + [0] * 4
+    rows, t = ["Time (s),Voltage (V),Current (A),Cycle,Step Type"], 0
+    for c in (1, 2):
+        for state, amp in (("CC Chg", 0.5), ("Rest", 0.0), ("CC DChg", 0.5)):
+            for k in range(0, 130, 10):
+                rows.append(f"{t},3.7,{amp},{c},{state}")
+                if k < 120:
+                    t += 10
+    p = tmp_path / "unsigned.csv"
+    p.write_text("\n".join(rows) + "\n")
+    src = open_source(p)
+    df = src.read()
+    assert df["current_ampere"].min() == -0.5 and df["current_ampere"].max() == 0.5
+    assert "current_signed_from_state" in _codes(src) and "unknown_columns" not in _codes(src)
+    table = build_cycle_table(df.assign(cell_id="u"), voltage_curves=False)
+    assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([0.5 * 120 / 3600] * 2)
+    # a signed current is left as written, state column or not
+    p.write_text("\n".join([rows[0]] + [r.replace(",0.5,1,CC DChg", ",-0.5,1,CC DChg")
+                                        for r in rows[1:]]) + "\n")
+    assert "current_signed_from_state" not in _codes(open_source(p))

@@ -6,8 +6,14 @@ has a signed current (positive = charge) and separate charging/discharging count
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+
+#: step-state words of a discharge / a charge, in any cycler's spelling (English, German)
+_DISCHARGE_WORDS = re.compile(r"dchg|d[\s_-]chg|dis|entlad|^ela|^d$|^dch")
+_CHARGE_WORDS = re.compile(r"chg|charge|^lad|^c$|^ch$")
 
 
 def state_sense(states: pd.Series, charge: tuple[str, ...], discharge: tuple[str, ...]
@@ -34,3 +40,13 @@ def split_counter(counter: np.ndarray, sense: np.ndarray) -> tuple[np.ndarray, n
     """One unsigned counter → (charging, discharging) counters; NaN outside their state."""
     c = np.abs(counter)
     return np.where(sense > 0, c, np.nan), np.where(sense < 0, c, np.nan)
+
+
+def state_words_sense(states: pd.Series) -> np.ndarray:
+    """+1 / −1 / 0 for step states written as words in any cycler's spelling: ``CC Chg``,
+    ``CCCV_Chg``, ``Charge``, ``C``, ``LAD`` → charge; ``CC DChg``, ``Discharge``, ``D``,
+    ``ELA``, ``Entladen`` → discharge (tested first); ``Rest``, ``Pause``, ``OCV`` … → 0."""
+    s = states.astype("string").str.strip().str.lower().fillna("")
+    dis = s.str.contains(_DISCHARGE_WORDS).to_numpy(dtype=bool)
+    chg = s.str.contains(_CHARGE_WORDS).to_numpy(dtype=bool)
+    return np.where(dis, -1, np.where(chg, 1, 0)).astype(np.int8)
