@@ -305,3 +305,14 @@ def test_unsigned_current_is_signed_by_a_step_state_column(tmp_path):
     p.write_text("\n".join([rows[0]] + [r.replace(",0.5,1,CC DChg", ",-0.5,1,CC DChg")
                                         for r in rows[1:]]) + "\n")
     assert "current_signed_from_state" not in _codes(open_source(p))
+
+
+def test_bare_headers_say_which_units_they_were_read_in(tmp_path):
+    p = tmp_path / "bare.csv"
+    p.write_text("Time,Voltage,Current,Cycle\n0,3.7,500,1\n10,3.7,500,1\n20,3.7,-500,1\n")
+    src = open_source(p)
+    assert src.read()["current_ampere"].max() == 500.0  # read as documented: A
+    warn = _codes(src)["units_assumed"]
+    assert "'Current' in A (first rows up to 500)" in warn.message and warn.count == 3
+    p.write_text("Time (s),Voltage (V),Current (mA),Cycle\n0,3.7,500,1\n10,3.7,500,1\n")
+    assert "units_assumed" not in _codes(open_source(p))

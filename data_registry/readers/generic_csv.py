@@ -29,6 +29,7 @@ from data_registry.errors import IngestWarning, ValidationError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.capacity_units import (_capacity_factor, _override_hint,
                                                   _per_mass_columns, _stated_factor, header_unit)
+from data_registry.readers.generic_samples import assumed_units, state_signed_current
 from data_registry.readers.header_words import CYCLE_STEMS, EIS_STEMS, SAMPLE_STEMS
 from data_registry.readers.headers import (match_header, match_headers, match_with_units, norm,
                                            step_clock, units_row)
@@ -353,7 +354,11 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
             warns.append(timestamps.timestamp_warning(head.name, *found))
     columns = _unitless_capacity(head, layout, columns, warns, kind, used, capacity_unit)
     if kind == "samples":
-        columns, stamp_post = _state_signed_current(head, layout, columns, stamp_post, warns)
+        def values(source: str) -> np.ndarray:
+            return _column_values(head, layout, source)
+        columns, stamp_post = state_signed_current(head.name, layout.names, values, columns,
+                                                   stamp_post, warns)
+        assumed_units(head.name, values, columns, used, warns)
     unknown = [n for n in layout.names if n and n not in {m.source for m in columns}
                and n not in steps and (rows is None or n != rows.column)]
     if unknown:
@@ -384,43 +389,6 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
     return csv_source(head, format_name=format_name, reader_version=READER_VERSION, kind=kind,
                       layout=layout, columns=columns, chunk_rows=chunk_rows, warnings=warns,
                       post=post, max_line_bytes=max_line_bytes, rows=rows)
-
-
-#: headers (normalised) of a step-state column: Neware ``Step Type``, Maccor ``MD``/``State``,
-#: BaSyTec ``Command``, Digatron ``Zustand`` …
-STATE_HEADERS = frozenset({"state", "status", "step_type", "steptype", "step_status", "md",
-                           "zustand", "command", "step_name", "type"})
-
-
-def _state_signed_current(head: Head, layout, columns: list[Mapped], post,
-                          warns: list[IngestWarning]) -> tuple[list[Mapped], object]:
-    """An UNSIGNED current (never negative on the head's rows) beside a step-state column is
-    signed by the state's words (:func:`~data_registry.readers.conventions.state_words_sense`:
-    discharge → −|I|); warning ``current_signed_from_state``. Else unchanged."""
-    from data_registry.readers.conventions import signed_current, state_words_sense
-
-    current = next((m for m in columns if m.target == "current_ampere"), None)
-    taken = {m.source for m in columns}
-    state = next((n for n in layout.names if n not in taken and n
-                  and norm(n) in STATE_HEADERS), None)
-    if current is None or state is None:
-        return columns, post
-    head_current = _column_values(head, layout, current.source)
-    head_current = head_current[np.isfinite(head_current)]
-    if not head_current.size or (head_current < 0).any():
-        return columns, post
-    warns.append(IngestWarning(
-        "current_signed_from_state", f"current '{current.source}' is never negative on the "
-        f"first rows: it is signed by the step state '{state}' (discharge words → negative, "
-        "charge words → positive, others as written)", head.name, 1, current.source))
-
-    def sign(frame: pd.DataFrame, raw, sink: list) -> pd.DataFrame:
-        if post is not None:
-            frame = post(frame, raw, sink)
-        frame["current_ampere"] = signed_current(frame["current_ampere"].to_numpy(),
-                                                 state_words_sense(raw[state]))
-        return frame
-    return [*columns, Mapped(state, "_state", 1.0, True)], sign
 
 
 def _column_values(head: Head, layout, source: str) -> np.ndarray:
