@@ -87,5 +87,11 @@ def test_basytec_blank_separated_export_is_refused_saying_why(tmp_path):
     lines = [line.replace("\t", " ") for line in basytec_lines()]
     with pytest.raises(InputFormatError) as err:
         open_source(_write(tmp_path / "blank.txt", lines))
-    assert err.value.code == "unsupported_layout" and "tab-separated" in str(err.value)
+    assert err.value.code == "unsupported_layout" and "separated by blanks" in str(err.value)
     assert err.value.row == len(PREAMBLE) + 1
+
+
+def test_basytec_semicolon_export_reads_like_the_tab_one(tmp_path):
+    lines = [line.replace("\t", ";") for line in basytec_lines()]
+    df = open_source(_write(tmp_path / "semi.txt", lines)).read()
+    assert df["current_ampere"].min() == -0.5 and df["cycle_count"].max() == 3

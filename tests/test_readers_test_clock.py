@@ -304,3 +304,47 @@ def test_a_vendor_wall_clock_uses_the_same_layout_rule(tmp_path):
     df = open_source(p).read()
     assert df["test_time_second"].iloc[-1] == pytest.approx(299 * 30)
     assert (np.diff(df["test_time_second"].to_numpy()) == 30).all()
+
+
+def test_stamp_edge_cases_and_the_line_of_a_stamp_that_breaks_the_layout(tmp_path):
+    import pandas as pd
+
+    from data_registry.readers.timestamps import slash_order, stamp_seconds
+
+    def rel(values, layout):
+        x = stamp_seconds(pd.Series(values), layout)
+        return (x - x[0]).tolist()
+
+    assert rel(["01/02/25 1:05:00 PM", "01/02/25 12:05:00 AM", "01/02/25 13:05:00 PM"],
+               "month_first")[1:] == [-46800.0, pytest.approx(float("nan"), nan_ok=True)]
+    assert rel(["12/31/99 23:59:00", "01/01/00 00:01:00"], "month_first") == [0.0, 120.0]
+    assert rel(["11.03.2025 23:59:59,5", "12.03.2025 00:00:00"], "day_first") == [0.0, 0.5]
+    assert rel(["2025-03-01 10:00:00", "2025-03-01T10:00:01,5"], "iso") == [0.0, 1.5]
+    # the day is the field that changes while the other stays (11/03 → 12/03 → 01/04 …)
+    days = [f"{d:02d}/03/2025 12:00:00" for d in range(1, 13)]
+    assert slash_order(days) == "day_first" and slash_order(["03/01/2025 10:00:00"] * 5) == \
+        "month_first"
+    rows = ["Timestamp,Voltage,Current,Cycle", ",V,A,"] + [
+        f"2025-05-05 14:36:0{k},3.6,1.0,1" for k in range(6)]
+    rows[5] = "2025-05-05 14:36:03 CEST,3.6,1.0,1"
+    p = tmp_path / "late.csv"
+    p.write_text("\n".join(rows) + "\n")
+    with pytest.raises(InputFormatError) as err:
+        open_source(p)
+    assert err.value.row == 6 and "CEST" in str(err.value)  # line 6, after the units row
+
+
+def test_excel_column_of_h_mm_ss_cells_past_a_day_and_newer_neware_ids(tmp_path):
+    import openpyxl
+
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.append(["Record ID", "Cycle ID", "Step ID", "Total Time(h)", "Current(A)", "Voltage(V)"])
+    for k, days in enumerate((1.5, 2.0, 2.5)):
+        ws.append([k + 1, 1, 1, days, 0.5, 3.7])
+        ws.cell(row=k + 2, column=4).number_format = "h:mm:ss"
+    p = tmp_path / "days.xlsx"
+    wb.save(p)
+    df = open_source(p).read()
+    assert df["test_time_second"].tolist() == [36 * 3600.0, 48 * 3600.0, 60 * 3600.0]
+    assert df["cycle_count"].tolist() == [1, 1, 1]

@@ -316,3 +316,37 @@ def test_bare_headers_say_which_units_they_were_read_in(tmp_path):
     assert "'Current' in A (first rows up to 500)" in warn.message and warn.count == 3
     p.write_text("Time (s),Voltage (V),Current (mA),Cycle\n0,3.7,500,1\n10,3.7,500,1\n")
     assert "units_assumed" not in _codes(open_source(p))
+
+
+def test_state_words_are_whole_tokens_and_a_column_without_them_is_no_state(tmp_path):
+    from data_registry.readers.conventions import state_words_sense
+
+    words = ["Disconnect", "Display", "Elapsed", "Exchg", "Ladder", "Charger off", "CCD",
+             "CC_D", "CVD", "D_CC", "DSG", "Entl.", "Charging", "CHA", "CCC", "PAU", "R"]
+    assert state_words_sense(pd.Series(words)).tolist() == [0] * 6 + [-1] * 6 + [1] * 3 + [0] * 2
+    p = tmp_path / "typed.csv"
+    p.write_text("Time (s),Voltage (V),Current (A),Cycle,Type\n" +
+                 "".join(f"{k},3.7,1.0,1,NMC\n" for k in range(5)))
+    codes = _codes(open_source(p))
+    assert "current_signed_from_state" not in codes and "Type" in codes["unknown_columns"].message
+
+
+def test_per_cycle_rule_needs_consecutive_cycles_and_says_so(tmp_path):
+    from data_registry.readers import detect
+
+    head = "Time (s),Voltage (V),Current (A),Cycle,Capacity (Ah)\n"
+    p = tmp_path / "sparse.csv"  # one sample every 2 h, cycles of 1.5 h: numbers are skipped
+    p.write_text(head + "".join(f"{7200 * k},3.6,1.0,{1 + (4 * k) // 3},0.5\n"
+                                for k in range(8)))
+    assert detect(p) == "generic_csv"
+    p.write_text(head + "".join(f"{7200 * k},3.6,-1.0,{k + 1},{1 - 0.01 * k:.2f}\n"
+                                for k in range(8)))
+    assert detect(p) == "generic_cycles_csv"
+    assert "read_as_per_cycle" in _codes(open_source(p))
+
+
+def test_capacity_table_units_outside_the_unit_table_are_still_capacities(tmp_path):
+    p = tmp_path / "mahr.csv"
+    p.write_text("Cycle,B1 (mAhr),B2 (mAhr)\n1,1000,990\n2,990,980\n3,985,975\n")
+    src = open_source(p, capacity_column="B1 (mAhr)", protocol_hours_per_cycle=2.0)
+    assert src.read()["discharge_capacity_ah"].tolist() == [1.0, 0.99, 0.985]

@@ -3,8 +3,8 @@
 A preamble of lines starting with ``~`` (test name, battery, date of conversion …), the last of
 which is the column header: ``~Time[h]  DataSet  Date  Time  t-Step[h]  …  Line  Command  U[V]
 I[A]  Ah[Ah]  Ah-Cyc-Charge-0  Ah-Cyc-Discharge-0 …  T1[°C]  Cyc-Count  Count  State``, then
-tab-separated rows (a blank-separated export is refused: its date and time fields hold
-blanks too); German installations write decimal commas.
+tab- (or ``;``-) separated rows (a blank-separated export is refused: its date and time
+fields hold blanks too); German installations write decimal commas.
 
 * ``Time[h]`` (or ``[min]``/``[s]``) → ``test_time_second``; the wall-clock ``Date``/``Time``
   columns are not the test clock and are ignored.
@@ -61,13 +61,13 @@ def open_basytec(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYT
                  **_: object) -> Source:
     """Open a BaSyTec text export."""
     i = header_index(head)
-    if "\t" not in head.lines[i]:
+    if not any(d in head.lines[i] for d in ("\t", ";", ",")):
         raise InputFormatError(
             "BaSyTec export separated by blanks: its Date/Time fields hold blanks too, so the "
-            "columns cannot be told apart; export it tab-separated (the BaSyTec default)",
+            "columns cannot be told apart; export it with tabs (the BaSyTec default) or ';'",
             code="unsupported_layout", file=head.name, row=i + 1, column=None,
-            expected="tab-separated columns", found=repr(head.lines[i][:80]))
-    names = [f.strip() for f in head.lines[i].split("\t")]
+            expected="tab-, ';'- or ','-separated columns", found=repr(head.lines[i][:80]))
+    names = [f.strip() for f in head.lines[i].split(head.delimiter(head.lines[i]))]
     if not any(n in names for n in ("I[A]", "I[mA]")):
         per_mass = [n for n in names if "/kg" in n or "/g]" in n]
         raise InputFormatError(

@@ -132,7 +132,7 @@ def open_biologic_eis(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LIN
     """Open a BioLogic PEIS text export (−Im(Z) converted to Im(Z))."""
     i = EIS.header(head)
     state = {"n": 0, "last": np.inf}
-    stem = head.path.stem
+    stem = head.stem
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         f = frame["frequency_hz"].to_numpy()

@@ -11,9 +11,24 @@ import re
 import numpy as np
 import pandas as pd
 
-#: step-state words of a discharge / a charge, in any cycler's spelling (English, German)
-_DISCHARGE_WORDS = re.compile(r"dchg|d[\s_-]chg|dis|entlad|^ela|^d$|^dch")
-_CHARGE_WORDS = re.compile(r"chg|charge|^lad|^c$|^ch$")
+#: step-state words (whole tokens, lower case) of a discharge / a charge, in the spellings of
+#: Neware (CC_DChg), Maccor (D / C), BaSyTec (Discharge), Digatron (ELA / LAD, DCH / CHA) …
+_DISCHARGE = frozenset({"d", "dchg", "dischg", "discharge", "discharging", "dch", "dsg", "dsc",
+                        "dis", "entladen", "entladung", "entl", "ela"})
+_CHARGE = frozenset({"c", "chg", "charge", "charging", "chrg", "ch", "cha", "laden", "ladung",
+                     "lad"})
+#: compact forms: CCD / CVD / DCC (discharge), CCC / CCCV / CCC-V (charge)
+_DISCHARGE_TOKEN = re.compile(r"(cc|cv|cp|cr)d|d(cc|cv|cp|cr)")
+_CHARGE_TOKEN = re.compile(r"(cc|cv)c|c(cc|cv)|cccv")
+
+
+def _sense_of(text: str) -> int:
+    tokens = [t for t in re.split(r"[^a-z]+", text) if t]
+    if any(t in _DISCHARGE or _DISCHARGE_TOKEN.fullmatch(t) for t in tokens):
+        return -1
+    if any(t in _CHARGE or _CHARGE_TOKEN.fullmatch(t) for t in tokens):
+        return 1
+    return 0
 
 
 def state_sense(states: pd.Series, charge: tuple[str, ...], discharge: tuple[str, ...]
@@ -43,10 +58,10 @@ def split_counter(counter: np.ndarray, sense: np.ndarray) -> tuple[np.ndarray, n
 
 
 def state_words_sense(states: pd.Series) -> np.ndarray:
-    """+1 / −1 / 0 for step states written as words in any cycler's spelling: ``CC Chg``,
-    ``CCCV_Chg``, ``Charge``, ``C``, ``LAD`` → charge; ``CC DChg``, ``Discharge``, ``D``,
-    ``ELA``, ``Entladen`` → discharge (tested first); ``Rest``, ``Pause``, ``OCV`` … → 0."""
+    """+1 / −1 / 0 for step states written as words in any cycler's spelling, matched as whole
+    tokens: ``CC Chg``, ``CCCV_Chg``, ``Charge``, ``C``, ``LAD`` → charge; ``CC DChg``,
+    ``Discharge``, ``CC_D``, ``CCD``, ``ELA``, ``Entl.`` → discharge (tested first); ``Rest``,
+    ``Pause``, ``OCV``, and words that merely contain a state (``Display``, ``Exchg``) → 0."""
     s = states.astype("string").str.strip().str.lower().fillna("")
-    dis = s.str.contains(_DISCHARGE_WORDS).to_numpy(dtype=bool)
-    chg = s.str.contains(_CHARGE_WORDS).to_numpy(dtype=bool)
-    return np.where(dis, -1, np.where(chg, 1, 0)).astype(np.int8)
+    words = {w: _sense_of(w) for w in pd.unique(s)}  # a few distinct states per file
+    return s.map(words).to_numpy(dtype=np.int8)

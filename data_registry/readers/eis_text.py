@@ -137,7 +137,7 @@ def open_headerless_eis(head: Head, chunk_rows: int, max_line_bytes: int = MAX_L
     meta = {"eis_columns": ", ".join(f"{r}=column {j + 1}" for r, j in roles.items())}
     return csv_source(head, format_name="eis_text", reader_version=READER_VERSION, kind="eis",
                       layout=layout, columns=columns, chunk_rows=chunk_rows, metadata=meta,
-                      post=sweep_splitter(head.path.stem), max_line_bytes=max_line_bytes)
+                      post=sweep_splitter(head.stem), max_line_bytes=max_line_bytes)
 
 
 def sweep_splitter(stem: str):

@@ -29,7 +29,8 @@ from data_registry.schema import SAMPLES
 READER_VERSION = "2"
 #: Neware's headers (``Chg. Cap.(Ah)`` …) as its CSV reader reads them; its clocks
 #: (``Total Time``) are whole-test clocks of the generic vocabulary
-NEWARE_STEMS = {k: v for k, v in neware_csv.SPEC.stems.items() if not v.startswith("_")}
+NEWARE_STEMS = {**{k: v for k, v in neware_csv.SPEC.stems.items() if not v.startswith("_")},
+                "cycle_id": "cycle_count", "step_id": "step_count"}  # newer BTS workbooks
 STEMS = {**header_words.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP, **NEWARE_STEMS}
 STEMS.pop("date_time", None)
 STEMS.pop("datetime", None)
@@ -98,8 +99,10 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
                 return f"record {record} = sheet {sheet}, row {record - first + 2}"
             refuse_unparsed(secs, values, frame, file=head.name, column=clock.source,
                             message="unreadable elapsed time", code="not_duration",
-                            expected="seconds, or a duration such as '26:03:04', "
-                                     "'1d 02:03:04'", where=where)
+                            expected="seconds, a duration such as '26:03:04' or "
+                                     "'1d 02:03:04', or an Excel time cell (cells dated before "
+                                     "1910 are durations; later dates are wall clocks, not "
+                                     "test time)", where=where)
             frame["test_time_second"] = secs
         return frame
 
@@ -122,11 +125,14 @@ def excel_seconds(values: pd.Series, factor: float = 1.0) -> np.ndarray:
     past 24 h, counted from :data:`EXCEL_ORIGINS`), duration text (``26:03:04``, ``1d 02:03:04``,
     :func:`data_registry.units.parse_duration`), or numbers (and numeric text) in the header's
     unit, times ``factor``. NaN where none applies (a real date is a wall clock, not a test
-    time)."""
+    time). Known limit: openpyxl returns Excel days 59–61 all as 28 Feb 1900, so a duration
+    cell between 59 and 61 days cannot be told apart and reads as 59.x days."""
     from data_registry.units import parse_duration
 
     if pd.api.types.is_timedelta64_dtype(values):
         return values.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_datetime64_any_dtype(values):  # every cell an h:mm:ss past 24 h
+        values = values.astype(object)
     out = np.full(len(values), np.nan)
     text = np.zeros(len(values), dtype=bool)
     for i, v in enumerate(values.to_numpy()):

@@ -123,6 +123,11 @@ def _is_time(header: str, file: str) -> bool:
     return m is not None and m.target == "test_time_second"
 
 
+#: quantities whose units mark a column of a capacity table as something else
+_NOT_CAPACITY = ("time", "voltage", "current", "energy", "resistance", "temperature",
+                 "frequency")
+
+
 def _other_quantity(header: str, file: str) -> str | None:
     """The canonical per-cycle column a header names when it is NOT a discharge capacity
     (charge capacity, energy, temperature …): such a column is never read as one."""
@@ -137,10 +142,11 @@ def _other_quantity(header: str, file: str) -> str | None:
         return "unknown unit"
     if m is None:  # a header unit of another quantity (Energy (Wh), CE (%)) is no capacity
         unit = split_header(header)[1]
-        if unit is not None and unit_factor("capacity", unit) is None \
-                and specific_capacity_factor(unit) is None:
-            return f"a column in {unit}"
-        return None
+        other = unit is not None and unit_factor("capacity", unit) is None \
+            and specific_capacity_factor(unit) is None \
+            and (unit.strip() == "%" or any(unit_factor(q, unit) is not None
+                                            for q in _NOT_CAPACITY))
+        return f"a column in {unit}" if other else None
     if m.target == "discharge_capacity_ah":
         return None
     return m.target
@@ -282,18 +288,20 @@ def detect_layout(head: Head) -> str | None:
 
 
 def _one_row_per_cycle(head: Head, column: str | None) -> bool:
-    """True when the head's values of the cycle ``column`` rise on every row (≥ 3 rows)."""
+    """True when the head's values of the cycle ``column`` count up by exactly one on every
+    row (≥ 3 rows; a units row under the header is skipped). A per-sample file sampled more
+    sparsely than its cycles skips cycle numbers, so it is not taken for one."""
     if column is None:
         return False
     names = [n.strip().strip('"') for n in head.fields(0)]
     if column not in names:
         return False
     j = names.index(column)
-    rows = _sample_rows(head, head.delimiter(head.lines[0]))
+    rows = _sample_rows(head, head.delimiter(head.lines[0]), start=2 if head_units(head) else 1)
     values = [_numeric(r[j]) for r in rows if j < len(r)]
     if len(values) < 3 or any(v is None for v in values):
         return False
-    return all(b > a for a, b in zip(values, values[1:]))
+    return all(b == a + 1 for a, b in zip(values, values[1:]))
 
 
 def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
@@ -347,7 +355,7 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                 head, layout.names.index(h), layout.delimiter, layout.data_line,
                 max_line_bytes))
         if found is None:
-            timestamps.unreadable_stamps(layout.names, values, head.name)
+            timestamps.unreadable_stamps(layout.names, values, head.name, layout.data_line)
         else:
             columns.append(Mapped(found[0], "test_time_second", 1.0, True))
             stamp_post = timestamps.elapsed_post(found[0], found[1], head.name)
@@ -356,8 +364,12 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
     if kind == "samples":
         def values(source: str) -> np.ndarray:
             return _column_values(head, layout, source)
-        columns, stamp_post = state_signed_current(head.name, layout.names, values, columns,
-                                                   stamp_post, warns)
+        def texts(source: str) -> list[str]:
+            j = layout.names.index(source)
+            return [r[j] for r in _sample_rows(head, layout.delimiter, start=layout.data_line - 1)
+                    if j < len(r)]
+        columns, stamp_post = state_signed_current(head.name, layout.names, values, texts,
+                                                   columns, stamp_post, warns)
         assumed_units(head.name, values, columns, used, warns)
     unknown = [n for n in layout.names if n and n not in {m.source for m in columns}
                and n not in steps and (rows is None or n != rows.column)]
@@ -375,7 +387,7 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
             # changes), ids <file stem>#<n>
             from data_registry.readers.eis_text import sweep_splitter
 
-            post = sweep_splitter(head.path.stem)
+            post = sweep_splitter(head.stem)
             columns.append(Mapped(columns[0].source, "measurement_id", 0.0))
             warns.append(IngestWarning(
                 "eis_spectra_split", "no measurement_id column: spectra split where the "
@@ -383,6 +395,14 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                 head.name, 1, "measurement_id"))
     if stamp_post is not None:
         post = stamp_post
+    if kind == "cycles":
+        also = [m.source for m in _mapped(head, "generic_csv")
+                if m.target in ("current_ampere", "voltage_volt")]
+        if len(also) == 2:
+            warns.append(IngestWarning(
+                "read_as_per_cycle", f"the table also has {also} but one row per cycle: read "
+                "as per-cycle rows (a per-sample file: --format generic_csv)", head.name, 1,
+                also[0]))
     if kind == "cycles" and "test_time_second" not in {m.target for m in columns}:
         post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle, c_rate)
         warns.append(w)

@@ -52,8 +52,8 @@ STATE_HEADERS = frozenset({"state", "status", "step_type", "steptype", "step_sta
 
 
 def state_signed_current(file: str, names: tuple[str, ...], values: Callable[[str], np.ndarray],
-                         columns: list[Mapped], post, warns: list[IngestWarning]
-                         ) -> tuple[list[Mapped], object]:
+                         head_states: Callable[[str], list[str]], columns: list[Mapped], post,
+                         warns: list[IngestWarning]) -> tuple[list[Mapped], object]:
     """An UNSIGNED current (never negative on the head's rows) beside a step-state column is
     signed by the state's words (:func:`~data_registry.readers.conventions.state_words_sense`:
     discharge → −|I|); warning ``current_signed_from_state``. Else unchanged."""
@@ -69,6 +69,8 @@ def state_signed_current(file: str, names: tuple[str, ...], values: Callable[[st
     head_current = head_current[np.isfinite(head_current)]
     if not head_current.size or (head_current < 0).any():
         return columns, post
+    if not state_words_sense(pd.Series(head_states(state))).any():
+        return columns, post  # the column holds no state words (e.g. a cell type)
     warns.append(IngestWarning(
         "current_signed_from_state", f"current '{current.source}' is never negative on the "
         f"first rows: it is signed by the step state '{state}' (discharge words → negative, "

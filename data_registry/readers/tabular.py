@@ -23,7 +23,8 @@ from data_registry.readers.conventions import signed_current, split_counter, sta
 from data_registry.readers.csv_stream import MAX_LINE_BYTES, CsvLayout
 from data_registry.readers.headers import match_headers
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Mapped, Source, csv_source, layout_from_head
+from data_registry.readers.source import (Mapped, Source, csv_source, layout_from_head,
+                                          refuse_unparsed)
 from data_registry.schema import TABLES
 from data_registry.units import parse_duration
 
@@ -188,13 +189,10 @@ def _time_seconds(spec: TabularSpec, text: pd.Series, frame: pd.DataFrame, file:
             first = ns[np.isfinite(ns)]
             start.append(first[0] if len(first) else 0.0)
         secs = (ns - start[0]) / 1e9
-    bad = np.isnan(secs) & text.notna().to_numpy()
-    if bad.any():
-        k = int(np.argmax(bad))
-        raise InputFormatError(
-            "unreadable time", code="not_time", file=file, row=int(frame["source_row"].iloc[k]),
-            column=column, expected="HH:MM:SS" if spec.time_text == "duration"
-            else "a date and time", found=repr(str(text.iloc[k])))
+    what = ("HH:MM:SS" if spec.time_text == "duration" else "a date and time" + (
+        f" in the file's layout ({stamps.replace('_', ' ')})" if stamps else ""))
+    refuse_unparsed(secs, text, frame, file=file, column=column, message="unreadable time",
+                    code="not_time", expected=what)
     return secs
 
 

@@ -33,10 +33,10 @@ TIMESTAMP_STEMS = frozenset({
     "timestamp", "time_stamp", "date_time", "datetime", "date_and_time", "zeitstempel",
     "datum_zeit", "datum_uhrzeit", "datum", "date", "horodatage", "date_heure", "fecha_hora",
     "fecha", "data_ora", "data"})
-_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?"
+_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?"
                   r"\s?(Z|[+-]\d{2}:?\d{2})?$")
 _DOTS = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{2,4}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?$")
-_SLASH = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{2,4}[ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?"
+_SLASH = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{2,4}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?"
                     r"(\s?[AaPp][Mm])?$")
 
 
@@ -60,28 +60,36 @@ def date_layout(values: list[str]) -> str | None:
     return None
 
 
+#: day changes seen in one field while the other never changed, enough to call it the day
+DAY_CHANGES = 3
+
+
 def slash_order(values: Iterable[str]) -> str:
-    """``"day_first"`` or ``"month_first"`` for slash dates whose head could not tell: a field
-    above 12 anywhere decides (the scan stops there); else the order whose clock never steps
-    back and whose largest step is smaller (a day change read the wrong way jumps a month);
-    else month first."""
-    seen = []
+    """``"day_first"`` or ``"month_first"`` for slash dates whose head could not tell, in one
+    streaming pass that stops as soon as it knows (memory does not grow with the file): a field
+    above 12 decides; else the field that changes from one row to the next while the other
+    stays is the day (a test crosses days far more often than months), once it has done so
+    :data:`DAY_CHANGES` times; else month first (both orders read the same clock then)."""
+    changes = [0, 0]
+    last = None
     for v in values:
         m = _SLASH.match(v.strip().strip('"')) if v else None
         if m is None:
             continue
-        if int(m.group(1)) > 12:
+        a, b = int(m.group(1)), int(m.group(2))
+        if a > 12:
             return "day_first"
-        if int(m.group(2)) > 12:
+        if b > 12:
             return "month_first"
-        seen.append(v)
-    text = pd.Series(seen, dtype="string")
-    steps = {}
-    for order in ("month_first", "day_first"):
-        d = np.diff(stamp_seconds(text, order))
-        d = d[np.isfinite(d)]
-        steps[order] = (bool((d < 0).any()), float(d.max()) if d.size else 0.0)
-    return min(("month_first", "day_first"), key=lambda o: steps[o])
+        if last is not None:
+            changes[0] += a != last[0] and b == last[1]
+            changes[1] += b != last[1] and a == last[0]
+            if changes[0] >= DAY_CHANGES and not changes[1]:
+                return "day_first"
+            if changes[1] >= DAY_CHANGES and not changes[0]:
+                return "month_first"
+        last = (a, b)
+    return "day_first" if changes[0] > changes[1] else "month_first"
 
 
 def timestamp_column(names: list[str] | tuple[str, ...], first_values: dict[str, list[str]],
@@ -104,17 +112,22 @@ def timestamp_column(names: list[str] | tuple[str, ...], first_values: dict[str,
 
 
 def unreadable_stamps(names: list[str] | tuple[str, ...], first_values: dict[str, list[str]],
-                      file: str) -> None:
+                      file: str, data_line: int = 2) -> None:
     """Raise for a table without a test clock whose timestamp-named column holds values of no
-    known layout (naming the column, a value and the layouts read); else return."""
+    one known layout, naming the column and the first value (and its line; the head's rows
+    start on 1-based ``data_line``) that breaks the layout of the values before it."""
     for h in names:
-        if norm(split_header(h)[0]) in TIMESTAMP_STEMS and first_values.get(h):
-            raise InputFormatError(
-                f"no elapsed-time column, and the timestamp column '{h}' is not in a date "
-                "layout fadecast reads", code="not_time", file=file, row=2, column=h,
-                expected="'2025-05-05 14:36:06' (ISO, optional offset), '05.05.2025 14:36:06' "
-                         "or '05/05/2025 2:36:06 PM' — or an elapsed-time column",
-                found=repr(first_values[h][0]))
+        values = first_values.get(h) or []
+        if norm(split_header(h)[0]) not in TIMESTAMP_STEMS or not values:
+            continue
+        k = next((i for i in range(len(values))
+                  if date_layout(values[:i + 1]) is None), 0)
+        raise InputFormatError(
+            f"no elapsed-time column, and the timestamp column '{h}' is not in one date "
+            "layout fadecast reads", code="not_time", file=file, row=data_line + k, column=h,
+            expected="'2025-05-05 14:36:06' (ISO, optional offset), '05.05.2025 14:36:06' "
+                     "or '05/05/2025 2:36:06 PM' on every row — or an elapsed-time column",
+            found=repr(values[k]))
 
 
 def column_texts(head, column: int, delimiter: str, data_line: int,
@@ -147,26 +160,62 @@ _PARTS = (r"^\s*\"?(?P<a>\d{1,2})[./](?P<b>\d{1,2})[./](?P<y>\d{2,4})[ T](?P<H>\
 
 def stamp_seconds(text: pd.Series, layout: str) -> np.ndarray:
     """Timestamps of one ``layout`` → seconds since 1970 (float; NaN where a value does not
-    parse in THAT layout: a month above 12 is never re-read the other way round)."""
+    parse in THAT layout: a month above 12 is never re-read the other way round). Dots and
+    slashes are parsed with the explicit format of the first value's shape (pandas' C path),
+    and only values of another shape (no fraction, …) through the slower field extraction."""
     clean = text.astype("string").str.strip().str.strip('"')
+    clean = clean.str.replace(r"(:\d{2}),(\d)", r"\1.\2", regex=True)  # 14:36:06,5
     if layout == "iso":
         # an offset (Z, +01:00) is honoured: a daylight-saving change then reads right
         stamps = pd.to_datetime(clean, errors="coerce", format="ISO8601", utc=True)
     else:
-        p = clean.str.extract(_PARTS)
-        day, month = (p["a"], p["b"]) if layout == "day_first" else (p["b"], p["a"])
-        year = pd.to_numeric(p["y"], errors="coerce")
-        year = year.where(year >= 100, year + 2000)
-        hour = pd.to_numeric(p["H"], errors="coerce")
-        pm = p["p"].str.lower()
-        hour = hour.where(pm.isna(), hour % 12 + (pm == "pm").astype(float) * 12)
-        iso = (year.astype("Int64").astype("string") + "-" + month.str.zfill(2) + "-"
-               + day.str.zfill(2) + " " + hour.astype("Int64").astype("string").str.zfill(2)
-               + ":" + p["M"] + ":" + p["S"].fillna("00") + "." + p["f"].fillna("0"))
-        stamps = pd.to_datetime(iso, errors="coerce", format="%Y-%m-%d %H:%M:%S.%f")
+        stamps = pd.Series(pd.NaT, index=clean.index, dtype="datetime64[ns]")
+        fmt = _format_of(clean.dropna(), layout)
+        if fmt is not None:
+            stamps = pd.to_datetime(clean, errors="coerce", format=fmt)
+        miss = (stamps.isna() & clean.notna()).to_numpy()
+        if miss.any():
+            stamps = stamps.copy()
+            stamps[miss] = _by_parts(clean[miss], layout)
     ns = stamps.to_numpy(dtype="datetime64[ns]").astype("int64").astype(np.float64)
     ns[stamps.isna().to_numpy()] = np.nan
     return ns / 1e9
+
+
+def _format_of(values: pd.Series, layout: str) -> str | None:
+    """The strptime format of the first value's shape (day/month order from ``layout``)."""
+    if not len(values):
+        return None
+    m = re.match(_PARTS, str(values.iloc[0]))
+    if m is None:
+        return None
+    first = str(values.iloc[0]).strip().strip('"')
+    sep_date = "." if "." in first.split()[0].split("T")[0] else "/"
+    day, month = ("%d", "%m") if layout == "day_first" else ("%m", "%d")
+    year = "%Y" if len(m.group("y")) == 4 else "%y"
+    between = "T" if "T" in first else " "
+    hour = "%I" if m.group("p") else "%H"
+    clock = f"{hour}:%M" + (":%S" if m.group("S") else "") + (".%f" if m.group("f") else "")
+    return (f"{day}{sep_date}{month}{sep_date}{year}{between}{clock}"
+            + (" %p" if m.group("p") and " " in first.split(between, 1)[-1] else
+               "%p" if m.group("p") else ""))
+
+
+def _by_parts(clean: pd.Series, layout: str) -> pd.Series:
+    """Stamps of the dot / slash layouts field by field (any shape :data:`_PARTS` reads)."""
+    p = clean.str.extract(_PARTS)
+    day, month = (p["a"], p["b"]) if layout == "day_first" else (p["b"], p["a"])
+    year = pd.to_numeric(p["y"], errors="coerce")
+    # two-digit years as strptime reads them: 69–99 → 1900s, 00–68 → 2000s
+    year = year.where(year >= 100, year + np.where(year >= 69, 1900, 2000))
+    hour = pd.to_numeric(p["H"], errors="coerce")
+    pm = p["p"].str.lower()
+    twelve = hour.where(hour.between(1, 12))  # 13:30 PM is no time
+    hour = hour.where(pm.isna(), twelve % 12 + (pm == "pm").astype(float) * 12)
+    iso = (year.astype("Int64").astype("string") + "-" + month.str.zfill(2) + "-"
+           + day.str.zfill(2) + " " + hour.astype("Int64").astype("string").str.zfill(2)
+           + ":" + p["M"] + ":" + p["S"].fillna("00") + "." + p["f"].fillna("0"))
+    return pd.to_datetime(iso, errors="coerce", format="%Y-%m-%d %H:%M:%S.%f")
 
 
 def elapsed_post(column: str, layout: str, file: str, post=None):
