@@ -16,6 +16,24 @@ from data_registry.readers import detect, open_source
 STEP_S = 120  # s per step, 10 s records → 0.5 A × 120 s = 1/60 Ah per charge / discharge
 
 
+def _records():
+    """(record n, cycle, step, sign, step seconds k, test seconds t) of 2 cycles of a charge
+    then a discharge step of STEP_S, one record every 10 s (a step's last record shares its
+    time with the next step's first)."""
+    n, t = 0, 0
+    for c in (1, 2):
+        for s, sign in ((1, 1), (2, -1)):
+            for k in range(0, STEP_S + 10, 10):
+                n += 1
+                yield n, c, s + 2 * (c - 1), sign, k, t
+                if k < STEP_S:
+                    t += 10
+
+
+def _hms(seconds: int) -> str:
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
 def workbook(path, clock: str = "text", start_s: int = 0, bad_row: int | None = None):
     import openpyxl
 
@@ -72,14 +90,9 @@ def test_unreadable_total_time_names_sheet_and_row(tmp_path):
 def test_generic_csv_with_step_time_and_total_time_reads_the_total(tmp_path):
     from ml.features import build_cycle_table
 
-    rows, t = ["Cycle Index,Step Index,Time,Total Time,Current(A),Voltage(V)"], 0
-    for c in (1, 2):
-        for s, amp in ((1, 0.5), (2, -0.5)):
-            for k in range(0, STEP_S + 10, 10):
-                rows.append(f"{c},{s + 2 * (c - 1)},00:{k // 60:02d}:{k % 60:02d},"
-                            f"{t // 3600}:{t // 60 % 60:02d}:{t % 60:02d},{amp},3.7")
-                if k < STEP_S:
-                    t += 10
+    rows = ["Cycle Index,Step Index,Time,Total Time,Current(A),Voltage(V)"] + [
+        f"{c},{step},0{_hms(k)},{_hms(t)},{0.5 * sign},3.7"
+        for _, c, step, sign, k, t in _records()]
     p = tmp_path / "neware_like.csv"
     p.write_text("\n".join(rows) + "\n")
     src = open_source(p)
@@ -95,17 +108,10 @@ def test_digatron_style_csv_program_duration_units_row_and_decimal_commas(tmp_pa
     from data_registry.units import parse_duration
     from ml.features import build_cycle_table
 
-    rows, t, ah = ["Schritt;Zustand;Programmdauer;Schrittdauer;Zyklus;Spannung;Strom;AhAkku",
-                   "[];[];[h:m:s];[h:m:s];[];[V];[A];[Ah]"], 0, 0.0
-    for c in (1, 2):
-        for s, amp, state in ((1, 0.5, "LAD"), (2, -0.5, "ELA")):
-            for k in range(0, STEP_S + 10, 10):
-                rows.append(f"{s + 2 * (c - 1)};{state};{t // 3600}:{t // 60 % 60:02d}:"
-                            f"{t % 60:02d},500;00:{k // 60:02d}:{k % 60:02d},500;{c};3,700;"
-                            f"{amp:.3f};{ah:.5f}".replace(".", ","))
-                if k < STEP_S:
-                    t += 10
-                    ah += amp * 10 / 3600
+    rows = ["Schritt;Zustand;Programmdauer;Schrittdauer;Zyklus;Spannung;Strom;AhAkku",
+            "[];[];[h:m:s];[h:m:s];[];[V];[A];[Ah]"] + [
+        f"{step};{'LAD' if sign > 0 else 'ELA'};{_hms(t)},500;0{_hms(k)},500;{c};3,700;"
+        f"{0.5 * sign:.3f};0,0".replace(".", ",") for _, c, step, sign, k, t in _records()]
     p = tmp_path / "digatron.csv"
     p.write_text("\n".join(rows) + "\n", encoding="utf-8")
     src = open_source(p)
@@ -123,15 +129,10 @@ def test_digatron_style_csv_program_duration_units_row_and_decimal_commas(tmp_pa
 def _logger_rows(fmt: str, sep: str = ";", start=None) -> list[str]:
     import datetime as dt
 
-    t = start or dt.datetime(2025, 2, 28, 23, 58, 0)  # crosses midnight and a month end
-    rows = [sep.join(["Timestamp", "U [V]", "I [A]", "Cycle"])]
-    for c in (1, 2):
-        for amp in (0.5, -0.5):
-            for k in range(0, STEP_S + 10, 10):
-                rows.append(sep.join([t.strftime(fmt), "3.7", str(amp), str(c)]))
-                if k < STEP_S:
-                    t += dt.timedelta(seconds=10)
-    return rows
+    t0 = start or dt.datetime(2025, 2, 28, 23, 58, 0)  # crosses midnight and a month end
+    return [sep.join(["Timestamp", "U [V]", "I [A]", "Cycle"])] + [
+        sep.join([(t0 + dt.timedelta(seconds=t)).strftime(fmt), "3.7", str(0.5 * sign), str(c)])
+        for _, c, _, sign, _, t in _records()]
 
 
 @pytest.mark.parametrize("fmt,layout", [("%d.%m.%Y %H:%M:%S", "day_first"),
@@ -178,14 +179,8 @@ def test_camel_case_headers_landt_style(tmp_path):
 
     assert (camel_stem("TestTime"), camel_stem("CycleIndex"), camel_stem("DChg")) == (
         "test_time", "cycle_index", "dchg")
-    rows, t, n = ["Record,Cycle,Step,TestTime,StepTime,Current/mA,Voltage/V"], 0, 0
-    for c in (1, 2):
-        for s, ma in ((1, 5.0), (2, -5.0)):
-            for k in range(0, STEP_S + 10, 10):
-                n += 1
-                rows.append(f"{n},{c},{s + 2 * (c - 1)},{t},{k},{ma},3.7")
-                if k < STEP_S:
-                    t += 10
+    rows = ["Record,Cycle,Step,TestTime,StepTime,Current/mA,Voltage/V"] + [
+        f"{n},{c},{step},{t},{k},{5.0 * sign},3.7" for n, c, step, sign, k, t in _records()]
     p = tmp_path / "landt.csv"
     p.write_text("\n".join(rows) + "\n")
     src = open_source(p)
