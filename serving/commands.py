@@ -52,15 +52,19 @@ def _load_history(args: Namespace, registry: Any = None
         try:
             frame, ignored = read_cycles_csv(args.cycles)
         except FadecastError as exc:
-            if exc.code != "missing_column":
+            if exc.code not in ("missing_column", "unreadable_csv"):
                 raise
-            # not the canonical layout: any per-cycle table the registry's readers accept
-            # (aliases, units, a capacity table; a missing clock estimated from the flags)
+            # not the canonical layout (or no CSV: a workbook): any per-cycle table the
+            # registry's readers accept (aliases, units, a capacity table, a workbook's cycle
+            # sheet; a missing clock estimated from the flags)
             frame, ignored = _read_any_cycles(args, exc)
         if ignored:
             _note(f"note: ignored columns not used by the model: {', '.join(ignored)}")
         # the file's own cell_id column when it has one, else the file name without extension
-        cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
+        try:
+            cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
+        except FadecastError:  # not a CSV (a workbook)
+            cell_id = Path(args.cycles).stem
         return frame, cell_id, {}
     from data_registry.store import Registry
     from serving.history import cell_history

@@ -343,3 +343,39 @@ def test_excel_column_of_h_mm_ss_cells_past_a_day_and_newer_neware_ids(tmp_path)
     df = open_source(p).read()
     assert df["test_time_second"].tolist() == [36 * 3600.0, 48 * 3600.0, 60 * 3600.0]
     assert df["cycle_count"].tolist() == [1, 1, 1]
+
+
+def test_a_workbook_of_per_cycle_sheets_only_is_read_as_cycles(tmp_path, capsys):
+    import openpyxl
+
+    from serving.cli import main
+
+    wb = openpyxl.Workbook()
+    wb.active.title = "test"
+    ws = wb.create_sheet("cycle")  # Neware's cycle sheet: no clock
+    ws.append(["Cycle Index", "Chg. Cap.(Ah)", "DChg. Cap.(Ah)", "Chg.-DChg. Eff(%)"])
+    for n in range(1, 41):
+        ws.append([n, 1.0 - 0.001 * n, 0.999 - 0.001 * n, 99.9])
+    p = tmp_path / "neware_cycles.xlsx"
+    wb.save(p)
+    assert detect(p) == "xlsx_cycles"
+    with pytest.raises(Exception) as err:
+        open_source(p)
+    assert "--hours-per-cycle" in str(err.value) and "'cycle'" in str(err.value)
+    df = open_source(p, protocol_hours_per_cycle=3.0).read()
+    assert df["discharge_capacity_ah"].iloc[:2].tolist() == pytest.approx([0.998, 0.997])
+    assert df["test_time_second"].iloc[1] == 2 * 3 * 3600
+    assert main(["forecast", "--cycles", str(p), "--hours-per-cycle", "3",
+                 "--horizon-cycles", "5", "--json"]) == 0
+    assert "forecast" in capsys.readouterr().out
+    # an Arbin statistics sheet with its own clock needs nothing more
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Statistics_1-006"
+    ws.append(["Cycle_Index", "Test_Time(s)", "Charge_Capacity(Ah)", "Discharge_Capacity(Ah)"])
+    for n in range(1, 6):
+        ws.append([n, 7200 * n, 1.0, 1.0 - 0.01 * n])
+    p = tmp_path / "arbin_stats.xlsx"
+    wb.save(p)
+    df = open_source(p).read()
+    assert df["test_time_second"].tolist() == [7200.0 * n for n in range(1, 6)]

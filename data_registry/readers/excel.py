@@ -15,6 +15,9 @@ unreadable one is refused naming its sheet row.
 from __future__ import annotations
 
 import datetime
+import functools
+import os
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -24,7 +27,7 @@ from data_registry.readers import arbin_csv, header_words, neware_csv
 from data_registry.readers.headers import match_headers, step_clock
 from data_registry.readers.sniff import Head
 from data_registry.readers.source import Mapped, Source, frame_source, refuse_unparsed
-from data_registry.schema import SAMPLES
+from data_registry.schema import CYCLES, SAMPLES
 
 READER_VERSION = "2"
 #: Neware's headers (``Chg. Cap.(Ah)`` …) as its CSV reader reads them; its clocks
@@ -35,6 +38,7 @@ STEMS = {**header_words.SAMPLE_STEMS, **arbin_csv.COLUMN_MAP, **NEWARE_STEMS}
 STEMS.pop("date_time", None)
 STEMS.pop("datetime", None)
 NEEDED = {"test_time_second", "voltage_volt", "current_ampere", "cycle_count"}
+NEEDED_CYCLES = {"cycle_index", "discharge_capacity_ah"}
 
 
 def is_xlsx(head: Head) -> bool:
@@ -42,33 +46,84 @@ def is_xlsx(head: Head) -> bool:
     return "xl/workbook.xml" in head.zip_names
 
 
-def _sheet_map(head: Head) -> tuple[list[str], list[str], list[Mapped]]:
+@dataclass(frozen=True)
+class SheetMap:
+    """What a workbook's sheets hold: their names, the per-sample data sheets and their column
+    mapping, and the per-cycle sheets (a cycler's cycle statistics) and theirs."""
+
+    names: tuple[str, ...]
+    samples: tuple[str, ...]
+    sample_columns: tuple[Mapped, ...]
+    cycles: tuple[str, ...]
+    cycle_columns: tuple[Mapped, ...]
+
+
+def _first_match(header: list[str], canonical: list[str], stems: dict[str, str],
+                 file: str) -> list[Mapped]:
+    try:
+        return match_headers(header, canonical, stems, file, 1)
+    except ValidationError:
+        return []
+
+
+def sheet_map(head: Head) -> SheetMap:
+    """The workbook's :class:`SheetMap`, from each sheet's first row (read once per file)."""
+    stat = os.stat(head.path)
+    return _sheet_map_of(str(head.path), stat.st_size, stat.st_mtime_ns, head.name)
+
+
+@functools.lru_cache(maxsize=8)
+def _sheet_map_of(path: str, size: int, mtime_ns: int, name: str) -> SheetMap:
     import openpyxl
     try:
-        wb = openpyxl.load_workbook(head.path, read_only=True, data_only=True)
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt workbook is a format error
         raise InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",
-                               file=head.name) from None
-    names, data, mapping = list(wb.sheetnames), [], []
-    canonical = [c for c in SAMPLES.names if c != "cell_id"]
+                               file=name) from None
+    samples, cycles, s_cols, c_cols = [], [], [], []
+    sample_names = [c for c in SAMPLES.names if c != "cell_id"]
+    cycle_names = [c for c in CYCLES.names if c != "cell_id"]
     for ws in wb.worksheets:
         first = next(ws.iter_rows(max_row=1, values_only=True), ())
         header = [str(x) for x in first if x is not None]
         header = [h for h in header if h not in step_clock(header)]
-        try:
-            cols = match_headers(header, canonical, STEMS, head.name, 1)
-        except ValidationError:
-            continue
+        cols = _first_match(header, sample_names, STEMS, name)
         if NEEDED <= {m.target for m in cols}:
-            data.append(ws.title)
-            mapping = mapping or cols
+            samples.append(ws.title)
+            s_cols = s_cols or cols
+            continue
+        cols = _first_match(header, cycle_names, header_words.CYCLE_STEMS, name)
+        if NEEDED_CYCLES <= {m.target for m in cols}:
+            cycles.append(ws.title)
+            c_cols = c_cols or cols
+    names = tuple(wb.sheetnames)
     wb.close()
-    return names, data, mapping
+    return SheetMap(names, tuple(samples), tuple(s_cols), tuple(cycles), tuple(c_cols))
+
+
+def is_sample_workbook(head: Head) -> bool:
+    """A workbook read as samples: any workbook but one whose only data are per-cycle sheets
+    (then :func:`is_cycle_workbook`); a workbook of neither is refused by :func:`open_xlsx`
+    naming its sheets."""
+    return is_xlsx(head) and not is_cycle_workbook(head)
+
+
+def is_cycle_workbook(head: Head) -> bool:
+    """A workbook without per-sample sheets but with a per-cycle one (Arbin ``Statistics``,
+    Neware ``cycle``: a cycle column and a discharge capacity)."""
+    if not is_xlsx(head):
+        return False
+    try:
+        m = sheet_map(head)
+    except InputFormatError:
+        return False
+    return not m.samples and bool(m.cycles)
 
 
 def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
     """Open a cycler Excel workbook."""
-    sheets, data, columns = _sheet_map(head)
+    m = sheet_map(head)
+    sheets, data, columns = list(m.names), list(m.samples), list(m.sample_columns)
     if not data:
         raise InputFormatError(
             "unsupported Excel sheet layout: no sheet has a header row with time, voltage, "
@@ -87,7 +142,25 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
             start += len(part)
         return pd.concat(parts, ignore_index=True)
 
-    clock = next(m for m in columns if m.target == "test_time_second")
+    post = _clock_post(head, next(m for m in columns if m.target == "test_time_second"), rows)
+
+    return frame_source(head, format_name="landt_xlsx", reader_version=READER_VERSION,
+                        kind="samples", load=load, columns=columns, chunk_rows=chunk_rows,
+                        metadata={"excel_data_sheets": ",".join(data),
+                                  "excel_sheets": ",".join(sheets)}, post=post)
+
+
+#: a duration cell past 24 h formatted ``h:mm:ss`` comes back as a date of Excel's 1900 date
+#: system: serial 1 = 1900-01-01 (origin 1899-12-31) until Excel's phantom 29 Feb 1900, one
+#: day earlier after it (origin 1899-12-30), as openpyxl converts them
+EXCEL_ORIGINS = (datetime.datetime(1899, 12, 31), datetime.datetime(1899, 12, 30))
+EXCEL_LEAP_BUG = datetime.datetime(1900, 3, 1)
+
+
+def _clock_post(head: Head, clock: Mapped, rows: list[tuple[str, int]]):
+    """The chunk post-step reading a sheet's clock column: numbers as mapped, durations as
+    text and Excel time cells through :func:`excel_seconds`; an unreadable one refused naming
+    its record and sheet row (``rows``: (sheet, first record) of each sheet read)."""
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         values = raw[clock.source]
@@ -105,18 +178,42 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
                                      "test time)", where=where)
             frame["test_time_second"] = secs
         return frame
-
-    return frame_source(head, format_name="landt_xlsx", reader_version=READER_VERSION,
-                        kind="samples", load=load, columns=columns, chunk_rows=chunk_rows,
-                        metadata={"excel_data_sheets": ",".join(data),
-                                  "excel_sheets": ",".join(sheets)}, post=post)
+    return post
 
 
-#: a duration cell past 24 h formatted ``h:mm:ss`` comes back as a date of Excel's 1900 date
-#: system: serial 1 = 1900-01-01 (origin 1899-12-31) until Excel's phantom 29 Feb 1900, one
-#: day earlier after it (origin 1899-12-30), as openpyxl converts them
-EXCEL_ORIGINS = (datetime.datetime(1899, 12, 31), datetime.datetime(1899, 12, 30))
-EXCEL_LEAP_BUG = datetime.datetime(1900, 3, 1)
+def open_xlsx_cycles(head: Head, chunk_rows: int, protocol_hours_per_cycle: float | None = None,
+                     c_rate: float | None = None, **_: object) -> Source:
+    """Open a workbook's per-cycle sheet (the first: Arbin ``Statistics``, Neware ``cycle``)
+    as per-cycle rows; without a time column the clock comes from the stated protocol
+    (``--hours-per-cycle`` / ``--c-rate``, flagged estimated) or the file is refused."""
+    from data_registry.readers.generic_csv import estimated_time
+
+    m = sheet_map(head)
+    sheet, columns = m.cycles[0], list(m.cycle_columns)
+    warns = []
+    post = None
+    clock = next((c for c in columns if c.target == "test_time_second"), None)
+    if clock is None:
+        if not (protocol_hours_per_cycle or c_rate):
+            raise ValidationError(
+                f"per-cycle sheet '{sheet}' has no elapsed-time column; estimate it from the "
+                "protocol with --hours-per-cycle H or --c-rate C", code="missing_column",
+                file=head.name, row=1, column="test_time_second",
+                expected="a time column, or --hours-per-cycle H / --c-rate C",
+                found=f"columns {[c.source for c in columns]}")
+        post, columns, w = estimated_time(head, columns, protocol_hours_per_cycle, c_rate)
+        warns.append(w)
+    else:
+        post = _clock_post(head, clock, [(sheet, 1)])
+
+    def load() -> pd.DataFrame:
+        return pd.read_excel(head.path, sheet_name=sheet, engine="openpyxl")
+
+    return frame_source(head, format_name="xlsx_cycles", reader_version=READER_VERSION,
+                        kind="cycles", load=load, columns=columns, chunk_rows=chunk_rows,
+                        metadata={"excel_cycle_sheet": sheet,
+                                  "excel_sheets": ",".join(m.names)}, warnings=warns,
+                        post=post)
 
 
 def excel_seconds(values: pd.Series, factor: float = 1.0) -> np.ndarray:

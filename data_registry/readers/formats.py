@@ -129,9 +129,13 @@ FORMATS: tuple[Format, ...] = (
     Format("indigo_h5", "samples", "", indigo.is_indigo, _R + "indigo:open_indigo",
            "Indigo HDF5 (time_series_data frame)",
            gzip=False),
-    Format("landt_xlsx", "samples", "", excel.is_xlsx, _R + "excel:open_xlsx",
-           "cycler Excel workbook (Landt/Arbin-style data sheets)",
+    Format("landt_xlsx", "samples", "", excel.is_sample_workbook, _R + "excel:open_xlsx",
+           "cycler Excel workbook (Landt/Arbin/Neware-style data sheets)",
            gzip=False),
+    Format("xlsx_cycles", "cycles", "", excel.is_cycle_workbook,
+           _R + "excel:open_xlsx_cycles", "Excel workbook of per-cycle rows only (Arbin "
+           "Statistics, Neware cycle sheet): cycle and discharge capacity columns; no time "
+           "column needs --hours-per-cycle / --c-rate", gzip=False),
     Format("arbin_res", "samples", "tool:mdbtools", arbin_res.is_res,
            _R + "arbin_res:open_arbin_res", "Arbin .res (MS-Access; mdb-export)",
            gzip=False),
