@@ -63,7 +63,9 @@ def _load_history(args: Namespace, registry: Any = None
         # the file's own cell_id column when it has one, else the file name without extension
         try:
             cell_id = cycles_csv_cell_id(args.cycles) or Path(args.cycles).stem
-        except FadecastError:  # not a CSV (a workbook)
+        except FadecastError as exc:  # not a CSV (a workbook): the file name
+            if exc.code != "unreadable_csv":
+                raise
             cell_id = Path(args.cycles).stem
         return frame, cell_id, {}
     from data_registry.store import Registry
