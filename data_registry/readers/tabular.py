@@ -120,13 +120,13 @@ def open_tabular(spec: TabularSpec, head: Head, chunk_rows: int,
     start: list[float] = []
     stamps = None  # the wall-clock layout, decided once for the whole file
     if spec.time_text == "datetime" and "_time_text" in by_target:
-        from data_registry.readers.timestamps import decided_layout
+        from data_registry.readers.timestamps import column_texts, decided_layout
 
         j = layout.names.index(by_target["_time_text"].source)
         rows = [ln.split(layout.delimiter) for ln in head.lines[layout.data_line - 1:][:20]
                 if ln.strip()]
-        stamps = decided_layout(head, j, layout.delimiter, layout.data_line, max_line_bytes,
-                                [r[j] for r in rows if j < len(r)])
+        stamps = decided_layout([r[j] for r in rows if j < len(r)], lambda: column_texts(
+            head, j, layout.delimiter, layout.data_line, max_line_bytes))
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         if "_time_text" in by_target:
@@ -171,13 +171,9 @@ def _time_seconds(spec: TabularSpec, text: pd.Series, frame: pd.DataFrame, file:
     if spec.time_text == "duration":
         secs = parse_duration(text)
     elif stamps is not None:
-        from data_registry.readers.timestamps import stamp_seconds
+        from data_registry.readers.timestamps import elapsed_seconds
 
-        secs = stamp_seconds(text, stamps)
-        if not start:
-            first = secs[np.isfinite(secs)]
-            start.append(first[0] if len(first) else 0.0)
-        secs = secs - start[0]
+        secs = elapsed_seconds(text, stamps, start)
     else:
         clean = text.astype("string").str.strip()
         stamps = pd.to_datetime(clean, errors="coerce")  # format inferred from the first row

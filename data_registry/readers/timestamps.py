@@ -7,9 +7,9 @@ once, from the head's values, never per chunk:
 * ``2025-05-05 14:36:06`` / ``2025-05-05T14:36:06.5`` (ISO: year first);
 * ``05.05.2025 14:36:06`` (dots: day first, the European convention);
 * ``05/13/2025 …`` (slashes): a field above 12 in the head decides (``13/05/2025`` is day
-  first); when every field is ≤ 12 the whole column is read once and the order chosen whose
-  clock never steps back and jumps least (a day change read the wrong way jumps a month),
-  month first (as US software writes it) when even that cannot tell.
+  first); when every field is ≤ 12, one streaming pass over the column decides
+  (:func:`slash_order`: the field that changes while the other stays is the day), month first
+  (as US software writes it) when even that cannot tell.
 
 Without an offset in the stamps the time zone is unknown: a daylight-saving change shows as a
 one-hour jump (the validator refuses a clock going backwards); ISO stamps with an offset
@@ -92,20 +92,23 @@ def slash_order(values: Iterable[str]) -> str:
     return "day_first" if changes[0] > changes[1] else "month_first"
 
 
+def decided_layout(head_values: list[str], all_values: Callable[[], Iterable[str]]
+                   ) -> str | None:
+    """The one date layout of a timestamp column: from its ``head_values``, and for slash
+    dates the head cannot order, from the column's values in the whole file (``all_values()``,
+    :func:`slash_order`); None when the head's values are in no known layout."""
+    layout = date_layout(head_values)
+    return slash_order(all_values()) if layout == "slash_ambiguous" else layout
+
+
 def timestamp_column(names: list[str] | tuple[str, ...], first_values: dict[str, list[str]],
-                     all_values: Callable[[str], list[str]] | None = None
-                     ) -> tuple[str, str] | None:
-    """``(header, layout)`` of the first column named like a timestamp whose head values are
-    dates and times of one layout, else None. Slash dates the head cannot order (every field
-    ≤ 12) are ordered from the column's values in the whole file (``all_values(header)``,
-    :func:`slash_order`)."""
+                     all_values: Callable[[str], Iterable[str]]) -> tuple[str, str] | None:
+    """``(header, layout)`` of the first column named like a timestamp whose values are dates
+    and times of one layout (:func:`decided_layout`; ``all_values(header)`` reads the column
+    in the whole file), else None."""
     for h in names:
         if norm(split_header(h)[0]) in TIMESTAMP_STEMS:
-            layout = date_layout(first_values.get(h, []))
-            if layout == "slash_ambiguous":
-                layout = slash_order(all_values(h) if all_values else first_values[h])
-            if layout is not None and layout.startswith("slash"):
-                layout = "month_first"
+            layout = decided_layout(first_values.get(h, []), lambda: all_values(h))
             if layout is not None:
                 return h, layout
     return None
@@ -140,17 +143,6 @@ def column_texts(head, column: int, delimiter: str, data_line: int,
             fields = line.rstrip("\r\n").split(delimiter)
             if column < len(fields):
                 yield fields[column]
-
-
-def decided_layout(head, column: int, delimiter: str, data_line: int, max_line_bytes: int,
-                   head_values: list[str]) -> str | None:
-    """The one date layout of a timestamp column: from ``head_values``, and for slash dates
-    the head cannot order, from the column's values in the whole file (:func:`slash_order`);
-    None when the head's values are in no known layout."""
-    layout = date_layout(head_values)
-    if layout == "slash_ambiguous":
-        layout = slash_order(column_texts(head, column, delimiter, data_line, max_line_bytes))
-    return layout
 
 
 #: day-first dots or slashes, month-first slashes: (a)(sep)(b)(sep)(year) time [AM|PM]
@@ -218,6 +210,16 @@ def _by_parts(clean: pd.Series, layout: str) -> pd.Series:
     return pd.to_datetime(iso, errors="coerce", format="%Y-%m-%d %H:%M:%S.%f")
 
 
+def elapsed_seconds(text: pd.Series, layout: str, start: list[float]) -> np.ndarray:
+    """Stamps of ``layout`` → seconds since the file's first stamp (``start`` keeps it across
+    chunks: empty on the first call); NaN where a value does not parse."""
+    secs = stamp_seconds(text, layout)
+    if not start:
+        ok = secs[np.isfinite(secs)]
+        start.append(float(ok[0]) if len(ok) else 0.0)
+    return secs - start[0]
+
+
 def elapsed_post(column: str, layout: str, file: str, post=None):
     """A chunk post-step setting ``test_time_second`` = seconds since the first row's stamp
     (kept across chunks); an unreadable stamp is refused naming its line."""
@@ -225,15 +227,12 @@ def elapsed_post(column: str, layout: str, file: str, post=None):
 
     def parse(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         text = raw[column]
-        secs = stamp_seconds(text, layout)
+        secs = elapsed_seconds(text, layout, start)
         refuse_unparsed(secs, text, frame, file=file, column=column,
                         message="unreadable timestamp", code="not_time",
                         expected=f"a date and time like the first rows' "
                                  f"({layout.replace('_', ' ')})")
-        if not start:
-            ok = secs[np.isfinite(secs)]
-            start.append(float(ok[0]) if len(ok) else 0.0)
-        frame["test_time_second"] = secs - start[0]
+        frame["test_time_second"] = secs
         return frame if post is None else post(frame, raw, sink)
     return parse
 
