@@ -344,33 +344,10 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                                    "the test time", head.name, 1, sorted(steps)[0]))
     if units:
         warns.append(_units_warning(head, used))
-    stamp_post = None
-    if kind == "samples" and "test_time_second" not in {m.target for m in columns}:
-        from data_registry.readers import timestamps
-
-        first = _sample_rows(head, layout.delimiter, start=layout.data_line - 1)
-        values = {n: [r[j] for r in first if j < len(r)] for j, n in enumerate(layout.names)}
-        found = timestamps.timestamp_column(
-            layout.names, values, lambda h: timestamps.column_texts(
-                head, layout.names.index(h), layout.delimiter, layout.data_line,
-                max_line_bytes))
-        if found is None:
-            timestamps.unreadable_stamps(layout.names, values, head.name, layout.data_line)
-        else:
-            columns.append(Mapped(found[0], "test_time_second", 1.0, True))
-            stamp_post = timestamps.elapsed_post(found[0], found[1], head.name)
-            warns.append(timestamps.timestamp_warning(head.name, *found))
     columns = _unitless_capacity(head, layout, columns, warns, kind, used, capacity_unit)
+    sample_post = None
     if kind == "samples":
-        def values(source: str) -> np.ndarray:
-            return _column_values(head, layout, source)
-        def texts(source: str) -> list[str]:
-            j = layout.names.index(source)
-            return [r[j] for r in _sample_rows(head, layout.delimiter, start=layout.data_line - 1)
-                    if j < len(r)]
-        columns, stamp_post = state_signed_current(head.name, layout.names, values, texts,
-                                                   columns, stamp_post, warns)
-        assumed_units(head.name, values, columns, used, warns)
+        columns, sample_post = _sample_rules(head, layout, columns, used, warns, max_line_bytes)
     unknown = [n for n in layout.names if n and n not in {m.source for m in columns}
                and n not in steps and (rows is None or n != rows.column)]
     if unknown:
@@ -393,8 +370,8 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                 "eis_spectra_split", "no measurement_id column: spectra split where the "
                 "frequency sweep restarts or the cycle changes (ids <file>#1, #2, …)",
                 head.name, 1, "measurement_id"))
-    if stamp_post is not None:
-        post = stamp_post
+    if sample_post is not None:
+        post = sample_post
     if kind == "cycles":
         also = [m.source for m in _mapped(head, "generic_csv")
                 if m.target in ("current_ampere", "voltage_volt")]
@@ -409,6 +386,38 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
     return csv_source(head, format_name=format_name, reader_version=READER_VERSION, kind=kind,
                       layout=layout, columns=columns, chunk_rows=chunk_rows, warnings=warns,
                       post=post, max_line_bytes=max_line_bytes, rows=rows)
+
+
+def _sample_rules(head: Head, layout, columns: list[Mapped], used: dict[str, str],
+                  warns: list[IngestWarning], max_line_bytes: int
+                  ) -> tuple[list[Mapped], object]:
+    """The per-sample rules a header alone cannot settle, on the head's values: a timestamp
+    column as the clock when there is no elapsed time (:mod:`~data_registry.readers.timestamps`),
+    an unsigned current signed by a step-state column, and units a bare header assumes
+    (:mod:`~data_registry.readers.generic_samples`). Returns the columns and the post-step."""
+    from data_registry.readers import timestamps
+
+    first = _sample_rows(head, layout.delimiter, start=layout.data_line - 1)
+    texts = {n: [r[j] for r in first if j < len(r)] for j, n in enumerate(layout.names)}
+    post = None
+    if "test_time_second" not in {m.target for m in columns}:
+        found = timestamps.timestamp_column(
+            layout.names, texts, lambda h: timestamps.column_texts(
+                head, layout.names.index(h), layout.delimiter, layout.data_line,
+                max_line_bytes))
+        if found is None:
+            timestamps.unreadable_stamps(layout.names, texts, head.name, layout.data_line)
+        else:
+            columns = [*columns, Mapped(found[0], "test_time_second", 1.0, True)]
+            post = timestamps.elapsed_post(found[0], found[1], head.name)
+            warns.append(timestamps.timestamp_warning(head.name, *found))
+
+    def values(source: str) -> np.ndarray:
+        return _column_values(head, layout, source)
+    columns, post = state_signed_current(head.name, layout.names, values, texts.__getitem__,
+                                         columns, post, warns)
+    assumed_units(head.name, values, columns, used, warns)
+    return columns, post
 
 
 def _column_values(head: Head, layout, source: str) -> np.ndarray:
