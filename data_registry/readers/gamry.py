@@ -31,7 +31,7 @@ from data_registry.errors import IngestWarning, InputFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.numeric_lines import iter_lines
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source, row_chunks
+from data_registry.readers.source import Source, row_chunks, sweep_clock_warning
 
 FORMAT_NAME = "gamry_dta"
 READER_VERSION = "1"
@@ -153,11 +153,7 @@ def open_gamry_dta(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_B
             "columns (see `fadecast ingest --list-columns`)", code="unsupported_format",
             file=head.name, expected="a ZCURVE table (TAG EISPOT / EISGALV)",
             found=f"TAG {header.get('TAG', '?')}, tables {names or 'none'}")
-    warns = [IngestWarning(
-        "eis_cycle_count_unknown", "a Gamry spectrum carries no cycle number and its Time "
-        "column counts from the start of the EIS run, not the cell's test: cycle_count and "
-        "test_time_second left unknown", head.name, tables[0]["line"], "cycle_count",
-        len(tables))]
+    warns = [sweep_clock_warning(head.name, "Time column", tables[0]["line"], len(tables))]
     if aborted:
         warns.append(IngestWarning(
             "gamry_experiment_aborted", "the file says EXPERIMENTABORTED: the spectrum stops "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from data_registry.errors import ValidationError
+from data_registry.readers.header_words import STEP_TIME_STEMS, TOTAL_TIME_STEMS
 from data_registry.readers.source import Mapped
 from data_registry.units import COLUMN_QUANTITY, UNIT_FACTORS, split_header, unit_factor
 
@@ -169,8 +170,6 @@ def step_clock(names: tuple[str, ...] | list[str]) -> set[str]:
     beside a whole-test clock (``Total Time``, ``Cumulative Time`` as Neware writes them,
     ``Test Time``, ``Program Duration`` / ``Programmdauer`` as Digatron does), which must not
     be read as the test time. Empty when there is no whole-test clock."""
-    from data_registry.readers.header_words import STEP_TIME_STEMS, TOTAL_TIME_STEMS
-
     stems = {h: camel_stem(split_header(h)[0]) for h in names}
     if not TOTAL_TIME_STEMS & set(stems.values()):
         return set()

@@ -436,6 +436,18 @@ def flat_metadata(tree: dict, prefix: str = "", limit: int = 60) -> dict[str, st
     return out
 
 
+def sweep_clock_warning(file: str, clock: str, row: int | None, count: int = 1
+                        ) -> IngestWarning:
+    """Warning ``eis_cycle_count_unknown`` of a potentiostat spectrum whose ``clock`` column
+    counts from the start of its own sweep: no cycle, no test time, and how to state the
+    cycle (``--eis-cycle N``, :func:`stated_eis_cycle`)."""
+    return IngestWarning(
+        "eis_cycle_count_unknown", f"the spectrum carries no cycle number and its {clock} "
+        "counts from the start of the sweep, not the cell's test: cycle_count and "
+        "test_time_second left unknown (state the cycle with --eis-cycle N)", file, row,
+        "cycle_count", count)
+
+
 def stated_eis_cycle(source: Source, cycle: int) -> None:
     """Place a one-spectrum EIS file at the cycle its user states (``--eis-cycle N``): rows
     without a ``cycle_count`` get ``cycle``. A file whose rows all carry their own cycle keeps

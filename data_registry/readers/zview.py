@@ -28,7 +28,7 @@ from data_registry.errors import IngestWarning, InputFormatError
 from data_registry.readers.csv_stream import MAX_LINE_BYTES
 from data_registry.readers.numeric_lines import iter_lines
 from data_registry.readers.sniff import Head
-from data_registry.readers.source import Source, preamble_text, row_chunks
+from data_registry.readers.source import Source, preamble_text, row_chunks, sweep_clock_warning
 
 FORMAT_NAME = "zview_z"
 READER_VERSION = "1"
@@ -130,9 +130,6 @@ def open_zview(head: Head, chunk_rows: int, max_line_bytes: int = MAX_LINE_BYTES
         frame["measurement_id"] = stem
         yield from row_chunks(frame, chunk_rows)
 
-    warns = [IngestWarning(
-        "eis_cycle_count_unknown", "a ZView spectrum carries no cycle number and its "
-        "Time(Sec) counts from the start of the sweep, not the cell's test: cycle_count and "
-        "test_time_second left unknown", head.name, at + 1, "cycle_count", 1)]
+    warns = [sweep_clock_warning(head.name, "Time(Sec)", at + 1)]
     return Source(path=head.path, format_name=FORMAT_NAME, reader_version=READER_VERSION,
                   kind="eis", metadata=meta, warnings=warns, produce=produce)
