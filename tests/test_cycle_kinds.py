@@ -178,6 +178,13 @@ def test_real_nasa_cells_lose_only_their_partial_discharges(shared_data):
     assert "B0036 cycle(s) [1]" in note[0]
     assert recs["B0036"].cycles["discharge_capacity_ah"].iloc[0] == pytest.approx(1.8011, abs=1e-4)
     assert len(recs["B0005"].cycles) == 168  # a clean cell keeps every row
+    # B0038 / B0040: at most 1.10 / 0.79 Ah for 12 cycles, then ~1.74 / ~1.72 Ah under a
+    # new discharge protocol: the trend starts at cycle 13 (the warning lists 5 rows a cell)
+    assert "B0040 cycle(s) [1, 2, 3, 4, 5]" in note[0]
+    for cid in ("B0038", "B0040"):
+        kept = recs[cid].cycles
+        assert kept["cycle_index"].iloc[0] == 13
+        assert kept["discharge_capacity_ah"].iloc[:5].min() > 1.7
 
 
 def test_rows_without_a_discharge_are_not_capacity():
@@ -318,3 +325,44 @@ def test_a_slice_of_a_trend_cut_record_is_judged_on_its_own():
     part = model_columns(pd.concat([frame.iloc[:1], cut2.iloc[:5]]).assign(
         discharge_capacity_ah=[0.75, 1.6, 1.6, 1.59, 1.58, 1.58]))
     assert part.attrs["history"]["rows"] == 6 and part.attrs["last_observed"] == (6.0, 24.0)
+
+
+def test_rows_before_a_protocol_change_that_raised_the_capacity_leave():
+    # NASA B0040's shape: ~0.9 Ah fading, then a new discharge protocol holds ~2.19 Ah
+    low = [0.851, 1.0, 0.994, 0.985, 0.964, 0.936, 0.984, 0.977, 0.959, 0.936, 0.941, 0.904]
+    high = [2.158, 2.187, 2.19, 2.188, 2.191, 2.191, 2.179, 2.189]
+    rows = trend_rows(np.array(low + high))
+    assert np.flatnonzero(rows.keep).tolist() == list(range(12, 20))
+    assert rows.dropped == {"before a capacity rise (protocol change)": 12}
+    # the rise must hold: 1.26x the largest of the five rows before it (1.0 × 1.26 > 1.25) …
+    assert not trend_rows(np.array([1.0, 0.99, 0.98, 1.26, 1.26, 1.26])).keep[:3].any()
+    # … not 1.24x, and not for fewer than 3 rows (a test that just changed: wait and see)
+    assert trend_rows(np.array([1.0, 0.99, 0.98, 1.24, 1.24, 1.24])).keep.all()
+    assert trend_rows(np.array([1.0, 0.99, 0.98, 0.97, 1.3, 1.3])).keep.all()
+    # a recovery after a rest (+8 %, decaying) and a 3-row spike that comes back: no change
+    rest = np.r_[np.linspace(1.0, 0.9, 10), 0.98, 0.95, 0.93, np.linspace(0.92, 0.85, 10)]
+    assert trend_rows(rest).keep.all()
+    spike = np.r_[np.linspace(1.0, 0.95, 10), 1.3, 1.3, 1.3, np.linspace(0.95, 0.9, 10)]
+    assert "before a capacity rise (protocol change)" not in trend_rows(spike).dropped
+    # a fall is never cut (it may be the cell dying)
+    assert trend_rows(np.r_[np.full(6, 2.0), np.full(6, 1.2)]).keep.all()
+    # two rises: the trend starts at the last one
+    two = np.r_[np.full(5, 1.0), np.full(5, 1.5), np.full(5, 2.0)]
+    assert np.flatnonzero(trend_rows(two).keep).tolist() == list(range(10, 15))
+
+
+def test_a_served_forecast_after_a_protocol_change_starts_from_the_new_level():
+    from serving.runtime import load_forecaster
+
+    low = np.linspace(0.95, 0.90, 12)
+    high = 2.19 - 0.0005 * np.arange(8)
+    n = np.arange(1, 21)
+    frame = pd.DataFrame({"cycle_index": n, "test_time_second": n * 4.5 * 3600.0,
+                          "discharge_capacity_ah": np.r_[low, high]})
+    doc = load_forecaster(str(PRODUCTION)).forecast(frame, horizon_cycles=20)
+    assert doc["history"]["dropped"] == {"before a capacity rise (protocol change)": 12}
+    assert doc["forecast"][0]["cycle_index"] == 21
+    # the new level (2.19 Ah, fading 0.5 mAh per cycle) carries on; read as one trend with
+    # the 0.9 Ah rows (before the rule) the median was a flat 1.03 Ah
+    p50 = [row["capacity_ah"]["p50"] for row in doc["forecast"]]
+    assert 2.0 < p50[-1] < 2.2 and 2.1 < p50[0] < 2.2

@@ -31,7 +31,18 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
    B0036: 1.00 Ah, then 1.79 Ah); ageing cannot add a quarter of the capacity in one cycle. Read
    as the reference, that row made the production model forecast no fade at all (B0036 cut at
    cycle 79: flat 0.958 against a true 0.864 at cycle 197; without the row, 0.923).
-5. **Double-counted cycles**: a row above :data:`DOUBLE_FRACTION` × its neighbours' median —
+5. **A protocol change that raised the capacity** (rule 4 anywhere in the history): rows
+   before a row from which the capacity stays above ``1 / FIRST_FRACTION`` (1.25×) of the
+   largest of the :data:`NEIGHBOURS` rows before it — the next :data:`NEIGHBOURS` rows (at
+   least :data:`MIN_AFTER_RISE`) each, and the median of every row from it on. Ageing cannot
+   add a quarter of the capacity and keep it; a slower discharge, a lower cut-off voltage or
+   a warmer chamber can (NASA PCoE B0038 / B0040 rise from ~0.9 to 1.6 / 2.2 Ah at cycle 13,
+   when their discharge changed, and stay there; read as one trend, the rise made every
+   forecaster extrapolate nonsense — production model 57 % / 116 % of the reference off).
+   The trend starts at the new level; the cycle numbers and the clock stay the test's. A
+   recovery after a rest comes back down and a spike is short, so neither fires; a FALL is
+   never cut (it may be the cell dying).
+6. **Double-counted cycles**: a row above :data:`DOUBLE_FRACTION` × its neighbours' median —
    capacity cannot grow by half; two discharges were written under one cycle number (a BDF
    export's formation cycle holds two) — would inflate the reference capacity.
 
@@ -47,7 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["CHECK_LABEL", "PULSE_LABEL", "MIN_CHECKS", "PARTIAL_FRACTION",
-           "RECOVERED_FRACTION", "FIRST_FRACTION", "DOUBLE_FRACTION", "TrendRows",
+           "RECOVERED_FRACTION", "FIRST_FRACTION", "DOUBLE_FRACTION", "MIN_AFTER_RISE", "TrendRows",
            "trend_rows", "label_kinds"]
 
 #: labels of a reference capacity measurement (case-insensitive, anywhere in the label)
@@ -69,6 +80,8 @@ FIRST_FRACTION = 0.8
 DOUBLE_FRACTION = 1.5
 #: neighbours on each side whose median judges a row
 NEIGHBOURS = 5
+#: fewest rows at the new level that make a capacity rise a protocol change (rule 5)
+MIN_AFTER_RISE = 3
 
 
 @dataclass(frozen=True)
@@ -77,8 +90,8 @@ class TrendRows:
 
     ``basis`` is ``"all cycles"`` or ``"capacity checks"``; ``dropped`` counts the rows left out
     by reason (``"no discharge"``, ``"not a capacity check"``, ``"pulse or impedance"``,
-    ``"partial cycle"``, ``"first discharge of a part-charged cell"``, ``"unfinished last
-    cycle"``, ``"double-counted cycle"``)."""
+    ``"partial cycle"``, ``"first discharge of a part-charged cell"``, ``"before a capacity
+    rise (protocol change)"``, ``"unfinished last cycle"``, ``"double-counted cycle"``)."""
 
     keep: np.ndarray
     basis: str = "all cycles"
@@ -141,6 +154,32 @@ def _first_partial(q: np.ndarray) -> np.ndarray:
     return out
 
 
+def _may_rise(q: np.ndarray) -> bool:
+    """Whether some row exceeds ``1 / FIRST_FRACTION`` × an EARLIER row (else rules 4 and 5
+    cannot fire): the running minimum, O(n)."""
+    return q.size >= 2 and bool(np.any(q[1:] * FIRST_FRACTION > np.minimum.accumulate(q)[:-1]))
+
+
+def _before_rise(q: np.ndarray) -> np.ndarray:
+    """The rows before the LAST persistent capacity rise (rule 5; none when there is none)."""
+    out = np.zeros(q.size, dtype=bool)
+    if q.size < MIN_AFTER_RISE + 1 or not _may_rise(q):
+        return out
+    pad = np.concatenate([np.full(NEIGHBOURS, -np.inf), q, np.full(NEIGHBOURS, np.inf)])
+    before = np.lib.stride_tricks.sliding_window_view(pad[:-1 - NEIGHBOURS], NEIGHBOURS).max(axis=1)
+    after = np.lib.stride_tricks.sliding_window_view(pad[NEIGHBOURS:], NEIGHBOURS).min(axis=1)
+    level = before[:q.size] / FIRST_FRACTION  # the capacity a rise at row i must keep
+    rows = np.arange(q.size)
+    with np.errstate(invalid="ignore"):
+        candidates = np.flatnonzero((rows >= 1) & (rows <= q.size - MIN_AFTER_RISE)
+                                    & (after[:q.size] > level))
+    for i in candidates[::-1]:  # the last rise that holds
+        if float(np.median(q[i:])) > level[i]:
+            out[:i] = True
+            break
+    return out
+
+
 def _doubled(q: np.ndarray) -> np.ndarray:
     """Rows above :data:`DOUBLE_FRACTION` of their neighbours' median."""
     with np.errstate(invalid="ignore"):
@@ -159,6 +198,7 @@ def _unfinished(q: np.ndarray) -> np.ndarray:
 
 #: the row rules after "no discharge", in order; each judges the rows the previous ones kept
 _RULES = (("partial cycle", _partial), ("first discharge of a part-charged cell", _first_partial),
+          ("before a capacity rise (protocol change)", _before_rise),
           ("double-counted cycle", _doubled),
           ("unfinished last cycle", _unfinished))
 
@@ -182,7 +222,7 @@ def trend_rows(capacity: np.ndarray, labels: np.ndarray | None = None) -> TrendR
         return TrendRows(keep=keep)  # nothing measured: refused by the feature path
     positive = q[measured]
     if labels is None and measured.all() and positive.max() < DOUBLE_FRACTION * positive.min() \
-            and q[0] >= FIRST_FRACTION * positive.max():
+            and not _may_rise(q):
         return TrendRows(keep=keep)  # no rule can fire (a fast path: the usual history)
     dropped: dict[str, int] = {}
     if not measured.all():
