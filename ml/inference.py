@@ -334,8 +334,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     nb = len(back)
     cap, lt, lc = (arrays[o][nb:] for o in OUTPUTS)  # [H+1, K]
     from ml.domain import judge_domain, request_conditions
-    from ml.uncertainty import (OOD_WIDENING, compose_band, history_noise,
-                                history_checked_band, identifiability_weight, share_band)
+    from ml.uncertainty import (OOD_WIDENING, compose_band, history_checked_band,
+                                history_noise, identifiability_weight, physical_band,
+                                share_band)
 
     pace = planned_hours_per_cycle(table, hours_per_cycle)
     domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
@@ -369,7 +370,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         q_cap = compose_band(raw, floor, scale, widen)
     else:  # a card calibrated with the older additive rule: same floor and widening after it
         q_cap = compose_band(apply_conformal(raw, conf, lo=-np.inf), floor, 0.0, widen)
-    q_cap = np.clip(q_cap, 0.0, None)
+    q_cap = physical_band(q_cap, retention, floor)
     unknown = identifiability_weight(retention, noise)
     if not domain["in_domain"]:
         unknown = max(unknown, 0.5)

@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--eis", default=None, metavar="FILE",
                    help="an EIS file (any format `fadecast ingest --list-formats` marks eis)")
-    g.add_argument("--cell", default=None, metavar="ID",
+    g.add_argument("--cell", "--cell-id", dest="cell", default=None, metavar="ID",
                    help="a registered cell's stored spectra")
     s.add_argument("--eis-format", "--format", dest="format_name", default=None,
                    metavar="NAME", help="EIS reader name (default: detect by content), e.g. "
@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cycles", default=None, metavar="FILE.csv",
                    help="per-cycle table: cycle_index, test_time_second, discharge_capacity_ah"
                    " (or any table `fadecast ingest` reads as per-cycle, e.g. Cycle,Capacity)")
-    g.add_argument("--cell", default=None, metavar="ID", help="a registered cell")
+    g.add_argument("--cell", "--cell-id", dest="cell", default=None, metavar="ID",
+                   help="a registered cell (the id given to `ingest --cell-id`)")
     g.add_argument("--all", action="store_true",
                    help="every registered cell, on dask workers, into -o FILE.parquet")
     s.add_argument("-o", "--output", default=None, metavar="FILE.parquet",
@@ -239,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = s.add_mutually_exclusive_group(required=True)
     g.add_argument("--cycles", default=None, metavar="FILE.csv",
                    help="per-cycle table of the cell (as for `fadecast forecast`)")
-    g.add_argument("--cell", default=None, metavar="ID", help="a registered cell")
+    g.add_argument("--cell", "--cell-id", dest="cell", default=None, metavar="ID",
+                   help="a registered cell (the id given to `ingest --cell-id`)")
     s.add_argument("--planned-cycles", type=int, required=True, metavar="N",
                    help="cycles the test plan runs to")
     s.add_argument("--tolerance-cycles", type=float, required=True, metavar="T",

@@ -366,3 +366,16 @@ def test_a_served_forecast_after_a_protocol_change_starts_from_the_new_level():
     # the 0.9 Ah rows (before the rule) the median was a flat 1.03 Ah
     p50 = [row["capacity_ah"]["p50"] for row in doc["forecast"]]
     assert 2.0 < p50[-1] < 2.2 and 2.1 < p50[0] < 2.2
+
+
+def test_a_negligible_discharge_is_no_capacity_measurement():
+    # BEEP's Maccor PreDiag…022 "short" file: diagnostic cycles at ~4.7 Ah, the cycles
+    # between them log a current offset over a rest (1e-5 Ah)
+    q = np.array([4.7148, 4.7087, 3.9e-4, 0.0, 3e-5, 4e-5, 2e-5, 0.0, 4.6115, 3.7e-4, 0.0])
+    rows = trend_rows(q)
+    assert np.flatnonzero(rows.keep).tolist() == [0, 1, 8]
+    assert rows.dropped == {"no discharge": 8}
+    # 1 % of the largest is the line: 0.048 Ah stays a (partial) measurement, 0.046 does not
+    edge = np.array([4.7, 4.69, 0.048, 4.68, 4.67, 0.046, 4.66])
+    got = trend_rows(edge)
+    assert got.dropped == {"no discharge": 1, "partial cycle": 1}

@@ -72,6 +72,10 @@ def test_cli_registered_cell_uses_its_metadata(tmp_path, capsys, serving_model_d
                  "--json"]) == 0
     by_file = json.loads(capsys.readouterr().out)
     assert by_file["forecast"] == by_cell["forecast"]
+    # `--cell-id`, the name `ingest` uses, is the same option
+    assert main(["forecast", "--cell-id", "R1", "--horizon-cycles", "5", "--model",
+                 str(serving_model_dir), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["forecast"] == by_cell["forecast"]
 
 
 def test_cli_bad_input_one_line(tmp_path, capsys, serving_model_dir):  # noqa: F811

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from data_registry.errors import FadecastError
-from ml.uncertainty import (Z90, compose_band, sqrt_trend_fit, trend_check, trend_floor)
+from ml.uncertainty import (Z90, compose_band, physical_band, sqrt_trend_fit, trend_check,
+                            trend_floor)
 
 
 def test_sqrt_trend_fit_recovers_an_exact_trend():
@@ -128,3 +129,35 @@ def test_diagnose_tells_bias_from_narrowness():
     assert d["err_over_halfwidth_median"] == pytest.approx(1.0)
     assert d["disagreement_pct"] == pytest.approx(2.0)
     assert d["coverage_near_pct"] == 0.0 and d["coverage_far_pct"] == 100.0
+
+
+def test_the_band_stays_where_a_capacity_can_be():
+    q = np.array([[-0.2, 0.5, 5.8], [0.9, 1.2, 1.3], [0.97, 0.98, 0.99]])
+    got = physical_band(q, np.array([1.0, 0.97, np.nan, 0.95]), np.array([0.05, 0.4, 0.9]))
+    # below 0 → 0; above the history's best (1.0) + its one-step allowance (0.05) → 1.05
+    assert got.tolist() == [[0.0, 0.5, 1.05], [0.9, 1.05, 1.05], [0.97, 0.98, 0.99]]
+    # no finite history: only the clip at 0
+    assert physical_band(q, np.array([np.nan]), np.array([0.05]))[0, 2] == 5.8
+
+
+def test_a_short_history_forecast_far_ahead_is_wide_downwards_only():
+    from pathlib import Path
+
+    from serving.runtime import load_forecaster
+
+    # cellpy's maccor_001.txt per-cycle table (Ah): a first partial discharge, then 4 cycles,
+    # the last 17 % down; forecast 50 cycles ahead (12x the history)
+    frame = pd.DataFrame({"cycle_index": [0, 1, 2, 3, 4],
+                          "test_time_second": [11797.15, 76820.14, 115397.14, 150292.15,
+                                               183171.57],
+                          "discharge_capacity_ah": [0.63781, 4.54403, 4.35404, 4.28452, 3.54280],
+                          "charge_capacity_ah": [0.0, 4.52259, 4.51654, 4.32611, 4.25842]})
+    model = load_forecaster(str(Path(__file__).resolve().parents[1] / "models" / "production"))
+    doc = model.forecast(frame, horizon_cycles=50)
+    top = max(row["capacity_ah"]["p95"] for row in doc["forecast"])
+    floor0 = doc["uncertainty"]["floor_fraction_first"]
+    # before: p95 reached 26.5 Ah (5.8x the reference) at the horizon's end; now the history's
+    # best (4.544 Ah, the reference) plus its one-step allowance
+    assert doc["history"]["dropped"] == {"partial cycle": 1}
+    assert top == pytest.approx(4.54403 * (1.0 + floor0), rel=1e-9)
+    assert doc["forecast"][-1]["capacity_ah"]["p05"] == 0.0

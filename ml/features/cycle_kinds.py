@@ -8,8 +8,11 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
 (check) …; a forecaster fed that sawtooth extrapolates noise. The rules, in order:
 
 0. **No discharge.** A row whose discharge capacity is 0 (a charge-only or rest cycle, the
-   cycle a running test is still in) is not a capacity measurement; it is left out when any
-   row has one. Invalid values (negative, NaN, inf, text) are never filtered: the feature path
+   cycle a running test is still in) — or below :data:`NEGLIGIBLE_FRACTION` of the largest
+   in the history: a current offset integrated over a rest (BEEP's Maccor ``PreDiag…022``
+   logs 3e-5 Ah "cycles" of a 4.7 Ah cell between its diagnostic cycles) — is not a capacity
+   measurement; it is left out when any row has one. (Read as capacity, those rows made the
+   answer "end of life already reached at cycle 6" for a cell at 4.6 Ah at cycle 36.) Invalid values (negative, NaN, inf, text) are never filtered: the feature path
    refuses them, naming the row.
 1. **Labelled capacity checks.** When the rows carry a ``cycle_label`` (the source's own words:
    "Capacity check", "RPT", "Reference performance test", "check-up" …) and at least
@@ -58,8 +61,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["CHECK_LABEL", "PULSE_LABEL", "MIN_CHECKS", "PARTIAL_FRACTION",
-           "RECOVERED_FRACTION", "FIRST_FRACTION", "DOUBLE_FRACTION", "MIN_AFTER_RISE", "TrendRows",
-           "trend_rows", "label_kinds"]
+           "RECOVERED_FRACTION", "FIRST_FRACTION", "NEGLIGIBLE_FRACTION", "DOUBLE_FRACTION",
+           "MIN_AFTER_RISE", "TrendRows", "trend_rows", "label_kinds"]
 
 #: labels of a reference capacity measurement (case-insensitive, anywhere in the label)
 CHECK_LABEL = re.compile(r"capacity[\s_-]*(check|test|measure)|\brpt\b|reference[\s_-]*perf|"
@@ -68,6 +71,8 @@ CHECK_LABEL = re.compile(r"capacity[\s_-]*(check|test|measure)|\brpt\b|reference
 #: labels of rows that are not a capacity measurement at all
 PULSE_LABEL = re.compile(r"hppc|pulse|dcir|gitt|\beis\b|impedance|resistance|\bocv\b",
                          re.IGNORECASE)
+#: a discharge below this fraction of the history's largest is no capacity measurement (rule 0)
+NEGLIGIBLE_FRACTION = 0.01
 #: fewest labelled capacity checks that make a trajectory
 MIN_CHECKS = 3
 #: a row below this fraction of its neighbours' median capacity may be a partial cycle …
@@ -217,7 +222,8 @@ def trend_rows(capacity: np.ndarray, labels: np.ndarray | None = None) -> TrendR
     keep = np.ones(q.size, dtype=bool)
     if not (np.isfinite(q).all() and (q >= 0).all()):
         return TrendRows(keep=keep)  # invalid values: the feature path refuses them by row
-    measured = q > 0  # 0: the cycle did not discharge (charge-only, rest, still running)
+    # 0 (or noise): the cycle did not discharge (charge-only, rest, still running)
+    measured = q > NEGLIGIBLE_FRACTION * q.max() if q.size else q > 0
     if not measured.any():
         return TrendRows(keep=keep)  # nothing measured: refused by the feature path
     positive = q[measured]
