@@ -227,7 +227,9 @@ def advice_command(args: Namespace) -> int:
 
         sys.stdout.write(json.dumps(clean_json(doc), allow_nan=False) + "\n")
         return 0
-    print(f"{doc['decision']}: {doc.get('reason', '')}")
+    reason = str(doc.get("reason") or "")
+    # the reason already opens with the decision ("continue: …", "stop now: …")
+    print(reason if reason.startswith(doc["decision"]) else f"{doc['decision']}: {reason}")
     return 0
 
 

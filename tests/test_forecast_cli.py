@@ -76,6 +76,12 @@ def test_cli_registered_cell_uses_its_metadata(tmp_path, capsys, serving_model_d
     assert main(["forecast", "--cell-id", "R1", "--horizon-cycles", "5", "--model",
                  str(serving_model_dir), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["forecast"] == by_cell["forecast"]
+    # the advice's text answer: its reason once, opening with the decision
+    assert main(["advice", "--cell-id", "R1", "--planned-cycles", "400", "--tolerance-cycles",
+                 "50", "--model", str(serving_model_dir)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(("continue: ", "stop now: ")), line
+    assert not line.startswith(("continue: continue", "stop: stop")), line
 
 
 def test_cli_bad_input_one_line(tmp_path, capsys, serving_model_dir):  # noqa: F811
