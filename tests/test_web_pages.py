@@ -297,7 +297,7 @@ def test_upload_a_real_file_through_the_page_then_open_the_cell(service, browser
 def test_cell_page_speed_whatif_keyboard_and_phone_width(service, browser):
     url = service["base"] + "/cells/web500"
     p = Page(browser)
-    p.page.goto(service["base"] + "/static/vendor/plotly.min.js")  # in the HTTP cache
+    p.page.goto(service["base"] + "/static/vendor/plotly-basic.min.js")  # in the HTTP cache
     loads = []
     for _ in range(3):  # 1st: plotly.js compiled from scratch; then V8's code cache helps
         loads.append((p.open(url).ready_ms(), p.marks()))

@@ -1,5 +1,5 @@
 """The pages' JSON and assets without a browser: the same numbers as the API, caching per cell
-version, the read token, plotly.js from the wheel, the page shell's headers."""
+version, the read token, the vendored plotly.js bundle, the page shell's headers."""
 from __future__ import annotations
 
 import gzip
@@ -96,20 +96,22 @@ def test_read_token_protects_the_page_data(forecaster, serving_model_dir):  # no
         assert config["auth"] == {"write": "disabled", "read": True}
 
 
-def test_pages_and_plotly_from_the_wheel(client):
-    import plotly
-
-    from serving.web.pages import plotly_js_path
+def test_pages_and_their_plotly_bundle(client):
+    from serving.web.pages import STATIC, plotly_js_path
 
     path = plotly_js_path()
-    assert path.is_relative_to(__import__("pathlib").Path(plotly.__file__).parent)
-    r = client.get("/static/vendor/plotly.min.js", headers={"Accept-Encoding": "gzip"})
+    assert path == STATIC / "vendor" / "plotly-basic.min.js"
+    head = path.read_bytes()[:200].decode()
+    assert "plotly.js (basic - minified) v4.1.1" in head and "MIT license" in head
+    assert (STATIC / "vendor" / "LICENSE.plotly.txt").read_text().startswith("MIT License")
+    r = client.get("/static/vendor/plotly-basic.min.js", headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200 and r.content == path.read_bytes()  # httpx un-gzips
     assert r.headers["content-encoding"] == "gzip" and "max-age" in r.headers["cache-control"]
-    again = client.get("/static/vendor/plotly.min.js",
+    again = client.get("/static/vendor/plotly-basic.min.js",
                        headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304
-    raw = client.get("/static/vendor/plotly.min.js", headers={"Accept-Encoding": "identity"})
+    raw = client.get("/static/vendor/plotly-basic.min.js",
+                     headers={"Accept-Encoding": "identity"})
     assert raw.headers.get("content-encoding") is None and len(raw.content) > 1_000_000
     assert gzip.decompress(gzip.compress(raw.content)) == raw.content
     for url, script in (("/", "cells"), ("/cells/V1", "cell"), ("/cohorts/pto", "cohort"),
@@ -117,7 +119,7 @@ def test_pages_and_plotly_from_the_wheel(client):
         r = client.get(url)
         assert r.status_code == 200 and f"/static/{script}.js" in r.text
         assert "script-src 'self'" in r.headers["content-security-policy"]
-        assert ("plotly.min.js" in r.text) == (script in ("cell", "cohort"))
+        assert ("plotly-basic.min.js" in r.text) == (script in ("cell", "cohort"))
         assert "cdn" not in r.text.lower()
     assert client.get("/static/app.css").headers["content-type"].startswith("text/css")
     doc = client.get("/openapi.json").json()

@@ -1,6 +1,6 @@
 /* fadecast pages: shared helpers (config, API calls with the access token, plots, formatting).
-   No framework, no CDN: plotly.js is loaded on demand from /static/vendor/plotly.min.js,
-   which the service serves out of the installed plotly wheel. */
+   No framework, no CDN: plotly.js is loaded on demand from /static/vendor/plotly-basic.min.js,
+   plotly's own basic bundle (scatter, bar, pie), kept in static/vendor. */
 "use strict";
 (function () {
   const config = JSON.parse(document.getElementById("config").textContent);
@@ -88,9 +88,9 @@
     if (window.Plotly) return Promise.resolve(window.Plotly);
     if (!plotlyPromise) {
       plotlyPromise = new Promise((resolve, reject) => {
-        const s = el("script", { src: "/static/vendor/plotly.min.js" });
+        const s = el("script", { src: "/static/vendor/plotly-basic.min.js" });
         s.onload = () => resolve(window.Plotly);
-        s.onerror = () => reject(new Error("could not load /static/vendor/plotly.min.js"));
+        s.onerror = () => reject(new Error("could not load /static/vendor/plotly-basic.min.js"));
         document.head.append(s);
       });
     }
