@@ -10,6 +10,7 @@ import pandas as pd
 
 from ml.features.columns import numeric_column
 from ml.features.cycle_arrays import CycleColumns
+from ml.features.jit import kernel
 from ml.features.sample_frame import SampleArrays
 
 #: Default "high voltage" threshold as a fraction of the cell's top of charge so far — the
@@ -45,31 +46,18 @@ def timing_per_cycle(arr: SampleArrays,
     st = arr.starts
     ends = arr.ends
     n = arr.n_rows
-    i = arr.current_a
-    thr = arr.rest_threshold_a
-    dt = arr.dt_s
-    half_i = np.abs(i)  # reused below as the interval's mean current
-    at_rest = half_i <= thr
-    # Interval k ends at row k; the interval ending at a segment's first row lies between
-    # cycles, so it is excluded from the in-cycle sums below (zeroed at ``st``).
-    rest_dt = np.zeros(n)
-    np.logical_and(at_rest[1:], at_rest[:-1], out=at_rest[1:])
-    np.multiply(dt[1:], at_rest[1:], out=rest_dt[1:])
-    del at_rest
-    half_i[0] = 0.0
-    np.add(i[1:], i[:-1], out=half_i[1:])
-    half_i *= 0.5  # mean current of the interval
-    ch_dt = dt * (half_i > thr)
-    np.negative(half_i, out=half_i)
-    dis_dt = np.multiply(dt, half_i > thr, out=half_i)
-    for a in (rest_dt, ch_dt, dis_dt):
-        a[st] = 0.0
-    v_sum = np.empty(n)
-    v_sum[0] = 2.0 * arr.voltage_v[0]
-    np.add(arr.voltage_v[1:], arr.voltage_v[:-1], out=v_sum[1:])
-    hv2 = arr.per_segment(2.0 * arr.seg_high_voltage_v(HIGH_VOLTAGE_FRACTION,
-                                                        high_voltage_volt))
-    hv_dt = np.multiply(dt, v_sum >= hv2, out=v_sum)
+    seg_thr = np.broadcast_to(np.asarray(arr.seg_rest_threshold_a, dtype=np.float64),
+                              st.shape)
+    seg_hv2 = np.broadcast_to(2.0 * np.asarray(
+        arr.seg_high_voltage_v(HIGH_VOLTAGE_FRACTION, high_voltage_volt), dtype=np.float64),
+        st.shape)
+    rest_dt, ch_dt, dis_dt, hv_dt = (np.empty(n) for _ in range(4))
+    run = _interval_times_kernel if n >= 64 else _interval_times  # small: not worth compiling
+    run(np.ascontiguousarray(arr.current_a, dtype=np.float64),
+        np.ascontiguousarray(arr.voltage_v, dtype=np.float64),
+        np.ascontiguousarray(arr.dt_s, dtype=np.float64), np.ascontiguousarray(st),
+        np.ascontiguousarray(seg_thr), np.ascontiguousarray(seg_hv2),
+        rest_dt, ch_dt, dis_dt, hv_dt)
 
     start_s = arr.time_s[st]
     end_s = arr.time_s[ends]
@@ -88,6 +76,45 @@ def timing_per_cycle(arr: SampleArrays,
         "discharge_duration_second": np.add.reduceat(dis_dt, st),
         "high_voltage_second": np.add.reduceat(hv_dt, st),
     }
+
+
+def _interval_times(i, v, dt, starts, seg_thr, seg_hv2, rest_dt, ch_dt, dis_dt, hv_dt):
+    """Per-row seconds of the interval ending at each row spent at rest, charging,
+    discharging and at high voltage (written into the four output arrays; 0 before the first
+    segment). Interval k joins rows k−1 and k: at rest when both |I| ≤ the segment's rest
+    threshold; charging / discharging when its mean current (I[k] + I[k−1]) · 0.5 is above it /
+    below its negative; at high voltage when V[k] + V[k−1] ≥ twice the segment's level (row 0:
+    2·V[0]). The interval ending at a segment's first row lies between cycles: 0 for rest and
+    flow, counted for high voltage (as ever). One pass, each value from the same IEEE
+    operations as the former whole-array numpy form (``dt · (condition)``), so the sums are
+    bit-identical."""
+    n = i.shape[0]
+    m = starts.shape[0]
+    for k in range(starts[0] if m else n):
+        rest_dt[k] = 0.0
+        ch_dt[k] = 0.0
+        dis_dt[k] = 0.0
+        hv_dt[k] = 0.0
+    for s in range(m):
+        a = starts[s]
+        b = starts[s + 1] if s + 1 < m else n
+        thr = seg_thr[s]
+        hv2 = seg_hv2[s]
+        rest_dt[a] = 0.0
+        ch_dt[a] = 0.0
+        dis_dt[a] = 0.0
+        v_sum = 2.0 * v[0] if a == 0 else v[a] + v[a - 1]
+        hv_dt[a] = dt[a] * (1.0 if v_sum >= hv2 else 0.0)
+        for k in range(a + 1, b):
+            both = abs(i[k]) <= thr and abs(i[k - 1]) <= thr
+            rest_dt[k] = dt[k] * (1.0 if both else 0.0)
+            mean = (i[k] + i[k - 1]) * 0.5
+            ch_dt[k] = dt[k] * (1.0 if mean > thr else 0.0)
+            dis_dt[k] = dt[k] * (1.0 if -mean > thr else 0.0)
+            hv_dt[k] = dt[k] * (1.0 if v[k] + v[k - 1] >= hv2 else 0.0)
+
+
+_interval_times_kernel = kernel(_interval_times)
 
 
 def cycle_clock_hours(elapsed_hour: np.ndarray, cycle_index: np.ndarray) -> np.ndarray:
