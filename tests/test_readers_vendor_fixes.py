@@ -143,7 +143,7 @@ def test_mpr_impedance_records_skipped_with_one_warning(monkeypatch, tmp_path, c
     assert (w.code, w.row, w.column, w.count) == ("eis_rows_skipped", 3, "freq/Hz", 5)
     assert w.details == {"frequency_min_hz": 10.0, "frequency_max_hz": 1000.0, "sweeps": 2}
     assert "5 impedance records" in w.message and "2 sweep(s)" in w.message
-    assert "ingest that file as EIS" in w.message
+    assert "fadecast warburg --eis" in w.message and "biologic_mpr_eis" in w.message
 
 
 def test_mpr_without_impedance_records_has_no_warning(monkeypatch, tmp_path):
@@ -170,15 +170,88 @@ def test_mpr_real_file_impedance_records_skipped(shared_data):
     assert 28 not in set(df["source_row"]) and {27, 92} <= set(df["source_row"])
 
 
-def test_mpr_with_only_impedance_records_is_refused_clearly(monkeypatch, tmp_path):
+def test_a_peis_mpr_is_read_as_eis_spectra(monkeypatch, tmp_path):
     from data_registry.errors import InputFormatError
+    from data_registry.readers.formats import detect
+    # a PEIS technique file: every record an impedance record; two sweeps told by z cycle
     path = _fake_mpr(monkeypatch, tmp_path, {
-        "time/s": [0.0, 1, 2], "Ewe/V": [0.1, 0.1, 0.1], "I/mA": [0.0, 0.0, 0.0],
-        "Ns": [1, 1, 1], "freq/Hz": [1000.0, 100.0, 10.0]})
+        "time/s": [0.0, 1, 2, 50, 51], "Ewe/V": [3.7, 3.7, 3.7, 3.6, 3.6],
+        "I/mA": [0.0] * 5, "Ns": [1] * 5, "freq/Hz": [1000.0, 100.0, 10.0, 1000.0, 100.0],
+        "Re(Z)/Ohm": [0.05, 0.06, 0.08, 0.051, 0.061],
+        "-Im(Z)/Ohm": [0.01, 0.02, 0.04, 0.011, 0.021], "z cycle": [0, 0, 0, 1, 1]})
+    assert detect(path) == "biologic_mpr_eis"
+    src = open_source(path)
+    df = src.read()
+    assert src.kind == "eis" and src.format_name == "biologic_mpr_eis"
+    assert df["measurement_id"].tolist() == ["peis_gcpl#1"] * 3 + ["peis_gcpl#2"] * 2
+    np.testing.assert_allclose(df["z_imag_ohm"], [-0.01, -0.02, -0.04, -0.011, -0.021])
+    np.testing.assert_allclose(df["z_real_ohm"], [0.05, 0.06, 0.08, 0.051, 0.061])
+    np.testing.assert_allclose(df["voltage_volt"], [3.7, 3.7, 3.7, 3.6, 3.6])
+    # its time/s is the EC-Lab experiment's clock, not necessarily the cell's test
+    assert not {"cycle_count", "test_time_second"} & set(df.columns)
+    assert [w.code for w in src.warnings] == ["eis_cycle_count_unknown"]
+    # forced as cycling samples: refused, naming the format that reads it
     with pytest.raises(InputFormatError) as err:
-        open_source(path).read()
+        open_source(path, format_name="biologic_mpr").read()
     assert err.value.code == "eis_only" and err.value.file == "peis_gcpl.mpr"
-    assert "3 records, all with freq/Hz > 0" in str(err.value.found)
+    assert "5 records, all with freq/Hz > 0" in str(err.value.found)
+    assert "biologic_mpr_eis" in str(err.value.expected)
+
+
+def test_a_cycling_mpr_s_impedance_records_on_the_samples_clock(monkeypatch, tmp_path):
+    from data_registry.errors import InputFormatError
+    from ml.features.commands import read_eis_file
+    # records 1-2 cycle (half cycle 0 -> cycle 0), 3-5 one sweep, 6-7 cycle (half cycle 2 ->
+    # cycle 1), 8-9 a second sweep; no Re/Im columns: |Z| and phase (deg)
+    path = _fake_mpr(monkeypatch, tmp_path, {
+        "time/s": [0.0, 10, 20, 21, 22, 30, 40, 41, 42],
+        "Ewe/V": [3.0, 3.1, 0.12, 0.12, 0.12, 3.2, 3.1, 0.2, 0.2],
+        "I/mA": [1.0, 1.0, 0, 0, 0, -1.0, -1.0, 0, 0],
+        "Ns": [1, 1, 2, 2, 2, 3, 3, 4, 4], "half cycle": [0, 0, 0, 0, 0, 2, 2, 2, 2],
+        "freq/Hz": [0, 0, 1000, 100, 10, 0, 0, 1000, 100],
+        "|Z|/Ohm": [0, 0, 2.0, 2.0, 4.0, 0, 0, 1.0, 1.0],
+        "Phase(Z)/deg": [0, 0, -30.0, -60.0, -90.0, 0, 0, 0.0, -45.0]})
+    assert open_source(path).kind == "samples"  # detected as its cycling samples
+    df = read_eis_file(str(path))  # `fadecast warburg --eis` reads its spectra
+    assert df["source_row"].tolist() == [3, 4, 5, 8, 9]
+    assert df["measurement_id"].tolist() == ["peis_gcpl#1"] * 3 + ["peis_gcpl#2"] * 2
+    # Z' = |Z| cos(phase), Z'' = |Z| sin(phase), by hand
+    np.testing.assert_allclose(df["z_real_ohm"], [3 ** 0.5, 1.0, 0.0, 1.0, 0.5 ** 0.5],
+                               atol=1e-12)
+    np.testing.assert_allclose(df["z_imag_ohm"], [-1.0, -(3 ** 0.5), -4.0, 0.0, -(0.5 ** 0.5)],
+                               atol=1e-12)
+    assert df["test_time_second"].tolist() == [20.0, 21.0, 22.0, 41.0, 42.0]
+    assert df["cycle_count"].tolist() == [0, 0, 0, 1, 1]
+    # a .mpr without impedance records: forcing the EIS format is refused
+    (tmp_path / "p").mkdir()
+    plain = _fake_mpr(monkeypatch, tmp_path / "p", {
+        "time/s": [0.0, 1.0], "Ewe/V": [3.0, 3.1], "I/mA": [1.0, 1.0], "Ns": [1, 1],
+        "freq/Hz": [0.0, 0.0]})
+    with pytest.raises(InputFormatError) as err:
+        open_source(plain, format_name="biologic_mpr_eis")
+    assert err.value.code == "wrong_format"
+
+
+def test_mpr_real_file_spectra(shared_data):
+    pytest.importorskip("galvani", reason="BioLogic .mpr needs the optional extra galvani")
+    from ml.features.commands import read_eis_file
+    from ml.features.warburg import warburg_table
+
+    path = shared_data / "parsers" / "biologic_cellpy" / "biol.mpr"
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    df = read_eis_file(str(path))
+    # the 310 impedance records of 5 sweeps (z cycle 0-4), from record 28 at t = 661.19 s
+    assert len(df) == 310 and df["measurement_id"].nunique() == 5
+    first = df.iloc[0]
+    assert first["source_row"] == 28 and first["frequency_hz"] == pytest.approx(100019.51)
+    # biol.mpr stores |Z| = 6.572359 Ω and phase -2.7340386° (no Re/Im columns)
+    phase = np.radians(-2.7340386)
+    assert first["z_real_ohm"] == pytest.approx(6.572359 * np.cos(phase), rel=1e-6)
+    assert first["z_imag_ohm"] == pytest.approx(6.572359 * np.sin(phase), rel=1e-6)
+    assert first["test_time_second"] == pytest.approx(661.19, abs=0.01)
+    table = warburg_table(df)
+    assert len(table) == 5 and table["ok"].all()
 
 
 # ----------------------------------------------------------------------------------- Maccor

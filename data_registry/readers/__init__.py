@@ -126,7 +126,7 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
         fmt = detect_head(head)
     else:
         fmt = get_format(format_name)
-        if not fmt.generic and not fmt.detector(head):
+        if not fmt.generic and not fmt.accepts(head):
             try:
                 found = detect_head(head).name
             except UnknownFormatError:

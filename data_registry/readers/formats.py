@@ -34,6 +34,13 @@ class Format:
     description: str
     generic: bool = False
     gzip: bool = True  # text formats stream through gzip; binary libraries need a plain file
+    #: the detector of a FORCED format (``--format``), when it accepts more than detection
+    #: may (a cycling .mpr's impedance records read as EIS); default: ``detector``
+    forced: Callable[[Head], bool] | None = None
+
+    def accepts(self, head: Head) -> bool:
+        """Whether this format, forced by the user, can read ``head``."""
+        return (self.forced or self.detector)(head)
 
 
 def _generic(name: str) -> Callable[[Head], bool]:
@@ -119,7 +126,11 @@ FORMATS: tuple[Format, ...] = (
            _R + "biologic_text:open_biologic_eis", biologic_text.EIS.description),
     Format("biologic_mpr", "samples", "extra:biologic", biologic_mpr.is_mpr,
            _R + "biologic_mpr:open_mpr", "BioLogic EC-Lab binary .mpr (galvani, GPL extra)",
-           gzip=False),
+           gzip=False, forced=biologic_mpr.is_any_mpr),
+    Format(biologic_mpr.EIS_FORMAT, "eis", "extra:biologic", biologic_mpr.is_mpr_eis,
+           _R + "biologic_mpr:open_mpr_eis", "BioLogic EC-Lab binary .mpr of a PEIS/GEIS "
+           "technique (galvani, GPL extra); forced on a cycling .mpr: its impedance records",
+           gzip=False, forced=biologic_mpr.has_mpr_eis),
     Format("neware_nda", "samples", "", neware_binary.is_nda,
            _R + "neware_binary:open_neware_binary", "Neware BTS binary .nda (fastnda)",
            gzip=False),
@@ -154,6 +165,9 @@ FORMATS: tuple[Format, ...] = (
 )
 
 FORMAT_NAMES = tuple(f.name for f in FORMATS)
+#: formats of files that may ALSO hold EIS spectra, and the EIS format that reads them
+#: (``fadecast warburg --eis`` of such a file reads its spectra)
+EIS_PART: dict[str, str] = {"biologic_mpr": biologic_mpr.EIS_FORMAT}
 
 
 def get_format(name: str) -> Format:

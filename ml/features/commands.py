@@ -110,9 +110,15 @@ def read_eis_file(path: str, format_name: str | None = None,
     one-spectrum file its ``eis_cycle``."""
     from data_registry.readers import open_source
 
-    source = open_source(path, format_name=format_name, eis_sign=eis_sign,
-                         frequencies=frequencies, eis_every_cycles=eis_every_cycles,
-                         eis_cycle=eis_cycle)
+    from data_registry.readers.formats import EIS_PART
+
+    options = dict(eis_sign=eis_sign, frequencies=frequencies,
+                   eis_every_cycles=eis_every_cycles, eis_cycle=eis_cycle)
+    source = open_source(path, format_name=format_name, **options)
+    if source.kind != "eis" and format_name is None and source.format_name in EIS_PART:
+        # a cycler file that also holds impedance records (a BioLogic .mpr chaining PEIS
+        # with cycling): its spectra
+        source = open_source(path, format_name=EIS_PART[source.format_name], **options)
     if source.kind != "eis":
         raise InputFormatError("file holds no EIS spectra", code="wrong_kind", file=str(path),
                                expected="an EIS file (frequency_hz, z_real_ohm, z_imag_ohm)",
