@@ -349,6 +349,13 @@ def test_rows_before_a_protocol_change_that_raised_the_capacity_leave():
     # two rises: the trend starts at the last one
     two = np.r_[np.full(5, 1.0), np.full(5, 1.5), np.full(5, 2.0)]
     assert np.flatnonzero(trend_rows(two).keep).tolist() == list(range(10, 15))
+    # the end of a temporary dip (6 slow or cold cycles at 0.72x, cycles 300-305 of a fading
+    # cell) is no protocol change: the level it returns to is not above the earlier history
+    fade = 1.0 - 0.0004 * np.arange(400)
+    dip = fade.copy()
+    dip[300:306] *= 0.72
+    assert "before a capacity rise (protocol change)" not in trend_rows(dip).dropped
+    assert "before a capacity rise (protocol change)" not in trend_rows(dip[:309]).dropped
 
 
 def test_a_served_forecast_after_a_protocol_change_starts_from_the_new_level():
@@ -375,7 +382,13 @@ def test_a_negligible_discharge_is_no_capacity_measurement():
     rows = trend_rows(q)
     assert np.flatnonzero(rows.keep).tolist() == [0, 1, 8]
     assert rows.dropped == {"no discharge": 8}
-    # 1 % of the largest is the line: 0.048 Ah stays a (partial) measurement, 0.046 does not
-    edge = np.array([4.7, 4.69, 0.048, 4.68, 4.67, 0.046, 4.66])
+    # 0.01 % of the largest is the line: 0.00048 Ah stays a (partial) measurement, 0.00046
+    # does not
+    edge = np.array([4.7, 4.69, 0.00048, 4.68, 4.67, 0.00046, 4.66])
     got = trend_rows(edge)
     assert got.dropped == {"no discharge": 1, "partial cycle": 1}
+    # a cell fading to nothing through small steps keeps every row (Zhang 2020 25C05's end,
+    # mAh: down to 0.07 % of its 37 mAh)
+    death = np.r_[np.linspace(37.0, 2.0, 40), 1.50, 1.17, 0.90, 0.65, 0.48,
+                  np.geomspace(0.365, 0.024, 32)]
+    assert trend_rows(death).keep.all()

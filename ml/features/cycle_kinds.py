@@ -8,10 +8,11 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
 (check) …; a forecaster fed that sawtooth extrapolates noise. The rules, in order:
 
 0. **No discharge.** A row whose discharge capacity is 0 (a charge-only or rest cycle, the
-   cycle a running test is still in) — or below :data:`NEGLIGIBLE_FRACTION` of the largest
-   in the history: a current offset integrated over a rest (BEEP's Maccor ``PreDiag…022``
-   logs 3e-5 Ah "cycles" of a 4.7 Ah cell between its diagnostic cycles) — is not a capacity
-   measurement; it is left out when any row has one. (Read as capacity, those rows made the
+   cycle a running test is still in) — or below :data:`NEGLIGIBLE_FRACTION` (0.01 %) of the
+   largest in the history: a current offset integrated over a rest (BEEP's Maccor
+   ``PreDiag…022`` logs 3e-5 Ah "cycles" of a 4.7 Ah cell between its diagnostic cycles) — is
+   not a capacity measurement; it is left out when any row has one. (A cell fading to nothing
+   through small steps keeps its rows: Zhang 2020's 25C05 ends at 0.024 of 37 mAh, 0.07 %.) (Read as capacity, those rows made the
    answer "end of life already reached at cycle 6" for a cell at 4.6 Ah at cycle 36.) Invalid values (negative, NaN, inf, text) are never filtered: the feature path
    refuses them, naming the row.
 1. **Labelled capacity checks.** When the rows carry a ``cycle_label`` (the source's own words:
@@ -37,7 +38,9 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
 5. **A protocol change that raised the capacity** (rule 4 anywhere in the history): rows
    before a row from which the capacity stays above ``1 / FIRST_FRACTION`` (1.25×) of the
    largest of the :data:`NEIGHBOURS` rows before it — the next :data:`NEIGHBOURS` rows (at
-   least :data:`MIN_AFTER_RISE`) each, and the median of every row from it on. Ageing cannot
+   least :data:`MIN_AFTER_RISE`) each, and the median of every row from it on, which must also
+   be 1.25× the 90th percentile of ALL the rows before (the end of a temporary dip — a few
+   slow-rate, cold or partial-depth cycles — comes back to the old level and is no change). Ageing cannot
    add a quarter of the capacity and keep it; a slower discharge, a lower cut-off voltage or
    a warmer chamber can (NASA PCoE B0038 / B0040 rise from ~0.9 to 1.6 / 2.2 Ah at cycle 13,
    when their discharge changed, and stay there; read as one trend, the rise made every
@@ -72,7 +75,7 @@ CHECK_LABEL = re.compile(r"capacity[\s_-]*(check|test|measure)|\brpt\b|reference
 PULSE_LABEL = re.compile(r"hppc|pulse|dcir|gitt|\beis\b|impedance|resistance|\bocv\b",
                          re.IGNORECASE)
 #: a discharge below this fraction of the history's largest is no capacity measurement (rule 0)
-NEGLIGIBLE_FRACTION = 0.01
+NEGLIGIBLE_FRACTION = 1e-4
 #: fewest labelled capacity checks that make a trajectory
 MIN_CHECKS = 3
 #: a row below this fraction of its neighbours' median capacity may be a partial cycle …
@@ -179,7 +182,10 @@ def _before_rise(q: np.ndarray) -> np.ndarray:
         candidates = np.flatnonzero((rows >= 1) & (rows <= q.size - MIN_AFTER_RISE)
                                     & (after[:q.size] > level))
     for i in candidates[::-1]:  # the last rise that holds
-        if float(np.median(q[i:])) > level[i]:
+        new = float(np.median(q[i:]))
+        # … and lifts the capacity above the WHOLE history before it: the end of a temporary
+        # dip (a slow-rate or cold check, a partial-depth block) returns to the old level
+        if new > level[i] and new * FIRST_FRACTION > float(np.quantile(q[:i], 0.9)):
             out[:i] = True
             break
     return out
