@@ -116,3 +116,16 @@ def test_recorded_parts_reproduce_the_served_band():
     assert parts["served"]["coverage_pct"] == pytest.approx(served)
     assert parts["served"]["halfwidth_pct"] == pytest.approx(
         100 * ((p["p95"] - p["p05"]) / 2).mean(), rel=1e-9)
+
+
+def test_the_recomposed_band_keeps_the_served_ceiling():
+    # the _rows() band: lower 1 - sqrt(0.005) = 0.92929, upper 1 + sqrt(0.03² + 0.0025) =
+    # 1.05831; recorded ceiling (history's best + first floor) 1.02
+    parts = band_parts(_rows().assign(cap=1.02))
+    assert parts["served"]["coverage_pct"] == 50.0  # 1.055 is above the ceiling
+    assert parts["served"]["halfwidth_pct"] == pytest.approx(
+        100 * (math.sqrt(0.005) + 0.02) / 2)
+    uncapped = band_parts(_rows())
+    assert uncapped["served"]["coverage_pct"] == 100.0
+    assert uncapped["served"]["halfwidth_pct"] == pytest.approx(
+        100 * (math.sqrt(0.005) + math.sqrt(0.0034)) / 2)

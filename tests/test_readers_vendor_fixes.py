@@ -222,14 +222,31 @@ def test_a_cycling_mpr_s_impedance_records_on_the_samples_clock(monkeypatch, tmp
                                atol=1e-12)
     assert df["test_time_second"].tolist() == [20.0, 21.0, 22.0, 41.0, 42.0]
     assert df["cycle_count"].tolist() == [0, 0, 0, 1, 1]
-    # a .mpr without impedance records: forcing the EIS format is refused
+    # a .mpr without impedance records: `warburg --eis` says it holds no spectra; forcing the
+    # EIS format is refused
     (tmp_path / "p").mkdir()
     plain = _fake_mpr(monkeypatch, tmp_path / "p", {
         "time/s": [0.0, 1.0], "Ewe/V": [3.0, 3.1], "I/mA": [1.0, 1.0], "Ns": [1, 1],
         "freq/Hz": [0.0, 0.0]})
     with pytest.raises(InputFormatError) as err:
+        read_eis_file(str(plain))
+    assert err.value.code == "wrong_kind" and "holds no EIS spectra" in str(err.value)
+    with pytest.raises(InputFormatError) as err:
         open_source(plain, format_name="biologic_mpr_eis")
     assert err.value.code == "wrong_format"
+
+
+@pytest.mark.parametrize("freq, expected", [
+    ([1000.0, 100, 10, 1000, 100], [1, 1, 1, 2, 2]),  # high -> low, twice
+    ([10.0, 100, 1000, 10, 100, 1000], [1, 1, 1, 2, 2, 2]),  # low -> high (one per sweep)
+    ([1000.0, 100, 100, 10], [1, 1, 2, 2]),  # a repeated frequency starts a sweep
+])
+def test_mpr_sweeps_follow_their_direction(freq, expected):
+    from data_registry.readers.biologic_mpr import _sweeps
+
+    f = np.array([0.0] + freq)  # a cycling record first
+    eis = f > 0
+    assert _sweeps(f, eis, None).tolist() == expected
 
 
 def test_mpr_real_file_spectra(shared_data):

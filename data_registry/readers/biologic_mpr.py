@@ -91,7 +91,9 @@ def _parse(head: Head, *, keep: bool = True):
     so the opener, which takes it (``keep=False``), parses each file once; raises
     :class:`MissingDependencyError` without galvani."""
     stat = head.path.stat()
-    key = (str(head.path.resolve()), stat.st_size, stat.st_mtime_ns)
+    # the head's bytes too: a file rewritten with the same size and time stamp (cp -p,
+    # rsync -t) is parsed again
+    key = (str(head.path.resolve()), stat.st_size, stat.st_mtime_ns, hash(head.raw))
     hit = _parsed.pop(key, None)
     if hit is None:
         hit = _galvani().MPRfile(str(head.path))
@@ -237,15 +239,31 @@ def _count_eis(source_row: np.ndarray, freq_all: np.ndarray, carry: dict,
 def _sweeps(freq: np.ndarray, eis: np.ndarray, z_cycle: np.ndarray | None) -> np.ndarray:
     """1-based spectrum number of every impedance record (``eis`` mask over all records): by
     ``z cycle`` when the file has it, else a new sweep at an impedance record after a
-    non-impedance record or whose frequency is not below the previous one."""
+    non-impedance record or where the frequency turns back against the sweep's direction
+    (set by its first two records: EC-Lab sweeps high → low by default, low → high on
+    request)."""
     if z_cycle is not None:
         z = np.asarray(z_cycle, dtype=np.int64)[eis]
         _, number = np.unique(z, return_inverse=True)
         return number.astype(np.int64) + 1
-    prev_f = np.concatenate(([0.0], freq[:-1]))
-    prev_eis = np.concatenate(([False], eis[:-1]))
-    start = eis & (~prev_eis | (freq >= prev_f))
-    return np.cumsum(start)[eis]
+    out = np.zeros(len(freq), dtype=np.int64)
+    sweep, direction = 0, 0.0
+    for k in range(len(freq)):
+        if not eis[k]:
+            continue
+        step = freq[k] - freq[k - 1] if k and eis[k - 1] else None
+        if step is None:
+            new = True  # after a cycling record, or the file's first
+        elif direction == 0.0:
+            new = step == 0.0  # the same frequency again
+        else:
+            new = step * direction <= 0.0  # turned back
+        if new:
+            sweep, direction = sweep + 1, 0.0  # its direction comes from its next step
+        elif direction == 0.0:
+            direction = 1.0 if step > 0 else -1.0
+        out[k] = sweep
+    return out[eis]
 
 
 def _cycle_before(half_cycle: np.ndarray, eis: np.ndarray) -> np.ndarray:

@@ -113,6 +113,8 @@ def band_points(cells: Sequence[Any], card: Any, run: Any, source: str, *,
         fit = NaiveSqrtBaseline().fit(n_h, t_h, r_h)
         resid = float(np.sqrt(np.mean((fit.predict(n_h, t_h) - r_h) ** 2)))
         dom = out["domain"]
+        # the served band's ceiling (ml.uncertainty.physical_band): the history's best + floor[0]
+        cap = float(np.nanmax(r_h)) + float(floor[0]) if np.isfinite(r_h).any() else np.inf
         k = fc - last
         third = np.minimum((np.arange(len(fc)) * 3) // max(len(fc), 1), 2)
         for i in range(len(fc)):
@@ -124,7 +126,7 @@ def band_points(cells: Sequence[Any], card: Any, run: Any, source: str, *,
                          "noise_floor": fl_noise[i], "fit_floor": fl_fit[i],
                          "scale": scale, "widening": widen, "in_domain": bool(dom["in_domain"]),
                          "reasons": "; ".join(dom.get("reasons", [])), "naive_p50": nv[i],
-                         "naive_resid_rms": resid})
+                         "naive_resid_rms": resid, "cap": cap})
     return pd.DataFrame(rows)
 
 
@@ -198,7 +200,8 @@ _PART_COLUMNS = ("p50", "truth", "model_lo", "model_hi", "model_lo_raw", "model_
 
 def _recomposed(p: pd.DataFrame, on: dict[str, bool]) -> tuple[np.ndarray, np.ndarray]:
     """(p05, p95) of :func:`ml.uncertainty.compose_band` from the recorded parts, with the
-    parts named False in ``on`` left out; clipped at 0 as served."""
+    parts named False in ``on`` left out; clipped at 0 and at the recorded ``cap`` as served
+    (:func:`ml.uncertainty.physical_band`)."""
     col = {c: p[c].to_numpy(float) for c in _PART_COLUMNS if c != "third"}
     k = (col["widening"] if on.get("widening", True) else 1.0) \
         * np.maximum(1.0 + (col["scale"] if on.get("scale", True) else 0.0), 0.0)
@@ -210,7 +213,11 @@ def _recomposed(p: pd.DataFrame, on: dict[str, bool]) -> tuple[np.ndarray, np.nd
         gap2 = np.maximum(checked ** 2 - raw ** 2, 0.0) if on.get("trend_gap", True) else 0.0
         m2 = (raw ** 2 if on.get("model", True) else 0.0) + gap2
         sides.append(np.sqrt(k ** 2 * m2 + f2))
-    return np.maximum(col["p50"] - sides[0], 0.0), np.maximum(col["p50"] + sides[1], 0.0)
+    lo, hi = np.maximum(col["p50"] - sides[0], 0.0), np.maximum(col["p50"] + sides[1], 0.0)
+    if "cap" in p:  # rows recorded since the band has a ceiling
+        cap = p["cap"].to_numpy(float)
+        lo, hi = np.minimum(lo, cap), np.minimum(hi, cap)
+    return lo, hi
 
 
 def band_parts(points: pd.DataFrame,

@@ -86,7 +86,7 @@ def loso_scales(calib_points: pd.DataFrame, sources: Sequence[str],
 
 def scaled_band(points: pd.DataFrame, scale: float) -> np.ndarray:
     """[N, 3] band of the rows with ``scale`` in place of the card's (the model half-widths,
-    floor and widening as served)."""
+    floor, widening and ceiling as served)."""
     w = points["widening"].to_numpy(float)
     p50 = points["p50"].to_numpy(float)
     out = np.empty((len(points), 3))
@@ -95,7 +95,10 @@ def scaled_band(points: pd.DataFrame, scale: float) -> np.ndarray:
         q = np.column_stack([p50[m] - points["model_lo"].to_numpy(float)[m], p50[m],
                              p50[m] + points["model_hi"].to_numpy(float)[m]])
         out[m] = compose_band(q, points["floor"].to_numpy(float)[m], scale, float(wi))
-    return np.clip(out, 0.0, None)
+    out = np.clip(out, 0.0, None)
+    if "cap" in points:  # the served ceiling (ml.uncertainty.physical_band)
+        out = np.minimum(out, points["cap"].to_numpy(float)[:, None])
+    return out
 
 
 def _cover_width(points: pd.DataFrame, lo: np.ndarray, hi: np.ndarray) -> tuple[float, float]:

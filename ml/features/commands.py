@@ -117,8 +117,13 @@ def read_eis_file(path: str, format_name: str | None = None,
     source = open_source(path, format_name=format_name, **options)
     if source.kind != "eis" and format_name is None and source.format_name in EIS_PART:
         # a cycler file that also holds impedance records (a BioLogic .mpr chaining PEIS
-        # with cycling): its spectra
-        source = open_source(path, format_name=EIS_PART[source.format_name], **options)
+        # with cycling): its spectra, when it has any
+        from data_registry.readers.formats import get_format
+        from data_registry.readers.sniff import read_head
+
+        twin = get_format(EIS_PART[source.format_name])
+        if twin.accepts(read_head(path)):
+            source = open_source(path, format_name=twin.name, **options)
     if source.kind != "eis":
         raise InputFormatError("file holds no EIS spectra", code="wrong_kind", file=str(path),
                                expected="an EIS file (frequency_hz, z_real_ohm, z_imag_ohm)",

@@ -125,7 +125,7 @@ def _prefixed(figures: dict[str, dict[str, float]], prefix: str) -> dict[str, fl
 def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: int, card):
     from ml.training.plots import reliability_figure
 
-    from ml.uncertainty import compose_band, history_checked_band
+    from ml.uncertainty import compose_band, history_checked_band, physical_band
 
     from ml.training.calibration import backcast_samples, weighted_outputs
 
@@ -148,7 +148,7 @@ def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: i
         rb, floor, _ = history_checked_band(
             raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"], w["hist_retention"],
             batch["query_cycle"][b, 1:], batch["query_hour"][b, 1:])
-        bands.append(compose_band(rb, floor, scale))
+        bands.append(physical_band(compose_band(rb, floor, scale), w["hist_retention"], floor))
     q = np.stack(bands).reshape(-1, 3)
     samples = out["capacity_fraction"][:, 1:].reshape(-1, model.n_samples)
     y = batch["target_capacity"][:, 1:].reshape(-1)
