@@ -165,6 +165,60 @@ def render(results: list[dict], info: dict, full: bool) -> str:
     return "\n".join(lines)
 
 
+def kept_from_previous(old_block: str, new_block: str) -> str:
+    """``new_block`` with the rows and sections of ``old_block`` whose step (or study) this run
+    did not redo: a ``--only``/``--skip`` run rewrites its own steps' summary rows, run rows
+    and printed figures and keeps every other step's as they were (with their own run ids)."""
+    def parts(block: str) -> tuple[list[str], list[str], dict[str, list[str]]]:
+        summary, runs, sections, where, name = [], [], {}, None, None
+        for line in block.splitlines():
+            if line.startswith("### Summary"):
+                where = "summary"
+            elif line.startswith("### Runs"):
+                where = "runs"
+            elif line.startswith("### ") and line.endswith(" (printed figures)"):
+                where, name = "section", line[4:-len(" (printed figures)")]
+                sections[name] = []
+            elif line.startswith(END):
+                where = None
+            if where == "summary" and line.startswith("| ") and not line.startswith(
+                    "| study |"):
+                summary.append(line)
+            elif where == "runs" and line.startswith("| ") and not line.startswith("| step |"):
+                runs.append(line)
+            elif where == "section":
+                sections[name].append(line)
+        return summary, runs, sections
+
+    def key(row: str) -> str:
+        return row.split("|")[1].strip()
+
+    old_summary, old_runs, old_sections = parts(old_block)
+    new_summary, new_runs, new_sections = parts(new_block)
+    studies, steps = {key(r) for r in new_summary}, {key(r) for r in new_runs}
+    summary = [r for r in old_summary if key(r) not in studies] + new_summary
+    def order(name: str) -> int:  # the run order of STEPS; others (bench:…) after them
+        return STEPS.index(name) if name in STEPS else len(STEPS)
+
+    runs = sorted([r for r in old_runs if key(r) not in steps] + new_runs,
+                  key=lambda r: order(key(r)))
+    sections = {n: v for n, v in old_sections.items() if n not in new_sections}
+    sections.update(new_sections)
+    sections = dict(sorted(sections.items(), key=lambda item: order(item[0])))
+    head = new_block.split("### Summary", 1)[0]
+    ran = ", ".join(sorted(steps, key=order))
+    lines = [head.rstrip("\n"), "", f"_Steps run this time: {ran}; the other rows and sections "
+             "are kept from earlier runs (each row cites its own MLflow run)._", "", "### Summary (headline figures; each row cites the MLflow "
+             "run that logged it)", "", "| study | figure | value | MLflow run |",
+             "|---|---|---|---|", *summary, "", "### Runs", "",
+             "| step | status | seconds | command |", "|---|---|---|---|", *runs]
+    for body in sections.values():
+        while body and not body[-1].strip():
+            body = body[:-1]
+        lines += ["", *body]
+    return "\n".join([*lines, "", END])
+
+
 def write_readme(block: str, path: Path | None = None) -> None:
     """Replace the generated block of experiments/README.md (atomic write)."""
     path = README if path is None else path
@@ -352,7 +406,13 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run(name, cmd, args.timeout))
     if "web" in chosen:
         results.append(web_step(py, args.timeout))
-    write_readme(render(results, info, args.full), args.experiments_readme)
+    log = render(results, info, args.full)
+    if len(chosen) < len(STEPS):  # the steps not run keep their previous rows and sections
+        path = args.experiments_readme or README
+        text = path.read_text(encoding="utf-8") if Path(path).is_file() else ""
+        if BEGIN in text and END in text:
+            log = kept_from_previous(text.split(BEGIN, 1)[1].split(END, 1)[0], log)
+    write_readme(log, args.experiments_readme)
     print(f"wrote {args.experiments_readme or README}", file=sys.stderr)
     block = render_block(results, info, list(STEPS), previous,
                          skipped=[s for s in STEPS if s not in chosen])

@@ -681,3 +681,20 @@ def test_in_domain_row_under_a_source_with_cells_out_of_domain():
     row["cells_in_domain"] = 23
     lines = rf.evaluate_section(r, INFO)
     assert not [ln for ln in lines if ln.startswith("| ↳")]
+
+
+def test_an_only_run_keeps_the_other_steps_in_the_run_log(recorded):
+    calls, readme, exp = recorded
+    args = ["--readme", str(readme), "--experiments-readme", str(exp), "--tracking-uri", URI]
+    assert run_all.main(["--only", "evaluate", "load", *args]) == 0
+    first = exp.read_text()
+    assert "| load |" in first and "### load (printed figures)" in first
+    assert run_all.main(["--only", "backtest", *args]) == 0
+    text = exp.read_text()
+    # the backtest's row is added; evaluate's and load's rows and load's printed figures stay,
+    # in the run order of the steps
+    rows = [line.split("|")[1].strip() for line in text.split("### Runs")[1].splitlines()
+            if line.startswith("| ") and not line.startswith("| step |")]
+    assert rows == ["evaluate", "backtest", "load"]
+    assert "### load (printed figures)" in text
+    assert text.count(run_all.BEGIN) == 1 and text.count(run_all.END) == 1
