@@ -144,7 +144,10 @@ def replay_cell(cell_id: str, cycles: pd.DataFrame, forecast_fn: ForecastFn, *,
             return CellOutcome(cell_id, eol_cycle, true_pass, True, last, float(saved),
                                float(pred), float(err), called, called == true_pass,
                                decision.reason, n_forecasts, kind)
-        cut = last + every
+        # the next cut: `every` cycles on, and at least the next recorded row (a history
+        # recorded every few hundred cycles — capacity checks only — otherwise made the same
+        # cut, and the same forecast, forever)
+        cut = max(last + every, int(idx[n_rows])) if n_rows < len(idx) else eol_cycle
     # Never stopped: the test ran to its true end; the call is then made on observed data.
     reason = decision.reason if decision is not None else "history too short to replay"
     return CellOutcome(cell_id, eol_cycle, true_pass, False, eol_cycle, 0.0, math.nan,

@@ -4,7 +4,10 @@
 Suites: ``synthetic`` — a fresh ``ml.synthetic`` fleet (its own seed, so no cell was seen in
 training), spec and test cells from ``split_by_cell``; ``pybamm-dev`` — the held-out TEST cells
 of ``ml.sources.load_source("pybamm-dev")`` when ../shared/data is present, spec = median true
-EOL of its TRAIN cells.
+EOL of its TRAIN cells. Real cells (when ../shared/data is present): ``severson-test1`` — the
+Severson LFP test cells (capacity histories, no ΔQ(V) columns), spec = median true EOL of
+``severson-train``; ``nasa-pcoe`` and ``geslin2024`` — sources the shipped model never trained
+on, split like pybamm-dev (spec from their TRAIN cells, replayed: their TEST cells).
 """
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from data_registry.errors import FadecastError
 
 __all__ = ["SUITES", "load_suite", "run_suites"]
 
-SUITES = ("synthetic", "pybamm-dev")
+SUITES = ("synthetic", "pybamm-dev", "severson-test1", "nasa-pcoe", "geslin2024")
+#: suites of real cells whose spec comes from another source's cells (the rest: a cell split)
+SPEC_SOURCE = {"severson-test1": "severson-train"}
 SYNTHETIC_SEED = 20_261_125
 SYNTHETIC_CELLS = 60
 
@@ -30,10 +35,14 @@ def load_suite(name: str) -> tuple[list[Any], list[Any]]:
         from ml.synthetic import make_fleet
 
         cells = make_fleet(SYNTHETIC_CELLS, seed=SYNTHETIC_SEED, prefix="bt")
-    elif name == "pybamm-dev":
+    elif name in SPEC_SOURCE:
         from ml.sources import load_source
 
-        cells = load_source("pybamm-dev")
+        return load_source(SPEC_SOURCE[name]), load_source(name)
+    elif name in SUITES:
+        from ml.sources import load_source
+
+        cells = load_source(name)
     else:
         raise FadecastError(f"unknown backtest suite '{name}'", code="unknown_suite",
                             column="--suite", expected=" | ".join(SUITES), found=name)

@@ -269,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("backtest", help="replay finished cells through the early-stopping policy")
     s.add_argument("--model", default=None, help="model URI or folder (default: the champion)")
     s.add_argument("--suite", action="append", default=None,
-                   help="synthetic | pybamm-dev (repeatable; default: all available)")
+                   help="synthetic | pybamm-dev | severson-test1 | nasa-pcoe | geslin2024 "
+                   "(repeatable; default: all available)")
     s.add_argument("--json", action="store_true", help="print one JSON document on stdout")
 
     s = sub.add_parser("attribute", help="split a cohort's fade into time and cycle parts",

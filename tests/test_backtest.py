@@ -129,3 +129,17 @@ def test_config_changes_the_schedule():
     replay_cell("A", _cell(), _oracle(0.05, calls), spec_min_cycles=95,
                 config=BacktestConfig(updates_per_spec=19, first_cut_fraction=0.2))
     assert [n for n, _ in calls][:3] == [19, 24, 29]
+
+
+def test_a_history_recorded_every_few_hundred_cycles_is_replayed_row_by_row():
+    # capacity checks every 25 cycles (cycle 1, 26, 51, …), a forecast due every 4 (spec 95):
+    # each cut must bring a new row (before: cut = last + 4 found no new row and made the
+    # same forecast forever)
+    full = _cell(200)
+    sparse = full[(full["cycle_index"] - 1) % 25 == 0].reset_index(drop=True)
+    calls = []
+    out = replay_cell("S", sparse, _oracle(0.05, calls), spec_min_cycles=95)
+    # 0.8 x 1.0005 = 0.8004: checks at 126, 151, 176 are below (three in a row) -> 126
+    assert out is not None and out.true_eol_cycle == 126
+    rows = [n for n, _ in calls]
+    assert rows == sorted(set(rows)) and len(rows) <= len(sparse)

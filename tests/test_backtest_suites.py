@@ -38,3 +38,16 @@ def test_backtest_cli_replays_every_finished_test_cell(serving_model_dir, capsys
 def test_unknown_suite():
     with pytest.raises(FadecastError, match="unknown backtest suite 'nope'"):
         load_suite("nope")
+
+
+def test_real_cell_suites_take_their_spec_from_other_cells(shared_data):
+    from ml.backtest import median_true_eol
+
+    # Severson: the test1 cells replayed, the spec from the severson-train cells
+    train, test = load_suite("severson-test1")
+    assert {c.cell_id.split("-")[1] for c in train} == {"train"}
+    assert {c.cell_id.split("-")[1] for c in test} == {"test1"}
+    assert 300 < median_true_eol(train) < 1500
+    # Geslin (never trained on): a cell split of the source, no cell on both sides
+    train, test = load_suite("geslin2024")
+    assert train and test and not {c.cell_id for c in train} & {c.cell_id for c in test}
