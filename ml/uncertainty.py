@@ -231,9 +231,9 @@ def physical_band(q: np.ndarray, retention: np.ndarray, floor: np.ndarray) -> np
     (noise and trend uncertainty one cycle ahead): a cell does not come back above its best.
 
     Why: the trend floor grows with the distance ahead, symmetrically; a 4-cycle history
-    forecast 50 cycles ahead got p95 = 5.8× its reference capacity (a real Maccor file,
-    cellpy's ``maccor_001.txt``). A band that is wide because nothing is known stays wide
-    downwards. A history without a finite retention is only clipped at 0."""
+    forecast 50 cycles ahead (a real Maccor file, cellpy's ``maccor_001.txt``) got a p95
+    several times its reference capacity. A band that is wide because nothing is known stays
+    wide downwards. A history without a finite retention is only clipped at 0."""
     out = np.clip(np.asarray(q, dtype=np.float64), 0.0, None)
     r = np.asarray(retention, dtype=np.float64)
     r = r[np.isfinite(r)]

@@ -11,10 +11,11 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
    cycle a running test is still in) — or below :data:`NEGLIGIBLE_FRACTION` (0.01 %) of the
    largest in the history: a current offset integrated over a rest (BEEP's Maccor
    ``PreDiag…022`` logs 3e-5 Ah "cycles" of a 4.7 Ah cell between its diagnostic cycles) — is
-   not a capacity measurement; it is left out when any row has one. (A cell fading to nothing
-   through small steps keeps its rows: Zhang 2020's 25C05 ends at 0.024 of 37 mAh, 0.07 %.) (Read as capacity, those rows made the
-   answer "end of life already reached at cycle 6" for a cell at 4.6 Ah at cycle 36.) Invalid values (negative, NaN, inf, text) are never filtered: the feature path
-   refuses them, naming the row.
+   not a capacity measurement; it is left out when any row has one. Read as capacity, those
+   rows made the answer "end of life already reached at cycle 6" for a cell at 4.6 Ah at
+   cycle 36. A cell fading to nothing through small steps keeps its rows (Zhang 2020's 25C05
+   ends at 0.024 of 37 mAh, 0.07 %). Invalid values (negative, NaN, inf, text) are never
+   filtered: the feature path refuses them, naming the row.
 1. **Labelled capacity checks.** When the rows carry a ``cycle_label`` (the source's own words:
    "Capacity check", "RPT", "Reference performance test", "check-up" …) and at least
    :data:`MIN_CHECKS` labelled checks have a capacity, the checks ARE the capacity trajectory
@@ -44,7 +45,7 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
    add a quarter of the capacity and keep it; a slower discharge, a lower cut-off voltage or
    a warmer chamber can (NASA PCoE B0038 / B0040 rise from ~0.9 to 1.6 / 2.2 Ah at cycle 13,
    when their discharge changed, and stay there; read as one trend, the rise made every
-   forecaster extrapolate nonsense — production model 57 % / 116 % of the reference off).
+   forecaster extrapolate nonsense).
    The trend starts at the new level; the cycle numbers and the clock stay the test's. A
    recovery after a rest comes back down and a spike is short, so neither fires; a FALL is
    never cut (it may be the cell dying).

@@ -7,7 +7,7 @@ routes of :mod:`serving.web.views` and the API. plotly.js is plotly's own "basic
 the npm package ``plotly.js-basic-dist-min`` (MIT licence, ``static/vendor/LICENSE.plotly.txt``),
 kept in ``static/vendor/`` and gzip-compressed once in memory: nothing is fetched from a CDN. The
 full bundle in the ``plotly`` wheel is 4.8 MB; the basic one is 1.2 MB, and compiling it is what a
-first visit waits for (measured: the cell page's first visit 1,195 ms with the full bundle).
+first visit waits for (the README's web figures time it).
 """
 from __future__ import annotations
 
