@@ -208,8 +208,9 @@ def kept_from_previous(old_block: str, new_block: str) -> str:
     head = new_block.split("### Summary", 1)[0]
     ran = ", ".join(sorted(steps, key=order))
     lines = [head.rstrip("\n"), "", f"_Steps run this time: {ran}; the other rows and sections "
-             "are kept from earlier runs (each row cites its own MLflow run)._", "", "### Summary (headline figures; each row cites the MLflow "
-             "run that logged it)", "", "| study | figure | value | MLflow run |",
+             "are kept from earlier runs (each row cites its own MLflow run)._", "",
+             "### Summary (headline figures; each row cites the MLflow run that logged it)", "",
+             "| study | figure | value | MLflow run |",
              "|---|---|---|---|", *summary, "", "### Runs", "",
              "| step | status | seconds | command |", "|---|---|---|---|", *runs]
     for body in sections.values():
