@@ -43,9 +43,9 @@ trajectory, a DOE Battery Data Hub cell (``p492-13-summary.csv``) goes 0.0217 Ah
    be 1.25× the 90th percentile of ALL the rows before (the end of a temporary dip — a few
    slow-rate, cold or partial-depth cycles — comes back to the old level and is no change).
    Ageing cannot add a quarter of the capacity and keep it; a slower discharge, a lower
-   cut-off voltage or a warmer chamber can (NASA PCoE B0038 / B0040 rise from ~0.9 to 1.6 /
-   2.2 Ah of their first cycles' scale at cycle 13, when their discharge changed, and stay
-   there; read as one trend, the rise made every forecaster extrapolate nonsense).
+   cut-off voltage or a warmer chamber can (NASA PCoE B0038 / B0040 rise from ≤ 1.10 /
+   0.79 Ah to ~1.74 / 1.72 Ah at cycle 13, when their discharge changed, and stay there;
+   read as one trend, the rise made every forecaster extrapolate nonsense).
    The trend starts at the new level; the cycle numbers and the clock stay the test's. A
    recovery after a rest comes back down and a spike is short, so neither fires; a FALL is
    never cut (it may be the cell dying).
