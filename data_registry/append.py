@@ -40,7 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from data_registry.cell_ids import check_cell_id
-from data_registry.errors import IngestWarning, InputFormatError, StoreError
+from data_registry.errors import IngestWarning, StoreError, require_file
 from data_registry.manifest import (ORDER_COLUMNS, FileReport, Tail, json_safe, merge_metadata,
                                     normalize_metadata)
 from data_registry.parts import PartWriter, arrow_schema, copy_and_hash, fsync_file, to_arrow
@@ -184,10 +184,7 @@ def append_file(reg: Any, path: str | os.PathLike[str], cell_id: str, *,
     check_cell_id(cell_id)
     path = Path(path)
     name = str(source_name or path)
-    if not path.is_file():
-        raise InputFormatError("no such file" if not path.exists() else "not a regular file",
-                               code="file_not_found", file=name, expected="a readable file",
-                               found="nothing")
+    require_file(path, name)
     if opener is None:
         from data_registry.readers import open_source as opener
     user_meta = normalize_metadata(meta)

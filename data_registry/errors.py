@@ -81,6 +81,26 @@ class InputFormatError(FadecastError):
     """A file cannot be parsed as the format it claims or was detected as."""
 
 
+def require_file(path, name: str | None = None) -> None:
+    """Raise :class:`InputFormatError` (``file_not_found``) unless ``path`` is a regular file;
+    a folder gets told how to pass its files (``name``: how the user called it)."""
+    from pathlib import Path
+
+    path = Path(path)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise InputFormatError(
+            "is a folder, not a file: pass its files in time order (e.g. `fadecast ingest "
+            f"{name or path}/*.csv --cell-id ID`; `fadecast follow` watches a folder where new "
+            "files appear)", code="file_not_found", file=str(name or path),
+            expected="a readable file", found="a folder")
+    raise InputFormatError("no such file" if not path.exists() else "not a regular file",
+                           code="file_not_found", file=str(name or path),
+                           expected="a readable file",
+                           found="nothing" if not path.exists() else "a special file")
+
+
 class UnknownFormatError(InputFormatError):
     """No reader recognises the file, or several do (the message lists the candidates)."""
 

@@ -43,7 +43,7 @@ import sqlalchemy as sa
 
 from data_registry import catalog as cat
 from data_registry.catalog import record_dataset
-from data_registry.errors import IngestWarning, InputFormatError, StoreError
+from data_registry.errors import IngestWarning, StoreError, require_file
 from data_registry.manifest import (ORDER_COLUMNS, FileReport, IngestReport, Tail, cell_columns,
                                     cell_dataset_name, json_safe, merge_metadata,
                                     normalize_metadata)
@@ -125,11 +125,7 @@ def run_ingest(reg: Registry, paths: Sequence[Path], cell_id: str, *,
     user_meta = normalize_metadata(meta)
     read_opts = reader_options_for(reader_options, user_meta)
     for path in paths:
-        if not path.is_file():
-            raise InputFormatError("no such file" if not path.exists() else "not a regular file",
-                                   code="file_not_found", file=str(path),
-                                   expected="a readable file", found="nothing" if not
-                                   path.exists() else "a directory or special file")
+        require_file(path)
     if source_names is not None and len(source_names) != len(paths):
         raise StoreError("one source name per path is needed", code="invalid_source_names",
                          expected=f"{len(paths)} names", found=f"{len(source_names)}")

@@ -40,7 +40,8 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from data_registry.cell_ids import cell_id_from_label
-from data_registry.errors import FadecastError, InputFormatError, StoreError, ValidationError
+from data_registry.errors import (FadecastError, InputFormatError, StoreError, ValidationError,
+                                   require_file)
 from data_registry.ingest import (_current_cell_dataset, _discard, _is_duplicate,
                                   _parse_into_part, _publish, _publish_raw, _record_cell,
                                   _Staged, _tail)
@@ -169,10 +170,7 @@ def run_table_ingest(reg: Registry, path: Path, cell_column: str | None = None,
     """
     started = time.perf_counter()
     path = Path(path)
-    if not path.is_file():
-        raise InputFormatError("no such file" if not path.exists() else "not a regular file",
-                               code="file_not_found", file=str(path), expected="a readable file",
-                               found="nothing" if not path.exists() else "a directory")
+    require_file(path)
     options = dict(reader_options or {})
     for key in ("cell_column", "cell_value"):
         if options.get(key) is not None:

@@ -126,6 +126,18 @@ def test_file_not_found(tmp_path):
     assert e.value.code == "file_not_found"
 
 
+def test_a_folder_given_to_ingest_is_told_how_to_pass_its_files(tmp_path, capsys):
+    from serving.cli import main
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    assert main(["--home", str(tmp_path / "home"), "ingest", str(folder), "--cell-id",
+                 "c1"]) != 0
+    err = capsys.readouterr().err
+    assert "is a folder, not a file" in err and f"{folder}/*.csv --cell-id ID" in err
+    assert "fadecast follow" in err
+
+
 def test_non_utf8_read_as_latin1_with_warning(tmp_path):
     p = tmp_path / "latin.csv"
     p.write_bytes("test_time_second,voltage_volt,current_ampere,cycle_count,Temperature (°C)\n"
