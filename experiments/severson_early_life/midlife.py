@@ -1,0 +1,94 @@
+"""End of life of Severson LFP cells forecast from part of their life (capacity histories only).
+
+The early-life study (``run.py``) forecasts from cycle 100, where the ΔQ(V) cycle-life head
+applies. This one cuts each cell that reached 80 % of 1.1 Ah at a FRACTION of its true end of life
+(after cycle 200 the head no longer applies: the network alone) and asks the served forecast
+(``serving.predict.forecast_document``, the CLI's and API's path) for the cycle to 80 %:
+
+* median signed error of the p50 (positive = predicted later than the truth) and its MAPE;
+* the share of cells whose 90 % interval [p05, p95] holds the true cycle.
+
+    OMP_NUM_THREADS=1 python experiments/severson_early_life/midlife.py [--split test1]
+        [--fractions 0.5 0.8] [--model URI] [--json]
+
+Reads ../shared/data in place (severson2019); the truth is the first cycle of three in a row
+below 80 % of the nominal 1.1 Ah (``ml.backtest.true_end_of_life``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def scores(cells, model, fraction: float) -> dict:
+    """The figures of one cut fraction over ``cells`` (records that reached end of life)."""
+    from ml.backtest import true_end_of_life
+    from serving.predict import forecast_document
+
+    signed, inside = [], []
+    for rec in cells:
+        nominal = rec.meta.get("nominal_capacity_ah")
+        truth = true_end_of_life(rec.cycles, nominal_capacity_ah=nominal)
+        if truth is None:
+            continue
+        eol = truth[0]
+        c = rec.cycles
+        n = int(np.searchsorted(c["cycle_index"].to_numpy(), fraction * eol, side="right"))
+        if n < 3:
+            continue
+        doc = forecast_document(
+            model, c.iloc[:n][["cycle_index", "test_time_second", "discharge_capacity_ah"]],
+            horizon_cycles=int(2 * eol), nominal_capacity_ah=nominal)
+        q = (doc.get("end_of_life") or {}).get("cycle_index") or {}
+        p50 = q.get("p50")
+        signed.append((p50 - eol) / eol if p50 is not None else np.nan)
+        inside.append(bool(q) and q["p05"] <= eol <= q["p95"])
+    signed_arr = np.asarray(signed, dtype=float)
+    return {"fraction_of_life": fraction, "cells": len(signed),
+            "median_signed_error_pct": float(100 * np.nanmedian(signed_arr)),
+            "mape_pct": float(100 * np.nanmean(np.abs(signed_arr))),
+            "interval_holds_truth_pct": float(100 * np.mean(inside)) if inside else None,
+            "no_end_of_life_in_horizon": int(np.isnan(signed_arr).sum())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--split", default="test1", choices=("train", "test1"),
+                    help="Severson split (severson-<split>)")
+    ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.8],
+                    help="cut points as fractions of each cell's true end of life")
+    ap.add_argument("--model", default=None, help="model URI (default: champion, else shipped)")
+    ap.add_argument("--json", action="store_true", help="print one JSON document")
+    args = ap.parse_args(argv)
+
+    from ml.sources import load_source
+    from serving.runtime import load_forecaster
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cells = load_source(f"severson-{args.split}")
+    model = load_forecaster(args.model)
+    doc = {"model": {"name": model.name, "version": model.version}, "split": args.split,
+           "cuts": [scores(cells, model, f) for f in args.fractions]}
+    if args.json:
+        print(json.dumps(doc))
+        return 0
+    for cut in doc["cuts"]:
+        print(f"cut at {cut['fraction_of_life']:.0%} of life, {cut['cells']} cells: p50 "
+              f"{cut['median_signed_error_pct']:+.1f} % (median signed), MAPE "
+              f"{cut['mape_pct']:.1f} %, 90 % interval holds the truth for "
+              f"{cut['interval_holds_truth_pct']:.0f} %")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
