@@ -38,7 +38,7 @@ from statistics import NormalDist
 import numpy as np
 
 __all__ = ["Z90", "QUANTISATION_FRACTION", "OOD_WIDENING", "history_noise", "trend_floor",
-           "physical_band",
+           "physical_band", "band_ceiling",
            "compose_band", "conformal_score", "share_band", "identifiability_weight",
            "sqrt_trend_fit", "trend_check"]
 
@@ -234,13 +234,19 @@ def physical_band(q: np.ndarray, retention: np.ndarray, floor: np.ndarray) -> np
     forecast 50 cycles ahead (a real Maccor file, cellpy's ``maccor_001.txt``) got a p95
     several times its reference capacity. A band that is wide because nothing is known stays
     wide downwards. A history without a finite retention is only clipped at 0."""
-    out = np.clip(np.asarray(q, dtype=np.float64), 0.0, None)
+    return np.minimum(np.clip(np.asarray(q, dtype=np.float64), 0.0, None),
+                      band_ceiling(retention, floor))
+
+
+def band_ceiling(retention: np.ndarray, floor: np.ndarray) -> float:
+    """The ceiling of :func:`physical_band` (retention units): the history's largest finite
+    retention plus ``floor[0]``; ``inf`` when either is unknown."""
     r = np.asarray(retention, dtype=np.float64)
     r = r[np.isfinite(r)]
     f = np.asarray(floor, dtype=np.float64).ravel()
-    if r.size and f.size and np.isfinite(f[0]):
-        out = np.minimum(out, float(r.max()) + float(f[0]))
-    return out
+    if not (r.size and f.size and np.isfinite(f[0])):
+        return np.inf
+    return float(r.max()) + float(f[0])
 
 
 def conformal_score(q: np.ndarray, floor: np.ndarray, y: np.ndarray,

@@ -35,6 +35,7 @@ from ml.evaluation.calibration import cell_bootstrap_coverage
 from ml.evaluation.forecasters import BaselineForecaster
 from ml.evaluation.trajectory import OBSERVED_FRACTION, cut
 from ml.models.baselines import NaiveSqrtBaseline, retention_history
+from ml.uncertainty import band_ceiling
 
 __all__ = ["band_points", "diagnose", "format_diagnosis", "band_parts", "format_parts",
            "HORIZON_THIRDS", "PART_SWITCHES"]
@@ -113,8 +114,7 @@ def band_points(cells: Sequence[Any], card: Any, run: Any, source: str, *,
         fit = NaiveSqrtBaseline().fit(n_h, t_h, r_h)
         resid = float(np.sqrt(np.mean((fit.predict(n_h, t_h) - r_h) ** 2)))
         dom = out["domain"]
-        # the served band's ceiling (ml.uncertainty.physical_band): the history's best + floor[0]
-        cap = float(np.nanmax(r_h)) + float(floor[0]) if np.isfinite(r_h).any() else np.inf
+        cap = band_ceiling(r_h, floor)  # the served band's ceiling (physical_band)
         k = fc - last
         third = np.minimum((np.arange(len(fc)) * 3) // max(len(fc), 1), 2)
         for i in range(len(fc)):

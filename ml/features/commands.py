@@ -109,8 +109,8 @@ def read_eis_file(path: str, format_name: str | None = None,
     (one spectrum per line) takes its ``frequencies`` file and ``eis_every_cycles`` K; a
     one-spectrum file its ``eis_cycle``."""
     from data_registry.readers import open_source
-
-    from data_registry.readers.formats import EIS_PART
+    from data_registry.readers.formats import EIS_PART, get_format
+    from data_registry.readers.sniff import read_head
 
     options = dict(eis_sign=eis_sign, frequencies=frequencies,
                    eis_every_cycles=eis_every_cycles, eis_cycle=eis_cycle)
@@ -118,9 +118,6 @@ def read_eis_file(path: str, format_name: str | None = None,
     if source.kind != "eis" and format_name is None and source.format_name in EIS_PART:
         # a cycler file that also holds impedance records (a BioLogic .mpr chaining PEIS
         # with cycling): its spectra, when it has any
-        from data_registry.readers.formats import get_format
-        from data_registry.readers.sniff import read_head
-
         twin = get_format(EIS_PART[source.format_name])
         if twin.accepts(read_head(path)):
             source = open_source(path, format_name=twin.name, **options)
