@@ -351,6 +351,36 @@ def severson_section(r: dict, info: dict) -> list[str]:
     return lines
 
 
+#: the share of cells whose 90 % end-of-life interval holds the truth (issue 10: honest bands)
+EOL_INTERVAL_TARGET = "85-95"
+
+
+def severson_midlife_section(r: dict, info: dict) -> list[str]:
+    """``experiments/severson_early_life/midlife.py --json``: end of life forecast from a
+    fraction of each cell's life, capacity histories only."""
+    doc = r.get("json") or {}
+    model = doc.get("model") or {}
+    lines = _head(f"Severson LFP mid-life, capacity histories only, model "
+                  f"{model.get('version', '?')} (split {doc.get('split', '?')})", r, info,
+                  doc.get("mlflow_run_id")) + _failed(r)
+    cuts = doc.get("cuts") or []
+    if not cuts:
+        return lines
+    lines += ["| cut (fraction of each cell's life) | cells | p50 end of life, median signed "
+              "error (+ = late) | MAPE | 90 % interval holds the truth |",
+              "|---|---|---|---|---|"]
+    for c in cuts:
+        held, signed = c.get("interval_holds_truth_pct"), c.get("median_signed_error_pct")
+        sign = "+" if isinstance(signed, (int, float)) and signed > 0 else ""
+        lines.append(f"| {100 * c['fraction_of_life']:g} % | {c.get('cells')} "
+                     f"| {sign}{fmt(signed)} % | {fmt(c.get('mape_pct'))} % "
+                     f"| {mark(held, EOL_INTERVAL_TARGET, f'{fmt(held)} %')} |")
+    lines += ["", f"Target for the interval: {EOL_INTERVAL_TARGET} % of cells (a 90 % "
+              "interval). Past cycle 200 the ΔQ(V) head no longer applies: the network, the "
+              "level anchor and the trend check alone.", ""]
+    return lines
+
+
 def backtest_section(r: dict, info: dict) -> list[str]:
     """``fadecast backtest --json``: early-stopping advice replayed on held-out cells."""
     doc = r.get("json") or {}
@@ -639,6 +669,7 @@ TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchm
           "evaluate": "Single-cell forecasts by source (`fadecast evaluate`)",
           "evaluate-cohorts": "Cohort attribution (`fadecast evaluate --suite pybamm-cohorts`)",
           "severson": "Severson LFP early life",
+          "severson-midlife": "Severson LFP mid-life",
           "loso": "Leave-one-source-out by retraining (production recipe without each source)", "backtest": "Early-stopping advice replay",
           "load": "Serving under load, shipped model (open loop, latency from each "
                   "scheduled send)",
@@ -652,7 +683,8 @@ TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchm
           "web": "Web pages in headless Chromium", "seed-cohort": "Seed study as a cohort"}
 RENDERERS = {"evaluate": evaluate_section, "evaluate-cohorts": cohorts_section,
              "loso": loso_section,
-             "severson": severson_section, "backtest": backtest_section, "load": load_section,
+             "severson": severson_section, "severson-midlife": severson_midlife_section,
+             "backtest": backtest_section, "load": load_section,
              "load-light": load_section,
              "cohort": cohort_bench_section, "fleet": fleet_section, "web": web_section,
              "seed-cohort": seed_cohort_section}

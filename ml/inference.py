@@ -281,7 +281,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         ``uncertainty`` (noise floor, identifiability weight of the time share, the history
         weighting of the samples (:mod:`ml.history_likelihood`: τ, backcast rows, whether it
         applied, effective samples), the
-        cycle-life head used if any). ``end_of_life`` is null only when the p50 capacity stays above
+        cycle-life head used if any, and where the median's level came from
+        (``level_offset_fraction``, ``level_basis``: :mod:`ml.median_anchor`)). ``end_of_life`` is null only when the p50 capacity stays above
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
         (and its time) with ``end_of_life["censored"][key] = True`` (additive field; False for
@@ -336,7 +337,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     from ml.domain import judge_domain, request_conditions
     from ml.uncertainty import (OOD_WIDENING, compose_band, history_checked_band,
                                 history_noise, identifiability_weight, physical_band,
-                                share_band)
+                                share_band, widen_end_of_life)
 
     pace = planned_hours_per_cycle(table, hours_per_cycle)
     domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
@@ -395,15 +396,18 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                    "time_share_unknown_weight": unknown, "time_share_fade_rate": fade,
                    "cycle_life_head": knee,
                    "level_offset_fraction": float(offset),
+                   "level_basis": _level_basis(knee is None, table["cycle_index"], retention),
                    "history_weighting": {"tempering": tempering, "backcast_rows": nb,
                                          "applied": knee is None and nb > 0,
                                          "effective_samples": ess}}
     return {"model": {"name": card.name, "version": card.version},
             "cell_id": cell_id,
             "forecast": rows,
-            "end_of_life": (_observed_eol(table, float(eol_fraction))
-                            or _eol(q_cap, cycles, hours, float(eol_fraction),
-                                    float(eol_fraction))),
+            "end_of_life": _observed_eol(table, float(eol_fraction)) or (
+                _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction))
+                if knee is not None else widen_end_of_life(
+                    _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)),
+                    card.conformal.get("end_of_life"), last_cycle, cycles, hours)),
             "attribution": {"time_share": _q(q_share),
                             "identifiable": bool(unknown < 0.5)},
             "domain": domain,
@@ -411,6 +415,17 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
             "history": table.attrs.get("history") or {
                 "rows": table.n_rows, "rows_used": table.n_rows, "basis": "all cycles",
                 "dropped": {}}}
+
+
+def _level_basis(anchored: bool, cycles: np.ndarray, retention: np.ndarray) -> str:
+    """Where the forecast median's level came from (:mod:`ml.median_anchor`), for the answer."""
+    if not anchored:
+        return "cycle-life head (not anchored)"
+    from ml.median_anchor import accelerating_level
+
+    if accelerating_level(cycles, retention) is not None:
+        return "latest rows' line (the fade accelerates)"
+    return "robust sqrt(t) + N fit of the history"
 
 
 def _share_fade(card: ModelCard, retention: np.ndarray, table: Any) -> dict:

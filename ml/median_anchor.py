@@ -15,6 +15,14 @@ regeneration after rests, a formation first cycle and the odd outlier would move
 (README material of issue 10): a plain last-5 median made the Geslin cells' error 2× worse, the
 ordinary least-squares trend helped less than the robust one.
 
+A √t + N curve can only DECELERATE. Where the history's fade significantly accelerates (a knee:
+lithium plating, loss of contact; :func:`accelerating_level`), that fit's end lies above the
+latest measurements and would lift the whole future median, so the level is then the least-squares
+line of the latest window of rows at the last row. On Severson LFP cells cut late in life this
+moved the end-of-life median earlier and let more intervals hold the truth; at the evaluation's
+cut it changes no pybamm-dev or Geslin figure (figures: the session 9 note, ``fadecast evaluate``
+and ``experiments/severson_early_life/midlife.py`` before/after).
+
 Causal: only the history a user has is used. Costs no extra model run (query 0 is in every run);
 the robust fit is ≤ 5 reweighted 3 × 3 solves (~0.2 ms of CPU on a 200-cycle history).
 """
@@ -22,14 +30,18 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HUBER_K", "MAX_ITERATIONS", "weighted_trend_fit", "robust_trend_fit", "current_level",
-           "anchor_median"]
+__all__ = ["HUBER_K", "MAX_ITERATIONS", "WINDOW_FRACTION", "WINDOW_MIN_ROWS", "weighted_trend_fit",
+           "robust_trend_fit", "accelerating_level", "current_level", "anchor_median"]
 
 #: Huber tuning constant, in robust sd of the residuals (95 % efficiency under normal noise)
 HUBER_K = 1.345
 #: reweighting iterations of the robust fit (it stops earlier once the weights settle; on a
 #: 200-cycle history the level after 5 differs from that after 10 by < 1e-8)
 MAX_ITERATIONS = 5
+#: rows of each of the two latest windows whose fade rates :func:`accelerating_level` compares:
+#: this share of the history, at least :data:`WINDOW_MIN_ROWS` rows
+WINDOW_FRACTION = 0.2
+WINDOW_MIN_ROWS = 10
 
 
 def _design(n: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -138,9 +150,49 @@ def robust_trend_fit(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarra
     return fit
 
 
+def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """``(slope, value at x[-1], standard error of the slope)`` of a least-squares line."""
+    xm, ym = float(x.mean()), float(y.mean())
+    sxx = float(np.sum((x - xm) ** 2))
+    if sxx <= 0:
+        return 0.0, ym, np.inf
+    slope = float(np.sum((x - xm) * (y - ym)) / sxx)
+    resid = y - (ym + slope * (x - xm))
+    se = float(np.sqrt(float(np.sum(resid ** 2)) / max(x.size - 2, 1) / sxx))
+    return slope, ym + slope * (float(x[-1]) - xm), se
+
+
+def accelerating_level(cycles: np.ndarray, retention: np.ndarray) -> float | None:
+    """The level (retention units) at the last row of a history whose fade ACCELERATES, else
+    None.
+
+    Two adjacent windows of the latest rows (each :data:`WINDOW_FRACTION` of the finite rows, at
+    least :data:`WINDOW_MIN_ROWS`) give least-squares fade rates s1 (earlier) and s2 (latest, per
+    cycle). The fade accelerates when s2 is a fall, steeper than s1 by more than twice the
+    standard error of their difference (√(se1² + se2²)); the level is then the latest window's
+    line at the last row. Needs twice the window's rows."""
+    n = np.asarray(cycles, dtype=float)
+    r = np.asarray(retention, dtype=float)
+    ok = np.isfinite(n) & np.isfinite(r)
+    if not ok.all():
+        n, r = n[ok], r[ok]
+    w = max(WINDOW_MIN_ROWS, int(WINDOW_FRACTION * n.size))
+    if n.size < 2 * w:
+        return None
+    s1, _, se1 = _line(n[-2 * w:-w], r[-2 * w:-w])
+    s2, level, se2 = _line(n[-w:], r[-w:])
+    if s2 < 0 and s2 < s1 and s1 - s2 > 2.0 * float(np.hypot(se1, se2)):
+        return level
+    return None
+
+
 def current_level(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarray) -> float | None:
     """The cell's capacity level (retention units) at its last observed row: the robust
-    √t + N fit's value there. None when it cannot be fitted."""
+    √t + N fit's value there, or, where the fade accelerates, the latest window's line there
+    (:func:`accelerating_level`). None when it cannot be fitted."""
+    fast = accelerating_level(cycles, retention)
+    if fast is not None:
+        return fast
     fit = robust_trend_fit(cycles, hours, retention)
     if fit is None:
         return None

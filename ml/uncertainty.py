@@ -40,7 +40,7 @@ import numpy as np
 __all__ = ["Z90", "QUANTISATION_FRACTION", "OOD_WIDENING", "history_noise", "trend_floor",
            "physical_band", "band_ceiling",
            "compose_band", "conformal_score", "share_band", "identifiability_weight",
-           "sqrt_trend_fit", "trend_check"]
+           "sqrt_trend_fit", "trend_check", "widen_end_of_life"]
 
 Z90 = NormalDist().inv_cdf(0.95)  # half-width of a 90 % normal interval, in sd
 #: a history whose retention never changes: its scatter is taken as the resolution a capacity is
@@ -320,3 +320,33 @@ def share_band(samples: np.ndarray, unknown_weight: float, conformal: dict | Non
     q[0] = min(q[0], model_q[0]) if w < 1.0 else q[0]
     q[2] = max(q[2], model_q[2]) if w < 1.0 else q[2]
     return np.clip(q, 0.0, 1.0)
+
+
+def widen_end_of_life(eol: dict | None, conformal: dict | None, last_cycle: float,
+                      cycles: np.ndarray, hours: np.ndarray) -> dict | None:
+    """The forecast's ``end_of_life`` with its p05 / p95 widened by the card's end-of-life
+    calibration (``conformal["end_of_life"]``, :mod:`ml.training.eol_calibration`): the
+    remaining cycles from ``last_cycle`` to p05 shrink by ``exp(-scale)``, to p95 grow by
+    ``exp(scale)``; the median is kept. Unchanged when there is none, when its scale is not
+    positive, or when the end of life is already observed. ``cycles`` / ``hours``: the forecast
+    schedule (a widened quantile beyond it is clamped to its last row and flagged censored)."""
+    scale = (conformal or {}).get("scale")
+    if not eol or eol.get("observed") or scale is None or not scale > 0:
+        return eol
+    cycles = np.asarray(cycles, dtype=float)
+    hours = np.asarray(hours, dtype=float)
+    out = {**eol, "cycle_index": dict(eol["cycle_index"]),
+           "test_time_second": dict(eol["test_time_second"]), "censored": dict(eol["censored"]),
+           "calibrated_widening": float(scale)}
+    factor = {"p05": math.exp(-float(scale)), "p95": math.exp(float(scale))}
+    for key, f in factor.items():
+        if key == "p95" and eol["censored"].get("p95"):
+            continue  # already a lower bound at the horizon's end
+        target = last_cycle + (float(eol["cycle_index"][key]) - last_cycle) * f
+        i = int(np.searchsorted(cycles, target, side="left"))
+        censored = i >= cycles.size
+        i = min(i, cycles.size - 1)
+        out["cycle_index"][key] = int(cycles[i])
+        out["test_time_second"][key] = float(hours[i] * 3600.0)
+        out["censored"][key] = bool(censored or out["censored"][key])
+    return out

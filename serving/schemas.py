@@ -159,6 +159,10 @@ class _EndOfLife(BaseModel):
     observed: bool | None = Field(
         None, description="true when the history itself already went below the threshold "
         "(three consecutive retentions, the advice's rule): every quantile is that cycle")
+    calibrated_widening: float | None = Field(
+        None, description="the model card's end-of-life calibration w (log remaining cycles): "
+        "the band's crossings widened, remaining cycles to p05 × exp(−w) and to p95 × exp(w); "
+        "absent when the card has none or a cycle-life head set the interval")
 
 
 class ForecastResponse(BaseModel):

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from ml.inference import forecast, load_model_dir
-from ml.median_anchor import (anchor_median, current_level, robust_trend_fit,
-                              weighted_trend_fit)
+from ml.median_anchor import (accelerating_level, anchor_median, current_level,
+                              robust_trend_fit, weighted_trend_fit)
 from ml.uncertainty import sqrt_trend_fit
 
 PRODUCTION = Path(__file__).resolve().parents[1] / "models" / "production"
@@ -103,6 +103,15 @@ def test_served_median_starts_from_the_cells_level_not_the_networks():
     out = forecast(hist, card=card, run=_flat_network(1.0), horizon_cycles=20)
     p50 = np.array([row["capacity_ah"]["p50"] for row in out["forecast"]])
     assert p50 == pytest.approx(np.full(20, 1.8), abs=1e-6)
+    assert out["uncertainty"]["level_basis"] == "robust sqrt(t) + N fit of the history"
+    # a cell whose fade accelerates (2.0 Ah · (1 − 1e-5 N²), N = 1..101): its level is the
+    # latest 20 rows' line at N = 101, by hand -1e-5 · (91.5² + 33.25 + 2 · 91.5 · 9.5)
+    # = -0.101440 → 0.898560 of the reference, and the answer says why
+    bent = hist.assign(discharge_capacity_ah=2.0 * (1.0 - 1e-5 * n ** 2))
+    out = forecast(bent, card=card, run=_flat_network(1.0), horizon_cycles=20,
+                   nominal_capacity_ah=2.0)
+    assert out["forecast"][0]["capacity_ah"]["p50"] == pytest.approx(2.0 * 0.898560, abs=1e-6)
+    assert out["uncertainty"]["level_basis"] == "latest rows' line (the fade accelerates)"
     # the same network on a cell whose level it matches is left alone
     flat = hist.assign(discharge_capacity_ah=2.0)
     out = forecast(flat, card=card, run=_flat_network(1.0), horizon_cycles=20)
@@ -146,3 +155,40 @@ def test_calibration_scores_the_band_as_served_with_the_anchored_median():
                          qc, qh)
     unanchored = conformal_score(q0, f0, w["target_capacity"][1:])
     assert np.max(np.abs(unanchored - expected)) > 0.1
+
+
+def test_a_fade_that_accelerates_is_levelled_on_its_latest_rows():
+    # r = 1 - 1e-6 N² (N = 1..100, t = 2 N): the fade rate grows with N, which no √t + N curve
+    # can follow. Windows of 20 rows: N 61-80 (slope -1.41e-4) and N 81-100 (-1.81e-4). The
+    # latest window's line at N = 100 by hand: the least-squares line through a parabola over
+    # x = x̄ + d (d = -9.5..9.5) has slope -2c·x̄ and mean -c(x̄² + mean d²), so its value at
+    # d = 9.5 is -c(90.5² + 33.25 + 2·90.5·9.5) = -c·9943 → 0.990057 (the data say 0.99)
+    n = np.arange(1, 101, dtype=float)
+    r = 1.0 - 1e-6 * n ** 2
+    assert accelerating_level(n, r) == pytest.approx(0.990057, abs=1e-9)
+    assert current_level(n, 2 * n, r) == pytest.approx(0.990057, abs=1e-9)
+    # the robust √t + N fit alone ends above the latest measurements
+    c0, a, b = robust_trend_fit(n, 2 * n, r)
+    assert c0 - a * np.sqrt(200.0) - b * 100.0 > 0.9915
+    # a network whose median sits at that fit's end is moved down onto the latest rows' level
+    q = np.array([[0.97, 0.985, 0.99]])
+    _, offset = anchor_median(q, 0.9915, n, 2 * n, r)
+    assert offset == pytest.approx(0.990057 - 0.9915, abs=1e-9)
+
+
+def test_a_decelerating_or_steady_fade_keeps_the_robust_trend_level():
+    n = np.arange(1, 201, dtype=float)
+    sqrt_fade = 1.0 - 0.01 * np.sqrt(2 * n)  # the fade rate falls: no acceleration
+    assert accelerating_level(n, sqrt_fade) is None
+    assert current_level(n, 2 * n, sqrt_fade) == pytest.approx(1.0 - 0.2, abs=1e-6)
+    assert accelerating_level(n[:19], 1.0 - 1e-6 * n[:19] ** 2) is None  # < 2 windows of rows
+    # straight fades with noise: the two-standard-error test fires on about 2.3 % of them
+    # (one-sided normal tail); on 400 seeded draws it must stay under 5 %
+    rng = np.random.default_rng(7)
+    fired = sum(accelerating_level(n, 1.0 - 5e-4 * n + rng.normal(0, 2e-3, n.size)) is not None
+                for _ in range(400))
+    assert fired / 400 < 0.05
+    # ... and on every draw whose latest rows fall twice as fast, it fires
+    bent = np.where(n <= 160, 1.0 - 5e-4 * n, 1.0 - 5e-4 * 160 - 1e-3 * (n - 160))
+    assert all(accelerating_level(n, bent + rng.normal(0, 2e-3, n.size)) is not None
+               for _ in range(50))

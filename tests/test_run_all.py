@@ -110,6 +110,22 @@ FEATURIZE_OUT = ("per_cycle_descriptors_s                 0.21\n"
                  "build_basic_vs_plain_groupby             0.47\n")
 
 
+MIDLIFE_CMD = [PY, "experiments/severson_early_life/midlife.py", "--split", "test1",
+               "--fractions", "0.5", "0.8", "--model", "models/production", "--tracking-uri",
+               URI, "--json"]
+# printed by that command on 2026-12-07 (production model 2+fd4b25a5)
+MIDLIFE = {"model": {"name": "fadecast-forecaster", "version": "2+fd4b25a5"}, "split": "test1",
+           "cuts": [{"fraction_of_life": 0.5, "cells": 21,
+                     "median_signed_error_pct": 29.132231404958674,
+                     "mape_pct": 28.78634711788785,
+                     "interval_holds_truth_pct": 47.61904761904761,
+                     "no_end_of_life_in_horizon": 0},
+                    {"fraction_of_life": 0.8, "cells": 21, "median_signed_error_pct": 15.234375,
+                     "mape_pct": 13.901949740747895, "interval_holds_truth_pct": 38.095238095238095,
+                     "no_end_of_life_in_horizon": 0}],
+           "mlflow_run_id": "8603a1c0373c4ae1be3659fe1eeee0f9"}
+
+
 def _step(name: str, cmd: list[str], doc: dict | None, code: int = 0, stdout: str = "",
           seconds: float = 12.0) -> dict:
     return {"name": name, "cmd": cmd, "code": code, "seconds": seconds, "stdout": stdout,
@@ -123,6 +139,7 @@ RESULTS = [
                                "pybamm-cohorts", "--json"], COHORTS),
     _step("severson", [PY, "experiments/severson_early_life/run.py", "--split", "test1",
                        "--model", "models/production", "--json"], SEVERSON),
+    _step("severson-midlife", MIDLIFE_CMD, MIDLIFE),
     _step("backtest", [PY, "-m", "serving.cli", "backtest", "--model", "models/production",
                        "--suite", "synthetic", "--json"], BACKTEST),
     _step("load", [PY, "experiments/benchmarks/load.py", "--quick", "--model",
@@ -698,3 +715,16 @@ def test_an_only_run_keeps_the_other_steps_in_the_run_log(recorded):
     assert rows == ["evaluate", "backtest", "load"]
     assert "### load (printed figures)" in text
     assert text.count(run_all.BEGIN) == 1 and text.count(run_all.END) == 1
+
+
+def test_severson_midlife_rows_command_run_and_misses(block):
+    text = _section(block, "severson-midlife")
+    assert ("`python experiments/severson_early_life/midlife.py --split test1 --fractions 0.5 "
+            f"0.8 --model models/production --tracking-uri {URI} --json`") in text
+    assert "MLflow run `8603a1c0373c4ae1be3659fe1eeee0f9`" in text
+    assert "| 50 % | 21 | +29.1 % | 28.8 % | 47.6 % **missed** |" in text
+    assert "| 80 % | 21 | +15.2 % | 13.9 % | 38.1 % **missed** |" in text
+    # an interval that holds the truth for 90 % of the cells is no miss
+    good = dict(MIDLIFE, cuts=[dict(MIDLIFE["cuts"][0], interval_holds_truth_pct=90.0)])
+    ok = rf.severson_midlife_section(_step("severson-midlife", MIDLIFE_CMD, good), INFO)
+    assert "missed" not in "\n".join(ok)

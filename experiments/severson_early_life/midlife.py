@@ -9,7 +9,11 @@ applies. This one cuts each cell that reached 80 % of 1.1 Ah at a FRACTION of it
 * the share of cells whose 90 % interval [p05, p95] holds the true cycle.
 
     OMP_NUM_THREADS=1 python experiments/severson_early_life/midlife.py [--split test1]
-        [--fractions 0.5 0.8] [--model URI] [--json]
+        [--fractions 0.5 0.8] [--model URI] [--tracking-uri URI] [--json]
+
+With ``--tracking-uri`` the figures are logged as one MLflow run (experiment
+``fadecast-severson-midlife``) whose id the JSON carries (``mlflow_run_id``); ``make bench`` runs it
+as the ``severson-midlife`` step.
 
 Reads ../shared/data in place (severson2019); the truth is the first cycle of three in a row
 below 80 % of the nominal 1.1 Ah (``ml.backtest.true_end_of_life``).
@@ -60,6 +64,22 @@ def scores(cells, model, fraction: float) -> dict:
             "no_end_of_life_in_horizon": int(np.isnan(signed_arr).sum())}
 
 
+def log_run(doc: dict, tracking_uri: str) -> str:
+    """Log the figures of every cut as one MLflow run; returns its id."""
+    from ml.training.tracking import log_metrics, training_run
+
+    params = {"model": f"{doc['model']['name']}:{doc['model']['version']}",
+              "split": doc["split"],
+              "fractions": ",".join(f"{c['fraction_of_life']:g}" for c in doc["cuts"])}
+    metrics = {f"cut_{c['fraction_of_life']:g}/{k}": float(v) for c in doc["cuts"]
+               for k, v in c.items() if k != "fraction_of_life" and v is not None
+               and np.isfinite(v)}
+    with training_run("fadecast-severson-midlife", params, tracking_uri=tracking_uri,
+                      run_name="severson-midlife") as run_id:
+        log_metrics(metrics)
+    return run_id
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", default="test1", choices=("train", "test1"),
@@ -67,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.8],
                     help="cut points as fractions of each cell's true end of life")
     ap.add_argument("--model", default=None, help="model URI (default: champion, else shipped)")
+    ap.add_argument("--tracking-uri", default=None,
+                    help="log the figures as an MLflow run in this store (default: not logged)")
     ap.add_argument("--json", action="store_true", help="print one JSON document")
     args = ap.parse_args(argv)
 
@@ -78,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         cells = load_source(f"severson-{args.split}")
     model = load_forecaster(args.model)
     doc = {"model": {"name": model.name, "version": model.version}, "split": args.split,
-           "cuts": [scores(cells, model, f) for f in args.fractions]}
+           "cuts": [scores(cells, model, f) for f in args.fractions], "mlflow_run_id": None}
+    if args.tracking_uri:
+        doc["mlflow_run_id"] = log_run(doc, args.tracking_uri)
     if args.json:
         print(json.dumps(doc))
         return 0

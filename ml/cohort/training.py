@@ -23,7 +23,6 @@ The dev ``evaluation`` cohorts and synthetic ``EVALUATION_SEEDS`` are never read
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np

@@ -22,6 +22,7 @@ from ml.sources import CellRecord, available_sources, load_source, split_by_cell
 from ml.synthetic import make_fleet
 from ml.training import tracking
 from ml.training.calibration import calibrate
+from ml.training.eol_calibration import calibrate_end_of_life
 from ml.training.config import DataConfig, StudyConfig, flatten
 from ml.training.dataset import (PreparedCell, cells_frame, cut_windows, dataset_hash,
                                  fit_scaler, prepare_cells, stack_windows)
@@ -200,6 +201,10 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
             if note.startswith("note: cycle-life"):
                 print(note, file=sys.stderr)
         run = torch_runner(model)
+        # the end-of-life interval, calibrated through the served path on the same
+        # calibration cells (after the capacity band and the heads it serves with)
+        card.conformal["end_of_life"] = calibrate_end_of_life(
+            splits.calib or splits.val or splits.train, card, run)
         val_eval = [r for r in splits.val if r.truth is not None] or splits.val
         metrics = {f"final_{k}": v for k, v in history[-1].items()}
         val_fig = quality_figures(val_eval, card, run) if val_eval else {}
