@@ -177,6 +177,9 @@ def evaluate_section(r: dict, info: dict) -> list[str]:
                 eol += f"; with ΔQ(V) {fmt(dq)}"
                 if check(dq, f"<= {SEVERSON_MAPE_TARGET}") is False:
                     eol += f" (≤ {SEVERSON_MAPE_TARGET:g} % {MISSED})"
+        held, n_eol = row.get("model_eol_coverage_90_pct"), row.get("eol_cells")
+        if _num(held) is not None and n_eol:
+            eol += f"; 90 % interval holds {fmt(held)} % of {n_eol}"
         cover = row.get("model_coverage_90_pct")
         cover_text = "–" if _num(cover) is None else mark(
             cover, f"{COVERAGE_RANGE[0]:g}-{COVERAGE_RANGE[1]:g}", f"{fmt(cover)} %")
@@ -195,7 +198,9 @@ def evaluate_section(r: dict, info: dict) -> list[str]:
               "√t + N bands; 'yes' = held-out cells of a trained source (interpolation). "
               "'↳ in domain': the same source's cells whose answer said `domain.in_domain: "
               "true` (both methods on those cells), shown where the model called some out of "
-              "domain.", ""]
+              "domain. 'interval holds': the cells whose future crosses 80 % whose served "
+              "end-of-life interval [p05, p95] holds the true cycle (one point per cell: a "
+              "few cells cannot tell 90 % from 100 %, so no mark).", ""]
     return lines
 
 
@@ -243,6 +248,9 @@ def loso_section(r: dict, info: dict) -> list[str]:
             lines.append(f"| {row.get('source')} | {why} | | | | | | | | "
                          f"{_code(row.get('train_run_id'))} | {_code(row.get('eval_run_id'))} |")
             continue
+        held, n_eol = row.get("model_eol_coverage_90_pct"), row.get("eol_cells")
+        if _num(held) is not None and n_eol:
+            eol += f"; 90 % interval holds {fmt(held)} % of {n_eol}"
         cover = row.get("model_coverage_90_pct")
         cover_text = "–" if _num(cover) is None else mark(cover, f"{lo:g}-{hi:g}",
                                                           f"{fmt(cover)} %")

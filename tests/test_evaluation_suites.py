@@ -302,3 +302,47 @@ def test_a_source_the_card_never_trained_is_scored_on_all_its_unseen_cells(share
     trained = SimpleNamespace(training_domain={"sources": ["nasa-pcoe"]}, training_data=[])
     assert {c.cell_id for c in trajectory_cells("nasa-pcoe", shared_data, card=trained)[0]} \
         == set(split["test"])
+
+
+def _linear_cell(cell_id: str) -> CellRecord:
+    """1 Ah · (1 − 0.002 N), N = 1..200, 2 h per cycle: 80 % is crossed at N = 100 exactly
+    (first_crossing interpolates between 0.800 at 100 and 0.798 at 101)."""
+    n = np.arange(1, 201, dtype=float)
+    cycles = pd.DataFrame({"cell_id": cell_id, "cycle_index": n, "test_time_second": n * 7200.0,
+                           "discharge_capacity_ah": 1.0 - 0.002 * n})
+    return CellRecord(cell_id, cycles, None, {"nominal_capacity_ah": 1.0})
+
+
+class _WithInterval:
+    """The naive forecast with a stated end-of-life interval per cell."""
+
+    def __init__(self, intervals):
+        self.base, self.intervals = BaselineForecaster("naive_sqrt", band_scale=0.01), intervals
+
+    def __call__(self, history, fc, fh):
+        import dataclasses
+
+        cell = str(history["cell_id"].iloc[0])
+        return dataclasses.replace(self.base(history, fc, fh),
+                                   eol_interval=self.intervals[cell])
+
+
+def test_the_end_of_life_interval_is_scored_where_the_truth_crosses():
+    from ml.evaluation.forecasters import answer_interval
+
+    cells = [_linear_cell("a"), _linear_cell("b"), _linear_cell("c")]
+    # a holds 100 (90–110); b does not (105–120); c's answer had no end of life (inf, inf)
+    method = _WithInterval({"a": (90.0, 110.0), "b": (105.0, 120.0), "c": (np.inf, np.inf)})
+    res = evaluate_trajectories(cells, {"model": method,
+                                        "persistence": BaselineForecaster("persistence")})
+    model = res["figures"]["model"]
+    assert model["eol_cells"] == 3
+    assert model["eol_coverage_90_pct"] == pytest.approx(100.0 / 3)
+    assert [r["model_eol_interval_holds"] for r in res["per_cell"]] == [True, False, False]
+    assert "eol_coverage_90_pct" not in res["figures"]["persistence"]  # states no interval
+    # the answer's interval: a censored p95 is open above; no end of life holds nothing
+    eol = {"cycle_index": {"p05": 90, "p50": 100, "p95": 300},
+           "censored": {"p05": False, "p50": False, "p95": True}}
+    assert answer_interval(eol) == (90.0, np.inf)
+    assert answer_interval({**eol, "censored": None}) == (90.0, 300.0)
+    assert answer_interval(None) == (np.inf, np.inf)

@@ -55,7 +55,8 @@ EVALUATE = {"model": {"name": "fadecast-forecaster", "version": "2+0d178e41"},
                  "naive_eol_error_pct": 4.610606275731521,
                  "naive_coverage_90_pct": 81.73400673400674,
                  "naive_time_share_error_median": 0.2167783343627107,
-                 "naive_time_share_error_p90": 0.5278155971360837},
+                 "naive_time_share_error_p90": 0.5278155971360837,
+                 "model_eol_coverage_90_pct": 87.5, "eol_cells": 8},
                 {"source": "nasa-pcoe", "in_training": "no", "cells": 3,
                  "model_capacity_error_pct": 7.7, "naive_capacity_error_pct": 4.1,
                  "model_coverage_90_pct": 15.0, "model_eol_error_pct": None,
@@ -178,6 +179,7 @@ def test_per_source_table_values_commands_run_id_and_misses(block):
     assert syn[3] == "**1.15** / 1.30"          # model beats √t+N: bold, no miss
     assert syn[4] == "91.1 %"                   # inside 85–95
     assert syn[7] == "**0.116** / 0.528"
+    assert syn[5].endswith("; 90 % interval holds 87.5 % of 8")  # one point per cell: no mark
     assert "missed" not in " ".join(syn)
     pyb = _row(text, "pybamm-dev")
     assert pyb[4] == "95.7 % **missed**"        # above 95

@@ -7,6 +7,7 @@ capacity when given, else the max discharge capacity of the first 3 cycles — C
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -15,7 +16,8 @@ import pandas as pd
 
 from ml.models.baselines import TRAJECTORY_BASELINES, retention_history
 
-__all__ = ["CellForecast", "BaselineForecaster", "ModelForecaster", "first_crossing"]
+__all__ = ["CellForecast", "BaselineForecaster", "ModelForecaster", "first_crossing",
+           "answer_interval"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class CellForecast:
     time_share_band: tuple[float, float] | None = None
     #: the forecast's own ``domain.in_domain`` (None: the method does not judge its domain)
     in_domain: bool | None = None
+    #: the answer's end-of-life interval (p05, p95 cycle; p95 ``inf`` when censored at the
+    #: horizon; ``(inf, inf)`` when it put the median beyond the horizon); None: no answer
+    eol_interval: tuple[float, float] | None = None
 
 
 def first_crossing(cycles: np.ndarray, retention: np.ndarray, threshold: float) -> float | None:
@@ -46,6 +51,16 @@ def first_crossing(cycles: np.ndarray, retention: np.ndarray, threshold: float) 
     q0, q1 = retention[i - 1], retention[i]
     frac = (q0 - threshold) / (q0 - q1) if q0 != q1 else 1.0
     return float(cycles[i - 1] + frac * (cycles[i] - cycles[i - 1]))
+
+
+def answer_interval(end_of_life: dict | None) -> tuple[float, float]:
+    """(p05, p95) cycle of a forecast answer's ``end_of_life``: p95 ``inf`` when censored (a
+    lower bound); ``(inf, inf)`` when the answer has none (its median beyond the horizon)."""
+    if not end_of_life:
+        return math.inf, math.inf
+    c = end_of_life["cycle_index"]
+    hi = math.inf if (end_of_life.get("censored") or {}).get("p95") else float(c["p95"])
+    return float(c["p05"]), hi
 
 
 class BaselineForecaster:
@@ -115,4 +130,5 @@ class ModelForecaster:
         ts = out["attribution"]["time_share"]
         return CellForecast(bands["p50"], bands["p05"], bands["p95"], float(ts["p50"]), ref, eol,
                             (float(ts["p05"]), float(ts["p95"])),
-                            in_domain=bool((out.get("domain") or {}).get("in_domain", True)))
+                            in_domain=bool((out.get("domain") or {}).get("in_domain", True)),
+                            eol_interval=answer_interval(out.get("end_of_life")))

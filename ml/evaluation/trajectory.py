@@ -9,7 +9,9 @@ hours), and score
   band: a model that cannot separate the two losses must say so with a wide band;
 - end-of-life error (% of the true cycle) on cells whose observed future crosses 80 % of the
   reference (``eol_error_pct`` over ``eol_cells``; a forecast that does not cross within the
-  observed future is scored at its last cycle — a lower bound of its error);
+  observed future is scored at its last cycle — a lower bound of its error) and, for methods
+  whose answer states an end-of-life interval (the model), the share of those cells whose
+  interval holds the true cycle (``eol_coverage_90_pct``; no interval: a miss);
 - the capacity error and coverage again over the cells the MODEL's answer called in domain
   (``*_in_domain``, ``cells_in_domain``; every method on those same cells): what a user who
   reads the answer's ``domain`` can expect when it says yes — the answer knows, at the cut,
@@ -105,7 +107,7 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
     per_cell, failures = [], {m: [] for m in methods}
     # per method: "cells" holds (cell_id, capacity error %, inside-band mask or None) per cell
     acc = {m: {"ts_err": [], "cells": [], "width": [], "ts_cover": [], "ts_width": [],
-               "eol_err": []} for m in methods}
+               "eol_err": [], "eol_cover": []} for m in methods}
     in_domain: set[str] = set()  # cells whose model answer said in domain
     for rec in cells:
         seen, fc, fh = cut(rec, observed_fraction)
@@ -138,6 +140,9 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
                 eol_pred = float(fc[-1]) if eol_pred is None else eol_pred
                 a["eol_err"].append(abs(eol_pred - eol_true) / eol_true * 100.0)
                 row[f"{name}_eol_error_pct"] = a["eol_err"][-1]
+                if f.eol_interval is not None:  # the answer's own interval holds the truth?
+                    a["eol_cover"].append(f.eol_interval[0] <= eol_true <= f.eol_interval[1])
+                    row[f"{name}_eol_interval_holds"] = a["eol_cover"][-1]
             if np.isfinite(f.time_share) and np.isfinite(share_true):
                 a["ts_err"].append(float(time_share_errors([f.time_share], [share_true])[0]))
                 if f.time_share_band is not None:
@@ -168,6 +173,8 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
         fig["time_share_interval_width_90"] = _mean(a["ts_width"])
         fig["eol_error_pct"] = _mean(a["eol_err"])
         fig["eol_cells"] = len(a["eol_err"])
+        if a["eol_cover"]:
+            fig["eol_coverage_90_pct"] = float(np.mean(a["eol_cover"])) * 100.0
         if "model" in methods:
             fig.update(_in_domain_figures([c for c in a["cells"] if c[0] in in_domain]))
         figures[name] = fig
