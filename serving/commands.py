@@ -259,8 +259,15 @@ def _human_forecast(doc: dict[str, Any]) -> str:
     elif eol:
         hours = {k: (v / 3600 if v is not None else None)
                  for k, v in eol["test_time_second"].items()}
-        lines.append(f"end of life ({100 * eol['threshold_fraction']:.0f} %): cycle "
-                     f"{_fmt_q(eol['cycle_index'])}, {_fmt_q(hours)} h")
+        text = (f"end of life ({100 * eol['threshold_fraction']:.0f} %): cycle "
+                f"{_fmt_q(eol['cycle_index'])}, {_fmt_q(hours)} h")
+        if (eol.get("censored") or {}).get("p95"):
+            text += "; p95 beyond the horizon (a lower bound)"
+        if eol.get("calibrated_widening"):
+            text += (f"; interval widened by the model's end-of-life calibration "
+                     f"(remaining cycles x{math.exp(-eol['calibrated_widening']):.2f} / "
+                     f"x{math.exp(eol['calibrated_widening']):.2f})")
+        lines.append(text)
     else:
         lines.append("end of life: not reached within the horizon")
     if share:

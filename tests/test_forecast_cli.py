@@ -132,3 +132,23 @@ def test_cli_cell_stored_as_raw_samples(test_data, capsys, serving_model_dir):  
     assert [r["cycle_index"] for r in doc["forecast"]] == [4, 5]
     assert doc["forecast"][1]["test_time_second"] - doc["forecast"][0]["test_time_second"] == \
         pytest.approx(130 * 60)
+
+
+def test_cli_text_says_when_the_interval_was_calibrated_or_is_open_above():
+    import math
+
+    from serving.commands import _human_forecast
+
+    eol = {"threshold_fraction": 0.8, "cycle_index": {"p05": 120, "p50": 150, "p95": 300},
+           "test_time_second": {"p05": 120 * 3600.0, "p50": 150 * 3600.0, "p95": 300 * 3600.0},
+           "censored": {"p05": False, "p50": False, "p95": True},
+           "calibrated_widening": math.log(1.25)}
+    doc = {"model": {"name": "m", "version": "1"}, "cell_id": "c", "forecast": [],
+           "end_of_life": eol, "attribution": {}}
+    text = _human_forecast(doc)
+    assert "end of life (80 %): cycle 150 [120, 300], 150 [120, 300] h" in text
+    assert "p95 beyond the horizon (a lower bound)" in text
+    assert "remaining cycles x0.80 / x1.25" in text
+    plain = _human_forecast({**doc, "end_of_life": {**eol, "censored": None,
+                                                    "calibrated_widening": None}})
+    assert "lower bound" not in plain and "calibration" not in plain
