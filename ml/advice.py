@@ -259,6 +259,15 @@ def pass_probability(forecast: Mapping[str, Any], min_cycles_to_eol: float, *,
             break
         c05, c50, c95 = _triple(r["capacity_ah"])
         prob = min(prob, _split_normal_sf(thr_ah, c05, c50, c95, interval_scale))
+    # an end-of-life interval calibrated on its own (ml.training.eol_calibration) bounds it too:
+    # the answer's interval and this probability must not disagree (its lower half only where
+    # a censored p95 is a lower bound)
+    if eol.get("calibrated_widening"):
+        q05, q50, q95 = _triple(eol.get("cycle_index"))
+        censored = bool((eol.get("censored") or {}).get("p95"))
+        if all(math.isfinite(v) for v in (q05, q50, q95)) and (not censored
+                                                              or spec - 0.5 < q50):
+            prob = min(prob, _split_normal_sf(spec - 0.5, q05, q50, q95, interval_scale))
     return prob
 
 

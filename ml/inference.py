@@ -26,6 +26,7 @@ from ml.windows import (WindowSpec, column_values, future_schedule, make_windows
                         planned_hours_per_cycle)
 
 __all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "band", "apply_conformal",
+           "first_below",
            "OUTPUTS", "INPUTS", "CARD_FILE", "MODEL_FILE"]
 
 INPUTS = ("history", "history_mask", "query_cycle", "query_hour")
@@ -186,7 +187,8 @@ def _as_run(run: Any) -> Callable[[dict], dict]:
                         expected="InferenceSession | callable", found=type(run).__name__)
 
 
-def _crossing(curve: np.ndarray, threshold: float) -> int | None:
+def first_below(curve: np.ndarray, threshold: float) -> int | None:
+    """Index of the first value of ``curve`` below ``threshold``; None when none is."""
     below = np.flatnonzero(curve < threshold)
     return int(below[0]) if below.size else None
 
@@ -200,7 +202,7 @@ def _eol(q_cap: np.ndarray, cycles: np.ndarray, hours: np.ndarray, threshold: fl
     last cycle/time and flagged ``True`` in ``censored`` (``{"p05", "p50", "p95"}`` → bool), so
     the reported value is a lower bound for it.
     """
-    idx = [_crossing(q_cap[:, j], threshold) for j in (0, 1, 2)]
+    idx = [first_below(q_cap[:, j], threshold) for j in (0, 1, 2)]
     if idx[1] is None:
         return None
     keys = ("p05", "p50", "p95")
@@ -282,7 +284,10 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         weighting of the samples (:mod:`ml.history_likelihood`: τ, backcast rows, whether it
         applied, effective samples), the
         cycle-life head used if any, and where the median's level came from
-        (``level_offset_fraction``, ``level_basis``: :mod:`ml.median_anchor`)). ``end_of_life`` is null only when the p50 capacity stays above
+        (``level_offset_fraction``, ``level_basis``: :mod:`ml.median_anchor`)). The
+        ``end_of_life`` p05/p95 are the band's crossings widened by the card's end-of-life
+        calibration (``calibrated_widening``, :func:`ml.uncertainty.widen_end_of_life`) when it
+        has one, so they may lie outside the rows' crossings. ``end_of_life`` is null only when the p50 capacity stays above
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
         (and its time) with ``end_of_life["censored"][key] = True`` (additive field; False for
@@ -361,7 +366,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     widen = 1.0 if domain["in_domain"] else OOD_WIDENING
     raw = np.moveaxis(np.quantile(cap[1:], LEVELS, axis=-1), 0, -1)
     # floor, level anchoring (not when a cycle-life head set the median), trend check
-    raw, floor, offset = history_checked_band(
+    raw, floor, offset, basis = history_checked_band(
         raw, float(np.median(cap[0])), table["cycle_index"], table["elapsed_hour"], retention,
         cycles, hours, anchor=knee is None, noise=noise)
     if conf.get("method") == "quadrature":
@@ -396,7 +401,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                    "time_share_unknown_weight": unknown, "time_share_fade_rate": fade,
                    "cycle_life_head": knee,
                    "level_offset_fraction": float(offset),
-                   "level_basis": _level_basis(knee is None, table["cycle_index"], retention),
+                   "level_basis": "cycle-life head (not anchored)" if knee is not None
+                   else basis,
                    "history_weighting": {"tempering": tempering, "backcast_rows": nb,
                                          "applied": knee is None and nb > 0,
                                          "effective_samples": ess}}
@@ -407,7 +413,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                 _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction))
                 if knee is not None else widen_end_of_life(
                     _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)),
-                    card.conformal.get("end_of_life"), last_cycle, cycles, hours)),
+                    card.conformal.get("end_of_life"), float(cycles[0]) - 1.0, cycles,
+                    hours)),
             "attribution": {"time_share": _q(q_share),
                             "identifiable": bool(unknown < 0.5)},
             "domain": domain,
@@ -415,17 +422,6 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
             "history": table.attrs.get("history") or {
                 "rows": table.n_rows, "rows_used": table.n_rows, "basis": "all cycles",
                 "dropped": {}}}
-
-
-def _level_basis(anchored: bool, cycles: np.ndarray, retention: np.ndarray) -> str:
-    """Where the forecast median's level came from (:mod:`ml.median_anchor`), for the answer."""
-    if not anchored:
-        return "cycle-life head (not anchored)"
-    from ml.median_anchor import accelerating_level
-
-    if accelerating_level(cycles, retention) is not None:
-        return "latest rows' line (the fade accelerates)"
-    return "robust sqrt(t) + N fit of the history"
 
 
 def _share_fade(card: ModelCard, retention: np.ndarray, table: Any) -> dict:

@@ -20,8 +20,8 @@ lithium plating, loss of contact; :func:`accelerating_level`), that fit's end li
 latest measurements and would lift the whole future median, so the level is then the least-squares
 line of the latest window of rows at the last row. On Severson LFP cells cut late in life this
 moved the end-of-life median earlier and let more intervals hold the truth; at the evaluation's
-cut it changes no pybamm-dev or Geslin figure (figures: the session 9 note, ``fadecast evaluate``
-and ``experiments/severson_early_life/midlife.py`` before/after).
+cut it changes no pybamm-dev or Geslin figure and fires on three NASA cells (figures: the session
+9 note, ``fadecast evaluate`` and ``experiments/severson_early_life/midlife.py`` before/after).
 
 Causal: only the history a user has is used. Costs no extra model run (query 0 is in every run);
 the robust fit is ≤ 5 reweighted 3 × 3 solves (~0.2 ms of CPU on a 200-cycle history).
@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["HUBER_K", "MAX_ITERATIONS", "WINDOW_FRACTION", "WINDOW_MIN_ROWS", "weighted_trend_fit",
-           "robust_trend_fit", "accelerating_level", "current_level", "anchor_median"]
+__all__ = ["HUBER_K", "MAX_ITERATIONS", "WINDOW_FRACTION", "WINDOW_MIN_ROWS", "ACCELERATING",
+           "ROBUST_FIT", "NOT_ANCHORED", "weighted_trend_fit", "robust_trend_fit",
+           "accelerating_level", "level_and_basis", "current_level", "anchor_median"]
 
 #: Huber tuning constant, in robust sd of the residuals (95 % efficiency under normal noise)
 HUBER_K = 1.345
@@ -42,6 +43,10 @@ MAX_ITERATIONS = 5
 #: this share of the history, at least :data:`WINDOW_MIN_ROWS` rows
 WINDOW_FRACTION = 0.2
 WINDOW_MIN_ROWS = 10
+#: the level's basis, as the forecast answer's ``uncertainty.level_basis`` says it
+ACCELERATING = "latest rows' line (the fade accelerates)"
+ROBUST_FIT = "robust sqrt(t) + N fit of the history"
+NOT_ANCHORED = "not anchored"
 
 
 def _design(n: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, float, float]:
@@ -151,15 +156,30 @@ def robust_trend_fit(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarra
 
 
 def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """``(slope, value at x[-1], standard error of the slope)`` of a least-squares line."""
-    xm, ym = float(x.mean()), float(y.mean())
-    sxx = float(np.sum((x - xm) ** 2))
-    if sxx <= 0:
-        return 0.0, ym, np.inf
-    slope = float(np.sum((x - xm) * (y - ym)) / sxx)
-    resid = y - (ym + slope * (x - xm))
-    se = float(np.sqrt(float(np.sum(resid ** 2)) / max(x.size - 2, 1) / sxx))
-    return slope, ym + slope * (float(x[-1]) - xm), se
+    """``(slope, value at x[-1], standard error of the slope)`` of a Huber-weighted line
+    (iteratively reweighted like :func:`robust_trend_fit`): the odd low row at the end of a
+    window (a rest's recovery just before, a noisy cycle) moves it little."""
+    w = np.ones_like(y)
+    slope, mid, xm, sxx = 0.0, float(y.mean()), float(x.mean()), 0.0
+    for _ in range(MAX_ITERATIONS + 1):
+        sw = float(w.sum())
+        xm, ym = float(w @ x) / sw, float(w @ y) / sw
+        sxx = float(w @ (x - xm) ** 2)
+        if sxx <= 0:
+            return 0.0, ym, np.inf
+        slope = float(w @ ((x - xm) * (y - ym))) / sxx
+        mid = ym
+        resid = y - (ym + slope * (x - xm))
+        mad = _median(np.abs(resid - _median(resid)))
+        if mad <= 0:
+            break
+        new_w = np.minimum(1.0, HUBER_K * 1.4826 * mad / np.maximum(np.abs(resid), 1e-300))
+        if float(np.max(np.abs(new_w - w))) < 1e-6:
+            break
+        w = new_w
+    resid = y - (mid + slope * (x - xm))
+    se = float(np.sqrt(float(w @ resid ** 2) / max(float(w.sum()) - 2.0, 1.0) / sxx))
+    return slope, mid + slope * (float(x[-1]) - xm), se
 
 
 def accelerating_level(cycles: np.ndarray, retention: np.ndarray) -> float | None:
@@ -167,10 +187,10 @@ def accelerating_level(cycles: np.ndarray, retention: np.ndarray) -> float | Non
     None.
 
     Two adjacent windows of the latest rows (each :data:`WINDOW_FRACTION` of the finite rows, at
-    least :data:`WINDOW_MIN_ROWS`) give least-squares fade rates s1 (earlier) and s2 (latest, per
-    cycle). The fade accelerates when s2 is a fall, steeper than s1 by more than twice the
-    standard error of their difference (√(se1² + se2²)); the level is then the latest window's
-    line at the last row. Needs twice the window's rows."""
+    least :data:`WINDOW_MIN_ROWS`) give Huber-weighted line fade rates s1 (earlier) and s2
+    (latest, per cycle). The fade accelerates when s2 is a fall, steeper than s1 by more than
+    twice the standard error of their difference (√(se1² + se2²)); the level is then the latest
+    window's line at the last row. Needs twice the window's rows."""
     n = np.asarray(cycles, dtype=float)
     r = np.asarray(retention, dtype=float)
     ok = np.isfinite(n) & np.isfinite(r)
@@ -186,36 +206,45 @@ def accelerating_level(cycles: np.ndarray, retention: np.ndarray) -> float | Non
     return None
 
 
+def level_and_basis(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarray
+                    ) -> tuple[float | None, str | None]:
+    """``(level, basis)``: :func:`current_level` and which rule gave it (:data:`ACCELERATING`
+    or :data:`ROBUST_FIT`; None when it cannot be fitted)."""
+    fast = accelerating_level(cycles, retention)
+    if fast is not None:
+        return fast, ACCELERATING
+    fit = robust_trend_fit(cycles, hours, retention)
+    if fit is None:
+        return None, None
+    n = np.asarray(cycles, dtype=float)
+    t = np.asarray(hours, dtype=float)
+    c0, a, b = fit
+    return float(c0 - a * np.sqrt(max(float(t[-1]), 0.0)) - b * float(n[-1])), ROBUST_FIT
+
+
 def current_level(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarray) -> float | None:
     """The cell's capacity level (retention units) at its last observed row: the robust
     √t + N fit's value there, or, where the fade accelerates, the latest window's line there
     (:func:`accelerating_level`). None when it cannot be fitted."""
-    fast = accelerating_level(cycles, retention)
-    if fast is not None:
-        return fast
-    fit = robust_trend_fit(cycles, hours, retention)
-    if fit is None:
-        return None
-    n = np.asarray(cycles, dtype=float)
-    t = np.asarray(hours, dtype=float)
-    c0, a, b = fit
-    return float(c0 - a * np.sqrt(max(float(t[-1]), 0.0)) - b * float(n[-1]))
+    return level_and_basis(cycles, hours, retention)[0]
 
 
 def anchor_median(q: np.ndarray, model_at_last: float, cycles: np.ndarray, hours: np.ndarray,
-                  retention: np.ndarray) -> tuple[np.ndarray, float]:
-    """``(q', offset)``: raw model quantiles [..., 3] moved by ``offset = level − model_at_last``
-    (retention units), the network's median at the last observed cycle ``model_at_last``
-    brought onto the cell's :func:`current_level`. Unchanged (offset 0) when the level cannot be
-    fitted, the inputs are not finite or the last row's cycle/hours are not finite."""
+                  retention: np.ndarray) -> tuple[np.ndarray, float, str]:
+    """``(q', offset, basis)``: raw model quantiles [..., 3] moved by ``offset = level −
+    model_at_last`` (retention units), the network's median at the last observed cycle
+    ``model_at_last`` brought onto the cell's :func:`current_level`; ``basis`` names the rule
+    (:data:`ACCELERATING`, :data:`ROBUST_FIT`). Unchanged (offset 0, basis
+    :data:`NOT_ANCHORED`) when the level cannot be fitted, the inputs are not finite or the last
+    row's cycle/hours are not finite."""
     q = np.array(q, dtype=np.float64)
     n = np.asarray(cycles, dtype=float)
     t = np.asarray(hours, dtype=float)
     if n.size == 0 or not (np.isfinite(n[-1]) and np.isfinite(t[-1])
                            and np.isfinite(model_at_last)):
-        return q, 0.0
-    level = current_level(n, t, retention)
+        return q, 0.0, NOT_ANCHORED
+    level, basis = level_and_basis(n, t, retention)
     if level is None or not np.isfinite(level):
-        return q, 0.0
+        return q, 0.0, NOT_ANCHORED
     offset = level - float(model_at_last)
-    return q + offset, offset
+    return q + offset, offset, basis

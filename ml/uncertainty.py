@@ -181,9 +181,11 @@ def trend_check(q: np.ndarray, floor: np.ndarray, cycles: np.ndarray, hours: np.
 def history_checked_band(q: np.ndarray, model_at_last: float, cycles: np.ndarray,
                          hours: np.ndarray, retention: np.ndarray, future_cycles: np.ndarray,
                          future_hours: np.ndarray, *, anchor: bool = True,
-                         noise: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """``(q', floor, offset)``: the model's raw quantiles [H, 3] checked against the cell's own
-    history exactly as the service serves them, ready for :func:`compose_band`.
+                         noise: float | None = None
+                         ) -> tuple[np.ndarray, np.ndarray, float, str]:
+    """``(q', floor, offset, basis)``: the model's raw quantiles [H, 3] checked against the
+    cell's own history exactly as the service serves them, ready for :func:`compose_band`
+    (``offset``, ``basis``: the level anchoring's, :func:`ml.median_anchor.anchor_median`).
 
     The floor is :func:`trend_floor` (history scatter ``noise``, default
     :func:`history_noise`); the median is level-anchored at the last observed cycle
@@ -193,18 +195,18 @@ def history_checked_band(q: np.ndarray, model_at_last: float, cycles: np.ndarray
     ``cycles``/``hours``/``retention`` the history, ``future_*`` the planned schedule. One
     composition for ``ml.inference.forecast``, training calibration and its reliability plot.
     """
-    from ml.median_anchor import anchor_median
+    from ml.median_anchor import NOT_ANCHORED, anchor_median
 
     cycles = np.asarray(cycles, dtype=float)
     hours = np.asarray(hours, dtype=float)
     retention = np.asarray(retention, dtype=float)
     floor = trend_floor(cycles, retention, future_cycles,
                         noise=history_noise(retention) if noise is None else noise)
-    offset = 0.0
+    offset, basis = 0.0, NOT_ANCHORED
     if anchor:
-        q, offset = anchor_median(q, float(model_at_last), cycles, hours, retention)
+        q, offset, basis = anchor_median(q, float(model_at_last), cycles, hours, retention)
     q, floor = trend_check(q, floor, cycles, hours, retention, future_cycles, future_hours)
-    return q, floor, float(offset)
+    return q, floor, float(offset), basis
 
 
 def compose_band(q: np.ndarray, floor: np.ndarray, scale: float = 0.0,
@@ -322,31 +324,41 @@ def share_band(samples: np.ndarray, unknown_weight: float, conformal: dict | Non
     return np.clip(q, 0.0, 1.0)
 
 
-def widen_end_of_life(eol: dict | None, conformal: dict | None, last_cycle: float,
+def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: float,
                       cycles: np.ndarray, hours: np.ndarray) -> dict | None:
     """The forecast's ``end_of_life`` with its p05 / p95 widened by the card's end-of-life
     calibration (``conformal["end_of_life"]``, :mod:`ml.training.eol_calibration`): the
-    remaining cycles from ``last_cycle`` to p05 shrink by ``exp(-scale)``, to p95 grow by
-    ``exp(scale)``; the median is kept. Unchanged when there is none, when its scale is not
-    positive, or when the end of life is already observed. ``cycles`` / ``hours``: the forecast
-    schedule (a widened quantile beyond it is clamped to its last row and flagged censored)."""
-    scale = (conformal or {}).get("scale")
-    if not eol or eol.get("observed") or scale is None or not scale > 0:
+    remaining cycles from ``origin_cycle`` (the last observed cycle, where the schedule starts)
+    to p05 shrink by ``exp(-scale_p05)`` (rounded down to a scheduled cycle) and to p95 grow by
+    ``exp(scale_p95)`` (rounded up); the median is kept and ``calibrated_widening`` holds the
+    two scales applied. Unchanged when the card has no positive scale or the end of life is
+    already observed. ``cycles`` / ``hours``: the forecast schedule (a p95 beyond it is
+    clamped to its last row and flagged censored; a censored p95 stays)."""
+    conf = conformal or {}
+    scales = {k: conf.get(f"scale_{k}") for k in ("p05", "p95")}
+    scales = {k: float(v) for k, v in scales.items()
+              if isinstance(v, (int, float)) and math.isfinite(v) and v > 0}
+    if not eol or eol.get("observed") or not scales:
         return eol
     cycles = np.asarray(cycles, dtype=float)
     hours = np.asarray(hours, dtype=float)
     out = {**eol, "cycle_index": dict(eol["cycle_index"]),
-           "test_time_second": dict(eol["test_time_second"]), "censored": dict(eol["censored"]),
-           "calibrated_widening": float(scale)}
-    factor = {"p05": math.exp(-float(scale)), "p95": math.exp(float(scale))}
-    for key, f in factor.items():
-        if key == "p95" and eol["censored"].get("p95"):
+           "test_time_second": dict(eol["test_time_second"]),
+           "censored": dict(eol.get("censored") or {}),
+           "calibrated_widening": {k: scales.get(k, 0.0) for k in ("p05", "p95")}}
+    for key, scale in scales.items():
+        if key == "p95" and out["censored"].get("p95"):
             continue  # already a lower bound at the horizon's end
-        target = last_cycle + (float(eol["cycle_index"][key]) - last_cycle) * f
-        i = int(np.searchsorted(cycles, target, side="left"))
-        censored = i >= cycles.size
-        i = min(i, cycles.size - 1)
+        factor = math.exp(-scale if key == "p05" else scale)
+        target = origin_cycle + (float(eol["cycle_index"][key]) - origin_cycle) * factor
+        if key == "p05":  # the scheduled cycle at or before the target (never past the median)
+            i = max(int(np.searchsorted(cycles, target, side="right")) - 1, 0)
+            censored = False
+        else:  # the scheduled cycle at or after it
+            i = int(np.searchsorted(cycles, target, side="left"))
+            censored = i >= cycles.size
+            i = min(i, cycles.size - 1)
         out["cycle_index"][key] = int(cycles[i])
         out["test_time_second"][key] = float(hours[i] * 3600.0)
-        out["censored"][key] = bool(censored or out["censored"][key])
+        out["censored"][key] = bool(censored or out["censored"].get(key, False))
     return out

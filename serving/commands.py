@@ -263,10 +263,11 @@ def _human_forecast(doc: dict[str, Any]) -> str:
                 f"{_fmt_q(eol['cycle_index'])}, {_fmt_q(hours)} h")
         if (eol.get("censored") or {}).get("p95"):
             text += "; p95 beyond the horizon (a lower bound)"
-        if eol.get("calibrated_widening"):
-            text += (f"; interval widened by the model's end-of-life calibration "
-                     f"(remaining cycles x{math.exp(-eol['calibrated_widening']):.2f} / "
-                     f"x{math.exp(eol['calibrated_widening']):.2f})")
+        wide = eol.get("calibrated_widening") or {}
+        if any(wide.get(k) for k in ("p05", "p95")):
+            text += (f"; interval widened by the model's end-of-life calibration (remaining "
+                     f"cycles to p05 x{math.exp(-wide.get('p05', 0.0)):.2f}, to p95 "
+                     f"x{math.exp(wide.get('p95', 0.0)):.2f})")
         lines.append(text)
     else:
         lines.append("end of life: not reached within the horizon")

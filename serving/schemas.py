@@ -159,10 +159,13 @@ class _EndOfLife(BaseModel):
     observed: bool | None = Field(
         None, description="true when the history itself already went below the threshold "
         "(three consecutive retentions, the advice's rule): every quantile is that cycle")
-    calibrated_widening: float | None = Field(
-        None, description="the model card's end-of-life calibration w (log remaining cycles): "
-        "the band's crossings widened, remaining cycles to p05 × exp(−w) and to p95 × exp(w); "
-        "absent when the card has none or a cycle-life head set the interval")
+    calibrated_widening: dict[str, float] | None = Field(
+        None, description="{p05, p95}: the model card's end-of-life calibration (log remaining "
+        "cycles) applied to the band's crossings: remaining cycles to p05 × exp(−p05), to p95 × "
+        "exp(p95). The end-of-life interval is then no longer where the capacity rows' p05/p95 "
+        "cross the threshold. Absent when nothing was widened: no positive scale in the card, "
+        "an end of life already observed, none within the horizon, or a cycle-life head's "
+        "interval")
 
 
 class ForecastResponse(BaseModel):

@@ -285,3 +285,34 @@ def test_policy_validates_thresholds():
     with pytest.raises(ValueError, match="tolerance_cycles"):
         advise(STABLE, planned_cycles=10, tolerance_cycles=0, hours_per_cycle=1,
                loss_so_far_fraction=0.1)
+
+
+def test_pass_probability_agrees_with_a_calibrated_end_of_life_interval():
+    import math as _m
+
+    from ml.advice import pass_probability
+
+    # rows whose band stays well above the threshold (0.8 Ah of 1 Ah) up to cycle 300: on
+    # their own they say the cell passes any spec within them for sure; the answer's
+    # end-of-life interval, calibrated on its own, says 120 / 150 / 200
+    rows = [{"cycle_index": c, "capacity_ah": {"p05": 0.95, "p50": 0.97, "p95": 0.99}}
+            for c in range(101, 301)]
+    eol = {"cycle_index": {"p05": 120, "p50": 150, "p95": 200},
+           "censored": {"p05": False, "p50": False, "p95": False}}
+    doc = {"forecast": rows, "end_of_life": eol}
+    kw = {"last_cycle": 100, "reference_capacity_ah": 1.0}
+    assert pass_probability(doc, 150, **kw) == 1.0  # an interval that is the band's crossings
+    calibrated = {"forecast": rows,
+                  "end_of_life": {**eol, "calibrated_widening": {"p05": 0.3, "p95": 0.0}}}
+    # split normal through 120 / 150 / 200 at 149.5 (below the median: the lower half, sd
+    # 30 / 1.645): P = 0.5·erfc((149.5 − 150) / (sd·√2))
+    sd = 30 / 1.6448536269514722
+    assert pass_probability(calibrated, 150, **kw) == pytest.approx(
+        0.5 * _m.erfc(-0.5 / (sd * _m.sqrt(2))), rel=1e-9)
+    assert pass_probability(calibrated, 120, **kw) == pytest.approx(
+        0.5 * _m.erfc(-30.5 / (sd * _m.sqrt(2))), rel=1e-9)  # just above 0.95 at p05
+    # a censored p95 is a lower bound: above the median the rows decide alone
+    open_above = {"forecast": rows, "end_of_life": {
+        **calibrated["end_of_life"], "censored": {"p05": False, "p50": False, "p95": True}}}
+    assert pass_probability(open_above, 180, **kw) == 1.0
+    assert pass_probability(open_above, 150, **kw) == pass_probability(calibrated, 150, **kw)

@@ -30,32 +30,41 @@ def _eol(p05: int, p50: int, p95: int, *, censored95: bool = False) -> dict:
 def test_widening_scales_the_remaining_cycles_and_censors_beyond_the_horizon():
     cycles = np.arange(101, 401, dtype=float)  # the forecast schedule after cycle 100, 2 h each
     hours = cycles * 2.0
-    # scale ln 2: remaining to p05 50 → 25 (cycle 125), to p95 200 → 400 (cycle 500: past the
-    # schedule's 400, clamped there and censored); the median stays
-    out = widen_end_of_life(_eol(150, 200, 300), {"scale": math.log(2.0)}, 100.0, cycles,
-                            hours)
+    # both scales ln 2: remaining to p05 50 → 25 (cycle 125), to p95 200 → 400 (cycle 500:
+    # past the schedule's 400, clamped there and censored); the median stays
+    both = {"scale_p05": math.log(2.0), "scale_p95": math.log(2.0)}
+    out = widen_end_of_life(_eol(150, 200, 300), both, 100.0, cycles, hours)
     assert out["cycle_index"] == {"p05": 125, "p50": 200, "p95": 400}
     assert out["test_time_second"]["p05"] == pytest.approx(125 * 7200.0)
     assert out["censored"] == {"p05": False, "p50": False, "p95": True}
-    assert out["calibrated_widening"] == pytest.approx(math.log(2.0))
-    # scale ln 1.5: p95 remaining 200 → 300 (cycle 400, inside: not censored)
-    out = widen_end_of_life(_eol(150, 200, 300), {"scale": math.log(1.5)}, 100.0, cycles,
+    assert out["calibrated_widening"] == pytest.approx({"p05": math.log(2.0),
+                                                        "p95": math.log(2.0)})
+    # ln 1.5 on each side: p05 100 + 50/1.5 = 133.3 → cycle 133 (rounded DOWN: the early end
+    # moves early), p95 100 + 200·1.5 = 400 (inside: not censored)
+    out = widen_end_of_life(_eol(150, 200, 300), {"scale_p05": math.log(1.5),
+                                                  "scale_p95": math.log(1.5)}, 100.0, cycles,
                             hours)
-    assert out["cycle_index"] == {"p05": 134, "p50": 200, "p95": 400}  # 100 + 50/1.5 → 134
+    assert out["cycle_index"] == {"p05": 133, "p50": 200, "p95": 400}
     assert out["censored"]["p95"] is False
+    # one side only: p95 kept, and a p05 2 cycles ahead still moves (101 + 1/2 → 101)
+    out = widen_end_of_life(_eol(103, 200, 300), {"scale_p05": math.log(2.0)}, 101.0,
+                            cycles, hours)
+    assert out["cycle_index"] == {"p05": 102, "p50": 200, "p95": 300}
+    assert out["calibrated_widening"] == {"p05": pytest.approx(math.log(2.0)), "p95": 0.0}
 
 
 def test_widening_leaves_what_it_must_alone():
     cycles = np.arange(101, 401, dtype=float)
     eol = _eol(150, 200, 300)
-    for conformal in (None, {}, {"scale": None}, {"scale": 0.0}, {"scale": -0.3}):
+    for conformal in (None, {}, {"scale_p05": None, "scale_p95": None},
+                      {"scale_p05": 0.0, "scale_p95": -0.3}, {"scale_p95": float("-inf")}):
         assert widen_end_of_life(eol, conformal, 100.0, cycles, cycles) == eol  # never narrows
-    assert widen_end_of_life(None, {"scale": 1.0}, 100.0, cycles, cycles) is None
+    one = {"scale_p05": 1.0, "scale_p95": 1.0}
+    assert widen_end_of_life(None, one, 100.0, cycles, cycles) is None
     observed = {**eol, "observed": True}
-    assert widen_end_of_life(observed, {"scale": 1.0}, 100.0, cycles, cycles) == observed
+    assert widen_end_of_life(observed, one, 100.0, cycles, cycles) == observed
     # a p95 already censored at the horizon stays where it is (a lower bound)
-    out = widen_end_of_life(_eol(150, 200, 400, censored95=True), {"scale": 0.5}, 100.0,
-                            cycles, cycles)
+    out = widen_end_of_life(_eol(150, 200, 400, censored95=True), one, 100.0, cycles, cycles)
     assert out["cycle_index"]["p95"] == 400 and out["censored"]["p95"] is True
     assert eol["cycle_index"]["p05"] == 150  # the input is not modified
 
@@ -68,53 +77,86 @@ def _cell(cell_id: str, source: str, slope: float, n: int = 300) -> SimpleNamesp
                            meta={"source": source, "nominal_capacity_ah": 1.0})
 
 
-def test_scores_compare_the_crossings_with_the_true_remaining_life(monkeypatch):
-    # a stand-in forecast whose p05 crosses the threshold 40 cycles after the cut and whose p95
-    # crosses 160 cycles after it; the cell r = 1 - 0.001 N reaches 0.8 at N = 201 (the first of
-    # three rows below), 0.85 at 151, 0.9 at 101
+def _fake_forecast(p05_ahead: int | None, p95_ahead: int | None, head: bool = False):
+    """A stand-in forecast whose p05 / p95 curves drop below any threshold that many cycles
+    after the cut (None: never within the horizon)."""
     def fake(history, *, card, run, horizon_cycles, eol_fraction, nominal_capacity_ah):
         last = float(history["cycle_index"].iloc[-1])
-        rows = [{"cycle_index": last + k,
-                 "capacity_ah": {"p05": 0.0 if k >= 40 else 1.0, "p50": 1.0,
-                                 "p95": 0.0 if k >= 160 else 1.0}}
-                for k in range(1, horizon_cycles + 1)]
-        return {"forecast": rows, "uncertainty": {"cycle_life_head": None,
-                                                  "level_basis": "robust"}}
 
-    monkeypatch.setattr(ml.inference, "forecast", fake)
+        def q(ahead, k):
+            return 0.0 if ahead is not None and k >= ahead else 1.0
+
+        rows = [{"cycle_index": last + k, "capacity_ah": {"p05": q(p05_ahead, k), "p50": 1.0,
+                                                           "p95": q(p95_ahead, k)}}
+                for k in range(1, horizon_cycles + 1)]
+        return {"forecast": rows, "uncertainty": {"cycle_life_head": "h" if head else None}}
+    return fake
+
+
+def test_scores_compare_the_crossings_with_the_true_remaining_life(monkeypatch):
+    # the cell r = 1 - 0.001 N reaches 0.8 at N = 201 (the first of three rows below), 0.85 at
+    # 151; the stand-in's p05 crosses 40 cycles after the cut, its p95 160 cycles after
+    monkeypatch.setattr(ml.inference, "forecast", _fake_forecast(40, 160))
     rows = ec.eol_scores([_cell("a", "s1", 0.001)], None, None, thresholds=(0.8,),
                          fractions=(0.5,))
     # cut at 0.5 · 201 = 100.5 → the history ends at N = 100: 101 cycles remain
     assert len(rows) == 1
     r = rows[0]
     assert (r["remaining_true"], r["remaining_p05"], r["remaining_p95"]) == (101.0, 40.0, 160.0)
-    # inside [40, 160] with room: max(ln(40 / 101), ln(101 / 160)) = ln(101 / 160) < 0
-    assert r["score"] == pytest.approx(math.log(101 / 160))
-    # at 0.9 of the 0.85 life (151): the history ends at N = 135, 16 cycles remain, and the p05
-    # crossing (40 cycles ahead) is too late: max(ln(40 / 16), ln(16 / 160)) = ln 2.5
+    # inside [40, 160] with room on both sides: both one-sided scores negative
+    assert r["score_p05"] == pytest.approx(math.log(40 / 101))
+    assert r["score_p95"] == pytest.approx(math.log(101 / 160))
+    # at 0.9 of the 0.85 life (151): the history ends at N = 135, 16 cycles remain, and the
+    # p05 crossing (40 cycles ahead) is too late by ln 2.5
     rows = ec.eol_scores([_cell("a", "s1", 0.001)], None, None, thresholds=(0.85,),
                          fractions=(0.9,))
     assert rows[0]["remaining_true"] == 16.0
-    assert rows[0]["score"] == pytest.approx(math.log(40 / 16))
-    # a cell that never reaches the threshold gives no score
+    assert rows[0]["score_p05"] == pytest.approx(math.log(40 / 16))
+    # a p05 that never crosses counts as the horizon (5 × 101 = 505 cycles, a lower bound) and
+    # is flagged; a p95 that never crosses is open above (score -inf)
+    monkeypatch.setattr(ml.inference, "forecast", _fake_forecast(None, None))
+    r = ec.eol_scores([_cell("a", "s1", 0.001)], None, None, thresholds=(0.8,),
+                      fractions=(0.5,))[0]
+    assert r["p05_censored"] and r["remaining_p05"] == 505.0
+    assert r["score_p05"] == pytest.approx(math.log(5.0)) and r["score_p95"] == -math.inf
+    # histories whose forecast used a cycle-life head are not scored; nor cells that never
+    # reach the threshold
+    monkeypatch.setattr(ml.inference, "forecast", _fake_forecast(40, 160, head=True))
+    assert ec.eol_scores([_cell("a", "s1", 0.001)], None, None) == []
+    monkeypatch.setattr(ml.inference, "forecast", _fake_forecast(40, 160))
     assert ec.eol_scores([_cell("b", "s1", 1e-5)], None, None) == []
 
 
-def test_the_scale_weighs_every_source_and_every_cell_the_same(monkeypatch):
-    # source s1: one cell with scores 0.1 (x9) — source s2: two cells, 0.5 (x1) and 1.0 (x1).
-    # Weights: s1's points 1/18 each (half the total); s2's cells 1/4 each. Sorted: 0.1 (cum
-    # 0.5), 0.5 (0.75), 1.0 (1.0): the 90 % quantile is 1.0; s1 alone 0.1, s2 alone 1.0
-    scores = [{"source": "s1", "cell_id": "a", "score": 0.1}] * 9 + [
-        {"source": "s2", "cell_id": "b", "score": 0.5},
-        {"source": "s2", "cell_id": "c", "score": 1.0}]
-    monkeypatch.setattr(ec, "eol_scores", lambda records, card, run: scores)
+def test_a_refused_history_is_listed_not_fatal(monkeypatch):
+    from data_registry.errors import ValidationError
+
+    def refuse(history, **kwargs):
+        raise ValidationError("too few cycles", code="bad_value")
+
+    monkeypatch.setattr(ml.inference, "forecast", refuse)
+    out = ec.calibrate_end_of_life([_cell("a", "s1", 0.001)], None, None)
+    assert out["n"] == 0 and out["scale_p05"] is None and out["scale_p95"] is None
+    assert out["failed"][0].startswith("a at 0.2 of its life to 0.8: too few cycles")
+
+
+def test_each_side_is_the_95_pct_quantile_every_source_and_cell_weighing_the_same(monkeypatch):
+    # source s1: one cell, 19 scores of 0.1 — source s2: two cells, 0.5 and 1.0. Weights: s1's
+    # points 1/38 each (half the total), s2's cells 1/4 each. Sorted: 0.1 (cum 0.5), 0.5 (0.75),
+    # 1.0 (1.0): the 95 % quantile is 1.0; s1 alone 0.1. The p95 side: every score -inf (p95
+    # never crossed) → no finite scale, that side is not widened
+    def row(src, cell, s05):
+        return {"source": src, "cell_id": cell, "score_p05": s05, "score_p95": -math.inf,
+                "p05_censored": False}
+
+    scores = [row("s1", "a", 0.1)] * 19 + [row("s2", "b", 0.5), row("s2", "c", 1.0)]
+    monkeypatch.setattr(ec, "_scores", lambda *a: (scores, []))
     out = ec.calibrate_end_of_life([], None, None)
-    assert out["scale"] == pytest.approx(1.0)
-    assert out["by_source"]["s1"]["scale"] == pytest.approx(0.1)
-    assert out["by_source"]["s2"]["scale"] == pytest.approx(1.0)
-    assert (out["n"], out["n_cells"], out["method"]) == (11, 3, "log_remaining")
-    monkeypatch.setattr(ec, "eol_scores", lambda records, card, run: [])
-    assert ec.calibrate_end_of_life([], None, None)["scale"] is None
+    assert out["scale_p05"] == pytest.approx(1.0) and out["scale_p95"] is None
+    assert out["by_source"]["s1"]["scale_p05"] == pytest.approx(0.1)
+    assert out["by_source"]["s2"]["scale_p05"] == pytest.approx(1.0)
+    assert (out["n"], out["n_cells"], out["method"]) == (21, 3, "log_remaining_one_sided")
+    monkeypatch.setattr(ec, "_scores", lambda *a: ([], []))
+    assert ec.calibrate_end_of_life([], None, None)["scale_p05"] is None
 
 
 @pytest.mark.skipif(not (PRODUCTION / "model_card.json").is_file(),
@@ -131,14 +173,27 @@ def test_the_served_end_of_life_carries_the_cards_widening():
     bare = dataclasses.replace(card, conformal={k: v for k, v in card.conformal.items()
                                                 if k != "end_of_life"})
     plain = forecast(hist, card=bare, run=run, horizon_cycles=600, nominal_capacity_ah=1.0)
-    scale = 0.4
+    lo, hi = 0.4, 0.2
     wide = forecast(hist, card=dataclasses.replace(
-        card, conformal={**bare.conformal, "end_of_life": {"scale": scale}}), run=run,
-        horizon_cycles=600, nominal_capacity_ah=1.0)
+        card, conformal={**bare.conformal, "end_of_life": {"scale_p05": lo, "scale_p95": hi}}),
+        run=run, horizon_cycles=600, nominal_capacity_ah=1.0)
     assert plain["forecast"] == wide["forecast"]  # the capacity band is not touched
     p, w = plain["end_of_life"]["cycle_index"], wide["end_of_life"]["cycle_index"]
     assert w["p50"] == p["p50"]
-    assert w["p05"] == math.ceil(150 + (p["p05"] - 150) * math.exp(-scale))
+    assert w["p05"] == math.floor(150 + (p["p05"] - 150) * math.exp(-lo))
     assert w["p05"] < p["p05"]
     if not plain["end_of_life"]["censored"]["p95"]:
-        assert w["p95"] == min(math.ceil(150 + (p["p95"] - 150) * math.exp(scale)), 750)
+        assert w["p95"] == min(math.ceil(150 + (p["p95"] - 150) * math.exp(hi)), 750)
+    # rows the capacity trend leaves out at the end (discharges of 0: no measurement) do not
+    # move the origin: the widening counts from the last OBSERVED cycle, where the schedule
+    # starts (155 here)
+    tail = pd.DataFrame({"cycle_index": np.arange(151, 156, dtype=float),
+                         "test_time_second": np.arange(151, 156) * 7200.0,
+                         "discharge_capacity_ah": 0.0})
+    longer = pd.concat([hist, tail], ignore_index=True)
+    conf = {**bare.conformal, "end_of_life": {"scale_p05": lo}}
+    p = forecast(longer, card=bare, run=run, horizon_cycles=600,
+                 nominal_capacity_ah=1.0)["end_of_life"]["cycle_index"]
+    w = forecast(longer, card=dataclasses.replace(card, conformal=conf), run=run,
+                 horizon_cycles=600, nominal_capacity_ah=1.0)["end_of_life"]["cycle_index"]
+    assert w["p05"] == math.floor(155 + (p["p05"] - 155) * math.exp(-lo))

@@ -331,7 +331,8 @@ def test_the_end_of_life_interval_is_scored_where_the_truth_crosses():
     from ml.evaluation.forecasters import answer_interval
 
     cells = [_linear_cell("a"), _linear_cell("b"), _linear_cell("c")]
-    # a holds 100 (90–110); b does not (105–120); c's answer had no end of life (inf, inf)
+    # the truth by the service rule is 101 (first of three rows below 0.8): a holds it (90–110),
+    # b does not (105–120), c's answer had no end of life (inf, inf)
     method = _WithInterval({"a": (90.0, 110.0), "b": (105.0, 120.0), "c": (np.inf, np.inf)})
     res = evaluate_trajectories(cells, {"model": method,
                                         "persistence": BaselineForecaster("persistence")})

@@ -142,13 +142,13 @@ def test_cli_text_says_when_the_interval_was_calibrated_or_is_open_above():
     eol = {"threshold_fraction": 0.8, "cycle_index": {"p05": 120, "p50": 150, "p95": 300},
            "test_time_second": {"p05": 120 * 3600.0, "p50": 150 * 3600.0, "p95": 300 * 3600.0},
            "censored": {"p05": False, "p50": False, "p95": True},
-           "calibrated_widening": math.log(1.25)}
+           "calibrated_widening": {"p05": math.log(1.25), "p95": 0.0}}
     doc = {"model": {"name": "m", "version": "1"}, "cell_id": "c", "forecast": [],
            "end_of_life": eol, "attribution": {}}
     text = _human_forecast(doc)
     assert "end of life (80 %): cycle 150 [120, 300], 150 [120, 300] h" in text
     assert "p95 beyond the horizon (a lower bound)" in text
-    assert "remaining cycles x0.80 / x1.25" in text
+    assert "remaining cycles to p05 x0.80, to p95 x1.00" in text
     plain = _human_forecast({**doc, "end_of_life": {**eol, "censored": None,
                                                     "calibrated_widening": None}})
     assert "lower bound" not in plain and "calibration" not in plain

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from ml.inference import forecast, load_model_dir
-from ml.median_anchor import (accelerating_level, anchor_median, current_level,
-                              robust_trend_fit, weighted_trend_fit)
+from ml.median_anchor import (ACCELERATING, ROBUST_FIT, accelerating_level, anchor_median,
+                              current_level, robust_trend_fit, weighted_trend_fit)
 from ml.uncertainty import sqrt_trend_fit
 
 PRODUCTION = Path(__file__).resolve().parents[1] / "models" / "production"
@@ -54,7 +54,7 @@ def test_anchor_moves_a_model_that_misses_the_current_level():
     n = np.arange(1, 11, dtype=float)
     r = 1.0 - 0.001 * n
     q = np.array([[0.97, 1.00, 1.02], [0.95, 0.99, 1.01]])
-    out, offset = anchor_median(q, 1.02, n, 2 * n, r)
+    out, offset, _ = anchor_median(q, 1.02, n, 2 * n, r)
     assert offset == pytest.approx(-0.03, abs=1e-9)
     assert out == pytest.approx(q - 0.03, abs=1e-9)
 
@@ -63,18 +63,18 @@ def test_anchor_keeps_a_model_that_matches_the_history():
     n = np.arange(1, 11, dtype=float)
     r = 1.0 - 0.001 * n
     q = np.array([[0.97, 0.985, 0.99]])
-    out, offset = anchor_median(q, 0.99, n, 2 * n, r)
+    out, offset, _ = anchor_median(q, 0.99, n, 2 * n, r)
     assert offset == pytest.approx(0.0, abs=1e-9)
     assert out == pytest.approx(q, abs=1e-9)
 
 
 def test_anchor_leaves_unfittable_histories_alone():
     q = np.array([[0.9, 0.95, 1.0]])
-    out, offset = anchor_median(q, 0.97, np.array([1.0, 2.0]), np.array([1.0, 2.0]),
+    out, offset, _ = anchor_median(q, 0.97, np.array([1.0, 2.0]), np.array([1.0, 2.0]),
                                 np.array([1.0, 0.99]))
     assert offset == 0.0 and np.array_equal(out, q)
     assert robust_trend_fit([1.0, 2.0], [1.0, 2.0], [1.0, np.nan]) is None
-    out, offset = anchor_median(q, float("nan"), np.arange(1.0, 6.0), np.arange(1.0, 6.0),
+    out, offset, _ = anchor_median(q, float("nan"), np.arange(1.0, 6.0), np.arange(1.0, 6.0),
                                 np.ones(5))
     assert offset == 0.0 and np.array_equal(out, q)
 
@@ -103,15 +103,16 @@ def test_served_median_starts_from_the_cells_level_not_the_networks():
     out = forecast(hist, card=card, run=_flat_network(1.0), horizon_cycles=20)
     p50 = np.array([row["capacity_ah"]["p50"] for row in out["forecast"]])
     assert p50 == pytest.approx(np.full(20, 1.8), abs=1e-6)
-    assert out["uncertainty"]["level_basis"] == "robust sqrt(t) + N fit of the history"
-    # a cell whose fade accelerates (2.0 Ah · (1 − 1e-5 N²), N = 1..101): its level is the
-    # latest 20 rows' line at N = 101, by hand -1e-5 · (91.5² + 33.25 + 2 · 91.5 · 9.5)
-    # = -0.101440 → 0.898560 of the reference, and the answer says why
-    bent = hist.assign(discharge_capacity_ah=2.0 * (1.0 - 1e-5 * n ** 2))
+    assert out["uncertainty"]["level_basis"] == ROBUST_FIT
+    # a cell whose fade accelerates (2.0 Ah · (1 − 1e-4 N) to N = 81, then 5e-4 per cycle):
+    # its level is the latest 20 rows' line at N = 101, 1 − 0.0081 − 0.0100 = 0.9819 of the
+    # reference (1.9638 Ah), and the answer says why
+    bent = hist.assign(discharge_capacity_ah=2.0 * np.where(
+        n <= 81, 1.0 - 1e-4 * n, 1.0 - 1e-4 * 81 - 5e-4 * (n - 81)))
     out = forecast(bent, card=card, run=_flat_network(1.0), horizon_cycles=20,
                    nominal_capacity_ah=2.0)
-    assert out["forecast"][0]["capacity_ah"]["p50"] == pytest.approx(2.0 * 0.898560, abs=1e-6)
-    assert out["uncertainty"]["level_basis"] == "latest rows' line (the fade accelerates)"
+    assert out["forecast"][0]["capacity_ah"]["p50"] == pytest.approx(1.9638, abs=1e-9)
+    assert out["uncertainty"]["level_basis"] == ACCELERATING
     # the same network on a cell whose level it matches is left alone
     flat = hist.assign(discharge_capacity_ah=2.0)
     out = forecast(flat, card=card, run=_flat_network(1.0), horizon_cycles=20)
@@ -143,7 +144,7 @@ def test_calibration_scores_the_band_as_served_with_the_anchored_median():
     raw = np.tile([0.98 + 0.002, 1.0, 1.02 - 0.002], (len(qc), 1))  # 5/50/95 % of 3 samples
     floor = trend_floor(w["hist_cycle"], w["hist_retention"], qc,
                         noise=history_noise(w["hist_retention"]))
-    anchored, offset = anchor_median(raw, 1.0, w["hist_cycle"], w["hist_hour"],
+    anchored, offset, _ = anchor_median(raw, 1.0, w["hist_cycle"], w["hist_hour"],
                                      w["hist_retention"])
     assert offset < -0.005  # the cell has faded: the flat network sits above its level
     q, f = trend_check(anchored, floor, w["hist_cycle"], w["hist_hour"], w["hist_retention"],
@@ -158,22 +159,28 @@ def test_calibration_scores_the_band_as_served_with_the_anchored_median():
 
 
 def test_a_fade_that_accelerates_is_levelled_on_its_latest_rows():
-    # r = 1 - 1e-6 N² (N = 1..100, t = 2 N): the fade rate grows with N, which no √t + N curve
-    # can follow. Windows of 20 rows: N 61-80 (slope -1.41e-4) and N 81-100 (-1.81e-4). The
-    # latest window's line at N = 100 by hand: the least-squares line through a parabola over
-    # x = x̄ + d (d = -9.5..9.5) has slope -2c·x̄ and mean -c(x̄² + mean d²), so its value at
-    # d = 9.5 is -c(90.5² + 33.25 + 2·90.5·9.5) = -c·9943 → 0.990057 (the data say 0.99)
+    # r = 1 - 1e-4 N to N = 80, then 5e-4 per cycle (N = 1..100, t = 2 N): the fade rate grows
+    # five-fold, which no √t + N curve can follow. Windows of 20 rows: N 61-80 (slope -1e-4)
+    # and N 81-100 (-5e-4), both exact lines; the latest one's value at N = 100 is
+    # 1 - 0.008 - 0.010 = 0.982, which the data say too
     n = np.arange(1, 101, dtype=float)
-    r = 1.0 - 1e-6 * n ** 2
-    assert accelerating_level(n, r) == pytest.approx(0.990057, abs=1e-9)
-    assert current_level(n, 2 * n, r) == pytest.approx(0.990057, abs=1e-9)
-    # the robust √t + N fit alone ends above the latest measurements
+    r = np.where(n <= 80, 1.0 - 1e-4 * n, 1.0 - 1e-4 * 80 - 5e-4 * (n - 80))
+    assert accelerating_level(n, r) == pytest.approx(0.982, abs=1e-12)
+    assert current_level(n, 2 * n, r) == pytest.approx(0.982, abs=1e-12)
+    # the robust √t + N fit alone ends above the latest measurements (0.9885)
     c0, a, b = robust_trend_fit(n, 2 * n, r)
-    assert c0 - a * np.sqrt(200.0) - b * 100.0 > 0.9915
+    assert c0 - a * np.sqrt(200.0) - b * 100.0 > 0.988
     # a network whose median sits at that fit's end is moved down onto the latest rows' level
     q = np.array([[0.97, 0.985, 0.99]])
-    _, offset = anchor_median(q, 0.9915, n, 2 * n, r)
-    assert offset == pytest.approx(0.990057 - 0.9915, abs=1e-9)
+    _, offset, basis = anchor_median(q, 0.9885, n, 2 * n, r)
+    assert offset == pytest.approx(0.982 - 0.9885, abs=1e-12)
+    assert basis == ACCELERATING
+    # two odd low rows at the end of a steady fade do not make it "accelerating": the window
+    # lines are Huber-weighted
+    steady = 1.0 - 2e-4 * n + np.random.default_rng(3).normal(0, 5e-4, n.size)
+    steady[-2:] -= 0.02
+    assert accelerating_level(n, steady) is None
+    assert anchor_median(q, 0.99, n, 2 * n, steady)[2] == ROBUST_FIT
 
 
 def test_a_decelerating_or_steady_fade_keeps_the_robust_trend_level():

@@ -114,16 +114,17 @@ FEATURIZE_OUT = ("per_cycle_descriptors_s                 0.21\n"
 MIDLIFE_CMD = [PY, "experiments/severson_early_life/midlife.py", "--split", "test1",
                "--fractions", "0.5", "0.8", "--model", "models/production", "--tracking-uri",
                URI, "--json"]
-# printed by that command on 2026-12-07 (production model 2+fd4b25a5)
+# printed by that command on 2026-12-07 (production model 2+fd4b25a5, before the end-of-life
+# calibration; the figures of the shipped model are in README.md)
 MIDLIFE = {"model": {"name": "fadecast-forecaster", "version": "2+fd4b25a5"}, "split": "test1",
            "cuts": [{"fraction_of_life": 0.5, "cells": 21,
                      "median_signed_error_pct": 29.132231404958674,
                      "mape_pct": 28.78634711788785,
                      "interval_holds_truth_pct": 47.61904761904761,
-                     "no_end_of_life_in_horizon": 0},
+                     "no_end_of_life_in_horizon": 0, "cycle_life_head_used": 1},
                     {"fraction_of_life": 0.8, "cells": 21, "median_signed_error_pct": 15.234375,
                      "mape_pct": 13.901949740747895, "interval_holds_truth_pct": 38.095238095238095,
-                     "no_end_of_life_in_horizon": 0}],
+                     "no_end_of_life_in_horizon": 0, "cycle_life_head_used": 0}],
            "mlflow_run_id": "8603a1c0373c4ae1be3659fe1eeee0f9"}
 
 
@@ -726,6 +727,7 @@ def test_severson_midlife_rows_command_run_and_misses(block):
     assert "MLflow run `8603a1c0373c4ae1be3659fe1eeee0f9`" in text
     assert "| 50 % | 21 | +29.1 % | 28.8 % | 47.6 % **missed** |" in text
     assert "| 80 % | 21 | +15.2 % | 13.9 % | 38.1 % **missed** |" in text
+    assert "head set 1 of these 42 forecasts" in text
     # an interval that holds the truth for 90 % of the cells is no miss
     good = dict(MIDLIFE, cuts=[dict(MIDLIFE["cuts"][0], interval_holds_truth_pct=90.0)])
     ok = rf.severson_midlife_section(_step("severson-midlife", MIDLIFE_CMD, good), INFO)

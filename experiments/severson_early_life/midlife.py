@@ -2,7 +2,8 @@
 
 The early-life study (``run.py``) forecasts from cycle 100, where the ΔQ(V) cycle-life head
 applies. This one cuts each cell that reached 80 % of 1.1 Ah at a FRACTION of its true end of life
-(after cycle 200 the head no longer applies: the network alone) and asks the served forecast
+(the head applies to histories ending between cycles 100 and 200 only, so mostly the network; the
+figures count the forecasts a head set) and asks the served forecast
 (``serving.predict.forecast_document``, the CLI's and API's path) for the cycle to 80 %:
 
 * median signed error of the p50 (positive = predicted later than the truth) and its MAPE;
@@ -36,9 +37,10 @@ if str(ROOT) not in sys.path:
 def scores(cells, model, fraction: float) -> dict:
     """The figures of one cut fraction over ``cells`` (records that reached end of life)."""
     from ml.backtest import true_end_of_life
+    from ml.training.eol_calibration import life_cut
     from serving.predict import forecast_document
 
-    signed, inside = [], []
+    signed, inside, heads = [], [], 0
     for rec in cells:
         nominal = rec.meta.get("nominal_capacity_ah")
         truth = true_end_of_life(rec.cycles, nominal_capacity_ah=nominal)
@@ -46,12 +48,13 @@ def scores(cells, model, fraction: float) -> dict:
             continue
         eol = truth[0]
         c = rec.cycles
-        n = int(np.searchsorted(c["cycle_index"].to_numpy(), fraction * eol, side="right"))
-        if n < 3:
+        n = life_cut(c["cycle_index"].to_numpy(), fraction, eol)
+        if n is None:
             continue
         doc = forecast_document(
             model, c.iloc[:n][["cycle_index", "test_time_second", "discharge_capacity_ah"]],
             horizon_cycles=int(2 * eol), nominal_capacity_ah=nominal)
+        heads += doc["uncertainty"].get("cycle_life_head") is not None
         q = (doc.get("end_of_life") or {}).get("cycle_index") or {}
         p50 = q.get("p50")
         signed.append((p50 - eol) / eol if p50 is not None else np.nan)
@@ -61,7 +64,8 @@ def scores(cells, model, fraction: float) -> dict:
             "median_signed_error_pct": float(100 * np.nanmedian(signed_arr)),
             "mape_pct": float(100 * np.nanmean(np.abs(signed_arr))),
             "interval_holds_truth_pct": float(100 * np.mean(inside)) if inside else None,
-            "no_end_of_life_in_horizon": int(np.isnan(signed_arr).sum())}
+            "no_end_of_life_in_horizon": int(np.isnan(signed_arr).sum()),
+            "cycle_life_head_used": int(heads)}
 
 
 def log_run(doc: dict, tracking_uri: str) -> str:

@@ -11,7 +11,8 @@ hours), and score
   reference (``eol_error_pct`` over ``eol_cells``; a forecast that does not cross within the
   observed future is scored at its last cycle — a lower bound of its error) and, for methods
   whose answer states an end-of-life interval (the model), the share of those cells whose
-  interval holds the true cycle (``eol_coverage_90_pct``; no interval: a miss);
+  interval holds the true cycle by the service's rule (the first of three rows in a row below
+  80 %, :func:`ml.advice.observed_eol_cycle`) (``eol_coverage_90_pct``; no interval: a miss);
 - the capacity error and coverage again over the cells the MODEL's answer called in domain
   (``*_in_domain``, ``cells_in_domain``; every method on those same cells): what a user who
   reads the answer's ``domain`` can expect when it says yes — the answer knows, at the cut,
@@ -24,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ml.advice import observed_eol_cycle
 from ml.evaluation.calibration import conformal_quantile
 from ml.evaluation.forecasters import BaselineForecaster, first_crossing
 from ml.evaluation.metrics import summary_quantiles, time_share_errors
@@ -117,6 +119,13 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
         share_true = true_time_share(rec, seen) if rec.truth is not None else float("nan")
         eol_true = first_crossing(fc, truth_q, EOL_FRACTION) \
             if float(np.min(truth_q[:1], initial=1.0)) >= EOL_FRACTION else None
+        # the interval's truth: the rule the service and its calibration use (the first of
+        # three rows in a row below), when it falls after the cut
+        eol_rule = observed_eol_cycle(
+            rec.cycles["cycle_index"].to_numpy(),
+            rec.cycles["discharge_capacity_ah"].to_numpy() / ref, EOL_FRACTION)
+        if eol_rule is not None and eol_rule <= float(history["cycle_index"].iloc[-1]):
+            eol_rule = None
         row = {"cell_id": rec.cell_id, "observed_cycles": seen, "future_cycles": len(fc),
                "time_share_true": share_true}
         for name, method in methods.items():
@@ -140,9 +149,10 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
                 eol_pred = float(fc[-1]) if eol_pred is None else eol_pred
                 a["eol_err"].append(abs(eol_pred - eol_true) / eol_true * 100.0)
                 row[f"{name}_eol_error_pct"] = a["eol_err"][-1]
-                if f.eol_interval is not None:  # the answer's own interval holds the truth?
-                    a["eol_cover"].append(f.eol_interval[0] <= eol_true <= f.eol_interval[1])
-                    row[f"{name}_eol_interval_holds"] = a["eol_cover"][-1]
+            if eol_true is not None and eol_rule is not None and f.eol_interval is not None:
+                # the answer's own interval holds the truth?
+                a["eol_cover"].append(f.eol_interval[0] <= eol_rule <= f.eol_interval[1])
+                row[f"{name}_eol_interval_holds"] = a["eol_cover"][-1]
             if np.isfinite(f.time_share) and np.isfinite(share_true):
                 a["ts_err"].append(float(time_share_errors([f.time_share], [share_true])[0]))
                 if f.time_share_band is not None:

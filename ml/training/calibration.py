@@ -245,7 +245,7 @@ def _points(cuts: list[tuple], tempering: float) -> tuple[np.ndarray, ...] | Non
         y = batch["target_capacity"][:, 1:]
         for b, w in enumerate(windows):
             # the band as it is served (ml.inference.forecast): the scale is calibrated on it
-            rb, floor, _ = history_checked_band(
+            rb, floor, _, _ = history_checked_band(
                 raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"], w["hist_retention"],
                 batch["query_cycle"][b, 1:], batch["query_hour"][b, 1:])
             score = conformal_score(rb, floor, y[b])

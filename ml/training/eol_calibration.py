@@ -16,18 +16,21 @@ capacity calibration included):
   below it, :func:`ml.backtest.true_end_of_life`) is cut at each fraction of
   :data:`CUT_FRACTIONS` of its life to that threshold — its remaining life ``R*`` is then known;
 * the forecast's band gives the remaining cycles ``R05`` / ``R95`` to the crossings of its p05 /
-  p95 curves (``inf`` when p95 does not cross within the horizon; a p05 that does not cross counts
-  as the horizon, a lower bound);
-* the score is ``max(ln(R05 / R*), ln(R* / R95))``: how far, in log remaining life, the interval
-  must widen to hold the truth (negative: it held it with room);
-* the stored ``scale`` is the weighted 90 % quantile of the scores (every source weighs the same,
-  every cell inside a source the same: ``ml.evaluation.calibration``, the one quantile
-  implementation).
+  p95 curves (``inf`` when p95 does not cross within the horizon, :data:`HORIZON_MULTIPLE` × R*;
+  a p05 that does not cross counts as the horizon, a lower bound, and is counted in the card);
+* each side is scored on its own, ``ln(R05 / R*)`` (how far the early end must move) and
+  ``ln(R* / R95)`` (the late end), and each side's ``scale`` is the weighted 95 % quantile of its
+  scores (every source weighs the same, every cell inside a source the same:
+  ``ml.evaluation.calibration``, the one quantile implementation): two one-sided 95 % bounds
+  make a 90 % interval. One side per scale because the misses are one-sided: a crossing that
+  comes too late (a knee) is not helped by widening a p95 that the horizon already leaves open.
 
 Served (:func:`ml.uncertainty.widen_end_of_life`): the remaining cycles to p05 shrink by
-``exp(-scale)`` and to p95 grow by ``exp(scale)`` when the scale is positive; a negative scale
-never narrows the crossings. The median is never moved. A cycle-life head's EOL spread is its own (cross-validated) and is not
-widened; histories whose forecast used a head are left out of the scores for the same reason.
+``exp(-scale_p05)`` and to p95 grow by ``exp(scale_p95)`` where those are positive; a negative
+scale never narrows the crossings. The median is never moved. A cycle-life head's EOL spread is its
+own (cross-validated) and is not widened; histories whose forecast used a head are left out of the
+scores for the same reason. The thresholds calibrated are 80–90 % of the reference; the same
+scales serve any threshold a user asks for (extrapolated, said in the card).
 """
 from __future__ import annotations
 
@@ -39,7 +42,8 @@ import numpy as np
 
 from ml.evaluation.calibration import weighted_conformal_quantile
 
-__all__ = ["THRESHOLDS", "CUT_FRACTIONS", "LEVEL", "eol_scores", "calibrate_end_of_life"]
+__all__ = ["THRESHOLDS", "CUT_FRACTIONS", "LEVEL", "HORIZON_MULTIPLE", "life_cut", "eol_scores",
+           "calibrate_end_of_life"]
 
 #: thresholds (fraction of the reference capacity) whose crossing is calibrated, each where the
 #: calibration cell truly reaches it (the Severson cells' records end near 80 %)
@@ -48,30 +52,41 @@ THRESHOLDS = (0.8, 0.85, 0.9)
 CUT_FRACTIONS = (0.2, 0.35, 0.5, 0.65, 0.8, 0.9)
 LEVEL = 0.9
 #: forecast horizon at a cut, in multiples of the true remaining life (beyond it: censored)
-HORIZON_MULTIPLE = 3.0
+HORIZON_MULTIPLE = 5.0
 
 
-def _remaining(rows: list[dict], key: str, threshold_ah: float, last: float) -> float:
-    """Cycles from ``last`` to the first forecast row whose ``key`` quantile is below
-    ``threshold_ah``; ``inf`` when none is."""
-    for row in rows:
-        if row["capacity_ah"][key] < threshold_ah:
-            return float(row["cycle_index"]) - last
-    return math.inf
+def life_cut(cycle_index: np.ndarray, fraction: float, eol_cycle: float) -> int | None:
+    """Rows of a history cut at ``fraction`` of a cell's life to ``eol_cycle`` (the rows whose
+    cycle is at most ``fraction · eol_cycle``); None when fewer than 3 rows or none before the
+    end of life remain."""
+    index = np.asarray(cycle_index, dtype=float)
+    n = int(np.searchsorted(index, fraction * eol_cycle, side="right"))
+    if n < 3 or index[n - 1] >= eol_cycle:
+        return None
+    return n
 
 
 def eol_scores(records: Sequence[Any], card: Any, run: Any, *,
                thresholds: Sequence[float] = THRESHOLDS,
                fractions: Sequence[float] = CUT_FRACTIONS) -> list[dict]:
     """One dict per (cell, threshold, cut): ``source``, ``cell_id``, ``threshold``, ``fraction``,
-    ``remaining_true``, ``remaining_p05``, ``remaining_p95`` (cycles) and ``score``.
+    ``remaining_true``, ``remaining_p05``, ``remaining_p95`` (cycles), ``p05_censored`` and the
+    two one-sided scores ``score_p05`` / ``score_p95``. A cut whose forecast the service refuses
+    is left out (:func:`calibrate_end_of_life` lists it in ``failed``).
 
     ``records``: cells with ``cycles`` (per-cycle table), ``cell_id`` and ``meta`` (``source``,
     ``nominal_capacity_ah`` when known); ``card``, ``run``: the model as served."""
-    from ml.backtest import true_end_of_life
-    from ml.inference import forecast
+    return _scores(records, card, run, thresholds, fractions)[0]
 
-    out = []
+
+def _scores(records: Sequence[Any], card: Any, run: Any, thresholds: Sequence[float],
+            fractions: Sequence[float]) -> tuple[list[dict], list[str]]:
+    from data_registry.errors import FadecastError
+    from ml.backtest import true_end_of_life
+    from ml.inference import first_below, forecast
+    from ml.models.baselines import retention_history
+
+    out, failed = [], []
     for rec in records:
         cycles = rec.cycles
         meta = getattr(rec, "meta", None) or {}
@@ -83,63 +98,70 @@ def eol_scores(records: Sequence[Any], card: Any, run: Any, *,
                 continue
             eol = float(truth[0])
             for frac in fractions:
-                n = int(np.searchsorted(index, frac * eol, side="right"))
-                if n < 3 or index[n - 1] >= eol:
+                n = life_cut(index, frac, eol)
+                if n is None:
                     continue
+                history = cycles.iloc[:n]
                 last = float(index[n - 1])
                 r_true = eol - last
                 horizon = max(int(math.ceil(HORIZON_MULTIPLE * r_true)), 10)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    doc = forecast(cycles.iloc[:n], card=card, run=run, horizon_cycles=horizon,
-                                   eol_fraction=thr, nominal_capacity_ah=nominal)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        doc = forecast(history, card=card, run=run, horizon_cycles=horizon,
+                                       eol_fraction=thr, nominal_capacity_ah=nominal)
+                except FadecastError as exc:
+                    failed.append(f"{rec.cell_id} at {frac:g} of its life to {thr:g}: "
+                                  f"{exc.message}")
+                    continue
                 if doc["uncertainty"].get("cycle_life_head") is not None:
                     continue
-                ref = _reference_ah(doc, cycles.iloc[:n], nominal)
-                r05 = _remaining(doc["forecast"], "p05", thr * ref, last)
-                r95 = _remaining(doc["forecast"], "p95", thr * ref, last)
-                r05 = min(r05, float(horizon))  # p05 never crossing: the horizon, a lower bound
-                score = max(math.log(r05 / r_true), -math.inf if math.isinf(r95)
-                            else math.log(r_true / r95))
+                ref = retention_history(history, nominal)[3]
+                rows = doc["forecast"]
+                cyc = np.array([r["cycle_index"] for r in rows], dtype=float)
+                rem = {}
+                for key in ("p05", "p95"):
+                    i = first_below(np.array([r["capacity_ah"][key] for r in rows]), thr * ref)
+                    rem[key] = math.inf if i is None else float(cyc[i]) - last
+                censored = math.isinf(rem["p05"])
+                r05 = float(horizon) if censored else rem["p05"]  # a lower bound
+                r95 = rem["p95"]
                 out.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
                             "threshold": thr, "fraction": frac, "remaining_true": r_true,
-                            "remaining_p05": r05, "remaining_p95": r95, "score": score,
-                            "accelerating": _accelerating(doc)})
-    return out
+                            "remaining_p05": r05, "remaining_p95": r95,
+                            "p05_censored": censored, "score_p05": math.log(r05 / r_true),
+                            "score_p95": -math.inf if math.isinf(r95)
+                            else math.log(r_true / r95)})
+    return out, failed
 
 
-def _accelerating(doc: dict) -> bool:
-    """Whether the forecast found the history's fade accelerating (:mod:`ml.median_anchor`)."""
-    return str(doc["uncertainty"].get("level_basis", "")).startswith("latest")
-
-
-def _reference_ah(doc: dict, history: Any, nominal: float | None) -> float:
-    """The reference capacity the forecast used (CONTRACTS: nominal, else the largest of the
-    first 3 discharge capacities)."""
-    if nominal:
-        return float(nominal)
-    q = history["discharge_capacity_ah"].to_numpy(dtype=float)
-    return float(np.nanmax(q[:3]))
+def _side_scale(rows: list[dict], key: str, level: float) -> float | None:
+    s = np.array([r[key] for r in rows], dtype=float)
+    if not s.size:
+        return None
+    cell = np.array([r["cell_id"] for r in rows])
+    group = np.array([r["source"] for r in rows])
+    q = weighted_conformal_quantile(s, cell, group, (1 - level) / 2)
+    return float(q) if np.isfinite(q) else None
 
 
 def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
                           level: float = LEVEL) -> dict:
-    """The card's ``conformal["end_of_life"]``: ``{"method": "log_remaining", "scale", "n",
-    "n_cells", "level", "thresholds", "cut_fractions", "by_source"}`` (``scale`` None when no
-    calibration cell reaches a threshold: nothing is widened)."""
-    scores = eol_scores(records, card, run)
-    base = {"method": "log_remaining", "level": level, "thresholds": list(THRESHOLDS),
-            "cut_fractions": list(CUT_FRACTIONS)}
-    if not scores:
-        return {**base, "scale": None, "n": 0, "n_cells": 0, "by_source": {}}
-    s = np.array([r["score"] for r in scores], dtype=float)
-    cell = np.array([r["cell_id"] for r in scores])
-    group = np.array([r["source"] for r in scores])
-    by_source = {}
-    for src in sorted(set(group.tolist())):
-        m = group == src
-        by_source[src] = {"scale": weighted_conformal_quantile(s[m], cell[m], group[m],
-                                                               1 - level),
-                          "n": int(m.sum()), "n_cells": int(len(set(cell[m].tolist())))}
-    return {**base, "scale": weighted_conformal_quantile(s, cell, group, 1 - level),
-            "n": int(s.size), "n_cells": int(len(set(cell.tolist()))), "by_source": by_source}
+    """The card's ``conformal["end_of_life"]``: ``{"method": "log_remaining_one_sided",
+    "scale_p05", "scale_p95", "level", "n", "n_cells", "p05_censored", "failed",
+    "thresholds", "cut_fractions", "by_source"}``. A scale is None where no score exists or the
+    quantile is not finite (every p95 beyond the horizon): that side is not widened."""
+    scores, failed = _scores(records, card, run, THRESHOLDS, CUT_FRACTIONS)
+    out = {"method": "log_remaining_one_sided", "level": level,
+           "thresholds": list(THRESHOLDS), "cut_fractions": list(CUT_FRACTIONS),
+           "scale_p05": _side_scale(scores, "score_p05", level),
+           "scale_p95": _side_scale(scores, "score_p95", level),
+           "n": len(scores), "n_cells": len({r["cell_id"] for r in scores}),
+           "p05_censored": sum(r["p05_censored"] for r in scores), "failed": failed[:20],
+           "by_source": {}}
+    for src in sorted({r["source"] for r in scores}):
+        part = [r for r in scores if r["source"] == src]
+        out["by_source"][src] = {"scale_p05": _side_scale(part, "score_p05", level),
+                                 "scale_p95": _side_scale(part, "score_p95", level),
+                                 "n": len(part), "n_cells": len({r["cell_id"] for r in part})}
+    return out

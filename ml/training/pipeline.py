@@ -146,7 +146,7 @@ def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: i
     scale = float((card.conformal.get("capacity") or {}).get("scale", 0.0))
     bands = []
     for b, w in enumerate(windows):  # the served band (ml.inference.forecast), window by window
-        rb, floor, _ = history_checked_band(
+        rb, floor, _, _ = history_checked_band(
             raw[b], float(at_last[b]), w["hist_cycle"], w["hist_hour"], w["hist_retention"],
             batch["query_cycle"][b, 1:], batch["query_hour"][b, 1:])
         bands.append(physical_band(compose_band(rb, floor, scale), w["hist_retention"], floor))
@@ -203,8 +203,11 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
         run = torch_runner(model)
         # the end-of-life interval, calibrated through the served path on the same
         # calibration cells (after the capacity band and the heads it serves with)
-        card.conformal["end_of_life"] = calibrate_end_of_life(
-            splits.calib or splits.val or splits.train, card, run)
+        # (never on training cells: without held-out cells the interval stays the band's own)
+        held = splits.calib or splits.val
+        card.conformal["end_of_life"] = calibrate_end_of_life(held, card, run) if held else {
+            "method": "log_remaining_one_sided", "scale_p05": None, "scale_p95": None,
+            "n": 0, "note": "no held-out cells: not calibrated"}
         val_eval = [r for r in splits.val if r.truth is not None] or splits.val
         metrics = {f"final_{k}": v for k, v in history[-1].items()}
         val_fig = quality_figures(val_eval, card, run) if val_eval else {}
