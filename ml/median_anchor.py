@@ -155,13 +155,12 @@ def robust_trend_fit(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarra
     return fit
 
 
-def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
-    """``(slope, value at x[-1], standard error of the slope)`` of a Huber-weighted line
-    (iteratively reweighted like :func:`robust_trend_fit`): the odd low row at the end of a
-    window (a rest's recovery just before, a noisy cycle) moves it little."""
+def _line(x: np.ndarray, y: np.ndarray, robust: bool = True) -> tuple[float, float, float]:
+    """``(slope, value at x[-1], standard error of the slope)`` of a least-squares line,
+    Huber-weighted (iteratively reweighted like :func:`robust_trend_fit`) when ``robust``."""
     w = np.ones_like(y)
     slope, mid, xm, sxx = 0.0, float(y.mean()), float(x.mean()), 0.0
-    for _ in range(MAX_ITERATIONS + 1):
+    for _ in range(MAX_ITERATIONS + 1 if robust else 1):
         sw = float(w.sum())
         xm, ym = float(w @ x) / sw, float(w @ y) / sw
         sxx = float(w @ (x - xm) ** 2)
@@ -169,6 +168,8 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
             return 0.0, ym, np.inf
         slope = float(w @ ((x - xm) * (y - ym))) / sxx
         mid = ym
+        if not robust:
+            break
         resid = y - (ym + slope * (x - xm))
         mad = _median(np.abs(resid - _median(resid)))
         if mad <= 0:
@@ -187,10 +188,12 @@ def accelerating_level(cycles: np.ndarray, retention: np.ndarray) -> float | Non
     None.
 
     Two adjacent windows of the latest rows (each :data:`WINDOW_FRACTION` of the finite rows, at
-    least :data:`WINDOW_MIN_ROWS`) give Huber-weighted line fade rates s1 (earlier) and s2
-    (latest, per cycle). The fade accelerates when s2 is a fall, steeper than s1 by more than
-    twice the standard error of their difference (√(se1² + se2²)); the level is then the latest
-    window's line at the last row. Needs twice the window's rows."""
+    least :data:`WINDOW_MIN_ROWS`) give line fade rates s1 (earlier) and s2 (latest, per
+    cycle). The fade accelerates when s2 is a fall, steeper than s1 by more than twice the
+    standard error of their difference (√(se1² + se2²)), by BOTH the least-squares and the
+    Huber-weighted lines: a few odd rows (two low cycles at the end, a rest's recovery in the
+    earlier window) can make either one alone see an acceleration. The level is then the
+    latest window's robust line at the last row. Needs twice the window's rows."""
     n = np.asarray(cycles, dtype=float)
     r = np.asarray(retention, dtype=float)
     ok = np.isfinite(n) & np.isfinite(r)
@@ -199,11 +202,13 @@ def accelerating_level(cycles: np.ndarray, retention: np.ndarray) -> float | Non
     w = max(WINDOW_MIN_ROWS, int(WINDOW_FRACTION * n.size))
     if n.size < 2 * w:
         return None
-    s1, _, se1 = _line(n[-2 * w:-w], r[-2 * w:-w])
-    s2, level, se2 = _line(n[-w:], r[-w:])
-    if s2 < 0 and s2 < s1 and s1 - s2 > 2.0 * float(np.hypot(se1, se2)):
-        return level
-    return None
+    level = None
+    for robust in (False, True):
+        s1, _, se1 = _line(n[-2 * w:-w], r[-2 * w:-w], robust)
+        s2, level, se2 = _line(n[-w:], r[-w:], robust)
+        if not (s2 < 0 and s2 < s1 and s1 - s2 > 2.0 * float(np.hypot(se1, se2))):
+            return None
+    return level
 
 
 def level_and_basis(cycles: np.ndarray, hours: np.ndarray, retention: np.ndarray
