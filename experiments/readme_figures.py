@@ -177,7 +177,7 @@ def evaluate_section(r: dict, info: dict) -> list[str]:
                 eol += f"; with ΔQ(V) {fmt(dq)}"
                 if check(dq, f"<= {SEVERSON_MAPE_TARGET}") is False:
                     eol += f" (≤ {SEVERSON_MAPE_TARGET:g} % {MISSED})"
-        held, n_eol = row.get("model_eol_coverage_90_pct"), row.get("eol_cells")
+        held, n_eol = row.get("model_eol_coverage_90_pct"), row.get("eol_interval_cells")
         if _num(held) is not None and n_eol:
             eol += f"; 90 % interval holds {fmt(held)} % of {n_eol}"
         cover = row.get("model_coverage_90_pct")

@@ -32,7 +32,7 @@ def test_rows_put_model_and_naive_side_by_side():
             "coverage_90_pct": {"model": 91.0, "naive_sqrt": 88.0},
             "interval_width_90_pct_of_reference": {"model": 3.5, "naive_sqrt": 4.25},
             "eol_error_pct": {"model": 10.0, "naive_sqrt": 12.0},
-            "eol_cells": {"model": 2, "naive_sqrt": 2},
+            "eol_interval_cells": {"model": 2},
             "eol_coverage_90_pct": {"model": 50.0}})},
         {"suite": "severson", "cells": ["c"], "figures": _rows({
             "cycles_to_80pct_mape_pct@100": {"model": 29.0, "naive_sqrt": 355.0},
@@ -48,7 +48,7 @@ def test_rows_put_model_and_naive_side_by_side():
                        "model_time_share_error_median": None,
                        "naive_time_share_error_median": None,
                        "model_time_share_error_p90": None, "naive_time_share_error_p90": None,
-                       "model_eol_coverage_90_pct": 50.0, "eol_cells": 2}
+                       "model_eol_coverage_90_pct": 50.0, "eol_interval_cells": 2}
     assert rows[1]["source"] == "severson-test1" and rows[1]["model_eol_error_pct"] == 29.0
     assert rows[1]["model_eol_error_pct_with_delta_q"] == 11.6
     text = format_source_table(rows)

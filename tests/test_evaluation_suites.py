@@ -339,6 +339,7 @@ def test_the_end_of_life_interval_is_scored_where_the_truth_crosses():
     model = res["figures"]["model"]
     assert model["eol_cells"] == 3
     assert model["eol_coverage_90_pct"] == pytest.approx(100.0 / 3)
+    assert model["eol_interval_cells"] == 3
     assert [r["model_eol_interval_holds"] for r in res["per_cell"]] == [True, False, False]
     assert "eol_coverage_90_pct" not in res["figures"]["persistence"]  # states no interval
     # the answer's interval: a censored p95 is open above; no end of life holds nothing

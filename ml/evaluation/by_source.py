@@ -55,7 +55,7 @@ def source_rows(results: list[dict], card: Any) -> list[dict]:
     """One row per suite result: ``source``, ``in_training``, ``cells`` and model / naive
     figures (capacity error % of reference, EOL error %, 90 % coverage and mean band width in %
     of reference — a band that covers by being wide shows it —, time-share error) and the share
-    of the ``eol_cells`` whose served end-of-life interval holds the true cycle."""
+    of the ``eol_interval_cells`` whose served end-of-life interval holds the true cycle."""
     seen = card_sources(card)
     rows = []
     for res in results:
@@ -85,7 +85,7 @@ def source_rows(results: list[dict], card: Any) -> list[dict]:
                 row[f"{method}_time_share_error_p90"] = _values(
                     res, "time_share_abs_error_p90").get(key)
             row["model_eol_coverage_90_pct"] = _values(res, "eol_coverage_90_pct").get("model")
-            row["eol_cells"] = _values(res, "eol_cells").get("model")
+            row["eol_interval_cells"] = _values(res, "eol_interval_cells").get("model")
             if _values(res, "cells_in_domain").get("model") is not None:  # a model judged
                 row["cells_in_domain"] = _values(res, "cells_in_domain")["model"]
                 for method, key in (("model", "model"), ("naive", NAIVE)):
@@ -109,7 +109,7 @@ COLUMNS = (("source", "source"), ("in_training", "in training"), ("cells", "cell
            ("naive_capacity_error_pct", "naive"),
            ("model_eol_error_pct", "EOL err % model"), ("naive_eol_error_pct", "naive"),
            ("model_eol_error_pct_with_delta_q", "EOL err % model+ΔQ"),
-           ("model_eol_coverage_90_pct", "EOL cover90 % model"), ("eol_cells", "EOL cells"),
+           ("model_eol_coverage_90_pct", "EOL cover90 % model"), ("eol_interval_cells", "EOL cells"),
            ("model_coverage_90_pct", "cover90 % model"), ("naive_coverage_90_pct", "naive"),
            ("model_width_90_pct", "width90 % model"), ("naive_width_90_pct", "naive"),
            ("model_time_share_error_median", "share err p50 model"),

@@ -46,7 +46,8 @@ TRAJECTORY_FIGURES = (
     ("time_share_coverage_90_pct", "%"), ("time_share_interval_width_90", "share"),
     ("capacity_error_pct_of_reference", "%"), ("coverage_90_pct", "%"),
     ("interval_width_90_pct_of_reference", "%"), ("eol_error_pct", "%"),
-    ("eol_cells", "cells"), ("eol_coverage_90_pct", "%"), ("cells_scored", "cells"),
+    ("eol_cells", "cells"), ("eol_coverage_90_pct", "%"),
+    ("eol_interval_cells", "cells"), ("cells_scored", "cells"),
     ("capacity_error_pct_in_domain", "%"), ("coverage_90_pct_in_domain", "%"),
     ("cells_in_domain", "cells"))
 

@@ -185,6 +185,7 @@ def evaluate_trajectories(cells: Sequence[CellRecord], methods: dict[str, Callab
         fig["eol_cells"] = len(a["eol_err"])
         if a["eol_cover"]:
             fig["eol_coverage_90_pct"] = float(np.mean(a["eol_cover"])) * 100.0
+            fig["eol_interval_cells"] = len(a["eol_cover"])
         if "model" in methods:
             fig.update(_in_domain_figures([c for c in a["cells"] if c[0] in in_domain]))
         figures[name] = fig
