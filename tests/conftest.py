@@ -74,3 +74,19 @@ def shared_data() -> Path:
 def test_data() -> Path:
     """Small hand-written fixtures in each vendor's layout, shipped in tests/data."""
     return TEST_DATA
+
+
+@pytest.fixture(scope="session")
+def shipped_model():
+    """``(card, run)`` of the shipped model (``models/production``) with its cycle-life heads
+    off, so a hand-made history meets the network, the band and the calibration alone; skips
+    where the folder is absent."""
+    import dataclasses
+
+    from ml.inference import load_model_dir
+
+    folder = REPO_ROOT / "models" / "production"
+    if not (folder / "model_card.json").is_file():
+        pytest.skip("models/production (the shipped model card) is absent")
+    card, run = load_model_dir(folder)
+    return dataclasses.replace(card, cycle_life={}), run

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,12 +11,9 @@ import pandas as pd
 import pytest
 
 import ml.inference
-from ml.inference import forecast, load_model_dir
+from ml.inference import forecast
 from ml.training import eol_calibration as ec
 from ml.uncertainty import widen_end_of_life
-
-PRODUCTION = Path(__file__).resolve().parents[1] / "models" / "production"
-
 
 def _eol(p05: int, p50: int, p95: int, *, censored95: bool = False) -> dict:
     keys = ("p05", "p50", "p95")
@@ -159,14 +155,11 @@ def test_each_side_is_the_95_pct_quantile_every_source_and_cell_weighing_the_sam
     assert ec.calibrate_end_of_life([], None, None)["scale_p05"] is None
 
 
-@pytest.mark.skipif(not (PRODUCTION / "model_card.json").is_file(),
-                    reason="models/production (the shipped model card) is absent")
-def test_the_served_end_of_life_carries_the_cards_widening():
+def test_the_served_end_of_life_carries_the_cards_widening(shipped_model):
     # the shipped model on a cell fading linearly from 1.0 to 0.85 Ah over 150 cycles (2 h
     # each): the end of life with the card's calibration is the band's crossing widened by
     # exp(±scale) in remaining cycles; without it, the crossing itself
-    card, run = load_model_dir(PRODUCTION)
-    card = dataclasses.replace(card, cycle_life={})
+    card, run = shipped_model
     n = np.arange(1, 151, dtype=float)
     hist = pd.DataFrame({"cycle_index": n, "test_time_second": n * 7200.0,
                          "discharge_capacity_ah": 1.0 - 0.001 * n})

@@ -2,19 +2,14 @@
 the served forecast (ml.inference.forecast) with a stand-in network."""
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from ml.inference import forecast, load_model_dir
+from ml.inference import forecast
 from ml.median_anchor import (ACCELERATING, ROBUST_FIT, accelerating_level, anchor_median,
                               current_level, robust_trend_fit, weighted_trend_fit)
 from ml.uncertainty import sqrt_trend_fit
-
-PRODUCTION = Path(__file__).resolve().parents[1] / "models" / "production"
 
 
 def test_weighted_fit_with_unit_weights_is_the_plain_bounded_fit():
@@ -89,14 +84,11 @@ def _flat_network(level: float):
     return run
 
 
-@pytest.mark.skipif(not (PRODUCTION / "model_card.json").is_file(),
-                    reason="models/production (the shipped model card) is absent")
-def test_served_median_starts_from_the_cells_level_not_the_networks():
+def test_served_median_starts_from_the_cells_level_not_the_networks(shipped_model):
     # a cell that has faded linearly from 2.0 Ah to 1.8 Ah over 101 cycles (3 h each); a
     # network that says 1.0 (no fade) everywhere: the served median starts from the cell's
     # level 0.9 of the reference (1.8 Ah) — the network's shape (flat) from there on
-    card, _ = load_model_dir(PRODUCTION)
-    card = dataclasses.replace(card, cycle_life={})
+    card, _ = shipped_model
     n = np.arange(1, 102, dtype=float)
     hist = pd.DataFrame({"cycle_index": n, "test_time_second": n * 3 * 3600.0,
                          "discharge_capacity_ah": 2.0 * (1.0 - 0.001 * (n - 1))})
