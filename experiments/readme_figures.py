@@ -384,8 +384,9 @@ def severson_midlife_section(r: dict, info: dict) -> list[str]:
     total = sum(int(c.get("cells") or 0) for c in cuts)
     lines += ["", f"Target for the interval: {EOL_INTERVAL_TARGET} % of cells (a 90 % "
               f"interval). The ΔQ(V) cycle-life head set {heads} of these {total} forecasts "
-              "(it applies to histories ending between cycles 100 and 200); the others are the network, "
-              "the level anchor, the trend check and the end-of-life calibration.", ""]
+              "(it applies to histories ending between cycles 100 and 200); the others are "
+              "the network, the level anchor, the trend check and the end-of-life "
+              "calibration.", ""]
     return lines
 
 

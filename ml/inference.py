@@ -287,7 +287,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         (``level_offset_fraction``, ``level_basis``: :mod:`ml.median_anchor`)). The
         ``end_of_life`` p05/p95 are the band's crossings widened by the card's end-of-life
         calibration (``calibrated_widening``, :func:`ml.uncertainty.widen_end_of_life`) when it
-        has one, so they may lie outside the rows' crossings. ``end_of_life`` is null only when the p50 capacity stays above
+        has one, so they may lie outside the rows' crossings. ``end_of_life`` is null only
+        when the p50 capacity stays above
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
         (and its time) with ``end_of_life["censored"][key] = True`` (additive field; False for
@@ -387,6 +388,11 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     domain["widened"] = None if domain["in_domain"] else (
         f"outside the training domain: the model's capacity spread x{OOD_WIDENING:g} and the "
         "time share mixed at least half-and-half with 'unknown'")
+    eol = (_observed_eol(table, float(eol_fraction))
+           or _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)))
+    if knee is None:  # a head's EOL spread is its own; an observed EOL is left as it is
+        eol = widen_end_of_life(eol, card.conformal.get("end_of_life"),
+                                float(cycles[0]) - 1.0, cycles, hours)
     lt_med = np.median(lt[1:], axis=-1)
     lc_med = np.median(lc[1:], axis=-1)
     # the rows from whole-array products turned into Python numbers at once (the same values
@@ -409,12 +415,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     return {"model": {"name": card.name, "version": card.version},
             "cell_id": cell_id,
             "forecast": rows,
-            "end_of_life": _observed_eol(table, float(eol_fraction)) or (
-                _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction))
-                if knee is not None else widen_end_of_life(
-                    _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)),
-                    card.conformal.get("end_of_life"), float(cycles[0]) - 1.0, cycles,
-                    hours)),
+            "end_of_life": eol,
             "attribution": {"time_share": _q(q_share),
                             "identifiable": bool(unknown < 0.5)},
             "domain": domain,

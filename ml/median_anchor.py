@@ -17,8 +17,8 @@ ordinary least-squares trend helped less than the robust one.
 
 A √t + N curve can only DECELERATE. Where the history's fade significantly accelerates (a knee:
 lithium plating, loss of contact; :func:`accelerating_level`), that fit's end lies above the
-latest measurements and would lift the whole future median, so the level is then the least-squares
-line of the latest window of rows at the last row. On Severson LFP cells cut late in life this
+latest measurements and would lift the whole future median, so the level is then the line of the
+latest window of rows at the last row. On Severson LFP cells cut late in life this
 moved the end-of-life median earlier and let more intervals hold the truth; at the evaluation's
 cut it changes no pybamm-dev or Geslin figure and fires on three NASA cells (figures: the session
 9 note, ``fadecast evaluate`` and ``experiments/severson_early_life/midlife.py`` before/after).

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -79,59 +79,70 @@ def eol_scores(records: Sequence[Any], card: Any, run: Any, *,
     return _scores(records, card, run, thresholds, fractions)[0]
 
 
+def _life_cuts(records: Sequence[Any], thresholds: Sequence[float],
+               fractions: Sequence[float]
+               ) -> Iterator[tuple[Any, dict, float, float, float, int]]:
+    """``(record, meta, threshold, fraction, true EOL cycle, rows)`` of every cut of every cell that truly
+    reaches a threshold (:func:`ml.backtest.true_end_of_life`, :func:`life_cut`)."""
+    from ml.backtest import true_end_of_life
+
+    for rec in records:
+        meta = getattr(rec, "meta", None) or {}
+        index = rec.cycles["cycle_index"].to_numpy(dtype=float)
+        for thr in thresholds:
+            truth = true_end_of_life(rec.cycles, eol_fraction=thr,
+                                     nominal_capacity_ah=meta.get("nominal_capacity_ah"))
+            if truth is None:
+                continue
+            for frac in fractions:
+                n = life_cut(index, frac, float(truth[0]))
+                if n is not None:
+                    yield rec, meta, thr, frac, float(truth[0]), n
+
+
+def _remaining(doc: dict, key: str, threshold_ah: float, last: float) -> float:
+    """Cycles from ``last`` to the first forecast row whose ``key`` quantile is below
+    ``threshold_ah`` (:func:`ml.inference.first_below`); ``inf`` when none is."""
+    from ml.inference import first_below
+
+    rows = doc["forecast"]
+    i = first_below(np.array([r["capacity_ah"][key] for r in rows]), threshold_ah)
+    return math.inf if i is None else float(rows[i]["cycle_index"]) - last
+
+
 def _scores(records: Sequence[Any], card: Any, run: Any, thresholds: Sequence[float],
             fractions: Sequence[float]) -> tuple[list[dict], list[str]]:
     from data_registry.errors import FadecastError
-    from ml.backtest import true_end_of_life
-    from ml.inference import first_below, forecast
+    from ml.inference import forecast
     from ml.models.baselines import retention_history
 
     out, failed = [], []
-    for rec in records:
-        cycles = rec.cycles
-        meta = getattr(rec, "meta", None) or {}
+    for rec, meta, thr, frac, eol, n in _life_cuts(records, thresholds, fractions):
+        history = rec.cycles.iloc[:n]
         nominal = meta.get("nominal_capacity_ah")
-        index = cycles["cycle_index"].to_numpy(dtype=float)
-        for thr in thresholds:
-            truth = true_end_of_life(cycles, eol_fraction=thr, nominal_capacity_ah=nominal)
-            if truth is None:
-                continue
-            eol = float(truth[0])
-            for frac in fractions:
-                n = life_cut(index, frac, eol)
-                if n is None:
-                    continue
-                history = cycles.iloc[:n]
-                last = float(index[n - 1])
-                r_true = eol - last
-                horizon = max(int(math.ceil(HORIZON_MULTIPLE * r_true)), 10)
-                try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore")
-                        doc = forecast(history, card=card, run=run, horizon_cycles=horizon,
-                                       eol_fraction=thr, nominal_capacity_ah=nominal)
-                except FadecastError as exc:
-                    failed.append(f"{rec.cell_id} at {frac:g} of its life to {thr:g}: "
-                                  f"{exc.message}")
-                    continue
-                if doc["uncertainty"].get("cycle_life_head") is not None:
-                    continue
-                ref = retention_history(history, nominal)[3]
-                rows = doc["forecast"]
-                cyc = np.array([r["cycle_index"] for r in rows], dtype=float)
-                rem = {}
-                for key in ("p05", "p95"):
-                    i = first_below(np.array([r["capacity_ah"][key] for r in rows]), thr * ref)
-                    rem[key] = math.inf if i is None else float(cyc[i]) - last
-                censored = math.isinf(rem["p05"])
-                r05 = float(horizon) if censored else rem["p05"]  # a lower bound
-                r95 = rem["p95"]
-                out.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
-                            "threshold": thr, "fraction": frac, "remaining_true": r_true,
-                            "remaining_p05": r05, "remaining_p95": r95,
-                            "p05_censored": censored, "score_p05": math.log(r05 / r_true),
-                            "score_p95": -math.inf if math.isinf(r95)
-                            else math.log(r_true / r95)})
+        last = float(history["cycle_index"].iloc[-1])
+        r_true = eol - last
+        horizon = max(int(math.ceil(HORIZON_MULTIPLE * r_true)), 10)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                doc = forecast(history, card=card, run=run, horizon_cycles=horizon,
+                               eol_fraction=thr, nominal_capacity_ah=nominal)
+        except FadecastError as exc:
+            failed.append(f"{rec.cell_id} at {frac:g} of its life to {thr:g}: {exc.message}")
+            continue
+        if doc["uncertainty"].get("cycle_life_head") is not None:
+            continue
+        thr_ah = thr * retention_history(history, nominal)[3]
+        r05 = _remaining(doc, "p05", thr_ah, last)
+        r95 = _remaining(doc, "p95", thr_ah, last)
+        censored = math.isinf(r05)
+        r05 = float(horizon) if censored else r05  # never crossing: the horizon, a lower bound
+        out.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
+                    "threshold": thr, "fraction": frac, "remaining_true": r_true,
+                    "remaining_p05": r05, "remaining_p95": r95, "p05_censored": censored,
+                    "score_p05": math.log(r05 / r_true),
+                    "score_p95": -math.inf if math.isinf(r95) else math.log(r_true / r95)})
     return out, failed
 
 

@@ -203,11 +203,9 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
         run = torch_runner(model)
         # the end-of-life interval, calibrated through the served path on the same
         # calibration cells (after the capacity band and the heads it serves with)
-        # (never on training cells: without held-out cells the interval stays the band's own)
-        held = splits.calib or splits.val
-        card.conformal["end_of_life"] = calibrate_end_of_life(held, card, run) if held else {
-            "method": "log_remaining_one_sided", "scale_p05": None, "scale_p95": None,
-            "n": 0, "note": "no held-out cells: not calibrated"}
+        # (never on training cells: without held-out cells no score, no widening)
+        card.conformal["end_of_life"] = calibrate_end_of_life(splits.calib or splits.val, card,
+                                                              run)
         val_eval = [r for r in splits.val if r.truth is not None] or splits.val
         metrics = {f"final_{k}": v for k, v in history[-1].items()}
         val_fig = quality_figures(val_eval, card, run) if val_eval else {}
