@@ -61,8 +61,19 @@ class Outbox:
         return path
 
     def pending(self) -> list[dict[str, Any]]:
+        """Queued notifications, oldest first.
+
+        A sender thread may deliver (and remove) a file between the folder listing and its
+        read; such a file is simply no longer pending.
+        """
+        dated = []
+        for p in self.folder.glob("*.json"):
+            try:
+                dated.append((p.stat().st_mtime, p.name, p))
+            except FileNotFoundError:
+                continue
         out = []
-        for p in sorted(self.folder.glob("*.json"), key=lambda q: q.stat().st_mtime):
+        for _, _, p in sorted(dated):
             try:
                 out.append(json.loads(p.read_text()))
             except (OSError, ValueError):

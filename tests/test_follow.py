@@ -276,6 +276,30 @@ def test_a_webhook_not_delivered_before_exit_is_sent_by_the_next_run(
     assert handler.seen[0][0]["Idempotency-Key"] == "k1"
 
 
+def test_a_notification_delivered_while_the_outbox_is_listed_is_no_longer_pending(
+        tmp_path, monkeypatch):
+    """The sender thread removes a delivered file while another thread lists the outbox (CI
+    saw ``flush`` die with FileNotFoundError): a file gone between listing and stat/read is
+    skipped, the others come back oldest first."""
+    import os
+
+    from serving.webhook import Outbox
+
+    outbox = Outbox(tmp_path / "outbox")
+    for i, key in enumerate(["old", "gone", "new"]):
+        path = outbox.put(key, "advice.flipped", {"i": i})
+        os.utime(path, (1000.0 + i, 1000.0 + i))
+    real_glob = Path.glob
+
+    def listing_then_delivery(self, pattern):
+        found = list(real_glob(self, pattern))
+        outbox.done("gone")  # delivered by the other thread right after the listing
+        return iter(found)
+
+    monkeypatch.setattr(Path, "glob", listing_then_delivery)
+    assert [p["key"] for p in outbox.pending()] == ["old", "new"]
+
+
 def test_polls_do_not_read_the_stored_keys_back_while_the_prefix_is_unchanged(
         tmp_path, monkeypatch):
     import data_registry.append as append
