@@ -24,7 +24,7 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
                "j": 1.0 / 3600.0, "ws": 1.0 / 3600.0},
     "resistance": {"ohm": 1.0, "ω": 1.0, "mohm": 1e-3, "mω": 1e-3, "kohm": 1e3, "kω": 1e3,
                    "uohm": 1e-6, "µohm": 1e-6},
-    "temperature": {"c": 1.0, "°c": 1.0, "degc": 1.0, "celsius": 1.0},
+    "temperature": {"c": 1.0, "°c": 1.0, "℃": 1.0, "degc": 1.0, "celsius": 1.0},
     "frequency": {"hz": 1.0, "khz": 1e3},
     "dimensionless": {"": 1.0, "1": 1.0, "-": 1.0},
 }
@@ -57,17 +57,33 @@ COLUMN_QUANTITY: dict[str, str] = {
 
 _UNIT_IN_HEADER = re.compile(
     r"^\s*(?P<name>.*?)\s*(?:[(\[](?P<u1>[^)\]]*)[)\]]|/\s*(?P<u2>[^/]+))\s*$")
+#: ``name / unit`` whose unit itself holds a slash: a capacity per mass (``SpeCap/mAh/g``)
+_PER_MASS_IN_HEADER = re.compile(
+    r"^\s*(?P<name>.*?)\s*/\s*(?P<u>[mµu]?Ah\s*/\s*(?:m|k)?g)\s*$", re.IGNORECASE)
+#: full-width ASCII forms (U+FF01–U+FF5E) and the ideographic space, as CJK exports write
+#: brackets and letters (``电流（mA）``), → their ASCII characters
+_FULL_WIDTH = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: 0x20}
+
+
+def ascii_forms(text: str) -> str:
+    """``text`` with full-width ASCII forms and the ideographic space as plain ASCII
+    (``'电流（ｍＡ）'`` → ``'电流(mA)'``); other characters (``µ``, ``Ω``, ``°``) unchanged."""
+    return text.translate(_FULL_WIDTH)
 
 
 def split_header(header: str) -> tuple[str, str | None]:
     """Split a human header into (name, unit): ``'Current (mA)'`` → ``('Current', 'mA')``.
 
     Handles ``name (unit)``, ``name [unit]`` and ``name / unit`` (BDF/EC-Lab style
-    ``'Test Time / h'``, ``'Ewe/V'``). Returns ``(header, None)`` when no unit is given.
+    ``'Test Time / h'``, ``'Ewe/V'``; Landt's ``'SpeCap/mAh/g'`` → ``('SpeCap', 'mAh/g')``),
+    full-width brackets too (``'电流（mA）'``). Returns ``(header, None)`` when no unit is given.
     """
-    m = _UNIT_IN_HEADER.match(header)
+    header = ascii_forms(header)
+    m = _PER_MASS_IN_HEADER.match(header) or _UNIT_IN_HEADER.match(header)
     if not m:
         return header.strip(), None
+    if "u" in m.groupdict():
+        return m.group("name").strip(), m.group("u").strip()
     unit = m.group("u1") if m.group("u1") is not None else m.group("u2")
     return m.group("name").strip(), unit.strip()
 

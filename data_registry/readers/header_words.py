@@ -61,7 +61,8 @@ CYCLE_STEMS: dict[str, str] = {
     **_CLOCK,
 }
 #: header words of German, French, Spanish and Italian exports → the English stem they mean
-#: (accents and umlauts spelled both ways); added to the sample and per-cycle stems below
+#: (accents and umlauts spelled both ways; the CJK words below join them); added to the sample
+#: and per-cycle stems below
 FOREIGN_STEMS: dict[str, str] = {
     # German
     "zyklus": "cycle", "zyklusnummer": "cycle_number", "zyklus_nr": "cycle_nr",
@@ -94,6 +95,55 @@ FOREIGN_STEMS: dict[str, str] = {
     "batería": "battery", "bateria": "battery", "muestra": "sample", "cella": "cell",
     "id_cella": "cell_id", "canale": "channel", "batteria": "battery", "campione": "sample",
 }
+#: header words of Chinese (simplified and traditional), Japanese and Korean exports (Neware BTS,
+#: LAND, Hokuto Denko, Toyo, WonATech … installed with a local-language UI) → the English stem
+#: they mean. Capacities per mass (比容量, 充电比容量 …) are left out: those exports also carry the
+#: absolute capacity, which needs no active mass.
+CJK_STEMS: dict[str, str] = {
+    # cycle and step numbers
+    "循环": "cycle", "循环号": "cycle_number", "循环序号": "cycle_number",
+    "循环次数": "cycle_number", "循环数": "cycle_number", "循環": "cycle",
+    "循環號": "cycle_number", "循環次數": "cycle_number", "サイクル": "cycle",
+    "サイクル数": "cycle_number", "サイクル番号": "cycle_number", "サイクルno": "cycle_number",
+    "사이클": "cycle", "사이클수": "cycle_number", "사이클_번호": "cycle_number",
+    "工步": "step", "工步号": "step_number", "工步序号": "step_number", "步骤": "step",
+    "步骤号": "step_number", "步骤序号": "step_number", "工步號": "step_number",
+    "步驟": "step", "ステップ": "step", "ステップ番号": "step_number", "스텝": "step",
+    "스텝_번호": "step_number",
+    # clocks: a whole-test clock, and a step clock (ignored beside a whole-test one)
+    "总时间": "total_time", "测试时间": "test_time", "累计时间": "cumulative_time",
+    "總時間": "total_time", "測試時間": "test_time", "累計時間": "cumulative_time",
+    "総経過時間": "total_time", "試験時間": "test_time", "총시간": "total_time",
+    "누적시간": "cumulative_time", "시험시간": "test_time",
+    "时间": "time", "時間": "time", "시간": "time", "工步时间": "step_time",
+    "步骤时间": "step_time", "相对时间": "step_time", "工步時間": "step_time",
+    "步驟時間": "step_time", "ステップ時間": "step_time", "経過時間": "elapsed_time",
+    "스텝시간": "step_time",
+    # measurements
+    "电流": "current", "電流": "current", "전류": "current",
+    "电压": "voltage", "電壓": "voltage", "電圧": "voltage", "전압": "voltage",
+    "容量": "capacity", "용량": "capacity",
+    "充电容量": "charge_capacity", "放电容量": "discharge_capacity",
+    "充電容量": "charge_capacity", "放電容量": "discharge_capacity",
+    "충전용량": "charge_capacity", "방전용량": "discharge_capacity",
+    "充电能量": "charge_energy", "放电能量": "discharge_energy",
+    "充電能量": "charge_energy", "放電能量": "discharge_energy",
+    "充電電力量": "charge_energy", "放電電力量": "discharge_energy",
+    "충전에너지": "charge_energy", "방전에너지": "discharge_energy",
+    "温度": "temperature", "溫度": "temperature", "온도": "temperature",
+    "内阻": "internal_resistance", "內阻": "internal_resistance",
+    "内部抵抗": "internal_resistance", "내부저항": "internal_resistance",
+    # the identity of a cell (see CELL_WORDS)
+    "通道": "channel", "通道号": "channel_no", "电池": "battery", "电池编号": "battery_id",
+    "样品": "sample", "通道號": "channel_no", "電池": "battery", "セル": "cell",
+    "チャンネル": "channel", "채널": "channel", "셀": "cell",
+}
+FOREIGN_STEMS.update(CJK_STEMS)
+TOTAL_TIME_STEMS = TOTAL_TIME_STEMS | frozenset(
+    k for k, v in CJK_STEMS.items() if v in ("total_time", "test_time", "cumulative_time"))
+#: 経過時間 (elapsed time) is Hokuto Denko's step clock beside 総経過時間, else the test's clock
+STEP_TIME_STEMS = STEP_TIME_STEMS | frozenset(
+    k for k, v in CJK_STEMS.items() if v in ("time", "step_time", "elapsed_time"))
 #: header words (normalised, no unit) of a column naming the cell each row belongs to: a table
 #: of MANY cells in one file (``cell_name``, battery-archive ``cell_id``, an Excel export's
 #: ``Cell`` or ``Channel``); with more than one value it is split (``--cell-column``) or

@@ -14,12 +14,15 @@ import re
 from data_registry.errors import ValidationError
 from data_registry.readers.header_words import STEP_TIME_STEMS, TOTAL_TIME_STEMS
 from data_registry.readers.source import Mapped
-from data_registry.units import COLUMN_QUANTITY, UNIT_FACTORS, split_header, unit_factor
+from data_registry.units import (COLUMN_QUANTITY, UNIT_FACTORS, ascii_forms, split_header,
+                                 unit_factor)
 
 
 def norm(text: str) -> str:
-    """Lower case, blanks/dashes/dots → underscore, repeated underscores collapsed."""
-    return re.sub(r"_+", "_", re.sub(r"[\s\-.]+", "_", text.strip().lower())).strip("_")
+    """Lower case, blanks/dashes/dots → underscore, repeated underscores collapsed
+    (full-width forms read as ASCII: :func:`data_registry.units.ascii_forms`)."""
+    return re.sub(r"_+", "_", re.sub(r"[\s\-.]+", "_",
+                                     ascii_forms(text).strip().lower())).strip("_")
 
 
 def camel_stem(name: str) -> str:
@@ -84,7 +87,7 @@ def match_headers(names: tuple[str, ...] | list[str], canonical: list[str],
 #: every unit spelling of :data:`UNIT_FACTORS` (lower case), for recognising a units row
 _KNOWN_UNITS = {u for q, table in UNIT_FACTORS.items() if q != "dimensionless" for u in table}
 #: a units-row cell: a short token of letters and unit signs (``mAh``, ``°C``, ``mAh/g``, ``%``)
-_UNIT_TOKEN = re.compile(r"^[A-Za-zµμΩ°%/.·\-]{1,12}$")
+_UNIT_TOKEN = re.compile(r"^[A-Za-zµμΩ°℃%/.·\-]{1,12}$")
 #: a units-row cell giving a duration's layout (Digatron ``[h:m:s]``, ``hh:mm:ss.sss``)
 _DURATION_UNIT = re.compile(r"^(d[.:])?h{1,2}:m{1,2}(:s{1,2}(\.s+)?)?$", re.IGNORECASE)
 

@@ -119,7 +119,8 @@ def numeric_matrix_shape(head: Head, min_columns: int) -> tuple[int, int] | None
 
 def iter_lines(head: Head, max_line_bytes: int) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) of every non-blank line of the file, decoded as the head
-    was (UTF-8 without its BOM, or latin-1); gzip'd files decompressed."""
+    was (UTF-8 without its BOM, or the legacy code page it was read in); gzip'd files
+    decompressed."""
     encoding = head.encoding
     with (gzip.open(head.path, "rb") if head.gzip else open(head.path, "rb")) as fh:
         for n, raw in enumerate(fh, start=1):

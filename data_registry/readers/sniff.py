@@ -57,15 +57,15 @@ class Head:
 
     @cached_property
     def text(self) -> str:
-        """The head decoded (UTF-8, BOM stripped; latin-1 when not valid UTF-8)."""
+        """The head decoded (UTF-8, BOM stripped; else :func:`legacy_encoding`'s choice)."""
         data = self.raw[3:] if self.bom else self.raw
         if len(self.raw) >= HEAD_BYTES and b"\n" in data:  # drop a partial last line
             data = data[: data.rfind(b"\n") + 1]
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
-            self.encoding = "latin-1"
-            return data.decode("latin-1")
+            self.encoding = legacy_encoding(data)
+            return data.decode(self.encoding, errors="replace")
 
     @cached_property
     def lines(self) -> list[str]:
@@ -105,6 +105,32 @@ class Head:
                 return zf.namelist()
         except (zipfile.BadZipFile, OSError):
             return []
+
+
+#: the Windows code pages of Chinese, Japanese and Korean lab PCs, tried (after UTF-8) on a head
+#: whose decoded lines then hold known header words; GB18030 is a superset of GBK and GB2312
+CJK_ENCODINGS = ("gb18030", "cp932", "cp950", "cp949")
+#: known header words a CJK decoding must yield (in the first lines) to be chosen
+CJK_MIN_WORDS = 2
+
+
+def legacy_encoding(data: bytes) -> str:
+    """The encoding of a head that is not UTF-8: the CJK code page (:data:`CJK_ENCODINGS`)
+    under which the first lines hold the most known CJK header words (电流, 電圧, 전압 …; at
+    least :data:`CJK_MIN_WORDS`), else latin-1 (a Western Windows export: every byte decodes).
+
+    A latin-1 file can decode as GB18030 too (``°C`` does), but into words no header uses, so
+    the count of KNOWN words, not decodability, decides."""
+    from data_registry.readers.header_words import CJK_STEMS
+
+    lines = data[:8192].splitlines()[:40]
+    best, best_hits = "latin-1", CJK_MIN_WORDS - 1
+    for encoding in CJK_ENCODINGS:
+        text = b"\n".join(lines).decode(encoding, errors="replace")
+        hits = sum(1 for w in CJK_STEMS if w in text)
+        if hits > best_hits:
+            best, best_hits = encoding, hits
+    return best
 
 
 def read_head(path: str | Path) -> Head:

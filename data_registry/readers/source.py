@@ -171,9 +171,13 @@ def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 
         decimal_comma = True
         warns.append(IngestWarning("decimal_comma", "numbers use a decimal comma; read as "
                                    "decimal point", head.name, at + 1))
-    if head.encoding != "utf-8":
+    if head.encoding == "latin-1":
         warns.append(IngestWarning("latin1_encoding", "file is not valid UTF-8; decoded as "
                                    "latin-1 (Windows export?)", head.name))
+    elif head.encoding != "utf-8":
+        warns.append(IngestWarning("legacy_encoding", f"file is not valid UTF-8; decoded as "
+                                   f"{head.encoding} (its header words read in that code page)",
+                                   head.name))
     layout = CsvLayout(names=names, data_line=data_index + 1,
                        delimiter=d, encoding=head.encoding, decimal_comma=decimal_comma,
                        gzip=head.gzip)
