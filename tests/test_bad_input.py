@@ -330,11 +330,13 @@ def test_utf16_is_refused_clearly(tmp_path):
     assert e.value.code == "utf16_unsupported"
 
 
-def test_legacy_xls_is_recognised_but_refused(tmp_path):
+def test_an_ole2_file_that_is_no_workbook_is_recognised_but_refused(tmp_path):
+    """An OLE2 header without a readable workbook (a damaged .xls, an old Word file); a real
+    .xls is read (tests/test_readers_xls.py)."""
     p = tmp_path / "old.xls"
     p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500)
     with pytest.raises(InputFormatError, match=r"old.xls: recognised but not supported: legacy "
-                       r"Excel .xls \(OLE2\) workbook: save it as .xlsx") as e:
+                       r"Office \(OLE2\) file that does not open as an Excel workbook") as e:
         open_source(p)
     assert e.value.code == "unsupported_format"
 

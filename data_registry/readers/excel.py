@@ -1,6 +1,7 @@
-"""Cycler Excel workbooks (``.xlsx``; Landt/Arbin-style: an info sheet plus one or more data
-sheets per channel, e.g. ``Global_Info`` + ``Channel_11_1``, ``Channel_11_2`` …; Neware BTS
-workbooks: ``test`` / ``cycle`` / ``step`` + ``record`` or ``Detail_…`` sheets).
+"""Cycler Excel workbooks (``.xlsx``, and legacy ``.xls`` read with python-calamine;
+Landt/Arbin-style: an info sheet plus one or more data sheets per channel, e.g.
+``Global_Info`` + ``Channel_11_1``, ``Channel_11_2`` …; Neware BTS workbooks: ``test`` /
+``cycle`` / ``step`` + ``record`` or ``Detail_…`` sheets).
 
 A data sheet is one whose first row maps (Arbin names, Neware's, or the generic aliases, units
 in the headers: ``Test_Time(s)``, ``Current(A)``, ``Capacity/mAh``) to time, voltage, current
@@ -41,9 +42,65 @@ NEEDED = {"test_time_second", "voltage_volt", "current_ampere", "cycle_count"}
 NEEDED_CYCLES = {"cycle_index", "discharge_capacity_ah"}
 
 
+#: the first bytes of an OLE2 compound file: a legacy Excel ``.xls`` (BIFF8) among other old
+#: Office files
+OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def is_xlsx(head: Head) -> bool:
     """True for an Office Open XML workbook."""
     return "xl/workbook.xml" in head.zip_names
+
+
+def is_xls(head: Head) -> bool:
+    """True for a legacy Excel ``.xls`` workbook (an OLE2 file that opens as a workbook)."""
+    if not head.raw.startswith(OLE2_MAGIC):
+        return False
+    try:
+        sheet_map(head)
+    except InputFormatError:
+        return False
+    return True
+
+
+def is_workbook(head: Head) -> bool:
+    """An ``.xlsx`` or a legacy ``.xls`` workbook."""
+    return is_xlsx(head) or is_xls(head)
+
+
+def _engine(path: str | os.PathLike) -> str:
+    """pandas' reader of the workbook: python-calamine for a legacy ``.xls`` (BIFF; pandas'
+    xlrd engine is deprecated), openpyxl for ``.xlsx``."""
+    with open(path, "rb") as fh:
+        return "calamine" if fh.read(8) == OLE2_MAGIC else "openpyxl"
+
+
+def _first_rows(path: str, name: str) -> list[tuple[str, tuple]]:
+    """(sheet title, first row's values) of every sheet, in workbook order."""
+    if _engine(path) == "calamine":
+        from python_calamine import CalamineWorkbook
+
+        try:
+            wb = CalamineWorkbook.from_path(path)
+            out = []
+            for title in wb.sheet_names:
+                rows = wb.get_sheet_by_name(title).to_python(nrows=1)
+                out.append((title, tuple(rows[0]) if rows else ()))
+        except Exception as exc:  # noqa: BLE001 - not a readable workbook: a format error
+            raise InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",
+                                   file=name) from None
+        wb.close()
+        return out
+    import openpyxl
+    try:
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - a corrupt workbook is a format error
+        raise InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",
+                               file=name) from None
+    out = [(ws.title, next(ws.iter_rows(max_row=1, values_only=True), ()))
+           for ws in wb.worksheets]
+    wb.close()
+    return out
 
 
 @dataclass(frozen=True)
@@ -74,30 +131,23 @@ def sheet_map(head: Head) -> SheetMap:
 
 @functools.lru_cache(maxsize=8)
 def _sheet_map_of(path: str, size: int, mtime_ns: int, name: str) -> SheetMap:
-    import openpyxl
-    try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # noqa: BLE001 - a corrupt workbook is a format error
-        raise InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",
-                               file=name) from None
     samples, cycles, s_cols, c_cols = [], [], [], []
     sample_names = [c for c in SAMPLES.names if c != "cell_id"]
     cycle_names = [c for c in CYCLES.names if c != "cell_id"]
-    for ws in wb.worksheets:
-        first = next(ws.iter_rows(max_row=1, values_only=True), ())
-        header = [str(x) for x in first if x is not None]
+    sheets = _first_rows(path, name)
+    for title, first in sheets:
+        header = [str(x) for x in first if x is not None and x != ""]
         header = [h for h in header if h not in step_clock(header)]
         cols = _first_match(header, sample_names, STEMS, name)
         if NEEDED <= {m.target for m in cols}:
-            samples.append(ws.title)
+            samples.append(title)
             s_cols = s_cols or cols
             continue
         cols = _first_match(header, cycle_names, header_words.CYCLE_STEMS, name)
         if NEEDED_CYCLES <= {m.target for m in cols}:
-            cycles.append(ws.title)
+            cycles.append(title)
             c_cols = c_cols or cols
-    names = tuple(wb.sheetnames)
-    wb.close()
+    names = tuple(title for title, _ in sheets)
     return SheetMap(names, tuple(samples), tuple(s_cols), tuple(cycles), tuple(c_cols))
 
 
@@ -105,13 +155,13 @@ def is_sample_workbook(head: Head) -> bool:
     """A workbook read as samples: any workbook but one whose only data are per-cycle sheets
     (then :func:`is_cycle_workbook`); a workbook of neither is refused by :func:`open_xlsx`
     naming its sheets."""
-    return is_xlsx(head) and not is_cycle_workbook(head)
+    return is_workbook(head) and not is_cycle_workbook(head)
 
 
 def is_cycle_workbook(head: Head) -> bool:
     """A workbook without per-sample sheets but with a per-cycle one (Arbin ``Statistics``,
     Neware ``cycle``: a cycle column and a discharge capacity)."""
-    if not is_xlsx(head):
+    if not is_workbook(head):
         return False
     try:
         m = sheet_map(head)
@@ -134,7 +184,8 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
     rows: list[tuple[str, int]] = []  # (sheet, first record) of each part, for errors
 
     def load() -> pd.DataFrame:
-        parts = [pd.read_excel(head.path, sheet_name=s, engine="openpyxl") for s in data]
+        engine = _engine(head.path)
+        parts = [pd.read_excel(head.path, sheet_name=s, engine=engine) for s in data]
         rows.clear()
         start = 1
         for name, part in zip(data, parts):
@@ -207,7 +258,7 @@ def open_xlsx_cycles(head: Head, chunk_rows: int, protocol_hours_per_cycle: floa
         post = _clock_post(head, clock, [(sheet, 1)])
 
     def load() -> pd.DataFrame:
-        return pd.read_excel(head.path, sheet_name=sheet, engine="openpyxl")
+        return pd.read_excel(head.path, sheet_name=sheet, engine=_engine(head.path))
 
     return frame_source(head, format_name="xlsx_cycles", reader_version=READER_VERSION,
                         kind="cycles", load=load, columns=columns, chunk_rows=chunk_rows,

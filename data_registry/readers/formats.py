@@ -141,10 +141,10 @@ FORMATS: tuple[Format, ...] = (
            "Indigo HDF5 (time_series_data frame)",
            gzip=False),
     Format("landt_xlsx", "samples", "", excel.is_sample_workbook, _R + "excel:open_xlsx",
-           "cycler Excel workbook (Landt/Arbin/Neware-style data sheets)",
+           "cycler Excel workbook, .xlsx or legacy .xls (Landt/Arbin/Neware-style data sheets)",
            gzip=False),
     Format("xlsx_cycles", "cycles", "", excel.is_cycle_workbook,
-           _R + "excel:open_xlsx_cycles", "Excel workbook of per-cycle rows only (Arbin "
+           _R + "excel:open_xlsx_cycles", "Excel workbook (.xlsx/.xls) of per-cycle rows only (Arbin "
            "Statistics, Neware cycle sheet): cycle and discharge capacity columns; no time "
            "column needs --hours-per-cycle / --c-rate", gzip=False),
     Format("arbin_res", "samples", "tool:mdbtools", arbin_res.is_res,
@@ -158,7 +158,8 @@ FORMATS: tuple[Format, ...] = (
            "cycling data to CSV (e.g. writetable) and ingest that; NASA PCoE cells: ingest their "
            "metadata.csv (per-cycle capacities of every cell; --cell-column battery_id)"),
     Format("legacy_excel_xls", "samples", "unsupported", refused.is_legacy_excel, "",
-           "legacy Excel .xls (OLE2) workbook: save it as .xlsx"),
+           "legacy Office (OLE2) file that does not open as an Excel workbook (an .xls "
+           "workbook is read like an .xlsx one): save the data as .xlsx or CSV"),
     Format("prime_instrument_csv", "samples", "unsupported", refused.is_prime_instrument, "",
            "PRIME instrument custom CSV: current and capacity have no units and 2 decimals "
            "(all 0.00 in practice), so no usable samples"),

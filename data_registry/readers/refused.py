@@ -22,5 +22,8 @@ def is_matlab(head: Head) -> bool:
 
 
 def is_legacy_excel(head: Head) -> bool:
-    """An OLE2 compound file: legacy Excel ``.xls`` (and other old Office files)."""
-    return head.raw.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+    """An OLE2 compound file that :func:`data_registry.readers.excel.is_xls` did not open as a
+    workbook (a damaged ``.xls``, an old Word or Outlook file)."""
+    from data_registry.readers.excel import OLE2_MAGIC, is_xls
+
+    return head.raw.startswith(OLE2_MAGIC) and not is_xls(head)
