@@ -284,10 +284,13 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         weighting of the samples (:mod:`ml.history_likelihood`: τ, backcast rows, whether it
         applied, effective samples), the
         cycle-life head used if any, and where the median's level came from
-        (``level_offset_fraction``, ``level_basis``: :mod:`ml.median_anchor`)). The
-        ``end_of_life`` p05/p95 are the band's crossings widened by the card's end-of-life
-        calibration (``calibrated_widening``, :func:`ml.uncertainty.widen_end_of_life`) when it
-        has one, so they may lie outside the rows' crossings. ``end_of_life`` is null only
+        (``level_offset_fraction``, ``level_basis``: :mod:`ml.median_anchor`), and how far
+        the history has faded toward the threshold (``fade_progress``,
+        :func:`ml.uncertainty.fade_progress`)). The ``end_of_life`` p05/p95 are the band's
+        crossings widened by the card's end-of-life calibration (``calibrated_widening``,
+        :func:`ml.uncertainty.widen_end_of_life`; the calibration of the history's fade-progress
+        bin where the card has bins) when it has one, so they may lie outside the rows'
+        crossings. ``end_of_life`` is null only
         when the p50 capacity stays above
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
@@ -341,9 +344,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     nb = len(back)
     cap, lt, lc = (arrays[o][nb:] for o in OUTPUTS)  # [H+1, K]
     from ml.domain import judge_domain, request_conditions
-    from ml.uncertainty import (OOD_WIDENING, compose_band, history_checked_band,
-                                history_noise, identifiability_weight, physical_band,
-                                share_band, widen_end_of_life)
+    from ml.uncertainty import (OOD_WIDENING, compose_band, fade_progress,
+                                history_checked_band, history_noise, identifiability_weight,
+                                physical_band, share_band, widen_end_of_life)
 
     pace = planned_hours_per_cycle(table, hours_per_cycle)
     domain = judge_domain(request_conditions(table, planned_hours_per_cycle=pace,
@@ -390,9 +393,10 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         "time share mixed at least half-and-half with 'unknown'")
     eol = (_observed_eol(table, float(eol_fraction))
            or _eol(q_cap, cycles, hours, float(eol_fraction), float(eol_fraction)))
+    progress = fade_progress(retention, float(eol_fraction))
     if knee is None:  # a head's EOL spread is its own; an observed EOL is left as it is
         eol = widen_end_of_life(eol, card.conformal.get("end_of_life"),
-                                float(cycles[0]) - 1.0, cycles, hours)
+                                float(cycles[0]) - 1.0, cycles, hours, progress)
     lt_med = np.median(lt[1:], axis=-1)
     lc_med = np.median(lc[1:], axis=-1)
     # the rows from whole-array products turned into Python numbers at once (the same values
@@ -407,6 +411,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                    "time_share_unknown_weight": unknown, "time_share_fade_rate": fade,
                    "cycle_life_head": knee,
                    "level_offset_fraction": float(offset),
+                   "fade_progress": progress,
                    "level_basis": "cycle-life head (not anchored)" if knee is not None
                    else basis,
                    "history_weighting": {"tempering": tempering, "backcast_rows": nb,

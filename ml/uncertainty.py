@@ -40,7 +40,8 @@ import numpy as np
 __all__ = ["Z90", "QUANTISATION_FRACTION", "OOD_WIDENING", "history_noise", "trend_floor",
            "physical_band", "band_ceiling",
            "compose_band", "conformal_score", "share_band", "identifiability_weight",
-           "sqrt_trend_fit", "trend_check", "widen_end_of_life"]
+           "sqrt_trend_fit", "trend_check", "fade_progress", "end_of_life_scales",
+           "widen_end_of_life"]
 
 Z90 = NormalDist().inv_cdf(0.95)  # half-width of a 90 % normal interval, in sd
 #: a history whose retention never changes: its scatter is taken as the resolution a capacity is
@@ -324,17 +325,46 @@ def share_band(samples: np.ndarray, unknown_weight: float, conformal: dict | Non
     return np.clip(q, 0.0, 1.0)
 
 
+def fade_progress(retention: np.ndarray, threshold: float) -> float | None:
+    """How far a history has faded toward ``threshold`` (fraction of the reference): ``(1 −
+    r) / (1 − threshold)`` with ``r`` the median of its last 5 finite retentions (0 = nothing
+    lost yet, 1 = at the threshold). None without a finite retention or a threshold in (0, 1).
+    The end-of-life calibration's bins (:mod:`ml.training.eol_calibration`)."""
+    r = np.asarray(retention, dtype=float)
+    r = r[np.isfinite(r)]
+    if not r.size or not 0.0 < float(threshold) < 1.0:
+        return None
+    return (1.0 - float(np.median(r[-5:]))) / (1.0 - float(threshold))
+
+
+def end_of_life_scales(conformal: dict | None, progress: float | None) -> dict:
+    """The end-of-life calibration that serves a history at fade ``progress``
+    (:func:`fade_progress`): its bin's ``{scale_p05, scale_p95}`` where the card's
+    ``by_progress`` bin was calibrated on enough cells (``used``), else the pooled scales."""
+    conf = conformal or {}
+    by = conf.get("by_progress") or {}
+    edges, bins = by.get("edges") or [], by.get("bins") or []
+    if progress is None or not math.isfinite(progress) or len(bins) != len(edges) + 1 \
+            or not bins:
+        return conf
+    chosen = bins[int(np.searchsorted(np.asarray(edges, dtype=float), progress, side="right"))]
+    return chosen if chosen.get("used") else conf
+
+
 def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: float,
-                      cycles: np.ndarray, hours: np.ndarray) -> dict | None:
+                      cycles: np.ndarray, hours: np.ndarray,
+                      progress: float | None = None) -> dict | None:
     """The forecast's ``end_of_life`` with its p05 / p95 widened by the card's end-of-life
-    calibration (``conformal["end_of_life"]``, :mod:`ml.training.eol_calibration`): the
+    calibration (``conformal["end_of_life"]``, :mod:`ml.training.eol_calibration`; the bin of
+    the history's fade ``progress`` where the card has one, :func:`end_of_life_scales`): the
     remaining cycles from ``origin_cycle`` (the last observed cycle, where the schedule starts)
     to p05 shrink by ``exp(-scale_p05)`` (rounded down to a scheduled cycle) and to p95 grow by
     ``exp(scale_p95)`` (rounded up); the median is kept and ``calibrated_widening`` holds the
-    two scales applied. Unchanged when the card has no positive scale or the end of life is
-    already observed. ``cycles`` / ``hours``: the forecast schedule (a p95 beyond it is
-    clamped to its last row and flagged censored; a censored p95 stays)."""
-    conf = conformal or {}
+    two scales applied (and the ``fade_progress`` that chose them, where bins exist). Unchanged
+    when the scales are not positive or the end of life is already observed. ``cycles`` /
+    ``hours``: the forecast schedule (a p95 beyond it is clamped to its last row and flagged
+    censored; a censored p95 stays)."""
+    conf = end_of_life_scales(conformal, progress)
     scales = {k: conf.get(f"scale_{k}") for k in ("p05", "p95")}
     scales = {k: float(v) for k, v in scales.items()
               if isinstance(v, (int, float)) and math.isfinite(v) and v > 0}
@@ -346,6 +376,8 @@ def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: fl
            "test_time_second": dict(eol["test_time_second"]),
            "censored": dict(eol.get("censored") or {}),
            "calibrated_widening": {k: scales.get(k, 0.0) for k in ("p05", "p95")}}
+    if progress is not None and (conformal or {}).get("by_progress"):
+        out["calibrated_widening"]["fade_progress"] = float(progress)
     for key, scale in scales.items():
         if key == "p95" and out["censored"].get("p95"):
             continue  # already a lower bound at the horizon's end

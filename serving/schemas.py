@@ -162,9 +162,11 @@ class _EndOfLife(BaseModel):
     calibrated_widening: dict[str, float] | None = Field(
         None, description="{p05, p95}: the model card's end-of-life calibration (log remaining "
         "cycles) applied to the band's crossings: remaining cycles to p05 × exp(−p05), to p95 × "
-        "exp(p95). The end-of-life interval is then no longer where the capacity rows' p05/p95 "
-        "cross the threshold. Absent when nothing was widened: no positive scale in the card, "
-        "an end of life already observed, none within the horizon, or a cycle-life head's "
+        "exp(p95); with fade_progress (the history's share of the way to the threshold already "
+        "lost) where the card calibrates by fade-progress bin, the bin whose scales these are. "
+        "The end-of-life interval is then no longer where the capacity rows' p05/p95 cross the "
+        "threshold. Absent when nothing was widened: no positive scale for this history, an "
+        "end of life already observed, none within the horizon, or a cycle-life head's "
         "interval")
 
 

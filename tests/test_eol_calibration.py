@@ -13,7 +13,8 @@ import pytest
 import ml.inference
 from ml.inference import forecast
 from ml.training import eol_calibration as ec
-from ml.uncertainty import widen_end_of_life
+from ml.uncertainty import end_of_life_scales, fade_progress, widen_end_of_life
+
 
 def _eol(p05: int, p50: int, p95: int, *, censored95: bool = False) -> dict:
     keys = ("p05", "p50", "p95")
@@ -190,3 +191,88 @@ def test_the_served_end_of_life_carries_the_cards_widening(shipped_model):
     w = forecast(longer, card=dataclasses.replace(card, conformal=conf), run=run,
                  horizon_cycles=600, nominal_capacity_ah=1.0)["end_of_life"]["cycle_index"]
     assert w["p05"] == math.floor(155 + (p["p05"] - 155) * math.exp(-lo))
+
+
+def test_fade_progress_is_the_share_of_the_way_to_the_threshold_already_lost():
+    # the median of the last 5 retentions (0.95, 0.94, 0.93, 0.99 outlier, 0.92) is 0.94: 0.06
+    # lost of the 0.2 to 80 % → 0.3; to 90 %, 0.06 of 0.1 → 0.6
+    r = np.array([1.0, 0.98, 0.96, 0.95, 0.94, 0.93, 0.99, 0.92])
+    assert fade_progress(r, 0.8) == pytest.approx(0.3)
+    assert fade_progress(r, 0.9) == pytest.approx(0.6)
+    assert fade_progress(np.array([np.nan, 0.9, np.nan]), 0.8) == pytest.approx(0.5)
+    assert fade_progress(np.array([np.nan]), 0.8) is None
+    assert fade_progress(r, 1.0) is None
+
+
+BINS = {"scale_p05": 0.25, "scale_p95": 0.1,
+        "by_progress": {"edges": [1 / 3, 2 / 3], "bins": [
+            {"scale_p05": math.log(2.0), "scale_p95": None, "used": True},
+            {"scale_p05": 0.9, "scale_p95": 0.9, "used": False},  # too few cells: pooled
+            {"scale_p05": -0.15, "scale_p95": 0.0, "used": True}]}}
+
+
+def test_a_history_is_served_with_the_scales_of_its_progress_bin():
+    assert end_of_life_scales(BINS, 0.1)["scale_p05"] == pytest.approx(math.log(2.0))
+    assert end_of_life_scales(BINS, 0.5) is BINS  # unused bin: the pooled scales
+    assert end_of_life_scales(BINS, 2 / 3)["scale_p05"] == -0.15  # an edge opens the next bin
+    assert end_of_life_scales(BINS, None) is BINS
+    assert end_of_life_scales(BINS, float("nan")) is BINS
+    pooled = {"scale_p05": 0.25}
+    assert end_of_life_scales(pooled, 0.9) is pooled  # a card without bins
+    cycles = np.arange(101, 401, dtype=float)
+    eol = _eol(150, 200, 300)
+    # early bin: remaining to p05 50 → 25 (cycle 125); its p95 side has no scale
+    out = widen_end_of_life(eol, BINS, 100.0, cycles, cycles, progress=0.1)
+    assert out["cycle_index"] == {"p05": 125, "p50": 200, "p95": 300}
+    assert out["calibrated_widening"] == {"p05": pytest.approx(math.log(2.0)), "p95": 0.0,
+                                          "fade_progress": 0.1}
+    # late bin: nothing positive to apply, the interval is the band's crossings
+    assert widen_end_of_life(eol, BINS, 100.0, cycles, cycles, progress=0.8) == eol
+    # middle bin unused: the pooled 0.25 / 0.1 (p05 100 + 50·e^-0.25 = 138.9 → 138)
+    out = widen_end_of_life(eol, BINS, 100.0, cycles, cycles, progress=0.5)
+    assert out["cycle_index"]["p05"] == 138
+    assert out["calibrated_widening"]["p05"] == 0.25
+
+
+def test_each_progress_bin_is_calibrated_on_its_own_scores(monkeypatch):
+    # 12 cells with one early score each (0.5; progress 0.1), 12 with a late one (-0.2; 0.9),
+    # and 3 cells in the middle (1.0; 0.5): the middle bin has too few cells to be used
+    def row(cell, progress, s05):
+        return {"source": "s", "cell_id": cell, "score_p05": s05, "score_p95": -math.inf,
+                "p05_censored": False, "fade_progress": progress}
+
+    scores = ([row(f"e{i}", 0.1, 0.5) for i in range(12)]
+              + [row(f"l{i}", 0.9, -0.2) for i in range(12)]
+              + [row(f"m{i}", 0.5, 1.0) for i in range(3)]
+              + [row("x", float("nan"), 5.0)])  # no progress: pooled only
+    monkeypatch.setattr(ec, "_scores", lambda *a: (scores, []))
+    out = ec.calibrate_end_of_life([], None, None)
+    by = out["by_progress"]
+    assert by["edges"] == pytest.approx([1 / 3, 2 / 3]) and by["min_cells"] == ec.MIN_BIN_CELLS
+    early, middle, late = by["bins"]
+    assert (early["scale_p05"], early["n_cells"], early["used"]) == (0.5, 12, True)
+    assert (late["scale_p05"], late["n_cells"], late["used"]) == (-0.2, 12, True)
+    assert (middle["scale_p05"], middle["n_cells"], middle["used"]) == (1.0, 3, False)
+    assert early["scale_p95"] is None
+    # the pooled quantile sees every score, 1/28 per cell: -0.2 (cum 12/28), 0.5 (24/28),
+    # 1.0 (27/28 ≥ 0.95) → 1.0
+    assert out["n"] == 28 and out["scale_p05"] == pytest.approx(1.0)
+    assert sum(b["n"] for b in by["bins"]) == 27  # the row without a progress is in no bin
+
+
+def test_the_answer_reports_the_fade_progress_that_chose_the_widening(shipped_model):
+    card, run = shipped_model
+    n = np.arange(1, 151, dtype=float)
+    hist = pd.DataFrame({"cycle_index": n, "test_time_second": n * 7200.0,
+                         "discharge_capacity_ah": 1.0 - 0.001 * n})
+    conf = {**card.conformal, "end_of_life": BINS}
+    doc = forecast(hist, card=dataclasses.replace(card, conformal=conf), run=run,
+                   horizon_cycles=600, nominal_capacity_ah=1.0)
+    # the last 5 retentions 0.854 … 0.850: median 0.852, 0.148 of the 0.2 lost → 0.74 (late)
+    assert doc["uncertainty"]["fade_progress"] == pytest.approx(0.74)
+    assert "calibrated_widening" not in doc["end_of_life"]  # the late bin widens nothing
+    early = dataclasses.replace(card, conformal={**card.conformal, "end_of_life": {
+        **BINS, "by_progress": {**BINS["by_progress"], "edges": [0.8, 0.9]}}})
+    doc = forecast(hist, card=early, run=run, horizon_cycles=600, nominal_capacity_ah=1.0)
+    assert doc["end_of_life"]["calibrated_widening"]["fade_progress"] == pytest.approx(0.74)
+    assert doc["end_of_life"]["calibrated_widening"]["p05"] == pytest.approx(math.log(2.0))

@@ -24,9 +24,19 @@ capacity calibration included):
   ``ml.evaluation.calibration``, the one quantile implementation): two one-sided 95 % bounds
   make a 90 % interval. One side per scale because the misses are one-sided: a crossing that
   comes too late (a knee) is not helped by widening a p95 that the horizon already leaves open.
+* the same scales are also computed per bin of the history's FADE PROGRESS at the cut
+  (:func:`ml.uncertainty.fade_progress`: the share of the way to the threshold already lost;
+  bins at thirds, :data:`PROGRESS_EDGES`), a Mondrian split on what the history itself shows:
+  a history still near full capacity has its knee, if any, ahead, and its crossing is far less
+  certain than that of a history two thirds of the way down. A bin whose scores come from
+  fewer than :data:`MIN_BIN_CELLS` cells is served with the pooled scales. (Why: on the
+  calibration cells the last third's crossings needed no widening while the early ones did, so
+  one pooled widening made every late-life interval wider than its calibration asked for, and
+  the advice, which stops on a narrow interval, stopped later; the card's ``by_progress``
+  holds each bin's scales.)
 
-Served (:func:`ml.uncertainty.widen_end_of_life`): the remaining cycles to p05 shrink by
-``exp(-scale_p05)`` and to p95 grow by ``exp(scale_p95)`` where those are positive; a negative
+Served (:func:`ml.uncertainty.widen_end_of_life`, with the scales of the history's progress
+bin): the remaining cycles to p05 shrink by ``exp(-scale_p05)`` and to p95 grow by ``exp(scale_p95)`` where those are positive; a negative
 scale never narrows the crossings. The median is never moved. A cycle-life head's EOL spread is its
 own (cross-validated) and is not widened; histories whose forecast used a head are left out of the
 scores for the same reason. The thresholds calibrated are 80–90 % of the reference; the same
@@ -42,8 +52,8 @@ import numpy as np
 
 from ml.evaluation.calibration import weighted_conformal_quantile
 
-__all__ = ["THRESHOLDS", "CUT_FRACTIONS", "LEVEL", "HORIZON_MULTIPLE", "life_cut", "eol_scores",
-           "calibrate_end_of_life"]
+__all__ = ["THRESHOLDS", "CUT_FRACTIONS", "LEVEL", "HORIZON_MULTIPLE", "PROGRESS_EDGES",
+           "MIN_BIN_CELLS", "life_cut", "eol_scores", "calibrate_end_of_life"]
 
 #: thresholds (fraction of the reference capacity) whose crossing is calibrated, each where the
 #: calibration cell truly reaches it (the Severson cells' records end near 80 %)
@@ -53,6 +63,11 @@ CUT_FRACTIONS = (0.2, 0.35, 0.5, 0.65, 0.8, 0.9)
 LEVEL = 0.9
 #: forecast horizon at a cut, in multiples of the true remaining life (beyond it: censored)
 HORIZON_MULTIPLE = 5.0
+#: fade progress (:func:`ml.uncertainty.fade_progress`: share of the way to the threshold
+#: already lost) splitting the scores into bins calibrated on their own (Mondrian): thirds
+PROGRESS_EDGES = (1.0 / 3.0, 2.0 / 3.0)
+#: a bin with scores from fewer cells serves its histories with the pooled scales
+MIN_BIN_CELLS = 10
 
 
 def life_cut(cycle_index: np.ndarray, fraction: float, eol_cycle: float) -> int | None:
@@ -138,8 +153,10 @@ def _scores(records: Sequence[Any], card: Any, run: Any, thresholds: Sequence[fl
         r95 = _remaining(doc, "p95", thr_ah, last)
         censored = math.isinf(r05)
         r05 = float(horizon) if censored else r05  # never crossing: the horizon, a lower bound
+        progress = doc["uncertainty"].get("fade_progress")
         out.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
                     "threshold": thr, "fraction": frac, "remaining_true": r_true,
+                    "fade_progress": float("nan") if progress is None else float(progress),
                     "remaining_p05": r05, "remaining_p95": r95, "p05_censored": censored,
                     "score_p05": math.log(r05 / r_true),
                     "score_p95": -math.inf if math.isinf(r95) else math.log(r_true / r95)})
@@ -160,7 +177,8 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
                           level: float = LEVEL) -> dict:
     """The card's ``conformal["end_of_life"]``: ``{"method": "log_remaining_one_sided",
     "scale_p05", "scale_p95", "level", "n", "n_cells", "p05_censored", "failed",
-    "thresholds", "cut_fractions", "by_source"}``. A scale is None where no score exists or the
+    "thresholds", "cut_fractions", "by_source", "by_progress"}`` (``by_progress``: the scales
+    of each fade-progress bin, :func:`_progress_bins`). A scale is None where no score exists or the
     quantile is not finite (every p95 beyond the horizon): that side is not widened."""
     scores, failed = _scores(records, card, run, THRESHOLDS, CUT_FRACTIONS)
     out = {"method": "log_remaining_one_sided", "level": level,
@@ -175,4 +193,21 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
         out["by_source"][src] = {"scale_p05": _side_scale(part, "score_p05", level),
                                  "scale_p95": _side_scale(part, "score_p95", level),
                                  "n": len(part), "n_cells": len({r["cell_id"] for r in part})}
+    out["by_progress"] = _progress_bins(scores, level)
     return out
+
+
+def _progress_bins(scores: list[dict], level: float) -> dict:
+    """``{"edges", "min_cells", "bins"}``: the scales of the scores in each fade-progress bin
+    (:data:`PROGRESS_EDGES`); a bin is ``used`` when its scores come from at least
+    :data:`MIN_BIN_CELLS` cells, else the pooled scales serve its histories."""
+    progress = np.array([r.get("fade_progress", math.nan) for r in scores], dtype=float)
+    index = np.searchsorted(np.asarray(PROGRESS_EDGES), progress, side="right")
+    bins = []
+    for b in range(len(PROGRESS_EDGES) + 1):
+        part = [r for r, i, p in zip(scores, index, progress) if i == b and np.isfinite(p)]
+        cells = len({r["cell_id"] for r in part})
+        bins.append({"scale_p05": _side_scale(part, "score_p05", level),
+                     "scale_p95": _side_scale(part, "score_p95", level),
+                     "n": len(part), "n_cells": cells, "used": cells >= MIN_BIN_CELLS})
+    return {"edges": list(PROGRESS_EDGES), "min_cells": MIN_BIN_CELLS, "bins": bins}
