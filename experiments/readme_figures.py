@@ -390,6 +390,39 @@ def severson_midlife_section(r: dict, info: dict) -> list[str]:
     return lines
 
 
+def eol_heldout_section(r: dict, info: dict) -> list[str]:
+    """``experiments/eol_calibration/heldout.py --json``: the served end-of-life interval on
+    the training split's test cells, per third of fade progress, with the card's bins and with
+    its pooled scales."""
+    doc = r.get("json") or {}
+    model = doc.get("model") or {}
+    lines = _head(f"End-of-life interval on held-out test cells by fade progress, model "
+                  f"{model.get('version', '?')}", r, info, doc.get("mlflow_run_id")) + _failed(r)
+    rows = doc.get("rows") or []
+    if not rows:
+        return lines
+    lines += ["| source | fade progress | cuts / cells | interval holds the truth | before: "
+              "pooled scales only | median width, × remaining life (now / before) |",
+              "|---|---|---|---|---|---|"]
+    for x in rows:
+        held = f"{fmt(x.get('holds_bins_pct'))} %"
+        if x.get("source") == "all":
+            held = mark(x.get("holds_bins_pct"), EOL_INTERVAL_TARGET, held)
+        lines.append(f"| {x.get('source')} | {x.get('third')} | {x.get('cuts')} / "
+                     f"{x.get('cells')} | {held} | {fmt(x.get('holds_pooled_pct'))} % | "
+                     f"{fmt(x.get('width_bins_median'))} / {fmt(x.get('width_pooled_median'))} |")
+    lines += ["", f"Target: {EOL_INTERVAL_TARGET} % (a 90 % interval), marked on the 'all' rows; "
+              "each source's test cells are few and each cell gives several correlated cuts. "
+              "Test cells of the production split (never trained on, never used to pick epochs "
+              "or calibrate), held out by cell: their protocols also appear in training "
+              "(interpolation). '–' width: open-ended (p95 beyond the horizon or no end of "
+              "life within it). Edges of the thirds: "
+              f"{', '.join(fmt(e) for e in doc.get('edges') or [])}"
+              f"{'' if doc.get('card_has_bins') else ' (this card has no bins: both columns are the pooled scales)'}.",
+              ""]
+    return lines
+
+
 def backtest_section(r: dict, info: dict) -> list[str]:
     """``fadecast backtest --json``: early-stopping advice replayed on held-out cells."""
     doc = r.get("json") or {}
@@ -679,6 +712,7 @@ TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchm
           "evaluate-cohorts": "Cohort attribution (`fadecast evaluate --suite pybamm-cohorts`)",
           "severson": "Severson LFP early life",
           "severson-midlife": "Severson LFP mid-life",
+          "eol-heldout": "End-of-life interval on held-out test cells by fade progress",
           "loso": "Leave-one-source-out by retraining (production recipe without each source)", "backtest": "Early-stopping advice replay",
           "load": "Serving under load, shipped model (open loop, latency from each "
                   "scheduled send)",
@@ -693,6 +727,7 @@ TITLES = {"seed": "Seed study (PTO / β-Li3PS4 cells)", "public": "Public benchm
 RENDERERS = {"evaluate": evaluate_section, "evaluate-cohorts": cohorts_section,
              "loso": loso_section,
              "severson": severson_section, "severson-midlife": severson_midlife_section,
+             "eol-heldout": eol_heldout_section,
              "backtest": backtest_section, "load": load_section,
              "load-light": load_section,
              "cohort": cohort_bench_section, "fleet": fleet_section, "web": web_section,

@@ -9,7 +9,8 @@ these names): ``seed`` (seed study), ``public`` (public benchmarks), ``evaluate`
 evaluate`` on every available per-source suite, ``--json``), ``evaluate-cohorts`` (``fadecast
 evaluate --suite pybamm-cohorts``), ``severson`` (``experiments/severson_early_life/run.py``),
 ``severson-midlife`` (``experiments/severson_early_life/midlife.py``: end of life from 50 % / 80 %
-of each cell's life),
+of each cell's life), ``eol-heldout`` (``experiments/eol_calibration/heldout.py``: the served
+end-of-life interval on the training split's test cells, per third of fade progress),
 ``backtest`` (``fadecast backtest``), ``loso`` (``experiments/loso/run.py --json``: the
 production recipe retrained without each of its trajectory sources and scored on it — a true
 leave-one-source-out; 3 trainings, FADECAST_HOME ``$FADECAST_HOME/loso``, its own MLflow store
@@ -238,12 +239,14 @@ def write_readme(block: str, path: Path | None = None) -> None:
 
 
 #: every step, in the order run (names for --skip / --only)
-MODEL_STEPS = ("evaluate", "evaluate-cohorts", "severson", "severson-midlife", "backtest")
+MODEL_STEPS = ("evaluate", "evaluate-cohorts", "severson", "severson-midlife", "eol-heldout",
+               "backtest")
 STEPS = ("seed", "seed-cohort", "public", *MODEL_STEPS, "loso", *BENCHMARKS, "web")
 #: steps whose figures need ../shared/data (without it they are reported as not run)
 NEEDS_SHARED = {"public": "yes (sections skip without it)",
                 "evaluate": "partly (only the 'synthetic' suite without it)",
                 "evaluate-cohorts": "yes", "severson": "yes", "severson-midlife": "yes",
+                "eol-heldout": "partly (only the synthetic test cells without it)",
                 "backtest": "partly (only the 'synthetic' suite without it)",
                 "loso": "yes (pybamm-dev / severson-train to leave out and to train without)"}
 
@@ -283,6 +286,8 @@ def model_steps(py: str, model: str, tracking_uri: str) -> list[tuple[str, list[
                 [py, "experiments/severson_early_life/midlife.py", "--split", "test1",
                  "--fractions", "0.5", "0.8", "--model", model, "--tracking-uri", tracking_uri,
                  "--json"] if mid else None, "severson-test1 is not in ../shared/data"))
+    out.append(("eol-heldout", [py, "experiments/eol_calibration/heldout.py", "--model", model,
+                                "--tracking-uri", tracking_uri, "--json"], ""))
     # the replay on real cells too where their data exist (NASA PCoE is left out: its 4 °C cells
     # reach 80 % of their first cycles' capacity within a few cycles, a 6-cycle spec)
     sources = set(available_sources())
