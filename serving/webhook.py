@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import tempfile
 import threading
 import time
 import urllib.error
@@ -54,31 +55,34 @@ class Outbox:
         path = self.folder / f"{key}.json"
         if path.exists():
             return path  # the same notification is already pending
-        tmp = self.folder / f".{key}.tmp"
-        tmp.write_text(json.dumps({"key": key, "event": event, "payload": payload,
-                                   "queued_at_unix": time.time()}))
-        os.replace(tmp, path)
+        # a temp name of its own: two threads putting the same key never share one
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{key}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"key": key, "event": event, "payload": payload,
+                           "queued_at_unix": time.time()}, fh)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
         return path
 
     def pending(self) -> list[dict[str, Any]]:
-        """Queued notifications, oldest first.
+        """Queued notifications, oldest first (by the time stored in each file, then key:
+        file times are too coarse to order two notifications queued in one tick).
 
         A sender thread may deliver (and remove) a file between the folder listing and its
-        read; such a file is simply no longer pending.
+        read; such a file is simply no longer pending (as is one that does not parse).
         """
-        dated = []
+        items = []
         for p in self.folder.glob("*.json"):
             try:
-                dated.append((p.stat().st_mtime, p.name, p))
-            except FileNotFoundError:
+                item = json.loads(p.read_text())
+                queued = float(item.get("queued_at_unix", 0.0))
+            except (OSError, ValueError, TypeError, AttributeError):
                 continue
-        out = []
-        for _, _, p in sorted(dated):
-            try:
-                out.append(json.loads(p.read_text()))
-            except (OSError, ValueError):
-                continue
-        return out
+            items.append((queued, str(item.get("key", p.stem)), item))
+        return [item for _, _, item in sorted(items, key=lambda t: t[:2])]
 
     def done(self, key: str) -> None:
         (self.folder / f"{key}.json").unlink(missing_ok=True)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from conftest import read_lines
 from data_registry import catalog as cat
 from data_registry.catalog import Catalog
 from data_registry.errors import StoreError
@@ -215,8 +216,13 @@ KILLED_WORKER = """
 import sys, time
 from data_registry.store import Registry
 
+calls = []
+
 def hook(rows):
     print("rows", rows, flush=True)
+    calls.append(rows)
+    if len(calls) == 3:  # parked mid-ingest: the parent's SIGKILL lands before any commit
+        time.sleep(3600)
     time.sleep(0.05)
 
 Registry().ingest(sys.argv[1], "victim", chunk_rows=500, on_chunk=hook)
@@ -243,10 +249,11 @@ def test_sigkill_mid_ingest_leaves_either_catalog_unchanged(reg, catalog_url, te
            "FADECAST_CATALOG_URL": catalog_url}
     proc = subprocess.Popen([sys.executable, "-c", KILLED_WORKER, str(big)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    lines = [proc.stdout.readline() for _ in range(3)]
+    lines = read_lines(proc.stdout, 3)  # at most 120 s: a stuck child fails, never hangs
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    assert all(ln.startswith("rows ") for ln in lines), proc.stderr.read()
+    assert len(lines) == 3 and all(ln.startswith("rows ") for ln in lines), (
+        lines, proc.stderr.read())
     after = Registry(catalog_url=catalog_url)
     assert (after.cells(), after.datasets()) == before
     assert len(after.load_samples("early")) == 195

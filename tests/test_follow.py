@@ -202,7 +202,11 @@ def test_follow_advises_each_completed_cycle_and_signs_the_flip_webhook(
     stored = reg.load_samples("run1")
     assert len(stored) == int((samples["cycle_count"] <= 85).sum())
     again: list[dict] = []
-    Follower(reg, forecaster, cfg, again.append).poll()
+    restarted = Follower(reg, forecaster, cfg, again.append)  # cfg has the webhook: a sender
+    try:
+        restarted.poll()
+    finally:
+        restarted.sender.stop()
     copy = tmp_path / "copy.csv"
     copy.write_bytes(export.read_bytes())
     Follower(reg, forecaster, FollowConfig(path=copy, cell_id="run1", planned_cycles=400,
@@ -276,28 +280,78 @@ def test_a_webhook_not_delivered_before_exit_is_sent_by_the_next_run(
     assert handler.seen[0][0]["Idempotency-Key"] == "k1"
 
 
-def test_a_notification_delivered_while_the_outbox_is_listed_is_no_longer_pending(
-        tmp_path, monkeypatch):
+def _queue(outbox, keys: list[str]) -> None:
+    """Put ``keys`` in this order, the clock moving between two puts (one queue time each)."""
+    import time
+
+    for i, key in enumerate(keys):
+        queued = json.loads(outbox.put(key, "advice.flipped", {"i": i}).read_text())
+        while time.time() <= queued["queued_at_unix"]:
+            time.sleep(0.001)
+
+
+def test_a_notification_delivered_while_the_outbox_is_listed_is_no_longer_pending(tmp_path):
     """The sender thread removes a delivered file while another thread lists the outbox (CI
     saw ``flush`` die with FileNotFoundError): a file gone between listing and stat/read is
     skipped, the others come back oldest first."""
+    from serving.webhook import Outbox
+
+    outbox = Outbox(tmp_path / "outbox")
+    _queue(outbox, ["old", "gone", "new"])
+
+    class ListedThenDelivered(type(Path())):  # this outbox's folder only, not every Path
+        def glob(self, pattern, *args, **kwargs):
+            found = list(super().glob(pattern, *args, **kwargs))
+            outbox.done("gone")  # delivered by the other thread right after the listing
+            return iter(found)
+
+    outbox.folder = ListedThenDelivered(outbox.folder)
+    assert [p["key"] for p in outbox.pending()] == ["old", "new"]
+
+
+def test_notifications_queued_in_one_file_time_tick_come_back_in_queue_order(tmp_path):
+    """File times are coarse (one kernel tick): two notifications whose files carry the same
+    time come back in the order they were queued, not in key order."""
     import os
 
     from serving.webhook import Outbox
 
     outbox = Outbox(tmp_path / "outbox")
-    for i, key in enumerate(["old", "gone", "new"]):
-        path = outbox.put(key, "advice.flipped", {"i": i})
-        os.utime(path, (1000.0 + i, 1000.0 + i))
-    real_glob = Path.glob
+    _queue(outbox, ["b-first", "a-second"])
+    for path in outbox.folder.glob("*.json"):
+        os.utime(path, (1000.0, 1000.0))
+    assert [p["key"] for p in outbox.pending()] == ["b-first", "a-second"]
 
-    def listing_then_delivery(self, pattern):
-        found = list(real_glob(self, pattern))
-        outbox.done("gone")  # delivered by the other thread right after the listing
-        return iter(found)
 
-    monkeypatch.setattr(Path, "glob", listing_then_delivery)
-    assert [p["key"] for p in outbox.pending()] == ["old", "new"]
+def test_concurrent_puts_of_one_key_leave_one_valid_file(tmp_path):
+    """Several threads queue the same notification at once (each its own temp file): no
+    error, one file per key, valid JSON, no temp file left behind."""
+    from serving.webhook import Outbox
+
+    outbox = Outbox(tmp_path / "outbox")
+    errors: list[BaseException] = []
+    keys = [f"k{r}" for r in range(20)]
+    for key in keys:
+        start = threading.Barrier(8)
+
+        def put(key=key, start=start):
+            try:
+                start.wait(timeout=30)
+                outbox.put(key, "advice.flipped", {"cell_id": "x"})
+            except BaseException as exc:  # noqa: BLE001 - collected, asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=put) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
+    assert sorted(p.name for p in outbox.folder.iterdir()) == sorted(f"{k}.json" for k in keys)
+    for key in keys:
+        doc = json.loads((outbox.folder / f"{key}.json").read_text())
+        assert doc["key"] == key and doc["payload"] == {"cell_id": "x"}
+    assert sorted(p["key"] for p in outbox.pending()) == sorted(keys)
 
 
 def test_polls_do_not_read_the_stored_keys_back_while_the_prefix_is_unchanged(

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pandas as pd
@@ -14,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from conftest import read_lines
 from data_registry import catalog as cat
 from data_registry.errors import NotFoundError
 from data_registry.store import Registry
@@ -24,8 +24,13 @@ WORKER = textwrap.dedent("""
     import sys, time
     from data_registry.store import Registry
 
+    calls = []
+
     def hook(rows):
         print("rows", rows, flush=True)
+        calls.append(rows)
+        if len(calls) == 3:  # parked mid-ingest: the parent's SIGKILL lands before any commit
+            time.sleep(3600)
         time.sleep(0.05)
 
     Registry().ingest(sys.argv[1], "victim", chunk_rows=int(sys.argv[2]), on_chunk=hook)
@@ -74,13 +79,7 @@ def test_sigkill_mid_ingest_leaves_registry_unchanged(test_data, tmp_path, _isol
     env = {**os.environ, "FADECAST_HOME": str(_isolated_home)}
     proc = subprocess.Popen([sys.executable, "-c", WORKER, str(big), str(CHUNK_ROWS)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    seen = []
-    deadline = time.monotonic() + 60
-    while len(seen) < 3 and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line.strip())
+    seen = read_lines(proc.stdout, 3)  # at most 120 s: a stuck child fails, never hangs
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     err = proc.stderr.read()

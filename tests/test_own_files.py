@@ -278,34 +278,28 @@ def test_ui_prints_the_mlflow_command_on_this_homes_store(capsys):
 
 
 @pytest.mark.slow
-def test_serve_logs_address_model_and_one_line_per_request(serving_model_dir):
+def test_serve_logs_address_model_and_one_line_per_request(serving_model_dir, tmp_path):
     import os
-    import socket
     import subprocess
     import sys
-    import time
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from conftest import start_server
+
     root = Path(__file__).resolve().parent.parent
-    proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--port", str(port),
-                             "--model", str(serving_model_dir)], cwd=root,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"  # the child's stderr
+    proc, port = start_server(lambda port: [sys.executable, "-m", "serving.cli", "serve",
+                                            "--port", str(port), "--model",
+                                            str(serving_model_dir)],
+                              log, path="/healthz", cwd=root, stdout=subprocess.DEVNULL,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
     try:
-        deadline, ok = time.time() + 60, False
-        while time.time() < deadline and not ok:
-            try:
-                ok = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
-                                            timeout=2).status == 200
-            except OSError:
-                time.sleep(0.3)
-        assert ok
+        assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz",
+                                      timeout=30).status == 200
     finally:
         proc.terminate()
-        err = proc.communicate(timeout=20)[1]
+        proc.wait(timeout=20)
+    err = log.read_text(errors="replace")
     assert f"fadecast serve: listening on http://127.0.0.1:{port}" in err
     assert "fadecast serve: model fadecast-forecaster vquick-0" in err
     assert 'access: 127.0.0.1:' in err and '"GET /healthz HTTP/1.1" 200' in err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
+from conftest import start_server
 from data_registry import catalog as cat
 from data_registry.store import Registry
 from test_serving_model import serving_model_dir  # noqa: F401
@@ -27,29 +27,15 @@ ROOT = Path(__file__).resolve().parent.parent
 RAW = ROOT / "examples" / "pto_c10_raw.csv"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(port: int, home: Path, model_dir: Path) -> subprocess.Popen:
+def _serve(home: Path, model_dir: Path) -> tuple[subprocess.Popen, int]:
+    """The service on a free port, once /readyz answers 200 (its output in ``serve.log``
+    beside ``home``)."""
     env = {**os.environ, "FADECAST_HOME": str(home), "FADECAST_SERVE_WRITE_TOKEN": "w",
            "FADECAST_SERVE_MODEL_URI": str(model_dir), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "serving.app:create_app",
-                             "--factory", "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                if r.status == 200:
-                    return proc
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("service did not start")
+    return start_server(lambda port: [sys.executable, "-m", "uvicorn", "serving.app:create_app",
+                                      "--factory", "--host", "127.0.0.1", "--port", str(port),
+                                      "--log-level", "warning"],
+                        home.parent / "serve.log", cwd=ROOT, env=env)
 
 
 def _post(port: int, data: bytes, name: str) -> int:
@@ -104,8 +90,7 @@ def test_sigkill_mid_append_then_restart_continues(serving_model_dir, tmp_path, 
     path = _long_file(tmp_path)
     lines = path.read_bytes().splitlines(keepends=True)
     total = len(lines) - 1
-    port = _free_port()
-    proc = _serve(port, _isolated_home, serving_model_dir)
+    proc, port = _serve(_isolated_home, serving_model_dir)
     sent = {"n": 0}
     stop = threading.Event()
 
@@ -133,8 +118,7 @@ def test_sigkill_mid_append_then_restart_continues(serving_model_dir, tmp_path, 
         worker.join(timeout=60)
     stored = _check_consistent(_isolated_home)
     assert 0 < stored < total
-    port = _free_port()
-    proc = _serve(port, _isolated_home, serving_model_dir)
+    proc, port = _serve(_isolated_home, serving_model_dir)
     try:
         assert _post(port, b"".join(lines), "full.csv") == 201
         assert _post(port, b"".join(lines), "again.csv") == 201  # idempotent

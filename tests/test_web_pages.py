@@ -198,6 +198,16 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
+def _wait_for_phone_width(page, timeout_ms: float = 30_000) -> None:
+    """After a resize, until the page fits the window (plotly redraws a responsive plot on a
+    timer). A page that never fits is left to the caller's assertion, which shows by how much."""
+    fits = "() => document.documentElement.scrollWidth - window.innerWidth <= 1"
+    try:
+        page.wait_for_function(fits, timeout=timeout_ms)  # a function: the CSP forbids eval
+    except sync_api.TimeoutError:
+        pass
+
+
 def _tab_through(page, max_extra: int = 5) -> list[str]:
     """Press Tab until every visible control has had focus; returns the controls never
     reached (empty when the page is fully keyboard-operable)."""
@@ -313,7 +323,7 @@ def test_cell_page_speed_whatif_keyboard_and_phone_width(service, browser):
         done = int(page.get_attribute("body", "data-whatif") or 0)
         page.focus("#whatif-hours")
         page.keyboard.press(key)
-        page.wait_for_selector(f"body[data-whatif='{done + 1}']", timeout=10_000)
+        page.wait_for_selector(f"body[data-whatif='{done + 1}']", timeout=30_000)
         times.append(page.evaluate("window.__fadecast.lastWhatifMs"))
     after = page.evaluate("""() => document.getElementById('capacity-plot').data
         .find(t => t.name.startsWith('what-if p50')).y""")
@@ -336,7 +346,7 @@ def test_cell_page_speed_whatif_keyboard_and_phone_width(service, browser):
     # the C-rate + rest mode drives the same forecast: 2 × retention / C + rest hours per cycle
     done = int(page.get_attribute("body", "data-whatif"))
     page.check("#mode-crate")
-    page.wait_for_selector(f"body[data-whatif='{done + 1}']", timeout=10_000)
+    page.wait_for_selector(f"body[data-whatif='{done + 1}']", timeout=30_000)
     got = page.evaluate("""() => ({
         c: Number(document.getElementById('whatif-crate-out').dataset.value),
         rest: Number(document.getElementById('whatif-rest-out').dataset.value),
@@ -346,7 +356,7 @@ def test_cell_page_speed_whatif_keyboard_and_phone_width(service, browser):
     missing = _tab_through(page)
     assert not missing, f"never reached by Tab: {missing}"
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(300)
+    _wait_for_phone_width(page)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"the page is {overflow} px wider than a phone screen"
     _shot(page, "cell-phone")
@@ -379,7 +389,7 @@ def test_cells_table_sorts_filters_and_takes_a_dropped_file(service, browser):
     missing = _tab_through(page)
     assert not missing, f"never reached by Tab: {missing}"
     page.set_viewport_size({"width": 390, "height": 844})  # the wide table scrolls in its box
-    page.wait_for_timeout(200)
+    _wait_for_phone_width(page)
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
     _shot(page, "cells-phone")
     p.close()
