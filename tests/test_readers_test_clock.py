@@ -379,3 +379,95 @@ def test_a_workbook_of_per_cycle_sheets_only_is_read_as_cycles(tmp_path, capsys)
     wb.save(p)
     df = open_source(p).read()
     assert df["test_time_second"].tolist() == [7200.0 * n for n in range(1, 6)]
+
+
+def _stamp(start: datetime.datetime, seconds: float) -> str:
+    return (start + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_neware_bts8_csv_step_clock_beside_its_realtime(tmp_path):
+    """Neware BTS 8: ``Time(h:min:s.ms)`` (a unit that is the clock's text layout) restarts at
+    every step; ``Realtime`` is the wall clock, so it is the test clock. ``Cycle ID`` /
+    ``Step ID`` and ``Capacitance_Chg/DChg(mAh)`` are its names for cycle, step and the
+    capacity counters."""
+    from ml.features import build_cycle_table
+
+    start = datetime.datetime(2024, 5, 1, 23, 59, 0)  # the test runs past midnight
+    rows = ["Record ID,Realtime,Time(h:min:s.ms),Step ID,Cycle ID,Current(mA),Voltage(V),"
+            "Capacitance_Chg(mAh),Capacitance_DChg(mAh),DCIR(O)"] + [
+        f"{n},{_stamp(start, t)},{_hms(k)}.000,"
+        f"{step},{c},{500.0 * sign},3.7,{500.0 * k / 3600 if sign > 0 else 0.0},"
+        f"{500.0 * k / 3600 if sign < 0 else 0.0},0"
+        for n, c, step, sign, k, t in _records()]
+    p = tmp_path / "bts8.csv"
+    p.write_text("\n".join(rows) + "\n")
+    src = open_source(p)
+    df = src.read()
+    codes = {w.code: w.message for w in src.warnings}
+    assert "Time(h:min:s.ms)" in codes["step_time_ignored"] and "Realtime" in codes[
+        "step_time_ignored"]
+    assert "test_time_from_timestamps" in codes
+    assert df["test_time_second"].tolist() == [t for *_, t in _records()]
+    assert df["test_time_second"].iloc[-1] == 4 * STEP_S
+    assert df["current_ampere"].iloc[0] == 0.5 and df["cycle_count"].iloc[-1] == 2
+    assert df["charging_capacity_ah"].max() == pytest.approx(0.5 * STEP_S / 3600)
+    table = build_cycle_table(df.assign(cell_id="x"), voltage_curves=False)
+    assert table["discharge_capacity_ah"].to_numpy() == pytest.approx([0.5 * STEP_S / 3600] * 2)
+
+
+def test_land_export_cur_and_absolute_time_is_samples_not_a_capacity_table(tmp_path):
+    """LAND/Lanhe: ``Cur(mA)``, a step clock ``Relative Time(h:min:s.ms)`` and the wall clock
+    ``Absolute Time``: read as samples (it was taken for a per-cycle table: Cycle +
+    CapaCity), the clock from the stamps."""
+    start = datetime.datetime(2024, 5, 1, 9, 0, 0)
+    rows = ["Record Index,Cycle,Step,Relative Time(h:min:s.ms),Absolute Time,Cur(mA),"
+            "Voltage(V),CapaCity(mAh)"] + [
+        f"{n},{c},{step},{_hms(k)}.000,{_stamp(start, t)},{500.0 * sign},3.7,"
+        f"{500.0 * k / 3600}"
+        for n, c, step, sign, k, t in _records()]
+    p = tmp_path / "land.csv"
+    p.write_text("\n".join(rows) + "\n")
+    assert detect(p) == "generic_csv"
+    df = open_source(p).read()
+    assert df["test_time_second"].tolist() == [t for *_, t in _records()]
+    assert df["current_ampere"].tolist() == [0.5 * sign for *_, sign, _, _ in _records()]
+
+
+def test_a_test_clock_beside_a_timestamp_stays_the_clock(tmp_path):
+    """A monotonic elapsed time beside a wall clock is the test clock (one glitch row is not a
+    restart); only a clock that starts again twice or more gives way to the stamps."""
+    start = datetime.datetime(2024, 5, 1, 9, 0, 0)
+    times = [0, 10, 20, 30, 25, 40, 50, 60]  # one row back in time: a glitch, not a step clock
+    rows = ["Timestamp,Time (s),Voltage (V),Current (A),Cycle"] + [
+        f"{_stamp(start, 3 * t)},{t},3.7,0.5,1"
+        for t in times]
+    p = tmp_path / "t.csv"
+    p.write_text("\n".join(rows) + "\n")
+    src = open_source(p)
+    df = src.read()
+    assert "step_time_ignored" not in {w.code for w in src.warnings}
+    assert df["test_time_second"].max() == 60.0  # the elapsed column, not 3 × it
+
+
+def test_a_land_workbook_takes_its_clock_from_absolute_time_cells(tmp_path):
+    """A LAND-style sheet without an elapsed time: ``Absolute Time`` date cells (past
+    midnight) are the test clock; ``Relative Time`` (the step's) is not read."""
+    import openpyxl
+
+    start = datetime.datetime(2024, 5, 1, 23, 59, 0)
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws.title = "Record"
+    ws.append(["Record Index", "Cycle", "Step", "Relative Time(h:min:s.ms)", "Absolute Time",
+               "Cur(mA)", "Voltage(V)"])
+    for n, c, step, sign, k, t in _records():
+        ws.append([n, c, step, f"{_hms(k)}.000", start + datetime.timedelta(seconds=t),
+                   500.0 * sign, 3.7])
+    p = tmp_path / "land.xlsx"
+    wb.save(p)
+    src = open_source(p)
+    df = src.read()
+    assert src.format_name == "landt_xlsx"
+    assert [w.code for w in src.warnings] == ["test_time_from_timestamps"]
+    assert df["test_time_second"].tolist() == [float(t) for *_, t in _records()]
+    assert df["current_ampere"].tolist() == [0.5 * sign for *_, sign, _, _ in _records()]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data_registry.errors import InputFormatError, ValidationError
+from data_registry.errors import IngestWarning, InputFormatError, ValidationError
 from data_registry.readers import arbin_csv, header_words, neware_csv
 from data_registry.readers.headers import match_headers, step_clock
 from data_registry.readers.sniff import Head
@@ -113,6 +113,8 @@ class SheetMap:
     sample_columns: tuple[Mapped, ...]
     cycles: tuple[str, ...]
     cycle_columns: tuple[Mapped, ...]
+    #: the wall-clock column that is the sample sheets' test clock (no elapsed time in them)
+    sample_stamp: str | None = None
 
 
 def _first_match(header: list[str], canonical: list[str], stems: dict[str, str],
@@ -131,7 +133,10 @@ def sheet_map(head: Head) -> SheetMap:
 
 @functools.lru_cache(maxsize=8)
 def _sheet_map_of(path: str, size: int, mtime_ns: int, name: str) -> SheetMap:
+    from data_registry.readers.timestamps import stamp_header
+
     samples, cycles, s_cols, c_cols = [], [], [], []
+    s_stamp = None
     sample_names = [c for c in SAMPLES.names if c != "cell_id"]
     cycle_names = [c for c in CYCLES.names if c != "cell_id"]
     sheets = _first_rows(path, name)
@@ -139,16 +144,21 @@ def _sheet_map_of(path: str, size: int, mtime_ns: int, name: str) -> SheetMap:
         header = [str(x) for x in first if x is not None and x != ""]
         header = [h for h in header if h not in step_clock(header)]
         cols = _first_match(header, sample_names, STEMS, name)
-        if NEEDED <= {m.target for m in cols}:
+        targets = {m.target for m in cols}
+        # LAND's Absolute Time: without an elapsed time, a wall clock is the test clock
+        stamp = stamp_header(header) if "test_time_second" not in targets else None
+        if NEEDED <= targets or (stamp and NEEDED - {"test_time_second"} <= targets):
             samples.append(title)
-            s_cols = s_cols or cols
+            if not s_cols:
+                s_cols = cols if stamp is None else [*cols, Mapped(stamp, "test_time_second")]
+                s_stamp = stamp
             continue
         cols = _first_match(header, cycle_names, header_words.CYCLE_STEMS, name)
         if NEEDED_CYCLES <= {m.target for m in cols}:
             cycles.append(title)
             c_cols = c_cols or cols
     names = tuple(title for title, _ in sheets)
-    return SheetMap(names, tuple(samples), tuple(s_cols), tuple(cycles), tuple(c_cols))
+    return SheetMap(names, tuple(samples), tuple(s_cols), tuple(cycles), tuple(c_cols), s_stamp)
 
 
 def is_sample_workbook(head: Head) -> bool:
@@ -193,10 +203,20 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
             start += len(part)
         return pd.concat(parts, ignore_index=True)
 
-    post = _clock_post(head, next(m for m in columns if m.target == "test_time_second"), rows)
+    clock = next(m for m in columns if m.target == "test_time_second")
+    warns = []
+    if m.sample_stamp is None:
+        post = _clock_post(head, clock, rows)
+    else:
+        post = _stamp_post(head, clock.source)
+        warns.append(IngestWarning(
+            "test_time_from_timestamps", f"no elapsed-time column: the test clock is the wall "
+            f"clock '{clock.source}', in seconds since the first row (the time zone is unknown: "
+            "a daylight-saving change shows as a one-hour jump)", head.name, 1, clock.source))
 
     return frame_source(head, format_name="landt_xlsx", reader_version=READER_VERSION,
                         kind="samples", load=load, columns=columns, chunk_rows=chunk_rows,
+                        warnings=warns,
                         metadata={"excel_data_sheets": ",".join(data),
                                   "excel_sheets": ",".join(sheets)}, post=post)
 
@@ -228,6 +248,36 @@ def _clock_post(head: Head, clock: Mapped, rows: list[tuple[str, int]]):
                                      "1910 are durations; later dates are wall clocks, not "
                                      "test time)", where=where)
             frame["test_time_second"] = secs
+        return frame
+    return post
+
+
+def _stamp_post(head: Head, column: str):
+    """The chunk post-step reading a wall-clock column as the test clock: date cells (or
+    stamps as text, in the layout their first values decide) → seconds since the first row;
+    an unreadable one refused naming its record."""
+    from data_registry.readers import timestamps
+
+    start: list[float] = []
+    layout: list[str] = []
+
+    def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
+        values = raw[column]
+        cells = values.map(lambda v: isinstance(v, (datetime.datetime, pd.Timestamp)))
+        if pd.api.types.is_datetime64_any_dtype(values) or bool(cells.all()):
+            text = pd.to_datetime(values, errors="coerce").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+            how = "iso"
+        else:
+            text = values.astype("string")
+            if not layout:
+                first = [str(v) for v in text.dropna().head(50)]
+                layout.append(timestamps.decided_layout(first, lambda: first) or "iso")
+            how = layout[0]
+        secs = timestamps.elapsed_seconds(text, how, start)
+        refuse_unparsed(secs, values, frame, file=head.name, column=column,
+                        message="unreadable timestamp", code="not_time",
+                        expected="a date and time cell, or a stamp like '2025-05-05 14:36:06'")
+        frame["test_time_second"] = secs
         return frame
     return post
 

@@ -37,6 +37,12 @@ SAMPLE_STEMS: dict[str, str] = {
     "unix_time": "unix_time_second",
     # single-letter European notation (U[V], I[A]) and BioLogic's working-electrode potential
     "u": "voltage_volt", "i": "current_ampere", "ewe": "voltage_volt", "ecell": "voltage_volt",
+    # LAND/Lanhe's abbreviations (Cur(mA)); Neware BTS 8's ids and counters (Cycle ID,
+    # Capacitance_Chg(mAh), Engy_DChg(mWh))
+    "cur": "current_ampere", "curr": "current_ampere",
+    "cycle_id": "cycle_count", "step_id": "step_count",
+    "capacitance_chg": "charging_capacity_ah", "capacitance_dchg": "discharging_capacity_ah",
+    "engy_chg": "charging_energy_wh", "engy_dchg": "discharging_energy_wh",
     **_CLOCK,
 }
 CYCLE_STEMS: dict[str, str] = {

@@ -59,7 +59,10 @@ def match_header(header: str, canonical: list[str], stems: dict[str, str],
         if target is None:
             continue
         quantity = COLUMN_QUANTITY.get(target, "dimensionless")
-        if u is None or (quantity == "dimensionless" and u in ("", "1", "-")):
+        if u is None or (quantity == "dimensionless" and u in ("", "1", "-")) \
+                or (quantity == "time" and _DURATION_UNIT.match(u.strip())):
+            # a clock whose unit is its text layout (Neware's Time(h:min:s.ms)): durations,
+            # read by content like a clock without a unit
             return Mapped(header, target, 1.0)
         factor = unit_factor(quantity, u)
         if factor is None and not explicit:
@@ -89,7 +92,8 @@ _KNOWN_UNITS = {u for q, table in UNIT_FACTORS.items() if q != "dimensionless" f
 #: a units-row cell: a short token of letters and unit signs (``mAh``, ``°C``, ``mAh/g``, ``%``)
 _UNIT_TOKEN = re.compile(r"^[A-Za-zµμΩ°℃%/.·\-]{1,12}$")
 #: a units-row cell giving a duration's layout (Digatron ``[h:m:s]``, ``hh:mm:ss.sss``)
-_DURATION_UNIT = re.compile(r"^(d[.:])?h{1,2}:m{1,2}(:s{1,2}(\.s+)?)?$", re.IGNORECASE)
+_DURATION_UNIT = re.compile(r"^(d{1,2}[.:])?h{1,2}:m(?:in|m)?(:s{1,2}(\.(?:s+|ms))?)?$",
+                            re.IGNORECASE)
 
 
 def _unit_token(cell: str) -> str:

@@ -28,11 +28,20 @@ from data_registry.errors import IngestWarning, InputFormatError
 from data_registry.readers.headers import norm, split_header
 from data_registry.readers.source import refuse_unparsed
 
-#: normalised headers of a wall-clock column (English, German, French, Spanish, Italian)
+#: normalised headers of a wall-clock column (English, German, French, Spanish, Italian; the
+#: cyclers' own: LAND's Absolute Time / SysTime, Neware BTS 8's Realtime, and their Chinese,
+#: Japanese and Korean words)
 TIMESTAMP_STEMS = frozenset({
     "timestamp", "time_stamp", "date_time", "datetime", "date_and_time", "zeitstempel",
     "datum_zeit", "datum_uhrzeit", "datum", "date", "horodatage", "date_heure", "fecha_hora",
-    "fecha", "data_ora", "data"})
+    "fecha", "data_ora", "data", "absolute_time", "abs_time", "realtime", "real_time",
+    "system_time", "systime", "sys_time", "绝对时间", "系统时间", "日期时间", "时间戳", "絕對時間",
+    "系統時間", "絶対時間", "日時", "절대시간"})
+
+
+def stamp_header(names: list[str] | tuple[str, ...]) -> str | None:
+    """The first header named like a wall-clock column (:data:`TIMESTAMP_STEMS`), or None."""
+    return next((h for h in names if norm(split_header(h)[0]) in TIMESTAMP_STEMS), None)
 _ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?"
                   r"\s?(Z|[+-]\d{2}:?\d{2})?$")
 _DOTS = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{2,4}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?$")
