@@ -420,6 +420,9 @@ def eol_heldout_section(r: dict, info: dict) -> list[str]:
               f"{', '.join(fmt(e) for e in doc.get('edges') or [])}"
               f"{'' if doc.get('card_has_bins') else ' (this card has no bins: both columns are the pooled scales)'}.",
               ""]
+    if doc.get("split_matches_card") is False:
+        lines.insert(-1, "**The configuration's cells do not hash to this model's training "
+                     "data: its 'test' cells may have been trained on.**")
     return lines
 
 

@@ -360,7 +360,8 @@ def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: fl
     remaining cycles from ``origin_cycle`` (the last observed cycle, where the schedule starts)
     to p05 shrink by ``exp(-scale_p05)`` (rounded down to a scheduled cycle) and to p95 grow by
     ``exp(scale_p95)`` (rounded up); the median is kept and ``calibrated_widening`` holds the
-    two scales applied (and the ``fade_progress`` that chose them, where bins exist). Unchanged
+    two scales applied (and the ``fade_progress`` whose bin gave them, where a calibrated bin
+    did; absent when the pooled scales served). Unchanged
     when the scales are not positive or the end of life is already observed. ``cycles`` /
     ``hours``: the forecast schedule (a p95 beyond it is clamped to its last row and flagged
     censored; a censored p95 stays)."""
@@ -376,7 +377,7 @@ def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: fl
            "test_time_second": dict(eol["test_time_second"]),
            "censored": dict(eol.get("censored") or {}),
            "calibrated_widening": {k: scales.get(k, 0.0) for k in ("p05", "p95")}}
-    if progress is not None and (conformal or {}).get("by_progress"):
+    if conformal and conf is not conformal:  # a progress bin's own scales chose the widening
         out["calibrated_widening"]["fade_progress"] = float(progress)
     for key, scale in scales.items():
         if key == "p95" and out["censored"].get("p95"):

@@ -32,6 +32,8 @@ __all__ = ["Outbox", "WebhookSender", "signature", "verify"]
 SIGNATURE_HEADER = "X-Fadecast-Signature"
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 30.0
+#: a temp file of the outbox older than this (s) at start is left over from a killed put
+STALE_TEMP_S = 600.0
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -50,6 +52,14 @@ class Outbox:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
+        # a put killed between its temp file and the rename leaves the temp file behind: an
+        # old one is debris (a fresh one may belong to a put running right now)
+        for stale in folder.glob(".*.tmp"):
+            try:
+                if time.time() - stale.stat().st_mtime > STALE_TEMP_S:
+                    stale.unlink()
+            except FileNotFoundError:
+                continue
 
     def put(self, key: str, event: str, payload: dict[str, Any]) -> Path:
         path = self.folder / f"{key}.json"

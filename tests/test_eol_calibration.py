@@ -228,10 +228,11 @@ def test_a_history_is_served_with_the_scales_of_its_progress_bin():
                                           "fade_progress": 0.1}
     # late bin: nothing positive to apply, the interval is the band's crossings
     assert widen_end_of_life(eol, BINS, 100.0, cycles, cycles, progress=0.8) == eol
-    # middle bin unused: the pooled 0.25 / 0.1 (p05 100 + 50·e^-0.25 = 138.9 → 138)
+    # middle bin unused: the pooled 0.25 / 0.1 (p05 100 + 50·e^-0.25 = 138.9 → 138), and the
+    # answer names no bin (the pooled scales served)
     out = widen_end_of_life(eol, BINS, 100.0, cycles, cycles, progress=0.5)
     assert out["cycle_index"]["p05"] == 138
-    assert out["calibrated_widening"]["p05"] == 0.25
+    assert out["calibrated_widening"] == {"p05": 0.25, "p95": 0.1}
 
 
 def test_each_progress_bin_is_calibrated_on_its_own_scores(monkeypatch):

@@ -379,3 +379,20 @@ def test_polls_do_not_read_the_stored_keys_back_while_the_prefix_is_unchanged(
     assert calls  # verified against the stored keys: a conflict, reported as an error event
     assert len(reg.load_samples("g1")) == len(lines) - 1
     reg.close()
+
+
+def test_an_outbox_clears_the_temp_files_of_a_killed_put_but_not_a_fresh_one(tmp_path):
+    import os
+    import time
+
+    from serving.webhook import STALE_TEMP_S, Outbox
+
+    folder = tmp_path / "outbox"
+    folder.mkdir()
+    old, fresh = folder / ".k1.abc.tmp", folder / ".k2.def.tmp"
+    for p in (old, fresh):
+        p.write_text("{")
+    then = time.time() - STALE_TEMP_S - 5
+    os.utime(old, (then, then))
+    Outbox(folder)
+    assert not old.exists() and fresh.exists()

@@ -138,3 +138,22 @@ def test_a_western_file_that_also_decodes_as_gb18030_stays_latin1():
     assert legacy_encoding(data) == "latin-1"
     assert legacy_encoding("循环号,电流(mA),电压(V)\n".encode("gb18030")) == "gb18030"
     assert legacy_encoding("サイクル,電流(mA),電圧(V)\n".encode("cp932")) == "cp932"
+
+
+def test_a_stray_byte_or_a_cut_last_line_in_a_code_page_file_does_not_abort(english, tmp_path):
+    """The head is decoded with replacement, and so is the rest of the file: a comment field
+    with a byte no GB18030 sequence allows is read (pyarrow's own transcoding raised a bare
+    UnicodeDecodeError), and a last line cut in the middle of a character (a file copied while
+    the cycler writes) is the usual named error, not a UnicodeDecodeError."""
+    from data_registry.errors import InputFormatError
+
+    lines = _neware_zh(english.iloc[:600]).encode("gb18030").split(b"\n")
+    lines[300] = lines[300].replace("恒流".encode("gb18030"), b"\x80\x80", 1)  # a stray byte
+    path = tmp_path / "stray.csv"
+    path.write_bytes(b"\n".join(lines))
+    got = open_source(path).read()
+    assert got["voltage_volt"].tolist() == english["voltage_volt"].iloc[:600].tolist()
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(b"\n".join(lines[:-1]) + b"\n" + "601,1,1,恒".encode("gb18030")[:-1])
+    with pytest.raises(InputFormatError, match=r"cut.csv:602: truncated last line"):
+        open_source(cut).read()

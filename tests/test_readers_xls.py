@@ -52,3 +52,11 @@ def test_a_truncated_xls_is_refused_naming_the_file(tmp_path):
     broken.write_bytes((XLS / "neware_zh_detail.xls").read_bytes()[:4096])
     with pytest.raises(InputFormatError, match="cut.xls"):
         open_source(broken).read()
+
+
+def test_a_sheet_whose_first_row_is_empty_is_refused_naming_its_layout():
+    """pandas takes row 1 as the header: a header on row 2 under an empty row is no data sheet
+    (as for .xlsx), refused naming the sheets, not a KeyError."""
+    with pytest.raises(InputFormatError, match="unsupported Excel sheet layout") as err:
+        open_source(XLS / "blank_first_row.xls").read()
+    assert "Channel_1" in str(err.value)

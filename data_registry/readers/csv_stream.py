@@ -462,7 +462,15 @@ def _complete_last_line(chunk: bytes, layout: CsvLayout) -> bytes:
 def _read(chunk: bytes | memoryview, layout: CsvLayout, wanted: list[str],
           types: dict[str, pa.DataType], block: int = _BLOCK_BYTES, *,
           empty_lines: bool = False) -> pa.Table:
-    read = pacsv.ReadOptions(column_names=list(layout.names), encoding=layout.encoding,
+    encoding = layout.encoding
+    if encoding not in ("utf-8", "latin-1"):
+        # a CJK code page (sniff.legacy_encoding): decoded here with replacement, as the head
+        # was — pyarrow's own transcoding is strict, and one stray byte (a comment field, a
+        # last line cut mid-character while the cycler writes) must not abort the read.
+        # Delimiters and line ends are ASCII, never a trail byte: lines stay where they were
+        chunk = bytes(chunk).decode(encoding, errors="replace").encode("utf-8")
+        encoding = "utf-8"
+    read = pacsv.ReadOptions(column_names=list(layout.names), encoding=encoding,
                              block_size=block,
                              use_threads=True)
     parse = pacsv.ParseOptions(delimiter=layout.delimiter, newlines_in_values=False,

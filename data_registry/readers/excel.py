@@ -84,7 +84,9 @@ def _first_rows(path: str, name: str) -> list[tuple[str, tuple]]:
             wb = CalamineWorkbook.from_path(path)
             out = []
             for title in wb.sheet_names:
-                rows = wb.get_sheet_by_name(title).to_python(nrows=1)
+                # the sheet's first row as it is, empty or not (pandas reads row 1 as the
+                # header; calamine would otherwise skip a leading empty area)
+                rows = wb.get_sheet_by_name(title).to_python(skip_empty_area=False, nrows=1)
                 out.append((title, tuple(rows[0]) if rows else ()))
         except Exception as exc:  # noqa: BLE001 - not a readable workbook: a format error
             raise InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",

@@ -8,7 +8,9 @@ never used to pick epochs or to calibrate): every test cell that truly reaches 8
 cut at the calibration's fractions of its life (``CUT_FRACTIONS``), forecast through the served
 function (``ml.inference.forecast``), and its end-of-life [p05, p95] is checked against the true
 cycle (three rows in a row below, ``ml.backtest.true_end_of_life``; a p95 censored at the
-horizon, 5 × the remaining life, is open above). The same cuts are also served with the card's
+horizon, 5 × the remaining life, is open above). The split is checked against the card: the
+JSON's ``split_matches_card`` is false (and a warning printed) when the config's cells do not
+hash to the model's training data (``dataset_hash``). The same cuts are also served with the card's
 POOLED scales only (its ``by_progress`` removed), the rule before session 10.
 
 Per third and per source: cuts, cells, the share of cuts whose interval holds the truth with the
@@ -58,6 +60,7 @@ def _holds(eol: dict | None, truth: float) -> tuple[bool, float]:
 def cut_rows(cells, card, run) -> list[dict]:
     """One row per (cell, threshold, cut): its source, fade progress, and whether the interval
     served with the card's bins and with its pooled scales holds the truth."""
+    from data_registry.errors import FadecastError
     from ml.inference import forecast
     from ml.training.eol_calibration import (CUT_FRACTIONS, HORIZON_MULTIPLE, THRESHOLDS,
                                              _life_cuts)
@@ -78,7 +81,7 @@ def cut_rows(cells, card, run) -> list[dict]:
                 warnings.simplefilter("ignore")
                 binned = forecast(history, card=card, **kw)
                 plain = forecast(history, card=pooled, **kw)
-        except Exception as exc:  # noqa: BLE001 - a refused history is counted, not fatal
+        except FadecastError as exc:  # a history the service refuses is counted, not fatal
             rows.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
                          "error": str(exc)[:200]})
             continue
@@ -146,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from ml.training.config import load_config
+    from ml.training.dataset import dataset_hash
     from ml.training.pipeline import load_splits
     from serving.runtime import load_forecaster
 
@@ -154,12 +158,17 @@ def main(argv: list[str] | None = None) -> int:
     edges = list(by.get("edges") or [1.0 / 3.0, 2.0 / 3.0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cells = load_splits(load_config(args.config).data).test
+        splits = load_splits(load_config(args.config).data)
+    # the split is the model's own only when its cells hash to the card's training data: else
+    # "test" cells may have been trained on, and the figures would say nothing
+    same_split = dataset_hash(splits.unique()) == model.card.dataset_hash
+    cells = splits.test
     rows = cut_rows(cells, model.card, model.run)
     failed = [r for r in rows if "error" in r]
     doc = {"model": {"name": model.name, "version": model.version},
            "config": Path(args.config).name, "edges": edges,
-           "card_has_bins": bool(by.get("bins")), "test_cells": len(cells),
+           "card_has_bins": any(b.get("used") for b in by.get("bins") or []),
+           "split_matches_card": same_split, "test_cells": len(cells),
            "failed_cuts": len(failed), "rows": summarise(rows, edges), "mlflow_run_id": None}
     if args.tracking_uri:
         doc["mlflow_run_id"] = log_run(doc, args.tracking_uri)
@@ -167,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(doc))
         return 0
     print(f"model {model.version}: {len(cells)} test cells, {len(failed)} cuts refused")
+    if not same_split:
+        print("WARNING: this config's cells do not hash to the model card's training data: "
+              "its 'test' cells may have been trained on")
     for r in doc["rows"]:
         print(f"  {r['source']:16s} {r['third']:13s} {r['cuts']:4d} cuts / {r['cells']:3d} "
               f"cells: holds {r['holds_bins_pct']:5.1f} % (pooled {r['holds_pooled_pct']:5.1f} "

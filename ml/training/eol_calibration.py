@@ -29,11 +29,16 @@ capacity calibration included):
   bins at thirds, :data:`PROGRESS_EDGES`), a Mondrian split on what the history itself shows:
   a history still near full capacity has its knee, if any, ahead, and its crossing is far less
   certain than that of a history two thirds of the way down. A bin whose scores come from
-  fewer than :data:`MIN_BIN_CELLS` cells is served with the pooled scales. (Why: on the
+  fewer than :data:`MIN_BIN_CELLS` cells is served with the pooled scales. A bin's cell count
+  is not its effective size: every source weighs the same, so a source with few cells in a
+  bin weighs as much as one with many, and, as for the pooled scales, no finite-sample (n + 1)
+  correction is applied; the held-out check is ``experiments/eol_calibration/heldout.py``
+  (the ``eol-heldout`` figures). (Why bins: on the
   calibration cells the last third's crossings needed no widening while the early ones did, so
   one pooled widening made every late-life interval wider than its calibration asked for, and
   the advice, which stops on a narrow interval, stopped later; the card's ``by_progress``
-  holds each bin's scales.)
+  holds each bin's scales.) The thirds are a convention, fixed before the held-out figures
+  were first computed.
 
 Served (:func:`ml.uncertainty.widen_end_of_life`, with the scales of the history's progress
 bin): the remaining cycles to p05 shrink by ``exp(-scale_p05)`` and to p95 grow by ``exp(scale_p95)`` where those are positive; a negative

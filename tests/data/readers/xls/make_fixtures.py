@@ -7,7 +7,8 @@ dependency of fadecast: ``pip install --target /tmp/xlwt xlwt==1.3.0`` and
   then the record sheet (数据序号, 循环号, 工步号, 工步类型, 总时间 as an Excel duration cell
   ``[h]:mm:ss``, 电流(mA), 电压(V), 充电容量(mAh), 放电容量(mAh));
 * ``land_cycles.xls``: a per-cycle sheet only (Cycle, Discharge Capacity (mAh), Charge
-  Capacity (mAh), no clock).
+  Capacity (mAh), no clock);
+* ``blank_first_row.xls``: a sample sheet whose header sits on row 2 under an empty row 1.
 """
 from __future__ import annotations
 
@@ -56,6 +57,15 @@ def main() -> None:
         cyc.write(i + 1, 1, qc)
         cyc.write(i + 1, 2, qd)
     wb.save(str(HERE / "land_cycles.xls"))
+
+    wb = xlwt.Workbook(encoding="utf-8")
+    sheet = wb.add_sheet("Channel_1")
+    for j, h in enumerate(["Test Time(s)", "Current(A)", "Voltage(V)", "Cycle Index"]):
+        sheet.write(1, j, h)
+    for i in range(5):
+        for j, v in enumerate([10.0 * i, 0.5, 3.7 + 0.01 * i, 1]):
+            sheet.write(i + 2, j, v)
+    wb.save(str(HERE / "blank_first_row.xls"))
 
 
 if __name__ == "__main__":
