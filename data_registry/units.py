@@ -65,10 +65,20 @@ _PER_MASS_IN_HEADER = re.compile(
 _FULL_WIDTH = {**{c: c - 0xFEE0 for c in range(0xFF01, 0xFF5F)}, 0x3000: 0x20}
 
 
+#: half-width katakana (U+FF61–U+FF9F), as older Japanese software writes headers (``ｻｲｸﾙ``)
+_HALF_WIDTH_KANA = re.compile("[\uff61-\uff9f]+")
+
+
 def ascii_forms(text: str) -> str:
     """``text`` with full-width ASCII forms and the ideographic space as plain ASCII
-    (``'电流（ｍＡ）'`` → ``'电流(mA)'``); other characters (``µ``, ``Ω``, ``°``) unchanged."""
-    return text.translate(_FULL_WIDTH)
+    (``'电流（ｍＡ）'`` → ``'电流(mA)'``) and half-width katakana as full-width (``'ｻｲｸﾙ'`` →
+    ``'サイクル'``, voiced marks joined); other characters (``µ``, ``Ω``, ``°``) unchanged."""
+    import unicodedata
+
+    text = text.translate(_FULL_WIDTH)
+    if _HALF_WIDTH_KANA.search(text):
+        text = _HALF_WIDTH_KANA.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    return text
 
 
 def split_header(header: str) -> tuple[str, str | None]:

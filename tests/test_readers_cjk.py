@@ -128,6 +128,8 @@ def test_a_traditional_chinese_land_export_with_slash_units(tmp_path):
     assert split_header("SpeCap/mAh/g") == ("SpeCap", "mAh/g")
     assert split_header("Ewe/V") == ("Ewe", "V")
     assert split_header("电流（ｍＡ）") == ("电流", "mA")
+    assert split_header("ｻｲｸﾙ") == ("サイクル", None)  # half-width katakana
+    assert split_header("ｽﾃｯﾌﾟ時間(s)") == ("ステップ時間", "s")  # voiced mark joined
 
 
 def test_a_western_file_that_also_decodes_as_gb18030_stays_latin1():
@@ -138,6 +140,7 @@ def test_a_western_file_that_also_decodes_as_gb18030_stays_latin1():
     assert legacy_encoding(data) == "latin-1"
     assert legacy_encoding("循环号,电流(mA),电压(V)\n".encode("gb18030")) == "gb18030"
     assert legacy_encoding("サイクル,電流(mA),電圧(V)\n".encode("cp932")) == "cp932"
+    assert legacy_encoding("ｻｲｸﾙ,ｽﾃｯﾌﾟ,電圧(V)\n".encode("cp932")) == "cp932"  # half-width
 
 
 def test_a_stray_byte_or_a_cut_last_line_in_a_code_page_file_does_not_abort(english, tmp_path):

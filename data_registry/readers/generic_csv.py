@@ -395,28 +395,6 @@ def open_generic(head: Head, chunk_rows: int, format_name: str = "generic_csv",
                       post=post, max_line_bytes=max_line_bytes, rows=rows)
 
 
-#: rows of the head a clock is checked on for restarts (:func:`_restarts`)
-RESTART_ROWS = 5000
-
-
-def _restarts(texts) -> bool:
-    """True when a clock column's values (numbers or ``h:mm:ss`` durations; the first
-    :data:`RESTART_ROWS`) fall back by more than a second at least twice: a step clock, not
-    the test's (a single glitch row is the test clock's business)."""
-    from itertools import islice
-
-    from data_registry.units import parse_duration
-
-    raw = pd.Series(list(islice(texts, RESTART_ROWS)), dtype="string").str.strip()
-    values = pd.to_numeric(raw.str.replace(",", ".", regex=False), errors="coerce").to_numpy(
-        dtype=np.float64, na_value=np.nan)
-    text = np.isnan(values) & raw.str.contains(":", regex=False).fillna(False).to_numpy()
-    if text.any():
-        values[text] = parse_duration(raw[text])
-    values = values[np.isfinite(values)]
-    return int(np.sum(np.diff(values) < -1.0)) >= 2
-
-
 def _sample_rules(head: Head, layout, columns: list[Mapped], used: dict[str, str],
                   warns: list[IngestWarning], max_line_bytes: int
                   ) -> tuple[list[Mapped], object]:
@@ -430,17 +408,14 @@ def _sample_rules(head: Head, layout, columns: list[Mapped], used: dict[str, str
     texts = {n: [r[j] for r in first if j < len(r)] for j, n in enumerate(layout.names)}
     post = None
     clock = next((m for m in columns if m.target == "test_time_second"), None)
-    stamp = timestamps.stamp_header(layout.names)
-    if clock is not None and stamp is not None and stamp != clock.source and _restarts(
-            timestamps.column_texts(head, layout.names.index(clock.source), layout.delimiter,
-                                    layout.data_line, max_line_bytes)):
-        # Neware BTS 8's Time(h:min:s.ms) beside its Realtime: a clock that starts again at
-        # every step is the step's, and the wall clock beside it is the test's
-        columns = [m for m in columns if m is not clock]
-        warns.append(IngestWarning(
-            "step_time_ignored", f"'{clock.source}' starts again within the test (a step "
-            f"clock): the test clock is taken from the wall clock '{stamp}'", head.name, 1,
-            clock.source))
+    if clock is not None:
+        step = timestamps.step_clock_beside_stamp(
+            head.name, layout.names, clock.source, lambda h: timestamps.column_texts(
+                head, layout.names.index(h), layout.delimiter, layout.data_line,
+                max_line_bytes))
+        if step is not None:
+            columns = [m for m in columns if m is not clock]
+            warns.append(step)
     if "test_time_second" not in {m.target for m in columns}:
         found = timestamps.timestamp_column(
             layout.names, texts, lambda h: timestamps.column_texts(

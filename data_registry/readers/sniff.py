@@ -122,11 +122,12 @@ def legacy_encoding(data: bytes) -> str:
     A latin-1 file can decode as GB18030 too (``°C`` does), but into words no header uses, so
     the count of KNOWN words, not decodability, decides."""
     from data_registry.readers.header_words import CJK_STEMS
+    from data_registry.units import ascii_forms
 
     lines = data[:8192].splitlines()[:40]
     best, best_hits = "latin-1", CJK_MIN_WORDS - 1
     for encoding in CJK_ENCODINGS:
-        text = b"\n".join(lines).decode(encoding, errors="replace")
+        text = ascii_forms(b"\n".join(lines).decode(encoding, errors="replace"))
         hits = sum(1 for w in CJK_STEMS if w in text)
         if hits > best_hits:
             best, best_hits = encoding, hits

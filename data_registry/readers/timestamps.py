@@ -123,6 +123,42 @@ def timestamp_column(names: list[str] | tuple[str, ...], first_values: dict[str,
     return None
 
 
+#: rows of the head a clock is checked on for restarts (:func:`clock_restarts`)
+RESTART_ROWS = 5000
+
+
+def clock_restarts(texts: Iterable[str]) -> bool:
+    """True when a clock column's values (numbers or ``h:mm:ss`` durations; the first
+    :data:`RESTART_ROWS`) fall back by more than a second at least twice: a step clock, not
+    the test's (a single glitch row is the test clock's business)."""
+    from itertools import islice
+
+    from data_registry.units import parse_duration
+
+    raw = pd.Series(list(islice(texts, RESTART_ROWS)), dtype="string").str.strip()
+    values = pd.to_numeric(raw.str.replace(",", ".", regex=False), errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan)
+    text = np.isnan(values) & raw.str.contains(":", regex=False).fillna(False).to_numpy()
+    if text.any():
+        values[text] = parse_duration(raw[text])
+    values = values[np.isfinite(values)]
+    return int(np.sum(np.diff(values) < -1.0)) >= 2
+
+
+def step_clock_beside_stamp(file: str, names: list[str] | tuple[str, ...], clock: str,
+                            texts: Callable[[str], Iterable[str]]) -> IngestWarning | None:
+    """Warning ``step_time_ignored`` when the test-clock column ``clock`` starts again within
+    the test (:func:`clock_restarts`; ``texts(header)`` reads a column) beside a wall clock
+    (:func:`stamp_header`): Neware BTS 8's ``Time(h:min:s.ms)`` beside its ``Realtime`` is the
+    step's clock, and the wall clock is the test's. None when ``clock`` stays the clock."""
+    stamp = stamp_header(names)
+    if stamp is None or stamp == clock or not clock_restarts(texts(clock)):
+        return None
+    return IngestWarning("step_time_ignored", f"'{clock}' starts again within the test (a step "
+                         f"clock): the test clock is taken from the wall clock '{stamp}'", file,
+                         1, clock)
+
+
 def unreadable_stamps(names: list[str] | tuple[str, ...], first_values: dict[str, list[str]],
                       file: str, data_line: int = 2) -> None:
     """Raise for a table without a test clock whose timestamp-named column holds values of no
