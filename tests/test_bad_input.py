@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 
+import pandas as pd
 import pytest
 
 from data_registry.errors import (InputFormatError, UnknownFormatError, ValidationError)
@@ -322,12 +323,31 @@ def test_eis_without_measurement_id_is_split_where_the_sweep_restarts(tmp_path):
         ("eis_spectra_split", 1, "measurement_id")]
 
 
-def test_utf16_is_refused_clearly(tmp_path):
-    p = tmp_path / "u16.csv"
-    p.write_bytes(GOOD.encode("utf-16"))
-    with pytest.raises(InputFormatError, match=r"u16.csv: UTF-16 text is not supported") as e:
-        open_source(p)
-    assert e.value.code == "utf16_unsupported"
+def test_utf16_text_is_read_from_its_utf8_transcription(tmp_path):
+    """Excel's "Unicode text" (UTF-16 with a BOM, either byte order, gzip'd too): read like the
+    UTF-8 file, warned, its transcription removed with the source; errors name the file."""
+    import gc
+
+    plain = tmp_path / "u8.csv"
+    plain.write_text(GOOD)
+    want = open_source(plain).read()
+    for name, data in (("u16.csv", GOOD.encode("utf-16")),
+                       ("u16be.csv", b"\xfe\xff" + GOOD.encode("utf-16-be")),
+                       ("u16.csv.gz", gzip.compress(GOOD.encode("utf-16")))):
+        p = tmp_path / name
+        p.write_bytes(data)
+        src = open_source(p)
+        folder = src.keep_alive.path.parent
+        assert src.keep_alive.name == name
+        assert "utf16_encoding" in {w.code for w in src.warnings}
+        pd.testing.assert_frame_equal(src.read(), want)
+        del src
+        gc.collect()
+        assert not folder.exists()  # the transcription went with its source
+    bad = tmp_path / "bad16.csv"
+    bad.write_bytes((GOOD + "20,oops,1,1\n").encode("utf-16"))
+    with pytest.raises(InputFormatError, match=r"bad16.csv:\d+"):
+        open_source(bad).read()
 
 
 def test_an_ole2_file_that_is_no_workbook_is_recognised_but_refused(tmp_path):

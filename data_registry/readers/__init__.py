@@ -164,6 +164,7 @@ def _open(path: str | Path, format_name: str | None, chunk_rows: int, max_line_b
         if exc.file is None:
             exc.file = head.name
         raise
+    source.keep_alive = head  # a transcription's temporary folder lives while the source does
     if matrix and fmt.name != MATRIX_FORMAT:
         # one ingest passes its options to every file (a matrix and its capacity list)
         from data_registry.errors import IngestWarning

@@ -155,11 +155,43 @@ def read_head(path: str | Path) -> Head:
                                expected="a header and data rows",
                                found=f"{size} bytes" + (" (gzip)" if gz else ""))
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise InputFormatError(
-            "UTF-16 text is not supported (line positions are read byte-wise)",
-            code="utf16_unsupported", file=p.name, expected="UTF-8 or latin-1 text "
-            "(re-save the export as UTF-8)", found="a UTF-16 byte-order mark")
+        return _utf16_head(p, gz)
     head = Head(path=p, raw=raw, gzip=gz, size=size, bom=raw.startswith(_BOM))
     if gz:
         head.notes.append("gzip")
+    return head
+
+
+#: the note a head read from a UTF-16 file's UTF-8 transcription carries
+UTF16_NOTE = "utf16"
+
+
+def _utf16_head(path: Path, gz: bool) -> Head:
+    """The head of a UTF-16 text file (Excel's "Unicode text", some Japanese software), read
+    from its UTF-8 transcription: every reader splits lines on the byte ``\\n``, which UTF-16
+    does not have. The transcription keeps the file's name (errors name it) in a private
+    temporary folder removed with the head; the registry still stores the ORIGINAL bytes (it
+    copies the path it was given, not the head's)."""
+    import codecs
+    import gzip as gzip_module
+    import shutil
+    import tempfile
+    import weakref
+
+    folder = Path(tempfile.mkdtemp(prefix="fadecast-utf16-"))
+    copy = folder / path.name
+    try:
+        with (gzip_module.open(path, "rb") if gz else open(path, "rb")) as src, \
+                open(copy, "wb") as dst:
+            decoder = codecs.getincrementaldecoder("utf-16")(errors="replace")
+            while block := src.read(1 << 20):
+                dst.write(decoder.decode(block).encode("utf-8"))
+            dst.write(decoder.decode(b"", final=True).encode("utf-8"))
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise InputFormatError(f"cannot read the file: {exc}", code="unreadable",
+                               file=path.name) from None
+    head = read_head(copy)
+    head.notes.append(UTF16_NOTE)
+    weakref.finalize(head, shutil.rmtree, folder, True)
     return head

@@ -13,7 +13,7 @@ import pandas as pd
 from data_registry.errors import FadecastError, IngestWarning, InputFormatError, ValidationError
 from data_registry.readers.csv_stream import (DECIMAL_COMMA, DECIMAL_POINT, MAX_LINE_BYTES,
                                               NOT_NUMERIC, CsvLayout, stream_records)
-from data_registry.readers.sniff import Head
+from data_registry.readers.sniff import UTF16_NOTE, Head
 from data_registry.schema import TABLES
 from data_registry.validate import LOOKAHEAD, make_validator
 
@@ -50,6 +50,9 @@ class Source:
     #: EIS only: the reader settled the sign itself (its chunks hold Im(Z)); ``open_source``
     #: then leaves ``eis_sign`` as the reader set it
     eis_sign_decided: bool = False
+    #: what must live as long as the source: the head of a UTF-16 file's UTF-8 transcription
+    #: (its temporary folder goes with it)
+    keep_alive: object = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -171,6 +174,10 @@ def layout_from_head(head: Head, header_index: int, *, skip_after_header: int = 
         decimal_comma = True
         warns.append(IngestWarning("decimal_comma", "numbers use a decimal comma; read as "
                                    "decimal point", head.name, at + 1))
+    if UTF16_NOTE in head.notes:
+        warns.append(IngestWarning("utf16_encoding", "file is UTF-16 text; read from its UTF-8 "
+                                   "transcription (the stored raw file is the original)",
+                                   head.name))
     if head.encoding == "latin-1":
         warns.append(IngestWarning("latin1_encoding", "file is not valid UTF-8; decoded as "
                                    "latin-1 (Windows export?)", head.name))
