@@ -75,6 +75,11 @@ def _engine(path: str | os.PathLike) -> str:
         return "calamine" if fh.read(8) == OLE2_MAGIC else "openpyxl"
 
 
+def _unreadable(exc: Exception, name: str) -> InputFormatError:
+    return InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",
+                            file=name)
+
+
 def _first_rows(path: str, name: str) -> list[tuple[str, tuple]]:
     """(sheet title, first row's values) of every sheet, in workbook order."""
     if _engine(path) == "calamine":
@@ -89,16 +94,14 @@ def _first_rows(path: str, name: str) -> list[tuple[str, tuple]]:
                 rows = wb.get_sheet_by_name(title).to_python(skip_empty_area=False, nrows=1)
                 out.append((title, tuple(rows[0]) if rows else ()))
         except Exception as exc:  # noqa: BLE001 - not a readable workbook: a format error
-            raise InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",
-                                   file=name) from None
+            raise _unreadable(exc, name) from None
         wb.close()
         return out
     import openpyxl
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - a corrupt workbook is a format error
-        raise InputFormatError(f"cannot open the workbook: {exc}"[:300], code="unreadable",
-                               file=name) from None
+        raise _unreadable(exc, name) from None
     out = [(ws.title, next(ws.iter_rows(max_row=1, values_only=True), ()))
            for ws in wb.worksheets]
     wb.close()
@@ -255,32 +258,26 @@ def _clock_post(head: Head, clock: Mapped, rows: list[tuple[str, int]]):
 
 
 def _stamp_post(head: Head, column: str):
-    """The chunk post-step reading a wall-clock column as the test clock: date cells (or
-    stamps as text, in the layout their first values decide) → seconds since the first row;
-    an unreadable one refused naming its record."""
+    """The chunk post-step reading a wall-clock column as the test clock
+    (:func:`data_registry.readers.timestamps.elapsed_post`): date cells as ISO stamps, text in
+    the layout its first values decide; seconds since the first row."""
     from data_registry.readers import timestamps
 
-    start: list[float] = []
-    layout: list[str] = []
+    parse: list = []  # the elapsed_post step, made once the first chunk decides the layout
 
     def post(frame: pd.DataFrame, raw: pd.DataFrame, sink: list) -> pd.DataFrame:
         values = raw[column]
-        cells = values.map(lambda v: isinstance(v, (datetime.datetime, pd.Timestamp)))
-        if pd.api.types.is_datetime64_any_dtype(values) or bool(cells.all()):
-            text = pd.to_datetime(values, errors="coerce").dt.strftime("%Y-%m-%d %H:%M:%S.%f")
-            how = "iso"
+        if pd.api.types.is_datetime64_any_dtype(values) or bool(values.map(
+                lambda v: isinstance(v, (datetime.datetime, pd.Timestamp))).all()):
+            text, layout = (pd.to_datetime(values, errors="coerce")
+                            .dt.strftime("%Y-%m-%d %H:%M:%S.%f"), "iso")
         else:
             text = values.astype("string")
-            if not layout:
-                first = [str(v) for v in text.dropna().head(50)]
-                layout.append(timestamps.decided_layout(first, lambda: first) or "iso")
-            how = layout[0]
-        secs = timestamps.elapsed_seconds(text, how, start)
-        refuse_unparsed(secs, values, frame, file=head.name, column=column,
-                        message="unreadable timestamp", code="not_time",
-                        expected="a date and time cell, or a stamp like '2025-05-05 14:36:06'")
-        frame["test_time_second"] = secs
-        return frame
+            first = [str(v) for v in text.dropna().head(50)]
+            layout = timestamps.decided_layout(first, lambda: first) or "iso"
+        if not parse:
+            parse.append(timestamps.elapsed_post(column, layout, head.name))
+        return parse[0](frame, raw.assign(**{column: text}), sink)
     return post
 
 

@@ -63,14 +63,14 @@ def cut_rows(cells, card, run) -> list[dict]:
     from data_registry.errors import FadecastError
     from ml.inference import forecast
     from ml.training.eol_calibration import (CUT_FRACTIONS, HORIZON_MULTIPLE, THRESHOLDS,
-                                             _life_cuts)
+                                             life_cuts)
 
     eol_conf = dict(card.conformal.get("end_of_life") or {})
     pooled = dataclasses.replace(card, conformal={
         **card.conformal, "end_of_life": {k: v for k, v in eol_conf.items()
                                           if k != "by_progress"}})
     rows = []
-    for rec, meta, thr, frac, eol, n in _life_cuts(cells, THRESHOLDS, CUT_FRACTIONS):
+    for rec, meta, thr, frac, eol, n in life_cuts(cells, THRESHOLDS, CUT_FRACTIONS):
         history = rec.cycles.iloc[:n]
         last = float(history["cycle_index"].iloc[-1])
         horizon = max(int(math.ceil(HORIZON_MULTIPLE * (eol - last))), 10)

@@ -58,7 +58,7 @@ import numpy as np
 from ml.evaluation.calibration import weighted_conformal_quantile
 
 __all__ = ["THRESHOLDS", "CUT_FRACTIONS", "LEVEL", "HORIZON_MULTIPLE", "PROGRESS_EDGES",
-           "MIN_BIN_CELLS", "life_cut", "eol_scores", "calibrate_end_of_life"]
+           "MIN_BIN_CELLS", "life_cut", "life_cuts", "eol_scores", "calibrate_end_of_life"]
 
 #: thresholds (fraction of the reference capacity) whose crossing is calibrated, each where the
 #: calibration cell truly reaches it (the Severson cells' records end near 80 %)
@@ -99,7 +99,7 @@ def eol_scores(records: Sequence[Any], card: Any, run: Any, *,
     return _scores(records, card, run, thresholds, fractions)[0]
 
 
-def _life_cuts(records: Sequence[Any], thresholds: Sequence[float],
+def life_cuts(records: Sequence[Any], thresholds: Sequence[float],
                fractions: Sequence[float]
                ) -> Iterator[tuple[Any, dict, float, float, float, int]]:
     """``(record, meta, threshold, fraction, true EOL cycle, rows)`` of every cut of every cell that truly
@@ -137,7 +137,7 @@ def _scores(records: Sequence[Any], card: Any, run: Any, thresholds: Sequence[fl
     from ml.models.baselines import retention_history
 
     out, failed = [], []
-    for rec, meta, thr, frac, eol, n in _life_cuts(records, thresholds, fractions):
+    for rec, meta, thr, frac, eol, n in life_cuts(records, thresholds, fractions):
         history = rec.cycles.iloc[:n]
         nominal = meta.get("nominal_capacity_ah")
         last = float(history["cycle_index"].iloc[-1])
