@@ -177,6 +177,10 @@ def evaluate_section(r: dict, info: dict) -> list[str]:
                 eol += f"; with ΔQ(V) {fmt(dq)}"
                 if check(dq, f"<= {SEVERSON_MAPE_TARGET}") is False:
                     eol += f" (≤ {SEVERSON_MAPE_TARGET:g} % {MISSED})"
+            late = row.get("model_eol_error_pct_from_300")
+            if _num(late) is not None:  # the same capacity histories, cut at cycle 300
+                eol += ("; from 300 cycles "
+                        + _pair(late, row.get("naive_eol_error_pct_from_300"), False))
         held, n_eol = row.get("model_eol_coverage_90_pct"), row.get("eol_interval_cells")
         if _num(held) is not None and n_eol:
             eol += f"; 90 % interval holds {fmt(held)} % of {n_eol}"
@@ -383,9 +387,9 @@ def severson_midlife_section(r: dict, info: dict) -> list[str]:
     heads = sum(int(c.get("cycle_life_head_used") or 0) for c in cuts)
     total = sum(int(c.get("cells") or 0) for c in cuts)
     lines += ["", f"Target for the interval: {EOL_INTERVAL_TARGET} % of cells (a 90 % "
-              f"interval). The ΔQ(V) cycle-life head set {heads} of these {total} forecasts "
-              "(it applies to histories ending between cycles 100 and 200); the others are "
-              "the network, the level anchor, the trend check and the end-of-life "
+              f"interval). A cycle-life head set {heads} of these {total} forecasts (a head "
+              "of window W reads histories ending at cycles W…2W; W = 100 … 400); the others "
+              "are the network, the level anchor, the trend check and the end-of-life "
               "calibration.", ""]
     return lines
 

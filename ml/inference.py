@@ -491,25 +491,26 @@ def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame | Mapping[str, Any], t
                      cycles: np.ndarray, cap: np.ndarray, last_cycle: float,
                      nominal_capacity_ah: float | None, chemistry: str | None) -> dict | None:
     """Apply the card's cycle-life head (if one fits this history) to the samples ``cap``
-    [H, K]; returns ``{"head", "eol_cycle_median", "log10_sd", "cap", "extra"}`` or None."""
+    [H, K]; returns ``{"head", "window_cycles", "eol_cycle_median", "log10_sd", "cap",
+    "extra"}`` or None."""
     head = card.cycle_life or {}
     if not head.get("heads"):
         return None
-    from ml.models.cycle_life_head import apply_knee, eol_draws, head_features, select_head
+    from ml.models.cycle_life_head import apply_knee, choose_head, eol_draws
 
     ref = float(column_values(table, "reference_capacity_ah")[0])
     source = frame if all(c in frame for c in ("cycle_index", "discharge_capacity_ah")) \
         else table
-    features = head_features(source, ref)
     durations = np.asarray(column_values(table, "cycle_duration_hour"), dtype=float)
     durations = durations[np.isfinite(durations)]
     pace = float(np.median(durations)) if durations.size else None
-    chosen = select_head(head, features, nominal_given=nominal_capacity_ah is not None,
+    chosen = choose_head(head, source, ref, nominal_given=nominal_capacity_ah is not None,
                          hours_per_cycle=pace, chemistry=chemistry)
     if chosen is None:
         return None
-    name, mu, sd = chosen
+    name, mu, sd, window = chosen
+    exponent = head["heads"][name].get("knee_exponent", head.get("knee_exponent", 3.0))
     draws = eol_draws(mu, sd, last_cycle, cap.shape[1])
-    new, extra = apply_knee(cap, cycles, last_cycle, draws, float(head.get("knee_exponent", 3.0)))
-    return {"head": name, "eol_cycle_median": float(np.median(draws)), "log10_sd": sd,
-            "cap": new, "extra": extra}
+    new, extra = apply_knee(cap, cycles, last_cycle, draws, float(exponent))
+    return {"head": name, "window_cycles": window, "eol_cycle_median": float(np.median(draws)),
+            "log10_sd": sd, "cap": new, "extra": extra}

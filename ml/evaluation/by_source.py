@@ -72,6 +72,9 @@ def source_rows(results: list[dict], card: Any) -> list[dict]:
                     res, "cycles_to_80pct_mape_pct@100").get(key)
             row["model_eol_error_pct_with_delta_q"] = _values(
                 res, "cycles_to_80pct_mape_pct@100_qdlin").get("model")
+            for method, key in (("model", "model"), ("naive", NAIVE)):
+                row[f"{method}_eol_error_pct_from_300"] = _values(
+                    res, "cycles_to_80pct_mape_pct@300").get(key)
         else:
             for method, key in (("model", "model"), ("naive", NAIVE)):
                 row[f"{method}_capacity_error_pct"] = _values(

@@ -20,9 +20,16 @@ used:
     capacity-curve shape only (fade slopes, drops) — weak (wide), but honest: the band then
     says a knee may come.
 
-Features use cycles 2…100 (``WINDOW_CYCLES``) and the ΔQ(V) row at a cycle in 90…100; a history
-that has not reached cycle 100, or runs past ``MAX_LAST_CYCLE`` (200), gets no head. Given that the cell has not reached end of life by its
-last observed cycle, the log-normal is truncated there (conditioning, not clipping).
+Each head is fitted at one or more WINDOWS (``WINDOWS``: 100, 200, 300, 400 cycles): features of
+cycles 2…W, fitted on the training cells that were still alive at cycle W, so a history of 300
+cycles is read by a head that learnt what 300 cycles say, not by the 100-cycle head (the ΔQ(V)
+heads exist where the data carry ΔQ(V) rows at cycle W − 10…W: for Severson, at 100 only). A head
+of window W serves histories ending at cycles W…2W (``window_span``); the largest window with a
+usable head is chosen, and within it the first usable head in ``HEADS`` order
+(:func:`choose_head`). Cards
+written before windows existed carry one window, the card's ``window_cycles`` (100). Given that
+the cell has not reached end of life by its last observed cycle, the log-normal is truncated
+there (conditioning, not clipping).
 """
 from __future__ import annotations
 
@@ -37,14 +44,19 @@ from data_registry.errors import ValidationError
 from ml.features.columns import numeric_column
 from ml.models.baselines import DELTA_Q_FEATURES, early_cycle_arrays
 
-__all__ = ["HEADS", "WINDOW_CYCLES", "THRESHOLD_FRACTION", "head_features", "select_head",
-           "eol_draws", "apply_knee", "fit_heads", "fit_knee_exponent"]
+__all__ = ["HEADS", "WINDOW_CYCLES", "WINDOWS", "THRESHOLD_FRACTION", "head_features",
+           "select_head", "choose_head", "window_span", "head_window", "eol_draws",
+           "apply_knee", "fit_heads", "fit_knee_exponent"]
 
+#: the first (and, in cards written before windows, only) window: features of cycles 2…100
 WINDOW_CYCLES = 100
-#: the heads are EARLY-life predictors (features of cycles 2…100): they shape the forecast only
-#: while the history ends by this cycle; later, the cell's own trajectory speaks (measured: the
-#: capacity head applied at 40 % of life doubled the Severson capacity error of the model alone)
-MAX_LAST_CYCLE = 2 * WINDOW_CYCLES
+#: the windows heads are fitted at (cycles); features of cycles 2…W
+WINDOWS = (100, 200, 300, 400)
+#: a head of window W reads histories ending by cycle ``SPAN_FACTOR`` × W: features of cycles
+#: 2…W say less and less about a cell observed far past W (measured: the 100-cycle capacity head
+#: applied at 40 % of life doubled the Severson capacity error of the model alone)
+SPAN_FACTOR = 2
+MAX_LAST_CYCLE = SPAN_FACTOR * WINDOW_CYCLES
 THRESHOLD_FRACTION = 0.8
 Z_LIMIT = 6.0  # a head applies only while every input lies within 6 sd of its training cells
 _DQ = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
@@ -60,18 +72,32 @@ HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
 }
 
 
-def head_features(history: Mapping[str, Any], reference_ah: float) -> dict[str, float] | None:
-    """Early-life features of one history, capacities in units of ``reference_ah``.
+def window_span(window: int) -> tuple[int, int]:
+    """(first, last) cycle a history may end at to be read by a head of ``window`` cycles."""
+    return int(window), int(SPAN_FACTOR * window)
+
+
+def head_window(card_head: Mapping[str, Any], head: Mapping[str, Any]) -> int:
+    """A head's window (cycles): its own, else the card's ``window_cycles`` (older cards)."""
+    return int(head.get("window_cycles") or card_head.get("window_cycles") or WINDOW_CYCLES)
+
+
+def head_features(history: Mapping[str, Any], reference_ah: float,
+                  window: int = WINDOW_CYCLES) -> dict[str, float] | None:
+    """Early-life features of one history (cycles 2…``window``), capacities in units of
+    ``reference_ah``.
 
     ``history`` is a per-cycle DataFrame or a mapping of column name → array (the serving
-    path's columns). None when the history has not reached cycle ``WINDOW_CYCLES``, ends after
-    ``MAX_LAST_CYCLE``, or has too few cycles in 2…100. ΔQ(V) features only when a row at
-    cycle 90…100 carries all four summaries (the last such row, in table order).
+    path's columns). None when the history ends outside :func:`window_span` of ``window``
+    (before cycle ``window`` or after twice it), or has too few cycles in 2…``window``. ΔQ(V)
+    features only when a row at cycle ``window`` − 10…``window`` carries all four summaries
+    (the last such row, in table order).
     """
     if "cycle_index" not in history or "discharge_capacity_ah" not in history:
         return None
     cyc = numeric_column(history, "cycle_index")
-    if not np.isfinite(cyc).any() or not WINDOW_CYCLES <= np.nanmax(cyc) <= MAX_LAST_CYCLE:
+    first, last = window_span(window)
+    if not np.isfinite(cyc).any() or not first <= np.nanmax(cyc) <= last:
         return None
     q = numeric_column(history, "discharge_capacity_ah") / reference_ah
     dq_row = None
@@ -79,25 +105,28 @@ def head_features(history: Mapping[str, Any], reference_ah: float) -> dict[str, 
         variance, minimum, mean, skewness = (numeric_column(history, c) for c in _DQ)
         complete = ~(np.isnan(variance) | np.isnan(minimum) | np.isnan(mean)
                      | np.isnan(skewness))
-        near = np.flatnonzero((cyc >= WINDOW_CYCLES - 10) & (cyc <= WINDOW_CYCLES) & complete)
+        near = np.flatnonzero((cyc >= window - 10) & (cyc <= window) & complete)
         if near.size:
             i = near[-1]
             dq_row = (float(variance[i] / reference_ah ** 2), float(minimum[i] / reference_ah),
                       float(mean[i] / reference_ah), float(skewness[i]))
     try:
-        return early_cycle_arrays(cyc, q, dq_row, n_cycles=WINDOW_CYCLES)
+        return early_cycle_arrays(cyc, q, dq_row, n_cycles=int(window))
     except (ValidationError, ValueError, np.linalg.LinAlgError):  # too few early cycles (or
         return None  # a degenerate fit): no head, the model alone answers
 
 
 def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, float] | None, *,
                 nominal_given: bool, hours_per_cycle: float | None,
-                chemistry: str | None = None) -> tuple[str, float, float] | None:
-    """``(head name, mu, sd)`` of log10 cycle life from the first usable head, or None.
+                chemistry: str | None = None,
+                window: int | None = None) -> tuple[str, float, float] | None:
+    """``(head name, mu, sd)`` of log10 cycle life from the best usable head, or None.
 
     A head is usable when every input is finite and within ``Z_LIMIT`` (6) sd of its training
     cells, the observed pace lies inside the heads' trained hours-per-cycle range (±10 %), and a
-    stated chemistry matches the heads' chemistry.
+    stated chemistry matches the heads' chemistry. With ``window``, only heads of that window
+    (:func:`head_window`) are considered (``features`` are that window's). The best is the
+    first usable one in card order (``HEADS``' order: the more informative inputs first).
     """
     if not card_head or not features:
         return None
@@ -113,6 +142,8 @@ def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, floa
         if not same_chemistry(chemistry, chem):
             return None
     for name, head in (card_head.get("heads") or {}).items():
+        if window is not None and head_window(card_head, head) != window:
+            continue
         if head.get("needs_nominal") and not nominal_given:
             continue
         x = np.array([features.get(f, np.nan) for f in head["features"]], dtype=float)
@@ -123,6 +154,26 @@ def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, floa
             continue
         mu = float(head["intercept"] + np.dot(np.asarray(head["coef"]), z))
         return name, mu, float(head["residual_sd_log10"])
+    return None
+
+
+def choose_head(card_head: Mapping[str, Any] | None, history: Mapping[str, Any],
+                reference_ah: float, *, nominal_given: bool, hours_per_cycle: float | None,
+                chemistry: str | None = None) -> tuple[str, float, float, int] | None:
+    """``(head name, mu, sd, window)``: the usable head (:func:`select_head`) of the LARGEST
+    window whose span holds the history's last cycle — it reads more of this cell's own
+    history than a smaller window's head — else of the next smaller one; None when no head
+    reads this history."""
+    if not card_head or not card_head.get("heads"):
+        return None
+    windows = sorted({head_window(card_head, h) for h in card_head["heads"].values()},
+                     reverse=True)
+    for window in windows:
+        features = head_features(history, reference_ah, window)
+        got = select_head(card_head, features, nominal_given=nominal_given,
+                          hours_per_cycle=hours_per_cycle, chemistry=chemistry, window=window)
+        if got is not None:
+            return (*got, window)
     return None
 
 
@@ -178,59 +229,71 @@ def _cv_residual_sd(m: np.ndarray, y: np.ndarray, seed: int = 0) -> tuple[float,
     return float(np.sqrt(np.mean(resid ** 2))), float(np.mean(np.abs(pred - y) / y) * 100)
 
 
-def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1) -> dict:
-    """Fit every head on its cells (CellRecords with ``meta["cycle_life"]``: cycles to 80 % of
-    ``nominal_ah``). Returns the card's ``heads`` mapping (heads lacking cells are skipped)."""
+def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
+              windows: tuple[int, ...] = WINDOWS, knee_cells: list | None = None) -> dict:
+    """Fit every head at every window on its cells (CellRecords with ``meta["cycle_life"]``:
+    cycles to 80 % of ``nominal_ah``) that were still alive at that window. Returns the card's
+    ``heads`` mapping: ``<head>`` for window 100, ``<head>@<W>`` for the others, each with its
+    ``window_cycles`` and the knee exponent of its window, fitted on ``knee_cells`` (whole
+    trajectories; default: the head's own cells) — heads lacking 10 cells are skipped.
+    """
     from ml.models.baselines import ElasticNetCycleLife
 
     out: dict[str, dict] = {}
-    for name, (feats, needs_nominal) in HEADS.items():
-        cells = cells_by_head.get(name) or []
-        rows, ys, ids = [], [], []
-        for c in cells:
-            f = head_features(c.cycles[c.cycles["cycle_index"] <= WINDOW_CYCLES], nominal_ah)
-            if f is None or not all(np.isfinite(f.get(k, np.nan)) for k in feats):
+    for window in windows:
+        for name, (feats, needs_nominal) in HEADS.items():
+            cells = [c for c in cells_by_head.get(name) or []
+                     if float(c.meta["cycle_life"]) > window]
+            rows, ys = [], []
+            for c in cells:
+                f = head_features(c.cycles[c.cycles["cycle_index"] <= window], nominal_ah, window)
+                if f is None or not all(np.isfinite(f.get(k, np.nan)) for k in feats):
+                    continue
+                rows.append([f[k] for k in feats])
+                ys.append(float(c.meta["cycle_life"]))
+            if len(rows) < 10:
                 continue
-            rows.append([f[k] for k in feats])
-            ys.append(float(c.meta["cycle_life"]))
-            ids.append(c.cell_id)
-        if len(rows) < 10:
-            continue
-        m, y = np.asarray(rows), np.asarray(ys)
-        net = ElasticNetCycleLife(features=tuple(feats)).fit(pd.DataFrame(m, columns=feats), y)
-        scaler, enet = net.pipeline_[0], net.pipeline_[-1]
-        sd, cv_mape = _cv_residual_sd(m, y)
-        out[name] = {"features": list(feats), "needs_nominal": needs_nominal,
-                     "mean": scaler.mean_.tolist(), "std": scaler.scale_.tolist(),
-                     "coef": enet.coef_.tolist(), "intercept": float(enet.intercept_),
-                     "residual_sd_log10": sd, "cv_mape_pct": cv_mape, "n_cells": len(rows),
-                     "target": f"log10 cycles to {THRESHOLD_FRACTION:.0%} of the reference",
-                     "alpha": net.alpha_, "l1_ratio": net.l1_ratio_,
-                     "sources": sorted({str(c.meta.get("source", "?")) for c in cells})}
+            m, y = np.asarray(rows), np.asarray(ys)
+            net = ElasticNetCycleLife(features=tuple(feats)).fit(pd.DataFrame(m, columns=feats), y)
+            scaler, enet = net.pipeline_[0], net.pipeline_[-1]
+            sd, cv_mape = _cv_residual_sd(m, y)
+            key = name if window == WINDOW_CYCLES else f"{name}@{window}"
+            out[key] = {"features": list(feats), "needs_nominal": needs_nominal,
+                        "window_cycles": int(window),
+                        "knee_exponent": fit_knee_exponent(
+                            cells if knee_cells is None else knee_cells, nominal_ah,
+                            window=window),
+                        "mean": scaler.mean_.tolist(), "std": scaler.scale_.tolist(),
+                        "coef": enet.coef_.tolist(), "intercept": float(enet.intercept_),
+                        "residual_sd_log10": sd, "cv_mape_pct": cv_mape, "n_cells": len(rows),
+                        "target": f"log10 cycles to {THRESHOLD_FRACTION:.0%} of the reference",
+                        "alpha": net.alpha_, "l1_ratio": net.l1_ratio_,
+                        "sources": sorted({str(c.meta.get("source", "?")) for c in cells})}
     return out
 
 
 def fit_knee_exponent(cells: list, nominal_ah: float = 1.1,
-                      grid: tuple[float, ...] = tuple(np.arange(1.0, 12.01, 0.5))) -> float:
+                      grid: tuple[float, ...] = tuple(np.arange(1.0, 12.01, 0.5)),
+                      window: int = WINDOW_CYCLES) -> float:
     """Knee exponent p minimising the squared retention error of
-    ``r(N) = r₁₀₀ − (r₁₀₀ − 0.8)·((N − 100)/(N* − 100))^p`` over cycles 100…N* of full
-    trajectories (``meta["cycle_life"]`` = N*)."""
+    ``r(N) = r_W − (r_W − 0.8)·((N − W)/(N* − W))^p`` over cycles W…N* of full
+    trajectories (``meta["cycle_life"]`` = N*, W = ``window``)."""
     pairs = []
     for c in cells:
         life = float(c.meta.get("cycle_life", np.nan))
         t = c.cycles
         n = t["cycle_index"].to_numpy(float)
         r = t["discharge_capacity_ah"].to_numpy(float) / nominal_ah
-        if not np.isfinite(life) or life <= WINDOW_CYCLES + 10:
+        if not np.isfinite(life) or life <= window + 10:
             continue
-        early = (n > WINDOW_CYCLES - 6) & (n <= WINDOW_CYCLES)
-        span = (n > WINDOW_CYCLES) & (n <= life)
+        early = (n > window - 6) & (n <= window)
+        span = (n > window) & (n <= life)
         if early.sum() < 2 or span.sum() < 10:
             continue
-        r100 = float(np.median(r[early]))
-        pairs.append((r100, (n[span] - WINDOW_CYCLES) / (life - WINDOW_CYCLES), r[span]))
+        r_w = float(np.median(r[early]))
+        pairs.append((r_w, (n[span] - window) / (life - window), r[span]))
     if not pairs:
         return 3.0
-    errors = [sum(float(np.mean((r100 - max(r100 - THRESHOLD_FRACTION, 0) * u ** p - rr) ** 2))
-                  for r100, u, rr in pairs) for p in grid]
+    errors = [sum(float(np.mean((r_w - max(r_w - THRESHOLD_FRACTION, 0) * u ** p - rr) ** 2))
+                  for r_w, u, rr in pairs) for p in grid]
     return float(grid[int(np.argmin(errors))])

@@ -288,7 +288,7 @@ def fit_cycle_life(sources: tuple[str, ...], notes: list[str],
 
     Cells in ``held_out`` (the trajectory model's validation, calibration and test cells) are
     left out, so no figure on them is made by a head that saw them."""
-    from ml.models.cycle_life_head import fit_heads, fit_knee_exponent
+    from ml.models.cycle_life_head import WINDOWS, fit_heads, fit_knee_exponent
     from ml.sources.provenance import provenance
 
     present = set(available_sources())
@@ -301,15 +301,18 @@ def fit_cycle_life(sources: tuple[str, ...], notes: list[str],
         return {}
     delta_q = [c for name, cells in got.items() if "qdlin" in name for c in cells]
     capacity = [c for name, cells in got.items() if "qdlin" not in name for c in cells]
-    heads = fit_heads({"delta_q_capacity": delta_q, "delta_q": delta_q, "capacity": capacity})
+    heads = fit_heads({"delta_q_capacity": delta_q, "delta_q": delta_q, "capacity": capacity},
+                      knee_cells=capacity or None)
     paces = [float(c.meta["hours_per_cycle"]) for c in capacity if c.meta.get("hours_per_cycle")]
     chem = sorted({provenance(n).chemistry for n in got if provenance(n).chemistry})
     out = {"heads": heads, "knee_exponent": fit_knee_exponent(capacity) if capacity else 3.0,
-           "threshold_fraction": 0.8, "window_cycles": 100, "sources": sorted(got),
+           "threshold_fraction": 0.8, "window_cycles": 100, "windows": list(WINDOWS),
+           "sources": sorted(got),
            "domain": {"hours_per_cycle": [min(paces), max(paces)] if paces else None,
                       "chemistry": chem[0] if len(chem) == 1 else None}}
     notes.append("note: cycle-life heads " + ", ".join(
-        f"{k} (CV MAPE {v['cv_mape_pct']:.1f} %, {v['n_cells']} cells)" for k, v in heads.items())
+        f"{k} (CV MAPE {v['cv_mape_pct']:.1f} %, {v['n_cells']} cells, knee exponent "
+        f"{v['knee_exponent']:g})" for k, v in heads.items())
         + f"; knee exponent {out['knee_exponent']:g}")
     return out
 
