@@ -145,3 +145,19 @@ def test_served_forecast_of_severson_cells_from_300_cycles_uses_the_300_head():
     assert set(heads) <= {200, 300} and heads.count(300) >= 0.8 * len(heads), heads
     mape = 100 * float(np.mean(errors))
     assert math.isfinite(mape) and mape < 15.0, mape
+
+
+def test_a_later_window_whose_head_is_no_better_than_a_constant_is_not_fitted():
+    """Lives unrelated to the fade: past the first window no head (the network, which has seen
+    part of the fade, answers); the first window's head stays (its alternative is "never")."""
+    rng = np.random.default_rng(1)
+    rates = 10 ** rng.uniform(-4.0, -3.5, 30)
+    lives = rng.permutation(np.linspace(400.0, 1600.0, 30))   # unrelated to the rates
+    cells = [_linear_cell(f"u{i}", r, 1000, life=life)
+             for i, (r, life) in enumerate(zip(rates, lives))]
+    heads = fit_heads({"capacity": cells}, windows=(100, 300))
+    assert "capacity@300" not in heads and "capacity" in heads
+    first = heads["capacity"]
+    # the constant's CV sd: the spread of log10 life, at least (lives span a factor 4)
+    assert first["constant_sd_log10"] == pytest.approx(
+        np.std(np.log10(lives)), rel=0.25)
