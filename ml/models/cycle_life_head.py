@@ -20,16 +20,17 @@ used:
     capacity-curve shape only (fade slopes, drops) — weak (wide), but honest: the band then
     says a knee may come.
 
-Each head is fitted at one or more WINDOWS (``WINDOWS``: 100, 200, 300, 400 cycles): features of
-cycles 2…W, fitted on the training cells that were still alive at cycle W, so a history of 300
-cycles is read by a head that learnt what 300 cycles say, not by the 100-cycle head (the ΔQ(V)
-heads exist where the data carry ΔQ(V) rows at cycle W − 10…W: for Severson, at 100 only). A head
-of window W serves histories ending at cycles W…2W (``window_span``); the largest window with a
-usable head is chosen, and within it the first usable head in ``HEADS`` order
-(:func:`choose_head`). Cards
-written before windows existed carry one window, the card's ``window_cycles`` (100). Given that
-the cell has not reached end of life by its last observed cycle, the log-normal is truncated
-there (conditioning, not clipping).
+Each head is fitted at WINDOWS (``WINDOWS``: 100 to 400 cycles in steps of 50, and 500):
+features of cycles 2…W, fitted on the training cells still alive at cycle W, so a history of
+300 cycles is read by a head that learnt what 300 cycles say, not by the 100-cycle head (the
+ΔQ(V) heads exist where the data carry ΔQ(V) rows at cycle W − 10…W: for Severson, at 100
+only). A head of a window past the first is kept only where its cross-validated error beats a
+constant life (:func:`fit_heads`). A head of window W serves histories ending at cycles W…2W
+(``window_span``); the largest window with a usable head is chosen, and within it the first
+usable head in ``HEADS`` order (:func:`choose_head`). Cards written before windows existed
+carry one window, the card's ``window_cycles`` (100). Given that the cell has not reached end
+of life by its last observed cycle, the log-normal is truncated there (conditioning, not
+clipping).
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ __all__ = ["HEADS", "WINDOW_CYCLES", "WINDOWS", "THRESHOLD_FRACTION", "head_feat
 #: the first (and, in cards written before windows, only) window: features of cycles 2…100
 WINDOW_CYCLES = 100
 #: the windows heads are fitted at (cycles); features of cycles 2…W
-WINDOWS = (100, 200, 300, 400)
+WINDOWS = (100, 150, 200, 250, 300, 350, 400, 500)
 #: a head of window W reads histories ending by cycle ``SPAN_FACTOR`` × W: features of cycles
 #: 2…W say less and less about a cell observed far past W (measured: the 100-cycle capacity head
 #: applied at 40 % of life doubled the Severson capacity error of the model alone)
