@@ -57,7 +57,6 @@ WINDOWS = (100, 150, 200, 250, 300, 350, 400, 500)
 #: 2…W say less and less about a cell observed far past W (measured: the 100-cycle capacity head
 #: applied at 40 % of life doubled the Severson capacity error of the model alone)
 SPAN_FACTOR = 2
-MAX_LAST_CYCLE = SPAN_FACTOR * WINDOW_CYCLES
 THRESHOLD_FRACTION = 0.8
 Z_LIMIT = 6.0  # a head applies only while every input lies within 6 sd of its training cells
 _DQ = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
@@ -121,7 +120,7 @@ def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, floa
                 nominal_given: bool, hours_per_cycle: float | None,
                 chemistry: str | None = None,
                 window: int | None = None) -> tuple[str, float, float] | None:
-    """``(head name, mu, sd)`` of log10 cycle life from the best usable head, or None.
+    """``(head name, mu, sd)`` of log10 cycle life from the first usable head, or None.
 
     A head is usable when every input is finite and within ``Z_LIMIT`` (6) sd of its training
     cells, the observed pace lies inside the heads' trained hours-per-cycle range (±10 %), and a
@@ -129,19 +128,9 @@ def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, floa
     (:func:`head_window`) are considered (``features`` are that window's). The best is the
     first usable one in card order (``HEADS``' order: the more informative inputs first).
     """
-    if not card_head or not features:
+    if not card_head or not features or not _heads_domain(card_head, hours_per_cycle,
+                                                           chemistry):
         return None
-    dom = card_head.get("domain") or {}
-    pace = dom.get("hours_per_cycle")
-    if pace and hours_per_cycle is not None and math.isfinite(hours_per_cycle):
-        if not pace[0] / 1.1 <= hours_per_cycle <= pace[1] * 1.1:
-            return None
-    chem = dom.get("chemistry")
-    if chemistry and chem:
-        from ml.domain import same_chemistry
-
-        if not same_chemistry(chemistry, chem):
-            return None
     for name, head in (card_head.get("heads") or {}).items():
         if window is not None and head_window(card_head, head) != window:
             continue
@@ -158,6 +147,23 @@ def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, floa
     return None
 
 
+def _heads_domain(card_head: Mapping[str, Any], hours_per_cycle: float | None,
+                  chemistry: str | None) -> bool:
+    """Whether the observed pace lies inside the heads' trained hours-per-cycle range (±10 %)
+    and a stated chemistry matches theirs."""
+    dom = card_head.get("domain") or {}
+    pace = dom.get("hours_per_cycle")
+    if pace and hours_per_cycle is not None and math.isfinite(hours_per_cycle):
+        if not pace[0] / 1.1 <= hours_per_cycle <= pace[1] * 1.1:
+            return False
+    chem = dom.get("chemistry")
+    if chemistry and chem:
+        from ml.domain import same_chemistry
+
+        return same_chemistry(chemistry, chem)
+    return True
+
+
 def choose_head(card_head: Mapping[str, Any] | None, history: Mapping[str, Any],
                 reference_ah: float, *, nominal_given: bool, hours_per_cycle: float | None,
                 chemistry: str | None = None) -> tuple[str, float, float, int] | None:
@@ -165,8 +171,9 @@ def choose_head(card_head: Mapping[str, Any] | None, history: Mapping[str, Any],
     window whose span holds the history's last cycle — it reads more of this cell's own
     history than a smaller window's head — else of the next smaller one; None when no head
     reads this history."""
-    if not card_head or not card_head.get("heads"):
-        return None
+    if not card_head or not card_head.get("heads") or not _heads_domain(
+            card_head, hours_per_cycle, chemistry):
+        return None  # (checked before any window's features are computed: the serving path)
     windows = sorted({head_window(card_head, h) for h in card_head["heads"].values()},
                      reverse=True)
     for window in windows:
