@@ -147,6 +147,7 @@ def test_each_side_is_the_95_pct_quantile_every_source_and_cell_weighing_the_sam
 
     scores = [row("s1", "a", 0.1)] * 19 + [row("s2", "b", 0.5), row("s2", "c", 1.0)]
     monkeypatch.setattr(ec, "_scores", lambda *a: (scores, []))
+    monkeypatch.setattr(ec, "MIN_SOURCE_CELLS", 1)
     out = ec.calibrate_end_of_life([], None, None)
     assert out["scale_p05"] == pytest.approx(1.0) and out["scale_p95"] is None
     assert out["by_source"]["s1"]["scale_p05"] == pytest.approx(0.1)
@@ -154,6 +155,27 @@ def test_each_side_is_the_95_pct_quantile_every_source_and_cell_weighing_the_sam
     assert (out["n"], out["n_cells"], out["method"]) == (21, 3, "log_remaining_one_sided")
     monkeypatch.setattr(ec, "_scores", lambda *a: ([], []))
     assert ec.calibrate_end_of_life([], None, None)["scale_p05"] is None
+
+
+def test_a_source_of_too_few_cells_is_reported_but_does_not_set_the_widening(monkeypatch):
+    # s1: 5 cells scoring 0.1 each; s2: 2 cells scoring 2.0 — each of s2's cells would hold a
+    # quarter of the weight and set the 95 % quantile at 2.0; below MIN_SOURCE_CELLS (5) it
+    # is listed with its own scale and left out of the pooled and binned ones
+    def row(src, cell, s05):
+        return {"source": src, "cell_id": cell, "score_p05": s05, "score_p95": -math.inf,
+                "p05_censored": False, "fade_progress": 0.1}
+
+    scores = ([row("s1", f"a{i}", 0.1) for i in range(5)]
+              + [row("s2", "b", 2.0), row("s2", "c", 2.0)])
+    monkeypatch.setattr(ec, "_scores", lambda *a: (scores, []))
+    out = ec.calibrate_end_of_life([], None, None)
+    assert ec.MIN_SOURCE_CELLS == 5 and out["min_source_cells"] == 5
+    assert out["scale_p05"] == pytest.approx(0.1) and (out["n"], out["n_cells"]) == (5, 5)
+    assert out["by_source"]["s2"] == {"scale_p05": pytest.approx(2.0), "scale_p95": None,
+                                      "n": 2, "n_cells": 2, "pooled": False}
+    assert out["by_source"]["s1"]["pooled"] is True
+    first = out["by_progress"]["bins"][0]
+    assert (first["n_cells"], first["used"]) == (5, False)  # 5 < MIN_BIN_CELLS: pooled serves
 
 
 def test_the_served_end_of_life_carries_the_cards_widening(shipped_model):

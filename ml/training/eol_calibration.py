@@ -21,7 +21,8 @@ capacity calibration included):
 * each side is scored on its own, ``ln(R05 / R*)`` (how far the early end must move) and
   ``ln(R* / R95)`` (the late end), and each side's ``scale`` is the weighted 95 % quantile of its
   scores (every source weighs the same, every cell inside a source the same:
-  ``ml.evaluation.calibration``, the one quantile implementation): two one-sided 95 % bounds
+  ``ml.evaluation.calibration``, the one quantile implementation; a source of fewer than
+  :data:`MIN_SOURCE_CELLS` scored cells is listed but left out): two one-sided 95 % bounds
   make a 90 % interval. One side per scale because the misses are one-sided: a crossing that
   comes too late (a knee) is not helped by widening a p95 that the horizon already leaves open.
 * the same scales are also computed per bin of the history's FADE PROGRESS at the cut
@@ -58,7 +59,7 @@ import numpy as np
 from ml.evaluation.calibration import weighted_conformal_quantile
 
 __all__ = ["THRESHOLDS", "CUT_FRACTIONS", "LEVEL", "HORIZON_MULTIPLE", "PROGRESS_EDGES",
-           "MIN_BIN_CELLS", "life_cut", "life_cuts", "eol_scores", "calibrate_end_of_life"]
+           "MIN_BIN_CELLS", "MIN_SOURCE_CELLS", "life_cut", "life_cuts", "eol_scores", "calibrate_end_of_life"]
 
 #: thresholds (fraction of the reference capacity) whose crossing is calibrated, each where the
 #: calibration cell truly reaches it (the Severson cells' records end near 80 %)
@@ -73,6 +74,12 @@ HORIZON_MULTIPLE = 5.0
 PROGRESS_EDGES = (1.0 / 3.0, 2.0 / 3.0)
 #: a bin with scores from fewer cells serves its histories with the pooled scales
 MIN_BIN_CELLS = 10
+#: a source whose scores come from fewer cells is reported (``by_source``, ``pooled: false``)
+#: but does not weigh in the pooled and binned scales: every source weighs the same, so each
+#: of its few cells would hold more than the 5 % tail a one-sided 95 % quantile reads, and one
+#: cell would set the widening of every source (measured: 3 Severson cells whose histories
+#: fell outside the cycle-life heads' windows raised the pooled p05 scale from 0.25 to 1.18)
+MIN_SOURCE_CELLS = 5
 
 
 def life_cut(cycle_index: np.ndarray, fraction: float, eol_cycle: float) -> int | None:
@@ -182,22 +189,28 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
                           level: float = LEVEL) -> dict:
     """The card's ``conformal["end_of_life"]``: ``{"method": "log_remaining_one_sided",
     "scale_p05", "scale_p95", "level", "n", "n_cells", "p05_censored", "failed",
-    "thresholds", "cut_fractions", "by_source", "by_progress"}`` (``by_progress``: the scales
-    of each fade-progress bin, :func:`_progress_bins`). A scale is None where no score exists or the
+    "thresholds", "cut_fractions", "min_source_cells", "by_source", "by_progress"}``
+    (``by_progress``: the scales of each fade-progress bin, :func:`_progress_bins`; the pooled
+    and binned scales leave out sources with fewer than :data:`MIN_SOURCE_CELLS` scored cells,
+    ``by_source`` lists every source with ``pooled``). A scale is None where no score exists or the
     quantile is not finite (every p95 beyond the horizon): that side is not widened."""
-    scores, failed = _scores(records, card, run, THRESHOLDS, CUT_FRACTIONS)
+    every, failed = _scores(records, card, run, THRESHOLDS, CUT_FRACTIONS)
+    cells = {src: len({r["cell_id"] for r in every if r["source"] == src})
+             for src in {r["source"] for r in every}}
+    scores = [r for r in every if cells[r["source"]] >= MIN_SOURCE_CELLS]
     out = {"method": "log_remaining_one_sided", "level": level,
            "thresholds": list(THRESHOLDS), "cut_fractions": list(CUT_FRACTIONS),
            "scale_p05": _side_scale(scores, "score_p05", level),
            "scale_p95": _side_scale(scores, "score_p95", level),
            "n": len(scores), "n_cells": len({r["cell_id"] for r in scores}),
            "p05_censored": sum(r["p05_censored"] for r in scores), "failed": failed[:20],
-           "by_source": {}}
-    for src in sorted({r["source"] for r in scores}):
-        part = [r for r in scores if r["source"] == src]
+           "min_source_cells": MIN_SOURCE_CELLS, "by_source": {}}
+    for src in sorted(cells):
+        part = [r for r in every if r["source"] == src]
         out["by_source"][src] = {"scale_p05": _side_scale(part, "score_p05", level),
                                  "scale_p95": _side_scale(part, "score_p95", level),
-                                 "n": len(part), "n_cells": len({r["cell_id"] for r in part})}
+                                 "n": len(part), "n_cells": cells[src],
+                                 "pooled": cells[src] >= MIN_SOURCE_CELLS}
     out["by_progress"] = _progress_bins(scores, level)
     return out
 
