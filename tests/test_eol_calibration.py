@@ -136,11 +136,12 @@ def test_a_refused_history_is_listed_not_fatal(monkeypatch):
     assert out["failed"][0].startswith("a at 0.2 of its life to 0.8: too few cycles")
 
 
-def test_each_side_is_the_95_pct_quantile_every_source_and_cell_weighing_the_same(monkeypatch):
-    # source s1: one cell, 19 scores of 0.1 — source s2: two cells, 0.5 and 1.0. Weights: s1's
-    # points 1/38 each (half the total), s2's cells 1/4 each. Sorted: 0.1 (cum 0.5), 0.5 (0.75),
-    # 1.0 (1.0): the 95 % quantile is 1.0; s1 alone 0.1. The p95 side: every score -inf (p95
-    # never crossed) → no finite scale, that side is not widened
+def test_each_side_is_the_largest_per_source_95_pct_quantile_cells_weighing_the_same(
+        monkeypatch):
+    # source s1: one cell, 19 scores of 0.1 → its 95 % quantile 0.1; source s2: two cells,
+    # 0.5 and 1.0, each half its weight → 1.0 (0.5 reaches only 50 %). The served scale is the
+    # larger, 1.0: every source held at the level. The p95 side: every score -inf (p95 never
+    # crossed) → no finite scale, that side is not widened
     def row(src, cell, s05):
         return {"source": src, "cell_id": cell, "score_p05": s05, "score_p95": -math.inf,
                 "p05_censored": False}
@@ -155,6 +156,13 @@ def test_each_side_is_the_95_pct_quantile_every_source_and_cell_weighing_the_sam
     assert (out["n"], out["n_cells"], out["method"]) == (21, 3, "log_remaining_one_sided")
     monkeypatch.setattr(ec, "_scores", lambda *a: ([], []))
     assert ec.calibrate_end_of_life([], None, None)["scale_p05"] is None
+    # a source that needs less never holds one that needs more below its level: s1's 20
+    # cells at 0.1; s2's 10 cells at 0.0 but one at 1.0 (a tenth of s2 → its 95 % quantile
+    # is 1.0). The sources' mixture (each half) reaches 95 % at 0.1 — s2 would hold 90 %
+    many = ([row("s1", f"a{i}", 0.1) for i in range(20)]
+            + [row("s2", f"b{i}", 0.0) for i in range(9)] + [row("s2", "b9", 1.0)])
+    monkeypatch.setattr(ec, "_scores", lambda *a: (many, []))
+    assert ec.calibrate_end_of_life([], None, None)["scale_p05"] == pytest.approx(1.0)
 
 
 def test_a_source_of_too_few_cells_is_reported_but_does_not_set_the_widening(monkeypatch):
@@ -275,7 +283,8 @@ def test_each_progress_bin_is_calibrated_on_its_own_scores(monkeypatch):
     early, middle, late = by["bins"]
     assert (early["scale_p05"], early["n_cells"], early["used"]) == (0.5, 12, True)
     assert (late["scale_p05"], late["n_cells"], late["used"]) == (-0.2, 12, True)
-    assert (middle["scale_p05"], middle["n_cells"], middle["used"]) == (1.0, 3, False)
+    # 3 cells: fewer than MIN_SOURCE_CELLS of its source, so no scale of its own either
+    assert (middle["scale_p05"], middle["n_cells"], middle["used"]) == (None, 3, False)
     assert early["scale_p95"] is None
     # the pooled quantile sees every score, 1/28 per cell: -0.2 (cum 12/28), 0.5 (24/28),
     # 1.0 (27/28 ≥ 0.95) → 1.0

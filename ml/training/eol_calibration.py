@@ -19,10 +19,13 @@ capacity calibration included):
   p95 curves (``inf`` when p95 does not cross within the horizon, :data:`HORIZON_MULTIPLE` × R*;
   a p05 that does not cross counts as the horizon, a lower bound, and is counted in the card);
 * each side is scored on its own, ``ln(R05 / R*)`` (how far the early end must move) and
-  ``ln(R* / R95)`` (the late end), and each side's ``scale`` is the weighted 95 % quantile of its
-  scores (every source weighs the same, every cell inside a source the same:
-  ``ml.evaluation.calibration``, the one quantile implementation; a source of fewer than
-  :data:`MIN_SOURCE_CELLS` scored cells is listed but left out): two one-sided 95 % bounds
+  ``ln(R* / R95)`` (the late end), and each side's ``scale`` is the LARGEST over the sources
+  of each source's weighted 95 % quantile of its scores (every cell inside a source weighing
+  the same: ``ml.evaluation.calibration``, the one quantile implementation; a source of fewer
+  than :data:`MIN_SOURCE_CELLS` scored cells is listed but left out). The largest, not the
+  quantile of the sources' mixture: the target is 90 % per source, and a mixture's quantile
+  lets a source that needs no widening (simulated cells) hold one that needs some
+  (synthetic cells with knees) below its level. Two one-sided 95 % bounds
   make a 90 % interval. One side per scale because the misses are one-sided: a crossing that
   comes too late (a knee) is not helped by widening a p95 that the horizon already leaves open.
 * the same scales are also computed per bin of the history's FADE PROGRESS at the cut
@@ -175,14 +178,28 @@ def _scores(records: Sequence[Any], card: Any, run: Any, thresholds: Sequence[fl
     return out, failed
 
 
-def _side_scale(rows: list[dict], key: str, level: float) -> float | None:
+def _source_scale(rows: list[dict], key: str, level: float) -> float | None:
+    """One source's scale: the weighted one-sided quantile of its scores, every cell weighing
+    the same (None where no score exists or the quantile is not finite)."""
     s = np.array([r[key] for r in rows], dtype=float)
     if not s.size:
         return None
     cell = np.array([r["cell_id"] for r in rows])
-    group = np.array([r["source"] for r in rows])
-    q = weighted_conformal_quantile(s, cell, group, (1 - level) / 2)
+    q = weighted_conformal_quantile(s, cell, np.zeros(s.size, dtype=int), (1 - level) / 2)
     return float(q) if np.isfinite(q) else None
+
+
+def _side_scale(rows: list[dict], key: str, level: float) -> float | None:
+    """The LARGEST of the per-source scales (:func:`_source_scale`) of the sources with at
+    least :data:`MIN_SOURCE_CELLS` cells in ``rows``: every such source's crossings are then
+    held at the level, not only their mixture; None where no source has a finite scale."""
+    by_source: dict[str, list[dict]] = {}
+    for r in rows:
+        by_source.setdefault(r["source"], []).append(r)
+    scales = [_source_scale(part, key, level) for part in by_source.values()
+              if len({r["cell_id"] for r in part}) >= MIN_SOURCE_CELLS]
+    scales = [v for v in scales if v is not None]
+    return max(scales) if scales else None
 
 
 def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
@@ -207,8 +224,8 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
            "min_source_cells": MIN_SOURCE_CELLS, "by_source": {}}
     for src in sorted(cells):
         part = [r for r in every if r["source"] == src]
-        out["by_source"][src] = {"scale_p05": _side_scale(part, "score_p05", level),
-                                 "scale_p95": _side_scale(part, "score_p95", level),
+        out["by_source"][src] = {"scale_p05": _source_scale(part, "score_p05", level),
+                                 "scale_p95": _source_scale(part, "score_p95", level),
                                  "n": len(part), "n_cells": cells[src],
                                  "pooled": cells[src] >= MIN_SOURCE_CELLS}
     out["by_progress"] = _progress_bins(scores, level)
@@ -225,7 +242,9 @@ def _progress_bins(scores: list[dict], level: float) -> dict:
     for b in range(len(PROGRESS_EDGES) + 1):
         part = [r for r, i, p in zip(scores, index, progress) if i == b and np.isfinite(p)]
         cells = len({r["cell_id"] for r in part})
-        bins.append({"scale_p05": _side_scale(part, "score_p05", level),
-                     "scale_p95": _side_scale(part, "score_p95", level),
-                     "n": len(part), "n_cells": cells, "used": cells >= MIN_BIN_CELLS})
+        scales = {k: _side_scale(part, f"score_{k}", level) for k in ("p05", "p95")}
+        bins.append({"scale_p05": scales["p05"], "scale_p95": scales["p95"],
+                     "n": len(part), "n_cells": cells,
+                     "used": cells >= MIN_BIN_CELLS and any(v is not None
+                                                            for v in scales.values())})
     return {"edges": list(PROGRESS_EDGES), "min_cells": MIN_BIN_CELLS, "bins": bins}
