@@ -388,7 +388,8 @@ def severson_midlife_section(r: dict, info: dict) -> list[str]:
     total = sum(int(c.get("cells") or 0) for c in cuts)
     lines += ["", f"Target for the interval: {EOL_INTERVAL_TARGET} % of cells (a 90 % "
               f"interval). A cycle-life head set {heads} of these {total} forecasts (a head "
-              "of window W reads histories ending at cycles W…2W; W = 100 … 500); the others "
+              "of window W reads histories ending at cycles W…2W, for each window the card "
+              "keeps a head at); the others "
               "are the network, the level anchor, the trend check and the end-of-life "
               "calibration.", ""]
     return lines

@@ -38,6 +38,18 @@ def test_a_history_is_read_by_the_windows_whose_span_holds_its_last_cycle():
     assert f300["qn_minus_q2_ah"] == pytest.approx(-1e-4 * (298 - 2), rel=1e-9)
 
 
+def test_a_gap_over_the_window_end_is_not_read_by_that_window():
+    """Cycles 1…150, then 320: its last cycle lies in the 300 window's span, but nothing was
+    measured in 290…300 — the 300 head would read cycle 150's fade as cycle 300's."""
+    cell = _linear_cell("g", 1e-4, 320)
+    gap = cell.cycles[(cell.cycles["cycle_index"] <= 150) | (cell.cycles["cycle_index"] == 320)]
+    assert head_features(gap, 1.1, 300) is None and head_features(gap, 1.1, 250) is None
+    assert head_features(cell.cycles, 1.1, 300) is not None
+    # a missing capacity at cycle 300 itself is fine while 290…299 were measured
+    holed = cell.cycles[cell.cycles["cycle_index"] != 300]
+    assert head_features(holed, 1.1, 300)["log10_fade_rate"] == pytest.approx(-4.0, abs=1e-9)
+
+
 def _card(heads: dict) -> dict:
     return {"heads": heads, "window_cycles": 100, "knee_exponent": 3.5,
             "domain": {"hours_per_cycle": None, "chemistry": None}}
@@ -158,6 +170,7 @@ def test_a_later_window_whose_head_is_no_better_than_a_constant_is_not_fitted():
     heads = fit_heads({"capacity": cells}, windows=(100, 300))
     assert "capacity@300" not in heads and "capacity" in heads
     first = heads["capacity"]
+    assert first["residual_sd_log10"] >= first["constant_sd_log10"]  # kept all the same
     # the constant's CV sd: the spread of log10 life, at least (lives span a factor 4)
     assert first["constant_sd_log10"] == pytest.approx(
         np.std(np.log10(lives)), rel=0.25)

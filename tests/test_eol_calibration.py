@@ -186,6 +186,30 @@ def test_a_source_of_too_few_cells_is_reported_but_does_not_set_the_widening(mon
     assert (first["n_cells"], first["used"]) == (5, False)  # 5 < MIN_BIN_CELLS: pooled serves
 
 
+def test_a_bin_is_used_only_when_its_scale_setting_sources_hold_enough_cells(monkeypatch):
+    # first third: s1's 12 cells (0.3) + s2's 3 (5.0, too few to set a scale) → used, 0.3;
+    # middle third: s1's 6 cells + s2's 6 → both set it, used with the larger (s2's 0.8);
+    # last third: s1's 6 + s2's 4 → only s1's 6 set it: 10 cells in the bin, 6 scaled, unused
+    def row(src, cell, progress, s05):
+        return {"source": src, "cell_id": cell, "score_p05": s05, "score_p95": -math.inf,
+                "p05_censored": False, "fade_progress": progress}
+
+    scores = ([row("s1", f"a{i}", 0.1, 0.3) for i in range(12)]
+              + [row("s2", f"b{i}", 0.1, 5.0) for i in range(3)]
+              + [row("s1", f"c{i}", 0.5, 0.2) for i in range(6)]
+              + [row("s2", f"d{i}", 0.5, 0.8) for i in range(6)]
+              + [row("s1", f"e{i}", 0.9, 0.1) for i in range(6)]
+              + [row("s2", f"f{i}", 0.9, 0.9) for i in range(4)])
+    monkeypatch.setattr(ec, "_scores", lambda *a: (scores, []))
+    first, middle, last = ec.calibrate_end_of_life([], None, None)["by_progress"]["bins"]
+    assert (first["scale_p05"], first["n_cells"], first["n_cells_scaled"], first["used"]) == (
+        pytest.approx(0.3), 15, 12, True)
+    assert (middle["scale_p05"], middle["n_cells_scaled"], middle["used"]) == (
+        pytest.approx(0.8), 12, True)
+    assert (last["scale_p05"], last["n_cells"], last["n_cells_scaled"], last["used"]) == (
+        pytest.approx(0.1), 10, 6, False)
+
+
 def test_the_served_end_of_life_carries_the_cards_widening(shipped_model):
     # the shipped model on a cell fading linearly from 1.0 to 0.85 Ah over 150 cycles (2 h
     # each): the end of life with the card's calibration is the band's crossing widened by

@@ -36,7 +36,8 @@ def test_rows_put_model_and_naive_side_by_side():
             "eol_coverage_90_pct": {"model": 50.0}})},
         {"suite": "severson", "cells": ["c"], "figures": _rows({
             "cycles_to_80pct_mape_pct@100": {"model": 29.0, "naive_sqrt": 355.0},
-            "cycles_to_80pct_mape_pct@100_qdlin": {"model": 11.6}})}]
+            "cycles_to_80pct_mape_pct@100_qdlin": {"model": 11.6},
+            "cycles_to_80pct_mape_pct@300": {"model": 10.4, "naive_sqrt": 273.0}})}]
     cohort = {"suite": "pybamm-cohorts", "cells": [], "figures": _rows({"law_error": {}})}
     rows = source_rows(results + [cohort], CARD)
     assert len(rows) == 2  # a non-trajectory suite gets no row
@@ -51,6 +52,8 @@ def test_rows_put_model_and_naive_side_by_side():
                        "model_eol_coverage_90_pct": 50.0, "eol_interval_cells": 2}
     assert rows[1]["source"] == "severson-test1" and rows[1]["model_eol_error_pct"] == 29.0
     assert rows[1]["model_eol_error_pct_with_delta_q"] == 11.6
+    assert (rows[1]["model_eol_error_pct_from_300"], rows[1]["naive_eol_error_pct_from_300"]) \
+        == (10.4, 273.0)
     text = format_source_table(rows)
     assert "geslin2024" in text and "0.900" in text and "sibling" in text
     assert "width90 % model" in text and "4.250" in text and "EOL cover90 % model" in text

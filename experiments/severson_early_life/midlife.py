@@ -2,7 +2,8 @@
 
 The early-life study (``run.py``) forecasts from cycle 100, where the ΔQ(V) cycle-life head
 applies. This one cuts each cell that reached 80 % of 1.1 Ah at a FRACTION of its true end of life
-(a cycle-life head of window W reads histories ending at cycles W…2W, W = 100 … 500: most cuts;
+(a cycle-life head of window W reads histories ending at cycles W…2W, for each window the card
+keeps a head at: most cuts;
 the figures count the forecasts a head set) and asks the served forecast
 (``serving.predict.forecast_document``, the CLI's and API's path) for the cycle to 80 %:
 

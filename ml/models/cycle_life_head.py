@@ -57,6 +57,10 @@ WINDOWS = (100, 150, 200, 250, 300, 350, 400, 500)
 #: 2…W say less and less about a cell observed far past W (measured: the 100-cycle capacity head
 #: applied at 40 % of life doubled the Severson capacity error of the model alone)
 SPAN_FACTOR = 2
+#: a history read at window W has a measured capacity within this many cycles before W (and a
+#: ΔQ(V) row there for the ΔQ(V) heads): else a gap over W leaves its features describing an
+#: earlier cycle
+WINDOW_END_CYCLES = 10
 THRESHOLD_FRACTION = 0.8
 Z_LIMIT = 6.0  # a head applies only while every input lies within 6 sd of its training cells
 _DQ = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
@@ -89,9 +93,10 @@ def head_features(history: Mapping[str, Any], reference_ah: float,
 
     ``history`` is a per-cycle DataFrame or a mapping of column name → array (the serving
     path's columns). None when the history ends outside :func:`window_span` of ``window``
-    (before cycle ``window`` or after twice it), or has too few cycles in 2…``window``. ΔQ(V)
-    features only when a row at cycle ``window`` − 10…``window`` carries all four summaries
-    (the last such row, in table order).
+    (before cycle ``window`` or after twice it), has no measured capacity in cycles
+    ``window`` − 10…``window`` (a gap over the window's end), or has too few cycles in
+    2…``window``. ΔQ(V) features only when a row at cycle ``window`` − 10…``window`` carries
+    all four summaries (the last such row, in table order).
     """
     if "cycle_index" not in history or "discharge_capacity_ah" not in history:
         return None
@@ -100,12 +105,15 @@ def head_features(history: Mapping[str, Any], reference_ah: float,
     if not np.isfinite(cyc).any() or not first <= np.nanmax(cyc) <= last:
         return None
     q = numeric_column(history, "discharge_capacity_ah") / reference_ah
+    if not np.any((cyc >= window - WINDOW_END_CYCLES) & (cyc <= window) & np.isfinite(q)):
+        return None  # a gap over cycle W: the "late" features would describe an earlier cycle
     dq_row = None
     if all(c in history for c in _DQ):
         variance, minimum, mean, skewness = (numeric_column(history, c) for c in _DQ)
         complete = ~(np.isnan(variance) | np.isnan(minimum) | np.isnan(mean)
                      | np.isnan(skewness))
-        near = np.flatnonzero((cyc >= window - 10) & (cyc <= window) & complete)
+        near = np.flatnonzero((cyc >= window - WINDOW_END_CYCLES) & (cyc <= window)
+                              & complete)
         if near.size:
             i = near[-1]
             dq_row = (float(variance[i] / reference_ah ** 2), float(minimum[i] / reference_ah),
@@ -124,15 +132,17 @@ def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, floa
 
     A head is usable when every input is finite and within ``Z_LIMIT`` (6) sd of its training
     cells, the observed pace lies inside the heads' trained hours-per-cycle range (±10 %), and a
-    stated chemistry matches the heads' chemistry. With ``window``, only heads of that window
-    (:func:`head_window`) are considered (``features`` are that window's). The best is the
+    stated chemistry matches the heads' chemistry. Only heads of ``window`` (:func:`head_window`;
+    default: the card's first, ``window_cycles``) are considered: ``features`` are that
+    window's. The best is the
     first usable one in card order (``HEADS``' order: the more informative inputs first).
     """
     if not card_head or not features or not _heads_domain(card_head, hours_per_cycle,
                                                            chemistry):
         return None
+    first_window = int(card_head.get("window_cycles") or WINDOW_CYCLES)
     for name, head in (card_head.get("heads") or {}).items():
-        if window is not None and head_window(card_head, head) != window:
+        if head_window(card_head, head) != (window or first_window):
             continue
         if head.get("needs_nominal") and not nominal_given:
             continue
@@ -253,9 +263,11 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
     usual life, where the network has already seen a part of the fade (measured on the
     Severson training source's held-out cells: the capacity error of the first 40 % doubled
     with a 200-cycle head whose CV error was above the constant's). The FIRST window's heads
-    are kept even so: there the alternative is the network extrapolating a flat early curve as
-    "never" (measured on Severson test1 from 100 cycles: 29 % MAPE with the capacity head,
-    206 % without), and a weak head at least gives an honest, wide interval.
+    are kept even so, as they were before windows existed: there the alternative is the
+    network extrapolating a flat early curve as "never", and a weak head at least gives an
+    honest, wide interval (seen on Severson test1 from 100 cycles when this rule was written:
+    29 % MAPE with the capacity head, 206 % without — a test-split figure, so read it as the
+    reason, not as a held-out score of the rule).
     """
     from ml.models.baselines import ElasticNetCycleLife
 

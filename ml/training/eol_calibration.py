@@ -32,11 +32,12 @@ capacity calibration included):
   (:func:`ml.uncertainty.fade_progress`: the share of the way to the threshold already lost;
   bins at thirds, :data:`PROGRESS_EDGES`), a Mondrian split on what the history itself shows:
   a history still near full capacity has its knee, if any, ahead, and its crossing is far less
-  certain than that of a history two thirds of the way down. A bin whose scores come from
-  fewer than :data:`MIN_BIN_CELLS` cells is served with the pooled scales. A bin's cell count
-  is not its effective size: every source weighs the same, so a source with few cells in a
-  bin weighs as much as one with many, and, as for the pooled scales, no finite-sample (n + 1)
-  correction is applied; the held-out check is ``experiments/eol_calibration/heldout.py``
+  certain than that of a history two thirds of the way down. A bin whose scale-setting
+  sources (at least :data:`MIN_SOURCE_CELLS` cells in the bin) hold fewer than
+  :data:`MIN_BIN_CELLS` cells is served with the pooled scales. A bin's cell count is not its
+  effective size: its scale is the largest of a few per-source quantiles, each from 5 or more
+  cells, and, as for the pooled scales, no finite-sample (n + 1) correction is applied (with
+  5–19 cells one cell's scores set a source's 95 % quantile); the held-out check is ``experiments/eol_calibration/heldout.py``
   (the ``eol-heldout`` figures). (Why bins: on the
   calibration cells the last third's crossings needed no widening while the early ones did, so
   one pooled widening made every late-life interval wider than its calibration asked for, and
@@ -234,17 +235,22 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
 
 def _progress_bins(scores: list[dict], level: float) -> dict:
     """``{"edges", "min_cells", "bins"}``: the scales of the scores in each fade-progress bin
-    (:data:`PROGRESS_EDGES`); a bin is ``used`` when its scores come from at least
-    :data:`MIN_BIN_CELLS` cells, else the pooled scales serve its histories."""
+    (:data:`PROGRESS_EDGES`); a bin is ``used`` when the sources that set its scales (those
+    with at least :data:`MIN_SOURCE_CELLS` cells in it) hold at least :data:`MIN_BIN_CELLS`
+    cells (``n_cells_scaled``), else the pooled scales serve its histories."""
     progress = np.array([r.get("fade_progress", math.nan) for r in scores], dtype=float)
     index = np.searchsorted(np.asarray(PROGRESS_EDGES), progress, side="right")
     bins = []
     for b in range(len(PROGRESS_EDGES) + 1):
         part = [r for r, i, p in zip(scores, index, progress) if i == b and np.isfinite(p)]
-        cells = len({r["cell_id"] for r in part})
+        per_source: dict[str, set] = {}
+        for r in part:
+            per_source.setdefault(r["source"], set()).add(r["cell_id"])
+        scaled = sum(len(c) for c in per_source.values() if len(c) >= MIN_SOURCE_CELLS)
         scales = {k: _side_scale(part, f"score_{k}", level) for k in ("p05", "p95")}
         bins.append({"scale_p05": scales["p05"], "scale_p95": scales["p95"],
-                     "n": len(part), "n_cells": cells,
-                     "used": cells >= MIN_BIN_CELLS and any(v is not None
-                                                            for v in scales.values())})
+                     "n": len(part), "n_cells": len({r["cell_id"] for r in part}),
+                     "n_cells_scaled": scaled,
+                     "used": scaled >= MIN_BIN_CELLS and any(v is not None
+                                                             for v in scales.values())})
     return {"edges": list(PROGRESS_EDGES), "min_cells": MIN_BIN_CELLS, "bins": bins}

@@ -306,7 +306,8 @@ def fit_cycle_life(sources: tuple[str, ...], notes: list[str],
     paces = [float(c.meta["hours_per_cycle"]) for c in capacity if c.meta.get("hours_per_cycle")]
     chem = sorted({provenance(n).chemistry for n in got if provenance(n).chemistry})
     out = {"heads": heads, "knee_exponent": fit_knee_exponent(capacity) if capacity else 3.0,
-           "threshold_fraction": 0.8, "window_cycles": 100, "windows": list(WINDOWS),
+           "threshold_fraction": 0.8, "window_cycles": 100, "windows_tried": list(WINDOWS),
+           "windows": sorted({int(h["window_cycles"]) for h in heads.values()}),
            "sources": sorted(got),
            "domain": {"hours_per_cycle": [min(paces), max(paces)] if paces else None,
                       "chemistry": chem[0] if len(chem) == 1 else None}}
