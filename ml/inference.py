@@ -8,6 +8,7 @@ the CLI (``intra_op_num_threads=1``), or a torch wrapper in training.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -214,6 +215,28 @@ def _eol(q_cap: np.ndarray, cycles: np.ndarray, hours: np.ndarray, threshold: fl
             "censored": {k: i is None for k, i in zip(keys, idx)}}
 
 
+def _head_eol(draws: np.ndarray, cycles: np.ndarray, hours: np.ndarray,
+              fraction: float) -> dict | None:
+    """End of life from a cycle-life head's own draws (its cross-validated log-normal,
+    truncated at the last observed cycle): their p05 / p50 / p95, each at the first scheduled
+    cycle at or after it (beyond the horizon: its last cycle, flagged ``censored``); None when
+    the median lies beyond the horizon (as for a band whose p50 never crosses). The
+    crossings of the capacity band are not used: that band is widened for capacity POINTS (the
+    trend check's gap to a √t + N fit that never bends down, the noise floor), which made the
+    head's end-of-life interval wider than the head's own spread (measured: it held the true
+    life for every Severson test cell at 80 % of life)."""
+    keys = ("p05", "p50", "p95")
+    values = np.quantile(np.asarray(draws, dtype=float), [0.05, 0.5, 0.95])
+    idx = np.searchsorted(cycles, values, side="left")
+    if idx[1] >= len(cycles):
+        return None
+    pos = np.minimum(idx, len(cycles) - 1)
+    return {"threshold_fraction": fraction,
+            "cycle_index": {k: int(cycles[i]) for k, i in zip(keys, pos)},
+            "test_time_second": {k: float(hours[i] * 3600.0) for k, i in zip(keys, pos)},
+            "censored": {k: bool(i >= len(cycles)) for k, i in zip(keys, idx)}}
+
+
 def _observed_eol(table: Any, fraction: float) -> dict | None:
     """The end of life the history already shows (:func:`ml.advice.observed_eol_row`: three
     consecutive retentions below ``fraction``); all three quantiles are that cycle and its
@@ -290,7 +313,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
         crossings widened by the card's end-of-life calibration (``calibrated_widening``,
         :func:`ml.uncertainty.widen_end_of_life`; the calibration of the history's fade-progress
         bin where the card has bins) when it has one, so they may lie outside the rows'
-        crossings. ``end_of_life`` is null only
+        crossings; where a cycle-life head shaped the forecast (``uncertainty.cycle_life_head``)
+        and the threshold is the head's (80 %), all three are the head's own quantiles
+        (:func:`_head_eol`). ``end_of_life`` is null only
         when the p50 capacity stays above
         the threshold for the whole horizon; otherwise it holds all three quantiles, and a
         quantile that is not reached within the horizon is clamped to the horizon's last cycle
@@ -357,6 +382,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     retention = np.asarray(table["retention"], dtype=float)
     if knee is not None:
         cap[1:], extra = knee.pop("cap"), knee.pop("extra")
+        eol_draws_ = knee.pop("draws")
         lc[1:] = lc[1:] + extra
         ess = float(cap.shape[-1])
     # the time share is NOT weighed: one cell's curve cannot tell time from cycles when both
@@ -397,6 +423,9 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     if knee is None:  # a head's EOL spread is its own; an observed EOL is left as it is
         eol = widen_end_of_life(eol, card.conformal.get("end_of_life"),
                                 float(cycles[0]) - 1.0, cycles, hours, progress)
+    elif not (eol or {}).get("observed") and math.isclose(
+            float(eol_fraction), float((card.cycle_life or {}).get("threshold_fraction", 0.8))):
+        eol = _head_eol(eol_draws_, cycles, hours, float(eol_fraction))
     lt_med = np.median(lt[1:], axis=-1)
     lc_med = np.median(lc[1:], axis=-1)
     # the rows from whole-array products turned into Python numbers at once (the same values
@@ -513,4 +542,4 @@ def _cycle_life_knee(card: ModelCard, frame: pd.DataFrame | Mapping[str, Any], t
     draws = eol_draws(mu, sd, last_cycle, cap.shape[1])
     new, extra = apply_knee(cap, cycles, last_cycle, draws, float(exponent))
     return {"head": name, "window_cycles": window, "eol_cycle_median": float(np.median(draws)),
-            "log10_sd": sd, "cap": new, "extra": extra}
+            "log10_sd": sd, "cap": new, "extra": extra, "draws": draws}
