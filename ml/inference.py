@@ -203,7 +203,14 @@ def _eol(q_cap: np.ndarray, cycles: np.ndarray, hours: np.ndarray, threshold: fl
     last cycle/time and flagged ``True`` in ``censored`` (``{"p05", "p50", "p95"}`` → bool), so
     the reported value is a lower bound for it.
     """
-    idx = [first_below(q_cap[:, j], threshold) for j in (0, 1, 2)]
+    return _eol_at([first_below(q_cap[:, j], threshold) for j in (0, 1, 2)], cycles, hours,
+                   fraction)
+
+
+def _eol_at(idx: list[int | None], cycles: np.ndarray, hours: np.ndarray,
+            fraction: float) -> dict | None:
+    """The ``end_of_life`` of schedule rows ``idx`` (p05, p50, p95; None = beyond the horizon:
+    clamped to its last row and flagged ``censored``); None when the p50 is beyond it."""
     if idx[1] is None:
         return None
     keys = ("p05", "p50", "p95")
@@ -225,16 +232,9 @@ def _head_eol(draws: np.ndarray, cycles: np.ndarray, hours: np.ndarray,
     trend check's gap to a √t + N fit that never bends down, the noise floor), which made the
     head's end-of-life interval wider than the head's own spread (measured: it held the true
     life for every Severson test cell at 80 % of life)."""
-    keys = ("p05", "p50", "p95")
     values = np.quantile(np.asarray(draws, dtype=float), [0.05, 0.5, 0.95])
-    idx = np.searchsorted(cycles, values, side="left")
-    if idx[1] >= len(cycles):
-        return None
-    pos = np.minimum(idx, len(cycles) - 1)
-    return {"threshold_fraction": fraction,
-            "cycle_index": {k: int(cycles[i]) for k, i in zip(keys, pos)},
-            "test_time_second": {k: float(hours[i] * 3600.0) for k, i in zip(keys, pos)},
-            "censored": {k: bool(i >= len(cycles)) for k, i in zip(keys, idx)}}
+    idx = np.searchsorted(cycles, values, side="left").tolist()
+    return _eol_at([i if i < len(cycles) else None for i in idx], cycles, hours, fraction)
 
 
 def _observed_eol(table: Any, fraction: float) -> dict | None:
@@ -382,7 +382,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     retention = np.asarray(table["retention"], dtype=float)
     if knee is not None:
         cap[1:], extra = knee.pop("cap"), knee.pop("extra")
-        eol_draws_ = knee.pop("draws")
+        head_draws = knee.pop("draws")
         lc[1:] = lc[1:] + extra
         ess = float(cap.shape[-1])
     # the time share is NOT weighed: one cell's curve cannot tell time from cycles when both
@@ -425,7 +425,7 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                                 float(cycles[0]) - 1.0, cycles, hours, progress)
     elif not (eol or {}).get("observed") and math.isclose(
             float(eol_fraction), float((card.cycle_life or {}).get("threshold_fraction", 0.8))):
-        eol = _head_eol(eol_draws_, cycles, hours, float(eol_fraction))
+        eol = _head_eol(head_draws, cycles, hours, float(eol_fraction))
     lt_med = np.median(lt[1:], axis=-1)
     lc_med = np.median(lc[1:], axis=-1)
     # the rows from whole-array products turned into Python numbers at once (the same values

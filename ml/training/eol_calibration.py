@@ -37,8 +37,8 @@ capacity calibration included):
   :data:`MIN_BIN_CELLS` cells is served with the pooled scales. A bin's cell count is not its
   effective size: its scale is the largest of a few per-source quantiles, each from 5 or more
   cells, and, as for the pooled scales, no finite-sample (n + 1) correction is applied (with
-  5–19 cells one cell's scores set a source's 95 % quantile); the held-out check is ``experiments/eol_calibration/heldout.py``
-  (the ``eol-heldout`` figures). (Why bins: on the
+  5–19 cells one cell's scores set a source's 95 % quantile); the held-out check is
+  ``experiments/eol_calibration/heldout.py`` (the ``eol-heldout`` figures). (Why bins: on the
   calibration cells the last third's crossings needed no widening while the early ones did, so
   one pooled widening made every late-life interval wider than its calibration asked for, and
   the advice, which stops on a narrow interval, stopped later; the card's ``by_progress``
@@ -63,7 +63,8 @@ import numpy as np
 from ml.evaluation.calibration import weighted_conformal_quantile
 
 __all__ = ["THRESHOLDS", "CUT_FRACTIONS", "LEVEL", "HORIZON_MULTIPLE", "PROGRESS_EDGES",
-           "MIN_BIN_CELLS", "MIN_SOURCE_CELLS", "life_cut", "life_cuts", "eol_scores", "calibrate_end_of_life"]
+           "MIN_BIN_CELLS", "MIN_SOURCE_CELLS", "life_cut", "life_cuts", "eol_scores",
+           "calibrate_end_of_life"]
 
 #: thresholds (fraction of the reference capacity) whose crossing is calibrated, each where the
 #: calibration cell truly reaches it (the Severson cells' records end near 80 %)
@@ -190,15 +191,21 @@ def _source_scale(rows: list[dict], key: str, level: float) -> float | None:
     return float(q) if np.isfinite(q) else None
 
 
-def _side_scale(rows: list[dict], key: str, level: float) -> float | None:
-    """The LARGEST of the per-source scales (:func:`_source_scale`) of the sources with at
-    least :data:`MIN_SOURCE_CELLS` cells in ``rows``: every such source's crossings are then
-    held at the level, not only their mixture; None where no source has a finite scale."""
+def _scaling_sources(rows: list[dict]) -> dict[str, list[dict]]:
+    """``rows`` grouped by source, keeping the sources with at least :data:`MIN_SOURCE_CELLS`
+    cells: those that set a scale."""
     by_source: dict[str, list[dict]] = {}
     for r in rows:
         by_source.setdefault(r["source"], []).append(r)
-    scales = [_source_scale(part, key, level) for part in by_source.values()
-              if len({r["cell_id"] for r in part}) >= MIN_SOURCE_CELLS]
+    return {src: part for src, part in by_source.items()
+            if len({r["cell_id"] for r in part}) >= MIN_SOURCE_CELLS}
+
+
+def _side_scale(rows: list[dict], key: str, level: float) -> float | None:
+    """The LARGEST of the per-source scales (:func:`_source_scale`) of the scale-setting
+    sources in ``rows`` (:func:`_scaling_sources`): every such source's crossings are then
+    held at the level, not only their mixture; None where no source has a finite scale."""
+    scales = [_source_scale(part, key, level) for part in _scaling_sources(rows).values()]
     scales = [v for v in scales if v is not None]
     return max(scales) if scales else None
 
@@ -210,12 +217,11 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
     "thresholds", "cut_fractions", "min_source_cells", "by_source", "by_progress"}``
     (``by_progress``: the scales of each fade-progress bin, :func:`_progress_bins`; the pooled
     and binned scales leave out sources with fewer than :data:`MIN_SOURCE_CELLS` scored cells,
-    ``by_source`` lists every source with ``pooled``). A scale is None where no score exists or the
-    quantile is not finite (every p95 beyond the horizon): that side is not widened."""
+    ``by_source`` lists every source with ``pooled``). A scale is None where no score exists
+    or the quantile is not finite (every p95 beyond the horizon): that side is not widened."""
     every, failed = _scores(records, card, run, THRESHOLDS, CUT_FRACTIONS)
-    cells = {src: len({r["cell_id"] for r in every if r["source"] == src})
-             for src in {r["source"] for r in every}}
-    scores = [r for r in every if cells[r["source"]] >= MIN_SOURCE_CELLS]
+    pooled = _scaling_sources(every)
+    scores = [r for r in every if r["source"] in pooled]
     out = {"method": "log_remaining_one_sided", "level": level,
            "thresholds": list(THRESHOLDS), "cut_fractions": list(CUT_FRACTIONS),
            "scale_p05": _side_scale(scores, "score_p05", level),
@@ -223,12 +229,12 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
            "n": len(scores), "n_cells": len({r["cell_id"] for r in scores}),
            "p05_censored": sum(r["p05_censored"] for r in scores), "failed": failed[:20],
            "min_source_cells": MIN_SOURCE_CELLS, "by_source": {}}
-    for src in sorted(cells):
+    for src in sorted({r["source"] for r in every}):
         part = [r for r in every if r["source"] == src]
         out["by_source"][src] = {"scale_p05": _source_scale(part, "score_p05", level),
                                  "scale_p95": _source_scale(part, "score_p95", level),
-                                 "n": len(part), "n_cells": cells[src],
-                                 "pooled": cells[src] >= MIN_SOURCE_CELLS}
+                                 "n": len(part), "n_cells": len({r["cell_id"] for r in part}),
+                                 "pooled": src in pooled}
     out["by_progress"] = _progress_bins(scores, level)
     return out
 
@@ -243,10 +249,8 @@ def _progress_bins(scores: list[dict], level: float) -> dict:
     bins = []
     for b in range(len(PROGRESS_EDGES) + 1):
         part = [r for r, i, p in zip(scores, index, progress) if i == b and np.isfinite(p)]
-        per_source: dict[str, set] = {}
-        for r in part:
-            per_source.setdefault(r["source"], set()).add(r["cell_id"])
-        scaled = sum(len(c) for c in per_source.values() if len(c) >= MIN_SOURCE_CELLS)
+        scaled = sum(len({r["cell_id"] for r in rows})
+                     for rows in _scaling_sources(part).values())
         scales = {k: _side_scale(part, f"score_{k}", level) for k in ("p05", "p95")}
         bins.append({"scale_p05": scales["p05"], "scale_p95": scales["p95"],
                      "n": len(part), "n_cells": len({r["cell_id"] for r in part}),
