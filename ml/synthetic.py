@@ -17,6 +17,7 @@ Truth columns ``loss_time_frac`` / ``loss_cycle_frac`` are fractions of the nomi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -234,7 +235,7 @@ def _draw_params(i: int, rng: np.random.Generator, prefix: str, easy: bool) -> C
     )
 
 
-def make_fleet(n_cells: int, seed: int = 0, *, easy: bool = False,
+def make_fleet(n_cells: int, seed: int | Sequence[int] = 0, *, easy: bool = False,
                prefix: str = "syn") -> list[CellRecord]:
     """A fleet of synthetic cells across C-rates (C/10 … 1C), rest patterns and fade shapes.
 
@@ -243,7 +244,9 @@ def make_fleet(n_cells: int, seed: int = 0, *, easy: bool = False,
     n_cells:
         Number of cells (>= 1).
     seed:
-        Seeds the parameter draws and the noise; the same seed gives the same fleet.
+        Seeds the parameter draws and the noise; the same seed gives the same fleet. A tuple
+        such as ``(0, 1)`` is an independent stream (``numpy.random.SeedSequence``): no whole
+        number gives the same fleet.
     easy:
         Only constant rates, fixed exponents (time 0.5, cycle 1.0), no onset/knee/storage, low
         noise — a fleet on which the split must be recovered well.

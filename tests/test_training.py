@@ -194,6 +194,45 @@ def test_splits_are_by_cell_without_leakage():
     assert [r.cell_id for r in again.val] == [r.cell_id for r in splits.val]
 
 
+def test_calibration_only_synthetic_cells_join_calibration_alone():
+    from ml.training.config import DataConfig
+    from ml.training.pipeline import load_splits
+
+    base = load_splits(DataConfig(synthetic_cells=30, sources=()))
+    more = load_splits(DataConfig(synthetic_cells=30, sources=(), calibration_synthetic_cells=6))
+    for name in ("train", "val", "test"):  # nothing else moves
+        assert [r.cell_id for r in getattr(more, name)] == [r.cell_id for r in getattr(base, name)]
+    extra = [r for r in more.calib if r.cell_id.startswith("syncal_")]
+    assert len(extra) == 6 and len(more.calib) == len(base.calib) + 6
+    assert more.counts["synthetic"]["calib_only"] == 6
+    # an independent stream: no whole-number seed of the training fleet redraws these cells
+    firsts = {round(float(r.cycles["discharge_capacity_ah"].iloc[0]), 9) for r in extra}
+    for seed in (0, 1, 2):
+        fleet = load_splits(DataConfig(synthetic_cells=30, synthetic_seed=seed, sources=()))
+        assert not firsts & {round(float(r.cycles["discharge_capacity_ah"].iloc[0]), 9)
+                             for r in fleet.unique()}
+    # without the synthetic source in the model there is no synthetic calibration either
+    none = load_splits(DataConfig(synthetic_cells=0, sources=("pybamm-dev",),
+                                  calibration_synthetic_cells=6)) \
+        if _has_pybamm() else None
+    assert none is None or not any(r.cell_id.startswith("syncal_") for r in none.calib)
+
+
+def _has_pybamm() -> bool:
+    from ml.sources import available_sources
+
+    return "pybamm-dev" in set(available_sources())
+
+
+def test_negative_calibration_cells_are_refused(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[data]\ncalibration_synthetic_cells = -1\n")
+    with pytest.raises(FadecastError) as info:
+        load_config(path)
+    assert info.value.column == "data.calibration_synthetic_cells"
+    assert str(path) in str(info.value)
+
+
 def test_training_is_deterministic_for_a_seed():
     from ml.models.fade_net import FadeNet
     from ml.training.loop import TrainSettings, fit

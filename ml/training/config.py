@@ -44,6 +44,12 @@ class DataConfig:
     #: sources whose cells (with a ``cycle_life`` label) fit the early-life cycle-life heads
     #: (``ml.models.cycle_life_head``); only their TRAIN splits — test splits stay unseen
     cycle_life_sources: tuple[str, ...] = ()
+    #: EXTRA synthetic cells drawn for CALIBRATION only (an independent stream of the same
+    #: generator, ids ``syncal_…``; never trained on, never picking epochs or champions, not
+    #: tested on): a simulated source can give its calibration as many cells as it needs, where
+    #: a held-out share of a fleet leaves each fade-progress bin a handful. Drawn only when the
+    #: synthetic source is in the model (``synthetic_cells > 0``).
+    calibration_synthetic_cells: int = 0
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,11 @@ def load_config(path: str | Path) -> StudyConfig:
                             file=str(path), column="data.calibration_share",
                             expected="a fraction in [0, 1)",
                             found=repr(cfg.data.calibration_share))
+    if cfg.data.calibration_synthetic_cells < 0:
+        raise FadecastError("calibration_synthetic_cells must be 0 or more", code="bad_config",
+                            file=str(path), column="data.calibration_synthetic_cells",
+                            expected="a whole number >= 0",
+                            found=repr(cfg.data.calibration_synthetic_cells))
     return cfg
 
 

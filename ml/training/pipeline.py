@@ -74,10 +74,18 @@ def _calibration_ids(held: list[str], share: float) -> set[str]:
     return {c for i, c in enumerate(held) if int((i + 1) * share) > int(i * share)}
 
 
+def calibration_fleet_seed(data: DataConfig) -> tuple[int, int]:
+    """The seed of the calibration-only synthetic fleet: an independent stream of
+    ``synthetic_seed`` (``(seed, 1)``), so no ``synthetic_seed`` redraws its cells."""
+    return (int(data.synthetic_seed), 1)
+
+
 def load_splits(data: DataConfig) -> Splits:
     """Synthetic fleet plus every configured source that is present, each split by cell with
     ``ml.sources.split_by_cell`` (the split evaluation uses); each source's held-out cells are
-    divided into VALIDATION (epoch and champion choice) and CALIBRATION (conformal bands)."""
+    divided into VALIDATION (epoch and champion choice) and CALIBRATION (conformal bands);
+    ``calibration_synthetic_cells`` more synthetic cells, drawn from an independent stream,
+    join the calibration cells only."""
     out = Splits()
     groups: dict[str, list[CellRecord]] = {}
     if data.synthetic_cells > 0:
@@ -105,6 +113,13 @@ def load_splits(data: DataConfig) -> Splits:
                             "test": len(parts["test"])}
         out.notes.append(f"note: {name}: {len(parts['train'])} train, {n_val} val, "
                          f"{len(cal)} calibration, {len(parts['test'])} test cells")
+    if data.synthetic_cells > 0 and data.calibration_synthetic_cells > 0:
+        extra = make_fleet(data.calibration_synthetic_cells, seed=calibration_fleet_seed(data),
+                           prefix="syncal")
+        out.calib += extra
+        out.counts["synthetic"]["calib_only"] = len(extra)
+        out.notes.append(f"note: synthetic: {len(extra)} more calibration-only cells "
+                         f"(calibration_synthetic_cells)")
     if not out.train:
         raise FadecastError("no training cells", code="no_training_data",
                             expected="synthetic_cells > 0 or a present source", found="none")
