@@ -275,7 +275,7 @@ def loso_section(r: dict, info: dict) -> list[str]:
         epochs += " (**fewer than the production model's**: not like for like)"
     lines += ["", f"Each row: `experiments/default/config.toml` with that source removed "
               f"(severson-train: the Severson cycle-life heads too; synthetic: "
-              f"`synthetic_cells = 0`), not shipped, not registered, {epochs}, then `fadecast "
+              f"`synthetic_cells = 0`, no calibration-only synthetic cells), not shipped, not registered, {epochs}, then `fadecast "
               "evaluate --suite <its suite>`. Targets: 90 % coverage "
               f"{lo:g}–{hi:g} % per source; the model beats the √t + N fit on capacity error and "
               "time-share p90 (**missed** marks each miss). Severson: test1 cells, cycles to "

@@ -607,6 +607,7 @@ def test_loso_config_leaves_the_source_out_and_never_ships():
     assert pyb["data"]["sources"] == ["severson-train"] and pyb["train"]["epochs"] == 5
     assert pyb["data"]["cycle_life_sources"] == ["severson-train", "severson-qdlin-train"]
     assert loso.without_source(raw, "synthetic")["data"]["synthetic_cells"] == 0
+    assert loso.without_source(raw, "synthetic")["data"]["calibration_synthetic_cells"] == 0
     assert raw["data"]["sources"] == ["pybamm-dev", "severson-train"]  # input untouched
     with pytest.raises(ValueError):
         loso.without_source(raw, "geslin2024")

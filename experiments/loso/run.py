@@ -20,7 +20,8 @@ Removal per source:
   them would not leave the source out). Suite ``severson`` (its test1 cells, a sibling split
   never used in training): cycles-to-80 % error only — that suite has no capacity, coverage or
   time-share figures.
-- ``synthetic``: ``data.synthetic_cells = 0`` (supported by ``ml.training.pipeline.load_splits``);
+- ``synthetic``: ``data.synthetic_cells = 0`` and ``data.calibration_synthetic_cells = 0``
+  (supported by ``ml.training.pipeline.load_splits``);
   suite ``synthetic`` (a held-out fleet, seed 1000, never trained on).
 
 Nothing overwrites the shipped model or a champion: every copy has ``ship_to = ""`` and
@@ -74,6 +75,7 @@ def without_source(raw: dict, source: str, epochs: int | None = None) -> dict:
     data = cfg.setdefault("data", {})
     if source == "synthetic":
         data["synthetic_cells"] = 0
+        data["calibration_synthetic_cells"] = 0  # nor its calibration-only cells
     else:
         if source not in data.get("sources", []):
             raise ValueError(f"source {source!r} is not in data.sources {data.get('sources')}")
