@@ -245,8 +245,8 @@ def make_fleet(n_cells: int, seed: int | Sequence[int] = 0, *, easy: bool = Fals
         Number of cells (>= 1).
     seed:
         Seeds the parameter draws and the noise; the same seed gives the same fleet. A tuple
-        such as ``(0, 1)`` is an independent stream (``numpy.random.SeedSequence``): no whole
-        number gives the same fleet.
+        such as ``(0, 1)`` is another stream: ``numpy.random.SeedSequence`` reads it as the
+        number ``0 + 1 * 2**32``, so no seed below ``2**32`` gives the same fleet.
     easy:
         Only constant rates, fixed exponents (time 0.5, cycle 1.0), no onset/knee/storage, low
         noise — a fleet on which the split must be recovered well.

@@ -208,6 +208,10 @@ def test_a_bin_is_used_only_when_its_scale_setting_sources_hold_enough_cells(mon
         pytest.approx(0.8), 12, True)
     assert (last["scale_p05"], last["n_cells"], last["n_cells_scaled"], last["used"]) == (
         pytest.approx(0.1), 10, 6, False)
+    # each bin says whose cells it holds and which sources set its scale
+    assert first["n_cells_by_source"] == {"s1": 12, "s2": 3}
+    assert first["scale_sources"] == ["s1"]  # s1 alone: the card says so
+    assert middle["scale_sources"] == ["s1", "s2"] and last["scale_sources"] == ["s1"]
 
 
 def test_the_served_end_of_life_carries_the_cards_widening(shipped_model):

@@ -194,7 +194,9 @@ def test_splits_are_by_cell_without_leakage():
     assert [r.cell_id for r in again.val] == [r.cell_id for r in splits.val]
 
 
-def test_calibration_only_synthetic_cells_join_calibration_alone():
+def test_calibration_only_synthetic_cells_join_calibration_alone(monkeypatch):
+    from ml.evaluation.suites import HELDOUT_SEED
+    from ml.training import pipeline
     from ml.training.config import DataConfig
     from ml.training.pipeline import load_splits
 
@@ -205,32 +207,44 @@ def test_calibration_only_synthetic_cells_join_calibration_alone():
     extra = [r for r in more.calib if r.cell_id.startswith("syncal_")]
     assert len(extra) == 6 and len(more.calib) == len(base.calib) + 6
     assert more.counts["synthetic"]["calib_only"] == 6
-    # an independent stream: no whole-number seed of the training fleet redraws these cells
+    # they join the synthetic source's one calibration weight, not a source of their own
+    assert {r.meta["source"] for r in extra} == {"synthetic"}
+    # the same draw every time (the dataset hash covers them)
+    again = load_splits(DataConfig(synthetic_cells=30, sources=(), calibration_synthetic_cells=6))
+    assert all(a.cycles.equals(b.cycles) for a, b in
+               zip(extra, [r for r in again.calib if r.cell_id.startswith("syncal_")]))
+    # another stream: neither a training fleet nor the evaluation suite's fleets redraw them
     firsts = {round(float(r.cycles["discharge_capacity_ah"].iloc[0]), 9) for r in extra}
-    for seed in (0, 1, 2):
-        fleet = load_splits(DataConfig(synthetic_cells=30, synthetic_seed=seed, sources=()))
+    for seed in (0, 1, 2, HELDOUT_SEED, HELDOUT_SEED + 1):
+        fleet = make_fleet(30, seed=seed)
         assert not firsts & {round(float(r.cycles["discharge_capacity_ah"].iloc[0]), 9)
-                             for r in fleet.unique()}
+                             for r in fleet}
     # without the synthetic source in the model there is no synthetic calibration either
+    monkeypatch.setattr(pipeline, "available_sources", lambda: ["pybamm-dev"])
+    monkeypatch.setattr(pipeline, "load_source", lambda name: [
+        _renamed(r, f"pb_{i:02d}", "pybamm-dev") for i, r in enumerate(base.unique()[:20])])
     none = load_splits(DataConfig(synthetic_cells=0, sources=("pybamm-dev",),
-                                  calibration_synthetic_cells=6)) \
-        if _has_pybamm() else None
-    assert none is None or not any(r.cell_id.startswith("syncal_") for r in none.calib)
+                                  calibration_synthetic_cells=6))
+    assert none.calib and not any(r.cell_id.startswith("syncal_") for r in none.unique())
+    assert any("calibration_synthetic_cells ignored" in n for n in none.notes)
 
 
-def _has_pybamm() -> bool:
-    from ml.sources import available_sources
+def _renamed(rec, cell_id: str, source: str):
+    import dataclasses
 
-    return "pybamm-dev" in set(available_sources())
+    return dataclasses.replace(rec, cell_id=cell_id, meta={**rec.meta, "source": source})
 
 
-def test_negative_calibration_cells_are_refused(tmp_path):
+def test_negative_calibration_cells_and_huge_seeds_are_refused(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text("[data]\ncalibration_synthetic_cells = -1\n")
-    with pytest.raises(FadecastError) as info:
-        load_config(path)
-    assert info.value.column == "data.calibration_synthetic_cells"
-    assert str(path) in str(info.value)
+    for text, field in (("[data]\ncalibration_synthetic_cells = -1\n",
+                         "data.calibration_synthetic_cells"),
+                        ("[data]\nsynthetic_seed = 4294967296\n", "data.synthetic_seed")):
+        path.write_text(text)
+        with pytest.raises(FadecastError) as info:
+            load_config(path)
+        assert info.value.column == field
+        assert str(path) in str(info.value)
 
 
 def test_training_is_deterministic_for_a_seed():

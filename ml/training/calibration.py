@@ -15,6 +15,10 @@ equally and, inside a source, every cell counts equally (each point weighs
 ``1 / (n_sources · n_cells_of_source · n_points_of_cell)``): long trajectories do not dominate
 their source, and a source with many calibration cells does not set the band for the others.
 Per-source constants (same per-cell weighting) are stored beside the pooled one for reporting.
+The calibration cells are each source's calibration share of its held-out cells plus, in the
+production config, calibration-only synthetic cells (``data.calibration_synthetic_cells``): they
+join the synthetic source's one weight, so they sharpen its quantile without outweighing the
+other sources.
 Cuts see only the PLANNED schedule: future hours = last observed hour + the median duration of
 the last 10 observed cycles per cycle (what ``fadecast forecast`` assumes by default).
 """
@@ -95,7 +99,7 @@ def calibrate(model: FadeNet | torch.nn.Module | Predict, cells: list[PreparedCe
               unweighted_sources: tuple[str, ...] = ()) -> dict:
     """``{"capacity": {...}, "time_share": {...}, "by_source": {...}, "calibration_sources"}``.
 
-    Every validation cell calibrates the capacity band (equal weight per source, per cell
+    Every calibration cell calibrates the capacity band (equal weight per source, per cell
     within a source); cells with a known time/cycle split calibrate the time-share band the
     same way. ``model`` is a FadeNet or a ``run(inputs) -> outputs`` callable (e.g. an ONNX
     session), so an exported model can be recalibrated.

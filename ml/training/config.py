@@ -155,6 +155,11 @@ def load_config(path: str | Path) -> StudyConfig:
                             file=str(path), column="data.calibration_share",
                             expected="a fraction in [0, 1)",
                             found=repr(cfg.data.calibration_share))
+    if not 0 <= cfg.data.synthetic_seed < 2**32:  # the calibration fleet's stream lies above
+        raise FadecastError("synthetic_seed must lie in [0, 2**32)", code="bad_config",
+                            file=str(path), column="data.synthetic_seed",
+                            expected="a whole number in [0, 4294967296)",
+                            found=repr(cfg.data.synthetic_seed))
     if cfg.data.calibration_synthetic_cells < 0:
         raise FadecastError("calibration_synthetic_cells must be 0 or more", code="bad_config",
                             file=str(path), column="data.calibration_synthetic_cells",

@@ -37,7 +37,10 @@ capacity calibration included):
   :data:`MIN_BIN_CELLS` cells is served with the pooled scales. A bin's cell count is not its
   effective size: its scale is the largest of a few per-source quantiles, each from 5 or more
   cells, and, as for the pooled scales, no finite-sample (n + 1) correction is applied (with
-  5–19 cells one cell's scores set a source's 95 % quantile); the held-out check is
+  5–19 cells one cell's scores set a source's 95 % quantile: why the production config adds
+  calibration-only synthetic cells, ``data.calibration_synthetic_cells``, so that the
+  synthetic source's quantiles rest on about 200 cells; the real sources' stay small, and a
+  bin whose scale the synthetic cells set alone says so in ``scale_sources``); the held-out check is
   ``experiments/eol_calibration/heldout.py`` (the ``eol-heldout`` figures). (Why bins: on the
   calibration cells the last third's crossings needed no widening while the early ones did, so
   one pooled widening made every late-life interval wider than its calibration asked for, and
@@ -242,8 +245,10 @@ def calibrate_end_of_life(records: Sequence[Any], card: Any, run: Any, *,
 def _progress_bins(scores: list[dict], level: float) -> dict:
     """``{"edges", "min_cells", "bins"}``: the scales of the scores in each fade-progress bin
     (:data:`PROGRESS_EDGES`); a bin is ``used`` when the sources that set its scales (those
-    with at least :data:`MIN_SOURCE_CELLS` cells in it) hold at least :data:`MIN_BIN_CELLS`
-    cells (``n_cells_scaled``), else the pooled scales serve its histories."""
+    with at least :data:`MIN_SOURCE_CELLS` cells in it, ``scale_sources``) hold at least
+    :data:`MIN_BIN_CELLS` cells (``n_cells_scaled``), else the pooled scales serve its
+    histories. ``n_cells_by_source`` says which sources' cells the bin holds: a bin whose
+    scale one source sets alone says so."""
     progress = np.array([r.get("fade_progress", math.nan) for r in scores], dtype=float)
     index = np.searchsorted(np.asarray(PROGRESS_EDGES), progress, side="right")
     bins = []
@@ -252,8 +257,13 @@ def _progress_bins(scores: list[dict], level: float) -> dict:
         scaled = sum(len({r["cell_id"] for r in rows})
                      for rows in _scaling_sources(part).values())
         scales = {k: _side_scale(part, f"score_{k}", level) for k in ("p05", "p95")}
+        by_source: dict[str, set] = {}
+        for r in part:
+            by_source.setdefault(r["source"], set()).add(r["cell_id"])
         bins.append({"scale_p05": scales["p05"], "scale_p95": scales["p95"],
                      "n": len(part), "n_cells": len({r["cell_id"] for r in part}),
+                     "n_cells_by_source": {k: len(v) for k, v in sorted(by_source.items())},
+                     "scale_sources": sorted(_scaling_sources(part)),
                      "n_cells_scaled": scaled,
                      "used": scaled >= MIN_BIN_CELLS and any(v is not None
                                                              for v in scales.values())})

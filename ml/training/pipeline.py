@@ -75,8 +75,9 @@ def _calibration_ids(held: list[str], share: float) -> set[str]:
 
 
 def calibration_fleet_seed(data: DataConfig) -> tuple[int, int]:
-    """The seed of the calibration-only synthetic fleet: an independent stream of
-    ``synthetic_seed`` (``(seed, 1)``), so no ``synthetic_seed`` redraws its cells."""
+    """The seed of the calibration-only synthetic fleet, ``(synthetic_seed, 1)``: numpy reads it
+    as ``synthetic_seed + 2**32``, beyond every ``synthetic_seed`` a config accepts (below
+    ``2**32``), so no training fleet redraws its cells."""
     return (int(data.synthetic_seed), 1)
 
 
@@ -113,6 +114,9 @@ def load_splits(data: DataConfig) -> Splits:
                             "test": len(parts["test"])}
         out.notes.append(f"note: {name}: {len(parts['train'])} train, {n_val} val, "
                          f"{len(cal)} calibration, {len(parts['test'])} test cells")
+    if data.synthetic_cells == 0 and data.calibration_synthetic_cells > 0:
+        out.notes.append("note: calibration_synthetic_cells ignored: the synthetic source is "
+                         "not in this model (synthetic_cells = 0)")
     if data.synthetic_cells > 0 and data.calibration_synthetic_cells > 0:
         extra = make_fleet(data.calibration_synthetic_cells, seed=calibration_fleet_seed(data),
                            prefix="syncal")
@@ -168,9 +172,16 @@ def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: i
     q = np.stack(bands).reshape(-1, 3)
     samples = out["capacity_fraction"][:, 1:].reshape(-1, model.n_samples)
     y = batch["target_capacity"][:, 1:].reshape(-1)
+    # every source weighs the same (as in the calibration): the calibration-only synthetic
+    # cells would otherwise make the figure a synthetic one
+    sources = [w["source"] for w in windows]
+    per_source = {s: sources.count(s) for s in set(sources)}
+    horizon = batch["target_capacity"].shape[1] - 1
+    weight = np.repeat([1.0 / (len(per_source) * per_source[s]) for s in sources], horizon)
     ok = np.isfinite(y)
-    cov = float(np.mean((y[ok] >= q[ok, 0]) & (y[ok] <= q[ok, 2]))) if ok.any() else np.nan
-    return reliability_figure(samples, y, cov)
+    hit = (y >= q[:, 0]) & (y <= q[:, 2])
+    cov = float(np.average(hit[ok], weights=weight[ok])) if ok.any() else np.nan
+    return reliability_figure(samples, y, cov, weights=weight)
 
 
 def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
@@ -197,6 +208,8 @@ def run_study(cfg: StudyConfig, *, tracking_uri: str | None = None,
     with tracking.training_run(cfg.name, flatten(cfg), tracking_uri=uri) as run_id:
         tracking.log_datasets({"training": cells_frame(splits.train),
                                "validation": cells_frame(splits.val) if splits.val else None,
+                               "calibration": cells_frame(splits.calib) if splits.calib
+                               else None,
                                "test": cells_frame(splits.test) if splits.test else None}, digest)
         model, history = _train_members(cfg, train, val, scaler, settings, progress)
         calib = prepare_cells(splits.calib) if splits.calib else []

@@ -86,9 +86,11 @@ def forecast_figures(cells: list[CellRecord], card: ModelCard, run: Callable[[di
     return {"forecast_vs_actual": fig_f, "decomposition": fig_d}
 
 
-def reliability_figure(samples: np.ndarray, observed: np.ndarray, calibrated_coverage: float):
+def reliability_figure(samples: np.ndarray, observed: np.ndarray, calibrated_coverage: float,
+                       weights: np.ndarray | None = None):
     """Nominal vs observed coverage of central intervals of the raw samples [N, K] at
-    observations [N], plus the calibrated 90 % band's observed coverage (a star)."""
+    observations [N] (weighted by ``weights`` [N] when given), plus the calibrated 90 % band's
+    observed coverage (a star)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -96,12 +98,13 @@ def reliability_figure(samples: np.ndarray, observed: np.ndarray, calibrated_cov
 
     ok = np.isfinite(observed)
     samples, observed = samples[ok], observed[ok]
+    w = np.ones(len(observed)) if weights is None else np.asarray(weights, dtype=float)[ok]
     levels = np.array([0.2, 0.4, 0.6, 0.8, 0.9])
     cover = []
     for lev in levels:
         lo, hi = np.quantile(samples, [(1 - lev) / 2, (1 + lev) / 2], axis=-1)
-        cover.append(float(np.mean((observed >= lo) & (observed <= hi))) if len(observed) else
-                     np.nan)
+        cover.append(float(np.average((observed >= lo) & (observed <= hi), weights=w))
+                     if len(observed) else np.nan)
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], "k--", lw=0.8)
     ax.plot(levels, cover, "o-", label="raw samples")
