@@ -351,6 +351,18 @@ def end_of_life_scales(conformal: dict | None, progress: float | None) -> dict:
     return chosen if chosen.get("used") else conf
 
 
+def _calibration_sources(conf: dict, conformal: dict | None) -> list[str] | None:
+    """The sources whose calibration cells set the scales ``conf``: a progress bin's
+    ``scale_sources``, else the card's pooled sources (``by_source`` entries with
+    ``pooled``); None for a card that does not record them."""
+    if conf.get("scale_sources") is not None:
+        return [str(s) for s in conf["scale_sources"]]
+    by_source = (conformal or {}).get("by_source") or {}
+    pooled = [str(s) for s, v in sorted(by_source.items())
+              if isinstance(v, dict) and v.get("pooled")]
+    return pooled or None
+
+
 def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: float,
                       cycles: np.ndarray, hours: np.ndarray,
                       progress: float | None = None) -> dict | None:
@@ -361,7 +373,8 @@ def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: fl
     to p05 shrink by ``exp(-scale_p05)`` (rounded down to a scheduled cycle) and to p95 grow by
     ``exp(scale_p95)`` (rounded up); the median is kept and ``calibrated_widening`` holds the
     two scales applied (and the ``fade_progress`` whose bin gave them, where a calibrated bin
-    did; absent when the pooled scales served). Unchanged
+    did; absent when the pooled scales served), and ``calibrated_on`` the sources whose
+    calibration cells set those scales (where the card records them). Unchanged
     when the scales are not positive or the end of life is already observed. ``cycles`` /
     ``hours``: the forecast schedule (a p95 beyond it is clamped to its last row and flagged
     censored; a censored p95 stays)."""
@@ -379,6 +392,9 @@ def widen_end_of_life(eol: dict | None, conformal: dict | None, origin_cycle: fl
            "calibrated_widening": {k: scales.get(k, 0.0) for k in ("p05", "p95")}}
     if conformal and conf is not conformal:  # a progress bin's own scales chose the widening
         out["calibrated_widening"]["fade_progress"] = float(progress)
+    sources = _calibration_sources(conf, conformal)
+    if sources:
+        out["calibrated_on"] = sources
     for key, scale in scales.items():
         if key == "p95" and out["censored"].get("p95"):
             continue  # already a lower bound at the horizon's end

@@ -267,7 +267,9 @@ def _human_forecast(doc: dict[str, Any]) -> str:
         if any(wide.get(k) for k in ("p05", "p95")):
             text += (f"; interval widened by the model's end-of-life calibration (remaining "
                      f"cycles to p05 x{math.exp(-wide.get('p05', 0.0)):.2f}, to p95 "
-                     f"x{math.exp(wide.get('p95', 0.0)):.2f})")
+                     f"x{math.exp(wide.get('p95', 0.0)):.2f}"
+                     + (f"; calibrated on {', '.join(eol['calibrated_on'])} cells"
+                        if eol.get("calibrated_on") else "") + ")")
         lines.append(text)
     else:
         lines.append("end of life: not reached within the horizon")

@@ -168,6 +168,10 @@ class _EndOfLife(BaseModel):
         "threshold. Absent when nothing was widened: no positive scale for this history, an "
         "end of life already observed, none within the horizon, or a cycle-life head's "
         "interval")
+    calibrated_on: list[str] | None = Field(
+        None, description="the sources whose calibration cells set calibrated_widening (the "
+        "card's scale-setting sources of that fade-progress bin, else of its pooled scales): a "
+        "cell unlike all of them is widened by other cells' misses")
 
 
 class ForecastResponse(BaseModel):

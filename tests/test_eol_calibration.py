@@ -293,6 +293,39 @@ def test_a_history_is_served_with_the_scales_of_its_progress_bin():
     assert out["calibrated_widening"] == {"p05": 0.25, "p95": 0.1}
 
 
+def test_the_answer_names_the_sources_that_calibrated_its_widening():
+    cycles = np.arange(101, 401, dtype=float)
+    eol = _eol(150, 200, 300)
+    card = {**BINS, "by_source": {"a": {"pooled": True}, "b": {"pooled": False},
+                                  "c": {"pooled": True}},
+            "by_progress": {**BINS["by_progress"], "bins": [
+                {**BINS["by_progress"]["bins"][0], "scale_sources": ["c"]},
+                *BINS["by_progress"]["bins"][1:]]}}
+    # the early bin's own scale-setting sources
+    assert widen_end_of_life(eol, card, 100.0, cycles, cycles, 0.1)["calibrated_on"] == ["c"]
+    # the unused middle bin: the pooled scales, set by the pooled sources (not "b")
+    assert widen_end_of_life(eol, card, 100.0, cycles, cycles, 0.5)["calibrated_on"] == [
+        "a", "c"]
+    # a card that records neither: no claim
+    assert "calibrated_on" not in widen_end_of_life(eol, BINS, 100.0, cycles, cycles, 0.1)
+
+
+def test_the_shipped_answer_names_its_calibration_sources(shipped_model):
+    card, run = shipped_model
+    # cycles 1-150 losing 0.08 % a cycle from 1.0 Ah, 2 h each: 0.88 at the end, 60 % of the
+    # way to 80 % (the middle third, whose scale widens)
+    n = np.arange(1, 151)
+    hist = pd.DataFrame({"cycle_index": n, "test_time_second": n * 7200.0,
+                         "discharge_capacity_ah": 1.0 - 0.0008 * n})
+    doc = forecast(hist, card=card, run=run, horizon_cycles=400)
+    eol = doc["end_of_life"]
+    bins = card.conformal["end_of_life"]["by_progress"]["bins"]
+    assert eol and eol.get("calibrated_widening")
+    third = int(np.searchsorted([1 / 3, 2 / 3], doc["uncertainty"]["fade_progress"], "right"))
+    assert eol["calibrated_on"] == bins[third]["scale_sources"]
+    assert "synthetic" in eol["calibrated_on"]
+
+
 def test_each_progress_bin_is_calibrated_on_its_own_scores(monkeypatch):
     # 12 cells with one early score each (0.5; progress 0.1), 12 with a late one (-0.2; 0.9),
     # and 3 cells in the middle (1.0; 0.5): the middle bin has too few cells to be used
