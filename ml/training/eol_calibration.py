@@ -194,14 +194,19 @@ def _source_scale(rows: list[dict], key: str, level: float) -> float | None:
     return float(q) if np.isfinite(q) else None
 
 
+def _cells_by_source(rows: list[dict]) -> dict[str, set]:
+    """The cell ids of ``rows``, per source."""
+    out: dict[str, set] = {}
+    for r in rows:
+        out.setdefault(r["source"], set()).add(r["cell_id"])
+    return out
+
+
 def _scaling_sources(rows: list[dict]) -> dict[str, list[dict]]:
     """``rows`` grouped by source, keeping the sources with at least :data:`MIN_SOURCE_CELLS`
     cells: those that set a scale."""
-    by_source: dict[str, list[dict]] = {}
-    for r in rows:
-        by_source.setdefault(r["source"], []).append(r)
-    return {src: part for src, part in by_source.items()
-            if len({r["cell_id"] for r in part}) >= MIN_SOURCE_CELLS}
+    return {src: [r for r in rows if r["source"] == src]
+            for src, cells in _cells_by_source(rows).items() if len(cells) >= MIN_SOURCE_CELLS}
 
 
 def _side_scale(rows: list[dict], key: str, level: float) -> float | None:
@@ -254,16 +259,13 @@ def _progress_bins(scores: list[dict], level: float) -> dict:
     bins = []
     for b in range(len(PROGRESS_EDGES) + 1):
         part = [r for r, i, p in zip(scores, index, progress) if i == b and np.isfinite(p)]
-        scaled = sum(len({r["cell_id"] for r in rows})
-                     for rows in _scaling_sources(part).values())
+        cells = {src: len(ids) for src, ids in sorted(_cells_by_source(part).items())}
+        setting = sorted(src for src, n in cells.items() if n >= MIN_SOURCE_CELLS)
+        scaled = sum(cells[src] for src in setting)
         scales = {k: _side_scale(part, f"score_{k}", level) for k in ("p05", "p95")}
-        by_source: dict[str, set] = {}
-        for r in part:
-            by_source.setdefault(r["source"], set()).add(r["cell_id"])
         bins.append({"scale_p05": scales["p05"], "scale_p95": scales["p95"],
                      "n": len(part), "n_cells": len({r["cell_id"] for r in part}),
-                     "n_cells_by_source": {k: len(v) for k, v in sorted(by_source.items())},
-                     "scale_sources": sorted(_scaling_sources(part)),
+                     "n_cells_by_source": cells, "scale_sources": setting,
                      "n_cells_scaled": scaled,
                      "used": scaled >= MIN_BIN_CELLS and any(v is not None
                                                              for v in scales.values())})

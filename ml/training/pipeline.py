@@ -143,6 +143,7 @@ def _prefixed(figures: dict[str, dict[str, float]], prefix: str) -> dict[str, fl
 
 
 def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: int, card):
+    from ml.evaluation.calibration import source_cell_weights
     from ml.training.plots import reliability_figure
 
     from ml.uncertainty import compose_band, history_checked_band, physical_band
@@ -172,12 +173,11 @@ def _reliability(model: FadeNet, val: list[PreparedCell], scaler, max_history: i
     q = np.stack(bands).reshape(-1, 3)
     samples = out["capacity_fraction"][:, 1:].reshape(-1, model.n_samples)
     y = batch["target_capacity"][:, 1:].reshape(-1)
-    # every source weighs the same (as in the calibration): the calibration-only synthetic
-    # cells would otherwise make the figure a synthetic one
-    sources = [w["source"] for w in windows]
-    per_source = {s: sources.count(s) for s in set(sources)}
+    # every source and every cell in it weighs the same, as in the calibration: the
+    # calibration-only synthetic cells would otherwise make the figure a synthetic one
     horizon = batch["target_capacity"].shape[1] - 1
-    weight = np.repeat([1.0 / (len(per_source) * per_source[s]) for s in sources], horizon)
+    weight = source_cell_weights(np.repeat([w["cell_id"] for w in windows], horizon),
+                                 np.repeat([w["source"] for w in windows], horizon))
     ok = np.isfinite(y)
     hit = (y >= q[:, 0]) & (y <= q[:, 2])
     cov = float(np.average(hit[ok], weights=weight[ok])) if ok.any() else np.nan
