@@ -50,6 +50,9 @@ class HistoryRow(BaseModel):
     cycle_duration_second: NonNeg | None = None
     rest_second: NonNeg | None = None
     c_rate: float | None = Field(None, ge=0, le=1000)
+    charge_c_rate: float | None = Field(
+        None, ge=0, le=1000, description="1/h: mean charging current over the nominal capacity "
+        "(the charge policy; read by the cycle-life head `capacity_charge_rate`)")
     temperature_celsius: float | None = Field(None, ge=-100, le=200)
     aw_ohm_per_sqrt_s: NonNeg | None = None
     delta_q_v_variance_ah2: NonNeg | None = None

@@ -16,6 +16,10 @@ used:
     capacity (needs ``nominal_capacity_ah``);
 ``delta_q``
     the four ΔQ(V) summaries alone (in units of the reference capacity);
+``capacity_charge_rate``
+    capacity-curve shape + log10 of the median ``charge_c_rate`` of cycles 2…W (the charge
+    policy: Severson et al.'s "full" model reads the charge time; on the Severson training
+    cells, 5-fold, it took the 100-cycle capacity head's CV MAPE from 27–28 % to 20 %);
 ``capacity``
     capacity-curve shape only (fade slopes, drops) — weak (wide), but honest: the band then
     says a knee may come.
@@ -72,6 +76,7 @@ _CAPACITY_SHAPE = ("qmax_minus_q2_ah", "fade_slope_ah_per_cycle", "qn_minus_q2_a
 HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
     "delta_q_capacity": (DELTA_Q_FEATURES + ("q2_ah", "qmax_minus_q2_ah"), True),
     "delta_q": (DELTA_Q_FEATURES, False),
+    "capacity_charge_rate": (_CAPACITY_SHAPE + ("log10_charge_c_rate",), False),
     "capacity": (_CAPACITY_SHAPE, False),
 }
 
@@ -119,9 +124,21 @@ def head_features(history: Mapping[str, Any], reference_ah: float,
             dq_row = (float(variance[i] / reference_ah ** 2), float(minimum[i] / reference_ah),
                       float(mean[i] / reference_ah), float(skewness[i]))
     try:
-        return early_cycle_arrays(cyc, q, dq_row, n_cycles=int(window))
+        out = early_cycle_arrays(cyc, q, dq_row, n_cycles=int(window))
     except (ValidationError, ValueError, np.linalg.LinAlgError):  # too few early cycles (or
         return None  # a degenerate fit): no head, the model alone answers
+    out["log10_charge_c_rate"] = _log10_charge_rate(history, cyc, window)
+    return out
+
+
+def _log10_charge_rate(history: Mapping[str, Any], cyc: np.ndarray, window: int) -> float:
+    """log10 of the median positive ``charge_c_rate`` (1/h) of cycles 2…``window``; NaN when
+    the history does not carry one (the heads that read it are then not usable)."""
+    if "charge_c_rate" not in history:
+        return float("nan")
+    rate = numeric_column(history, "charge_c_rate")
+    keep = (cyc >= 2) & (cyc <= window) & np.isfinite(rate) & (rate > 0)
+    return float(np.log10(np.median(rate[keep]))) if keep.any() else float("nan")
 
 
 def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, float] | None, *,

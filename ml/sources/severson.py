@@ -14,6 +14,11 @@ Clock: the files hold no timestamps, so ``test_time_second`` is ESTIMATED from t
 (``test_time_estimated = 1``): per cycle, charging 0 → 80 % SOC at the policy's C-rates
 (Σ 0.01 / C_i hours), 80 → 100 % at 1C (0.2 h), discharge at 4C (0.25 h). Rests and the CV
 tails are unknown and left out, so the estimate is a lower bound of the real cycle time.
+
+Charge rate: ``charge_c_rate`` is the policy's mean charging C-rate over a full charge, 1 /
+(charge hours) (:func:`charge_hours`; the column's catalog meaning, mean charging current over
+the C-rate capacity, on a charge of 0 → 100 % SOC). The CV tail is unknown and left out, so it
+is an upper bound of what a cycler export would show.
 """
 from __future__ import annotations
 
@@ -32,6 +37,13 @@ DISCHARGE_C_RATE = 4.0
 TOP_CHARGE_C_RATE = 1.0
 
 
+def charge_hours(policy_c_rates: np.ndarray) -> float:
+    """Hours of one full charge under a policy: Σ 0.01/C_i (0–80 % SOC, the 80 policy C-rates in
+    1/h at 1 % steps) + 0.2/1C (80–100 %)."""
+    rates = np.asarray(policy_c_rates, dtype="float64")
+    return float(np.sum(0.01 / rates) + 0.2 / TOP_CHARGE_C_RATE)
+
+
 def hours_per_cycle(policy_c_rates: np.ndarray) -> float:
     """Estimated hours of one cycle from a charge policy.
 
@@ -45,8 +57,7 @@ def hours_per_cycle(policy_c_rates: np.ndarray) -> float:
     float
         Σ 0.01/C_i (0–80 % SOC) + 0.2/1C (80–100 %) + 1/4C (discharge), in hours.
     """
-    rates = np.asarray(policy_c_rates, dtype="float64")
-    return float(np.sum(0.01 / rates) + 0.2 / TOP_CHARGE_C_RATE + 1.0 / DISCHARGE_C_RATE)
+    return charge_hours(policy_c_rates) + 1.0 / DISCHARGE_C_RATE
 
 
 def _matrix(path: Path) -> np.ndarray:
@@ -88,6 +99,7 @@ def cell_cycles(capacity_ah: np.ndarray, policy_c_rates: np.ndarray,
         "cycle_duration_second": h * 3600.0,
         "discharge_capacity_ah": q[keep],
         "c_rate": DISCHARGE_C_RATE,
+        "charge_c_rate": 1.0 / charge_hours(policy_c_rates),
         "temperature_celsius": TEMPERATURE_CELSIUS,
         "test_time_estimated": 1,
     })
