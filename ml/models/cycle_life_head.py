@@ -79,6 +79,10 @@ HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
     "capacity_charge_rate": (_CAPACITY_SHAPE + ("log10_charge_c_rate",), False),
     "capacity": (_CAPACITY_SHAPE, False),
 }
+#: a head that adds inputs to another head on the same cells -> that head: it is kept at a
+#: window only where its cross-validated log10 error is below the other's there (on the Severson
+#: training cells the charge rate helps up to 250 cycles, not at 300-400)
+REFINES = {"capacity_charge_rate": "capacity"}
 
 
 def window_span(window: int) -> tuple[int, int]:
@@ -273,7 +277,8 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
     cycles to 80 % of ``nominal_ah``) that were still alive at that window. Returns the card's
     ``heads`` mapping: ``<head>`` for window 100, ``<head>@<W>`` for the others, each with its
     ``window_cycles`` and the knee exponent of its window, fitted on ``knee_cells`` (whole
-    trajectories; default: the head's own cells). Skipped: heads lacking 10 cells, and heads
+    trajectories; default: the head's own cells). Skipped: heads lacking 10 cells, a head that
+    refines another (:data:`REFINES`) where its CV error is not below that head's, and heads
     of a LATER window whose cross-validated log10 error is no smaller than a constant's under
     the same folds (``constant_sd_log10``: the training folds' mean log life): their features
     carry no information there, and a knee drawn from them bends every median toward the
@@ -291,7 +296,9 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
 
     out: dict[str, dict] = {}
     for window in windows:
-        for name, (feats, needs_nominal) in HEADS.items():
+        fitted: dict[str, float] = {}  # this window's heads -> CV residual sd (log10)
+        window_out: dict[str, dict] = {}
+        for name, (feats, needs_nominal) in reversed(HEADS.items()):  # a refined head first
             cells = [c for c in cells_by_head.get(name) or []
                      if float(c.meta["cycle_life"]) > window]
             rows, ys = [], []
@@ -309,8 +316,10 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
             sd, cv_mape, constant_sd = _cv_residual_sd(m, y)
             if window > min(windows) and sd >= constant_sd:
                 continue  # predicts no better than "the usual life" of cells alive at W
-            key = name if window == WINDOW_CYCLES else f"{name}@{window}"
-            out[key] = {"features": list(feats), "needs_nominal": needs_nominal,
+            if name in REFINES and sd >= fitted.get(REFINES[name], math.inf):
+                continue  # its extra inputs do not help at this window
+            fitted[name] = sd
+            window_out[name] = {"features": list(feats), "needs_nominal": needs_nominal,
                         "window_cycles": int(window),
                         "knee_exponent": fit_knee_exponent(
                             cells if knee_cells is None else knee_cells, nominal_ah,
@@ -322,6 +331,9 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
                         "target": f"log10 cycles to {THRESHOLD_FRACTION:.0%} of the reference",
                         "alpha": net.alpha_, "l1_ratio": net.l1_ratio_,
                         "sources": sorted({str(c.meta.get("source", "?")) for c in cells})}
+        for name in HEADS:  # the card keeps HEADS' order: the order of preference
+            if name in window_out:
+                out[name if window == WINDOW_CYCLES else f"{name}@{window}"] = window_out[name]
     return out
 
 
