@@ -370,25 +370,28 @@ def severson_midlife_section(r: dict, info: dict) -> list[str]:
     fraction of each cell's life, capacity histories only."""
     doc = r.get("json") or {}
     model = doc.get("model") or {}
-    lines = _head(f"Severson LFP mid-life, capacity histories only, model "
+    lines = _head(f"Severson LFP mid-life, capacity histories, model "
                   f"{model.get('version', '?')} (split {doc.get('split', '?')})", r, info,
                   doc.get("mlflow_run_id")) + _failed(r)
     cuts = doc.get("cuts") or []
     if not cuts:
         return lines
-    lines += ["| cut (fraction of each cell's life) | cells | p50 end of life, median signed "
-              "error (+ = late) | MAPE | 90 % interval holds the truth |",
-              "|---|---|---|---|---|"]
+    lines += ["| cut (fraction of each cell's life) | history given | cells | p50 end of "
+              "life, median signed error (+ = late) | MAPE | 90 % interval holds the truth |",
+              "|---|---|---|---|---|---|"]
     for c in cuts:
         held, signed = c.get("interval_holds_truth_pct"), c.get("median_signed_error_pct")
         sign = "+" if isinstance(signed, (int, float)) and signed > 0 else ""
-        lines.append(f"| {100 * c['fraction_of_life']:g} % | {c.get('cells')} "
+        lines.append(f"| {100 * c['fraction_of_life']:g} % | {c.get('given', 'capacity')} "
+                     f"| {c.get('cells')} "
                      f"| {sign}{fmt(signed)} % | {fmt(c.get('mape_pct'))} % "
                      f"| {mark(held, EOL_INTERVAL_TARGET, f'{fmt(held)} %')} |")
     heads = sum(int(c.get("cycle_life_head_used") or 0) for c in cuts)
     total = sum(int(c.get("cells") or 0) for c in cuts)
     lines += ["", f"Target for the interval: {EOL_INTERVAL_TARGET} % of cells (a 90 % "
-              f"interval). A cycle-life head set {heads} of these {total} forecasts (a head "
+              "interval). 'capacity + charge rate': the same histories with the charge "
+              "policy's `charge_c_rate`, read by the `capacity_charge_rate` heads where the "
+              f"card keeps one. A cycle-life head set {heads} of these {total} forecasts (a head "
               "of window W reads histories ending at cycles W…2W, for each window the card "
               "keeps a head at); the others "
               "are the network, the level anchor, the trend check and the end-of-life "

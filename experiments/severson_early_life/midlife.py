@@ -10,8 +10,12 @@ the figures count the forecasts a head set) and asks the served forecast
 * median signed error of the p50 (positive = predicted later than the truth) and its MAPE;
 * the share of cells whose 90 % interval [p05, p95] holds the true cycle.
 
+``--with-charge-rate`` scores every cut a second time with the history's ``charge_c_rate`` (the
+charge policy, which the user of a running test knows) beside the capacities, as the
+``capacity_charge_rate`` heads read it.
+
     OMP_NUM_THREADS=1 python experiments/severson_early_life/midlife.py [--split test1]
-        [--fractions 0.5 0.8] [--model URI] [--tracking-uri URI] [--json]
+        [--fractions 0.5 0.8] [--with-charge-rate] [--model URI] [--tracking-uri URI] [--json]
 
 With ``--tracking-uri`` the figures are logged as one MLflow run (experiment
 ``fadecast-severson-midlife``) whose id the JSON carries (``mlflow_run_id``); ``make bench`` runs it
@@ -35,8 +39,15 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def scores(cells, model, fraction: float) -> dict:
-    """The figures of one cut fraction over ``cells`` (records that reached end of life)."""
+CAPACITY_COLUMNS = ["cycle_index", "test_time_second", "discharge_capacity_ah"]
+#: what the history holds -> its columns
+GIVEN = {"capacity": CAPACITY_COLUMNS,
+         "capacity + charge rate": CAPACITY_COLUMNS + ["charge_c_rate"]}
+
+
+def scores(cells, model, fraction: float, given: str = "capacity") -> dict:
+    """The figures of one cut fraction over ``cells`` (records that reached end of life), the
+    histories holding the columns of ``GIVEN[given]``."""
     from ml.backtest import true_end_of_life
     from ml.training.eol_calibration import life_cut
     from serving.predict import forecast_document
@@ -53,7 +64,7 @@ def scores(cells, model, fraction: float) -> dict:
         if n is None:
             continue
         doc = forecast_document(
-            model, c.iloc[:n][["cycle_index", "test_time_second", "discharge_capacity_ah"]],
+            model, c.iloc[:n][GIVEN[given]],
             horizon_cycles=int(2 * eol), nominal_capacity_ah=nominal)
         heads += doc["uncertainty"].get("cycle_life_head") is not None
         q = (doc.get("end_of_life") or {}).get("cycle_index") or {}
@@ -61,12 +72,16 @@ def scores(cells, model, fraction: float) -> dict:
         signed.append((p50 - eol) / eol if p50 is not None else np.nan)
         inside.append(bool(q) and q["p05"] <= eol <= q["p95"])
     signed_arr = np.asarray(signed, dtype=float)
-    return {"fraction_of_life": fraction, "cells": len(signed),
+    return {"fraction_of_life": fraction, "given": given, "cells": len(signed),
             "median_signed_error_pct": float(100 * np.nanmedian(signed_arr)),
             "mape_pct": float(100 * np.nanmean(np.abs(signed_arr))),
             "interval_holds_truth_pct": float(100 * np.mean(inside)) if inside else None,
             "no_end_of_life_in_horizon": int(np.isnan(signed_arr).sum()),
             "cycle_life_head_used": int(heads)}
+
+
+def _suffix(cut: dict) -> str:
+    return "" if cut.get("given", "capacity") == "capacity" else "_charge_rate"
 
 
 def log_run(doc: dict, tracking_uri: str) -> str:
@@ -76,9 +91,9 @@ def log_run(doc: dict, tracking_uri: str) -> str:
     params = {"model": f"{doc['model']['name']}:{doc['model']['version']}",
               "split": doc["split"],
               "fractions": ",".join(f"{c['fraction_of_life']:g}" for c in doc["cuts"])}
-    metrics = {f"cut_{c['fraction_of_life']:g}/{k}": float(v) for c in doc["cuts"]
-               for k, v in c.items() if k != "fraction_of_life" and v is not None
-               and np.isfinite(v)}
+    metrics = {f"cut_{c['fraction_of_life']:g}{_suffix(c)}/{k}": float(v) for c in doc["cuts"]
+               for k, v in c.items() if k not in ("fraction_of_life", "given")
+               and v is not None and np.isfinite(v)}
     with training_run("fadecast-severson-midlife", params, tracking_uri=tracking_uri,
                       run_name="severson-midlife") as run_id:
         log_metrics(metrics)
@@ -91,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="Severson split (severson-<split>)")
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.8],
                     help="cut points as fractions of each cell's true end of life")
+    ap.add_argument("--with-charge-rate", action="store_true",
+                    help="also score each cut with the history's charge_c_rate given")
     ap.add_argument("--model", default=None, help="model URI (default: champion, else shipped)")
     ap.add_argument("--tracking-uri", default=None,
                     help="log the figures as an MLflow run in this store (default: not logged)")
@@ -105,14 +122,17 @@ def main(argv: list[str] | None = None) -> int:
         cells = load_source(f"severson-{args.split}")
     model = load_forecaster(args.model)
     doc = {"model": {"name": model.name, "version": model.version}, "split": args.split,
-           "cuts": [scores(cells, model, f) for f in args.fractions], "mlflow_run_id": None}
+           "cuts": [scores(cells, model, f, given) for given in GIVEN
+                    if given == "capacity" or args.with_charge_rate for f in args.fractions],
+           "mlflow_run_id": None}
     if args.tracking_uri:
         doc["mlflow_run_id"] = log_run(doc, args.tracking_uri)
     if args.json:
         print(json.dumps(doc))
         return 0
     for cut in doc["cuts"]:
-        print(f"cut at {cut['fraction_of_life']:.0%} of life, {cut['cells']} cells: p50 "
+        print(f"cut at {cut['fraction_of_life']:.0%} of life, {cut['given']} given, "
+              f"{cut['cells']} cells: p50 "
               f"{cut['median_signed_error_pct']:+.1f} % (median signed), MAPE "
               f"{cut['mape_pct']:.1f} %, 90 % interval holds the truth for "
               f"{cut['interval_holds_truth_pct']:.0f} %")
