@@ -121,8 +121,6 @@ CYCLES = Table(
         Column("delta_q_v_minimum_ah", "float64", "Ah", "Minimum of ΔQ(V)."),
         Column("delta_q_v_mean_ah", "float64", "Ah", "Mean of ΔQ(V)."),
         Column("delta_q_v_skewness", "float64", "", "Skewness of ΔQ(V)."),
-        Column("delta_q_v_kurtosis", "float64", "", "Kurtosis of ΔQ(V) (Pearson, m4 / m2²).",
-               lo=0.0),
         Column("cycle_label", "string", "",
                "The source's own label of the cycle ('Aging cycle', 'Capacity check', 'HPPC' …): "
                "labelled capacity checks become the capacity trajectory (ml.features.cycle_kinds)."),

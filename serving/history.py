@@ -33,7 +33,7 @@ OPTIONAL_COLUMNS = (
     "charge_capacity_ah", "charge_energy_wh", "discharge_energy_wh", "mean_charge_voltage_volt",
     "mean_discharge_voltage_volt", "cycle_duration_second", "rest_second", "c_rate",
     "charge_c_rate", "temperature_celsius", "aw_ohm_per_sqrt_s", "delta_q_v_variance_ah2", "delta_q_v_minimum_ah",
-    "delta_q_v_mean_ah", "delta_q_v_skewness", "delta_q_v_kurtosis",
+    "delta_q_v_mean_ah", "delta_q_v_skewness",
 )
 
 

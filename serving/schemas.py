@@ -59,9 +59,6 @@ class HistoryRow(BaseModel):
     delta_q_v_minimum_ah: float | None = Field(None, ge=-1e5, le=1e5)
     delta_q_v_mean_ah: float | None = Field(None, ge=-1e5, le=1e5)
     delta_q_v_skewness: float | None = Field(None, ge=-1e6, le=1e6)
-    delta_q_v_kurtosis: float | None = Field(
-        None, ge=0, le=1e9, description="Pearson kurtosis m4 / m2² of ΔQ(V) (with the other "
-        "ΔQ(V) summaries; read by the cycle-life head `delta_q_capacity_kurtosis`)")
     cycle_label: str | None = Field(
         None, max_length=80, description="the source's label of the cycle, e.g. 'Aging cycle', "
         "'Capacity check', 'HPPC': labelled capacity checks become the capacity trajectory, "

@@ -1,9 +1,8 @@
-"""Inputs that refine a cycle-life head: the charge policy (the Severson source's
-``charge_c_rate``, 1 / charge hours; the head feature ``log10_charge_c_rate``, median of cycles
-2…W; the ``capacity_charge_rate`` head learnt and preferred where the history carries the rate,
-the ``capacity`` head where it does not) and the ΔQ(V) kurtosis (``delta_q_capacity_kurtosis``),
-and the API rows that carry them — hand-computed cases, then the shipped model on real Severson
-cells (skips without ../shared)."""
+"""The charge policy as a cycle-life input: the Severson source's ``charge_c_rate`` (1 / charge
+hours), the head feature ``log10_charge_c_rate`` (median of cycles 2…W), the
+``capacity_charge_rate`` head learnt and preferred where the history carries the rate, the
+``capacity`` head where it does not, and the API row that carries it — hand-computed cases, then
+the shipped model on real Severson cells (skips without ../shared)."""
 from __future__ import annotations
 
 import math
@@ -86,17 +85,15 @@ def test_the_charge_rate_head_is_learnt_and_preferred_where_the_rate_is_given():
         == "capacity"
 
 
-def test_api_history_rows_carry_the_charge_rate_and_kurtosis():
+def test_api_history_rows_carry_the_charge_rate():
     from serving.history import columns_from_rows
     from serving.schemas import ForecastRequest
 
     rows = [{"cycle_index": i, "test_time_second": 2400.0 * i, "discharge_capacity_ah": 1.08,
              "charge_c_rate": 2.5} for i in range(1, 6)]
-    rows[-1]["delta_q_v_kurtosis"] = 4.5
     req = ForecastRequest.model_validate({"history": rows, "horizon_cycles": 10})
     cols = columns_from_rows(req.history)
     assert cols["charge_c_rate"].tolist() == [2.5] * 5
-    assert cols["delta_q_v_kurtosis"][-1] == 4.5 and np.isnan(cols["delta_q_v_kurtosis"][:4]).all()
     with pytest.raises(ValueError, match="charge_c_rate"):
         ForecastRequest.model_validate({"history": [{**rows[0], "charge_c_rate": -1.0}],
                                         "horizon_cycles": 10})
@@ -151,22 +148,3 @@ def test_a_charge_rate_head_that_does_not_beat_the_capacity_head_is_not_kept():
     cells = [_cell(f"f{i}", f, c, 0.2 / f) for i, (f, c) in enumerate(zip(fades, charge))]
     heads = fit_heads({"capacity_charge_rate": cells, "capacity": cells}, windows=(100,))
     assert list(heads) == ["capacity"]
-
-
-def test_kurtosis_feature_comes_from_the_delta_q_row_the_head_reads():
-    cell = _cell("k", 1e-4, None, 900.0, n_cycles=100)
-    t = cell.cycles.assign(delta_q_v_variance_ah2=np.nan, delta_q_v_minimum_ah=np.nan,
-                           delta_q_v_mean_ah=np.nan, delta_q_v_skewness=np.nan,
-                           delta_q_v_kurtosis=np.nan)
-    last = t["cycle_index"] == 100
-    t.loc[last, ["delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
-                 "delta_q_v_skewness", "delta_q_v_kurtosis"]] = [1e-6, -0.01, -0.005, -0.5, 5.0]
-    f = head_features(t, 1.1, 100)
-    assert f["log10_delta_q_v_kurtosis"] == pytest.approx(math.log10(5.0))
-    # the four summaries without a kurtosis: the ΔQ(V) features, no kurtosis feature
-    g = head_features(t.drop(columns="delta_q_v_kurtosis"), 1.1, 100)
-    assert math.isfinite(g["log10_delta_q_v_variance"])
-    assert math.isnan(g["log10_delta_q_v_kurtosis"])
-    from ml.models.cycle_life_head import HEADS, REFINES
-    assert REFINES["delta_q_capacity_kurtosis"] == "delta_q_capacity"
-    assert list(HEADS).index("delta_q_capacity_kurtosis") < list(HEADS).index("delta_q_capacity")

@@ -77,8 +77,6 @@ COLUMNS: tuple[FeatureColumn, ...] = (
     _C("delta_q_v_minimum_ah", "Ah", "voltage_curves", "input", "Minimum of ΔQ(V)."),
     _C("delta_q_v_mean_ah", "Ah", "voltage_curves", "input", "Mean of ΔQ(V)."),
     _C("delta_q_v_skewness", "", "voltage_curves", "input", "Skewness of ΔQ(V)."),
-    _C("delta_q_v_kurtosis", "", "voltage_curves", "input",
-       "Kurtosis of ΔQ(V) (Pearson, m4 / m2²; 3 for a normal)."),
     _C("delta_q_v_reference_cycle", "", "voltage_curves", "input",
        "Reference cycle of ΔQ(V): 10, else the earliest >= 2 with a discharge."),
     _C("dqdv_peak_voltage_volt", "V", "voltage_curves", "samples",

@@ -38,10 +38,8 @@ def delta_q_summary(q_reference_ah: np.ndarray, q_cycle_ah: np.ndarray) -> dict[
     Returns
     -------
     ``delta_q_v_variance_ah2`` (population variance, Ah²), ``delta_q_v_minimum_ah``,
-    ``delta_q_v_mean_ah`` (Ah), ``delta_q_v_skewness`` and ``delta_q_v_kurtosis`` (Pearson's
-    m4 / m2², 3 for a normal; both unitless, NaN if ΔQ is constant; Severson et al.'s
-    "discharge" model reads the kurtosis too) of ΔQ = q_cycle − q_reference, ignoring grid
-    points where either is NaN.
+    ``delta_q_v_mean_ah`` (Ah) and ``delta_q_v_skewness`` (unitless; NaN if ΔQ is constant)
+    of ΔQ = q_cycle − q_reference, ignoring grid points where either is NaN.
 
     Examples
     --------
@@ -57,19 +55,18 @@ def delta_q_summary(q_reference_ah: np.ndarray, q_cycle_ah: np.ndarray) -> dict[
     dq = dq[np.isfinite(dq)]
     if dq.size == 0:
         return {"delta_q_v_variance_ah2": np.nan, "delta_q_v_minimum_ah": np.nan,
-                "delta_q_v_mean_ah": np.nan, "delta_q_v_skewness": np.nan,
-                "delta_q_v_kurtosis": np.nan}
+                "delta_q_v_mean_ah": np.nan, "delta_q_v_skewness": np.nan}
     mean = float(dq.mean())
     dev = dq - mean
     var = float(np.mean(dev * dev))
     spread = float(dq.max() - dq.min())
     # Fisher–Pearson skewness g1 = m3 / m2^1.5 (scipy.stats.skew's default), written out:
     # scipy's wrapper costs ~1 ms per call, more than the rest of a cycle's curve work.
-    shaped = dq.size > 2 and spread > 1e-12 * max(float(np.abs(dq).max()), 1e-300)
-    skew = float(np.mean(dev * dev * dev)) / var ** 1.5 if shaped else np.nan
-    kurt = float(np.mean(dev * dev * dev * dev)) / (var * var) if shaped else np.nan
+    skew = (float(np.mean(dev * dev * dev)) / var ** 1.5
+            if dq.size > 2 and spread > 1e-12 * max(float(np.abs(dq).max()), 1e-300)
+            else np.nan)
     return {"delta_q_v_variance_ah2": var, "delta_q_v_minimum_ah": float(dq.min()),
-            "delta_q_v_mean_ah": mean, "delta_q_v_skewness": skew, "delta_q_v_kurtosis": kurt}
+            "delta_q_v_mean_ah": mean, "delta_q_v_skewness": skew}
 
 
 def discharge_q_of_v(q_cumulative_ah: np.ndarray, voltage_v: np.ndarray,
@@ -304,11 +301,9 @@ def _summaries_of_rows(q_ref: np.ndarray, q: np.ndarray) -> dict[str, np.ndarray
     _pow_1_5(var, var15)
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.mean(dev * dev * dev, axis=1) / var15
-        kurt = np.mean(dev * dev * dev * dev, axis=1) / (var * var)
     skewed = (n > 2) & (spread > 1e-12 * np.maximum(np.abs(dq).max(axis=1), 1e-300))
     out = {"delta_q_v_variance_ah2": var, "delta_q_v_minimum_ah": lo, "delta_q_v_mean_ah": mean,
-           "delta_q_v_skewness": np.where(skewed, skew, np.nan),
-           "delta_q_v_kurtosis": np.where(skewed, kurt, np.nan)}
+           "delta_q_v_skewness": np.where(skewed, skew, np.nan)}
     for r in np.flatnonzero(~finite):  # rare: a curve with a non-finite point
         for name, val in delta_q_summary(q_ref, q[r]).items():
             out[name][r] = val
@@ -321,13 +316,12 @@ def curve_descriptors(arr: SampleArrays, flows: dict[str, np.ndarray],
 
     The grid spans the reference cycle's discharge voltage range (running-minimum envelope),
     ``grid_points`` points. Columns: ``delta_q_v_variance_ah2``, ``delta_q_v_minimum_ah``,
-    ``delta_q_v_mean_ah``, ``delta_q_v_skewness``, ``delta_q_v_kurtosis``,
-    ``delta_q_v_reference_cycle``,
+    ``delta_q_v_mean_ah``, ``delta_q_v_skewness``, ``delta_q_v_reference_cycle``,
     ``dqdv_peak_voltage_volt``, ``dqdv_peak_ah_per_volt`` and the second peak's
     ``dqdv_peak2_voltage_volt``, ``dqdv_peak2_ah_per_volt``.
     """
     names = ["delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
-             "delta_q_v_skewness", "delta_q_v_kurtosis", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
+             "delta_q_v_skewness", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
              "dqdv_peak_ah_per_volt", "dqdv_peak2_voltage_volt", "dqdv_peak2_ah_per_volt"]
     out = {k: np.full(arr.n_segments, np.nan) for k in names}
     dis = flows["discharge_ah"]

@@ -42,7 +42,7 @@ from ml.features.voltage_curves import (GRID_POINTS, _reference_position, curve_
 #: Rows per Parquet batch read.
 BATCH_ROWS = 1 << 16
 _CURVE_NAMES = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
-                "delta_q_v_skewness", "delta_q_v_kurtosis", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
+                "delta_q_v_skewness", "delta_q_v_reference_cycle", "dqdv_peak_voltage_volt",
                 "dqdv_peak_ah_per_volt", "dqdv_peak2_voltage_volt", "dqdv_peak2_ah_per_volt")
 Opener = Callable[[str], Any]
 

@@ -11,10 +11,6 @@ and applied in numpy by ``ml.inference.forecast`` — the served path (CLI, API,
 Three heads, the most informative one whose inputs are present and inside its training range is
 used:
 
-``delta_q_capacity_kurtosis``
-    ``delta_q_capacity``'s inputs + log10 of the ΔQ(V) kurtosis of the same row (Severson et
-    al.'s "discharge" model reads it; on the Severson training cells, 5-fold, it took the CV
-    MAPE from 12.0–13.5 % to 10.5–11.8 % over four fold seeds);
 ``delta_q_capacity``
     the four ΔQ(V) summaries + cycle-2 capacity and its max rise, in units of the NOMINAL
     capacity (needs ``nominal_capacity_ah``);
@@ -78,8 +74,6 @@ _CAPACITY_SHAPE = ("qmax_minus_q2_ah", "fade_slope_ah_per_cycle", "qn_minus_q2_a
                    "log10_capacity_drop")
 #: head name -> (features, needs a nominal capacity); in order of preference
 HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "delta_q_capacity_kurtosis": (DELTA_Q_FEATURES + ("log10_delta_q_v_kurtosis", "q2_ah",
-                                                      "qmax_minus_q2_ah"), True),
     "delta_q_capacity": (DELTA_Q_FEATURES + ("q2_ah", "qmax_minus_q2_ah"), True),
     "delta_q": (DELTA_Q_FEATURES, False),
     "capacity_charge_rate": (_CAPACITY_SHAPE + ("log10_charge_c_rate",), False),
@@ -88,7 +82,7 @@ HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
 #: a head that adds inputs to another head on the same cells -> that head: it is kept at a
 #: window only where its cross-validated log10 error is below the other's there (on the Severson
 #: training cells the charge rate helps up to 250 cycles, not at 300-400)
-REFINES = {"delta_q_capacity_kurtosis": "delta_q_capacity", "capacity_charge_rate": "capacity"}
+REFINES = {"capacity_charge_rate": "capacity"}
 
 
 def window_span(window: int) -> tuple[int, int]:
@@ -111,9 +105,7 @@ def head_features(history: Mapping[str, Any], reference_ah: float,
     (before cycle ``window`` or after twice it), has no measured capacity in cycles
     ``window`` − 10…``window`` (a gap over the window's end), or has too few cycles in
     2…``window``. ΔQ(V) features only when a row at cycle ``window`` − 10…``window`` carries
-    all four summaries (the last such row, in table order); ``log10_delta_q_v_kurtosis`` from
-    that row's ``delta_q_v_kurtosis`` where given (else NaN), ``log10_charge_c_rate`` from the
-    ``charge_c_rate`` of cycles 2…``window`` where given (else NaN).
+    all four summaries (the last such row, in table order).
     """
     if "cycle_index" not in history or "discharge_capacity_ah" not in history:
         return None
@@ -124,7 +116,7 @@ def head_features(history: Mapping[str, Any], reference_ah: float,
     q = numeric_column(history, "discharge_capacity_ah") / reference_ah
     if not np.any((cyc >= window - WINDOW_END_CYCLES) & (cyc <= window) & np.isfinite(q)):
         return None  # a gap over cycle W: the "late" features would describe an earlier cycle
-    dq_row, kurtosis = None, float("nan")
+    dq_row = None
     if all(c in history for c in _DQ):
         variance, minimum, mean, skewness = (numeric_column(history, c) for c in _DQ)
         complete = ~(np.isnan(variance) | np.isnan(minimum) | np.isnan(mean)
@@ -135,15 +127,11 @@ def head_features(history: Mapping[str, Any], reference_ah: float,
             i = near[-1]
             dq_row = (float(variance[i] / reference_ah ** 2), float(minimum[i] / reference_ah),
                       float(mean[i] / reference_ah), float(skewness[i]))
-            if "delta_q_v_kurtosis" in history:  # unitless: no reference scaling
-                kurtosis = float(numeric_column(history, "delta_q_v_kurtosis")[i])
     try:
         out = early_cycle_arrays(cyc, q, dq_row, n_cycles=int(window))
     except (ValidationError, ValueError, np.linalg.LinAlgError):  # too few early cycles (or
         return None  # a degenerate fit): no head, the model alone answers
     out["log10_charge_c_rate"] = _log10_charge_rate(history, cyc, window)
-    out["log10_delta_q_v_kurtosis"] = (float(np.log10(kurtosis)) if kurtosis > 0
-                                       else float("nan"))
     return out
 
 

@@ -30,7 +30,7 @@ from ml.features import delta_q_summary
 NOMINAL_CAPACITY_AH = 1.1
 MAX_VALID_CAPACITY_AH = 1.2
 SUMMARY_COLUMNS = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
-                   "delta_q_v_skewness", "delta_q_v_kurtosis")
+                   "delta_q_v_skewness")
 VOLTAGE_GRID_VOLT = np.linspace(3.5, 2.0, 1000)
 FIRST_CYCLE = 2
 SHAPE = (1000, 99)

@@ -329,8 +329,7 @@ def fit_cycle_life(sources: tuple[str, ...], notes: list[str],
         return {}
     delta_q = [c for name, cells in got.items() if "qdlin" in name for c in cells]
     capacity = [c for name, cells in got.items() if "qdlin" not in name for c in cells]
-    heads = fit_heads({"delta_q_capacity_kurtosis": delta_q, "delta_q_capacity": delta_q,
-                       "delta_q": delta_q,
+    heads = fit_heads({"delta_q_capacity": delta_q, "delta_q": delta_q,
                        "capacity_charge_rate": capacity, "capacity": capacity},
                       knee_cells=capacity or None)
     paces = [float(c.meta["hours_per_cycle"]) for c in capacity if c.meta.get("hours_per_cycle")]
