@@ -136,3 +136,20 @@ def test_every_output_column_is_catalogued(test_data):
     assert column("retention").unit == ""
     with pytest.raises(KeyError, match="nearest: \\['retention'"):
         column("retentoin")
+
+
+def test_row_wise_summaries_equal_the_one_curve_summary():
+    """The vectorised path of build_cycle_table gives the same summaries as delta_q_summary,
+    a curve with a NaN point and an unchanged curve (skewness undefined) included."""
+    from ml.features.voltage_curves import _summaries_of_rows
+
+    rng = np.random.default_rng(3)
+    ref = np.linspace(0.0, 1.0, 50)
+    rows = ref[None, :] - rng.uniform(0.0, 0.05, (4, 50))
+    rows[2, 7] = np.nan
+    rows[3] = ref
+    got = _summaries_of_rows(ref, rows)
+    assert set(got) == set(delta_q_summary(ref, rows[0]))
+    for r in range(4):
+        for name, value in delta_q_summary(ref, rows[r]).items():
+            assert got[name][r] == pytest.approx(value, nan_ok=True), (r, name)
