@@ -100,6 +100,27 @@ def test_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def severson_test1_served():
+    """``(model, cells)``: the shipped model as served (``serving.runtime``) and the Severson
+    test1 cells (never trained on); skips without ../shared or the shipped model."""
+    import warnings
+
+    from ml.model_store import shipped_model_dir
+    from ml.sources import available_sources, load_source
+    from serving.runtime import load_forecaster
+
+    if "severson-test1" not in available_sources():
+        pytest.skip("../shared/data/severson2019 absent (a fresh clone without the public data)")
+    model_dir = shipped_model_dir()
+    if model_dir is None:
+        pytest.skip("no shipped production model in models/production")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cells = load_source("severson-test1")
+    return load_forecaster(str(model_dir)), cells
+
+
+@pytest.fixture(scope="session")
 def shipped_model():
     """``(card, run)`` of the shipped model (``models/production``) with its cycle-life heads
     off, so a hand-made history meets the network, the band and the calibration alone; skips

@@ -6,7 +6,6 @@ the shipped model on real Severson cells (skips without ../shared)."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -99,26 +98,16 @@ def test_api_history_rows_carry_the_charge_rate():
                                         "horizon_cycles": 10})
 
 
-def test_shipped_model_reads_severson_capacity_histories_with_their_charge_rate():
+def test_shipped_model_reads_severson_capacity_histories_with_their_charge_rate(
+        severson_test1_served):
     """Severson test1 (never trained on), first 100 cycles, capacity + the policy's charge rate:
     the shipped model's charge-rate head reads them; its MAPE is well below the capacity head's
     on the same histories without the rate (measured 19.9 % with, 28.8 % without)."""
-    from ml.model_store import shipped_model_dir
-    from ml.sources import available_sources, load_source
     from serving.predict import forecast_document
-    from serving.runtime import load_forecaster
 
-    if "severson-test1" not in available_sources():
-        pytest.skip("../shared/data/severson2019 absent (a fresh clone without the public data)")
-    model_dir = shipped_model_dir()
-    if model_dir is None:
-        pytest.skip("no shipped production model in models/production")
-    model = load_forecaster(str(model_dir))
+    model, cells = severson_test1_served
     if "capacity_charge_rate" not in (model.card.cycle_life or {}).get("heads", {}):
         pytest.skip("the shipped model predates the charge-rate head (run `make train`)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cells = load_source("severson-test1")
     cols = ["cycle_index", "test_time_second", "discharge_capacity_ah"]
     err = {"with": [], "without": []}
     names = []

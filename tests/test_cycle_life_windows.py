@@ -4,7 +4,6 @@ the served forecast of real Severson cells cut at cycle 300."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -137,28 +136,18 @@ def test_a_heads_end_of_life_is_its_own_draws_quantiles_on_the_schedule():
 
 # ---- the served forecast on real cells (skips without ../shared) ---------------------------------
 
-def test_served_forecast_of_severson_cells_from_300_cycles_uses_the_300_head():
+def test_served_forecast_of_severson_cells_from_300_cycles_uses_the_300_head(
+        severson_test1_served):
     """Cycles to 80 % of 1.1 Ah of the Severson test1 cells (never trained on) from their first
     300 cycles: the shipped model reads them with its 300-cycle head, and the end of life is
     the head's own median. Measured 6.6 % MAPE (the network alone: 37 %); the test fails
     above 10 %."""
-    from ml.sources import available_sources, load_source
-    from ml.model_store import shipped_model_dir
     from serving.predict import forecast_document
-    from serving.runtime import load_forecaster
 
-    if "severson-test1" not in available_sources():
-        pytest.skip("../shared/data/severson2019 absent (a fresh clone without the public data)")
-    model_dir = shipped_model_dir()
-    if model_dir is None:
-        pytest.skip("no shipped production model in models/production")
-    model = load_forecaster(str(model_dir))
+    model, cells = severson_test1_served
     if not any(h.get("window_cycles") == 300
                for h in (model.card.cycle_life or {}).get("heads", {}).values()):
         pytest.skip("the shipped model predates the windowed heads (run `make train`)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cells = load_source("severson-test1")
     errors, heads = [], []
     for rec in cells:
         c = rec.cycles[rec.cycles["cycle_index"] <= 300]
