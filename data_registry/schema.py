@@ -9,7 +9,7 @@ documentation and the API all read one table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 SCHEMA_VERSION = "1"
 
@@ -109,6 +109,9 @@ CYCLES = Table(
         Column("rest_second", "float64", "s", "Time at zero current within the cycle.", lo=0.0),
         Column("c_rate", "float64", "1/h", "C-rate of the cycle (current / nominal capacity).",
                lo=0.0),
+        Column("charge_policy_c_rate", "float64", "1/h",
+               "The charge protocol's PLANNED mean charging C-rate over a full charge, CV tail "
+               "excluded (stated by the user; never measured).", lo=0.0),
         Column("temperature_celsius", "float64", "°C", "Cell or ambient temperature.",
                lo=-80.0, hi=200.0),
         Column("equivalent_full_cycles", "float64", "", "Cumulative equivalent full cycles.",

@@ -177,6 +177,9 @@ def evaluate_section(r: dict, info: dict) -> list[str]:
                 eol += f"; with ΔQ(V) {fmt(dq)}"
                 if check(dq, f"<= {SEVERSON_MAPE_TARGET}") is False:
                     eol += f" (≤ {SEVERSON_MAPE_TARGET:g} % {MISSED})"
+            policy = row.get("model_eol_error_pct_with_charge_policy")
+            if _num(policy) is not None:  # the same 100 cycles + the charge policy's rate
+                eol += f"; with the charge policy {fmt(policy)}"
             late = row.get("model_eol_error_pct_from_300")
             if _num(late) is not None:  # the same capacity histories, cut at cycle 300
                 eol += ("; from 300 cycles "
@@ -389,8 +392,9 @@ def severson_midlife_section(r: dict, info: dict) -> list[str]:
     heads = sum(int(c.get("cycle_life_head_used") or 0) for c in cuts)
     total = sum(int(c.get("cells") or 0) for c in cuts)
     lines += ["", f"Target for the interval: {EOL_INTERVAL_TARGET} % of cells (a 90 % "
-              "interval). 'capacity + charge rate': the same histories with the charge "
-              "policy's `charge_c_rate`, read by the `capacity_charge_rate` heads where the "
+              "interval). 'capacity + charge policy': the same histories with the charge "
+              "protocol's planned mean charge rate (`charge_policy_c_rate`), read by the "
+              "`capacity_charge_policy` heads where the "
               f"card keeps one. A cycle-life head set {heads} of these {total} forecasts (a head "
               "of window W reads histories ending at cycles W…2W, for each window the card "
               "keeps a head at); the others "

@@ -284,7 +284,7 @@ def model_steps(py: str, model: str, tracking_uri: str) -> list[tuple[str, list[
     mid = "severson-test1" in set(available_sources())
     out.append(("severson-midlife",
                 [py, "experiments/severson_early_life/midlife.py", "--split", "test1",
-                 "--fractions", "0.5", "0.8", "--with-charge-rate", "--model", model,
+                 "--fractions", "0.5", "0.8", "--with-charge-policy", "--model", model,
                  "--tracking-uri", tracking_uri, "--json"] if mid else None,
                 "severson-test1 is not in ../shared/data"))
     out.append(("eol-heldout", [py, "experiments/eol_calibration/heldout.py", "--model", model,

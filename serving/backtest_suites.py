@@ -5,7 +5,8 @@ Suites: ``synthetic`` — a fresh ``ml.synthetic`` fleet (its own seed, so no ce
 training), spec and test cells from ``split_by_cell``; ``pybamm-dev`` — the held-out TEST cells
 of ``ml.sources.load_source("pybamm-dev")`` when ../shared/data is present, spec = median true
 EOL of its TRAIN cells. Real cells (when ../shared/data is present): ``severson-test1`` — the
-Severson LFP test cells (capacity histories, no ΔQ(V) columns), spec = median true EOL of
+Severson LFP test cells (capacity histories with the charge policy's planned mean charge rate,
+which a user running the test knows; no ΔQ(V) columns), spec = median true EOL of
 ``severson-train``; ``nasa-pcoe`` and ``geslin2024`` — sources the shipped model never trained
 on, split like pybamm-dev (spec from their TRAIN cells, replayed: their TEST cells).
 """

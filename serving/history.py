@@ -32,8 +32,8 @@ REQUIRED_COLUMNS = ("cycle_index", "test_time_second", "discharge_capacity_ah")
 OPTIONAL_COLUMNS = (
     "charge_capacity_ah", "charge_energy_wh", "discharge_energy_wh", "mean_charge_voltage_volt",
     "mean_discharge_voltage_volt", "cycle_duration_second", "rest_second", "c_rate",
-    "charge_c_rate", "temperature_celsius", "aw_ohm_per_sqrt_s", "delta_q_v_variance_ah2", "delta_q_v_minimum_ah",
-    "delta_q_v_mean_ah", "delta_q_v_skewness",
+    "charge_policy_c_rate", "temperature_celsius", "aw_ohm_per_sqrt_s", "delta_q_v_variance_ah2",
+    "delta_q_v_minimum_ah", "delta_q_v_mean_ah", "delta_q_v_skewness",
 )
 
 

@@ -50,9 +50,12 @@ class HistoryRow(BaseModel):
     cycle_duration_second: NonNeg | None = None
     rest_second: NonNeg | None = None
     c_rate: float | None = Field(None, ge=0, le=1000)
-    charge_c_rate: float | None = Field(
-        None, ge=0, le=1000, description="1/h: mean charging current over the nominal capacity "
-        "(the charge policy; read by the cycle-life head `capacity_charge_rate`)")
+    charge_policy_c_rate: float | None = Field(
+        None, ge=0, le=1000, description="1/h: the charge protocol's PLANNED mean charging "
+        "C-rate over a full charge, 1 / (hours to charge 0 -> 100 % SOC at the policy's "
+        "currents, CV tail excluded); stated by the user, never measured (the measured "
+        "`charge_c_rate` of a cycler export includes the CV tail); read by the cycle-life head "
+        "`capacity_charge_policy`")
     temperature_celsius: float | None = Field(None, ge=-100, le=200)
     aw_ohm_per_sqrt_s: NonNeg | None = None
     delta_q_v_variance_ah2: NonNeg | None = None

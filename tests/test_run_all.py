@@ -113,7 +113,7 @@ FEATURIZE_OUT = ("per_cycle_descriptors_s                 0.21\n"
 
 
 MIDLIFE_CMD = [PY, "experiments/severson_early_life/midlife.py", "--split", "test1",
-               "--fractions", "0.5", "0.8", "--with-charge-rate", "--model",
+               "--fractions", "0.5", "0.8", "--with-charge-policy", "--model",
                "models/production", "--tracking-uri", URI, "--json"]
 # printed by that command on 2026-12-07 (production model 2+fd4b25a5, before the end-of-life
 # calibration; the figures of the shipped model are in README.md)
@@ -126,8 +126,8 @@ MIDLIFE = {"model": {"name": "fadecast-forecaster", "version": "2+fd4b25a5"}, "s
                     {"fraction_of_life": 0.8, "cells": 21, "median_signed_error_pct": 15.234375,
                      "mape_pct": 13.901949740747895, "interval_holds_truth_pct": 38.095238095238095,
                      "no_end_of_life_in_horizon": 0, "cycle_life_head_used": 0},
-                    # a row of the --with-charge-rate pass (figures made up for the layout)
-                    {"fraction_of_life": 0.5, "given": "capacity + charge rate", "cells": 21,
+                    # a row of the --with-charge-policy pass (figures made up for the layout)
+                    {"fraction_of_life": 0.5, "given": "capacity + charge policy", "cells": 21,
                      "median_signed_error_pct": -3.5, "mape_pct": 12.25,
                      "interval_holds_truth_pct": 90.5,
                      "no_end_of_life_in_horizon": 0, "cycle_life_head_used": 20}],
@@ -748,13 +748,13 @@ def test_an_only_run_keeps_the_other_steps_in_the_run_log(recorded):
 def test_severson_midlife_rows_command_run_and_misses(block):
     text = _section(block, "severson-midlife")
     assert ("`python experiments/severson_early_life/midlife.py --split test1 --fractions 0.5 "
-            f"0.8 --with-charge-rate --model models/production --tracking-uri {URI} --json`"
+            f"0.8 --with-charge-policy --model models/production --tracking-uri {URI} --json`"
             ) in text
     assert "MLflow run `8603a1c0373c4ae1be3659fe1eeee0f9`" in text
     # rows of an older JSON without "given" read as capacity histories
     assert "| 50 % | capacity | 21 | +29.1 % | 28.8 % | 47.6 % **missed** |" in text
     assert "| 80 % | capacity | 21 | +15.2 % | 13.9 % | 38.1 % **missed** |" in text
-    assert "| 50 % | capacity + charge rate | 21 | -3.50 % | 12.2 % | 90.5 % |" in text
+    assert "| 50 % | capacity + charge policy | 21 | -3.50 % | 12.2 % | 90.5 % |" in text
     assert "head set 21 of these 63 forecasts" in text
     # an interval that holds the truth for 90 % of the cells is no miss
     good = dict(MIDLIFE, cuts=[dict(MIDLIFE["cuts"][0], interval_holds_truth_pct=90.0)])

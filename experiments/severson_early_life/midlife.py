@@ -10,12 +10,13 @@ the figures count the forecasts a head set) and asks the served forecast
 * median signed error of the p50 (positive = predicted later than the truth) and its MAPE;
 * the share of cells whose 90 % interval [p05, p95] holds the true cycle.
 
-``--with-charge-rate`` scores every cut a second time with the history's ``charge_c_rate`` (the
-charge policy, which the user of a running test knows) beside the capacities, as the
-``capacity_charge_rate`` heads read it.
+``--with-charge-policy`` scores every cut a second time with the history's
+``charge_policy_c_rate`` (the charge protocol's planned mean charge rate, which the user of a
+running test knows) beside the capacities, as the ``capacity_charge_policy`` heads read it.
 
     OMP_NUM_THREADS=1 python experiments/severson_early_life/midlife.py [--split test1]
-        [--fractions 0.5 0.8] [--with-charge-rate] [--model URI] [--tracking-uri URI] [--json]
+        [--fractions 0.5 0.8] [--with-charge-policy] [--model URI] [--tracking-uri URI]
+        [--json]
 
 With ``--tracking-uri`` the figures are logged as one MLflow run (experiment
 ``fadecast-severson-midlife``) whose id the JSON carries (``mlflow_run_id``); ``make bench`` runs it
@@ -42,7 +43,7 @@ if str(ROOT) not in sys.path:
 CAPACITY_COLUMNS = ["cycle_index", "test_time_second", "discharge_capacity_ah"]
 #: what the history holds -> its columns
 GIVEN = {"capacity": CAPACITY_COLUMNS,
-         "capacity + charge rate": CAPACITY_COLUMNS + ["charge_c_rate"]}
+         "capacity + charge policy": CAPACITY_COLUMNS + ["charge_policy_c_rate"]}
 
 
 def scores(cells, model, fraction: float, given: str = "capacity") -> dict:
@@ -81,7 +82,7 @@ def scores(cells, model, fraction: float, given: str = "capacity") -> dict:
 
 
 def _suffix(cut: dict) -> str:
-    return "" if cut.get("given", "capacity") == "capacity" else "_charge_rate"
+    return "" if cut.get("given", "capacity") == "capacity" else "_charge_policy"
 
 
 def log_run(doc: dict, tracking_uri: str) -> str:
@@ -90,7 +91,9 @@ def log_run(doc: dict, tracking_uri: str) -> str:
 
     params = {"model": f"{doc['model']['name']}:{doc['model']['version']}",
               "split": doc["split"],
-              "fractions": ",".join(f"{c['fraction_of_life']:g}" for c in doc["cuts"])}
+              "fractions": ",".join(sorted({f"{c['fraction_of_life']:g}"
+                                            for c in doc["cuts"]})),
+              "given": ",".join(sorted({c.get("given", "capacity") for c in doc["cuts"]}))}
     metrics = {f"cut_{c['fraction_of_life']:g}{_suffix(c)}/{k}": float(v) for c in doc["cuts"]
                for k, v in c.items() if k not in ("fraction_of_life", "given")
                and v is not None and np.isfinite(v)}
@@ -106,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="Severson split (severson-<split>)")
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.5, 0.8],
                     help="cut points as fractions of each cell's true end of life")
-    ap.add_argument("--with-charge-rate", action="store_true",
-                    help="also score each cut with the history's charge_c_rate given")
+    ap.add_argument("--with-charge-policy", action="store_true",
+                    help="also score each cut with the history's charge_policy_c_rate given")
     ap.add_argument("--model", default=None, help="model URI (default: champion, else shipped)")
     ap.add_argument("--tracking-uri", default=None,
                     help="log the figures as an MLflow run in this store (default: not logged)")
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_forecaster(args.model)
     doc = {"model": {"name": model.name, "version": model.version}, "split": args.split,
            "cuts": [scores(cells, model, f, given) for given in GIVEN
-                    if given == "capacity" or args.with_charge_rate for f in args.fractions],
+                    if given == "capacity" or args.with_charge_policy for f in args.fractions],
            "mlflow_run_id": None}
     if args.tracking_uri:
         doc["mlflow_run_id"] = log_run(doc, args.tracking_uri)

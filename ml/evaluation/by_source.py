@@ -72,6 +72,8 @@ def source_rows(results: list[dict], card: Any) -> list[dict]:
                     res, "cycles_to_80pct_mape_pct@100").get(key)
             row["model_eol_error_pct_with_delta_q"] = _values(
                 res, "cycles_to_80pct_mape_pct@100_qdlin").get("model")
+            row["model_eol_error_pct_with_charge_policy"] = _values(
+                res, "cycles_to_80pct_mape_pct@100_charge_policy").get("model")
             for method, key in (("model", "model"), ("naive", NAIVE)):
                 row[f"{method}_eol_error_pct_from_300"] = _values(
                     res, "cycles_to_80pct_mape_pct@300").get(key)
@@ -112,6 +114,7 @@ COLUMNS = (("source", "source"), ("in_training", "in training"), ("cells", "cell
            ("naive_capacity_error_pct", "naive"),
            ("model_eol_error_pct", "EOL err % model"), ("naive_eol_error_pct", "naive"),
            ("model_eol_error_pct_with_delta_q", "EOL err % model+ΔQ"),
+           ("model_eol_error_pct_with_charge_policy", "EOL err % model+policy"),
            ("model_eol_coverage_90_pct", "EOL cover90 % model"), ("eol_interval_cells", "EOL cells"),
            ("model_coverage_90_pct", "cover90 % model"), ("naive_coverage_90_pct", "naive"),
            ("model_width_90_pct", "width90 % model"), ("naive_width_90_pct", "naive"),

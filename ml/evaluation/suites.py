@@ -190,7 +190,9 @@ def _severson(model: Any, root: Any, split: str = "test1") -> dict:
                          "values": values,
                          "model_vs_naive": _ratio(values.get("model"), values.get(NAIVE))})
     notes = ["labels: y_<split>.csv cycle life (cycles to 0.88 Ah); '@100_qdlin' rows use the "
-             "severson2019_qdlin cells (same cells, other cleaning) with ΔQ100-10(V)",
+             "severson2019_qdlin cells (same cells, other cleaning) with ΔQ100-10(V); "
+             "'@100_charge_policy': the model given the same 100 cycles plus the charge "
+             "policy's planned mean charge rate (the other rows: capacity only)",
              "excl_anomalous drops test cells with life < 200 cycles (Severson's 148-cycle cell)"]
     for k, v in scores.items():
         if v.get("censored"):

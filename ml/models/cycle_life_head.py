@@ -8,7 +8,7 @@ et al. 2019). The head is a linear model on log10 cycle life, fitted by elastic 
 cross-validated alpha on public cells, stored in the model card (coefficients, scaler, domain),
 and applied in numpy by ``ml.inference.forecast`` — the served path (CLI, API, evaluation).
 
-Three heads, the most informative one whose inputs are present and inside its training range is
+Four heads; the most informative one whose inputs are present and inside its training range is
 used:
 
 ``delta_q_capacity``
@@ -16,10 +16,14 @@ used:
     capacity (needs ``nominal_capacity_ah``);
 ``delta_q``
     the four ΔQ(V) summaries alone (in units of the reference capacity);
-``capacity_charge_rate``
-    capacity-curve shape + log10 of the median ``charge_c_rate`` of cycles 2…W (the charge
-    policy: Severson et al.'s "full" model reads the charge time; on the Severson training
-    cells, 5-fold, it took the 100-cycle capacity head's CV MAPE from 27–28 % to 20 %);
+``capacity_charge_policy``
+    capacity-curve shape + log10 of the median ``charge_policy_c_rate`` of cycles 2…W: the
+    charge protocol's PLANNED mean charging C-rate, which the user states (Severson et al.'s
+    "full" model reads the charge time; on the Severson training cells, 5-fold, it took the
+    100-cycle capacity head's CV MAPE from 27–28 % to 20 %). Never the measured
+    ``charge_c_rate`` of a cycler export (it includes the CV tail: a few % lower, and life is
+    steep in this rate, so the head would read a different policy). The rate is read only
+    inside the policies trained on (:data:`RANGE_GATED`);
 ``capacity``
     capacity-curve shape only (fade slopes, drops) — weak (wide), but honest: the band then
     says a knee may come.
@@ -76,13 +80,25 @@ _CAPACITY_SHAPE = ("qmax_minus_q2_ah", "fade_slope_ah_per_cycle", "qn_minus_q2_a
 HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
     "delta_q_capacity": (DELTA_Q_FEATURES + ("q2_ah", "qmax_minus_q2_ah"), True),
     "delta_q": (DELTA_Q_FEATURES, False),
-    "capacity_charge_rate": (_CAPACITY_SHAPE + ("log10_charge_c_rate",), False),
+    "capacity_charge_policy": (_CAPACITY_SHAPE + ("log10_charge_policy_c_rate",), False),
     "capacity": (_CAPACITY_SHAPE, False),
 }
-#: a head that adds inputs to another head on the same cells -> that head: it is kept at a
-#: window only where its cross-validated log10 error is below the other's there (on the Severson
-#: training cells the charge rate helps up to 250 cycles, not at 300-400)
-REFINES = {"capacity_charge_rate": "capacity"}
+#: a head that adds inputs to another head (its features start with the other's) -> that head:
+#: at a window where the other is fitted, the refining head is kept only where its
+#: cross-validated log10 error is below the other's ON THE SAME CELLS (on the Severson training
+#: cells the charge policy helps up to 250 cycles, not at 300-400); where the other is not
+#: fitted (it did not beat a constant life), the refining head stands on its own test
+REFINES = {"capacity_charge_policy": "capacity"}
+#: features a head reads only inside the range of its training cells, widened by
+#: RANGE_MARGIN × that range on each side (not the Z_LIMIT of the others): a charge policy is a
+#: design variable of the training experiment, and life is steep in it (the shipped 100-cycle
+#: head: about −9 in log life per log rate), so a policy outside the trained ones is not
+#: extrapolated
+RANGE_GATED = ("log10_charge_policy_c_rate",)
+RANGE_MARGIN = 0.1
+for _refining, _base in REFINES.items():  # the rule needs this order and prefix
+    assert list(HEADS).index(_refining) < list(HEADS).index(_base), _refining
+    assert HEADS[_refining][0][:len(HEADS[_base][0])] == HEADS[_base][0], _refining
 
 
 def window_span(window: int) -> tuple[int, int]:
@@ -131,16 +147,17 @@ def head_features(history: Mapping[str, Any], reference_ah: float,
         out = early_cycle_arrays(cyc, q, dq_row, n_cycles=int(window))
     except (ValidationError, ValueError, np.linalg.LinAlgError):  # too few early cycles (or
         return None  # a degenerate fit): no head, the model alone answers
-    out["log10_charge_c_rate"] = _log10_charge_rate(history, cyc, window)
+    out["log10_charge_policy_c_rate"] = _log10_charge_policy_rate(history, cyc, window)
     return out
 
 
-def _log10_charge_rate(history: Mapping[str, Any], cyc: np.ndarray, window: int) -> float:
-    """log10 of the median positive ``charge_c_rate`` (1/h) of cycles 2…``window``; NaN when
-    the history does not carry one (the heads that read it are then not usable)."""
-    if "charge_c_rate" not in history:
+def _log10_charge_policy_rate(history: Mapping[str, Any], cyc: np.ndarray,
+                              window: int) -> float:
+    """log10 of the median positive ``charge_policy_c_rate`` (1/h) of cycles 2…``window``; NaN
+    when the history does not carry one (the heads that read it are then not usable)."""
+    if "charge_policy_c_rate" not in history:
         return float("nan")
-    rate = numeric_column(history, "charge_c_rate")
+    rate = numeric_column(history, "charge_policy_c_rate")
     keep = (cyc >= 2) & (cyc <= window) & np.isfinite(rate) & (rate > 0)
     return float(np.log10(np.median(rate[keep]))) if keep.any() else float("nan")
 
@@ -171,11 +188,26 @@ def select_head(card_head: Mapping[str, Any] | None, features: Mapping[str, floa
         if not np.isfinite(x).all():
             continue
         z = (x - np.asarray(head["mean"])) / np.asarray(head["std"])
-        if np.any(np.abs(z) > Z_LIMIT):
+        if np.any(np.abs(z) > Z_LIMIT) or not _inside_trained_range(head, x):
             continue
         mu = float(head["intercept"] + np.dot(np.asarray(head["coef"]), z))
         return name, mu, float(head["residual_sd_log10"])
     return None
+
+
+def _inside_trained_range(head: Mapping[str, Any], x: np.ndarray) -> bool:
+    """Whether every :data:`RANGE_GATED` input of ``head`` lies in its training cells' range
+    (``head["range"]``) widened by :data:`RANGE_MARGIN` of it on each side; True for heads
+    without a range (cards written before it)."""
+    ranges = head.get("range")
+    if not ranges:
+        return True
+    for f, v, (lo, hi) in zip(head["features"], x, ranges):
+        if f in RANGE_GATED:
+            pad = RANGE_MARGIN * (hi - lo)
+            if not lo - pad <= v <= hi + pad:
+                return False
+    return True
 
 
 def _heads_domain(card_head: Mapping[str, Any], hours_per_cycle: float | None,
@@ -278,7 +310,8 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
     ``heads`` mapping: ``<head>`` for window 100, ``<head>@<W>`` for the others, each with its
     ``window_cycles`` and the knee exponent of its window, fitted on ``knee_cells`` (whole
     trajectories; default: the head's own cells). Skipped: heads lacking 10 cells, a head that
-    refines another (:data:`REFINES`) where its CV error is not below that head's, and heads
+    refines another (:data:`REFINES`) where its CV error is not below that head's on the same
+    cells and folds (where that head is fitted at this window), and heads
     of a LATER window whose cross-validated log10 error is no smaller than a constant's under
     the same folds (``constant_sd_log10``: the training folds' mean log life): their features
     carry no information there, and a knee drawn from them bends every median toward the
@@ -316,21 +349,26 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
             sd, cv_mape, constant_sd = _cv_residual_sd(m, y)
             if window > min(windows) and sd >= constant_sd:
                 continue  # predicts no better than "the usual life" of cells alive at W
-            if name in REFINES and sd >= fitted.get(REFINES[name], math.inf):
-                continue  # its extra inputs do not help at this window
+            base = REFINES.get(name)
+            if base in fitted:  # the base head's CV error on these same cells and folds
+                base_sd = _cv_residual_sd(m[:, :len(HEADS[base][0])], y)[0]
+                if sd >= base_sd:
+                    continue  # its extra inputs do not help at this window
             fitted[name] = sd
-            window_out[name] = {"features": list(feats), "needs_nominal": needs_nominal,
-                        "window_cycles": int(window),
-                        "knee_exponent": fit_knee_exponent(
-                            cells if knee_cells is None else knee_cells, nominal_ah,
-                            window=window),
-                        "mean": scaler.mean_.tolist(), "std": scaler.scale_.tolist(),
-                        "coef": enet.coef_.tolist(), "intercept": float(enet.intercept_),
-                        "residual_sd_log10": sd, "cv_mape_pct": cv_mape, "n_cells": len(rows),
-                        "constant_sd_log10": constant_sd,
-                        "target": f"log10 cycles to {THRESHOLD_FRACTION:.0%} of the reference",
-                        "alpha": net.alpha_, "l1_ratio": net.l1_ratio_,
-                        "sources": sorted({str(c.meta.get("source", "?")) for c in cells})}
+            window_out[name] = {
+                "features": list(feats), "needs_nominal": needs_nominal,
+                "window_cycles": int(window),
+                "knee_exponent": fit_knee_exponent(
+                    cells if knee_cells is None else knee_cells, nominal_ah, window=window),
+                "mean": scaler.mean_.tolist(), "std": scaler.scale_.tolist(),
+                "range": [[float(lo), float(hi)] for lo, hi in zip(m.min(axis=0),
+                                                                   m.max(axis=0))],
+                "coef": enet.coef_.tolist(), "intercept": float(enet.intercept_),
+                "residual_sd_log10": sd, "cv_mape_pct": cv_mape, "n_cells": len(rows),
+                "constant_sd_log10": constant_sd,
+                "target": f"log10 cycles to {THRESHOLD_FRACTION:.0%} of the reference",
+                "alpha": net.alpha_, "l1_ratio": net.l1_ratio_,
+                "sources": sorted({str(c.meta.get("source", "?")) for c in cells})}
         for name in HEADS:  # the card keeps HEADS' order: the order of preference
             if name in window_out:
                 out[name if window == WINDOW_CYCLES else f"{name}@{window}"] = window_out[name]

@@ -15,10 +15,10 @@ Clock: the files hold no timestamps, so ``test_time_second`` is ESTIMATED from t
 (Σ 0.01 / C_i hours), 80 → 100 % at 1C (0.2 h), discharge at 4C (0.25 h). Rests and the CV
 tails are unknown and left out, so the estimate is a lower bound of the real cycle time.
 
-Charge rate: ``charge_c_rate`` is the policy's mean charging C-rate over a full charge, 1 /
-(charge hours) (:func:`charge_hours`; the column's catalog meaning, mean charging current over
-the C-rate capacity, on a charge of 0 → 100 % SOC). The CV tail is unknown and left out, so it
-is an upper bound of what a cycler export would show.
+Charge policy: ``charge_policy_c_rate`` is the policy's PLANNED mean charging C-rate over a full
+charge, 1 / (charge hours) (:func:`charge_hours`, CV tail excluded): a property of the protocol
+that its user states, not the measured ``charge_c_rate`` a cycler export's samples give (that
+one includes the CV tail and is lower).
 """
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def cell_cycles(capacity_ah: np.ndarray, policy_c_rates: np.ndarray,
         "cycle_duration_second": h * 3600.0,
         "discharge_capacity_ah": q[keep],
         "c_rate": DISCHARGE_C_RATE,
-        "charge_c_rate": 1.0 / charge_hours(policy_c_rates),
+        "charge_policy_c_rate": 1.0 / charge_hours(policy_c_rates),
         "temperature_celsius": TEMPERATURE_CELSIUS,
         "test_time_estimated": 1,
     })

@@ -330,7 +330,7 @@ def fit_cycle_life(sources: tuple[str, ...], notes: list[str],
     delta_q = [c for name, cells in got.items() if "qdlin" in name for c in cells]
     capacity = [c for name, cells in got.items() if "qdlin" not in name for c in cells]
     heads = fit_heads({"delta_q_capacity": delta_q, "delta_q": delta_q,
-                       "capacity_charge_rate": capacity, "capacity": capacity},
+                       "capacity_charge_policy": capacity, "capacity": capacity},
                       knee_cells=capacity or None)
     paces = [float(c.meta["hours_per_cycle"]) for c in capacity if c.meta.get("hours_per_cycle")]
     chem = sorted({provenance(n).chemistry for n in got if provenance(n).chemistry})
