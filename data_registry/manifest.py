@@ -35,6 +35,7 @@ NUMERIC_METADATA: dict[str, tuple[float, float]] = {
     "nominal_capacity_ah": (0.0, 1e6),
     "temperature_celsius": (-80.0, 200.0),
     "protocol_hours_per_cycle": (0.0, 1e5),
+    "charge_policy_c_rate": (0.0, 1e3),
 }
 #: other spellings accepted in ``--meta`` → the stored key
 METADATA_ALIASES: dict[str, str] = {"hours_per_cycle": "protocol_hours_per_cycle"}

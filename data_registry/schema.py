@@ -155,6 +155,9 @@ CELL_METADATA_KEYS: dict[str, str] = {
     "nominal_capacity_ah": "Nominal capacity, Ah (defines 1C).",
     "temperature_celsius": "Test temperature, °C.",
     "protocol": "Free-text protocol description.",
+    "charge_policy_c_rate": "The charge protocol's PLANNED mean charging C-rate over a full "
+                            "charge (1/h, CV tail excluded); fills the per-cycle column of that "
+                            "name where the cell's cycles do not state it.",
 }
 
 TABLES: dict[str, Table] = {t.name: t for t in (SAMPLES, CYCLES, EIS)}

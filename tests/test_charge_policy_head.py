@@ -8,6 +8,7 @@ the API row that carries it — hand-computed cases, then the shipped model on r
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -192,3 +193,29 @@ def test_a_charge_rate_head_that_does_not_beat_the_capacity_head_is_not_kept():
     cells = [_cell(f"f{i}", f, c, 0.2 / f) for i, (f, c) in enumerate(zip(fades, charge))]
     heads = fit_heads({"capacity_charge_policy": cells, "capacity": cells}, windows=(100,))
     assert list(heads) == ["capacity"]
+
+
+def test_a_stored_cells_stated_policy_fills_its_frame(tmp_path):
+    """``--meta charge_policy_c_rate=…`` at ingest: validated, then the stored cell's model
+    frame carries it on every cycle (a raw export's samples never give it)."""
+    from data_registry.errors import StoreError
+    from data_registry.store import Registry
+    from serving.cell_store import CellFrames
+
+    raw = Path(__file__).resolve().parent.parent / "examples" / "pto_c10_raw.csv"
+    other = tmp_path / "other.csv"  # the same rows, another file (the store refuses a twin)
+    other.write_bytes(raw.read_bytes() + b"\n")
+    reg = Registry(home=tmp_path / "home")
+    try:
+        reg.ingest(raw, "stated", meta={"charge_policy_c_rate": "0.1"})
+        reg.ingest(other, "unstated")
+        frame, meta, _ = CellFrames().get(reg, "stated")
+        assert meta["charge_policy_c_rate"] == 0.1
+        assert len(frame) > 10 and (frame[POLICY] == 0.1).all()
+        unstated = CellFrames().get(reg, "unstated")[0]
+        assert POLICY not in unstated or unstated[POLICY].isna().all()
+        with pytest.raises(StoreError) as err:
+            reg.ingest(raw, "bad", meta={"charge_policy_c_rate": "fast"})
+        assert err.value.code == "invalid_metadata" and "charge_policy_c_rate" in str(err.value)
+    finally:
+        reg.close()
