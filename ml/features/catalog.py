@@ -44,10 +44,6 @@ COLUMNS: tuple[FeatureColumn, ...] = (
        "end of this cycle (causal: later cycles never change it)."),
     _C("c_rate", "1/h", "time", "input",
        "C-rate of the cycle as given; else the discharge C-rate."),
-    _C("charge_policy_c_rate", "1/h", "time", "input",
-       "The charge protocol's PLANNED mean charging C-rate over a full charge (CV tail "
-       "excluded), as the user states it; never derived from samples (charge_c_rate is the "
-       "measured one). Read by the cycle-life head capacity_charge_policy."),
     _C("temperature_celsius", "°C", "conditions", "input",
        "Mean recorded temperature of the cycle (else the cell's metadata value)."),
     _C("internal_resistance_ohm", "Ω", "polarization", "input",
