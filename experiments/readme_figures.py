@@ -433,6 +433,12 @@ def eol_heldout_section(r: dict, info: dict) -> list[str]:
               f"{', '.join(fmt(e) for e in doc.get('edges') or [])}"
               f"{'' if doc.get('card_has_bins') else ' (this card has no bins: both columns are the pooled scales)'}.",
               ""]
+    heads = doc.get("head_rows") or []
+    if heads:
+        lines.insert(-1, "Cuts a cycle-life head answered (its own interval, which this "
+                     "calibration does not touch; not in the table): " + "; ".join(
+                         f"{h.get('source')} {h.get('cuts')} cuts / {h.get('cells')} cells, "
+                         f"interval holds {fmt(h.get('holds_pct'))} %" for h in heads) + ".")
     if doc.get("split_matches_card") is False:
         lines.insert(-1, "**The configuration's cells do not hash to this model's training "
                      "data: its 'test' cells may have been trained on.**")

@@ -46,3 +46,23 @@ def test_the_summary_splits_cuts_by_third_of_progress_and_weighs_cuts():
     assert (everything["cuts"], everything["cells"]) == (2, 1)
     assert ("b", "first third") not in out and ("all", "middle third") in out
     assert sum(r["cuts"] for r in out.values() if r["source"] == "all") == 4
+
+
+def test_cuts_a_head_answered_are_summarised_apart():
+    def head(src, cell, held, width):
+        return {"source": src, "cell_id": cell, "threshold": 0.8, "fraction": 0.3,
+                "head": "capacity", "holds_head": held, "width_head": width}
+
+    rows = [head("s", "s1", True, 0.4), head("s", "s1", False, 0.2), head("s", "s2", True, 0.6),
+            {"source": "t", "cell_id": "t1", "fade_progress": 0.1, "holds_bins": True,
+             "holds_pooled": True, "width_bins": 0.5, "width_pooled": 0.8}]
+    # the head cuts are not in the per-third table ...
+    assert all(r["source"] == "t" or r["source"] == "all" for r in heldout.summarise(
+        rows, [1 / 3, 2 / 3]))
+    # ... but in their own rows: 2 of 3 hold, median width 0.4; one source: no 'all' row
+    (only,) = heldout.summarise_heads(rows)
+    assert only == {"source": "s", "cuts": 3, "cells": 2,
+                    "holds_pct": pytest.approx(200 / 3), "width_median": pytest.approx(0.4)}
+    two = heldout.summarise_heads(rows + [head("u", "u1", True, 1.0)])
+    assert [r["source"] for r in two] == ["s", "u", "all"] and two[-1]["cuts"] == 4
+    assert heldout.summarise_heads(rows[3:]) == []

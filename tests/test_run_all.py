@@ -147,7 +147,9 @@ EOL_HELDOUT = {"model": {"name": "fadecast-forecaster", "version": "2+1227d9ed"}
                         {"source": "all", "third": "last third", "cuts": 326, "cells": 47,
                          "holds_bins_pct": 94.78527607361963,
                          "holds_pooled_pct": 97.54601226993866,
-                         "width_bins_median": 0.4, "width_pooled_median": 0.65}]}
+                         "width_bins_median": 0.4, "width_pooled_median": 0.65}],
+               "head_rows": [{"source": "severson-train", "cuts": 105, "cells": 8,
+                              "holds_pct": 97.14285714285714, "width_median": 1.2}]}
 
 
 def _step(name: str, cmd: list[str], doc: dict | None, code: int = 0, stdout: str = "",
@@ -771,6 +773,9 @@ def test_eol_heldout_rows_command_run_and_misses(block):
     assert "| all | first third | 159 / 45 | 77.4 % **missed** | 76.7 % | – / – |" in text
     assert "| all | last third | 326 / 47 | 94.8 % | 97.5 % | 0.4 / 0.65 |" in text
     assert "Edges of the thirds: 0.333, 0.667." in text
+    assert ("Cuts a cycle-life head answered (its own interval, which this calibration does "
+            "not touch; not in the table): severson-train 105 cuts / 8 cells, interval holds "
+            "97.1 %.") in text
     plain = dict(EOL_HELDOUT, card_has_bins=False)
     lines = rf.eol_heldout_section(_step("eol-heldout", EOL_HELDOUT_CMD, plain), INFO)
     assert "this card has no bins" in "\n".join(lines)

@@ -13,7 +13,9 @@ JSON's ``split_matches_card`` is false (and a warning printed) when the config's
 hash to the model's training data (``dataset_hash``). The same cuts are also served with the card's
 POOLED scales only (its ``by_progress`` removed), the rule before session 10.
 
-Per third and per source: cuts, cells, the share of cuts whose interval holds the truth with the
+Cuts a cycle-life head answered are scored apart (``head_rows``: the head's own interval, which
+this calibration does not touch). Per third and per source: cuts, cells, the share of cuts whose
+interval holds the truth with the
 bins and with the pooled scales, and the median width of the interval in remaining cycles
 (p95 − p05 over the true remaining life; open-ended, ``inf``, where p95 lies beyond the horizon or
 no end of life is forecast within it, which then holds nothing). The cuts of one cell are correlated: read a share over
@@ -85,8 +87,13 @@ def cut_rows(cells, card, run) -> list[dict]:
             rows.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
                          "error": str(exc)[:200]})
             continue
-        if binned["uncertainty"].get("cycle_life_head") is not None:
-            continue  # a head's interval is its own, not the calibration's
+        head = binned["uncertainty"].get("cycle_life_head")
+        if head is not None:  # a head's interval is its own, not the calibration's: apart
+            held, width = _holds(binned.get("end_of_life"), eol)
+            rows.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
+                         "threshold": thr, "fraction": frac, "head": head.get("head"),
+                         "holds_head": held, "width_head": width / (eol - last)})
+            continue
         held_b, width_b = _holds(binned.get("end_of_life"), eol)
         held_p, width_p = _holds(plain.get("end_of_life"), eol)
         rows.append({"source": meta.get("source", "?"), "cell_id": rec.cell_id,
@@ -99,7 +106,8 @@ def cut_rows(cells, card, run) -> list[dict]:
 
 def summarise(rows: list[dict], edges: list[float]) -> list[dict]:
     """Per source (and all) × third: cuts, cells, shares holding the truth, median widths."""
-    ok = [r for r in rows if "error" not in r and r["fade_progress"] is not None]
+    ok = [r for r in rows if "error" not in r and "head" not in r
+          and r["fade_progress"] is not None]
     out = []
     for src in [*sorted({r["source"] for r in ok}), "all"]:
         part = ok if src == "all" else [r for r in ok if r["source"] == src]
@@ -120,6 +128,20 @@ def summarise(rows: list[dict], edges: list[float]) -> list[dict]:
     return out
 
 
+def summarise_heads(rows: list[dict]) -> list[dict]:
+    """Per source (and all, where several): the cuts a cycle-life head answered, with the
+    share whose interval (the head's own quantiles) holds the truth and its median width."""
+    heads = [r for r in rows if "head" in r]
+    sources = sorted({r["source"] for r in heads})
+    out = []
+    for src in [*sources, *(["all"] if len(sources) > 1 else [])]:
+        sel = heads if src == "all" else [r for r in heads if r["source"] == src]
+        out.append({"source": src, "cuts": len(sel), "cells": len({r["cell_id"] for r in sel}),
+                    "holds_pct": 100.0 * float(np.mean([r["holds_head"] for r in sel])),
+                    "width_median": float(np.median([r["width_head"] for r in sel]))})
+    return out
+
+
 def log_run(doc: dict, tracking_uri: str) -> str:
     from ml.training.tracking import log_metrics, training_run
 
@@ -130,6 +152,10 @@ def log_run(doc: dict, tracking_uri: str) -> str:
                   "width_pooled_median"):
             if isinstance(r[k], (int, float)) and math.isfinite(r[k]):
                 metrics[f"{key}/{k}"] = float(r[k])
+    for r in doc.get("head_rows") or []:
+        for k in ("cuts", "cells", "holds_pct", "width_median"):
+            if isinstance(r[k], (int, float)) and math.isfinite(r[k]):
+                metrics[f"{r['source']}/cycle_life_head/{k}"] = float(r[k])
     params = {"model": f"{doc['model']['name']}:{doc['model']['version']}",
               "config": doc["config"], "edges": ",".join(f"{e:.4g}" for e in doc["edges"])}
     with training_run("fadecast-eol-heldout", params, tracking_uri=tracking_uri,
@@ -169,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
            "config": Path(args.config).name, "edges": edges,
            "card_has_bins": any(b.get("used") for b in by.get("bins") or []),
            "split_matches_card": same_split, "test_cells": len(cells),
-           "failed_cuts": len(failed), "rows": summarise(rows, edges), "mlflow_run_id": None}
+           "failed_cuts": len(failed), "rows": summarise(rows, edges),
+           "head_rows": summarise_heads(rows), "mlflow_run_id": None}
     if args.tracking_uri:
         doc["mlflow_run_id"] = log_run(doc, args.tracking_uri)
     if args.json:
@@ -184,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
               f"cells: holds {r['holds_bins_pct']:5.1f} % (pooled {r['holds_pooled_pct']:5.1f} "
               f"%), median width x{r['width_bins_median']:.2f} of the remaining life "
               f"(pooled x{r['width_pooled_median']:.2f})")
+    for r in doc["head_rows"]:
+        print(f"  {r['source']:16s} cycle-life head {r['cuts']:4d} cuts / {r['cells']:3d} "
+              f"cells: holds {r['holds_pct']:5.1f} %, median width x{r['width_median']:.2f}")
     return 0
 
 
