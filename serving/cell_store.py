@@ -119,10 +119,6 @@ def _state(reg: Any, cell_id: str) -> tuple[tuple[Any, ...], dict[str, Any], boo
     return key, meta, any(i["kind"] == "cycles" for i in ingests)
 
 
-#: cell metadata that states the charge protocol's planned mean charge rate (1/h)
-POLICY_KEY = "charge_policy_c_rate"
-
-
 def cell_frame(reg: Any, cell_id: str, key: tuple[Any, ...], meta: dict[str, Any],
                has_cycles: bool) -> pd.DataFrame:
     """The cell's model-input frame (CONTRACTS per-cycle columns); the cell's metadata
@@ -146,11 +142,13 @@ def cell_frame(reg: Any, cell_id: str, key: tuple[Any, ...], meta: dict[str, Any
 
         cycles = align_cell_spectra(cycles.sort_values("cycle_index").reset_index(drop=True),
                                     reg.load_eis(cell_id), meta)
-    policy = meta.get(POLICY_KEY)
-    if policy is not None and (POLICY_KEY not in cycles.columns
-                               or cycles[POLICY_KEY].isna().all()):
+    from ml.models.cycle_life_head import POLICY_COLUMN
+
+    policy = meta.get(POLICY_COLUMN)
+    if policy is not None and (POLICY_COLUMN not in cycles.columns
+                               or cycles[POLICY_COLUMN].isna().all()):
         # the cell's stated charge policy (metadata, validated at ingest) for every cycle
-        cycles = cycles.assign(**{POLICY_KEY: float(policy)})
+        cycles = cycles.assign(**{POLICY_COLUMN: float(policy)})
     keep = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, LABEL_COLUMN)
             if c in cycles.columns and (c != LABEL_COLUMN or cycles[c].notna().any())]
     return cycles[keep].sort_values("cycle_index").reset_index(drop=True)

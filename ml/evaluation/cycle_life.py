@@ -32,6 +32,7 @@ import pandas as pd
 
 from ml.evaluation.forecasters import BaselineForecaster
 from ml.evaluation.metrics import mape, rmse
+from ml.models.cycle_life_head import POLICY_COLUMN
 from ml.models.baselines import (CAPACITY_FEATURES, DELTA_Q_FEATURES, ElasticNetCycleLife,
                                  early_cycle_features)
 from ml.sources import CellRecord
@@ -40,9 +41,6 @@ NOMINAL_AH = 1.1
 EOL_AH = 0.88
 MAX_CYCLES = 3000
 WINDOWS = (100, 300)
-#: the charge policy's planned mean charge rate (ml.sources.severson): read by the model's
-#: ``capacity_charge_policy`` head, so the capacity-only figures drop it
-POLICY_COLUMN = "charge_policy_c_rate"
 ANOMALOUS_LIFE_CYCLES = 200
 
 
@@ -108,6 +106,8 @@ def evaluate_cycle_life(severson: tuple[Sequence[CellRecord], Sequence[CellRecor
     out: dict[str, dict] = {}
     if severson is not None:
         train, test = severson
+        # the charge policy's rate (ml.sources.severson) is read by the model's
+        # capacity_charge_policy head: the capacity-only figures drop it
         capacity_only = [dataclasses.replace(c, cycles=c.cycles.drop(
             columns=[POLICY_COLUMN], errors="ignore")) for c in test]
         for n in WINDOWS:

@@ -53,8 +53,8 @@ from data_registry.errors import ValidationError
 from ml.features.columns import numeric_column
 from ml.models.baselines import DELTA_Q_FEATURES, early_cycle_arrays
 
-__all__ = ["HEADS", "WINDOW_CYCLES", "WINDOWS", "THRESHOLD_FRACTION", "head_features",
-           "select_head", "choose_head", "window_span", "head_window", "eol_draws",
+__all__ = ["HEADS", "POLICY_COLUMN", "WINDOW_CYCLES", "WINDOWS", "THRESHOLD_FRACTION",
+           "head_features", "select_head", "choose_head", "window_span", "head_window", "eol_draws",
            "apply_knee", "fit_heads", "fit_knee_exponent"]
 
 #: the first (and, in cards written before windows, only) window: features of cycles 2…100
@@ -76,6 +76,8 @@ _DQ = ("delta_q_v_variance_ah2", "delta_q_v_minimum_ah", "delta_q_v_mean_ah",
 _CAPACITY_SHAPE = ("qmax_minus_q2_ah", "fade_slope_ah_per_cycle", "qn_minus_q2_ah",
                    "late_fade_slope_ah_per_cycle", "log10_fade_rate", "log10_late_fade_rate",
                    "log10_capacity_drop")
+#: the per-cycle column that states the charge protocol's planned mean charge rate (1/h)
+POLICY_COLUMN = "charge_policy_c_rate"
 #: head name -> (features, needs a nominal capacity); in order of preference
 HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
     "delta_q_capacity": (DELTA_Q_FEATURES + ("q2_ah", "qmax_minus_q2_ah"), True),
@@ -155,9 +157,9 @@ def _log10_charge_policy_rate(history: Mapping[str, Any], cyc: np.ndarray,
                               window: int) -> float:
     """log10 of the median positive ``charge_policy_c_rate`` (1/h) of cycles 2…``window``; NaN
     when the history does not carry one (the heads that read it are then not usable)."""
-    if "charge_policy_c_rate" not in history:
+    if POLICY_COLUMN not in history:
         return float("nan")
-    rate = numeric_column(history, "charge_policy_c_rate")
+    rate = numeric_column(history, POLICY_COLUMN)
     keep = (cyc >= 2) & (cyc <= window) & np.isfinite(rate) & (rate > 0)
     return float(np.log10(np.median(rate[keep]))) if keep.any() else float("nan")
 
@@ -329,8 +331,7 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
 
     out: dict[str, dict] = {}
     for window in windows:
-        fitted: dict[str, float] = {}  # this window's heads -> CV residual sd (log10)
-        window_out: dict[str, dict] = {}
+        window_out: dict[str, dict] = {}  # this window's kept heads
         for name, (feats, needs_nominal) in reversed(HEADS.items()):  # a refined head first
             cells = [c for c in cells_by_head.get(name) or []
                      if float(c.meta["cycle_life"]) > window]
@@ -350,11 +351,10 @@ def fit_heads(cells_by_head: Mapping[str, list], nominal_ah: float = 1.1,
             if window > min(windows) and sd >= constant_sd:
                 continue  # predicts no better than "the usual life" of cells alive at W
             base = REFINES.get(name)
-            if base in fitted:  # the base head's CV error on these same cells and folds
+            if base in window_out:  # the base head's CV error on these same cells and folds
                 base_sd = _cv_residual_sd(m[:, :len(HEADS[base][0])], y)[0]
                 if sd >= base_sd:
                     continue  # its extra inputs do not help at this window
-            fitted[name] = sd
             window_out[name] = {
                 "features": list(feats), "needs_nominal": needs_nominal,
                 "window_cycles": int(window),
