@@ -26,7 +26,7 @@ from ml.features.timing import PACE_CYCLES, cycle_clock_hours
 from ml.windows import (WindowSpec, column_values, future_schedule, make_windows, model_columns,
                         planned_hours_per_cycle)
 
-__all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "band", "apply_conformal",
+__all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "losses_within_level", "band", "apply_conformal",
            "first_below",
            "OUTPUTS", "INPUTS", "CARD_FILE", "MODEL_FILE"]
 
@@ -426,8 +426,8 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
     elif not (eol or {}).get("observed") and math.isclose(
             float(eol_fraction), float((card.cycle_life or {}).get("threshold_fraction", 0.8))):
         eol = _head_eol(head_draws, cycles, hours, float(eol_fraction))
-    lt_med = np.median(lt[1:], axis=-1)
-    lc_med = np.median(lc[1:], axis=-1)
+    lt_med, lc_med = (np.median(x, axis=-1) for x in losses_within_level(
+        lt[1:], lc[1:], cap[0] + lt[0] + lc[0]))
     # the rows from whole-array products turned into Python numbers at once (the same values
     # as the per-row float()/int() conversions)
     rows = [{"cycle_index": c, "test_time_second": t,
@@ -457,6 +457,24 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
             "history": table.attrs.get("history") or {
                 "rows": table.n_rows, "rows_used": table.n_rows, "basis": "all cycles",
                 "dropped": {}}}
+
+
+def losses_within_level(lt: np.ndarray, lc: np.ndarray, level: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """The time- and cycle-driven losses [H, K] (fractions of the reference) of each posterior
+    sample, bounded by what the sample had to lose: its fresh level ``level`` [K] (the network's
+    ``c0 = capacity + loss_time + loss_cycle``, read at the last observed cycle).
+
+    A sample whose losses outgrow its level far ahead (a steep or accelerating fade over a long
+    horizon) would otherwise report losses of many times the cell (measured: 10⁴ × the
+    reference at 20,000 cycles); there both losses are scaled by the same factor so that they
+    sum to the level (their split is kept). Elsewhere they are unchanged."""
+    total = lt + lc
+    room = np.maximum(np.asarray(level, dtype=np.float64), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = np.where(total > room, room / total, 1.0)
+    factor = np.clip(np.nan_to_num(factor, nan=1.0), 0.0, 1.0)
+    return lt * factor, lc * factor
 
 
 def _share_fade(card: ModelCard, retention: np.ndarray, table: Any) -> dict:

@@ -182,6 +182,32 @@ def _complete(cycles: pd.DataFrame | Mapping[str, Any],
     return complete_cycle_columns(cycles, cells, columns=_TABLE_COLUMNS)
 
 
+#: a stated nominal capacity the history's first cycles lie outside of (as a multiple of it):
+#: a unit mix-up (mAh given as Ah, a per-mass value) rather than a cell — no cell delivers twice
+#: its rating, and one below a tenth of it is not a cell to forecast
+NOMINAL_RATIO_RANGE = (0.1, 2.0)
+
+
+def _check_nominal(discharge_ah: np.ndarray, nominal_capacity_ah: float) -> None:
+    """Refuse a stated nominal capacity the history's capacities cannot belong to: the largest
+    of the first cycles' discharge capacities outside :data:`NOMINAL_RATIO_RANGE` × nominal."""
+    first = np.asarray(discharge_ah, dtype=float)[:FIRST_CYCLES]
+    first = first[np.isfinite(first)]
+    if not first.size:
+        return
+    ratio = float(first.max()) / nominal_capacity_ah
+    lo, hi = NOMINAL_RATIO_RANGE
+    if not lo <= ratio <= hi:
+        raise ValidationError(
+            "the history's capacities do not belong to the stated nominal capacity (a unit "
+            "mix-up: mAh given as Ah, or a capacity per gram?)", code="nominal_mismatch",
+            column="nominal_capacity_ah",
+            expected=f"a nominal capacity within {1 / hi:g}-{1 / lo:g} x the first cycles' "
+                     "discharge capacity (Ah)",
+            found=f"nominal {nominal_capacity_ah:g} Ah, first cycles up to "
+                  f"{float(first.max()):g} Ah ({ratio:.3g} x)")
+
+
 def reference_capacity(discharge_ah: np.ndarray, nominal_capacity_ah: float | None = None) -> float:
     """Reference capacity (Ah): ``nominal_capacity_ah`` when given, else max of the first 3 cycles."""
     if nominal_capacity_ah is not None:
@@ -212,6 +238,24 @@ def _check_history(df: pd.DataFrame, min_rows: int) -> None:
                               code="bad_value", row=i + 1, column="discharge_capacity_ah",
                               expected="a float > 0",
                               found=repr(df["discharge_capacity_ah"].iloc[i]))
+    if "elapsed_hour" in df.columns:
+        _check_clock(df["elapsed_hour"].to_numpy(dtype=float))
+
+
+def _check_clock(elapsed_hour: np.ndarray) -> None:
+    """A history whose test clock never advances (every cycle ends at the same elapsed time,
+    e.g. an export whose time column is all zeros) carries no time at all: the time-driven
+    fade cannot be told from it, and the forecast's clock would start from zero. Refused,
+    naming ``test_time_second``; a history without any clock is left to the callers (they
+    ask for the planned hours per cycle)."""
+    t = elapsed_hour[np.isfinite(elapsed_hour)]
+    if t.size >= 2 and float(t.max()) <= float(t.min()):
+        raise ValidationError(
+            "the history's test clock never advances: every cycle ends at the same elapsed "
+            "time, so time-driven fade cannot be told apart (is the time column the step "
+            "time, or empty?)", code="clock_not_advancing", column="test_time_second",
+            expected="the elapsed test time (s) at the end of each cycle, growing over the "
+                     "history", found=f"{t.size} cycles all ending at {t[0] * 3600.0:g} s")
 
 
 class ModelColumns(dict):
@@ -270,6 +314,10 @@ def _check_columns(data: dict[str, Any], n_rows: int, min_rows: int) -> None:
         retention = np.asarray(data["retention"], dtype=float)
         with np.errstate(invalid="ignore"):
             suspicious = bool((~np.isfinite(retention) | (retention <= 0)).any())
+    if not suspicious and "elapsed_hour" in data:
+        t = np.asarray(data["elapsed_hour"], dtype=float)
+        suspicious = n_rows >= 2 and not bool(np.nanmax(t) > np.nanmin(t)) \
+            if np.isfinite(t).sum() >= 2 else False
     if suspicious:
         _check_history(pd.DataFrame(data, copy=False), min_rows)
 
@@ -297,6 +345,8 @@ def model_columns(cycles: pd.DataFrame | Mapping[str, Any], *,
     data, ignored = _complete(cycles, nominal_capacity_ah)
     n = len(data["cycle_index"])
     _check_columns(data, n, min_history)
+    if nominal_capacity_ah is not None:
+        _check_nominal(data["discharge_capacity_ah"], float(nominal_capacity_ah))
     data["cycle_index"] = data["cycle_index"].astype(np.float64)
     data["coulombic_inefficiency_per_hour"] = np.clip(
         numeric_column(data, "coulombic_inefficiency_per_hour"), -0.01, 0.01)
@@ -428,6 +478,14 @@ def planned_hours_per_cycle(table: pd.DataFrame | ModelColumns,
                                        column_values(table, "cycle_index"))
     else:
         pace = float(hours_per_cycle)
+    if hours_per_cycle is None and np.isfinite(pace) and pace <= 0:
+        raise ValidationError(
+            "the history's test clock did not advance over its last cycles, so the pace of "
+            "the future cycles (the median duration of the last 10 observed cycles) is 0 h: "
+            "state the planned hours per cycle (API future_hours_per_cycle, CLI "
+            "--hours-per-cycle) or fix the time column", code="bad_value",
+            column="test_time_second",
+            expected="cycles that each take time on the test clock", found=f"{pace:g} h per cycle")
     if not np.isfinite(pace) or pace <= 0:
         raise ValidationError("hours per cycle must be a positive number",
                               code="bad_value", column="hours_per_cycle",

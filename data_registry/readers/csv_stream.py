@@ -242,6 +242,7 @@ class _Pieces:
         self.eof = False
         self.line_bytes = 128.0
         self.pool = bytearray(0)
+        self.read_bytes = 0  # bytes of data read so far (decompressed)
 
     def note(self, nbytes: int, lines: int) -> None:
         """Record the size of a consumed piece (sizes the next read)."""
@@ -263,7 +264,15 @@ class _Pieces:
         view[:len(carry)] = carry
         got = len(carry)
         while not self.eof and got < need:  # fill: a short read at the end is seen as EOF now
-            k = self.stream.readinto(view[got:need])
+            try:
+                k = self.stream.readinto(view[got:need])
+            except OSError as exc:  # a truncated or corrupt gzip stream, a failing disk
+                raise InputFormatError(
+                    "the file's data cannot be read to its end", code="unreadable_data",
+                    file=self.name, expected="a complete file (a gzip file: one that was "
+                    "not cut short in a copy or download)",
+                    found=f"{exc} after {self.read_bytes:,} bytes of data") from exc
+            self.read_bytes += k
             if k == 0:
                 self.eof = True
                 break

@@ -80,11 +80,61 @@ def _unreadable(exc: Exception, name: str) -> InputFormatError:
                             file=name)
 
 
+#: address space (bytes) a legacy workbook may use while it is read in a child process: a
+#: damaged ``.xls`` made python-calamine ask for 8 GiB at once (measured, session 14), which
+#: the operating system's OOM killer answered by killing the whole service
+PROBE_MEMORY_BYTES = 3 << 30
+PROBE_SECONDS = 120
+_PROBE = ("import resource, sys\ncap = int(sys.argv[2])\n"
+          "resource.setrlimit(resource.RLIMIT_AS, (cap, cap))\n"
+          "from python_calamine import CalamineWorkbook\n"
+          "wb = CalamineWorkbook.from_path(sys.argv[1])\n"
+          "for t in wb.sheet_names:\n    wb.get_sheet_by_name(t).to_python()\n")
+
+
+def _probe_legacy(path: str, size: int, mtime_ns: int, name: str) -> None:
+    """Read a legacy (OLE2) workbook once in a child process whose memory is capped
+    (:data:`PROBE_MEMORY_BYTES` plus 50 × the file): a workbook whose structure makes the
+    reader crash or run out of memory is refused here, and this process never opens it.
+    The verdict is cached per file version (format detection asks several times)."""
+    refusal = _probe_verdict(path, size, mtime_ns, name)
+    if refusal is not None:
+        raise refusal
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_verdict(path: str, size: int, mtime_ns: int, name: str) -> InputFormatError | None:
+    import subprocess
+    import sys
+
+    cap = PROBE_MEMORY_BYTES + 50 * size  # the child caps itself (no preexec_fn: threads)
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, path, str(cap)],
+                              capture_output=True, text=True, timeout=PROBE_SECONDS,
+                              env={**os.environ, "RUST_BACKTRACE": "0"})
+    except subprocess.TimeoutExpired:
+        return InputFormatError("cannot open the workbook: reading it did not finish",
+                                code="unreadable", file=name,
+                                expected=f"a workbook readable within {PROBE_SECONDS} s",
+                                found="a damaged or unusually built .xls")
+    if not done.returncode:
+        return None
+    last = next((x for x in reversed(done.stderr.strip().splitlines())
+                 if x.strip() and not x.startswith("note:")), "no message")
+    return InputFormatError(f"cannot open the workbook: {last}"[:300], code="unreadable",
+                            file=name, expected="a legacy .xls workbook that reads within "
+                            f"{cap >> 20} MiB",
+                            found="a damaged workbook (the reader failed: exit status "
+                                  f"{done.returncode})")
+
+
 def _first_rows(path: str, name: str) -> list[tuple[str, tuple]]:
     """(sheet title, first row's values) of every sheet, in workbook order."""
     if _engine(path) == "calamine":
         from python_calamine import CalamineWorkbook
 
+        stat = os.stat(path)
+        _probe_legacy(str(path), stat.st_size, stat.st_mtime_ns, name)
         try:
             wb = CalamineWorkbook.from_path(path)
             out = []
@@ -200,7 +250,10 @@ def open_xlsx(head: Head, chunk_rows: int, **_: object) -> Source:
 
     def load() -> pd.DataFrame:
         engine = _engine(head.path)
-        parts = [pd.read_excel(head.path, sheet_name=s, engine=engine) for s in data]
+        try:
+            parts = [pd.read_excel(head.path, sheet_name=s, engine=engine) for s in data]
+        except Exception as exc:  # noqa: BLE001 - a sheet that does not parse: damaged file
+            raise _unreadable(exc, head.name) from None
         rows.clear()
         start = 1
         for name, part in zip(data, parts):
@@ -307,7 +360,10 @@ def open_xlsx_cycles(head: Head, chunk_rows: int, protocol_hours_per_cycle: floa
         post = _clock_post(head, clock, [(sheet, 1)])
 
     def load() -> pd.DataFrame:
-        return pd.read_excel(head.path, sheet_name=sheet, engine=_engine(head.path))
+        try:
+            return pd.read_excel(head.path, sheet_name=sheet, engine=_engine(head.path))
+        except Exception as exc:  # noqa: BLE001 - a sheet that does not parse: damaged file
+            raise _unreadable(exc, head.name) from None
 
     return frame_source(head, format_name="xlsx_cycles", reader_version=READER_VERSION,
                         kind="cycles", load=load, columns=columns, chunk_rows=chunk_rows,

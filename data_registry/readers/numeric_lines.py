@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -122,8 +123,20 @@ def iter_lines(head: Head, max_line_bytes: int) -> Iterator[tuple[int, str]]:
     was (UTF-8 without its BOM, or the legacy code page it was read in); gzip'd files
     decompressed."""
     encoding = head.encoding
+    n = 0
     with (gzip.open(head.path, "rb") if head.gzip else open(head.path, "rb")) as fh:
-        for n, raw in enumerate(fh, start=1):
+        lines = iter(fh)
+        while True:
+            try:
+                raw = next(lines, None)
+            except (EOFError, OSError, zlib.error) as exc:  # a cut or damaged gzip stream
+                raise InputFormatError(
+                    "the file's data cannot be read to its end", code="unreadable_data",
+                    file=head.name, row=n + 1, expected="a complete file (a gzip file: one "
+                    "that was not cut short in a copy or download)", found=str(exc)) from exc
+            if raw is None:
+                return
+            n += 1
             size = len(raw.rstrip(b"\r\n"))
             if size > max_line_bytes:
                 raise InputFormatError(

@@ -84,7 +84,7 @@ class Source:
         validator = make_validator(self.kind, self.path.name, self.on_error, self.eis_sign)
         order = _columns(self.kind)
         n_rows = 0
-        raw_chunks = _with_lookahead(self.produce(sink), LOOKAHEAD)
+        raw_chunks = _with_lookahead(self._named(self.produce(sink)), LOOKAHEAD)
         for raw, nxt in raw_chunks:
             n_rows += len(raw)
             look = (nxt["test_time_second"].to_numpy()[:LOOKAHEAD]
@@ -98,6 +98,25 @@ class Source:
                                    file=self.path.name, expected="at least one data row",
                                    found="none")
         sink.extend(validator.warnings)
+
+    def _named(self, frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        """The reader's chunks, with a parser's or decompressor's own failure (a damaged
+        file: bytes that are not text, a cut gzip stream, a row the CSV parser cannot split)
+        turned into an :class:`InputFormatError` naming the file and what was found — the
+        readers name the errors they expect; this names the ones they cannot foresee."""
+        import pyarrow as pa
+
+        try:
+            yield from frames
+        except FadecastError:
+            raise
+        except (pa.ArrowInvalid, EOFError, UnicodeDecodeError, OSError) as exc:
+            raise InputFormatError(
+                "the file cannot be read as the format it was detected as (damaged or cut "
+                "short?)", code="unparseable", file=self.path.name,
+                expected=f"a complete {self.format_name} file as the instrument writes it",
+                found=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                      [:240]) from exc
 
     def read(self) -> pd.DataFrame:
         """All chunks concatenated (for small files and tests)."""
