@@ -140,3 +140,43 @@ def test_plan_clock_follows_capacity_matches_the_library(client, body):
         row.pop("c_rate", None)
     r = client.post("/v1/cohorts/attribution", json=b)
     assert r.status_code == 422 and r.json()["field"] == "plans.0.schedule.0.c_rate", r.text
+
+
+def test_a_cell_or_plan_whose_clock_never_moves_is_refused(client, body):
+    """Found by fuzzing (session 14): an all-zero clock was fitted and forecast to a negative
+    capacity."""
+    b = copy.deepcopy(body)
+    for row in b["cells"][1]["history"]:
+        row["test_time_second"] = 0.0
+    r = client.post("/v1/cohorts/attribution", json=b)
+    assert r.status_code == 422, r.text
+    err = r.json()
+    assert err["code"] == "clock_not_advancing"
+    assert err["field"] == "cells.1.test_time_second" and "'api_b'" in err["message"]
+    b = copy.deepcopy(body)
+    for row in b["plans"][0]["schedule"]:
+        row["test_time_second"] = 3600.0
+    r = client.post("/v1/cohorts/attribution", json=b)
+    assert r.status_code == 422, r.text
+    assert r.json()["code"] == "clock_not_advancing"
+    assert r.json()["field"] == "plans.0.test_time_second"
+
+
+def test_far_ahead_capacity_stays_physical(client, body):
+    """5,000 cycles past fast-fading histories: capacity quantiles never below zero, each
+    cause's loss within [0, the cell's level]."""
+    b = copy.deepcopy(body)
+    b["horizon_cycles"] = 5_000
+    b.pop("plans")
+    for cell in b["cells"]:
+        for row in cell["history"]:
+            row["discharge_capacity_ah"] *= 1.0 - 0.004 * row["cycle_index"]
+    r = client.post("/v1/cohorts/attribution", json=b)
+    assert r.status_code == 200, r.text
+    rows = [row for c in r.json()["cells"] for row in c["forecast"]]
+    assert min(row["capacity_ah"]["p05"] for row in rows) >= 0.0
+    assert min(row["capacity_ah"]["p05"] for row in rows) == 0.0  # it does reach zero
+    for row in rows:
+        for key in ("loss_time_fraction", "loss_cycle_fraction"):
+            q = row[key]
+            assert 0.0 <= q["p05"] <= q["p50"] <= q["p95"] <= 1.5, (key, q)

@@ -137,6 +137,8 @@ def _logger_rows(fmt: str, sep: str = ";", start=None) -> list[str]:
 
 @pytest.mark.parametrize("fmt,layout", [("%d.%m.%Y %H:%M:%S", "day_first"),
                                         ("%Y-%m-%dT%H:%M:%S", "iso"),
+                                        ("%Y/%m/%d %H:%M:%S", "iso"),  # as Neware/LAND in CN
+                                        ("%Y.%m.%d %H:%M:%S", "iso"),
                                         ("%m/%d/%Y %I:%M:%S %p", "month_first")])
 def test_a_timestamp_column_is_the_clock_when_there_is_no_elapsed_time(tmp_path, fmt, layout):
     from data_registry.readers.timestamps import date_layout

@@ -4,7 +4,8 @@
 ``test_time_second`` = seconds since the FIRST row's timestamp. The date layout is decided
 once, from the head's values, never per chunk:
 
-* ``2025-05-05 14:36:06`` / ``2025-05-05T14:36:06.5`` (ISO: year first);
+* ``2025-05-05 14:36:06`` / ``2025-05-05T14:36:06.5`` (ISO: year first), and year first with
+  slashes or dots (``2025/05/05 14:36:06``), read the same way;
 * ``05.05.2025 14:36:06`` (dots: day first, the European convention);
 * ``05/13/2025 …`` (slashes): a field above 12 in the head decides (``13/05/2025`` is day
   first); when every field is ≤ 12, one streaming pass over the column decides
@@ -42,8 +43,11 @@ TIMESTAMP_STEMS = frozenset({
 def stamp_header(names: list[str] | tuple[str, ...]) -> str | None:
     """The first header named like a wall-clock column (:data:`TIMESTAMP_STEMS`), or None."""
     return next((h for h in names if norm(split_header(h)[0]) in TIMESTAMP_STEMS), None)
-_ISO = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?"
+#: year first: ISO (``2025-05-05``) or the same order with slashes or dots (``2025/05/05``, as
+#: Chinese and Japanese software writes it): never ambiguous, read as ISO
+_ISO = re.compile(r"^\d{4}([-/.])\d{1,2}\1\d{1,2}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?"
                   r"\s?(Z|[+-]\d{2}:?\d{2})?$")
+_YEAR_FIRST_SEP = re.compile(r"^(\d{4})[/.](\d{1,2})[/.](\d{1,2})")
 _DOTS = re.compile(r"^\d{1,2}\.\d{1,2}\.\d{2,4}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?$")
 _SLASH = re.compile(r"^(\d{1,2})/(\d{1,2})/\d{2,4}[ T]\d{1,2}:\d{2}(:\d{2}([.,]\d+)?)?"
                     r"(\s?[AaPp][Mm])?$")
@@ -173,8 +177,9 @@ def unreadable_stamps(names: list[str] | tuple[str, ...], first_values: dict[str
         raise InputFormatError(
             f"no elapsed-time column, and the timestamp column '{h}' is not in one date "
             "layout fadecast reads", code="not_time", file=file, row=data_line + k, column=h,
-            expected="'2025-05-05 14:36:06' (ISO, optional offset), '05.05.2025 14:36:06' "
-                     "or '05/05/2025 2:36:06 PM' on every row — or an elapsed-time column",
+            expected="'2025-05-05 14:36:06' (ISO, optional offset; or 2025/05/05), "
+                     "'05.05.2025 14:36:06' or '05/05/2025 2:36:06 PM' on every row — or an "
+                     "elapsed-time column",
             found=repr(values[k]))
 
 
@@ -203,6 +208,8 @@ def stamp_seconds(text: pd.Series, layout: str) -> np.ndarray:
     clean = text.astype("string").str.strip().str.strip('"')
     clean = clean.str.replace(r"(:\d{2}),(\d)", r"\1.\2", regex=True)  # 14:36:06,5
     if layout == "iso":
+        if clean.str.match(_YEAR_FIRST_SEP).any():  # 2025/05/05 14:36:06 → 2025-05-05 …
+            clean = clean.str.replace(_YEAR_FIRST_SEP, r"\1-\2-\3", regex=True)
         # an offset (Z, +01:00) is honoured: a daylight-saving change then reads right
         stamps = pd.to_datetime(clean, errors="coerce", format="ISO8601", utc=True)
     else:

@@ -136,6 +136,7 @@ def _histories(cells: list[CellInput]) -> list[CellHistory]:
             raise _bad(f"cell {c.cell_id!r} has {h.n} cycle(s)", "cycle_index",
                        f"at least {MIN_CYCLES} cycles per cell", str(h.n),
                        code="history_too_short", file=c.where)
+        _check_clock(h, f"cell {c.cell_id!r}", c.where)
         out.append(h)
     return out
 
@@ -154,8 +155,22 @@ def _plans(plans: list[PlanInput], known: set[str]) -> list[CellHistory]:
             raise _bad(f"plan {p.name!r} has {len(p.frame)} cycles", "plans",
                        f"at most {MAX_CYCLES}", str(len(p.frame)), code="plan_too_long",
                        file=p.where)
-        out.append(history_from_frame(p.frame, p.name, plan=True, where=p.where))
+        plan = history_from_frame(p.frame, p.name, plan=True, where=p.where)
+        _check_clock(plan, f"plan {p.name!r}", p.where)
+        out.append(plan)
     return out
+
+
+def _check_clock(h: CellHistory, what: str, where: str | None) -> None:
+    """A cell (or plan) whose clock never advances carries no time: refused, as a single
+    cell's history is (``ml.windows``), naming ``test_time_second``."""
+    t = h.hours[np.isfinite(h.hours)]
+    if t.size >= 2 and float(t.max()) <= float(t.min()):
+        raise _bad(f"{what}: its test clock never advances (every cycle ends at the same "
+                   "elapsed time), so time-driven fade cannot be told apart",
+                   "test_time_second", "the elapsed test time (s) at the end of each cycle, "
+                   "growing over the cycles", f"{t.size} cycles all ending at "
+                   f"{t[0] * 3600.0:g} s", code="clock_not_advancing", file=where)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:

@@ -25,6 +25,7 @@ import numpy as np
 from ml.cohort import law
 from ml.cohort.histories import CellHistory
 from ml.cohort.posterior import CohortPosterior
+from ml.inference import losses_within_level
 
 from data_registry.errors import ValidationError
 
@@ -47,11 +48,16 @@ def forecast_rows(post: CohortPosterior, cell: CellHistory, draws: np.ndarray,
     th = post.shared(draws)
     lt, lc = law.losses(cell, th)
     inter = law.interaction(lt, lc, th)
-    cap = law.undegraded_fraction(cell.typical_c_rate, th, offset) - lt - lc - inter
+    level = law.undegraded_fraction(cell.typical_c_rate, th, offset)
+    cap = level - lt - lc - inter
     noise = np.random.default_rng(11).standard_normal(cap.shape) * float(np.median(post.noise))
-    cap_ah = (cap + noise)[:, rows] * post.reference_ah
+    # a capacity is never below zero, nor a cell's losses above what it had (its level)
+    cap_ah = np.maximum(cap + noise, 0.0)[:, rows] * post.reference_ah
     half = 0.5 * inter
-    lt_s, lc_s = (lt + half)[:, rows], (lc + half)[:, rows]
+    # the even split of a large (negative) interaction can take a share just below zero
+    lt_s, lc_s = losses_within_level(np.maximum(lt + half, 0.0), np.maximum(lc + half, 0.0),
+                                     level)
+    lt_s, lc_s = lt_s[:, rows], lc_s[:, rows]
     out = []
     for k, cq, tq, yq in zip(range(cap_ah.shape[1]), _q(cap_ah), _q(lt_s), _q(lc_s)):
         i = np.arange(cell.n)[rows][k]
