@@ -459,22 +459,33 @@ def forecast(history: pd.DataFrame | Mapping[str, Any] | list[dict], *, card: Mo
                 "dropped": {}}}
 
 
-def losses_within_level(lt: np.ndarray, lc: np.ndarray, level: np.ndarray
+def losses_within_level(lt: np.ndarray, lc: np.ndarray, level: np.ndarray, *, axis: int = 0
                         ) -> tuple[np.ndarray, np.ndarray]:
-    """The time- and cycle-driven losses [H, K] (fractions of the reference) of each posterior
-    sample, bounded by what the sample had to lose: its fresh level ``level`` [K] (the network's
-    ``c0 = capacity + loss_time + loss_cycle``, read at the last observed cycle).
+    """The time- and cycle-driven losses (fractions of the reference; time along ``axis``) of
+    each posterior sample, bounded by what the sample had to lose: its fresh level ``level``
+    (the network's ``c0 = capacity + loss_time + loss_cycle`` at the last observed cycle).
 
     A sample whose losses outgrow its level far ahead (a steep or accelerating fade over a long
     horizon) would otherwise report losses of many times the cell (measured: 10⁴ × the
-    reference at 20,000 cycles); there both losses are scaled by the same factor so that they
-    sum to the level (their split is kept). Elsewhere they are unchanged."""
-    total = lt + lc
-    room = np.maximum(np.asarray(level, dtype=np.float64), 0.0)
+    reference at 20,000 cycles). At the first row where a sample's total reaches its level,
+    both losses are scaled to sum to it (their split kept) and then held: a cell that has
+    lost everything loses nothing more, to either cause. Elsewhere they are unchanged."""
+    t = np.moveaxis(np.asarray(lt, dtype=np.float64), axis, 0)
+    c = np.moveaxis(np.asarray(lc, dtype=np.float64), axis, 0)
+    total = t + c
+    room = np.broadcast_to(np.maximum(np.nan_to_num(np.asarray(level, dtype=np.float64),
+                                                    nan=np.inf), 0.0), total.shape[1:])
+    over = total > room
+    n = total.shape[0]
+    first = np.where(over.any(axis=0), over.argmax(axis=0), n)
+    idx = np.minimum(first, n - 1)[None]
+    at_total = np.take_along_axis(total, idx, 0)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
-        factor = np.where(total > room, room / total, 1.0)
-    factor = np.clip(np.nan_to_num(factor, nan=1.0), 0.0, 1.0)
-    return lt * factor, lc * factor
+        factor = np.where(at_total > 0, room / at_total, 0.0)
+    hold = np.arange(n).reshape((n,) + (1,) * (total.ndim - 1)) >= first
+    t_out = np.where(hold, np.take_along_axis(t, idx, 0) * factor, t)
+    c_out = np.where(hold, np.take_along_axis(c, idx, 0) * factor, c)
+    return np.moveaxis(t_out, 0, axis), np.moveaxis(c_out, 0, axis)
 
 
 def _share_fade(card: ModelCard, retention: np.ndarray, table: Any) -> dict:

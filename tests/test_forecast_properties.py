@@ -44,8 +44,17 @@ def test_losses_are_bounded_by_each_samples_level():
     t, c = losses_within_level(lt, lc, level)
     # sample 0: 0.5 then 0.7 <= 1, unchanged
     assert t[:, 0].tolist() == [0.2, 0.3] and c[:, 0].tolist() == [0.3, 0.4]
-    # sample 1: 1.2 -> scaled by 1/1.2 (0.5 + 0.5), 1.8 -> by 1/1.8 (0.5 + 0.5): split kept
+    # sample 1: 1.2 at the first row -> scaled by 1/1.2 (0.5 + 0.5), then HELD: the second
+    # row (0.9 + 0.9) does not shift the split towards either cause
     assert t[:, 1] == pytest.approx([0.5, 0.5]) and c[:, 1] == pytest.approx([0.5, 0.5])
+    # crossing at the second row: the first row is kept, the second scaled to the level
+    t2, c2 = losses_within_level(np.array([[0.2], [0.2], [0.2]]), np.array([[0.3], [1.8], [3.8]]),
+                                 np.array([1.0]))
+    assert t2[:, 0] == pytest.approx([0.2, 0.1, 0.1]) and c2[:, 0] == pytest.approx([0.3, 0.9, 0.9])
+    # the same along axis 1 (cohort draws x cycles)
+    t3, c3 = losses_within_level(np.array([[0.2, 0.2, 0.2]]),
+                                 np.array([[0.3, 1.8, 3.8]]), np.array([1.0]), axis=1)
+    assert t3[0] == pytest.approx([0.2, 0.1, 0.1]) and c3[0] == pytest.approx([0.3, 0.9, 0.9])
     # a sample whose level is not positive has nothing to lose
     assert t[:, 2].tolist() == [0.0, 0.0] and c[:, 2].tolist() == [0.0, 0.0]
 
@@ -101,6 +110,10 @@ def test_losses_stay_within_the_cell_far_ahead(client):
     assert rows[-1]["capacity_ah"]["p50"] == pytest.approx(0.0, abs=1e-3)
     worst = max(x["loss_time_fraction"] + x["loss_cycle_fraction"] for x in rows)
     assert 0.5 < worst <= 1.5
+    # neither cause's loss ever decreases (a scaled split held, not re-scaled every row)
+    for key in ("loss_time_fraction", "loss_cycle_fraction"):
+        v = np.array([x[key] for x in rows])
+        assert (np.diff(v) >= -1e-9).all(), key
 
 
 # ------------------------------------------------------------------- generated histories

@@ -56,7 +56,7 @@ def forecast_rows(post: CohortPosterior, cell: CellHistory, draws: np.ndarray,
     half = 0.5 * inter
     # the even split of a large (negative) interaction can take a share just below zero
     lt_s, lc_s = losses_within_level(np.maximum(lt + half, 0.0), np.maximum(lc + half, 0.0),
-                                     level)
+                                     level[:, 0], axis=1)
     lt_s, lc_s = lt_s[:, rows], lc_s[:, rows]
     out = []
     for k, cq, tq, yq in zip(range(cap_ah.shape[1]), _q(cap_ah), _q(lt_s), _q(lc_s)):
