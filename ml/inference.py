@@ -26,7 +26,8 @@ from ml.features.timing import PACE_CYCLES, cycle_clock_hours
 from ml.windows import (WindowSpec, column_values, future_schedule, make_windows, model_columns,
                         planned_hours_per_cycle)
 
-__all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "losses_within_level", "band", "apply_conformal",
+__all__ = ["ModelCard", "load_model_dir", "open_session", "forecast", "losses_within_level",
+           "band", "apply_conformal",
            "first_below",
            "OUTPUTS", "INPUTS", "CARD_FILE", "MODEL_FILE"]
 

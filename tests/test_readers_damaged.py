@@ -15,7 +15,7 @@ import pytest
 
 from data_registry.errors import InputFormatError
 from data_registry.readers import open_source
-from data_registry.readers.excel import _probe_verdict
+from data_registry.readers.excel import _probe_legacy, _probe_verdict
 from data_registry.readers.numeric_lines import iter_lines
 from data_registry.readers.sniff import read_head
 
@@ -87,11 +87,27 @@ def test_a_damaged_xls_is_read_in_a_capped_child_and_refused(tmp_path):
     p = _damaged_xls(tmp_path)
     stat = p.stat()
     verdict = _probe_verdict(str(p), stat.st_size, stat.st_mtime_ns, p.name)
-    assert isinstance(verdict, InputFormatError) and verdict.code == "unreadable"
-    assert verdict.file == "damaged.xls" and "exit status" in str(verdict)
+    assert verdict is not None and "exit status" in verdict[2]
     with pytest.raises(InputFormatError) as err:
+        _probe_legacy(str(p), stat.st_size, stat.st_mtime_ns, p.name)
+    assert err.value.code == "unreadable" and err.value.file == "damaged.xls"
+    with pytest.raises(InputFormatError) as err:  # detection: not a workbook it can read
         open_source(p).read()
     assert err.value.file == "damaged.xls"
+
+
+def test_the_probe_steps_aside_where_it_cannot_run(monkeypatch):
+    """No usable interpreter for the child: the check is unavailable, not a refusal."""
+    import sys
+
+    from data_registry.readers import excel
+
+    p = XLS / "land_cycles.xls"
+    stat = p.stat()
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    excel._probe_verdict.cache_clear()
+    assert excel._probe_verdict(str(p), stat.st_size, stat.st_mtime_ns + 1, p.name) is None
+    excel._probe_verdict.cache_clear()
 
 
 def test_an_intact_xls_passes_the_probe():

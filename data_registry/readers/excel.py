@@ -85,9 +85,20 @@ def _unreadable(exc: Exception, name: str) -> InputFormatError:
 #: the operating system's OOM killer answered by killing the whole service
 PROBE_MEMORY_BYTES = 3 << 30
 PROBE_SECONDS = 120
-_PROBE = ("import resource, sys\ncap = int(sys.argv[2])\n"
-          "resource.setrlimit(resource.RLIMIT_AS, (cap, cap))\n"
-          "from python_calamine import CalamineWorkbook\n"
+#: the child's exit status when it cannot set itself up (no python-calamine, no ``resource``,
+#: a hard limit it may not raise): the check is then unavailable, not a verdict on the file
+PROBE_UNAVAILABLE = 3
+_PROBE = ("import sys\n"
+          "try:\n"
+          "    import resource\n"
+          "    cap = int(sys.argv[2])\n"
+          "    hard = resource.getrlimit(resource.RLIMIT_AS)[1]\n"
+          "    if hard != resource.RLIM_INFINITY:\n"
+          "        cap = min(cap, hard)\n"
+          "    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))\n"
+          "    from python_calamine import CalamineWorkbook\n"
+          "except Exception:\n"
+          f"    sys.exit({PROBE_UNAVAILABLE})\n"
           "wb = CalamineWorkbook.from_path(sys.argv[1])\n"
           "for t in wb.sheet_names:\n    wb.get_sheet_by_name(t).to_python()\n")
 
@@ -96,14 +107,18 @@ def _probe_legacy(path: str, size: int, mtime_ns: int, name: str) -> None:
     """Read a legacy (OLE2) workbook once in a child process whose memory is capped
     (:data:`PROBE_MEMORY_BYTES` plus 50 × the file): a workbook whose structure makes the
     reader crash or run out of memory is refused here, and this process never opens it.
-    The verdict is cached per file version (format detection asks several times)."""
+    The verdict is cached per file version (format detection asks several times); where the
+    child cannot run or set itself up, the check is skipped (the workbook is read as before)."""
     refusal = _probe_verdict(path, size, mtime_ns, name)
     if refusal is not None:
-        raise refusal
+        raise InputFormatError(refusal[0], code="unreadable", file=name, expected=refusal[1],
+                               found=refusal[2])
 
 
 @functools.lru_cache(maxsize=8)
-def _probe_verdict(path: str, size: int, mtime_ns: int, name: str) -> InputFormatError | None:
+def _probe_verdict(path: str, size: int, mtime_ns: int, name: str
+                   ) -> tuple[str, str, str] | None:
+    """(message, expected, found) of a refusal, or None."""
     import subprocess
     import sys
 
@@ -111,21 +126,20 @@ def _probe_verdict(path: str, size: int, mtime_ns: int, name: str) -> InputForma
     try:
         done = subprocess.run([sys.executable, "-c", _PROBE, path, str(cap)],
                               capture_output=True, text=True, timeout=PROBE_SECONDS,
-                              env={**os.environ, "RUST_BACKTRACE": "0"})
+                              stdin=subprocess.DEVNULL, env={**os.environ, "RUST_BACKTRACE": "0"})
     except subprocess.TimeoutExpired:
-        return InputFormatError("cannot open the workbook: reading it did not finish",
-                                code="unreadable", file=name,
-                                expected=f"a workbook readable within {PROBE_SECONDS} s",
-                                found="a damaged or unusually built .xls")
-    if not done.returncode:
+        return ("cannot open the workbook: reading it did not finish",
+                f"a workbook readable within {PROBE_SECONDS} s",
+                "a damaged or unusually built .xls")
+    except OSError:  # no usable interpreter (a frozen application): the check is unavailable
+        return None
+    if done.returncode in (0, PROBE_UNAVAILABLE):
         return None
     last = next((x for x in reversed(done.stderr.strip().splitlines())
                  if x.strip() and not x.startswith("note:")), "no message")
-    return InputFormatError(f"cannot open the workbook: {last}"[:300], code="unreadable",
-                            file=name, expected="a legacy .xls workbook that reads within "
-                            f"{cap >> 20} MiB",
-                            found="a damaged workbook (the reader failed: exit status "
-                                  f"{done.returncode})")
+    return (f"cannot open the workbook: {last}"[:300],
+            f"a legacy .xls workbook that reads within {cap >> 20} MiB",
+            f"a damaged workbook (the reader failed: exit status {done.returncode})")
 
 
 def _first_rows(path: str, name: str) -> list[tuple[str, tuple]]:
