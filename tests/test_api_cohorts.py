@@ -180,3 +180,6 @@ def test_far_ahead_capacity_stays_physical(client, body):
         for key in ("loss_time_fraction", "loss_cycle_fraction"):
             q = row[key]
             assert 0.0 <= q["p05"] <= q["p50"] <= q["p95"] <= 1.5, (key, q)
+    for c in r.json()["cells"]:  # past zero it does not come back (was 29 x the reference)
+        p95 = [row["capacity_ah"]["p95"] for row in c["forecast"]]
+        assert max(p95[len(p95) // 2:]) <= max(p95[:10]) + 1e-9, c["cell_id"]

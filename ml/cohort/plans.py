@@ -47,7 +47,9 @@ def forecast_rows(post: CohortPosterior, cell: CellHistory, draws: np.ndarray,
     """CONTRACTS forecast rows of ``cell`` (all cycles or ``rows``) for parameter ``draws``."""
     th = post.shared(draws)
     lt, lc = law.losses(cell, th)
-    inter = law.interaction(lt, lc, th)
+    # the overlap of the two losses never cancels more than the smaller of them: unbounded,
+    # −k·Lt·Lc grows quadratically far past end of life and the capacity rose again (review)
+    inter = np.maximum(law.interaction(lt, lc, th), -np.minimum(lt, lc))
     level = law.undegraded_fraction(cell.typical_c_rate, th, offset)
     cap = level - lt - lc - inter
     noise = np.random.default_rng(11).standard_normal(cap.shape) * float(np.median(post.noise))
