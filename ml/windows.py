@@ -242,20 +242,30 @@ def _check_history(df: pd.DataFrame, min_rows: int) -> None:
         _check_clock(df["elapsed_hour"].to_numpy(dtype=float))
 
 
-def _check_clock(elapsed_hour: np.ndarray) -> None:
-    """A history whose test clock never advances (every cycle ends at the same elapsed time,
-    e.g. an export whose time column is all zeros) carries no time at all: the time-driven
-    fade cannot be told from it, and the forecast's clock would start from zero. Refused,
-    naming ``test_time_second``; a history without any clock is left to the callers (they
-    ask for the planned hours per cycle)."""
-    t = elapsed_hour[np.isfinite(elapsed_hour)]
+def stalled_clock(elapsed_hour: np.ndarray) -> tuple[int, float] | None:
+    """``(cycles, hour)`` when a clock never advances — at least 2 finite values, all equal
+    (every cycle ends at ``hour``, e.g. an export whose time column is all zeros) — else None.
+    Such a history carries no time: the time-driven fade cannot be told from it, and the
+    forecast's clock would start from zero. A history without any clock is not stalled (the
+    callers ask for the planned hours per cycle). One rule for single cells and cohorts."""
+    t = np.asarray(elapsed_hour, dtype=float)
+    t = t[np.isfinite(t)]
     if t.size >= 2 and float(t.max()) <= float(t.min()):
+        return int(t.size), float(t[0])
+    return None
+
+
+def _check_clock(elapsed_hour: np.ndarray) -> None:
+    """Refuse a :func:`stalled_clock`, naming ``test_time_second``."""
+    stalled = stalled_clock(elapsed_hour)
+    if stalled is not None:
         raise ValidationError(
             "the history's test clock never advances: every cycle ends at the same elapsed "
             "time, so time-driven fade cannot be told apart (is the time column the step "
             "time, or empty?)", code="clock_not_advancing", column="test_time_second",
             expected="the elapsed test time (s) at the end of each cycle, growing over the "
-                     "history", found=f"{t.size} cycles all ending at {t[0] * 3600.0:g} s")
+                     "history", found=f"{stalled[0]} cycles all ending at "
+                                       f"{stalled[1] * 3600.0:g} s")
 
 
 class ModelColumns(dict):
@@ -315,9 +325,7 @@ def _check_columns(data: dict[str, Any], n_rows: int, min_rows: int) -> None:
         with np.errstate(invalid="ignore"):
             suspicious = bool((~np.isfinite(retention) | (retention <= 0)).any())
     if not suspicious and "elapsed_hour" in data:
-        t = np.asarray(data["elapsed_hour"], dtype=float)
-        suspicious = n_rows >= 2 and not bool(np.nanmax(t) > np.nanmin(t)) \
-            if np.isfinite(t).sum() >= 2 else False
+        suspicious = stalled_clock(data["elapsed_hour"]) is not None
     if suspicious:
         _check_history(pd.DataFrame(data, copy=False), min_rows)
 

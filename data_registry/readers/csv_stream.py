@@ -227,6 +227,14 @@ def _records(path: Path, layout: CsvLayout, chunk_rows: int, max_line_bytes: int
             base += consumed
 
 
+def cut_short(name: str, found: str, row: int | None = None) -> InputFormatError:
+    """The error of a file whose data stop before its end (a gzip stream cut short in a copy
+    or download, a failing read): ``found`` says what the decompressor or the disk said."""
+    return InputFormatError("the file's data cannot be read to its end", code="unreadable_data",
+                            file=name, row=row, expected="a complete file (a gzip file: one "
+                            "that was not cut short in a copy or download)", found=found)
+
+
 class _Pieces:
     """Cut a byte stream into pieces of whole lines, sized from the bytes per line seen so far.
 
@@ -267,11 +275,8 @@ class _Pieces:
             try:
                 k = self.stream.readinto(view[got:need])
             except OSError as exc:  # a truncated or corrupt gzip stream, a failing disk
-                raise InputFormatError(
-                    "the file's data cannot be read to its end", code="unreadable_data",
-                    file=self.name, expected="a complete file (a gzip file: one that was "
-                    "not cut short in a copy or download)",
-                    found=f"{exc} after {self.read_bytes:,} bytes of data") from exc
+                raise cut_short(self.name, f"{exc} after {self.read_bytes:,} bytes of "
+                                           "data") from exc
             self.read_bytes += k
             if k == 0:
                 self.eof = True

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_registry.errors import InputFormatError
+from data_registry.readers.csv_stream import cut_short
 from data_registry.readers.sniff import Head
 
 #: a number with a decimal comma, alone on its line or between ``;``/tab delimiters
@@ -130,10 +131,7 @@ def iter_lines(head: Head, max_line_bytes: int) -> Iterator[tuple[int, str]]:
             try:
                 raw = next(lines, None)
             except (EOFError, OSError, zlib.error) as exc:  # a cut or damaged gzip stream
-                raise InputFormatError(
-                    "the file's data cannot be read to its end", code="unreadable_data",
-                    file=head.name, row=n + 1, expected="a complete file (a gzip file: one "
-                    "that was not cut short in a copy or download)", found=str(exc)) from exc
+                raise cut_short(head.name, str(exc), row=n + 1) from exc
             if raw is None:
                 return
             n += 1

@@ -162,15 +162,17 @@ def _plans(plans: list[PlanInput], known: set[str]) -> list[CellHistory]:
 
 
 def _check_clock(h: CellHistory, what: str, where: str | None) -> None:
-    """A cell (or plan) whose clock never advances carries no time: refused, as a single
-    cell's history is (``ml.windows``), naming ``test_time_second``."""
-    t = h.hours[np.isfinite(h.hours)]
-    if t.size >= 2 and float(t.max()) <= float(t.min()):
+    """A cell (or plan) whose clock never advances (:func:`ml.windows.stalled_clock`, the
+    single-cell rule) carries no time: refused, naming ``test_time_second``."""
+    from ml.windows import stalled_clock
+
+    stalled = stalled_clock(h.hours)
+    if stalled is not None:
         raise _bad(f"{what}: its test clock never advances (every cycle ends at the same "
                    "elapsed time), so time-driven fade cannot be told apart",
                    "test_time_second", "the elapsed test time (s) at the end of each cycle, "
-                   "growing over the cycles", f"{t.size} cycles all ending at "
-                   f"{t[0] * 3600.0:g} s", code="clock_not_advancing", file=where)
+                   "growing over the cycles", f"{stalled[0]} cycles all ending at "
+                   f"{stalled[1] * 3600.0:g} s", code="clock_not_advancing", file=where)
 
 
 def _quantiles(values: np.ndarray) -> dict[str, float]:
